@@ -1,0 +1,10 @@
+//! asctl: a high-availability cluster manager driven by configuration files.
+//!
+//! See ARCHITECTURE.md for the map. Data flows one way:
+//! files → `load` (documents with spans) → `model` (typed config) →
+//! `rules` (findings) → `diag` (rendering).
+
+pub mod diag;
+pub mod load;
+pub mod model;
+pub mod rules;

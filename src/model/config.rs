@@ -1,0 +1,116 @@
+//! A whole configuration: every object of every kind, typed, with the
+//! document each one came from (for locating findings).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::*;
+
+/// Index of a document in the loaded set (`crate::load::Loaded::docs`).
+pub type DocId = usize;
+
+/// One typed object: its metadata, its spec, and where it was read from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Object<S> {
+    pub metadata: Metadata,
+    pub spec: S,
+    #[serde(skip)]
+    pub doc: DocId,
+}
+
+impl<S> Object<S> {
+    pub fn name(&self) -> &Name {
+        &self.metadata.name
+    }
+}
+
+/// Objects of one kind, in document order, with a name index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Objects<S> {
+    items: Vec<Object<S>>,
+    #[serde(skip)]
+    by_name: HashMap<Name, usize>,
+}
+
+impl<S> Default for Objects<S> {
+    fn default() -> Self {
+        Objects {
+            items: Vec::new(),
+            by_name: HashMap::new(),
+        }
+    }
+}
+
+impl<S> Objects<S> {
+    /// Adds an object. The first object of a name wins the index; the loader
+    /// reports later duplicates.
+    pub fn push(&mut self, obj: Object<S>) {
+        self.by_name
+            .entry(obj.metadata.name.clone())
+            .or_insert(self.items.len());
+        self.items.push(obj);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Object<S>> {
+        self.by_name.get(name).map(|&i| &self.items[i])
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Object<S>> {
+        self.items.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+impl<'a, S> IntoIterator for &'a Objects<S> {
+    type Item = &'a Object<S>;
+    type IntoIter = std::slice::Iter<'a, Object<S>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter()
+    }
+}
+
+/// The typed configuration: what the rules check and the reconciler applies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Config {
+    pub domain: Option<Object<DomainSpec>>,
+    pub hosts: Objects<HostSpec>,
+    pub nodes: Objects<NodeSpec>,
+    pub lines: Objects<NetworkLineSpec>,
+    pub data_sources: Objects<DataSourceSpec>,
+    pub groups: Objects<ResourceGroupSpec>,
+}
+
+impl Config {
+    /// The rule profile in force (the default one when there is no Domain).
+    pub fn qualification(&self) -> Qualification {
+        self.domain
+            .as_ref()
+            .map(|d| d.spec.qualification)
+            .unwrap_or_default()
+    }
+
+    /// Whether an object of `kind` named `name` exists.
+    pub fn has(&self, kind: Kind, name: &str) -> bool {
+        match kind {
+            Kind::Domain => self
+                .domain
+                .as_ref()
+                .is_some_and(|d| d.name().as_str() == name),
+            Kind::Host => self.hosts.get(name).is_some(),
+            Kind::Node => self.nodes.get(name).is_some(),
+            Kind::NetworkLine => self.lines.get(name).is_some(),
+            Kind::DataSource => self.data_sources.get(name).is_some(),
+            Kind::ResourceGroup => self.groups.get(name).is_some(),
+        }
+    }
+}
