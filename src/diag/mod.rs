@@ -1,1 +1,227 @@
-pub mod dummy {}
+//! Findings and how they are shown.
+//!
+//! A [`Finding`] is what every stage (parse, schema, rules) produces. The
+//! renderers in this module turn a list of findings into human text (rustc
+//! style), JSON, SARIF 2.1.0 or GitHub workflow annotations. Renderers only
+//! format: they never decide severity or filter.
+
+mod github;
+mod human;
+mod json;
+mod sarif;
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::rules::Rule;
+
+pub use github::render_github;
+pub use human::render_human;
+pub use json::{JSON_FORMAT_VERSION, render_json};
+pub use sarif::render_sarif;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Note,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Index of a file in [`Sources`].
+pub type FileId = usize;
+
+/// A position: 1-based line, 1-based column counted in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+}
+
+/// A range in one file; `end` is exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Location {
+    pub file: FileId,
+    pub start: Pos,
+    pub end: Pos,
+}
+
+/// Another place that explains a finding (e.g. the first definition of a
+/// duplicate name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Related {
+    pub location: Location,
+    pub message: String,
+}
+
+/// One problem found in the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub rule: &'static Rule,
+    pub severity: Severity,
+    pub message: String,
+    /// Where the offending value is; `None` for findings about the whole
+    /// configuration (e.g. "no Domain").
+    pub location: Option<Location>,
+    pub related: Vec<Related>,
+    /// A fix specific to this finding; the rule's general fix is used otherwise.
+    pub help: Option<String>,
+    /// The objects the finding is about, as `Kind/name` (for `accept`).
+    pub objects: Vec<String>,
+    /// Set when the Domain accepts this finding on purpose: the recorded reason.
+    pub suppressed: Option<String>,
+}
+
+impl Finding {
+    pub fn new(
+        rule: &'static Rule,
+        message: impl Into<String>,
+        location: Option<Location>,
+    ) -> Self {
+        Finding {
+            rule,
+            severity: rule.severity,
+            message: message.into(),
+            location,
+            related: Vec::new(),
+            help: None,
+            objects: Vec::new(),
+            suppressed: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn with_related(mut self, location: Option<Location>, message: impl Into<String>) -> Self {
+        if let Some(location) = location {
+            self.related.push(Related {
+                location,
+                message: message.into(),
+            });
+        }
+        self
+    }
+
+    pub fn about(mut self, kind: crate::model::Kind, name: &str) -> Self {
+        self.objects.push(format!("{kind}/{name}"));
+        self
+    }
+
+    /// The help line shown to users: the finding's own, else the rule's.
+    pub fn help_text(&self) -> &str {
+        self.help.as_deref().unwrap_or(self.rule.fix)
+    }
+
+    /// Whether this finding counts against the exit code.
+    pub fn is_active(&self) -> bool {
+        self.suppressed.is_none()
+    }
+}
+
+/// The text of every file read, for showing source lines under findings.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    files: Vec<SourceFile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The path as the user gave it (or `<stdin>`).
+    pub name: String,
+    /// The text; empty for files that could not be decoded.
+    pub text: String,
+}
+
+impl Sources {
+    pub fn add(&mut self, name: String, text: String) -> FileId {
+        self.files.push(SourceFile { name, text });
+        self.files.len() - 1
+    }
+
+    pub fn name(&self, file: FileId) -> &str {
+        &self.files[file].name
+    }
+
+    pub fn text(&self, file: FileId) -> &str {
+        &self.files[file].text
+    }
+
+    pub fn set_text(&mut self, file: FileId, text: String) {
+        self.files[file].text = text;
+    }
+
+    /// The text of 1-based line `line`, without its line break.
+    pub fn line(&self, file: FileId, line: u32) -> Option<&str> {
+        self.text(file)
+            .split('\n')
+            .nth(line.checked_sub(1)? as usize)
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// Counts of active findings by severity.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub errors: usize,
+    pub warnings: usize,
+    pub notes: usize,
+    pub suppressed: usize,
+}
+
+impl Summary {
+    pub fn of(findings: &[Finding]) -> Summary {
+        let mut s = Summary::default();
+        for f in findings {
+            if !f.is_active() {
+                s.suppressed += 1;
+                continue;
+            }
+            match f.severity {
+                Severity::Error => s.errors += 1,
+                Severity::Warning => s.warnings += 1,
+                Severity::Note => s.notes += 1,
+            }
+        }
+        s
+    }
+}
+
+/// Orders findings for output: by file, position, then rule.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        let key = |f: &Finding| f.location.map(|l| (l.file, l.start));
+        key(a)
+            .map(|k| (0, k))
+            .cmp(&key(b).map(|k| (0, k)))
+            .then_with(|| a.rule.id.cmp(b.rule.id))
+            .then_with(|| a.message.cmp(&b.message))
+    });
+}

@@ -1,1 +1,546 @@
+//! Files → documents with spans → typed configuration, with every finding.
+//!
+//! The loader never stops at the first problem: it reads every file and
+//! every document it can, returns the typed [`Config`] of the documents that
+//! passed, and a finding for each one that did not. Only I/O failures (a
+//! path that does not exist, an unreadable directory) are errors, because
+//! they mean the input itself is wrong (exit code 2).
 
+mod schema_check;
+pub mod yaml;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::diag::{FileId, Finding, Location, Pos, Sources};
+use crate::model::{self, API_VERSION, Config, Kind, Metadata, Object};
+use crate::rules::catalog as cat;
+
+pub use schema_check::SchemaChecker;
+
+/// Largest file accepted, in bytes.
+pub const MAX_FILE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Where configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A file, or a directory read recursively for `*.yaml` / `*.yml`.
+    Path(PathBuf),
+    /// Standard input (`-` on the command line).
+    Stdin,
+}
+
+impl Input {
+    pub fn from_arg(arg: &str) -> Input {
+        if arg == "-" {
+            Input::Stdin
+        } else {
+            Input::Path(PathBuf::from(arg))
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    #[error("{0}: no *.yaml or *.yml file in this directory")]
+    EmptyDirectory(String),
+}
+
+/// One document that declared a kind, whether or not it passed the schema.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    pub file: FileId,
+    pub root: yaml::Node,
+    pub kind: Kind,
+    /// The declared name, if it is a string (valid or not).
+    pub name: Option<String>,
+}
+
+/// Everything read: sources for rendering, documents for spans, the typed
+/// configuration, and the findings of the parse and schema stages.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub sources: Sources,
+    pub docs: Vec<Doc>,
+    pub config: Config,
+    pub findings: Vec<Finding>,
+    /// True when some document could not be read far enough to know its kind
+    /// and name. Rules about the whole configuration (one Domain, dangling
+    /// references) are then not reported: the missing object may be there.
+    pub incomplete: bool,
+    /// Names of documents that declared a kind and name but failed the schema:
+    /// they exist as far as references are concerned.
+    pub invalid_names: Vec<(Kind, String)>,
+}
+
+impl Loaded {
+    /// The location of the value at `pointer` in document `doc`.
+    pub fn locate(&self, doc: model::DocId, pointer: &str) -> Option<Location> {
+        let d = self.docs.get(doc)?;
+        let (_, node) = d.root.lookup(pointer)?;
+        Some(location(d.file, node.span))
+    }
+
+    /// The location of the key of the entry at `pointer` (falls back to the
+    /// value for list items).
+    pub fn locate_key(&self, doc: model::DocId, pointer: &str) -> Option<Location> {
+        let d = self.docs.get(doc)?;
+        let (key, node) = d.root.lookup(pointer)?;
+        Some(location(d.file, key.unwrap_or(node).span))
+    }
+
+    /// Whether an object of `kind` named `name` is declared, valid or not.
+    pub fn declares(&self, kind: Kind, name: &str) -> bool {
+        self.config.has(kind, name)
+            || self
+                .invalid_names
+                .iter()
+                .any(|(k, n)| *k == kind && n == name)
+    }
+}
+
+pub(crate) fn location(file: FileId, span: yaml::Span) -> Location {
+    Location {
+        file,
+        start: span.start,
+        end: span.end,
+    }
+}
+
+/// Reads every input. Directories are walked recursively in sorted order.
+pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for input in inputs {
+        match input {
+            Input::Stdin => {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .take(MAX_FILE_BYTES as u64 + 1)
+                    .read_to_end(&mut buf)
+                    .map_err(|source| LoadError::Io {
+                        path: "<stdin>".into(),
+                        source,
+                    })?;
+                files.push(("<stdin>".into(), buf));
+            }
+            Input::Path(path) => read_path(path, &mut files)?,
+        }
+    }
+    let mut loader = Loader::default();
+    for (name, bytes) in files {
+        loader.add_bytes(name, &bytes);
+    }
+    Ok(loader.finish())
+}
+
+/// Reads in-memory files (tests, benchmarks, `explain` examples).
+pub fn load_texts<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Loaded {
+    let mut loader = Loader::default();
+    for (name, bytes) in files {
+        loader.add_bytes(name.to_owned(), bytes);
+    }
+    loader.finish()
+}
+
+fn read_path(path: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), LoadError> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            LoadError::NotFound(shown.clone())
+        } else {
+            LoadError::Io {
+                path: shown.clone(),
+                source,
+            }
+        }
+    })?;
+    if meta.is_dir() {
+        let mut found = Vec::new();
+        walk(path, &mut found)?;
+        if found.is_empty() {
+            return Err(LoadError::EmptyDirectory(shown));
+        }
+        found.sort();
+        for file in found {
+            read_file(&file, out)?;
+        }
+        Ok(())
+    } else {
+        read_file(path, out)
+    }
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let io = |source| LoadError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        let ty = entry.file_type().map_err(io)?;
+        if ty.is_dir() {
+            walk(&path, found)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), LoadError> {
+    let shown = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| LoadError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| LoadError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+    out.push((shown, bytes));
+    Ok(())
+}
+
+#[derive(Default)]
+struct Loader {
+    out: Loaded,
+}
+
+impl Loader {
+    fn add_bytes(&mut self, name: String, bytes: &[u8]) {
+        let file = self.out.sources.add(name, String::new());
+        let at = |line, column| {
+            let p = Pos { line, column };
+            Some(Location {
+                file,
+                start: p,
+                end: Pos {
+                    line,
+                    column: column + 1,
+                },
+            })
+        };
+        if bytes.len() > MAX_FILE_BYTES {
+            self.out.incomplete = true;
+            self.out.findings.push(Finding::new(
+                &cat::RESOURCE_LIMIT,
+                format!(
+                    "the file is larger than {} MiB",
+                    MAX_FILE_BYTES / (1024 * 1024)
+                ),
+                at(1, 1),
+            ));
+            return;
+        }
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => t.to_owned(),
+            Err(e) => {
+                let valid = &bytes[..e.valid_up_to()];
+                // Safe: the prefix up to `valid_up_to` is valid UTF-8 by definition.
+                let valid = std::str::from_utf8(valid).unwrap_or_default();
+                let line = valid.matches('\n').count() as u32 + 1;
+                let line_start = valid.rfind('\n').map_or(0, |i| i + 1);
+                let column = valid[line_start..].chars().count() as u32 + 1;
+                let bad = bytes[e.valid_up_to()];
+                // Keep the readable part so the snippet can show the line.
+                self.out
+                    .sources
+                    .set_text(file, String::from_utf8_lossy(bytes).into_owned());
+                self.out.incomplete = true;
+                self.out.findings.push(Finding::new(
+                    &cat::INVALID_ENCODING,
+                    format!("byte 0x{bad:02X} is not valid UTF-8"),
+                    at(line, column),
+                ));
+                return;
+            }
+        };
+        let parsed = yaml::parse(&text);
+        self.out.sources.set_text(file, text);
+        for problem in parsed.problems {
+            let loc = Some(location(file, problem.span));
+            self.out.incomplete = true;
+            let finding = match problem.kind {
+                yaml::ProblemKind::Syntax => Finding::new(&cat::YAML_SYNTAX, problem.message, loc),
+                yaml::ProblemKind::Limit => {
+                    Finding::new(&cat::RESOURCE_LIMIT, problem.message, loc)
+                }
+                yaml::ProblemKind::DuplicateKey => {
+                    Finding::new(&cat::DUPLICATE_KEY, problem.message, loc).with_related(
+                        problem.first.map(|s| location(file, s)),
+                        "first defined here",
+                    )
+                }
+            };
+            self.out.findings.push(finding);
+        }
+        for document in parsed.documents {
+            self.add_document(file, document);
+        }
+    }
+
+    fn add_document(&mut self, file: FileId, document: yaml::Document) {
+        let Some(root) = document.root.filter(|r| r.value != yaml::Value::Null) else {
+            let p = document.start;
+            self.out.findings.push(Finding::new(
+                &cat::EMPTY_DOCUMENT,
+                "this document is empty and is ignored",
+                Some(Location {
+                    file,
+                    start: p,
+                    end: p,
+                }),
+            ));
+            return;
+        };
+        let here = |node: &yaml::Node| Some(location(file, node.span));
+        if !matches!(root.value, yaml::Value::Map(_)) {
+            self.out.incomplete = true;
+            self.out.findings.push(Finding::new(
+                &cat::WRONG_TYPE,
+                format!(
+                    "a document must be a mapping with `apiVersion`, `kind`, `metadata` and `spec`, found {}",
+                    root.describe()
+                ),
+                here(&root),
+            ));
+            return;
+        }
+        let api = root.entry("apiVersion");
+        let kind = root.entry("kind");
+        if api.is_none() || kind.is_none() {
+            let missing = match (api.is_none(), kind.is_none()) {
+                (true, true) => "`apiVersion` and `kind`",
+                (true, false) => "`apiVersion`",
+                _ => "`kind`",
+            };
+            self.out.incomplete = true;
+            self.out.findings.push(
+                Finding::new(
+                    &cat::MISSING_HEADER,
+                    format!("this document has no {missing}"),
+                    Some(Location {
+                        file,
+                        start: root.span.start,
+                        end: root.span.start,
+                    }),
+                )
+                .with_help("start the document with `apiVersion: asctl/v1` and `kind: <Kind>`"),
+            );
+            return;
+        }
+        let (_, api) = api.unwrap_or_else(|| unreachable!());
+        let (_, kind_node) = kind.unwrap_or_else(|| unreachable!());
+        let mut header_ok = true;
+        if api.as_str() != Some(API_VERSION) {
+            header_ok = false;
+            self.out.findings.push(
+                Finding::new(
+                    &cat::UNKNOWN_API_VERSION,
+                    format!("unknown apiVersion {}", shown(api)),
+                    here(api),
+                )
+                .with_help(format!("this asctl reads `apiVersion: {API_VERSION}`")),
+            );
+        }
+        let kind = kind_node.as_str().and_then(Kind::parse);
+        if kind.is_none() {
+            header_ok = false;
+            let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            let mut f = Finding::new(
+                &cat::UNKNOWN_KIND,
+                format!("unknown kind {}", shown(kind_node)),
+                here(kind_node),
+            );
+            if let Some(s) = kind_node.as_str().and_then(|s| did_you_mean(s, &names)) {
+                f = f.with_help(format!("did you mean `{s}`?"));
+            }
+            self.out.findings.push(f);
+        }
+        let Some(kind) = kind.filter(|_| header_ok) else {
+            self.out.incomplete = true;
+            return;
+        };
+
+        let name = root
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str())
+            .map(str::to_owned);
+        let doc_id = self.out.docs.len();
+        let json = root.to_json();
+        let before = self.out.findings.len();
+        SchemaChecker::get().check(&json, &root, file, &mut self.out.findings);
+        let schema_ok = self.out.findings.len() == before;
+
+        let typed = if schema_ok {
+            self.typed(kind, &json, doc_id, &root, file)
+        } else {
+            false
+        };
+        if !typed {
+            match &name {
+                Some(n) => self.out.invalid_names.push((kind, n.clone())),
+                None => self.out.incomplete = true,
+            }
+        }
+        self.out.docs.push(Doc {
+            file,
+            root,
+            kind,
+            name,
+        });
+    }
+
+    /// Deserialises the typed object; reports what the schema could not
+    /// express (e.g. an IPv6 address that matches the pattern but is invalid).
+    fn typed(
+        &mut self,
+        kind: Kind,
+        json: &serde_json::Value,
+        doc: model::DocId,
+        root: &yaml::Node,
+        file: FileId,
+    ) -> bool {
+        let metadata: Metadata = match deserialize(&json["metadata"], "/metadata") {
+            Ok(m) => m,
+            Err(e) => return self.serde_finding(e, root, file),
+        };
+        let spec = &json["spec"];
+        let cfg = &mut self.out.config;
+        let result = match kind {
+            Kind::Domain => deserialize(spec, "/spec").map(|spec| {
+                if cfg.domain.is_none() {
+                    cfg.domain = Some(Object {
+                        metadata: metadata.clone(),
+                        spec,
+                        doc,
+                    });
+                }
+            }),
+            Kind::Host => deserialize(spec, "/spec").map(|spec| {
+                cfg.hosts.push(Object {
+                    metadata: metadata.clone(),
+                    spec,
+                    doc,
+                })
+            }),
+            Kind::Node => deserialize(spec, "/spec").map(|spec| {
+                cfg.nodes.push(Object {
+                    metadata: metadata.clone(),
+                    spec,
+                    doc,
+                })
+            }),
+            Kind::NetworkLine => deserialize(spec, "/spec").map(|spec| {
+                cfg.lines.push(Object {
+                    metadata: metadata.clone(),
+                    spec,
+                    doc,
+                })
+            }),
+            Kind::DataSource => deserialize(spec, "/spec").map(|spec| {
+                cfg.data_sources.push(Object {
+                    metadata: metadata.clone(),
+                    spec,
+                    doc,
+                })
+            }),
+            Kind::ResourceGroup => deserialize(spec, "/spec").map(|spec| {
+                cfg.groups.push(Object {
+                    metadata: metadata.clone(),
+                    spec,
+                    doc,
+                })
+            }),
+        };
+        match result {
+            Ok(()) => true,
+            Err(e) => self.serde_finding(e, root, file),
+        }
+    }
+
+    fn serde_finding(
+        &mut self,
+        (pointer, message): (String, String),
+        root: &yaml::Node,
+        file: FileId,
+    ) -> bool {
+        let loc = root
+            .lookup(&pointer)
+            .map(|(_, n)| location(file, n.span))
+            .or(Some(location(file, root.span)));
+        self.out
+            .findings
+            .push(Finding::new(&cat::INVALID_VALUE, message, loc));
+        false
+    }
+
+    fn finish(self) -> Loaded {
+        self.out
+    }
+}
+
+/// Deserialises with the path of the failing value, as a JSON pointer.
+fn deserialize<T: serde::de::DeserializeOwned>(
+    value: &serde_json::Value,
+    base: &str,
+) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut pointer = base.to_owned();
+        for seg in e.path().iter() {
+            use serde_path_to_error::Segment;
+            match seg {
+                Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+                Segment::Map { key } | Segment::Enum { variant: key } => {
+                    pointer.push('/');
+                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                }
+                Segment::Unknown => {}
+            }
+        }
+        (pointer, e.into_inner().to_string())
+    })
+}
+
+/// A scalar as shown in messages: `` `text` `` or its type.
+fn shown(node: &yaml::Node) -> String {
+    match &node.value {
+        yaml::Value::Str(s) => format!("`{s}`"),
+        yaml::Value::Seq(_) | yaml::Value::Map(_) | yaml::Value::Null => node.describe().to_owned(),
+        _ => format!("`{}`", node.key_text()),
+    }
+}
+
+/// The closest candidate to `word`, if it is close enough to be a typo.
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&word.to_lowercase(), &c.to_lowercase()),
+                *c,
+            )
+        })
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}

@@ -131,8 +131,7 @@ impl fmt::Display for Duration {
 string_serde!(Duration);
 
 /// Accepts what humantime accepts for the units users write in practice.
-pub const DURATION_PATTERN: &str =
-    r"^\s*[0-9]+\s*(ns|us|ms|s|sec|secs|m|min|mins|h|hr|hrs|d)(\s*[0-9]+\s*(ns|us|ms|s|sec|secs|m|min|mins|h|hr|hrs|d))*\s*$";
+pub const DURATION_PATTERN: &str = r"^\s*[0-9]+\s*(ns|us|ms|s|sec|secs|m|min|mins|h|hr|hrs|d)(\s*[0-9]+\s*(ns|us|ms|s|sec|secs|m|min|mins|h|hr|hrs|d))*\s*$";
 
 impl JsonSchema for Duration {
     fn schema_name() -> Cow<'static, str> {

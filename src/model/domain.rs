@@ -34,9 +34,7 @@ pub struct DomainSpec {
 }
 
 /// A rule profile: which qualification the configuration must satisfy.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Qualification {
     /// EMC AutoStart on VMware ESX, June 2009: the seed document of asctl.
@@ -106,9 +104,7 @@ pub struct Isolation {
     pub response: IsolationResponse,
 }
 
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum IsolationResponse {
     /// Take every group offline on the isolated node.

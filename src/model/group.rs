@@ -40,9 +40,7 @@ pub struct ResourceGroupSpec {
     pub restart: RestartPolicy,
 }
 
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Failback {
     /// Stay on the node the group failed over to.

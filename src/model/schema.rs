@@ -5,8 +5,8 @@
 //! kind's own schema. `if`/`then` (rather than `oneOf`) keeps errors precise:
 //! a document is only checked against the schema of the kind it declares.
 
-use schemars::generate::SchemaSettings;
 use schemars::SchemaGenerator;
+use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
 use super::*;
@@ -22,15 +22,22 @@ pub fn root_schema() -> Value {
         (Kind::Domain, generator.subschema_for::<DomainSpec>()),
         (Kind::Host, generator.subschema_for::<HostSpec>()),
         (Kind::Node, generator.subschema_for::<NodeSpec>()),
-        (Kind::NetworkLine, generator.subschema_for::<NetworkLineSpec>()),
-        (Kind::DataSource, generator.subschema_for::<DataSourceSpec>()),
-        (Kind::ResourceGroup, generator.subschema_for::<ResourceGroupSpec>()),
+        (
+            Kind::NetworkLine,
+            generator.subschema_for::<NetworkLineSpec>(),
+        ),
+        (
+            Kind::DataSource,
+            generator.subschema_for::<DataSourceSpec>(),
+        ),
+        (
+            Kind::ResourceGroup,
+            generator.subschema_for::<ResourceGroupSpec>(),
+        ),
     ];
     let metadata = generator.subschema_for::<Metadata>();
-    let mut definitions: Map<String, Value> = generator
-        .take_definitions(true)
-        .into_iter()
-        .collect();
+    let mut definitions: Map<String, Value> =
+        generator.take_definitions(true).into_iter().collect();
 
     let mut branches = Vec::new();
     for (kind, spec) in specs {
@@ -56,6 +63,9 @@ pub fn root_schema() -> Value {
         }));
     }
 
+    for def in definitions.values_mut() {
+        strip_null(def);
+    }
     let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
@@ -81,4 +91,43 @@ pub fn root_schema() -> Value {
         "allOf": branches,
         "definitions": definitions,
     })
+}
+
+/// The schema as committed in `schemas/asctl.schema.json`.
+pub fn schema_text() -> String {
+    serde_json::to_string_pretty(&root_schema()).unwrap_or_default()
+}
+
+/// Optional fields are written by leaving them out, not by `null`: remove the
+/// `null` alternative schemars adds for `Option<T>`, so that `nics:` with no
+/// value is reported instead of silently meaning "unset".
+fn strip_null(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".into(), only);
+                }
+            }
+            for key in ["anyOf", "oneOf"] {
+                if let Some(Value::Array(alts)) = map.get_mut(key) {
+                    alts.retain(|a| a.get("type").is_none_or(|t| t != "null"));
+                    if alts.len() == 1 {
+                        let only = alts.remove(0);
+                        map.remove(key);
+                        if let Value::Object(inner) = only {
+                            for (k, v) in inner {
+                                map.entry(k).or_insert(v);
+                            }
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(strip_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_null),
+        _ => {}
+    }
 }

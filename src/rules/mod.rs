@@ -1,1 +1,105 @@
+//! The rule catalog and the checks behind it.
+//!
+//! `catalog` holds every rule's metadata (ID, severity, texts, seed
+//! reference, examples); the other modules hold the checks. Checks are pure:
+//! they read the typed [`Config`] and the documents' spans (through
+//! [`Ctx`]) and report findings. Which findings count depends on the
+//! qualification profile of the Domain (see `profile`).
 
+mod accept;
+pub mod catalog;
+mod structure;
+
+pub use catalog::*;
+
+use crate::diag::{Finding, Location, sort_findings};
+use crate::load::Loaded;
+use crate::model::{Config, DocId, Kind, Object, Qualification};
+
+/// What a check sees: the typed configuration, spans, and a sink.
+pub struct Ctx<'a> {
+    pub loaded: &'a Loaded,
+    pub config: &'a Config,
+    findings: Vec<Finding>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(loaded: &'a Loaded) -> Self {
+        Ctx {
+            loaded,
+            config: &loaded.config,
+            findings: Vec::new(),
+        }
+    }
+
+    /// Location of the value at `pointer` (e.g. `/spec/dataSources/1`) in `doc`.
+    pub fn at(&self, doc: DocId, pointer: &str) -> Option<Location> {
+        self.loaded.locate(doc, pointer)
+    }
+
+    /// Location of the key at `pointer` (for "this field should not be here").
+    pub fn at_key(&self, doc: DocId, pointer: &str) -> Option<Location> {
+        self.loaded.locate_key(doc, pointer)
+    }
+
+    /// Location of an object's name (for findings about the whole object).
+    pub fn at_name<S>(&self, obj: &Object<S>) -> Option<Location> {
+        self.at(obj.doc, "/metadata/name")
+    }
+
+    pub fn report(&mut self, finding: Finding) {
+        self.findings.push(finding);
+    }
+
+    pub fn into_findings(self) -> Vec<Finding> {
+        self.findings
+    }
+}
+
+/// Runs every check and returns their findings (not yet accepted or sorted).
+pub fn check(loaded: &Loaded) -> Vec<Finding> {
+    let mut ctx = Ctx::new(loaded);
+    structure::check(&mut ctx);
+    let qualification = loaded.config.qualification();
+    ctx.into_findings()
+        .into_iter()
+        .filter(|f| applies(f.rule, qualification))
+        .collect()
+}
+
+/// Whether a rule is in force under a qualification profile.
+pub fn applies(rule: &Rule, qualification: Qualification) -> bool {
+    match rule.scope {
+        Scope::Structural => true,
+        Scope::Qualification => qualification != Qualification::Generic,
+    }
+}
+
+/// The result of `asctl validate`: what was loaded and every finding, with
+/// the Domain's acceptances applied, in output order.
+pub struct Validation {
+    pub loaded: Loaded,
+    pub findings: Vec<Finding>,
+}
+
+impl Validation {
+    pub fn has_errors(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.is_active() && f.severity == crate::diag::Severity::Error)
+    }
+}
+
+/// Runs every stage on what was loaded.
+pub fn validate(mut loaded: Loaded) -> Validation {
+    let mut findings = std::mem::take(&mut loaded.findings);
+    findings.extend(check(&loaded));
+    accept::apply(&loaded, &mut findings);
+    sort_findings(&mut findings);
+    Validation { loaded, findings }
+}
+
+/// The `Kind/name` key used in findings and `accept.objects`.
+pub fn object_key(kind: Kind, name: &str) -> String {
+    format!("{kind}/{name}")
+}

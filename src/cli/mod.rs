@@ -1,0 +1,55 @@
+//! Command definitions (clap derive) and dispatch.
+
+mod catalog;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code: no errors (warnings allowed).
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the configuration has errors.
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit code: usage error or I/O failure.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "asctl",
+    version,
+    about = "High-availability cluster manager driven by configuration files",
+    long_about = "asctl validates HA domain definitions (nodes, hosts, network lines, data sources, \
+resource groups) written in YAML against the compatibility rules of EMC AutoStart on VMware, \
+and reports every finding with its file, line and column.\n\n\
+Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 usage or I/O failure.",
+    after_help = "Examples:\n  asctl validate examples/\n  asctl validate --format sarif cluster/ > asctl.sarif\n  asctl explain AS0101\n  asctl matrix sharedDisk"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check configuration files and report every finding.
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of configuration documents (draft-07).
+    Schema,
+    /// Explain a rule: why it exists, the seed reference, a failing and a passing example.
+    Explain(catalog::ExplainArgs),
+    /// List every rule of the catalog.
+    Rules(catalog::RulesArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Schema => {
+            println!("{}", asctl::model::schema::schema_text());
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        Command::Explain(args) => catalog::explain(args),
+        Command::Rules(args) => catalog::rules(args),
+    }
+}

@@ -1,0 +1,67 @@
+use std::process::ExitCode;
+
+use anyhow::Context;
+use asctl::diag::{self, Severity};
+use asctl::load::{self, Input};
+use asctl::rules;
+use clap::{Args, ValueEnum};
+
+use super::{EXIT_FINDINGS, EXIT_OK};
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Files or directories (read recursively for *.yaml / *.yml); `-` reads standard input.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Treat warnings as errors (exit code 1 when there is any warning).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub deny: Option<Deny>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// rustc-style text with source snippets.
+    Human,
+    /// The stable JSON report documented in the README.
+    Json,
+    /// SARIF 2.1.0, for code scanning.
+    Sarif,
+    /// GitHub Actions workflow annotations.
+    Github,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Deny {
+    /// Warnings count as errors.
+    Warnings,
+}
+
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let inputs: Vec<Input> = args.paths.iter().map(|p| Input::from_arg(p)).collect();
+    let loaded = load::load(&inputs).context("cannot read the configuration")?;
+    let mut validation = rules::validate(loaded);
+    if args.deny == Some(Deny::Warnings) {
+        for f in &mut validation.findings {
+            if f.severity == Severity::Warning {
+                f.severity = Severity::Error;
+            }
+        }
+    }
+    let sources = &validation.loaded.sources;
+    let documents = validation.loaded.docs.len();
+    let text = match args.format {
+        Format::Human => diag::render_human(&validation.findings, sources, documents),
+        Format::Json => diag::render_json(&validation.findings, sources, documents),
+        Format::Sarif => diag::render_sarif(&validation.findings, sources),
+        Format::Github => diag::render_github(&validation.findings, sources),
+    };
+    print!("{text}");
+    Ok(ExitCode::from(if validation.has_errors() {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    }))
+}

@@ -1,0 +1,111 @@
+//! rustc-style text: a header, the source line, a caret under the value,
+//! related locations and a help line.
+
+use std::fmt::Write;
+
+use super::{Finding, Location, Sources, Summary};
+
+pub fn render_human(findings: &[Finding], sources: &Sources, documents: usize) -> String {
+    let mut out = String::new();
+    for f in findings.iter().filter(|f| f.is_active()) {
+        let _ = writeln!(out, "{}[{}]: {}", f.severity, f.rule.id, f.message);
+        let gutter = gutter_width(f);
+        match f.location {
+            Some(loc) => snippet(&mut out, sources, loc, "-->", "", gutter, '^'),
+            None => {}
+        }
+        for r in &f.related {
+            snippet(
+                &mut out, sources, r.location, ":::", &r.message, gutter, '-',
+            );
+        }
+        let pad = " ".repeat(gutter);
+        if f.location.is_some() || !f.related.is_empty() {
+            let _ = writeln!(out, "{pad} |");
+        }
+        let _ = writeln!(out, "{pad} = help: {}", f.help_text());
+        if let Some(seed) = f.rule.seed_reference() {
+            let _ = writeln!(out, "{pad} = seed: {seed}");
+        }
+        let _ = writeln!(out, "{pad} = rule: `asctl explain {}`", f.rule.id);
+        out.push('\n');
+    }
+    let s = Summary::of(findings);
+    let files = sources.len();
+    let _ = write!(
+        out,
+        "{}: {} file{}, {} document{}: {} error{}, {} warning{}",
+        if s.errors > 0 { "failed" } else { "ok" },
+        files,
+        plural(files),
+        documents,
+        plural(documents),
+        s.errors,
+        plural(s.errors),
+        s.warnings,
+        plural(s.warnings),
+    );
+    if s.notes > 0 {
+        let _ = write!(out, ", {} note{}", s.notes, plural(s.notes));
+    }
+    if s.suppressed > 0 {
+        let _ = write!(out, " ({} accepted in the Domain)", s.suppressed);
+    }
+    out.push('\n');
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn gutter_width(f: &Finding) -> usize {
+    let max = f
+        .location
+        .iter()
+        .chain(f.related.iter().map(|r| &r.location))
+        .map(|l| l.start.line)
+        .max()
+        .unwrap_or(1);
+    max.to_string().len()
+}
+
+fn snippet(
+    out: &mut String,
+    sources: &Sources,
+    loc: Location,
+    arrow: &str,
+    label: &str,
+    gutter: usize,
+    mark: char,
+) {
+    let pad = " ".repeat(gutter);
+    let _ = writeln!(
+        out,
+        "{pad}{arrow} {}:{}:{}",
+        sources.name(loc.file),
+        loc.start.line,
+        loc.start.column
+    );
+    let Some(line) = sources.line(loc.file, loc.start.line) else {
+        return;
+    };
+    let line = line.replace('\t', " ");
+    let _ = writeln!(out, "{pad} |");
+    let _ = writeln!(out, "{:>gutter$} | {}", loc.start.line, line);
+    let chars = line.chars().count() as u32;
+    let start = loc.start.column.saturating_sub(1).min(chars);
+    let end = if loc.end.line == loc.start.line && loc.end.column > loc.start.column {
+        (loc.end.column - 1).min(chars)
+    } else {
+        chars
+    };
+    let width = end.saturating_sub(start).max(1) as usize;
+    let marks: String = std::iter::repeat_n(mark, width).collect();
+    let label = if label.is_empty() {
+        String::new()
+    } else {
+        format!(" {label}")
+    };
+    let _ = writeln!(out, "{pad} | {}{marks}{label}", " ".repeat(start as usize));
+}
