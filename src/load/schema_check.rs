@@ -123,6 +123,16 @@ impl SchemaChecker {
                         node.key_text()
                     ));
                 }
+                if expected.contains("boolean")
+                    && matches!(
+                        node.as_str(),
+                        Some("yes" | "no" | "on" | "off" | "y" | "n" | "Yes" | "No" | "YES" | "NO")
+                    )
+                {
+                    f = f.with_help(
+                        "YAML 1.2 reads `yes`/`no`/`on`/`off` as strings: write `true` or `false`",
+                    );
+                }
                 f
             }
             ValidationErrorKind::Enum { options } => {

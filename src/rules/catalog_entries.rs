@@ -159,7 +159,7 @@ rules! {
         title: "a value is not allowed for its field",
         origin: Asctl,
         scope: Structural,
-        fix: "use one of the allowed values",
+        fix: "use a value the field accepts (the message names the allowed values or the expected form)",
         explanation: "Enumerations (`role: domain | verification`), formats (durations like `250ms`, addresses like `10.1.0.0/24`) and ranges are checked. The finding lists the allowed values and suggests the closest one.",
     }
     ACCEPT_ERROR_UNACKNOWLEDGED = {

@@ -1,0 +1,252 @@
+//! The real binary: exit codes, every output format, SARIF checked against
+//! the SARIF 2.1.0 schema.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn asctl() -> Command {
+    Command::cargo_bin("asctl").unwrap()
+}
+
+#[test]
+fn a_valid_example_exits_0() {
+    asctl()
+        .args(["validate", "examples/quickstart"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("ok: 6 files"));
+}
+
+#[test]
+fn errors_exit_1_with_a_rustc_style_snippet() {
+    asctl()
+        .args(["validate", "tests/fixtures/broken/wrong-type.yaml"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error[AS0010]: `nics` must be an integer, found a string\n  --> tests/fixtures/broken/wrong-type.yaml:16:9",
+        ))
+        .stdout(predicate::str::contains("16 |   nics: three\n   |         ^^^^^"));
+}
+
+#[test]
+fn usage_and_io_failures_exit_2() {
+    asctl()
+        .args(["validate", "does/not/exist.yaml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "does/not/exist.yaml: no such file or directory",
+        ));
+    asctl().args(["validate"]).assert().code(2);
+    asctl()
+        .args(["validate", "--format", "xml", "examples"])
+        .assert()
+        .code(2);
+    asctl().args(["explain", "AS9999"]).assert().code(2);
+}
+
+#[test]
+fn deny_warnings_turns_warnings_into_errors() {
+    let fixture = "tests/fixtures/broken/empty-document.yaml";
+    asctl().args(["validate", fixture]).assert().code(0);
+    asctl()
+        .args(["validate", "--deny", "warnings", fixture])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("error[AS0004]"));
+}
+
+#[test]
+fn stdin_is_read_with_a_dash() {
+    let text = std::fs::read("tests/fixtures/broken/unknown-field.yaml").unwrap();
+    asctl()
+        .args(["validate", "-"])
+        .write_stdin(text)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("--> <stdin>:14:3"));
+}
+
+#[test]
+fn json_output_is_the_documented_report() {
+    let out = asctl()
+        .args([
+            "validate",
+            "--format",
+            "json",
+            "tests/fixtures/broken/unknown-field.yaml",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["summary"]["errors"], 1);
+    let f = &report["findings"][0];
+    assert_eq!(f["rule"], "AS0009");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(
+        f["location"]["file"],
+        "tests/fixtures/broken/unknown-field.yaml"
+    );
+    assert_eq!(f["location"]["line"], 14);
+    assert_eq!(f["location"]["column"], 3);
+    assert_eq!(f["location"]["endColumn"], 11);
+    assert_eq!(f["help"], "did you mean `failback`?");
+}
+
+#[test]
+fn github_output_is_workflow_annotations() {
+    asctl()
+        .args(["validate", "--format", "github", "tests/fixtures/broken/wrong-type.yaml"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(
+            "::error file=tests/fixtures/broken/wrong-type.yaml,line=15,col=14,endLine=15,endColumn=17,title=AS0010 a value has the wrong type::`version` must be a string, found a number%0Ahelp: quote the value to make it a string: \"3.5\"\n",
+        ));
+}
+
+/// The SARIF 2.1.0 schema as shipped in the serde-sarif package (a
+/// dev-dependency), read from cargo's registry sources.
+fn sarif_schema() -> Value {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
+        .expect("CARGO_HOME or HOME is set");
+    let registry = cargo_home.join("registry/src");
+    let schema = std::fs::read_dir(&registry)
+        .unwrap()
+        .flat_map(|index| std::fs::read_dir(index.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("serde-sarif-"))
+        })
+        .map(|p| p.join("src/schema.json"))
+        .find(|p| p.exists())
+        .expect("serde-sarif (dev-dependency) ships the SARIF schema");
+    serde_json::from_str(&std::fs::read_to_string(schema).unwrap()).unwrap()
+}
+
+#[test]
+fn sarif_output_conforms_to_sarif_2_1_0() {
+    let mut schema = sarif_schema();
+    assert!(schema["title"].as_str().unwrap().contains("2.1.0"));
+    // The published schema's `language` patterns have a stray `]` that
+    // strict regex engines reject; asctl never emits `language`.
+    fn drop_bad_patterns(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if map.get("pattern").and_then(Value::as_str) == Some(BAD_LANGUAGE_PATTERN) {
+                    map.remove("pattern");
+                }
+                map.values_mut().for_each(drop_bad_patterns);
+            }
+            Value::Array(items) => items.iter_mut().for_each(drop_bad_patterns),
+            _ => {}
+        }
+    }
+    const BAD_LANGUAGE_PATTERN: &str = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$";
+    drop_bad_patterns(&mut schema);
+    let validator = jsonschema::draft7::options().build(&schema).unwrap();
+    for target in [
+        "tests/fixtures/broken/many-errors.yaml",
+        "tests/fixtures/broken/duplicate-names",
+        "tests/fixtures/broken/no-domain.yaml",
+        "examples",
+    ] {
+        let out = asctl()
+            .args(["validate", "--format", "sarif", target])
+            .output()
+            .unwrap();
+        let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&sarif)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{target}: {errors:#?}");
+        // And it reads back as typed SARIF.
+        let typed: serde_sarif::sarif::Sarif = serde_json::from_value(sarif.clone()).unwrap();
+        assert_eq!(typed.runs.len(), 1);
+    }
+}
+
+#[test]
+fn sarif_results_carry_rule_ids_and_regions() {
+    let out = asctl()
+        .args([
+            "validate",
+            "--format",
+            "sarif",
+            "tests/fixtures/broken/duplicate-names",
+        ])
+        .output()
+        .unwrap();
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &sarif["runs"][0];
+    let result = &run["results"][0];
+    assert_eq!(result["ruleId"], "AS0012");
+    let index = result["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(run["tool"]["driver"]["rules"][index]["id"], "AS0012");
+    let region = &result["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(region["startLine"], 4);
+    assert_eq!(region["startColumn"], 9);
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "tests/fixtures/broken/duplicate-names/b.yaml"
+    );
+    assert_eq!(
+        result["relatedLocations"][0]["message"]["text"],
+        "first defined here"
+    );
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let committed = std::fs::read_to_string("schemas/asctl.schema.json").unwrap();
+    asctl()
+        .arg("schema")
+        .assert()
+        .code(0)
+        .stdout(predicate::function(move |out: &str| {
+            out.trim_end() == committed.trim_end()
+        }));
+}
+
+#[test]
+fn explain_prints_text_reference_and_both_examples() {
+    let rule = asctl::rules::find_rule("AS0002").unwrap();
+    asctl()
+        .args(["explain", "as0002"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(rule.explanation))
+        .stdout(predicate::str::contains("Failing example:"))
+        .stdout(predicate::str::contains("Passing example:"))
+        .stdout(predicate::str::contains("asctl's own rule"));
+}
+
+#[test]
+fn rules_lists_the_catalog_as_json() {
+    let out = asctl()
+        .args(["rules", "--format", "json"])
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), asctl::rules::ALL.len());
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "IDs are sorted and unique"
+    );
+}
