@@ -136,20 +136,98 @@ pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
             Input::Path(path) => read_path(path, &mut files)?,
         }
     }
-    let mut loader = Loader::default();
-    for (name, bytes) in files {
-        loader.add_bytes(name, &bytes);
-    }
-    Ok(loader.finish())
+    Ok(assemble(
+        files.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
+    ))
 }
 
 /// Reads in-memory files (tests, benchmarks, `explain` examples).
 pub fn load_texts<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Loaded {
-    let mut loader = Loader::default();
-    for (name, bytes) in files {
-        loader.add_bytes(name.to_owned(), bytes);
+    assemble(files)
+}
+
+/// Reads every file in parallel (files are independent until names are
+/// compared), then assembles the results in input order so that document
+/// IDs, findings and "first definition" are deterministic.
+fn assemble<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Loaded {
+    use rayon::prelude::*;
+    let files: Vec<(&str, &[u8])> = files.into_iter().collect();
+    let results: Vec<FileLoader> = files
+        .par_iter()
+        .enumerate()
+        .map(|(file, (_, bytes))| {
+            let mut loader = FileLoader::new(file);
+            loader.read(bytes);
+            loader
+        })
+        .collect();
+    let mut out = Loaded::default();
+    for ((name, _), result) in files.iter().zip(results) {
+        out.sources.add((*name).to_owned(), result.text);
+        out.findings.extend(result.findings);
+        out.incomplete |= result.incomplete;
+        out.invalid_names.extend(result.invalid_names);
+        for (doc, typed) in result.docs {
+            let id = out.docs.len();
+            out.docs.push(doc);
+            if let Some(typed) = typed {
+                typed.add_to(&mut out.config, id);
+            }
+        }
     }
-    loader.finish()
+    out
+}
+
+/// One typed object, before it gets its document ID.
+enum Typed {
+    Domain(Metadata, model::DomainSpec),
+    Host(Metadata, model::HostSpec),
+    Node(Metadata, model::NodeSpec),
+    NetworkLine(Metadata, model::NetworkLineSpec),
+    DataSource(Metadata, model::DataSourceSpec),
+    ResourceGroup(Metadata, model::ResourceGroupSpec),
+}
+
+impl Typed {
+    fn add_to(self, cfg: &mut Config, doc: model::DocId) {
+        match self {
+            // A second Domain is reported by the rules (AS0013); the first wins.
+            Typed::Domain(metadata, spec) => {
+                if cfg.domain.is_none() {
+                    cfg.domain = Some(Object {
+                        metadata,
+                        spec,
+                        doc,
+                    });
+                }
+            }
+            Typed::Host(metadata, spec) => cfg.hosts.push(Object {
+                metadata,
+                spec,
+                doc,
+            }),
+            Typed::Node(metadata, spec) => cfg.nodes.push(Object {
+                metadata,
+                spec,
+                doc,
+            }),
+            Typed::NetworkLine(metadata, spec) => cfg.lines.push(Object {
+                metadata,
+                spec,
+                doc,
+            }),
+            Typed::DataSource(metadata, spec) => cfg.data_sources.push(Object {
+                metadata,
+                spec,
+                doc,
+            }),
+            Typed::ResourceGroup(metadata, spec) => cfg.groups.push(Object {
+                metadata,
+                spec,
+                doc,
+            }),
+        }
+    }
 }
 
 fn read_path(path: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), LoadError> {
@@ -218,14 +296,30 @@ fn read_file(path: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), LoadEr
     Ok(())
 }
 
-#[derive(Default)]
-struct Loader {
-    out: Loaded,
+/// What one file yields; merged into [`Loaded`] by [`assemble`].
+struct FileLoader {
+    file: FileId,
+    text: String,
+    findings: Vec<Finding>,
+    incomplete: bool,
+    invalid_names: Vec<(Kind, String)>,
+    docs: Vec<(Doc, Option<Typed>)>,
 }
 
-impl Loader {
-    fn add_bytes(&mut self, name: String, bytes: &[u8]) {
-        let file = self.out.sources.add(name, String::new());
+impl FileLoader {
+    fn new(file: FileId) -> Self {
+        FileLoader {
+            file,
+            text: String::new(),
+            findings: Vec::new(),
+            incomplete: false,
+            invalid_names: Vec::new(),
+            docs: Vec::new(),
+        }
+    }
+
+    fn read(&mut self, bytes: &[u8]) {
+        let file = self.file;
         let at = |line, column| {
             let p = Pos { line, column };
             Some(Location {
@@ -238,8 +332,8 @@ impl Loader {
             })
         };
         if bytes.len() > MAX_FILE_BYTES {
-            self.out.incomplete = true;
-            self.out.findings.push(Finding::new(
+            self.incomplete = true;
+            self.findings.push(Finding::new(
                 &cat::RESOURCE_LIMIT,
                 format!(
                     "the file is larger than {} MiB",
@@ -261,11 +355,9 @@ impl Loader {
                 let column = valid[line_start..].chars().count() as u32 + 1;
                 let bad = bytes[e.valid_up_to()];
                 // Keep the readable part so the snippet can show the line.
-                self.out
-                    .sources
-                    .set_text(file, String::from_utf8_lossy(bytes).into_owned());
-                self.out.incomplete = true;
-                self.out.findings.push(Finding::new(
+                self.text = String::from_utf8_lossy(bytes).into_owned();
+                self.incomplete = true;
+                self.findings.push(Finding::new(
                     &cat::INVALID_ENCODING,
                     format!("byte 0x{bad:02X} is not valid UTF-8"),
                     at(line, column),
@@ -274,10 +366,10 @@ impl Loader {
             }
         };
         let parsed = yaml::parse(&text);
-        self.out.sources.set_text(file, text);
+        self.text = text;
         for problem in parsed.problems {
             let loc = Some(location(file, problem.span));
-            self.out.incomplete = true;
+            self.incomplete = true;
             let finding = match problem.kind {
                 yaml::ProblemKind::Syntax => Finding::new(&cat::YAML_SYNTAX, problem.message, loc),
                 yaml::ProblemKind::Limit => {
@@ -290,7 +382,7 @@ impl Loader {
                     )
                 }
             };
-            self.out.findings.push(finding);
+            self.findings.push(finding);
         }
         for document in parsed.documents {
             self.add_document(file, document);
@@ -300,7 +392,7 @@ impl Loader {
     fn add_document(&mut self, file: FileId, document: yaml::Document) {
         let Some(root) = document.root.filter(|r| r.value != yaml::Value::Null) else {
             let p = document.start;
-            self.out.findings.push(Finding::new(
+            self.findings.push(Finding::new(
                 &cat::EMPTY_DOCUMENT,
                 "this document is empty and is ignored",
                 Some(Location {
@@ -313,8 +405,8 @@ impl Loader {
         };
         let here = |node: &yaml::Node| Some(location(file, node.span));
         if !matches!(root.value, yaml::Value::Map(_)) {
-            self.out.incomplete = true;
-            self.out.findings.push(Finding::new(
+            self.incomplete = true;
+            self.findings.push(Finding::new(
                 &cat::WRONG_TYPE,
                 format!(
                     "a document must be a mapping with `apiVersion`, `kind`, `metadata` and `spec`, found {}",
@@ -332,8 +424,8 @@ impl Loader {
                 (true, false) => "`apiVersion`",
                 _ => "`kind`",
             };
-            self.out.incomplete = true;
-            self.out.findings.push(
+            self.incomplete = true;
+            self.findings.push(
                 Finding::new(
                     &cat::MISSING_HEADER,
                     format!("this document has no {missing}"),
@@ -352,7 +444,7 @@ impl Loader {
         let mut header_ok = true;
         if api.as_str() != Some(API_VERSION) {
             header_ok = false;
-            self.out.findings.push(
+            self.findings.push(
                 Finding::new(
                     &cat::UNKNOWN_API_VERSION,
                     format!("unknown apiVersion {}", shown(api)),
@@ -373,10 +465,10 @@ impl Loader {
             if let Some(s) = kind_node.as_str().and_then(|s| did_you_mean(s, &names)) {
                 f = f.with_help(format!("did you mean `{s}`?"));
             }
-            self.out.findings.push(f);
+            self.findings.push(f);
         }
         let Some(kind) = kind.filter(|_| header_ok) else {
-            self.out.incomplete = true;
+            self.incomplete = true;
             return;
         };
 
@@ -385,29 +477,31 @@ impl Loader {
             .and_then(|m| m.get("name"))
             .and_then(|n| n.as_str())
             .map(str::to_owned);
-        let doc_id = self.out.docs.len();
         let json = root.to_json();
-        let before = self.out.findings.len();
-        SchemaChecker::get().check(&json, &root, file, &mut self.out.findings);
-        let schema_ok = self.out.findings.len() == before;
+        let before = self.findings.len();
+        SchemaChecker::get().check(&json, &root, file, &mut self.findings);
+        let schema_ok = self.findings.len() == before;
 
         let typed = if schema_ok {
-            self.typed(kind, &json, doc_id, &root, file)
+            self.typed(kind, &json, &root, file)
         } else {
-            false
+            None
         };
-        if !typed {
+        if typed.is_none() {
             match &name {
-                Some(n) => self.out.invalid_names.push((kind, n.clone())),
-                None => self.out.incomplete = true,
+                Some(n) => self.invalid_names.push((kind, n.clone())),
+                None => self.incomplete = true,
             }
         }
-        self.out.docs.push(Doc {
-            file,
-            root,
-            kind,
-            name,
-        });
+        self.docs.push((
+            Doc {
+                file,
+                root,
+                kind,
+                name,
+            },
+            typed,
+        ));
     }
 
     /// Deserialises the typed object; reports what the schema could not
@@ -416,64 +510,28 @@ impl Loader {
         &mut self,
         kind: Kind,
         json: &serde_json::Value,
-        doc: model::DocId,
         root: &yaml::Node,
         file: FileId,
-    ) -> bool {
+    ) -> Option<Typed> {
         let metadata: Metadata = match deserialize(&json["metadata"], "/metadata") {
             Ok(m) => m,
             Err(e) => return self.serde_finding(e, root, file),
         };
         let spec = &json["spec"];
-        let cfg = &mut self.out.config;
         let result = match kind {
-            Kind::Domain => deserialize(spec, "/spec").map(|spec| {
-                if cfg.domain.is_none() {
-                    cfg.domain = Some(Object {
-                        metadata: metadata.clone(),
-                        spec,
-                        doc,
-                    });
-                }
-            }),
-            Kind::Host => deserialize(spec, "/spec").map(|spec| {
-                cfg.hosts.push(Object {
-                    metadata: metadata.clone(),
-                    spec,
-                    doc,
-                })
-            }),
-            Kind::Node => deserialize(spec, "/spec").map(|spec| {
-                cfg.nodes.push(Object {
-                    metadata: metadata.clone(),
-                    spec,
-                    doc,
-                })
-            }),
-            Kind::NetworkLine => deserialize(spec, "/spec").map(|spec| {
-                cfg.lines.push(Object {
-                    metadata: metadata.clone(),
-                    spec,
-                    doc,
-                })
-            }),
-            Kind::DataSource => deserialize(spec, "/spec").map(|spec| {
-                cfg.data_sources.push(Object {
-                    metadata: metadata.clone(),
-                    spec,
-                    doc,
-                })
-            }),
-            Kind::ResourceGroup => deserialize(spec, "/spec").map(|spec| {
-                cfg.groups.push(Object {
-                    metadata: metadata.clone(),
-                    spec,
-                    doc,
-                })
-            }),
+            Kind::Domain => deserialize(spec, "/spec").map(|s| Typed::Domain(metadata, s)),
+            Kind::Host => deserialize(spec, "/spec").map(|s| Typed::Host(metadata, s)),
+            Kind::Node => deserialize(spec, "/spec").map(|s| Typed::Node(metadata, s)),
+            Kind::NetworkLine => {
+                deserialize(spec, "/spec").map(|s| Typed::NetworkLine(metadata, s))
+            }
+            Kind::DataSource => deserialize(spec, "/spec").map(|s| Typed::DataSource(metadata, s)),
+            Kind::ResourceGroup => {
+                deserialize(spec, "/spec").map(|s| Typed::ResourceGroup(metadata, s))
+            }
         };
         match result {
-            Ok(()) => true,
+            Ok(typed) => Some(typed),
             Err(e) => self.serde_finding(e, root, file),
         }
     }
@@ -483,19 +541,14 @@ impl Loader {
         (pointer, message): (String, String),
         root: &yaml::Node,
         file: FileId,
-    ) -> bool {
+    ) -> Option<Typed> {
         let loc = root
             .lookup(&pointer)
             .map(|(_, n)| location(file, n.span))
             .or(Some(location(file, root.span)));
-        self.out
-            .findings
+        self.findings
             .push(Finding::new(&cat::INVALID_VALUE, message, loc));
-        false
-    }
-
-    fn finish(self) -> Loaded {
-        self.out
+        None
     }
 }
 
