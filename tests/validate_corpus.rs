@@ -8,8 +8,11 @@ use asctl::rules::validate;
 
 const FIXTURES: &str = "tests/fixtures/broken";
 
-/// (fixture, [(rule, line, column)]) — every active finding, in output order.
-const EXPECTED: &[(&str, &[(&str, u32, u32)])] = &[
+/// A finding as (rule, line, column).
+type At = (&'static str, u32, u32);
+
+/// (fixture, every active finding in output order).
+const EXPECTED: &[(&str, &[At])] = &[
     ("syntax.yaml", &[("AS0001", 15, 1)]),
     ("duplicate-key.yaml", &[("AS0002", 15, 3)]),
     ("non-utf8.yaml", &[("AS0003", 13, 13)]),

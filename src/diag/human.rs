@@ -10,9 +10,8 @@ pub fn render_human(findings: &[Finding], sources: &Sources, documents: usize) -
     for f in findings.iter().filter(|f| f.is_active()) {
         let _ = writeln!(out, "{}[{}]: {}", f.severity, f.rule.id, f.message);
         let gutter = gutter_width(f);
-        match f.location {
-            Some(loc) => snippet(&mut out, sources, loc, "-->", "", gutter, '^'),
-            None => {}
+        if let Some(loc) = f.location {
+            snippet(&mut out, sources, loc, "-->", "", gutter, '^');
         }
         for r in &f.related {
             snippet(
