@@ -1,6 +1,7 @@
 //! Command definitions (clap derive) and dispatch.
 
 mod catalog;
+mod matrix;
 mod validate;
 
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ pub enum Command {
     Explain(catalog::ExplainArgs),
     /// List every rule of the catalog.
     Rules(catalog::RulesArgs),
+    /// Print the seed's support tables (Tables 1–10) from the data the rules use.
+    Matrix(matrix::MatrixArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -51,5 +54,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Explain(args) => catalog::explain(args),
         Command::Rules(args) => catalog::rules(args),
+        Command::Matrix(args) => matrix::run(args),
     }
 }

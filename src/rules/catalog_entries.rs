@@ -182,4 +182,374 @@ rules! {
         fix: "remove the entry, or correct the rule ID or object names",
         explanation: "Stale acceptances hide future findings of the same rule without anyone deciding so. An entry that matches nothing is reported so that it can be removed.",
     }
+    MATRIX_UNSUPPORTED = {
+        id: "AS0101",
+        name: "matrix-unsupported",
+        severity: Error,
+        title: "the seed's table says `no` for this resource, backing and pair of nodes",
+        origin: Seed("Tables 1–10"),
+        scope: Qualification,
+        fix: "use a backing the table supports for this pair of nodes, another data source type, or other preferred nodes",
+        explanation: "Tables 1–10 of the seed say, for each data source type (and for managed IPs and node aliases), which device backings (VMFS, RDM physical mode, RDM virtual mode) are supported for each kind of failover: between two VMs of one host, between VMs of different hosts, and between a physical machine and a VM. For each resource group, asctl classifies every pair of its preferred nodes and looks up every data source of the group (with its device's backing; a mount point with the backing of its shared disk; a composite with each member's, support being the intersection of the members') in the table. Pairs of two physical machines are outside the VMware tables and are not judged. The finding names the pair, the backing, the table and the cell, and points at the data source in the group; `asctl matrix` prints the tables.",
+    }
+    MATRIX_NOT_APPLICABLE = {
+        id: "AS0102",
+        name: "matrix-not-applicable",
+        severity: Error,
+        title: "the seed's table says `NA`: this configuration cannot exist",
+        origin: Seed("Tables 5, 6"),
+        scope: Qualification,
+        fix: "array replication needs two arrays: keep MirrorView/SRDF groups off pairs of VMs of one host (use a shared disk between them)",
+        explanation: "MirrorView (Table 5) and SRDF (Table 6) replicate a LUN from one storage array to another. Between two VMs of the same ESX Server both see the same array, so there is nothing to replicate between: the seed marks these cells `NA`. asctl reports a group whose preferred nodes include two VMs of one host and which uses such a data source, with its own message because the configuration is not merely unqualified but meaningless.",
+    }
+    HYPERVISOR_VERSION = {
+        id: "AS0201",
+        name: "hypervisor-version",
+        severity: Error,
+        title: "the host's hypervisor version is not qualified",
+        origin: Seed("Supported ESX Server"),
+        scope: Qualification,
+        fix: "run a qualified version: ESX Server 3.0.x, 3.5, 4.0 or 3i",
+        explanation: "AutoStart has been qualified with VMware ESX Server 3.0.x, 3.5, 4.0 and 3i. A maintenance release of a qualified version (`3.0.2`, `3.5u4`, `4.0.1`) is accepted; any other version is not qualified.",
+    }
+    GUEST_OS = {
+        id: "AS0202",
+        name: "guest-os",
+        severity: Error,
+        title: "the VM's guest OS is not supported",
+        origin: Seed("Supported ESX Server"),
+        scope: Qualification,
+        fix: "run Windows 2003 or Windows 2008 in the VM",
+        explanation: "The supported guest operating systems are Windows 2003 and Windows 2008 (32-bit on x86 and x64, 64-bit on x64). The rule applies to VMs (nodes with `host:`); physical nodes are outside the seed's guest OS list.",
+    }
+    GUEST_OS_PLATFORM = {
+        id: "AS0203",
+        name: "guest-os-platform",
+        severity: Error,
+        title: "a 64-bit OS on the x86 platform",
+        origin: Seed("Supported ESX Server"),
+        scope: Qualification,
+        fix: "use `platform: x64`, or a 32-bit OS",
+        explanation: "32-bit Windows is supported on x86 and x64 platforms, 64-bit Windows only on x64.",
+    }
+    MODULE_WORD_SIZE = {
+        id: "AS0204",
+        name: "module-word-size",
+        severity: Error,
+        title: "a module runs on a node whose OS word size it does not support",
+        origin: Seed("AutoStart modules"),
+        scope: Qualification,
+        fix: "run the group on nodes with the module's word size (Exchange 2003: 32-bit; Exchange 2007: 64-bit)",
+        explanation: "The AutoStart modules are SQL Server 2005, SQL Server 2008, Exchange 2003 (32-bit Windows only), Exchange 2007 (64-bit Windows only), Oracle and Print Services. A group with a module can fail over to any of its preferred nodes, so every one of them must run an OS the module supports.",
+    }
+    WINDOWS_ONLY = {
+        id: "AS0205",
+        name: "windows-only-resource",
+        severity: Error,
+        title: "a Windows module or node alias on a node that does not run Windows",
+        origin: Seed("AutoStart modules; Network redundancy"),
+        scope: Structural,
+        fix: "run the group on Windows nodes only, or use processes and a managed IP instead",
+        explanation: "AutoStart's application modules are provided for Windows, and a node alias is a Windows (NetBIOS) name. A group that has one cannot be brought online on a node running another OS; every preferred node must run Windows. Applies in every profile: it is a property of the resources, not of VMware.",
+    }
+    MIRRORING_ASYNC = {
+        id: "AS0206",
+        name: "mirroring-async",
+        severity: Error,
+        title: "EMC Mirroring set to asynchronous",
+        origin: Seed("EMC Mirroring"),
+        scope: Structural,
+        fix: "remove `mode` (mirroring is synchronous), or use repliStor for asynchronous replication",
+        explanation: "The EMC Mirroring data source provides synchronous volume-level mirroring. `mode: async` describes something it does not do.",
+    }
+    MIRRORING_TWO_NODES = {
+        id: "AS0207",
+        name: "mirroring-two-nodes",
+        severity: Error,
+        title: "mirroring used by a group that does not have exactly two preferred nodes",
+        origin: Seed("EMC Mirroring"),
+        scope: Structural,
+        fix: "give the group exactly two preferred nodes",
+        explanation: "Mirroring is supported only between two nodes: the two copies of the volume live on the two nodes. A group using a mirroring data source (directly or in a composite) must have exactly two distinct preferred nodes.",
+    }
+    MOUNT_POINT_ON_SHARED_DISK = {
+        id: "AS0208",
+        name: "mount-point-on-shared-disk",
+        severity: Error,
+        title: "a mount point is not on a shared disk",
+        origin: Seed("Mount Point"),
+        scope: Structural,
+        fix: "set the mount point's `on:` to a data source of `type: sharedDisk`",
+        explanation: "The prerequisite for creating a mount point is a shared disk; the mount point behaves exactly like the shared disk and is judged with its backing (Table 4).",
+    }
+    SHARED_DISK_MIXED_TOPOLOGY = {
+        id: "AS0209",
+        name: "shared-disk-mixed-topology",
+        severity: Error,
+        title: "a shared disk is shared within one host and across hosts at the same time",
+        origin: Seed("Shared Disk"),
+        scope: Qualification,
+        fix: "use one disk for the VMs of one host (bus sharing virtual) and another for sharing across hosts (bus sharing physical)",
+        explanation: "Table 3 supports shared disks between VMs of one ESX Server and between VMs of different ESX Servers, but \"a given device cannot be configured to be shared between two virtual machines on an ESX Server and between virtual machines across ESX Servers at the same time\": the SCSI controller's bus sharing is `virtual` for the first and `physical` for the second. asctl collects every pair of nodes sharing the disk, across all groups that use it (directly, through a mount point or a composite); sharing with a physical machine counts as sharing across hosts.",
+    }
+    VMFS_SHARED_DISK_THICK = {
+        id: "AS0210",
+        name: "vmfs-shared-disk-thick",
+        severity: Error,
+        title: "a shared VMFS disk is thin-provisioned",
+        origin: Seed("Shared Disk"),
+        scope: Qualification,
+        fix: "create the disk with the \"thick\" option and write `provisioning: thick`",
+        explanation: "A shared disk on a VMFS volume is created from the command line with the \"thick\" option, whether it is shared within one host or across hosts. A thin disk cannot be shared between VMs.",
+    }
+    SCSI_BUS_SHARING = {
+        id: "AS0211",
+        name: "scsi-bus-sharing",
+        severity: Error,
+        title: "a shared disk's SCSI bus sharing does not match how it is shared",
+        origin: Seed("Shared Disk"),
+        scope: Qualification,
+        fix: "`scsiBusSharing: virtual` for VMs of one host; `physical` across hosts or with a physical machine",
+        explanation: "To share a disk between VMs on a single ESX Server, the SCSI Bus Sharing of its controller is set to Virtual; across ESX Servers (and with a physical machine) it is set to Physical. Unset means VMware's default, `none`, which shares nothing.",
+    }
+    REPLICATION_PAIRING = {
+        id: "AS0212",
+        name: "replication-pairing",
+        severity: Error,
+        title: "MirrorView/SRDF not combined with the data source its mode needs",
+        origin: Seed("MirrorView; SRDF"),
+        scope: Structural,
+        fix: "RDM mode: `pairedWith:` a sharedDisk data source; VMFS mode: `pairedWith:` a vmfs data source",
+        explanation: "In RDM mode the MirrorView and SRDF data sources are used in combination with a Shared Disk data source to support local and remote failovers; in VMFS mode, with the VMFS data source, which adds and removes the virtual disks through VirtualCenter when the group goes online or offline. `pairedWith` names that data source.",
+    }
+    COMPOSITE_MEMBER_TYPE = {
+        id: "AS0213",
+        name: "composite-member-type",
+        severity: Error,
+        title: "a composite groups a data source type it cannot contain",
+        origin: Seed("Composite"),
+        scope: Structural,
+        fix: "put only mirroring, sharedDisk, repliStor and vxvm data sources in a composite",
+        explanation: "A composite data source can contain four types of data sources: EMC Mirroring, Shared Disk, RepliStor and Veritas Volume Manager. Its support in each configuration is the intersection of its members' (checked by `matrix-unsupported`).",
+    }
+    COMPOSITE_TOO_FEW_MEMBERS = {
+        id: "AS0214",
+        name: "composite-too-few-members",
+        severity: Error,
+        title: "a composite groups fewer than two data sources",
+        origin: Seed("Composite"),
+        scope: Structural,
+        fix: "list two or more `members`, or use the single data source directly",
+        explanation: "The Composite data source groups two or more individual data sources into one.",
+    }
+    VMOTION_SHARED_STORAGE = {
+        id: "AS0215",
+        name: "vmotion-shared-storage",
+        severity: Error,
+        title: "VMotion enabled on a VM that uses shared storage",
+        origin: Seed("VMware caveats: VMotion"),
+        scope: Qualification,
+        fix: "set `vmotion: false` on VMs whose groups use shared disks",
+        explanation: "VMware does not allow VMotion when the VM has storage shared with other VMs: the SCSI bus sharing of its controller must be `none`. So a VM whose groups use a Shared Disk data source (directly, through a mount point or a composite) or any device on a shared SCSI bus cannot have VMotion enabled.",
+    }
+    VMOTION_ACROSS_DATACENTERS = {
+        id: "AS0216",
+        name: "vmotion-across-datacenters",
+        severity: Error,
+        title: "a VMotion target host is in another datacenter",
+        origin: Seed("VMware VMotion"),
+        scope: Qualification,
+        fix: "list only hosts of the VM's datacenter in `vmotion`",
+        explanation: "VMotion cannot migrate VMs across datacenters. When `vmotion` lists target hosts, each must be in the datacenter of the VM's host (when both datacenters are given).",
+    }
+    GUEST_NIC_TEAMING = {
+        id: "AS0217",
+        name: "guest-nic-teaming",
+        severity: Error,
+        title: "NIC teaming in the guest OS",
+        origin: Seed("Network redundancy"),
+        scope: Qualification,
+        fix: "team the NICs in ESX (`nicTeaming: hypervisor`), invisible to the guest",
+        explanation: "NIC teaming at the ESX Server level is transparent to the guest OS and to AutoStart, and fine. NIC teaming at the operating system level is an unsupported configuration with AutoStart.",
+    }
+    VMWARE_HA = {
+        id: "AS0218",
+        name: "vmware-ha",
+        severity: Warning,
+        title: "VMware HA is enabled on a host of a node",
+        origin: Seed("VMware HA"),
+        scope: Qualification,
+        fix: "disable VMware HA for the AutoStart VMs, or accept the warning with a reason",
+        explanation: "AutoStart has not been qualified to work with VMware HA. Both would restart the application after a failure, without knowing of each other.",
+    }
+    CLUSTER_IN_A_BOX = {
+        id: "AS0219",
+        name: "cluster-in-a-box",
+        severity: Warning,
+        title: "every preferred node of a group is a VM on the same host",
+        origin: Seed("Cluster in a Box"),
+        scope: Qualification,
+        fix: "add a preferred node on another host or a physical machine, or accept the warning",
+        explanation: "A Cluster in a Box protects against failures of the operating system or the application but provides no protection against hardware failures: when the host fails, every node of the group fails with it. A supported configuration; the warning makes the limit visible. Accept it (`Domain.spec.accept`) when it is what you want.",
+    }
+    NETWORK_LINES = {
+        id: "AS0220",
+        name: "network-lines",
+        severity: Warning,
+        title: "a node is on fewer than two domain lines or no verification line",
+        origin: Seed("Virtual machine network configuration"),
+        scope: Qualification,
+        fix: "put every node on two `role: domain` lines and one `role: verification` line",
+        explanation: "AutoStart recommends that every node be configured with at least three network lines: two domain lines, which carry the heartbeats, and one verification line.",
+    }
+    NO_MULTICAST_HEARTBEAT = {
+        id: "AS0221",
+        name: "no-multicast-heartbeat",
+        severity: Warning,
+        title: "heartbeats are not multicast",
+        origin: Seed("Virtual machine network configuration"),
+        scope: Qualification,
+        fix: "set `heartbeat.multicast` to a multicast group, e.g. `239.192.0.1`",
+        explanation: "The seed advises enabling multicast for the node heartbeats.",
+    }
+    NO_ISOLATION_ADDRESSES = {
+        id: "AS0222",
+        name: "no-isolation-addresses",
+        severity: Warning,
+        title: "the domain has no isolation addresses",
+        origin: Seed("Virtual machine network configuration"),
+        scope: Qualification,
+        fix: "add external addresses (e.g. the default gateways) to `isolation.addresses`",
+        explanation: "External IP addresses should be configured as isolation addresses: the virtual switch of an ESX Server keeps the VMs of one host reachable from each other even when the external lines are down, so only an address outside the host tells a node it is isolated.",
+    }
+    HOST_NICS = {
+        id: "AS0223",
+        name: "host-nics",
+        severity: Warning,
+        title: "a host has fewer than three network cards",
+        origin: Seed("Virtual machine network configuration"),
+        scope: Qualification,
+        fix: "give the host at least three physical NICs",
+        explanation: "An AutoStart node uses three network adapters (two domain lines, one verification line), so the seed recommends at least three network cards in the ESX Server host.",
+    }
+    PCI_SLOTS = {
+        id: "AS0224",
+        name: "pci-slots",
+        severity: Error,
+        title: "a VM has more NICs and SCSI controllers than PCI slots",
+        origin: Seed("Virtual machine network configuration"),
+        scope: Qualification,
+        fix: "3 NICs and 2 SCSI controllers fill the 5 PCI slots of a VM",
+        explanation: "Each VM has five PCI slots by default (`pciSlots`); each network adapter and each SCSI controller takes one. An AutoStart node typically uses three for network adapters and two for SCSI controllers.",
+    }
+    SCSI_CONTROLLERS = {
+        id: "AS0225",
+        name: "scsi-controllers",
+        severity: Warning,
+        title: "a VM with data source disks has fewer than two SCSI controllers",
+        origin: Seed("VMware caveats: Network connection loss"),
+        scope: Qualification,
+        fix: "create SCSI controller 1 before configuring AutoStart or networking, and write `scsiControllers: 2`",
+        explanation: "Adding a virtual SCSI controller pushes the virtual Ethernet controllers to new PCI slots: the primary network interface is deleted and a new one added, and the network connections are reset (VMware KB 1513). An AutoStart node uses SCSI 0 (created with the boot disk) and SCSI 1; the workaround is to create SCSI 1 before AutoStart or networking is configured. asctl warns for a VM whose groups use a data source with a disk (anything but a network share) and that declares fewer than two controllers (unset counts as one, SCSI 0).",
+    }
+    MANAGED_IP_OUTSIDE_SUBNET = {
+        id: "AS0301",
+        name: "managed-ip-outside-subnet",
+        severity: Error,
+        title: "a managed IP is outside the subnet of its line",
+        origin: Asctl,
+        scope: Structural,
+        fix: "use an address of the line's subnet, or the line whose subnet holds it",
+        explanation: "A managed IP is added on the interface of its network line on the node that runs the group; an address outside the line's subnet is unreachable there.",
+    }
+    MANAGED_IP_LINE_UNREACHABLE = {
+        id: "AS0302",
+        name: "managed-ip-line-unreachable",
+        severity: Error,
+        title: "the line of a managed IP does not reach every preferred node of the group",
+        origin: Asctl,
+        scope: Structural,
+        fix: "add the node to the line's members, or use a line every preferred node is on",
+        explanation: "The group can fail over to any of its preferred nodes, and its managed IP moves with it: each preferred node must be a member of the IP's line, or the address cannot come online there.",
+    }
+    LINE_MEMBER_OUTSIDE_SUBNET = {
+        id: "AS0303",
+        name: "line-member-outside-subnet",
+        severity: Error,
+        title: "a node's address on a line is outside the line's subnet",
+        origin: Asctl,
+        scope: Structural,
+        fix: "give the node an address of the line's subnet",
+        explanation: "Each member of a network line has an address on the line's subnet; heartbeats and verification are sent there. An address outside the subnet is a typo or the wrong line.",
+    }
+    DUPLICATE_ADDRESS = {
+        id: "AS0304",
+        name: "duplicate-address",
+        severity: Error,
+        title: "an IP address is used twice",
+        origin: Asctl,
+        scope: Structural,
+        fix: "give every node address and managed IP its own address",
+        explanation: "Node addresses on the lines and managed IP addresses of the groups must all be distinct: two users of one address answer each other's traffic. The finding points at the second use, with the first as a related location.",
+    }
+    DUPLICATE_PREFERRED_NODE = {
+        id: "AS0305",
+        name: "duplicate-preferred-node",
+        severity: Error,
+        title: "a node is listed twice in a group's preferred nodes",
+        origin: Asctl,
+        scope: Structural,
+        fix: "list each node once, in failover order",
+        explanation: "`preferredNodes` is the failover order; a node listed twice makes the order ambiguous (and often hides a typo for another node).",
+    }
+    NODE_PLACEMENT = {
+        id: "AS0306",
+        name: "node-placement",
+        severity: Error,
+        title: "a node is neither a VM (`host:`) nor physical, or both",
+        origin: Asctl,
+        scope: Structural,
+        fix: "give exactly one of `host: <Host>` or `physical: true`",
+        explanation: "Support depends on whether a node is a VM and on which host (the topology of the seed's tables), so every node says exactly one of the two.",
+    }
+    DATA_SOURCE_FIELD_MISSING = {
+        id: "AS0307",
+        name: "data-source-field-missing",
+        severity: Error,
+        title: "a data source lacks a field its type needs",
+        origin: Asctl,
+        scope: Structural,
+        fix: "add the field the message names",
+        explanation: "Each data source type needs its own fields: `device` for every type with a disk of its own (all but networkShare, composite and mountPoint), `on` and `path` for a mountPoint, `share` for a networkShare. (A composite's `members` are checked by `composite-too-few-members`.)",
+    }
+    DATA_SOURCE_FIELD_UNUSED = {
+        id: "AS0308",
+        name: "data-source-field-unused",
+        severity: Error,
+        title: "a data source has a field its type does not use",
+        origin: Asctl,
+        scope: Structural,
+        fix: "remove the field, or correct `type`",
+        explanation: "Fields of another type (`device` on a networkShare, `members` on a sharedDisk, `pairedWith` on mirroring, ...) would be silently ignored; like unknown fields they are errors, since they usually mean a wrong `type`.",
+    }
+    VMFS_DATA_SOURCE_BACKING = {
+        id: "AS0309",
+        name: "vmfs-data-source-backing",
+        severity: Error,
+        title: "a vmfs data source's device is not on VMFS",
+        origin: Asctl,
+        scope: Structural,
+        fix: "write `backing: vmfs`, or use a sharedDisk for an RDM device",
+        explanation: "The VMFS data source adds and removes virtual disks of a VMFS volume through VirtualCenter; an RDM device is not one.",
+    }
+    TWO_NODE_SPLIT_BRAIN = {
+        id: "AS0310",
+        name: "two-node-split-brain",
+        severity: Warning,
+        title: "a two-node domain without witness can split brain",
+        origin: Asctl,
+        scope: Structural,
+        fix: "add a `witness`, or give both nodes a verification line and isolation addresses with `response: offline`",
+        explanation: "When the two nodes of a two-node domain lose sight of each other, neither has a majority. Without a witness, only the verification line and the isolation addresses (with the response `offline`) keep a node that is cut off from bringing a group online while the other still runs it. The warning names what is missing.",
+    }
 }

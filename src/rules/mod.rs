@@ -8,7 +8,12 @@
 
 mod accept;
 pub mod catalog;
+mod consistency;
+pub mod profile;
+mod seed;
 mod structure;
+pub mod tables;
+pub mod topology;
 
 pub use catalog::*;
 
@@ -60,6 +65,9 @@ impl<'a> Ctx<'a> {
 pub fn check(loaded: &Loaded) -> Vec<Finding> {
     let mut ctx = Ctx::new(loaded);
     structure::check(&mut ctx);
+    topology::check(&mut ctx);
+    seed::check(&mut ctx);
+    consistency::check(&mut ctx);
     let qualification = loaded.config.qualification();
     ctx.into_findings()
         .into_iter()

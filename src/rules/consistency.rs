@@ -1,0 +1,375 @@
+//! asctl's own rules (AS03xx): what must hold for a domain to work at all,
+//! whatever the qualification — addresses, node placement, the fields each
+//! data source type needs, split brain.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::Ctx;
+use super::catalog as cat;
+use super::profile;
+use crate::diag::{Finding, Location};
+use crate::model::{Backing, DataSourceType, Kind, LineRole, Name};
+
+pub fn check(ctx: &mut Ctx) {
+    managed_ips(ctx);
+    line_members(ctx);
+    duplicate_addresses(ctx);
+    preferred_nodes(ctx);
+    node_placement(ctx);
+    data_source_fields(ctx);
+    split_brain(ctx);
+}
+
+fn managed_ips(ctx: &mut Ctx) {
+    let cfg = ctx.config;
+    for group in &cfg.groups {
+        for (i, ip) in group.spec.ip_addresses.iter().enumerate() {
+            let Some(line) = cfg.lines.get(ip.line.as_str()) else {
+                continue;
+            };
+            if !line.spec.subnet.contains(&ip.address.addr()) {
+                let f = Finding::new(
+                    &cat::MANAGED_IP_OUTSIDE_SUBNET,
+                    format!(
+                        "managed IP {} is outside subnet {} of line `{}`",
+                        ip.address.addr(),
+                        line.spec.subnet,
+                        line.name()
+                    ),
+                    ctx.at(group.doc, &format!("/spec/ipAddresses/{i}/address")),
+                )
+                .with_related(ctx.at(line.doc, "/spec/subnet"), "the line's subnet")
+                .with_help("use an address of the line's subnet, or the line whose subnet holds it")
+                .about(Kind::ResourceGroup, group.name().as_str())
+                .about(Kind::NetworkLine, line.name().as_str());
+                ctx.report(f);
+            }
+            let mut missing: Vec<&Name> = Vec::new();
+            for n in &group.spec.preferred_nodes {
+                if cfg.nodes.get(n.as_str()).is_some()
+                    && !line.spec.members.contains_key(n)
+                    && !missing.contains(&n)
+                {
+                    missing.push(n);
+                }
+            }
+            if missing.is_empty() {
+                continue;
+            }
+            let names: Vec<String> = missing.iter().map(|n| format!("`{n}`")).collect();
+            let mut f = Finding::new(
+                &cat::MANAGED_IP_LINE_UNREACHABLE,
+                format!(
+                    "line `{}` of managed IP {} does not reach preferred node {}: the address cannot come online there",
+                    line.name(),
+                    ip.address.addr(),
+                    names.join(", ")
+                ),
+                ctx.at(group.doc, &format!("/spec/ipAddresses/{i}/line")),
+            )
+            .with_related(ctx.at(line.doc, "/spec/members"), "the line's members")
+            .with_help("add the nodes to the line's members, or use a line every preferred node is on")
+            .about(Kind::ResourceGroup, group.name().as_str())
+            .about(Kind::NetworkLine, line.name().as_str());
+            for n in missing {
+                f = f.about(Kind::Node, n.as_str());
+            }
+            ctx.report(f);
+        }
+    }
+}
+
+fn line_members(ctx: &mut Ctx) {
+    for line in &ctx.config.lines {
+        for (node, ip) in &line.spec.members {
+            if line.spec.subnet.contains(ip) {
+                continue;
+            }
+            let f = Finding::new(
+                &cat::LINE_MEMBER_OUTSIDE_SUBNET,
+                format!(
+                    "node `{node}` has address {ip} on line `{}`, outside its subnet {}",
+                    line.name(),
+                    line.spec.subnet
+                ),
+                ctx.at(line.doc, &format!("/spec/members/{node}")),
+            )
+            .with_related(ctx.at(line.doc, "/spec/subnet"), "the line's subnet")
+            .with_help("give the node an address of the line's subnet")
+            .about(Kind::NetworkLine, line.name().as_str())
+            .about(Kind::Node, node.as_str());
+            ctx.report(f);
+        }
+    }
+}
+
+fn duplicate_addresses(ctx: &mut Ctx) {
+    let cfg = ctx.config;
+    // Line members first, then managed IPs, in document order.
+    let mut seen: HashMap<IpAddr, (Option<Location>, String)> = HashMap::new();
+    let mut found: Vec<Finding> = Vec::new();
+    let mut visit = |ip: IpAddr, loc: Option<Location>, what: String, about: (Kind, &str)| {
+        if let Some((first, first_what)) = seen.get(&ip) {
+            found.push(
+                Finding::new(
+                    &cat::DUPLICATE_ADDRESS,
+                    format!("address {ip} is used twice: by {what} and by {first_what}"),
+                    loc,
+                )
+                .with_related(*first, format!("first used by {first_what}"))
+                .with_help("give every node address and managed IP its own address")
+                .about(about.0, about.1),
+            );
+        } else {
+            seen.insert(ip, (loc, what));
+        }
+    };
+    for line in &cfg.lines {
+        for (node, ip) in &line.spec.members {
+            visit(
+                *ip,
+                ctx.at(line.doc, &format!("/spec/members/{node}")),
+                format!("node `{node}` on line `{}`", line.name()),
+                (Kind::NetworkLine, line.name().as_str()),
+            );
+        }
+    }
+    for group in &cfg.groups {
+        for (i, ip) in group.spec.ip_addresses.iter().enumerate() {
+            visit(
+                ip.address.addr(),
+                ctx.at(group.doc, &format!("/spec/ipAddresses/{i}/address")),
+                format!("a managed IP of group `{}`", group.name()),
+                (Kind::ResourceGroup, group.name().as_str()),
+            );
+        }
+    }
+    for f in found {
+        ctx.report(f);
+    }
+}
+
+fn preferred_nodes(ctx: &mut Ctx) {
+    for group in &ctx.config.groups {
+        let list = &group.spec.preferred_nodes;
+        for (j, n) in list.iter().enumerate() {
+            let Some(first) = list[..j].iter().position(|m| m == n) else {
+                continue;
+            };
+            let f = Finding::new(
+                &cat::DUPLICATE_PREFERRED_NODE,
+                format!(
+                    "node `{n}` is listed twice in the preferred nodes of group `{}`",
+                    group.name()
+                ),
+                ctx.at(group.doc, &format!("/spec/preferredNodes/{j}")),
+            )
+            .with_related(
+                ctx.at(group.doc, &format!("/spec/preferredNodes/{first}")),
+                "first listed here",
+            )
+            .with_help("list each node once, in failover order")
+            .about(Kind::ResourceGroup, group.name().as_str());
+            ctx.report(f);
+        }
+    }
+}
+
+fn node_placement(ctx: &mut Ctx) {
+    for node in &ctx.config.nodes {
+        let (loc, message) = match (&node.spec.host, node.spec.physical) {
+            (Some(h), true) => (
+                ctx.at(node.doc, "/spec/physical"),
+                format!(
+                    "node `{}` is both a VM on host `{h}` and a physical machine",
+                    node.name()
+                ),
+            ),
+            (None, false) => (
+                ctx.at_name(node),
+                format!(
+                    "node `{}` is neither a VM (`host:`) nor a physical machine (`physical: true`)",
+                    node.name()
+                ),
+            ),
+            _ => continue,
+        };
+        let f = Finding::new(&cat::NODE_PLACEMENT, message, loc)
+            .with_help("give exactly one of `host: <Host>` or `physical: true`")
+            .about(Kind::Node, node.name().as_str());
+        ctx.report(f);
+    }
+}
+
+fn data_source_fields(ctx: &mut Ctx) {
+    use DataSourceType as T;
+    for ds in &ctx.config.data_sources {
+        let s = &ds.spec;
+        let t = s.kind;
+        let mut missing: Vec<&str> = Vec::new();
+        if t.needs_device() && s.device.is_none() {
+            missing.push("device");
+        }
+        if t == T::MountPoint {
+            if s.on.is_none() {
+                missing.push("on");
+            }
+            if s.path.is_none() {
+                missing.push("path");
+            }
+        }
+        if t == T::NetworkShare && s.share.is_none() {
+            missing.push("share");
+        }
+        if !missing.is_empty() {
+            let fields: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
+            let f = Finding::new(
+                &cat::DATA_SOURCE_FIELD_MISSING,
+                format!(
+                    "{t} data source `{}` needs {}",
+                    ds.name(),
+                    fields.join(" and ")
+                ),
+                ctx.at(ds.doc, "/spec/type"),
+            )
+            .with_help(match t {
+                T::MountPoint => "a mount point needs `on: <shared disk>` and `path: <directory>`",
+                T::NetworkShare => "write the share as `share: '\\\\server\\name'`",
+                _ => {
+                    "describe the disk: `device: {backing: vmfs | rdm-physical | rdm-virtual, ...}`"
+                }
+            })
+            .about(Kind::DataSource, ds.name().as_str());
+            ctx.report(f);
+        }
+        let unused: [(&str, bool, &str); 8] = [
+            (
+                "device",
+                s.device.is_some() && !t.needs_device(),
+                "has no device of its own",
+            ),
+            (
+                "on",
+                s.on.is_some() && t != T::MountPoint,
+                "is not a mount point",
+            ),
+            (
+                "path",
+                s.path.is_some() && t != T::MountPoint,
+                "is not a mount point",
+            ),
+            (
+                "fsType",
+                s.fs_type.is_some() && t != T::MountPoint,
+                "is not a mount point",
+            ),
+            (
+                "members",
+                !s.members.is_empty() && t != T::Composite,
+                "is not a composite",
+            ),
+            (
+                "share",
+                s.share.is_some() && t != T::NetworkShare,
+                "is not a network share",
+            ),
+            (
+                "pairedWith",
+                s.paired_with.is_some() && !matches!(t, T::MirrorView | T::Srdf),
+                "is not MirrorView or SRDF",
+            ),
+            (
+                "mode",
+                s.mode.is_some() && !matches!(t, T::MirrorView | T::Srdf | T::Mirroring),
+                "has no replication mode",
+            ),
+        ];
+        for (field, present, why) in unused {
+            if !present {
+                continue;
+            }
+            let f = Finding::new(
+                &cat::DATA_SOURCE_FIELD_UNUSED,
+                format!(
+                    "`{field}` does not apply to {t} data source `{}`: a {t} {why}",
+                    ds.name()
+                ),
+                ctx.at_key(ds.doc, &format!("/spec/{field}")),
+            )
+            .with_help(format!("remove `{field}`, or correct `type`"))
+            .about(Kind::DataSource, ds.name().as_str());
+            ctx.report(f);
+        }
+        if t == T::Vmfs
+            && let Some(dev) = &s.device
+            && dev.backing != Backing::Vmfs
+        {
+            let f = Finding::new(
+                &cat::VMFS_DATA_SOURCE_BACKING,
+                format!(
+                    "vmfs data source `{}` has a {} device: the VMFS data source manages virtual disks on a VMFS volume",
+                    ds.name(),
+                    dev.backing
+                ),
+                ctx.at(ds.doc, "/spec/device/backing"),
+            )
+            .with_help("write `backing: vmfs`, or use a sharedDisk data source for an RDM device")
+            .about(Kind::DataSource, ds.name().as_str());
+            ctx.report(f);
+        }
+    }
+}
+
+fn split_brain(ctx: &mut Ctx) {
+    let cfg = ctx.config;
+    let Some(domain) = &cfg.domain else { return };
+    let mut nodes: Vec<&Name> = cfg.nodes.iter().map(|n| n.name()).collect();
+    nodes.sort();
+    nodes.dedup();
+    if nodes.len() != 2 || domain.spec.witness.is_some() {
+        return;
+    }
+    let isolation = domain.spec.isolation.as_ref();
+    let no_addresses = isolation.is_none_or(|i| i.addresses.is_empty());
+    let keeps_running =
+        isolation.is_some_and(|i| i.response == crate::model::IsolationResponse::None);
+    let verified = cfg.lines.iter().any(|l| {
+        l.spec.role == LineRole::Verification
+            && cfg
+                .nodes
+                .iter()
+                .all(|n| l.spec.members.contains_key(n.name()))
+    });
+    // Profiles that recommend isolation addresses and verification lines
+    // warn about their absence themselves (`no-isolation-addresses`,
+    // `network-lines`); only the isolation response is left to this rule.
+    let recommended_elsewhere = profile::of(cfg).qualifies_vmware;
+    let reason = if keeps_running {
+        "an isolated node keeps its groups running (`isolation.response: none`)"
+    } else if recommended_elsewhere {
+        return;
+    } else if no_addresses {
+        "there are no isolation addresses"
+    } else if !verified {
+        "no verification line joins the two nodes"
+    } else {
+        return;
+    };
+    let loc = if keeps_running {
+        ctx.at(domain.doc, "/spec/isolation/response")
+    } else {
+        ctx.at_name(domain)
+    };
+    let f = Finding::new(
+        &cat::TWO_NODE_SPLIT_BRAIN,
+        format!(
+            "domain `{}` has two nodes and no witness, and {reason}: a network partition can bring a group online on both nodes",
+            domain.name()
+        ),
+        loc,
+    )
+    .with_help("add `witness: <host:port>`, or give both nodes a verification line and isolation addresses with `response: offline`")
+    .about(Kind::Domain, domain.name().as_str());
+    ctx.report(f);
+}

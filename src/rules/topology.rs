@@ -1,0 +1,338 @@
+//! Topology: how the preferred nodes of a group relate, and the matrix rule
+//! that judges every data source, managed IP and node alias of a group
+//! against the profile's tables for every pair of its preferred nodes.
+
+use super::Ctx;
+use super::catalog as cat;
+use super::profile;
+use super::tables::{self, Cell, Subject, Topology};
+use crate::diag::{Finding, Location};
+use crate::model::{
+    Backing, DataSourceSpec, DataSourceType, Kind, Name, NodeSpec, Object, ResourceGroupSpec,
+};
+
+/// How two nodes relate. `PhyPhy` is outside the VMware matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PairKind {
+    Matrix(Topology),
+    PhyPhy,
+}
+
+/// Two distinct preferred nodes of a group and how they relate.
+#[derive(Debug, Clone, Copy)]
+pub struct NodePair<'a> {
+    pub a: &'a Object<NodeSpec>,
+    pub b: &'a Object<NodeSpec>,
+    pub kind: PairKind,
+}
+
+/// Whether a node is a VM (on which host) or physical; `None` when the node
+/// is neither or both (`node-placement` reports it) and cannot be placed.
+pub fn placement(node: &NodeSpec) -> Option<Option<&Name>> {
+    match (&node.host, node.physical) {
+        (Some(h), false) => Some(Some(h)),
+        (None, true) => Some(None),
+        _ => None,
+    }
+}
+
+pub fn classify(a: &NodeSpec, b: &NodeSpec) -> Option<PairKind> {
+    Some(match (placement(a)?, placement(b)?) {
+        (Some(ha), Some(hb)) if ha == hb => PairKind::Matrix(Topology::VmVmSameHost),
+        (Some(_), Some(_)) => PairKind::Matrix(Topology::VmVmCrossHost),
+        (None, None) => PairKind::PhyPhy,
+        _ => PairKind::Matrix(Topology::PhyVm),
+    })
+}
+
+/// The existing, distinct preferred nodes of a group, in order.
+pub fn preferred<'a>(
+    ctx: &Ctx<'a>,
+    group: &'a Object<ResourceGroupSpec>,
+) -> Vec<&'a Object<NodeSpec>> {
+    let mut out: Vec<&Object<NodeSpec>> = Vec::new();
+    for n in &group.spec.preferred_nodes {
+        if let Some(node) = ctx.config.nodes.get(n.as_str())
+            && !out.iter().any(|o| o.name() == node.name())
+        {
+            out.push(node);
+        }
+    }
+    out
+}
+
+/// Every unordered pair of the group's preferred nodes that can be classified.
+pub fn pairs<'a>(ctx: &Ctx<'a>, group: &'a Object<ResourceGroupSpec>) -> Vec<NodePair<'a>> {
+    let nodes = preferred(ctx, group);
+    let mut out = Vec::new();
+    for (i, a) in nodes.iter().enumerate() {
+        for b in &nodes[i + 1..] {
+            if let Some(kind) = classify(&a.spec, &b.spec) {
+                out.push(NodePair { a, b, kind });
+            }
+        }
+    }
+    out
+}
+
+/// The backing of the device a data source uses: its own device, or for a
+/// mount point the device of the disk it is `on`.
+pub fn backing(ctx: &Ctx, ds: &DataSourceSpec) -> Option<Backing> {
+    if ds.kind == DataSourceType::MountPoint {
+        let on = ctx.config.data_sources.get(ds.on.as_ref()?.as_str())?;
+        return on.spec.device.as_ref().map(|d| d.backing);
+    }
+    ds.device.as_ref().map(|d| d.backing)
+}
+
+/// A data source and what it stands on: itself, the disk of a mount point,
+/// the members of a composite (one level: nested composites are rejected by
+/// `composite-member-type`, and stopping here keeps reference cycles harmless).
+pub fn expand<'a>(
+    ctx: &Ctx<'a>,
+    ds: &'a Object<DataSourceSpec>,
+) -> Vec<&'a Object<DataSourceSpec>> {
+    let mut out = vec![ds];
+    let mut add = |name: &Name| {
+        if let Some(d) = ctx.config.data_sources.get(name.as_str())
+            && !out.iter().any(|o| o.name() == d.name())
+        {
+            out.push(d);
+        }
+    };
+    match ds.spec.kind {
+        DataSourceType::MountPoint => {
+            if let Some(on) = &ds.spec.on {
+                add(on);
+            }
+        }
+        DataSourceType::Composite => {
+            for m in &ds.spec.members {
+                add(m);
+                if let Some(member) = ctx.config.data_sources.get(m.as_str())
+                    && member.spec.kind == DataSourceType::MountPoint
+                    && let Some(on) = &member.spec.on
+                {
+                    add(on);
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Where a node's placement is written, and how to say it.
+pub fn node_note(ctx: &Ctx, node: &Object<NodeSpec>) -> (Option<Location>, String) {
+    match (&node.spec.host, node.spec.physical) {
+        (Some(h), _) => (
+            ctx.at(node.doc, "/spec/host"),
+            format!("`{}` is a VM on host `{h}`", node.name()),
+        ),
+        (None, true) => (
+            ctx.at(node.doc, "/spec/physical"),
+            format!("`{}` is a physical machine", node.name()),
+        ),
+        (None, false) => (
+            ctx.at_name(node),
+            format!("`{}` is defined here", node.name()),
+        ),
+    }
+}
+
+/// What one reference of a group asks the tables about.
+struct Judged<'a> {
+    subject: Subject,
+    backing: Option<Backing>,
+    /// How the finding names it, e.g. "sharedDisk `sql-disk` (vmfs)".
+    what: String,
+    objects: Vec<&'a Name>,
+}
+
+pub fn check(ctx: &mut Ctx) {
+    let profile = profile::of(ctx.config);
+    if profile.tables.is_empty() {
+        return;
+    }
+    let cfg = ctx.config;
+    for group in &cfg.groups {
+        let pairs = pairs(ctx, group);
+        let matrix: Vec<(Topology, &NodePair)> = pairs
+            .iter()
+            .filter_map(|p| match p.kind {
+                PairKind::Matrix(t) => Some((t, p)),
+                PairKind::PhyPhy => None,
+            })
+            .collect();
+        if matrix.is_empty() {
+            continue;
+        }
+        let mut refs: Vec<(String, Vec<Judged>)> = Vec::new();
+        for (i, name) in group.spec.data_sources.iter().enumerate() {
+            let Some(ds) = cfg.data_sources.get(name.as_str()) else {
+                continue;
+            };
+            refs.push((format!("/spec/dataSources/{i}"), judged(ctx, ds)));
+        }
+        for i in 0..group.spec.ip_addresses.len() {
+            refs.push((
+                format!("/spec/ipAddresses/{i}"),
+                vec![Judged {
+                    subject: Subject::ManagedIp,
+                    backing: None,
+                    what: "managed IP address".into(),
+                    objects: vec![],
+                }],
+            ));
+        }
+        if group.spec.node_alias.is_some() {
+            refs.push((
+                "/spec/nodeAlias".into(),
+                vec![Judged {
+                    subject: Subject::NodeAlias,
+                    backing: None,
+                    what: "Windows node alias".into(),
+                    objects: vec![],
+                }],
+            ));
+        }
+        for (pointer, judged) in refs {
+            for j in judged {
+                for topology in Topology::ALL {
+                    let with: Vec<&&NodePair> = matrix
+                        .iter()
+                        .filter(|(t, _)| *t == topology)
+                        .map(|(_, p)| p)
+                        .collect();
+                    let Some(pair) = with.first() else {
+                        continue;
+                    };
+                    let Some(v) = tables::verdict(profile.tables, j.subject, j.backing, topology)
+                    else {
+                        continue;
+                    };
+                    let rule = match v.cell {
+                        Cell::Yes => continue,
+                        Cell::No => &cat::MATRIX_UNSUPPORTED,
+                        Cell::Na => &cat::MATRIX_NOT_APPLICABLE,
+                    };
+                    let others = match with.len() - 1 {
+                        0 => String::new(),
+                        1 => " (and 1 other pair)".into(),
+                        n => format!(" (and {n} other pairs)"),
+                    };
+                    let cite = format!(
+                        "{}, row \"{}\", column \"{}\" says {}",
+                        v.table.reference(),
+                        v.row.label,
+                        topology.seed_label(),
+                        v.cell.as_str()
+                    );
+                    let message = match v.cell {
+                        Cell::Na => format!(
+                            "{} between `{}` and `{}` ({topology}){others} cannot exist: {cite}",
+                            j.what,
+                            pair.a.name(),
+                            pair.b.name()
+                        ),
+                        _ => format!(
+                            "{} is not supported between `{}` and `{}` ({topology}){others}: {cite}",
+                            j.what,
+                            pair.a.name(),
+                            pair.b.name()
+                        ),
+                    };
+                    let (la, na) = node_note(ctx, pair.a);
+                    let (lb, nb) = node_note(ctx, pair.b);
+                    let help = match v.cell {
+                        Cell::Na => "replication between two VMs of one host has nothing to replicate between: use a shared disk for that pair, or keep such nodes out of the group".to_owned(),
+                        _ => help_for(profile.tables, j.subject, topology),
+                    };
+                    let mut f = Finding::new(rule, message, ctx.at(group.doc, &pointer))
+                        .with_related(la, na)
+                        .with_related(lb, nb)
+                        .with_help(help)
+                        .about(Kind::ResourceGroup, group.name().as_str())
+                        .about(Kind::Node, pair.a.name().as_str())
+                        .about(Kind::Node, pair.b.name().as_str());
+                    for o in &j.objects {
+                        f = f.about(Kind::DataSource, o.as_str());
+                    }
+                    ctx.report(f);
+                }
+            }
+        }
+    }
+}
+
+/// The table lookups a data source reference stands for: its own type and
+/// backing; for a composite, each member's (support is the intersection of
+/// the members' verdicts — seed, "Composite").
+fn judged<'a>(ctx: &Ctx<'a>, ds: &'a Object<DataSourceSpec>) -> Vec<Judged<'a>> {
+    let profile = profile::of(ctx.config);
+    let describe = |d: &Object<DataSourceSpec>, b: Option<Backing>| match b {
+        Some(b) => format!("{} `{}` ({b})", d.spec.kind, d.name()),
+        None => format!("{} `{}`", d.spec.kind, d.name()),
+    };
+    if ds.spec.kind != DataSourceType::Composite {
+        let b = backing(ctx, &ds.spec);
+        return vec![Judged {
+            subject: Subject::DataSource(ds.spec.kind),
+            backing: b,
+            what: describe(ds, b),
+            objects: vec![ds.name()],
+        }];
+    }
+    let mut out = Vec::new();
+    for m in &ds.spec.members {
+        let Some(member) = ctx.config.data_sources.get(m.as_str()) else {
+            continue;
+        };
+        if !profile.composite_members.contains(&member.spec.kind) {
+            continue;
+        }
+        let b = backing(ctx, &member.spec);
+        let what = format!("composite `{}`: member {}", ds.name(), describe(member, b));
+        for subject in [
+            Subject::DataSource(DataSourceType::Composite),
+            Subject::DataSource(member.spec.kind),
+        ] {
+            out.push(Judged {
+                subject,
+                backing: b,
+                what: what.clone(),
+                objects: vec![ds.name(), member.name()],
+            });
+        }
+    }
+    out
+}
+
+/// Which backings the table supports for this topology, as a hint.
+fn help_for(tables: &'static [tables::Table], subject: Subject, topology: Topology) -> String {
+    let Some(table) = tables::table_for(tables, subject) else {
+        return String::new();
+    };
+    let ok: Vec<&str> = table
+        .rows
+        .iter()
+        .filter(|r| r.cell(topology) == Cell::Yes)
+        .map(|r| r.label)
+        .collect();
+    if ok.is_empty() || !table.by_backing() {
+        format!(
+            "{} supports no {} configuration for {}: use another data source type, or keep such nodes out of the group",
+            table.reference(),
+            subject.as_str(),
+            topology.seed_label()
+        )
+    } else {
+        format!(
+            "for {} {} supports: {} (`asctl matrix {}` shows the table)",
+            topology.seed_label(),
+            table.reference(),
+            ok.join(", "),
+            subject.as_str()
+        )
+    }
+}
