@@ -56,3 +56,42 @@ fn every_example_directory_is_covered() {
     listed.sort();
     assert_eq!(found, listed, "add new example directories to EXPECTED");
 }
+
+/// The documented way to accept the Cluster in a Box warning (docs/rules.md)
+/// works: the finding stays, suppressed with the reason.
+#[test]
+fn the_cluster_in_a_box_warning_can_be_accepted() {
+    let dir = format!("{}/examples/cluster-in-a-box", env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("the example exists")
+        .filter_map(Result::ok)
+        .map(|e| {
+            let path = e.path();
+            let text = std::fs::read(&path).expect("readable");
+            (path.display().to_string(), text)
+        })
+        .collect();
+    files.sort();
+    for (name, text) in &mut files {
+        if name.ends_with("domain.yaml") {
+            text.extend_from_slice(
+                b"  accept:\n    - rule: AS0219\n      reason: test domain on one host\n      objects: [ResourceGroup/sql]\n",
+            );
+        }
+    }
+    let v = validate(asctl::load::load_texts(
+        files.iter().map(|(n, t)| (n.as_str(), t.as_slice())),
+    ));
+    let findings: Vec<_> = v
+        .findings
+        .iter()
+        .map(|f| (f.rule.id, f.suppressed.clone()))
+        .collect();
+    assert_eq!(
+        findings,
+        vec![(
+            cat::CLUSTER_IN_A_BOX.id,
+            Some("test domain on one host".to_owned())
+        )]
+    );
+}
