@@ -68,7 +68,12 @@ pub fn check(loaded: &Loaded) -> Vec<Finding> {
     topology::check(&mut ctx);
     seed::check(&mut ctx);
     consistency::check(&mut ctx);
-    let qualification = loaded.config.qualification();
+    // Without a Domain the profile is unknown (and AS0013 already says so):
+    // only structural rules, rather than a cascade of profile findings.
+    let qualification = match loaded.config.domain {
+        Some(_) => loaded.config.qualification(),
+        None => Qualification::Generic,
+    };
     ctx.into_findings()
         .into_iter()
         .filter(|f| applies(f.rule, qualification))
