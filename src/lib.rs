@@ -4,7 +4,9 @@
 //! files → `load` (documents with spans) → `model` (typed config) →
 //! `rules` (findings) → `diag` (rendering).
 
+pub mod agent;
 pub mod diag;
+pub mod drivers;
 pub mod load;
 pub mod model;
 pub mod rules;

@@ -1,6 +1,7 @@
 //! Command definitions (clap derive) and dispatch.
 
 mod catalog;
+mod demo_server;
 mod matrix;
 mod validate;
 
@@ -43,6 +44,8 @@ pub enum Command {
     Rules(catalog::RulesArgs),
     /// Print the seed's support tables (Tables 1–10) from the data the rules use.
     Matrix(matrix::MatrixArgs),
+    /// Serve HTTP answering the node's name: the quickstart's demo application.
+    DemoServer(demo_server::DemoServerArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -55,5 +58,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => catalog::explain(args),
         Command::Rules(args) => catalog::rules(args),
         Command::Matrix(args) => matrix::run(args),
+        Command::DemoServer(args) => demo_server::run(args),
     }
 }

@@ -1,0 +1,4 @@
+//! The agent that runs on every node. So far: the node reconciler, which
+//! drives this node's resources towards what the domain placed on it.
+
+pub mod reconciler;

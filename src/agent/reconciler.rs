@@ -1,0 +1,576 @@
+//! The node reconciler: keeps this node's resources where the domain wants
+//! them.
+//!
+//! It is level-triggered, in the kube-rs sense: it never acts on events,
+//! only on the whole desired state ([`Desired`]: the applied configuration
+//! and the groups placed here) compared with what actually runs. Start-up,
+//! a configuration change, a failover to this node and a local restart are
+//! the same loop. Running it twice does nothing the second time.
+//!
+//! Shape: one task for the node and one task per group. The node task turns
+//! each new [`Desired`] into a [`Want`] per group; a group task brings its
+//! group online in dependency order (data sources → IP addresses → node alias
+//! → module → services → processes), keeps it there, and takes it offline in
+//! reverse order. Per-group tasks keep one slow group (a process that ignores
+//! SIGTERM, a probe at its timeout) from delaying the others.
+//!
+//! Failures: a resource that dies or fails its probe gets the group
+//! restarted (stopped in reverse order, started again) up to
+//! `restart.limit` times within the sliding `restart.window`; one more
+//! failure marks the group [`GroupState::Failed`] and leaves it offline here.
+//! The caller reads that from [`NodeReport`] and has the leader move the
+//! group. A driver that cannot work on this node at all
+//! ([`crate::drivers::DriverError::is_permanent`]) fails the group at once: restarting would
+//! only delay the failover. A Failed group stays so until its spec changes or
+//! it is placed elsewhere.
+//!
+//! Agent restarts: processes record themselves under `<data_dir>/run/`; on
+//! start-up, a group still placed here adopts its processes that still run
+//! from the same spec (see `crate::drivers::process`), and everything
+//! recorded for groups not placed here is stopped. So the first [`Desired`]
+//! must be the real one (the placement the agent persisted), not an empty
+//! placeholder, or a restart would stop what it should adopt.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::drivers::{self, GroupContext, Health, Resource};
+use crate::model::{Config, Name, ResourceGroupSpec};
+
+/// What this node should run, as decided by the domain.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    /// The configuration generation this placement belongs to.
+    pub generation: u64,
+    /// The applied configuration.
+    pub config: Arc<Config>,
+    /// The groups placed on this node. Names absent from `config` are ignored.
+    pub groups_here: BTreeSet<Name>,
+}
+
+/// Where a group stands on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GroupState {
+    Offline,
+    Starting,
+    Online,
+    Stopping,
+    /// Gave up on this node (restart limit reached, or a resource that cannot
+    /// work here); offline here until its spec changes or it moves.
+    Failed,
+}
+
+/// One group's state on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalGroupStatus {
+    pub state: GroupState,
+    /// When the group entered `state`.
+    #[serde(with = "rfc3339")]
+    pub since: SystemTime,
+    /// Local restarts after failures since the group was placed on this node.
+    pub restarts: u32,
+    /// Why the group is in this state, when there is more to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What this node reports about its groups: every group of the configuration
+/// (`offline` when not placed here), plus groups that are still being taken
+/// down after they left the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeReport {
+    pub node: Name,
+    /// The newest [`Desired::generation`] the reconciler has acted on (not
+    /// necessarily converged to: read the group states for that).
+    pub generation_seen: u64,
+    pub groups: BTreeMap<Name, LocalGroupStatus>,
+}
+
+/// How the reconciler runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// This node's name (`ASCTL_NODE` of the processes).
+    pub node: Name,
+    /// Where logs (`logs/<group>/<process>.log`) and pid files (`run/`) go.
+    pub data_dir: PathBuf,
+    /// The program a process command `asctl` runs (the agent passes its own
+    /// executable); `None` leaves it to `PATH`.
+    pub asctl_exe: Option<PathBuf>,
+    /// The `systemctl` program for services.
+    pub systemctl: PathBuf,
+    /// How often running groups are checked (process alive, probes due).
+    pub tick: Duration,
+}
+
+impl Options {
+    pub fn new(node: Name, data_dir: PathBuf) -> Self {
+        Options {
+            node,
+            data_dir,
+            asctl_exe: None,
+            systemctl: PathBuf::from("systemctl"),
+            tick: Duration::from_millis(250),
+        }
+    }
+
+    fn group_context(&self, group: &Name) -> GroupContext {
+        GroupContext {
+            node: self.node.clone(),
+            group: group.clone(),
+            data_dir: self.data_dir.clone(),
+            asctl_exe: self.asctl_exe.clone(),
+            systemctl: self.systemctl.clone(),
+        }
+    }
+}
+
+/// The running reconciler.
+#[derive(Debug)]
+pub struct ReconcilerHandle {
+    /// The latest report; `changed()` wakes on every state change.
+    pub reports: watch::Receiver<NodeReport>,
+    stop: oneshot::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl ReconcilerHandle {
+    /// Stops the reconciler. Unless `leave_running`, every group goes offline
+    /// first (reverse order); with it, processes keep running for the next
+    /// agent run to adopt.
+    pub async fn shutdown(self, leave_running: bool) {
+        // The task may already be gone (panicked); then there is nothing to tell.
+        let _ = self.stop.send(leave_running);
+        if let Err(e) = self.task.await {
+            warn!("the node reconciler ended abnormally: {e}");
+        }
+    }
+}
+
+/// Starts the reconciler for this node. It acts on every new value of
+/// `desired` and re-checks on its own at every tick.
+pub fn spawn(opts: Options, desired: watch::Receiver<Desired>) -> ReconcilerHandle {
+    let (report, reports) = watch::channel(NodeReport {
+        node: opts.node.clone(),
+        generation_seen: 0,
+        groups: BTreeMap::new(),
+    });
+    let (stop, stop_rx) = oneshot::channel();
+    let node = NodeLoop {
+        opts: Arc::new(opts),
+        report: Arc::new(report),
+        workers: BTreeMap::new(),
+    };
+    let task = tokio::spawn(node.run(desired, stop_rx));
+    ReconcilerHandle {
+        reports,
+        stop,
+        task,
+    }
+}
+
+/// What the node task asks of one group task.
+#[derive(Debug, Clone, PartialEq)]
+enum Want {
+    Online(Arc<ResourceGroupSpec>),
+    /// Offline, then the task ends.
+    Offline,
+    /// End the task and leave everything running (agent shutdown with
+    /// `leave_running`).
+    Abandon,
+}
+
+struct Worker {
+    want: watch::Sender<Want>,
+    task: JoinHandle<()>,
+}
+
+struct NodeLoop {
+    opts: Arc<Options>,
+    report: Arc<watch::Sender<NodeReport>>,
+    workers: BTreeMap<Name, Worker>,
+}
+
+impl NodeLoop {
+    async fn run(
+        mut self,
+        mut desired: watch::Receiver<Desired>,
+        mut stop: oneshot::Receiver<bool>,
+    ) {
+        // Groups recorded by a previous agent run get a task on the first
+        // pass, so that what runs for them is adopted or stopped.
+        let mut recorded: BTreeSet<Name> = drivers::process::recorded_groups(&self.opts.data_dir)
+            .into_iter()
+            .collect();
+        let mut desired_open = true;
+        loop {
+            let current = desired.borrow_and_update().clone();
+            self.pass(&current, &std::mem::take(&mut recorded));
+            tokio::select! {
+                changed = desired.changed(), if desired_open => {
+                    // The owner went away: keep things as they are until shutdown.
+                    desired_open = changed.is_ok();
+                }
+                () = tokio::time::sleep(self.opts.tick * 2) => {}
+                leave_running = &mut stop => {
+                    // A dropped handle means nobody can ask for anything else:
+                    // take the safe way and leave the groups running.
+                    self.shutdown(leave_running.unwrap_or(true)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One level-triggered pass: compute each group's want and hand it over.
+    fn pass(&mut self, desired: &Desired, recorded: &BTreeSet<Name>) {
+        self.workers.retain(|_, w| !w.task.is_finished());
+        let config = &desired.config;
+        let mut names: BTreeSet<Name> = config.groups.iter().map(|g| g.name().clone()).collect();
+        names.extend(self.workers.keys().cloned());
+        names.extend(recorded.iter().cloned());
+
+        for name in &names {
+            let spec = config.groups.get(name.as_str()).map(|g| &g.spec);
+            let want = match spec {
+                Some(spec) if desired.groups_here.contains(name) => {
+                    Want::Online(Arc::new(spec.clone()))
+                }
+                _ => Want::Offline,
+            };
+            if let Some(w) = self.workers.get(name) {
+                w.want.send_if_modified(|cur| {
+                    let changed = *cur != want;
+                    *cur = want;
+                    changed
+                });
+            } else if matches!(want, Want::Online(_)) || recorded.contains(name) {
+                self.spawn_worker(name, want);
+            } else if spec.is_some() {
+                self.report.send_if_modified(|r| {
+                    let fresh = !r.groups.contains_key(name);
+                    r.groups
+                        .entry(name.clone())
+                        .or_insert_with(|| LocalGroupStatus {
+                            state: GroupState::Offline,
+                            since: SystemTime::now(),
+                            restarts: 0,
+                            message: None,
+                        });
+                    fresh
+                });
+            } else {
+                self.report
+                    .send_if_modified(|r| r.groups.remove(name).is_some());
+            }
+        }
+        self.report.send_if_modified(|r| {
+            let changed = r.generation_seen != desired.generation;
+            r.generation_seen = desired.generation;
+            changed
+        });
+    }
+
+    fn spawn_worker(&mut self, name: &Name, want: Want) {
+        let (tx, rx) = watch::channel(want);
+        let worker = GroupWorker {
+            ctx: self.opts.group_context(name),
+            tick: self.opts.tick,
+            want: rx,
+            report: Arc::clone(&self.report),
+            running: None,
+            failed: None,
+            recent_restarts: VecDeque::new(),
+            restarts: 0,
+        };
+        let task = tokio::spawn(worker.run());
+        self.workers.insert(name.clone(), Worker { want: tx, task });
+    }
+
+    async fn shutdown(&mut self, leave_running: bool) {
+        info!(leave_running, "node reconciler shutting down");
+        let want = if leave_running {
+            Want::Abandon
+        } else {
+            Want::Offline
+        };
+        for w in self.workers.values() {
+            w.want.send_replace(want.clone());
+        }
+        // Groups stop side by side; each one in reverse order.
+        for (name, w) in std::mem::take(&mut self.workers) {
+            if let Err(e) = w.task.await {
+                warn!(group = %name, "group task ended abnormally: {e}");
+            }
+        }
+    }
+}
+
+/// The group's resources while it is (being) online.
+struct RunningGroup {
+    spec: Arc<ResourceGroupSpec>,
+    resources: Vec<Resource>,
+}
+
+struct GroupWorker {
+    ctx: GroupContext,
+    tick: Duration,
+    want: watch::Receiver<Want>,
+    report: Arc<watch::Sender<NodeReport>>,
+    running: Option<RunningGroup>,
+    /// The spec that failed here; the group stays Failed while it is wanted
+    /// with this same spec.
+    failed: Option<Arc<ResourceGroupSpec>>,
+    /// Restarts inside the current `restart.window`.
+    recent_restarts: VecDeque<Instant>,
+    restarts: u32,
+}
+
+impl GroupWorker {
+    async fn run(mut self) {
+        loop {
+            let want = self.want.borrow_and_update().clone();
+            match want {
+                Want::Abandon => return,
+                Want::Offline => {
+                    self.go_offline().await;
+                    return;
+                }
+                Want::Online(spec) => self.keep_online(spec).await,
+            }
+            tokio::select! {
+                changed = self.want.changed() => {
+                    if changed.is_err() {
+                        // The node task is gone; leave things as they are.
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(self.tick) => {}
+            }
+        }
+    }
+
+    /// One step towards "online with this spec": start, restart on a spec
+    /// change, or check what runs.
+    async fn keep_online(&mut self, spec: Arc<ResourceGroupSpec>) {
+        if let Some(failed) = &self.failed {
+            if *failed == spec {
+                return;
+            }
+            // A new spec deserves a fresh start: the operator changed something.
+            self.failed = None;
+            self.recent_restarts.clear();
+        }
+        if let Some(run) = &self.running {
+            if run.spec != spec {
+                info!(group = %self.ctx.group, "spec changed; restarting the group");
+                self.set(
+                    GroupState::Stopping,
+                    Some("restarting: the spec changed".into()),
+                );
+                if let Some(err) = self.stop_all().await {
+                    warn!(group = %self.ctx.group, "{err}");
+                }
+            }
+        }
+        let Some(run) = &mut self.running else {
+            self.start(spec).await;
+            return;
+        };
+        let health = tokio::select! {
+            h = check_all(&mut run.resources) => h,
+            // A new want is acted on at once rather than after a slow probe.
+            _ = self.want.changed() => return,
+        };
+        match health {
+            Health::Healthy => self.set(GroupState::Online, None),
+            Health::Unhealthy(why) => {
+                warn!(group = %self.ctx.group, "{why}");
+                self.set(GroupState::Stopping, Some(why.clone()));
+                let why = match self.stop_all().await {
+                    Some(err) => format!("{why}; {err}"),
+                    None => why,
+                };
+                self.on_failure(&spec, why, false);
+            }
+        }
+    }
+
+    async fn start(&mut self, spec: Arc<ResourceGroupSpec>) {
+        let message = self.current().and_then(|s| s.message);
+        self.set(GroupState::Starting, message);
+        // Processes a previous agent run recorded and this spec no longer has.
+        let keep: BTreeSet<Name> = spec.processes.iter().map(|p| p.name.clone()).collect();
+        for e in drivers::process::stop_stale(&self.ctx, &keep).await {
+            warn!(group = %self.ctx.group, "{e}");
+        }
+        let mut resources = Resource::for_group(&self.ctx, &spec);
+        for i in 0..resources.len() {
+            if let Err(e) = resources[i].start().await {
+                let why = format!("{}: {e}", resources[i].label());
+                warn!(group = %self.ctx.group, "cannot start {why}");
+                // Including the one that failed: it may be half started.
+                let mut started = RunningGroup {
+                    spec: Arc::clone(&spec),
+                    resources: resources.drain(..=i).collect(),
+                };
+                let why = match stop_resources(&mut started.resources).await {
+                    Some(err) => format!("{why}; {err}"),
+                    None => why,
+                };
+                self.on_failure(&spec, why, e.is_permanent());
+                return;
+            }
+        }
+        info!(group = %self.ctx.group, "group online");
+        self.running = Some(RunningGroup { spec, resources });
+        self.set(GroupState::Online, None);
+    }
+
+    /// After a failure (everything already stopped): restart within the
+    /// policy, or give up on this node.
+    fn on_failure(&mut self, spec: &Arc<ResourceGroupSpec>, why: String, permanent: bool) {
+        let policy = &spec.restart;
+        let now = Instant::now();
+        while self
+            .recent_restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= policy.window.get())
+        {
+            self.recent_restarts.pop_front();
+        }
+        let used = u32::try_from(self.recent_restarts.len()).unwrap_or(u32::MAX);
+        if permanent || used >= policy.limit {
+            let why = if permanent {
+                why
+            } else {
+                format!(
+                    "{why} (restart limit reached: {} in {})",
+                    policy.limit, policy.window
+                )
+            };
+            warn!(group = %self.ctx.group, "group failed on this node: {why}");
+            self.failed = Some(Arc::clone(spec));
+            self.set(GroupState::Failed, Some(why));
+        } else {
+            self.recent_restarts.push_back(now);
+            self.restarts += 1;
+            self.set(
+                GroupState::Starting,
+                Some(format!(
+                    "restart {} of {} in {}: {why}",
+                    used + 1,
+                    policy.limit,
+                    policy.window
+                )),
+            );
+        }
+    }
+
+    async fn go_offline(&mut self) {
+        let mut message = None;
+        if self.running.is_some() {
+            self.set(GroupState::Stopping, None);
+            message = self.stop_all().await;
+        }
+        for e in drivers::process::stop_stale(&self.ctx, &BTreeSet::new()).await {
+            warn!(group = %self.ctx.group, "{e}");
+            message.get_or_insert_with(|| e.to_string());
+        }
+        if let Some(m) = &message {
+            warn!(group = %self.ctx.group, "offline with errors: {m}");
+        }
+        info!(group = %self.ctx.group, "group offline");
+        self.restarts = 0;
+        self.recent_restarts.clear();
+        self.failed = None;
+        self.set(GroupState::Offline, message);
+    }
+
+    /// Stops every resource in reverse order; returns the errors, if any.
+    async fn stop_all(&mut self) -> Option<String> {
+        let mut run = self.running.take()?;
+        stop_resources(&mut run.resources).await
+    }
+
+    fn current(&self) -> Option<LocalGroupStatus> {
+        self.report.borrow().groups.get(&self.ctx.group).cloned()
+    }
+
+    /// Records the group's state; `since` moves only when the state does.
+    fn set(&self, state: GroupState, message: Option<String>) {
+        let restarts = self.restarts;
+        self.report.send_if_modified(|r| {
+            let now = SystemTime::now();
+            let entry =
+                r.groups
+                    .entry(self.ctx.group.clone())
+                    .or_insert_with(|| LocalGroupStatus {
+                        state,
+                        since: now,
+                        restarts,
+                        message: None,
+                    });
+            let next = LocalGroupStatus {
+                state,
+                since: if entry.state == state {
+                    entry.since
+                } else {
+                    now
+                },
+                restarts,
+                message,
+            };
+            let changed = *entry != next;
+            *entry = next;
+            changed
+        });
+    }
+}
+
+/// The first unhealthy resource, if any.
+async fn check_all(resources: &mut [Resource]) -> Health {
+    for r in resources.iter_mut() {
+        if let Health::Unhealthy(why) = r.check().await {
+            return Health::Unhealthy(why);
+        }
+    }
+    Health::Healthy
+}
+
+/// Stops resources in reverse order, every one even when some fail.
+async fn stop_resources(resources: &mut [Resource]) -> Option<String> {
+    let mut errors: Vec<String> = Vec::new();
+    for r in resources.iter_mut().rev() {
+        if let Err(e) = r.stop().await {
+            errors.push(format!("cannot stop {}: {e}", r.label()));
+        }
+    }
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
+/// `SystemTime` as RFC 3339 (UTC, milliseconds), readable in JSON and by humans.
+mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_millis(*t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,219 @@
+//! Drivers: how one resource of a resource group is brought online, taken
+//! offline and checked on this node.
+//!
+//! One module per resource kind; [`Resource`] puts them behind one small
+//! interface (`start`, `stop`, `check`) so the node reconciler
+//! (`crate::agent::reconciler`) never needs to know which kind it holds.
+//! Drivers are I/O at the edge: they act on the machine and report, they do
+//! not decide. Deciding (what should run, when to give up) is the
+//! reconciler's job.
+//!
+//! Kinds a later issue fills in (managed IP addresses, node alias, data
+//! sources) fail with [`DriverError::Unavailable`]; Windows-only kinds fail
+//! with [`DriverError::Unsupported`]. Neither ever pretends to succeed, so a
+//! group that needs one never reports Online.
+
+pub mod alias;
+pub mod datasource;
+pub mod ip;
+pub mod module;
+pub mod probe;
+pub mod process;
+pub mod systemd;
+
+use std::path::PathBuf;
+
+use crate::model::{Name, ResourceGroupSpec};
+
+/// Why a driver could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The resource kind cannot be managed on this node (yet): retrying will
+    /// not help, the group has to run elsewhere or the node be equipped.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The resource only exists on another platform (Windows modules).
+    #[error("{what} is unsupported on this platform ({platform})")]
+    Unsupported {
+        what: String,
+        platform: &'static str,
+    },
+    /// A program could not be started at all.
+    #[error("cannot start {what}: {source}")]
+    Spawn {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file or system call around the resource failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The resource was started or stopped but did not do what it should.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl DriverError {
+    /// True when retrying on this node cannot succeed, so local restarts
+    /// would only delay the failover.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            DriverError::Unavailable(_) | DriverError::Unsupported { .. }
+        )
+    }
+
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        DriverError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// The result of a check or a probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    /// Why the resource is not healthy, for the group's status message.
+    Unhealthy(String),
+}
+
+impl Health {
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Health::Healthy)
+    }
+}
+
+/// What every driver of one group on one node shares.
+#[derive(Debug, Clone)]
+pub struct GroupContext {
+    /// This node's name, given to processes as `ASCTL_NODE`.
+    pub node: Name,
+    /// The group's name, given to processes as `ASCTL_GROUP`.
+    pub group: Name,
+    /// The agent's data directory: logs under `logs/`, pid files under `run/`.
+    pub data_dir: PathBuf,
+    /// The program that a process command `asctl` runs. The agent passes its
+    /// own executable so that the quickstart's `asctl demo-server` runs the
+    /// same build without `asctl` on `PATH`; `None` leaves `asctl` to `PATH`.
+    pub asctl_exe: Option<PathBuf>,
+    /// The `systemctl` program (a path, or a name looked up in `PATH`).
+    pub systemctl: PathBuf,
+}
+
+impl GroupContext {
+    pub fn new(node: Name, group: Name, data_dir: PathBuf) -> Self {
+        GroupContext {
+            node,
+            group,
+            data_dir,
+            asctl_exe: None,
+            systemctl: PathBuf::from("systemctl"),
+        }
+    }
+}
+
+/// One resource of a group, of any kind.
+#[derive(Debug)]
+pub enum Resource {
+    DataSource(datasource::DataSourceDriver),
+    IpAddress(ip::IpDriver),
+    NodeAlias(alias::AliasDriver),
+    Module(module::ModuleDriver),
+    Service(systemd::ServiceDriver),
+    Process(Box<process::ProcessDriver>),
+}
+
+impl Resource {
+    /// The resources of a group in online order: data sources → IP addresses
+    /// → node alias → module → services → processes. Offline is the reverse.
+    pub fn for_group(ctx: &GroupContext, spec: &ResourceGroupSpec) -> Vec<Resource> {
+        let mut out = Vec::new();
+        out.extend(
+            spec.data_sources
+                .iter()
+                .map(|d| Resource::DataSource(datasource::DataSourceDriver::new(d.clone()))),
+        );
+        out.extend(
+            spec.ip_addresses
+                .iter()
+                .map(|ip| Resource::IpAddress(ip::IpDriver::new(ip.clone()))),
+        );
+        if let Some(alias) = &spec.node_alias {
+            out.push(Resource::NodeAlias(alias::AliasDriver::new(alias.clone())));
+        }
+        if let Some(m) = &spec.module {
+            out.push(Resource::Module(module::ModuleDriver::new(m.clone())));
+        }
+        out.extend(spec.services.iter().map(|unit| {
+            Resource::Service(systemd::ServiceDriver::new(
+                unit.clone(),
+                ctx.systemctl.clone(),
+            ))
+        }));
+        out.extend(spec.processes.iter().map(|p| {
+            Resource::Process(Box::new(process::ProcessDriver::new(
+                ctx.clone(),
+                p.clone(),
+            )))
+        }));
+        out
+    }
+
+    /// A short name for messages, e.g. `process server`, `ip 10.0.0.5/24`.
+    pub fn label(&self) -> String {
+        match self {
+            Resource::DataSource(d) => d.label(),
+            Resource::IpAddress(d) => d.label(),
+            Resource::NodeAlias(d) => d.label(),
+            Resource::Module(d) => d.label(),
+            Resource::Service(d) => d.label(),
+            Resource::Process(d) => d.label(),
+        }
+    }
+
+    /// Brings the resource online. Idempotent: starting what already runs
+    /// (or what a previous agent left running, for processes) is not an error.
+    pub async fn start(&mut self) -> Result<(), DriverError> {
+        match self {
+            Resource::DataSource(d) => d.start().await,
+            Resource::IpAddress(d) => d.start().await,
+            Resource::NodeAlias(d) => d.start().await,
+            Resource::Module(d) => d.start().await,
+            Resource::Service(d) => d.start().await,
+            Resource::Process(d) => d.start().await,
+        }
+    }
+
+    /// Takes the resource offline. Idempotent: stopping what is not running
+    /// succeeds.
+    pub async fn stop(&mut self) -> Result<(), DriverError> {
+        match self {
+            Resource::DataSource(d) => d.stop().await,
+            Resource::IpAddress(d) => d.stop().await,
+            Resource::NodeAlias(d) => d.stop().await,
+            Resource::Module(d) => d.stop().await,
+            Resource::Service(d) => d.stop().await,
+            Resource::Process(d) => d.stop().await,
+        }
+    }
+
+    /// Checks an online resource. Cheap to call often: each driver decides
+    /// when real work (a probe, a `systemctl` call) is due and otherwise
+    /// answers from what it last saw.
+    pub async fn check(&mut self) -> Health {
+        match self {
+            Resource::DataSource(d) => d.check(),
+            Resource::IpAddress(d) => d.check(),
+            Resource::NodeAlias(d) => d.check(),
+            Resource::Module(d) => d.check(),
+            Resource::Service(d) => d.check().await,
+            Resource::Process(d) => d.check().await,
+        }
+    }
+}
