@@ -14,9 +14,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 /// Documents per generated file, as in a repository of many small files.
 const DOCS_PER_FILE: usize = 1000;
 
-/// A valid domain of `docs` (+1) documents: per cell of 10 documents, one
-/// ESX host, two VMs, a standby physical node, a domain and a verification
-/// line, a shared disk, a mount point and two groups.
+/// A valid, warning-free domain of `docs` (+1) documents: per cell of 10
+/// documents, one ESX host, two VMs, a physical node, two domain lines and a
+/// verification line, a shared disk and two groups.
 fn generate(docs: usize) -> Vec<(String, String)> {
     let cells = docs.div_ceil(10);
     let mut out = Vec::new();
@@ -58,28 +58,24 @@ fn generate(docs: usize) -> Vec<(String, String)> {
             );
             push(&mut buf, d, &mut out);
         }
+        for (l, role) in [(0, "domain"), (1, "domain"), (2, "verification")] {
+            // Second octet: one range of 30 per line, `a` below 30 up to 75k cells.
+            let o = l * 30 + a;
+            let d = format!(
+                "apiVersion: asctl/v1\nkind: NetworkLine\nmetadata:\n  name: line{c}-{l}\nspec:\n  role: {role}\n  subnet: 10.{o}.{b}.0/24\n  members:\n    n{c}-0: 10.{o}.{b}.10\n    n{c}-1: 10.{o}.{b}.11\n    n{c}-2: 10.{o}.{b}.12\n"
+            );
+            push(&mut buf, d, &mut out);
+        }
         let d = format!(
-            "apiVersion: asctl/v1\nkind: NetworkLine\nmetadata:\n  name: line{c}\nspec:\n  role: domain\n  subnet: 10.{a}.{b}.0/24\n  members:\n    n{c}-0: 10.{a}.{b}.10\n    n{c}-1: 10.{a}.{b}.11\n    n{c}-2: 10.{a}.{b}.12\n"
+            "apiVersion: asctl/v1\nkind: DataSource\nmetadata:\n  name: disk{c}\nspec:\n  type: sharedDisk\n  device: {{backing: rdm-physical, scsiBusSharing: physical, path: /dev/sdb}}\n"
         );
         push(&mut buf, d, &mut out);
         let d = format!(
-            "apiVersion: asctl/v1\nkind: NetworkLine\nmetadata:\n  name: verify{c}\nspec:\n  role: verification\n  subnet: 10.{a}.{b}.128/25\n  members:\n    n{c}-0: 10.{a}.{b}.130\n    n{c}-1: 10.{a}.{b}.131\n    n{c}-2: 10.{a}.{b}.132\n"
+            "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata:\n  name: sql{c}\nspec:\n  preferredNodes: [n{c}-0, n{c}-2]\n  dataSources: [disk{c}]\n  ipAddresses:\n    - {{address: 10.{a}.{b}.100/24, line: line{c}-0}}\n  module: {{type: sql-server-2008}}\n  restart: {{limit: 3, window: 15m}}\n"
         );
         push(&mut buf, d, &mut out);
         let d = format!(
-            "apiVersion: asctl/v1\nkind: DataSource\nmetadata:\n  name: disk{c}\nspec:\n  type: sharedDisk\n  device: {{backing: rdm-physical, scsiBusSharing: virtual, path: /dev/sdb}}\n"
-        );
-        push(&mut buf, d, &mut out);
-        let d = format!(
-            "apiVersion: asctl/v1\nkind: DataSource\nmetadata:\n  name: mnt{c}\nspec:\n  type: mountPoint\n  on: disk{c}\n  path: /data\n"
-        );
-        push(&mut buf, d, &mut out);
-        let d = format!(
-            "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata:\n  name: sql{c}\nspec:\n  preferredNodes: [n{c}-0, n{c}-1]\n  dataSources: [disk{c}, mnt{c}]\n  ipAddresses:\n    - {{address: 10.{a}.{b}.100/24, line: line{c}}}\n  module: {{type: sql-server-2008}}\n  restart: {{limit: 3, window: 15m}}\n"
-        );
-        push(&mut buf, d, &mut out);
-        let d = format!(
-            "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata:\n  name: web{c}\nspec:\n  preferredNodes: [n{c}-2, n{c}-0]\n  failback: auto\n  processes:\n    - name: server\n      command: [/usr/bin/web, --port, \"8080\"]\n      env: {{MODE: prod}}\n      monitor: {{interval: 5s, timeout: 1s, probe: {{tcp: \"127.0.0.1:8080\"}}}}\n"
+            "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata:\n  name: web{c}\nspec:\n  preferredNodes: [n{c}-2, n{c}-1]\n  failback: auto\n  processes:\n    - name: server\n      command: [/usr/bin/web, --port, \"8080\"]\n      env: {{MODE: prod}}\n      monitor: {{interval: 5s, timeout: 1s, probe: {{tcp: \"127.0.0.1:8080\"}}}}\n"
         );
         push(&mut buf, d, &mut out);
     }

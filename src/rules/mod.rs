@@ -19,22 +19,62 @@ pub use catalog::*;
 
 use crate::diag::{Finding, Location, sort_findings};
 use crate::load::Loaded;
-use crate::model::{Config, DocId, Kind, Object, Qualification};
+use std::collections::HashMap;
+
+use crate::model::{
+    Config, DocId, Kind, NetworkLineSpec, Object, Qualification, ResourceGroupSpec,
+};
 
 /// What a check sees: the typed configuration, spans, and a sink.
 pub struct Ctx<'a> {
     pub loaded: &'a Loaded,
     pub config: &'a Config,
+    /// Per node: the groups it is a preferred node of, and the lines it is
+    /// on. Built once so that rules stay linear in the size of the domain.
+    groups_by_node: HashMap<&'a str, Vec<&'a Object<ResourceGroupSpec>>>,
+    lines_by_node: HashMap<&'a str, Vec<&'a Object<NetworkLineSpec>>>,
     findings: Vec<Finding>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(loaded: &'a Loaded) -> Self {
+        let config = &loaded.config;
+        let mut groups_by_node: HashMap<&str, Vec<_>> = HashMap::new();
+        for g in &config.groups {
+            for n in &g.spec.preferred_nodes {
+                let list = groups_by_node.entry(n.as_str()).or_default();
+                // A node listed twice (AS0305) still has the group once.
+                if !list
+                    .iter()
+                    .any(|x: &&Object<ResourceGroupSpec>| std::ptr::eq(*x, g))
+                {
+                    list.push(g);
+                }
+            }
+        }
+        let mut lines_by_node: HashMap<&str, Vec<_>> = HashMap::new();
+        for l in &config.lines {
+            for n in l.spec.members.keys() {
+                lines_by_node.entry(n.as_str()).or_default().push(l);
+            }
+        }
         Ctx {
             loaded,
-            config: &loaded.config,
+            config,
+            groups_by_node,
+            lines_by_node,
             findings: Vec::new(),
         }
+    }
+
+    /// The groups `node` is a preferred node of, in document order.
+    pub fn groups_of(&self, node: &str) -> &[&'a Object<ResourceGroupSpec>] {
+        self.groups_by_node.get(node).map_or(&[], Vec::as_slice)
+    }
+
+    /// The lines `node` is a member of, in document order.
+    pub fn lines_of(&self, node: &str) -> &[&'a Object<NetworkLineSpec>] {
+        self.lines_by_node.get(node).map_or(&[], Vec::as_slice)
     }
 
     /// Location of the value at `pointer` (e.g. `/spec/dataSources/1`) in `doc`.

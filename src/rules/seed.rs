@@ -5,7 +5,7 @@
 //! from the profile in force, so that a later qualification changes data,
 //! not these checks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::Ctx;
 use super::catalog as cat;
@@ -270,6 +270,7 @@ struct Sharing<'a> {
 
 fn sharings<'a>(ctx: &Ctx<'a>) -> Vec<Sharing<'a>> {
     let mut out: Vec<Sharing> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for group in &ctx.config.groups {
         let pairs = topology::pairs(ctx, group);
         for (i, name) in group.spec.data_sources.iter().enumerate() {
@@ -280,16 +281,13 @@ fn sharings<'a>(ctx: &Ctx<'a>) -> Vec<Sharing<'a>> {
                 if d.spec.kind != DataSourceType::SharedDisk {
                     continue;
                 }
-                let idx = match out.iter().position(|s| s.disk.name() == d.name()) {
-                    Some(idx) => idx,
-                    None => {
-                        out.push(Sharing {
-                            disk: d,
-                            uses: BTreeMap::new(),
-                        });
-                        out.len() - 1
-                    }
-                };
+                let idx = *index.entry(d.name().as_str()).or_insert_with(|| {
+                    out.push(Sharing {
+                        disk: d,
+                        uses: BTreeMap::new(),
+                    });
+                    out.len() - 1
+                });
                 for p in &pairs {
                     if let PairKind::Matrix(t) = p.kind {
                         out[idx].uses.entry(t).or_insert((group, i, *p));
@@ -516,15 +514,6 @@ fn composites(ctx: &mut Ctx, profile: &Profile) {
     }
 }
 
-/// The groups a node is a preferred node of.
-fn groups_of<'a>(ctx: &Ctx<'a>, node: &Name) -> Vec<&'a Object<ResourceGroupSpec>> {
-    ctx.config
-        .groups
-        .iter()
-        .filter(|g| g.spec.preferred_nodes.contains(node))
-        .collect()
-}
-
 fn vmotion(ctx: &mut Ctx) {
     for node in &ctx.config.nodes {
         if !node.spec.is_vm() || !node.spec.vmotion.is_enabled() {
@@ -532,7 +521,7 @@ fn vmotion(ctx: &mut Ctx) {
         }
         // Shared storage: a shared disk, or any device on a shared SCSI bus.
         let mut shared = None;
-        'groups: for g in groups_of(ctx, node.name()) {
+        'groups: for g in ctx.groups_of(node.name().as_str()).iter().copied() {
             for name in &g.spec.data_sources {
                 let Some(ds) = ctx.config.data_sources.get(name.as_str()) else {
                     continue;
@@ -693,12 +682,8 @@ fn cluster_in_a_box(ctx: &mut Ctx) {
 fn network(ctx: &mut Ctx, profile: &Profile) {
     let cfg = ctx.config;
     for node in &cfg.nodes {
-        let count = |role: LineRole| {
-            cfg.lines
-                .iter()
-                .filter(|l| l.spec.role == role && l.spec.members.contains_key(node.name()))
-                .count()
-        };
+        let lines = ctx.lines_of(node.name().as_str());
+        let count = |role: LineRole| lines.iter().filter(|l| l.spec.role == role).count();
         let (domain, verification) = (count(LineRole::Domain), count(LineRole::Verification));
         if domain >= profile.min_domain_lines && verification >= profile.min_verification_lines {
             continue;
@@ -811,15 +796,20 @@ fn pci_and_scsi(ctx: &mut Ctx, profile: &Profile) {
         if have >= profile.min_scsi_controllers {
             continue;
         }
-        let uses_disks = groups_of(ctx, node.name()).into_iter().any(|g| {
-            g.spec.data_sources.iter().any(|n| {
-                ctx.config.data_sources.get(n.as_str()).is_some_and(|ds| {
-                    topology::expand(ctx, ds)
-                        .iter()
-                        .any(|d| d.spec.device.is_some())
+        let uses_disks = ctx
+            .groups_of(node.name().as_str())
+            .iter()
+            .copied()
+            .into_iter()
+            .any(|g| {
+                g.spec.data_sources.iter().any(|n| {
+                    ctx.config.data_sources.get(n.as_str()).is_some_and(|ds| {
+                        topology::expand(ctx, ds)
+                            .iter()
+                            .any(|d| d.spec.device.is_some())
+                    })
                 })
-            })
-        });
+            });
         if !uses_disks {
             continue;
         }
