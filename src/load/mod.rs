@@ -190,42 +190,23 @@ enum Typed {
 
 impl Typed {
     fn add_to(self, cfg: &mut Config, doc: model::DocId) {
+        fn obj<S>(metadata: Metadata, spec: S, doc: model::DocId) -> Object<S> {
+            Object {
+                metadata,
+                spec,
+                doc,
+            }
+        }
         match self {
             // A second Domain is reported by the rules (AS0013); the first wins.
-            Typed::Domain(metadata, spec) => {
-                if cfg.domain.is_none() {
-                    cfg.domain = Some(Object {
-                        metadata,
-                        spec,
-                        doc,
-                    });
-                }
+            Typed::Domain(m, s) => {
+                cfg.domain.get_or_insert(obj(m, s, doc));
             }
-            Typed::Host(metadata, spec) => cfg.hosts.push(Object {
-                metadata,
-                spec,
-                doc,
-            }),
-            Typed::Node(metadata, spec) => cfg.nodes.push(Object {
-                metadata,
-                spec,
-                doc,
-            }),
-            Typed::NetworkLine(metadata, spec) => cfg.lines.push(Object {
-                metadata,
-                spec,
-                doc,
-            }),
-            Typed::DataSource(metadata, spec) => cfg.data_sources.push(Object {
-                metadata,
-                spec,
-                doc,
-            }),
-            Typed::ResourceGroup(metadata, spec) => cfg.groups.push(Object {
-                metadata,
-                spec,
-                doc,
-            }),
+            Typed::Host(m, s) => cfg.hosts.push(obj(m, s, doc)),
+            Typed::Node(m, s) => cfg.nodes.push(obj(m, s, doc)),
+            Typed::NetworkLine(m, s) => cfg.lines.push(obj(m, s, doc)),
+            Typed::DataSource(m, s) => cfg.data_sources.push(obj(m, s, doc)),
+            Typed::ResourceGroup(m, s) => cfg.groups.push(obj(m, s, doc)),
         }
     }
 }

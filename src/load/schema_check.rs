@@ -13,7 +13,7 @@ use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
 
 use super::{did_you_mean, location, yaml};
-use crate::diag::{FileId, Finding};
+use crate::diag::{FileId, Finding, Location};
 use crate::model::schema::root_schema;
 use crate::model::{DURATION_PATTERN, NAME_PATTERN};
 use crate::rules::catalog as cat;
@@ -140,20 +140,7 @@ impl SchemaChecker {
                     .as_array()
                     .map(|a| a.iter().map(plain).collect())
                     .unwrap_or_default();
-                let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
-                let got = plain(error.instance());
-                let mut f = Finding::new(
-                    &cat::INVALID_VALUE,
-                    format!(
-                        "`{got}` is not a valid {field}; expected one of: {}",
-                        list(&opts)
-                    ),
-                    at_value,
-                );
-                if let Some(s) = did_you_mean(&got, &opts) {
-                    f = f.with_help(format!("did you mean `{s}`?"));
-                }
-                f
+                not_one_of(error.instance(), &field, &opts, at_value)
             }
             ValidationErrorKind::Pattern { pattern } if pattern == NAME_PATTERN => Finding::new(
                 &cat::INVALID_NAME,
@@ -210,20 +197,7 @@ impl SchemaChecker {
                     && !matches!(node.value, yaml::Value::Seq(_) | yaml::Value::Map(_))
                 {
                     // An enum whose variants carry descriptions (oneOf of consts).
-                    let opts: Vec<&str> = consts.iter().map(String::as_str).collect();
-                    let got = plain(error.instance());
-                    let mut f = Finding::new(
-                        &cat::INVALID_VALUE,
-                        format!(
-                            "`{got}` is not a valid {field}; expected one of: {}",
-                            list(&opts)
-                        ),
-                        at_value,
-                    );
-                    if let Some(s) = did_you_mean(&got, &opts) {
-                        f = f.with_help(format!("did you mean `{s}`?"));
-                    }
-                    f
+                    not_one_of(error.instance(), &field, &consts, at_value)
                 } else {
                     let mut f = Finding::new(
                         &cat::INVALID_VALUE,
@@ -366,4 +340,22 @@ fn enum_values(schema: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// "`x` is not a valid `field`; expected one of: ..." with a suggestion.
+fn not_one_of(got: &Value, field: &str, options: &[String], at: Option<Location>) -> Finding {
+    let opts: Vec<&str> = options.iter().map(String::as_str).collect();
+    let got = plain(got);
+    let f = Finding::new(
+        &cat::INVALID_VALUE,
+        format!(
+            "`{got}` is not a valid {field}; expected one of: {}",
+            list(&opts)
+        ),
+        at,
+    );
+    match did_you_mean(&got, &opts) {
+        Some(s) => f.with_help(format!("did you mean `{s}`?")),
+        None => f,
+    }
 }
