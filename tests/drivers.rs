@@ -83,6 +83,19 @@ async fn a_process_runs_in_its_own_group_with_its_env_dir_and_log() {
     let pid = driver.pid().expect("a pid");
 
     assert!(live(pid));
+    // The log lines are written after exec: from then on /proc shows the
+    // program, not the forked copy of the test.
+    let log = dir.path().join("logs/web/server.log");
+    assert_eq!(driver.log_path(), log);
+    eventually(
+        "stdout and stderr in the log",
+        Duration::from_secs(5),
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.contains("out-line") && text.contains("err-line")
+        },
+    )
+    .await;
     assert_eq!(
         stat(pid).map(|s| s.1),
         Some(pid as i32),
@@ -95,17 +108,6 @@ async fn a_process_runs_in_its_own_group_with_its_env_dir_and_log() {
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd");
     assert_eq!(cwd, work.canonicalize().expect("canonical"));
 
-    let log = dir.path().join("logs/web/server.log");
-    assert_eq!(driver.log_path(), log);
-    eventually(
-        "stdout and stderr in the log",
-        Duration::from_secs(5),
-        || {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            text.contains("out-line") && text.contains("err-line")
-        },
-    )
-    .await;
     assert!(driver.check().await.is_healthy());
 
     // Starting again is a no-op, not a second process.

@@ -239,6 +239,9 @@ impl NodeLoop {
         let mut names: BTreeSet<Name> = config.groups.iter().map(|g| g.name().clone()).collect();
         names.extend(self.workers.keys().cloned());
         names.extend(recorded.iter().cloned());
+        // Groups that left the configuration stay in the report until their
+        // task has taken them offline; then their entry goes.
+        names.extend(self.report.borrow().groups.keys().cloned());
 
         for name in &names {
             let spec = config.groups.get(name.as_str()).map(|g| &g.spec);
@@ -512,28 +515,22 @@ impl GroupWorker {
         let restarts = self.restarts;
         self.report.send_if_modified(|r| {
             let now = SystemTime::now();
-            let entry =
-                r.groups
-                    .entry(self.ctx.group.clone())
-                    .or_insert_with(|| LocalGroupStatus {
-                        state,
-                        since: now,
-                        restarts,
-                        message: None,
-                    });
+            let previous = r.groups.get(&self.ctx.group);
             let next = LocalGroupStatus {
                 state,
-                since: if entry.state == state {
-                    entry.since
-                } else {
-                    now
+                since: match previous {
+                    Some(p) if p.state == state => p.since,
+                    _ => now,
                 },
                 restarts,
                 message,
             };
-            let changed = *entry != next;
-            *entry = next;
-            changed
+            // A new entry is a change too, even in the state a default would have.
+            if previous == Some(&next) {
+                return false;
+            }
+            r.groups.insert(self.ctx.group.clone(), next);
+            true
         });
     }
 }

@@ -203,14 +203,14 @@ impl ProcessDriver {
         match self.running.take() {
             Some(Running::Child { mut child, pid }) => {
                 let deadline = Instant::now() + timeout;
-                signal_group(pid, Signal::SIGTERM);
+                signal_child(pid, Signal::SIGTERM);
                 let status = match tokio::time::timeout_at(deadline, child.wait()).await {
                     Ok(s) => s,
                     Err(_) => {
                         warn!(group = %self.ctx.group, process = %self.spec.name, pid,
                             "process ignored SIGTERM for {}; sending SIGKILL",
                             humantime::format_duration(timeout));
-                        signal_group(pid, Signal::SIGKILL);
+                        signal_child(pid, Signal::SIGKILL);
                         child.wait().await
                     }
                 };
@@ -411,6 +411,17 @@ fn signal_group(pgid: i32, sig: Signal) {
     match killpg(Pid::from_raw(pgid), sig) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(e) => warn!(pgid, "cannot send {sig} to process group: {e}"),
+    }
+}
+
+/// Signals our child and its process group. The child itself too: right
+/// after spawning it may not have made its own group yet, and being unreaped
+/// its pid cannot have been reused.
+fn signal_child(pid: i32, sig: Signal) {
+    signal_group(pid, sig);
+    match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => warn!(pid, "cannot send {sig}: {e}"),
     }
 }
 
