@@ -144,7 +144,10 @@ async fn stop_escalates_to_sigkill_when_sigterm_is_ignored() {
     .await;
 
     let started = Instant::now();
-    driver.stop().await.expect("stops");
+    tokio::time::timeout(Duration::from_secs(10), driver.stop())
+        .await
+        .expect("stop must not wait forever")
+        .expect("stops");
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(400),
@@ -376,6 +379,18 @@ async fn http_probe_against_the_demo_server() {
     let missing = Probe::Http(format!("http://127.0.0.1:{port}/missing"));
     assert!(unhealthy(probe::run(&missing, T).await).contains("404"));
     driver.stop().await.expect("stops");
+}
+
+#[test]
+fn the_demo_server_needs_a_node_name() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_asctl"))
+        .args(["demo-server", "--port", "1"])
+        .env_remove("ASCTL_NODE")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pass --name or set ASCTL_NODE"), "{stderr}");
 }
 
 // --- systemd ------------------------------------------------------------

@@ -146,14 +146,15 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-/// The body of `GET /`, or `None` while nothing answers.
-fn http_get(port: u16) -> Option<String> {
+/// The head and body of `GET /`, or `None` while nothing answers.
+fn http_get(port: u16) -> Option<(String, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.to_ascii_lowercase(), body.to_owned()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,7 +178,9 @@ async fn a_group_placed_here_runs_and_answers_with_the_node_name_then_stops() {
         body.is_some()
     })
     .await;
-    assert_eq!(body.as_deref(), Some("node1\n"));
+    let (head, body) = body.expect("an answer");
+    assert_eq!(body, "node1\n");
+    assert!(head.contains("x-asctl-group: web"), "{head}");
     assert!(cmdline(pid).contains("demo-server"), "{}", cmdline(pid));
     assert!(dir.path().join("logs/web/server.log").exists());
     assert_eq!(node.report().generation_seen, 1);
