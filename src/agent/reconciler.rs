@@ -257,7 +257,12 @@ impl NodeLoop {
                     *cur = want;
                     changed
                 });
-            } else if matches!(want, Want::Online(_)) || recorded.contains(name) {
+            } else if matches!(want, Want::Online(_))
+                || recorded.contains(name)
+                || self.reported_active(name)
+            {
+                // Also when the report says something may run without a task
+                // to own it (that task panicked): a new one adopts or stops it.
                 self.spawn_worker(name, want);
             } else if spec.is_some() {
                 self.report.send_if_modified(|r| {
@@ -282,6 +287,14 @@ impl NodeLoop {
             r.generation_seen = desired.generation;
             changed
         });
+    }
+
+    fn reported_active(&self, name: &Name) -> bool {
+        self.report
+            .borrow()
+            .groups
+            .get(name)
+            .is_some_and(|g| g.state != GroupState::Offline)
     }
 
     fn spawn_worker(&mut self, name: &Name, want: Want) {
@@ -423,11 +436,8 @@ impl GroupWorker {
                 let why = format!("{}: {e}", resources[i].label());
                 warn!(group = %self.ctx.group, "cannot start {why}");
                 // Including the one that failed: it may be half started.
-                let mut started = RunningGroup {
-                    spec: Arc::clone(&spec),
-                    resources: resources.drain(..=i).collect(),
-                };
-                let why = match stop_resources(&mut started.resources).await {
+                let mut started: Vec<Resource> = resources.drain(..=i).collect();
+                let why = match stop_resources(&mut started).await {
                     Some(err) => format!("{why}; {err}"),
                     None => why,
                 };
