@@ -9,4 +9,5 @@ pub mod diag;
 pub mod drivers;
 pub mod load;
 pub mod model;
+pub mod plan;
 pub mod rules;

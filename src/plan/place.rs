@@ -1,0 +1,136 @@
+//! Where each resource group runs: a pure function of the configuration, the
+//! node states and the current placement.
+//!
+//! The domain leader calls [`place`] to decide and `asctl plan` calls it to
+//! predict, so the plan shows what the leader will do. Nothing here does I/O
+//! or reads a clock: the same inputs always give the same placement, which is
+//! what lets `tests/scenarios/place/` pin the behaviour down case by case.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Config, Failback, Name, ResourceGroupSpec};
+
+/// Whether a node can run groups, as the domain sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    Up,
+    Down,
+}
+
+/// The state of every node. A node absent from the map is Down: a node the
+/// domain has never heard from must not receive groups.
+pub type Health = BTreeMap<Name, NodeState>;
+
+/// Where one group is, and where it may not go back to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupPlacement {
+    /// The node the group runs on; `None` when no node is eligible (offline).
+    pub node: Option<Name>,
+    /// Nodes where the group exceeded its restart limit. The leader adds a
+    /// node when that node reports the group failed, and clears it when an
+    /// operator resets the group or the group's spec changes
+    /// ([`carry_over`]).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub failed_on: BTreeSet<Name>,
+}
+
+/// The placement of every group, by group name.
+pub type Placement = BTreeMap<Name, GroupPlacement>;
+
+/// Places every group of `config`.
+///
+/// - A group goes to the first node of its `preferredNodes` that is Up and
+///   not in its `failed_on` (an *eligible* node).
+/// - Stickiness: a group whose current node is still eligible stays there,
+///   so an unrelated change (another group, a node coming back) never moves
+///   it — except with `failback: auto`, where it goes to the most preferred
+///   eligible node (home first).
+/// - A group whose node is no longer eligible (Down, failed, or taken out of
+///   `preferredNodes`) moves to the first eligible node; with none, it is
+///   offline (`node: None`).
+/// - Groups absent from `config` are dropped; new groups are placed as above.
+///
+/// Each group has one `node` field, so a group is on at most one node by
+/// construction. The result is a fixed point: placing it again with the same
+/// inputs returns it unchanged.
+pub fn place(config: &Config, health: &Health, current: &Placement) -> Placement {
+    config
+        .groups
+        .iter()
+        .map(|group| {
+            let previous = current.get(group.name());
+            let failed_on = previous.map(|p| p.failed_on.clone()).unwrap_or_default();
+            let node = choose(
+                &group.spec,
+                health,
+                &failed_on,
+                previous.and_then(|p| p.node.as_ref()),
+            );
+            (group.name().clone(), GroupPlacement { node, failed_on })
+        })
+        .collect()
+}
+
+fn choose(
+    spec: &ResourceGroupSpec,
+    health: &Health,
+    failed_on: &BTreeSet<Name>,
+    current: Option<&Name>,
+) -> Option<Name> {
+    let eligible = |node: &Name| is_eligible(spec, health, failed_on, node);
+    let best = spec.preferred_nodes.iter().find(|n| eligible(n));
+    match current {
+        Some(here) if eligible(here) => match spec.failback {
+            Failback::Manual => Some(here.clone()),
+            // `here` is eligible, so `best` exists and is at least as preferred.
+            Failback::Auto => best.cloned(),
+        },
+        _ => best.cloned(),
+    }
+}
+
+/// Whether `node` is eligible for `spec` under `health` and `failed_on`:
+/// what [`place`] requires of the node it picks.
+pub fn is_eligible(
+    spec: &ResourceGroupSpec,
+    health: &Health,
+    failed_on: &BTreeSet<Name>,
+    node: &Name,
+) -> bool {
+    health.get(node) == Some(&NodeState::Up)
+        && !failed_on.contains(node)
+        && spec.preferred_nodes.contains(node)
+}
+
+/// The placement to hand to [`place`] once `new` replaces `old` as the
+/// applied configuration: removed groups are dropped, and a group whose spec
+/// changed forgets where it failed (the operator changed something, so the
+/// failure may be fixed). The leader calls this when it commits a
+/// configuration, and `plan` calls it to predict that commit.
+pub fn carry_over(old: Option<&Config>, new: &Config, placement: &Placement) -> Placement {
+    placement
+        .iter()
+        .filter_map(|(name, p)| {
+            let group = new.groups.get(name.as_str())?;
+            let unchanged = old
+                .and_then(|o| o.groups.get(name.as_str()))
+                .is_some_and(|before| before.spec == group.spec);
+            let failed_on = if unchanged {
+                p.failed_on.clone()
+            } else {
+                BTreeSet::new()
+            };
+            Some((
+                name.clone(),
+                GroupPlacement {
+                    node: p.node.clone(),
+                    failed_on,
+                },
+            ))
+        })
+        .collect()
+}
