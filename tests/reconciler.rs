@@ -310,7 +310,7 @@ async fn a_managed_ip_it_cannot_add_fails_the_group_before_any_process_starts() 
     let failed = node.wait_group("web", GroupState::Failed).await;
     let message = failed.message.unwrap_or_default();
     assert!(
-        message.contains("managed IP addresses are not available on this node yet"),
+        message.contains("no interface on this node has an address in 10.1.0.0/24"),
         "{message}"
     );
     assert_eq!(
@@ -420,6 +420,36 @@ async fn a_changed_command_restarts_the_group() {
         node.pid("web", "server").is_none()
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placement_only_change_does_not_restart_the_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut node = Node::start(dir.path(), web(r#"["sleep", "63"]"#, ""), &["web"]);
+    node.wait_group("web", GroupState::Online).await;
+    let pid = node.pid("web", "server").expect("pid");
+
+    // failback and restart policy change: `plan` says "stays on node1".
+    node.set(
+        web(
+            r#"["sleep", "63"]"#,
+            "  failback: auto\n  restart: {limit: 5, window: 1m}\n",
+        ),
+        &["web"],
+    );
+    node.wait("the new generation is seen", |r| {
+        r.generation_seen == node.generation
+    })
+    .await;
+    // Give a wrongful restart the time to happen, then check it did not.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(
+        node.pid("web", "server"),
+        Some(pid),
+        "the process was restarted"
+    );
+    assert!(live(pid));
+    node.shutdown(false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,10 @@
 //! The agent that runs on every node. So far: the node reconciler, which
 //! drives this node's resources towards what the domain placed on it.
 
+pub mod detector;
+pub mod heartbeat;
+pub mod isolation;
+pub mod metrics;
+pub mod monitor;
+pub mod packet;
 pub mod reconciler;

@@ -387,6 +387,14 @@ impl GroupWorker {
             self.failed = None;
             self.recent_restarts.clear();
         }
+        if let Some(run) = &mut self.running {
+            // Placement-only changes (preferred nodes, failback, restart
+            // policy) take effect without a restart: the same rule `plan`
+            // uses to predict, so the plan is what happens.
+            if run.spec != spec && !crate::plan::needs_restart(&run.spec, &spec) {
+                run.spec = spec.clone();
+            }
+        }
         if let Some(run) = &self.running {
             if run.spec != spec {
                 info!(group = %self.ctx.group, "spec changed; restarting the group");

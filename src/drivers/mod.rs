@@ -8,8 +8,8 @@
 //! not decide. Deciding (what should run, when to give up) is the
 //! reconciler's job.
 //!
-//! Kinds a later issue fills in (managed IP addresses, node alias, data
-//! sources) fail with [`DriverError::Unavailable`]; Windows-only kinds fail
+//! Kinds a later issue fills in (node alias, data sources) fail with
+//! [`DriverError::Unavailable`]; Windows-only kinds fail
 //! with [`DriverError::Unsupported`]. Neither ever pretends to succeed, so a
 //! group that needs one never reports Online.
 
@@ -209,7 +209,7 @@ impl Resource {
     pub async fn check(&mut self) -> Health {
         match self {
             Resource::DataSource(d) => d.check(),
-            Resource::IpAddress(d) => d.check(),
+            Resource::IpAddress(d) => d.check().await,
             Resource::NodeAlias(d) => d.check(),
             Resource::Module(d) => d.check(),
             Resource::Service(d) => d.check().await,

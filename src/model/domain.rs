@@ -69,6 +69,10 @@ pub struct Heartbeat {
     /// advises multicast heartbeats; without it heartbeats are unicast.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multicast: Option<Ipv4Addr>,
+    /// UDP port of heartbeats and verification probes, the same on every
+    /// node and line (default `7500`).
+    #[serde(default = "Heartbeat::default_port")]
+    pub port: u16,
 }
 
 impl Heartbeat {
@@ -78,6 +82,10 @@ impl Heartbeat {
     fn default_timeout() -> Duration {
         Duration::from_secs(1)
     }
+    pub const DEFAULT_PORT: u16 = 7500;
+    fn default_port() -> u16 {
+        Heartbeat::DEFAULT_PORT
+    }
 }
 
 impl Default for Heartbeat {
@@ -86,6 +94,7 @@ impl Default for Heartbeat {
             interval: Heartbeat::default_interval(),
             timeout: Heartbeat::default_timeout(),
             multicast: None,
+            port: Heartbeat::default_port(),
         }
     }
 }
@@ -102,6 +111,11 @@ pub struct Isolation {
     /// offline at once; `none` leaves them running.
     #[serde(default)]
     pub response: IsolationResponse,
+    /// A TCP port to connect to on each isolation address when the agent may
+    /// not send ICMP echo (neither `net.ipv4.ping_group_range` nor root allows
+    /// it). Any answer (accepted or refused) counts as reachable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

@@ -1,0 +1,675 @@
+//! The failure detector: a pure state machine, no I/O and no clock of its own.
+//!
+//! The caller feeds it what the network said ([`Detector::heard`]: a valid
+//! packet from a peer on a line; [`Detector::isolation_reply`]: an isolation
+//! address answered) and the time ([`Detector::tick`]), and gets back the
+//! transitions ([`Event`]). The same inputs always give the same outputs, so
+//! the tests drive it with made-up instants and no sockets.
+//!
+//! Per peer, from the silences (time since the last packet) on its lines:
+//! - **Up**: heard on some domain line within `timeout`.
+//! - **Suspected**: silent on every domain line for `timeout`, but the
+//!   verification line answered within `timeout`: the peer is alive, only its
+//!   domain lines are cut. No failover.
+//! - **Failed**: silent on every domain line *and* the verification line for
+//!   `timeout`. Only this state moves the peer's groups.
+//!
+//! The verification line is probed continuously (one request per interval,
+//! see `crate::agent::heartbeat`), not only once a peer is suspected: so when
+//! the domain lines have been silent for `timeout`, the evidence of the
+//! verification line is already at hand and a dead peer is declared failed
+//! at `timeout`, not `timeout` plus a probe round trip. A peer that dies is
+//! reported Suspected then Failed in the same tick.
+//!
+//! Losing one line while another still carries heartbeats is a line event
+//! ([`Event::Line`]), never a peer state change.
+//!
+//! **Isolation.** This node is isolated when it has at least one peer, every
+//! peer is Failed, and no isolation address that counts (see
+//! [`TieBreak`]) answered within `timeout`. Without isolation addresses a
+//! node never considers itself isolated (it cannot tell); the validator
+//! warns about that configuration. The reasoning, including the two-node
+//! tie-break, is in docs/ha.md.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::model::{Config, LineRole, Name};
+
+/// The lines one peer shares with this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerLines {
+    /// Domain lines (heartbeats) shared with the peer.
+    pub domain: Vec<Name>,
+    /// The verification line, when both are on it.
+    pub verification: Option<Name>,
+}
+
+/// How isolation addresses decide, beyond "some address answered".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TieBreak {
+    /// Three or more voters (nodes, or two nodes and a witness): the domain
+    /// database's quorum prevents two sides from both placing a group, so
+    /// any isolation address that answers means "not isolated".
+    Quorum,
+    /// Two nodes without a witness. An isolation address inside a line's
+    /// subnet proves that this node and its peer share a working segment, so
+    /// it always counts. A routed address does not prove that, so it counts
+    /// only for the node ranked first (the lower name): in a symmetric
+    /// partition where both still reach a routed address, only the first
+    /// keeps its groups.
+    TwoNodes { ranked_first: bool },
+}
+
+/// One isolation address and whether it lies inside a line's subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IsolationTarget {
+    pub address: IpAddr,
+    pub on_line: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectorConfig {
+    /// Silence after which a line, and then a peer, is given up.
+    pub timeout: Duration,
+    /// Every peer that shares at least one line with this node.
+    pub peers: BTreeMap<Name, PeerLines>,
+    pub isolation: Vec<IsolationTarget>,
+    pub tie_break: TieBreak,
+}
+
+impl DetectorConfig {
+    /// The detector setup of `node`: its peers are the nodes sharing a line
+    /// with it; two nodes without a witness use [`TieBreak::TwoNodes`], the
+    /// first in name order being ranked first.
+    pub fn from_config(config: &Config, node: &Name) -> DetectorConfig {
+        let mut peers: BTreeMap<Name, PeerLines> = BTreeMap::new();
+        for line in &config.lines {
+            if !line.spec.members.contains_key(node.as_str()) {
+                continue;
+            }
+            for peer in line.spec.members.keys().filter(|p| *p != node) {
+                let e = peers.entry(peer.clone()).or_insert(PeerLines {
+                    domain: Vec::new(),
+                    verification: None,
+                });
+                match line.spec.role {
+                    LineRole::Domain => e.domain.push(line.name().clone()),
+                    // With several verification lines the first one is used.
+                    LineRole::Verification => {
+                        e.verification.get_or_insert_with(|| line.name().clone());
+                    }
+                }
+            }
+        }
+        let domain = config.domain.as_ref().map(|d| &d.spec);
+        let isolation = domain
+            .and_then(|d| d.isolation.as_ref())
+            .map(|i| {
+                i.addresses
+                    .iter()
+                    .map(|a| IsolationTarget {
+                        address: *a,
+                        on_line: config.lines.iter().any(|l| l.spec.subnet.contains(a)),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let witness = domain.is_some_and(|d| d.witness.is_some());
+        let tie_break = if config.nodes.len() == 2 && !witness {
+            let first = config.nodes.iter().map(|n| n.name()).min();
+            TieBreak::TwoNodes {
+                ranked_first: first == Some(node),
+            }
+        } else {
+            TieBreak::Quorum
+        };
+        DetectorConfig {
+            timeout: domain.map_or(std::time::Duration::from_secs(1), |d| {
+                d.heartbeat.timeout.get()
+            }),
+            peers,
+            isolation,
+            tie_break,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PeerState {
+    Up,
+    Suspected,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A line to a peer went silent for `timeout` (`up: false`) or carried a
+    /// packet again (`up: true`).
+    Line { peer: Name, line: Name, up: bool },
+    /// A peer changed state. `last_heard` is when anything was last received
+    /// from it on any line: detection time is `now - last_heard`.
+    Peer {
+        peer: Name,
+        from: PeerState,
+        to: PeerState,
+        last_heard: Instant,
+    },
+    /// This node became isolated (`true`) or reached a peer or an isolation
+    /// address again (`false`).
+    Isolation { isolated: bool },
+}
+
+#[derive(Debug, Clone)]
+struct LineWatch {
+    last: Instant,
+    up: bool,
+}
+
+#[derive(Debug, Clone)]
+struct PeerWatch {
+    /// Domain lines first, in config order, then the verification line.
+    lines: Vec<(Name, LineWatch)>,
+    domain_count: usize,
+    state: PeerState,
+}
+
+impl PeerWatch {
+    fn last_heard(&self) -> Instant {
+        // Never empty: a peer is only watched when it shares a line.
+        self.lines
+            .iter()
+            .map(|(_, w)| w.last)
+            .max()
+            .unwrap_or_else(Instant::now)
+    }
+}
+
+/// The detector's view of one peer, for status and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerView {
+    pub state: PeerState,
+    /// Each line to the peer and whether it carries packets.
+    pub lines: BTreeMap<Name, bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Detector {
+    timeout: Duration,
+    peers: BTreeMap<Name, PeerWatch>,
+    isolation: Vec<(IsolationTarget, Instant)>,
+    tie_break: TieBreak,
+    isolated: bool,
+}
+
+impl Detector {
+    /// Starts with every line heard at `now`: a peer gets a full `timeout`
+    /// to show up before anything is declared.
+    pub fn new(cfg: DetectorConfig, now: Instant) -> Self {
+        let peers = cfg
+            .peers
+            .into_iter()
+            .filter(|(_, l)| !l.domain.is_empty() || l.verification.is_some())
+            .map(|(name, l)| {
+                let domain_count = l.domain.len();
+                let lines = l
+                    .domain
+                    .into_iter()
+                    .chain(l.verification)
+                    .map(|line| {
+                        (
+                            line,
+                            LineWatch {
+                                last: now,
+                                up: true,
+                            },
+                        )
+                    })
+                    .collect();
+                let watch = PeerWatch {
+                    lines,
+                    domain_count,
+                    state: PeerState::Up,
+                };
+                (name, watch)
+            })
+            .collect();
+        Detector {
+            timeout: cfg.timeout,
+            peers,
+            isolation: cfg.isolation.into_iter().map(|t| (t, now)).collect(),
+            tie_break: cfg.tie_break,
+            isolated: false,
+        }
+    }
+
+    /// A valid packet from `peer` arrived on `line` (a heartbeat on a domain
+    /// line, a verification reply on the verification line). Packets from
+    /// unknown peers or lines are ignored: the receiver already checked them.
+    pub fn heard(&mut self, now: Instant, peer: &str, line: &str) -> Vec<Event> {
+        if let Some(w) = self.peers.get_mut(peer)
+            && let Some((_, lw)) = w.lines.iter_mut().find(|(n, _)| n.as_str() == line)
+        {
+            lw.last = lw.last.max(now);
+        }
+        self.tick(now)
+    }
+
+    /// `address` answered an isolation probe.
+    pub fn isolation_reply(&mut self, now: Instant, address: IpAddr) -> Vec<Event> {
+        for (t, last) in &mut self.isolation {
+            if t.address == address {
+                *last = (*last).max(now);
+            }
+        }
+        self.tick(now)
+    }
+
+    /// Re-evaluates every silence at `now`.
+    pub fn tick(&mut self, now: Instant) -> Vec<Event> {
+        let timeout = self.timeout;
+        let silent = |last: Instant| now.saturating_duration_since(last) >= timeout;
+        let mut events = Vec::new();
+        for (name, w) in &mut self.peers {
+            for (line, lw) in &mut w.lines {
+                let up = !silent(lw.last);
+                if up != lw.up {
+                    lw.up = up;
+                    events.push(Event::Line {
+                        peer: name.clone(),
+                        line: line.clone(),
+                        up,
+                    });
+                }
+            }
+            let domain_up = w.lines[..w.domain_count].iter().any(|(_, l)| l.up);
+            let verification_up = w.lines[w.domain_count..].iter().any(|(_, l)| l.up);
+            let target = if domain_up {
+                PeerState::Up
+            } else if verification_up {
+                PeerState::Suspected
+            } else {
+                PeerState::Failed
+            };
+            if target == w.state {
+                continue;
+            }
+            let last_heard = w.last_heard();
+            // A peer is never declared failed without having been suspected:
+            // observers (logs, metrics, tests) see the whole path.
+            if w.state == PeerState::Up && target == PeerState::Failed {
+                events.push(Event::Peer {
+                    peer: name.clone(),
+                    from: PeerState::Up,
+                    to: PeerState::Suspected,
+                    last_heard,
+                });
+                w.state = PeerState::Suspected;
+            }
+            events.push(Event::Peer {
+                peer: name.clone(),
+                from: w.state,
+                to: target,
+                last_heard,
+            });
+            w.state = target;
+        }
+        let isolated = self.compute_isolated(now);
+        if isolated != self.isolated {
+            self.isolated = isolated;
+            events.push(Event::Isolation { isolated });
+        }
+        events
+    }
+
+    fn compute_isolated(&self, now: Instant) -> bool {
+        if self.peers.is_empty() || self.isolation.is_empty() {
+            return false;
+        }
+        if self.peers.values().any(|w| w.state != PeerState::Failed) {
+            return false;
+        }
+        let counts = |t: &IsolationTarget| match self.tie_break {
+            TieBreak::Quorum => true,
+            TieBreak::TwoNodes { ranked_first } => t.on_line || ranked_first,
+        };
+        !self
+            .isolation
+            .iter()
+            .any(|(t, last)| counts(t) && now.saturating_duration_since(*last) < self.timeout)
+    }
+
+    pub fn peer_state(&self, peer: &str) -> Option<PeerState> {
+        self.peers.get(peer).map(|w| w.state)
+    }
+
+    /// Whether the line to `peer` carries packets.
+    pub fn line_up(&self, peer: &str, line: &str) -> Option<bool> {
+        let w = self.peers.get(peer)?;
+        w.lines
+            .iter()
+            .find(|(n, _)| n.as_str() == line)
+            .map(|(_, l)| l.up)
+    }
+
+    pub fn is_isolated(&self) -> bool {
+        self.isolated
+    }
+
+    /// Every peer's state and lines.
+    pub fn view(&self) -> BTreeMap<Name, PeerView> {
+        self.peers
+            .iter()
+            .map(|(name, w)| {
+                let lines = w.lines.iter().map(|(n, l)| (n.clone(), l.up)).collect();
+                (
+                    name.clone(),
+                    PeerView {
+                        state: w.state,
+                        lines,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Name {
+        s.parse().expect("valid name")
+    }
+
+    const T: Duration = Duration::from_millis(1000);
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn two_lines_and_verification(
+        isolation: Vec<IsolationTarget>,
+        tie: TieBreak,
+    ) -> DetectorConfig {
+        let lines = PeerLines {
+            domain: vec![n("d1"), n("d2")],
+            verification: Some(n("v")),
+        };
+        DetectorConfig {
+            timeout: T,
+            peers: [(n("b"), lines)].into_iter().collect(),
+            isolation,
+            tie_break: tie,
+        }
+    }
+
+    fn peer_events(ev: &[Event]) -> Vec<(PeerState, PeerState)> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::Peer { from, to, .. } => Some((*from, *to)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_line_lost_is_a_line_event_not_a_failure() {
+        let t0 = Instant::now();
+        let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+        let mut all = Vec::new();
+        for i in 1..=20 {
+            let now = t0 + ms(i * 250);
+            all.extend(d.heard(now, "b", "d2"));
+            all.extend(d.heard(now, "b", "v"));
+        }
+        assert_eq!(d.peer_state("b"), Some(PeerState::Up));
+        assert_eq!(d.line_up("b", "d1"), Some(false));
+        assert_eq!(
+            all,
+            vec![Event::Line {
+                peer: n("b"),
+                line: n("d1"),
+                up: false
+            }]
+        );
+        // The line comes back.
+        let ev = d.heard(t0 + ms(5100), "b", "d1");
+        assert!(ev.contains(&Event::Line {
+            peer: n("b"),
+            line: n("d1"),
+            up: true
+        }));
+    }
+
+    #[test]
+    fn domain_lines_lost_but_verification_answers_is_suspected_only() {
+        let t0 = Instant::now();
+        let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+        let mut all = Vec::new();
+        for i in 1..=20 {
+            all.extend(d.heard(t0 + ms(i * 250), "b", "v"));
+        }
+        assert_eq!(d.peer_state("b"), Some(PeerState::Suspected));
+        assert_eq!(
+            peer_events(&all),
+            vec![(PeerState::Up, PeerState::Suspected)]
+        );
+        // Then the verification line goes quiet as well.
+        let ev = d.tick(t0 + ms(5000) + T);
+        assert_eq!(
+            peer_events(&ev),
+            vec![(PeerState::Suspected, PeerState::Failed)]
+        );
+        // And a heartbeat brings it straight back.
+        let ev = d.heard(t0 + ms(7000), "b", "d2");
+        assert_eq!(peer_events(&ev), vec![(PeerState::Failed, PeerState::Up)]);
+    }
+
+    #[test]
+    fn a_dead_peer_is_suspected_then_failed_at_the_timeout() {
+        let t0 = Instant::now();
+        let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+        d.heard(t0 + ms(100), "b", "d1");
+        d.heard(t0 + ms(100), "b", "d2");
+        d.heard(t0 + ms(100), "b", "v");
+        assert!(peer_events(&d.tick(t0 + ms(1099))).is_empty());
+        let ev = d.tick(t0 + ms(1100));
+        assert_eq!(
+            peer_events(&ev),
+            vec![
+                (PeerState::Up, PeerState::Suspected),
+                (PeerState::Suspected, PeerState::Failed)
+            ]
+        );
+        match ev.last() {
+            Some(Event::Peer { last_heard, .. }) => assert_eq!(*last_heard, t0 + ms(100)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_verification_line_silence_on_domain_lines_is_failure() {
+        let t0 = Instant::now();
+        let cfg = DetectorConfig {
+            timeout: T,
+            peers: [(
+                n("b"),
+                PeerLines {
+                    domain: vec![n("d1")],
+                    verification: None,
+                },
+            )]
+            .into_iter()
+            .collect(),
+            isolation: vec![],
+            tie_break: TieBreak::Quorum,
+        };
+        let mut d = Detector::new(cfg, t0);
+        d.tick(t0 + T);
+        assert_eq!(d.peer_state("b"), Some(PeerState::Failed));
+    }
+
+    fn gw(on_line: bool) -> IsolationTarget {
+        IsolationTarget {
+            address: "192.0.2.1".parse().expect("ip"),
+            on_line,
+        }
+    }
+
+    #[test]
+    fn isolated_only_when_every_peer_and_every_address_is_silent() {
+        let t0 = Instant::now();
+        let mut d = Detector::new(
+            two_lines_and_verification(vec![gw(true)], TieBreak::Quorum),
+            t0,
+        );
+        // The gateway answers, peers are gone: not isolated, the peer failed.
+        for i in 1..=8 {
+            d.isolation_reply(t0 + ms(i * 250), gw(true).address);
+        }
+        assert_eq!(d.peer_state("b"), Some(PeerState::Failed));
+        assert!(!d.is_isolated());
+        // The gateway stops answering as well.
+        let ev = d.tick(t0 + ms(2000) + T);
+        assert!(ev.contains(&Event::Isolation { isolated: true }));
+        // Any peer packet ends the isolation.
+        let ev = d.heard(t0 + ms(3500), "b", "v");
+        assert!(ev.contains(&Event::Isolation { isolated: false }));
+        assert!(!d.is_isolated());
+    }
+
+    #[test]
+    fn two_nodes_routed_isolation_address_counts_only_for_the_first() {
+        let t0 = Instant::now();
+        for (ranked_first, expect_isolated) in [(true, false), (false, true)] {
+            let cfg =
+                two_lines_and_verification(vec![gw(false)], TieBreak::TwoNodes { ranked_first });
+            let mut d = Detector::new(cfg, t0);
+            for i in 1..=8 {
+                d.isolation_reply(t0 + ms(i * 250), gw(false).address);
+            }
+            assert_eq!(d.peer_state("b"), Some(PeerState::Failed));
+            assert_eq!(
+                d.is_isolated(),
+                expect_isolated,
+                "ranked_first={ranked_first}"
+            );
+        }
+        // An address on a line's subnet counts for both.
+        let cfg = two_lines_and_verification(
+            vec![gw(true)],
+            TieBreak::TwoNodes {
+                ranked_first: false,
+            },
+        );
+        let mut d = Detector::new(cfg, t0);
+        for i in 1..=8 {
+            d.isolation_reply(t0 + ms(i * 250), gw(true).address);
+        }
+        assert!(!d.is_isolated());
+    }
+
+    #[test]
+    fn no_isolation_addresses_never_isolated() {
+        let t0 = Instant::now();
+        let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+        d.tick(t0 + ms(10_000));
+        assert_eq!(d.peer_state("b"), Some(PeerState::Failed));
+        assert!(!d.is_isolated());
+    }
+
+    #[test]
+    fn unknown_peers_and_lines_are_ignored() {
+        let t0 = Instant::now();
+        let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+        d.heard(t0 + ms(900), "zz", "d1");
+        d.heard(t0 + ms(900), "b", "nope");
+        d.tick(t0 + T);
+        assert_eq!(d.peer_state("b"), Some(PeerState::Failed));
+        assert_eq!(d.peer_state("zz"), None);
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// An input: after `dt` ms, a packet on line index `line` (0, 1: domain,
+        /// 2: verification, 3: nothing, just a tick).
+        fn inputs() -> impl Strategy<Value = Vec<(u64, usize)>> {
+            prop::collection::vec((0u64..600, 0usize..4), 1..200)
+        }
+
+        proptest! {
+            /// Whatever the packet pattern, the state is exactly what the
+            /// silences say, transitions chain (each `from` is the previous
+            /// `to`), and Failed is only ever entered from Suspected.
+            #[test]
+            fn state_follows_silences(steps in inputs()) {
+                let t0 = Instant::now();
+                let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+                let names = ["d1", "d2", "v"];
+                let mut last = [t0; 3];
+                let mut now = t0;
+                let mut state = PeerState::Up;
+                for (dt, line) in steps {
+                    now += ms(dt);
+                    let ev = if line < 3 {
+                        last[line] = now;
+                        d.heard(now, "b", names[line])
+                    } else {
+                        d.tick(now)
+                    };
+                    for e in &ev {
+                        if let Event::Peer { from, to, last_heard, .. } = e {
+                            prop_assert_eq!(*from, state);
+                            prop_assert!(*to != PeerState::Failed || *from == PeerState::Suspected);
+                            prop_assert_eq!(*last_heard, *last.iter().max().expect("3"));
+                            state = *to;
+                        }
+                    }
+                    let alive = |i: usize| now.duration_since(last[i]) < T;
+                    let expect = if alive(0) || alive(1) {
+                        PeerState::Up
+                    } else if alive(2) {
+                        PeerState::Suspected
+                    } else {
+                        PeerState::Failed
+                    };
+                    prop_assert_eq!(d.peer_state("b"), Some(expect));
+                    prop_assert_eq!(state, expect);
+                    for (i, name) in names.iter().enumerate() {
+                        prop_assert_eq!(d.line_up("b", name), Some(alive(i)));
+                    }
+                }
+            }
+
+            /// Isolation never holds while a peer is not Failed, and with
+            /// the quorum rule never while an address answered within `timeout`.
+            #[test]
+            fn isolation_needs_total_silence(steps in inputs()) {
+                let t0 = Instant::now();
+                let mut d = Detector::new(two_lines_and_verification(vec![gw(false)], TieBreak::Quorum), t0);
+                let mut now = t0;
+                let mut last_gw = t0;
+                for (dt, line) in steps {
+                    now += ms(dt);
+                    match line {
+                        0 => { d.heard(now, "b", "d1"); }
+                        3 => { last_gw = now; d.isolation_reply(now, gw(false).address); }
+                        _ => { d.tick(now); }
+                    }
+                    if d.is_isolated() {
+                        prop_assert_eq!(d.peer_state("b"), Some(PeerState::Failed));
+                        prop_assert!(now.duration_since(last_gw) >= T);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The node monitor: the I/O shell around the pure failure detector.
+//!
+//! It feeds the detector the heartbeat observations, the isolation probe
+//! answers and the time (a tick every quarter interval, so a silence is seen
+//! within `timeout + interval/4`), logs and counts every transition, and
+//! publishes the detector's view. The daemon reads [`MonitorHandle::view`]
+//! to give the leader its node health and [`MonitorHandle::events`] to act
+//! on isolation.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::model::Name;
+
+use super::detector::{Detector, DetectorConfig, Event, PeerState, PeerView};
+use super::heartbeat::Observation;
+use super::isolation::Prober;
+use super::metrics::Metrics;
+
+/// What the detector currently believes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView {
+    pub peers: BTreeMap<Name, PeerView>,
+    pub isolated: bool,
+}
+
+impl HealthView {
+    /// Peers that may run groups: anything not Failed (a Suspected peer is
+    /// alive on the verification line).
+    pub fn is_alive(&self, peer: &str) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|p| p.state != PeerState::Failed)
+    }
+}
+
+#[derive(Debug)]
+pub struct MonitorHandle {
+    pub view: watch::Receiver<HealthView>,
+    /// Every transition, in order. Unread events are dropped when the
+    /// buffer is full; the view is always current.
+    pub events: mpsc::Receiver<(Instant, Event)>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for MonitorHandle {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the monitor. `prober` is `None` when the domain has no isolation
+/// addresses.
+pub fn spawn(
+    cfg: DetectorConfig,
+    interval: Duration,
+    mut observations: mpsc::Receiver<Observation>,
+    prober: Option<Prober>,
+    metrics: Arc<Metrics>,
+) -> MonitorHandle {
+    let timeout = cfg.timeout;
+    let addresses: Vec<IpAddr> = cfg.isolation.iter().map(|t| t.address).collect();
+    let mut detector = Detector::new(cfg, Instant::now());
+    let (view_tx, view) = watch::channel(HealthView {
+        peers: detector.view(),
+        isolated: false,
+    });
+    for (peer, v) in detector.view() {
+        metrics.peer_state(&peer, v.state);
+        for (line, up) in v.lines {
+            metrics.line_state(&peer, &line, up);
+        }
+    }
+    let (events_tx, events) = mpsc::channel(1024);
+    let (reply_tx, mut replies) = mpsc::channel::<(Instant, IpAddr)>(64);
+    let mut tasks = Vec::new();
+    if let Some(prober) = prober {
+        let prober = Arc::new(prober);
+        info!(
+            method = prober.method().as_str(),
+            "probing isolation addresses"
+        );
+        for addr in addresses {
+            let prober = prober.clone();
+            let tx = reply_tx.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    // Waits up to one timeout: a slow answer still counts,
+                    // and a probe never overlaps the next one by much.
+                    if prober.probe(addr, timeout).await
+                        && tx.send((Instant::now(), addr)).await.is_err()
+                    {
+                        return;
+                    }
+                }
+            }));
+        }
+    }
+    drop(reply_tx);
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval / 4);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut probes_open = true;
+        loop {
+            let events = tokio::select! {
+                o = observations.recv() => match o {
+                    Some(o) => detector.heard(o.at, o.peer.as_str(), o.line.as_str()),
+                    None => return,
+                },
+                r = replies.recv(), if probes_open => match r {
+                    Some((at, addr)) => detector.isolation_reply(at, addr),
+                    None => { probes_open = false; continue; }
+                },
+                _ = tick.tick() => detector.tick(Instant::now()),
+            };
+            if events.is_empty() {
+                continue;
+            }
+            let now = Instant::now();
+            for e in events {
+                record(&metrics, now, &e);
+                // A full or closed event queue must not stop detection.
+                let _ = events_tx.try_send((now, e));
+            }
+            view_tx.send_replace(HealthView {
+                peers: detector.view(),
+                isolated: detector.is_isolated(),
+            });
+        }
+    }));
+    MonitorHandle {
+        view,
+        events,
+        tasks,
+    }
+}
+
+fn record(metrics: &Metrics, now: Instant, e: &Event) {
+    match e {
+        Event::Line { peer, line, up } => {
+            metrics.line_state(peer, line, *up);
+            if *up {
+                info!(%peer, %line, "line up");
+            } else {
+                warn!(%peer, %line, "line down");
+            }
+        }
+        Event::Peer {
+            peer,
+            from,
+            to,
+            last_heard,
+        } => {
+            metrics.peer_state(peer, *to);
+            let silent_ms = now.saturating_duration_since(*last_heard).as_millis() as u64;
+            match to {
+                PeerState::Failed => {
+                    metrics.detection(now.saturating_duration_since(*last_heard));
+                    warn!(%peer, ?from, silent_ms, "peer failed: silent on every line");
+                }
+                PeerState::Suspected => {
+                    warn!(%peer, ?from, silent_ms, "peer suspected: silent on every domain line")
+                }
+                PeerState::Up => info!(%peer, ?from, "peer up"),
+            }
+        }
+        Event::Isolation { isolated } => {
+            metrics.isolated(*isolated);
+            if *isolated {
+                warn!("isolated: no peer and no isolation address answers");
+            } else {
+                info!("no longer isolated");
+            }
+        }
+    }
+}
