@@ -7,27 +7,16 @@
 mod netns_support;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use asctl::agent::detector::{DetectorConfig, Event, PeerState};
-use asctl::agent::heartbeat::{self, HeartbeatConfig};
-use asctl::agent::metrics::Metrics;
-use asctl::agent::monitor::{self, HealthView};
+use asctl::agent::detector::PeerState;
 use asctl::agent::packet::{DomainKey, DropReason, Kind, Packet};
-use asctl::model::{Config, Name};
+use asctl::model::Config;
+use netns_support::agent::{Agent, KEY, LIMIT, holds_for, n};
 use netns_support::{Netns, veth, wait_for};
-use tokio::sync::{mpsc, oneshot};
 
-const KEY: &[u8] = b"test domain key";
 const INTERVAL: Duration = Duration::from_millis(100);
 const TIMEOUT: Duration = Duration::from_millis(500);
-/// Generous for a loaded 2-core CI machine; the figures are printed.
-const LIMIT: Duration = Duration::from_secs(10);
-
-fn n(s: &str) -> Name {
-    s.parse().expect("valid name")
-}
 
 /// The domain, through the real loader. `subnet` is the second octet of
 /// the test's addresses, distinct per test so parallel tests never meet.
@@ -82,122 +71,13 @@ fn pair(tag: &str, subnet: u8) -> Pair {
     Pair { a, b, subnet }
 }
 
-/// An agent's heartbeats and monitor, running inside a namespace.
-struct Agent {
-    metrics: Arc<Metrics>,
-    view: Arc<Mutex<HealthView>>,
-    events: Arc<Mutex<Vec<(Instant, Event)>>>,
-    incarnation: u64,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Agent {
-    fn start(ns: &Netns, config: &Config, node: &str) -> Agent {
-        let node = n(node);
-        let incarnation = heartbeat::incarnation_now();
-        let hb = HeartbeatConfig::from_config(config, &node, DomainKey::new(KEY), incarnation)
-            .expect("heartbeat config");
-        let det = DetectorConfig::from_config(config, &node);
-        assert_eq!(det.timeout, TIMEOUT);
-        let metrics = Arc::new(Metrics::new());
-        let view = Arc::new(Mutex::new(HealthView::default()));
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let (stop, mut stop_rx) = oneshot::channel();
-        let (m, v, e) = (metrics.clone(), view.clone(), events.clone());
-        let thread = ns.spawn(move || async move {
-            let (tx, rx) = mpsc::channel(1024);
-            let _hb = heartbeat::start(hb, m.clone(), tx).expect("heartbeats start");
-            let mut mon = monitor::spawn(det, INTERVAL, rx, None, m);
-            *v.lock().expect("view") = mon.view.borrow_and_update().clone();
-            loop {
-                tokio::select! {
-                    _ = &mut stop_rx => return,
-                    Some(ev) = mon.events.recv() => e.lock().expect("events").push(ev),
-                    Ok(()) = mon.view.changed() => {
-                        *v.lock().expect("view") = mon.view.borrow_and_update().clone();
-                    }
-                }
-            }
-        });
-        Agent {
-            metrics,
-            view,
-            events,
-            incarnation,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn peer(&self, peer: &str) -> Option<PeerState> {
-        self.view
-            .lock()
-            .expect("view")
-            .peers
-            .get(peer)
-            .map(|p| p.state)
-    }
-
-    fn line_up(&self, peer: &str, line: &str) -> Option<bool> {
-        self.view
-            .lock()
-            .expect("view")
-            .peers
-            .get(peer)
-            .and_then(|p| p.lines.get(line).copied())
-    }
-
-    fn peer_events(&self) -> Vec<(PeerState, PeerState)> {
-        self.events
-            .lock()
-            .expect("events")
-            .iter()
-            .filter_map(|(_, e)| match e {
-                Event::Peer { from, to, .. } => Some((*from, *to)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Waits until every line to `peer` has carried packets.
-    fn wait_all_lines_up(&self, peer: &str) {
-        wait_for(&format!("packets from {peer} on every line"), LIMIT, || {
-            ["d1", "d2", "v"].iter().all(|l| {
-                self.metrics.last_seen(peer, l).is_some() && self.line_up(peer, l) == Some(true)
-            })
-        });
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Asserts that `cond` holds for the whole of `window`: the one place a test
-/// must watch a span of time, since it checks that something does *not* happen.
-fn holds_for(what: &str, window: Duration, cond: impl Fn() -> bool) {
-    let end = Instant::now() + window;
-    while Instant::now() < end {
-        assert!(cond(), "{what} stopped holding");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn run_line_faults(multicast: bool, tag: &str, subnet: u8) {
     let p = pair(tag, subnet);
     let cfg = config(p.subnet, multicast);
     let a = Agent::start(&p.a, &cfg, "a");
     let b = Agent::start(&p.b, &cfg, "b");
-    a.wait_all_lines_up("b");
-    b.wait_all_lines_up("a");
+    a.wait_lines_up("b", &["d1", "d2", "v"]);
+    b.wait_lines_up("a", &["d1", "d2", "v"]);
     assert_eq!(a.peer("b"), Some(PeerState::Up));
 
     // One domain line cut: a line event on both sides, the peer stays up.
@@ -283,7 +163,7 @@ fn forged_replayed_foreign_and_spoofed_packets_are_dropped_and_counted() {
     let cfg = config(subnet, false);
     let a = Agent::start(&p.a, &cfg, "a");
     let b = Agent::start(&p.b, &cfg, "b");
-    a.wait_all_lines_up("b");
+    a.wait_lines_up("b", &["d1", "d2", "v"]);
     let before = a.metrics.line_stats("d1");
 
     // The attacker sits in b's namespace and sends from b's own d1 address,

@@ -7,6 +7,8 @@
 //! parallel (and a leftover of a killed run) never collide.
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::process::Command;
