@@ -20,14 +20,17 @@ fn managed(addr: &str) -> ManagedIp {
     }
 }
 
-/// ARP frames (operation, sender MAC, sender IP, target IP) seen on `ifname`
+/// One ARP frame: operation, sender MAC, sender IP, target IP.
+type Arp = (u16, [u8; 6], Ipv4Addr, Ipv4Addr);
+
+/// ARP frames seen on `ifname`
 /// for `ip` until `limit`, or until both a request and a reply were seen.
 fn listen_arp(
     ns: &Netns,
     ifname: &str,
     ip: Ipv4Addr,
     limit: Duration,
-) -> std::thread::JoinHandle<Vec<(u16, [u8; 6], Ipv4Addr, Ipv4Addr)>> {
+) -> std::thread::JoinHandle<Vec<Arp>> {
     let ifname = ifname.to_owned();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let h = ns.spawn(move || async move {
@@ -205,11 +208,11 @@ fn add_announce_monitor_and_remove_a_managed_address() {
     let seen = listener.join().expect("listener");
     let mac = mac_of(&a, "lan");
     assert!(
-        seen.iter().any(|s| *s == (1, mac, vip, vip)),
+        seen.contains(&(1, mac, vip, vip)),
         "no ARP announcement (request) seen: {seen:?}"
     );
     assert!(
-        seen.iter().any(|s| *s == (2, mac, vip, vip)),
+        seen.contains(&(2, mac, vip, vip)),
         "no gratuitous ARP reply seen: {seen:?}"
     );
 }
