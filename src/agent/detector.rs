@@ -162,6 +162,11 @@ pub enum Event {
     /// This node became isolated (`true`) or reached a peer or an isolation
     /// address again (`false`).
     Isolation { isolated: bool },
+    /// The detector itself was not run for `timeout` or longer (the agent
+    /// was frozen, e.g. SIGSTOP, or starved of CPU). Its peers may have
+    /// declared this node failed and started its groups meanwhile, so the
+    /// agent must take its groups offline before anything else.
+    Stalled { gap: Duration },
 }
 
 #[derive(Debug, Clone)]
@@ -205,6 +210,7 @@ pub struct Detector {
     isolation: Vec<(IsolationTarget, Instant)>,
     tie_break: TieBreak,
     isolated: bool,
+    last_input: Instant,
 }
 
 impl Detector {
@@ -245,6 +251,7 @@ impl Detector {
             isolation: cfg.isolation.into_iter().map(|t| (t, now)).collect(),
             tie_break: cfg.tie_break,
             isolated: false,
+            last_input: now,
         }
     }
 
@@ -275,6 +282,13 @@ impl Detector {
         let timeout = self.timeout;
         let silent = |last: Instant| now.saturating_duration_since(last) >= timeout;
         let mut events = Vec::new();
+        // The caller ticks several times per interval; a gap of a whole
+        // timeout means this process did not run, not that peers are quiet.
+        let gap = now.saturating_duration_since(self.last_input);
+        if gap >= timeout {
+            events.push(Event::Stalled { gap });
+        }
+        self.last_input = self.last_input.max(now);
         for (name, w) in &mut self.peers {
             for (line, lw) in &mut w.lines {
                 let up = !silent(lw.last);
@@ -582,6 +596,19 @@ mod tests {
         d.tick(t0 + ms(10_000));
         assert_eq!(d.peer_state("b"), Some(PeerState::Failed));
         assert!(!d.is_isolated());
+    }
+
+    #[test]
+    fn a_gap_between_ticks_of_a_whole_timeout_is_a_stall() {
+        let t0 = Instant::now();
+        let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+        assert!(
+            !d.tick(t0 + ms(250))
+                .iter()
+                .any(|e| matches!(e, Event::Stalled { .. }))
+        );
+        let ev = d.tick(t0 + ms(250) + T);
+        assert_eq!(ev.first(), Some(&Event::Stalled { gap: T }));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::model::Name;
+use crate::plan::{Health, NodeState};
 
 use super::detector::{Detector, DetectorConfig, Event, PeerState, PeerView};
 use super::heartbeat::Observation;
@@ -33,6 +34,32 @@ pub struct HealthView {
 }
 
 impl HealthView {
+    /// The node states the leader's placement reads, as this node sees them:
+    /// itself Up unless isolated; a peer Up unless Failed (a Suspected peer
+    /// still answers on the verification line). Nodes this one shares no
+    /// line with are left out, i.e. Down (`crate::plan::Health`).
+    pub fn health(&self, me: &Name) -> Health {
+        let mut h: Health = self
+            .peers
+            .iter()
+            .map(|(peer, v)| {
+                let state = if v.state == PeerState::Failed {
+                    NodeState::Down
+                } else {
+                    NodeState::Up
+                };
+                (peer.clone(), state)
+            })
+            .collect();
+        let me_state = if self.isolated {
+            NodeState::Down
+        } else {
+            NodeState::Up
+        };
+        h.insert(me.clone(), me_state);
+        h
+    }
+
     /// Peers that may run groups: anything not Failed (a Suspected peer is
     /// alive on the verification line).
     pub fn is_alive(&self, peer: &str) -> bool {
@@ -177,6 +204,12 @@ fn record(metrics: &Metrics, now: Instant, e: &Event) {
                 PeerState::Up => info!(%peer, ?from, "peer up"),
             }
         }
+        Event::Stalled { gap } => {
+            warn!(
+                gap_ms = gap.as_millis() as u64,
+                "the agent did not run for a whole timeout: peers may have taken over its groups"
+            );
+        }
         Event::Isolation { isolated } => {
             metrics.isolated(*isolated);
             if *isolated {
@@ -185,5 +218,39 @@ fn record(metrics: &Metrics, now: Instant, e: &Event) {
                 info!("no longer isolated");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Name {
+        s.parse().expect("valid name")
+    }
+
+    #[test]
+    fn health_for_placement() {
+        let peer = |state| PeerView {
+            state,
+            lines: BTreeMap::new(),
+        };
+        let mut v = HealthView {
+            peers: [
+                (n("b"), peer(PeerState::Up)),
+                (n("c"), peer(PeerState::Suspected)),
+                (n("d"), peer(PeerState::Failed)),
+            ]
+            .into_iter()
+            .collect(),
+            isolated: false,
+        };
+        let h = v.health(&n("a"));
+        assert_eq!(h.get("a"), Some(&NodeState::Up));
+        assert_eq!(h.get("b"), Some(&NodeState::Up));
+        assert_eq!(h.get("c"), Some(&NodeState::Up));
+        assert_eq!(h.get("d"), Some(&NodeState::Down));
+        v.isolated = true;
+        assert_eq!(v.health(&n("a")).get("a"), Some(&NodeState::Down));
     }
 }
