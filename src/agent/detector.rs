@@ -81,6 +81,21 @@ pub struct DetectorConfig {
     pub tie_break: TieBreak,
 }
 
+/// The scheduling slack assumed for an agent (`ε` in docs/ha.md): how late
+/// its detector may run, beyond its own tick, under load.
+pub const SCHEDULING_SLACK: Duration = Duration::from_millis(100);
+
+/// The bound on the isolation response (`S` in docs/ha.md): removing the
+/// managed addresses and killing the groups' process groups.
+pub const ISOLATION_STOP_BOUND: Duration = Duration::from_millis(100);
+
+/// How long a survivor waits after declaring a peer failed before its
+/// groups may start elsewhere (`W = I + τ + ε + S`, docs/ha.md): by then the
+/// peer, if it is alive but cut off, has noticed and stopped them.
+pub fn takeover_wait(interval: Duration) -> Duration {
+    interval + interval / 4 + SCHEDULING_SLACK + ISOLATION_STOP_BOUND
+}
+
 impl DetectorConfig {
     /// The detector setup of `node`: its peers are the nodes sharing a line
     /// with it; two nodes without a witness use [`TieBreak::TwoNodes`], the
@@ -181,6 +196,8 @@ struct PeerWatch {
     lines: Vec<(Name, LineWatch)>,
     domain_count: usize,
     state: PeerState,
+    /// When `state` was entered.
+    since: Instant,
 }
 
 impl PeerWatch {
@@ -199,6 +216,9 @@ impl PeerWatch {
 #[serde(rename_all = "camelCase")]
 pub struct PeerView {
     pub state: PeerState,
+    /// When the peer entered `state` (this process's clock).
+    #[serde(skip)]
+    pub since: Option<Instant>,
     /// Each line to the peer and whether it carries packets.
     pub lines: BTreeMap<Name, bool>,
 }
@@ -241,6 +261,7 @@ impl Detector {
                     lines,
                     domain_count,
                     state: PeerState::Up,
+                    since: now,
                 };
                 (name, watch)
             })
@@ -332,6 +353,7 @@ impl Detector {
                 last_heard,
             });
             w.state = target;
+            w.since = now;
         }
         let isolated = self.compute_isolated(now);
         if isolated != self.isolated {
@@ -385,6 +407,7 @@ impl Detector {
                     name.clone(),
                     PeerView {
                         state: w.state,
+                        since: Some(w.since),
                         lines,
                     },
                 )

@@ -38,12 +38,20 @@ impl HealthView {
     /// itself Up unless isolated; a peer Up unless Failed (a Suspected peer
     /// still answers on the verification line). Nodes this one shares no
     /// line with are left out, i.e. Down (`crate::plan::Health`).
-    pub fn health(&self, me: &Name) -> Health {
+    ///
+    /// A Failed peer counts as Down only once it has been Failed for `wait`
+    /// ([`super::detector::takeover_wait`]): the time a peer that is alive
+    /// but cut off needs to notice and stop its groups. Placement then moves
+    /// its groups no earlier than that.
+    pub fn health(&self, me: &Name, now: Instant, wait: Duration) -> Health {
         let mut h: Health = self
             .peers
             .iter()
             .map(|(peer, v)| {
-                let state = if v.state == PeerState::Failed {
+                let waited = v
+                    .since
+                    .is_none_or(|t| now.saturating_duration_since(t) >= wait);
+                let state = if v.state == PeerState::Failed && waited {
                     NodeState::Down
                 } else {
                     NodeState::Up
@@ -231,10 +239,13 @@ mod tests {
 
     #[test]
     fn health_for_placement() {
+        let t0 = Instant::now();
         let peer = |state| PeerView {
             state,
+            since: Some(t0),
             lines: BTreeMap::new(),
         };
+        let wait = Duration::from_millis(500);
         let mut v = HealthView {
             peers: [
                 (n("b"), peer(PeerState::Up)),
@@ -245,12 +256,15 @@ mod tests {
             .collect(),
             isolated: false,
         };
-        let h = v.health(&n("a"));
+        // Failed, but not for the whole takeover wait yet: still Up.
+        let h = v.health(&n("a"), t0 + wait / 2, wait);
+        assert_eq!(h.get("d"), Some(&NodeState::Up));
+        let h = v.health(&n("a"), t0 + wait, wait);
         assert_eq!(h.get("a"), Some(&NodeState::Up));
         assert_eq!(h.get("b"), Some(&NodeState::Up));
         assert_eq!(h.get("c"), Some(&NodeState::Up));
         assert_eq!(h.get("d"), Some(&NodeState::Down));
         v.isolated = true;
-        assert_eq!(v.health(&n("a")).get("a"), Some(&NodeState::Down));
+        assert_eq!(v.health(&n("a"), t0, wait).get("a"), Some(&NodeState::Down));
     }
 }
