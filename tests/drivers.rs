@@ -482,6 +482,8 @@ async fn unimplemented_resources_fail_clearly_and_never_pretend() {
     assert!(messages[0].contains("data sources are not available on this node yet"));
     // The IP driver is real: on a node without the line's subnet it says so.
     assert!(messages[1].contains("no interface on this node has an address in 10.1.0.0/24"));
-    assert!(messages[2].contains("node aliases are not available on this node yet"));
+    assert!(messages[2].contains(
+        "node alias `sqlalias` (a Windows NetBIOS name) is unsupported on this platform"
+    ));
     assert!(messages[3].contains("unsupported on this platform"));
 }

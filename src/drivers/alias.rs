@@ -1,6 +1,12 @@
-//! Node alias: a second network name that moves with the group (NetBIOS on
-//! Windows, DNS elsewhere). Not implemented on this node yet; the driver
-//! refuses rather than pretend the name answers.
+//! Node alias: the seed's Windows node alias, a second NetBIOS name that
+//! moves with the group. NetBIOS naming exists only on Windows, and the
+//! rules already require every preferred node of a group with an alias to
+//! run Windows (DESIGN.md §4: Windows-only resources are modelled and
+//! validated in full, and their drivers say "unsupported" elsewhere). So on
+//! any other platform the driver refuses with
+//! [`DriverError::Unsupported`]: the group never reports Online with a name
+//! nobody answers. On Linux, give clients a DNS name for the group's managed
+//! IP address instead (docs/ha.md).
 
 use super::{DriverError, Health};
 
@@ -19,10 +25,10 @@ impl AliasDriver {
     }
 
     pub async fn start(&mut self) -> Result<(), DriverError> {
-        Err(DriverError::Unavailable(format!(
-            "node aliases are not available on this node yet: cannot publish `{}`",
-            self.alias
-        )))
+        Err(DriverError::Unsupported {
+            what: format!("node alias `{}` (a Windows NetBIOS name)", self.alias),
+            platform: std::env::consts::OS,
+        })
     }
 
     /// Nothing can have been published, so there is nothing to withdraw.
@@ -32,7 +38,7 @@ impl AliasDriver {
 
     pub fn check(&self) -> Health {
         Health::Unhealthy(format!(
-            "node alias `{}` is not managed on this node",
+            "node alias `{}` is not published on this platform",
             self.alias
         ))
     }

@@ -8,8 +8,8 @@
 //! not decide. Deciding (what should run, when to give up) is the
 //! reconciler's job.
 //!
-//! Kinds a later issue fills in (node alias, data sources) fail with
-//! [`DriverError::Unavailable`]; Windows-only kinds fail
+//! Kinds a later issue fills in (data sources) fail with
+//! [`DriverError::Unavailable`]; Windows-only kinds (modules, node alias) fail
 //! with [`DriverError::Unsupported`]. Neither ever pretends to succeed, so a
 //! group that needs one never reports Online.
 
