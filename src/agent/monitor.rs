@@ -17,13 +17,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::model::Name;
+use crate::model::{Config, Name};
 use crate::plan::{Health, NodeState};
 
 use super::detector::{Detector, DetectorConfig, Event, PeerState, PeerView};
-use super::heartbeat::Observation;
-use super::isolation::Prober;
+use super::heartbeat::{self, HeartbeatConfig, HeartbeatError, Heartbeats, Observation};
+use super::isolation::{IsolationError, Method, Prober};
 use super::metrics::Metrics;
+use super::packet::DomainKey;
 
 /// What the detector currently believes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -75,6 +76,56 @@ impl HealthView {
             .get(peer)
             .is_some_and(|p| p.state != PeerState::Failed)
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    Heartbeat(#[from] HeartbeatError),
+    #[error(transparent)]
+    Isolation(#[from] IsolationError),
+}
+
+/// Heartbeats, isolation probes and the failure detector of one node,
+/// running; dropping it stops them all.
+#[derive(Debug)]
+pub struct NodeMonitor {
+    pub monitor: MonitorHandle,
+    /// The isolation probe method in use (`None`: no isolation addresses).
+    pub isolation_method: Option<Method>,
+    _heartbeats: Heartbeats,
+}
+
+/// Starts everything `node` needs to watch its peers and itself, from the
+/// applied configuration: the daemon's one call.
+pub fn start_node(
+    config: &Config,
+    node: &Name,
+    key: DomainKey,
+    incarnation: u64,
+    metrics: Arc<Metrics>,
+) -> Result<NodeMonitor, MonitorError> {
+    let hb = HeartbeatConfig::from_config(config, node, key, incarnation)?;
+    let interval = hb.interval;
+    let det = DetectorConfig::from_config(config, node);
+    let prober = if det.isolation.is_empty() {
+        None
+    } else {
+        let tcp_port = config
+            .domain
+            .as_ref()
+            .and_then(|d| d.spec.isolation.as_ref())
+            .and_then(|i| i.tcp_port);
+        Some(Prober::new(tcp_port, None)?)
+    };
+    let isolation_method = prober.as_ref().map(Prober::method);
+    let (tx, rx) = mpsc::channel(1024);
+    let heartbeats = heartbeat::start(hb, metrics.clone(), tx)?;
+    Ok(NodeMonitor {
+        monitor: spawn(det, interval, rx, prober, metrics),
+        isolation_method,
+        _heartbeats: heartbeats,
+    })
 }
 
 #[derive(Debug)]

@@ -4,9 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use asctl::agent::detector::{DetectorConfig, Event, PeerState};
-use asctl::agent::heartbeat::{self, HeartbeatConfig};
-use asctl::agent::isolation::{Method, Prober};
+use asctl::agent::detector::{Event, PeerState};
+use asctl::agent::heartbeat;
+use asctl::agent::isolation::Method;
 use asctl::agent::metrics::Metrics;
 use asctl::agent::monitor::{self, HealthView};
 use asctl::agent::packet::DomainKey;
@@ -40,15 +40,6 @@ impl Agent {
     pub fn start(ns: &Netns, config: &Config, node: &str) -> Agent {
         let node = n(node);
         let incarnation = heartbeat::incarnation_now();
-        let hb = HeartbeatConfig::from_config(config, &node, DomainKey::new(KEY), incarnation)
-            .expect("heartbeat config");
-        let interval = hb.interval;
-        let det = DetectorConfig::from_config(config, &node);
-        let tcp_port = config
-            .domain
-            .as_ref()
-            .and_then(|d| d.spec.isolation.as_ref())
-            .and_then(|i| i.tcp_port);
         let metrics = Arc::new(Metrics::new());
         let view = Arc::new(Mutex::new(HealthView::default()));
         let events = Arc::new(Mutex::new(Vec::new()));
@@ -60,17 +51,13 @@ impl Agent {
             events.clone(),
             method.clone(),
         );
+        let config = config.clone();
         let thread = ns.spawn(move || async move {
-            let (tx, rx) = mpsc::channel(1024);
-            let _hb = heartbeat::start(hb, m.clone(), tx).expect("heartbeats start");
-            let prober = if det.isolation.is_empty() {
-                None
-            } else {
-                let p = Prober::new(tcp_port, None).expect("an isolation probe method");
-                *meth.lock().expect("method") = Some(p.method());
-                Some(p)
-            };
-            let mut mon = monitor::spawn(det, interval, rx, prober, m);
+            // The daemon's one call.
+            let mut node = monitor::start_node(&config, &node, DomainKey::new(KEY), incarnation, m)
+                .expect("node monitor starts");
+            *meth.lock().expect("method") = node.isolation_method;
+            let mon = &mut node.monitor;
             *v.lock().expect("view") = mon.view.borrow_and_update().clone();
             loop {
                 tokio::select! {
