@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod diag;
+pub mod domain;
 pub mod drivers;
 pub mod load;
 pub mod model;

@@ -1,6 +1,9 @@
 //! The agent that runs on every node. So far: the node reconciler, which
 //! drives this node's resources towards what the domain placed on it.
 
+pub mod api;
+pub mod auth;
+pub mod daemon;
 pub mod detector;
 pub mod heartbeat;
 pub mod isolation;
@@ -8,3 +11,4 @@ pub mod metrics;
 pub mod monitor;
 pub mod packet;
 pub mod reconciler;
+pub mod tls;

@@ -1,9 +1,16 @@
 //! Command definitions (clap derive) and dispatch.
 
+mod agent;
+mod apply;
 mod catalog;
 mod demo_server;
 mod matrix;
+mod plan;
+mod remote;
+mod status;
+mod up;
 mod validate;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -46,6 +53,18 @@ pub enum Command {
     Matrix(matrix::MatrixArgs),
     /// Serve HTTP answering the node's name: the quickstart's demo application.
     DemoServer(demo_server::DemoServerArgs),
+    /// Start a local domain (agents on loopback) and apply its configuration.
+    Up(up::UpArgs),
+    /// Run the agent of one node (or the witness) of a domain.
+    Agent(agent::AgentArgs),
+    /// Show what applying a configuration would change in the running domain.
+    Plan(plan::PlanArgs),
+    /// Apply a configuration or a saved plan and follow the convergence.
+    Apply(apply::ApplyArgs),
+    /// Show the domain's nodes, groups and where they run.
+    Status(status::StatusArgs),
+    /// Re-plan on every change of the files; apply with --apply.
+    Watch(watch::WatchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -59,5 +78,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules(args) => catalog::rules(args),
         Command::Matrix(args) => matrix::run(args),
         Command::DemoServer(args) => demo_server::run(args),
+        Command::Up(args) => up::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Watch(args) => watch::run(args),
     }
 }

@@ -1,0 +1,381 @@
+//! `asctl agent`: one member of a domain.
+//!
+//! Wires the pieces together: the domain database ([`crate::domain`]) with
+//! its leader loop, the HTTPS API ([`super::api`]), and — except on the
+//! witness — the node reconciler fed from the committed state, whose reports
+//! go to the leader. On SIGTERM or SIGINT the groups go offline (unless
+//! `leave_running`), then the API and raft stop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use super::api::{self, ApiState};
+use super::auth::{Token, read_token};
+use super::reconciler::{self, Desired, Options};
+use super::tls;
+use crate::domain::leader::{self, HealthSource, ReportFreshness, desired_members};
+use crate::domain::{Client, Domain, DomainState, Member, WITNESS, node_id};
+use crate::load::{Input, load};
+use crate::model::{Config, Name};
+
+/// `agent.yaml`. Relative paths are relative to the file's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This node's name, as in the configuration (ignored for a witness).
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Where the API listens (default `127.0.0.1:7401`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The address other members and the CLI use (default: `listen`).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Raft log, snapshots, process logs and pid files.
+    pub data_dir: PathBuf,
+    /// A file whose first line is the domain's API token.
+    pub token_file: PathBuf,
+    pub tls: TlsFiles,
+    /// The founding members, `name: host:port` (this node may be listed).
+    #[serde(default)]
+    pub peers: BTreeMap<String, String>,
+    /// Or: the domain's configuration (file or directory); the founding
+    /// members are its nodes (by `agent.address`) and its witness.
+    #[serde(default)]
+    pub bootstrap: Option<PathBuf>,
+    /// Run as the witness: vote, run no groups.
+    #[serde(default)]
+    pub witness: bool,
+    /// Listen on a non-loopback address. Off by default so that a test or
+    /// demo agent is never reachable from the network by accident.
+    #[serde(default)]
+    pub allow_remote: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA that signs every member's certificate.
+    pub ca: PathBuf,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7401))
+}
+
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error("{path}: {message}")]
+    Config { path: String, message: String },
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Domain(#[from] crate::domain::DomainError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl AgentConfig {
+    /// Reads `agent.yaml` with the project's YAML reader.
+    pub fn read(path: &Path) -> Result<AgentConfig, AgentError> {
+        let err = |message: String| AgentError::Config {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let parsed = crate::load::yaml::parse(&text);
+        if let Some(p) = parsed.problems.first() {
+            return Err(err(p.message.clone()));
+        }
+        let root = parsed
+            .documents
+            .first()
+            .and_then(|d| d.root.as_ref())
+            .ok_or_else(|| err("empty file".into()))?;
+        let mut cfg: AgentConfig =
+            serde_json::from_value(root.to_json()).map_err(|e| err(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut cfg.data_dir);
+        abs(&mut cfg.token_file);
+        abs(&mut cfg.tls.cert);
+        abs(&mut cfg.tls.key);
+        abs(&mut cfg.tls.ca);
+        if let Some(b) = &mut cfg.bootstrap {
+            abs(b);
+        }
+        if !cfg.allow_remote && !cfg.listen.ip().is_loopback() {
+            return Err(err(format!(
+                "listen: {} is not a loopback address; set `allowRemote: true` to serve the \
+                 network",
+                cfg.listen
+            )));
+        }
+        if !cfg.witness && cfg.node.is_none() {
+            return Err(err(
+                "`node` is required (the node's name in the configuration)".into(),
+            ));
+        }
+        Ok(cfg)
+    }
+
+    fn member_name(&self) -> String {
+        if self.witness {
+            WITNESS.into()
+        } else {
+            self.node.clone().unwrap_or_default()
+        }
+    }
+}
+
+/// How the agent stops.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// On SIGTERM, leave the groups running for the next agent to adopt.
+    pub leave_running: bool,
+}
+
+/// Runs the agent until SIGTERM or SIGINT.
+pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
+    tls::install_provider();
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |source| AgentError::Io { what, source }
+    };
+    let token = read_token(&cfg.token_file).map_err(io("reading the token file"))?;
+    let client = Client::new(tls::client_config(&cfg.tls.ca)?, &token);
+    let name = cfg.member_name();
+    let me = Member {
+        name: name.clone(),
+        addr: cfg
+            .advertise
+            .clone()
+            .unwrap_or_else(|| cfg.listen.to_string()),
+    };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(io("creating the data directory"))?;
+    let domain = Domain::open(&cfg.data_dir.join("raft"), me.clone(), client).await?;
+
+    let freshness = Arc::new(ReportFreshness::default());
+    let kick = Arc::new(Notify::new());
+    let state = ApiState {
+        domain: domain.clone(),
+        freshness: freshness.clone(),
+        kick: kick.clone(),
+    };
+    let server_cfg = tls::server_config(&cfg.tls.cert, &cfg.tls.key)?;
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let app = api::router(state.clone(), Token::new(&token));
+    let server = {
+        let handle = handle.clone();
+        let listen = cfg.listen;
+        let rustls = axum_server::tls_rustls::RustlsConfig::from_config(server_cfg);
+        tokio::spawn(async move {
+            axum_server::bind_rustls(listen, rustls)
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+        })
+    };
+    // Fail early and clearly when the port is taken.
+    match tokio::time::timeout(Duration::from_secs(5), handle.listening()).await {
+        Ok(Some(addr)) => info!("{name}: serving the control API on https://{addr}"),
+        _ => {
+            let detail = match server.await {
+                Ok(Err(e)) => e.to_string(),
+                _ => "the server did not start".into(),
+            };
+            return Err(AgentError::Io {
+                what: format!("listening on {}", cfg.listen),
+                source: std::io::Error::other(detail),
+            });
+        }
+    }
+
+    let founders = founding_members(&cfg, &me)?;
+    if !founders.is_empty() {
+        domain.bootstrap(founders).await?;
+    }
+    if !domain.caught_up(Duration::from_secs(10)).await {
+        warn!("the state before the restart is not re-applied yet; starting anyway");
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let health: Arc<dyn HealthSource> = freshness.clone();
+    let leader_task = tokio::spawn(leader::run(
+        domain.clone(),
+        health,
+        freshness.clone(),
+        kick.clone(),
+        stop_rx.clone(),
+    ));
+
+    let node = if cfg.witness {
+        None
+    } else {
+        let node: Name = name.parse().map_err(|e: String| AgentError::Config {
+            path: "agent.yaml".into(),
+            message: format!("node: {e}"),
+        })?;
+        let mut ropts = Options::new(node.clone(), cfg.data_dir.clone());
+        ropts.asctl_exe = std::env::current_exe().ok();
+        let (desired_tx, desired_rx) = watch::channel(desired(&domain.state(), &node));
+        let rec = reconciler::spawn(ropts, desired_rx);
+        let feed = tokio::spawn(feed_reconciler(
+            domain.clone(),
+            node.clone(),
+            desired_tx,
+            stop_rx.clone(),
+        ));
+        let reports = tokio::spawn(send_reports(
+            state.clone(),
+            rec.reports.clone(),
+            stop_rx.clone(),
+        ));
+        Some((rec, feed, reports))
+    };
+
+    wait_for_signal().await;
+    info!("{name}: stopping");
+    let _ = stop_tx.send(true);
+    if let Some((rec, feed, reports)) = node {
+        let _ = feed.await;
+        let _ = reports.await;
+        rec.shutdown(opts.leave_running).await;
+    }
+    let _ = leader_task.await;
+    handle.graceful_shutdown(Some(Duration::from_secs(2)));
+    let _ = server.await;
+    if let Err(e) = domain.raft.shutdown().await {
+        warn!("raft did not stop cleanly: {e}");
+    }
+    info!("{name}: stopped");
+    Ok(())
+}
+
+/// Who forms the domain with this member on its very first start.
+fn founding_members(cfg: &AgentConfig, me: &Member) -> Result<BTreeMap<u64, Member>, AgentError> {
+    let mut out = BTreeMap::new();
+    if let Some(path) = &cfg.bootstrap {
+        let config = load_bootstrap(path)?;
+        out.extend(desired_members(&config));
+    }
+    for (name, addr) in &cfg.peers {
+        out.insert(
+            node_id(name),
+            Member {
+                name: name.clone(),
+                addr: addr.clone(),
+            },
+        );
+    }
+    if !out.is_empty() {
+        out.insert(node_id(&me.name), me.clone());
+    }
+    Ok(out)
+}
+
+fn load_bootstrap(path: &Path) -> Result<Config, AgentError> {
+    let loaded = load(&[Input::Path(path.to_owned())]).map_err(|e| AgentError::Config {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(loaded.config)
+}
+
+/// What the reconciler of `node` should run in `state`.
+fn desired(state: &DomainState, node: &Name) -> Desired {
+    Desired {
+        generation: state.generation,
+        config: state.config().unwrap_or_default(),
+        groups_here: state.groups_on(node),
+    }
+}
+
+/// Hands every new committed state to the reconciler, when it changes what
+/// this node should run.
+async fn feed_reconciler(
+    domain: Domain,
+    node: Name,
+    tx: watch::Sender<Desired>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut applied = domain.applied.clone();
+    loop {
+        tokio::select! {
+            r = applied.changed() => if r.is_err() { return },
+            _ = stop.changed() => return,
+        }
+        let state = applied.borrow_and_update().state.clone();
+        let next = desired(&state, &node);
+        tx.send_if_modified(|cur| {
+            let same = cur.generation == next.generation && cur.groups_here == next.groups_here;
+            if !same {
+                *cur = next;
+            }
+            !same
+        });
+    }
+}
+
+/// Sends this node's report to the leader on every change and at least
+/// once per period, which is how the leader knows the node is alive.
+async fn send_reports(
+    state: ApiState,
+    mut reports: watch::Receiver<reconciler::NodeReport>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let period = state
+            .domain
+            .state()
+            .config()
+            .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.timeout.get()))
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(1));
+        let report = reports.borrow_and_update().clone();
+        if let Err(e) = api::deliver_report(&state, report).await {
+            tracing::debug!("report not delivered: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            r = reports.changed() => if r.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! `asctl apply PATH | plan.json`: commit a configuration and follow the
+//! domain until it runs what the plan said.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use asctl::agent::api::{ApplyRequest, ApplyResponse};
+use asctl::agent::reconciler::GroupState;
+use asctl::domain::ClientError;
+use asctl::domain::view::StatusView;
+use asctl::model::{Config, Name};
+use asctl::plan::documents::to_document_texts;
+use asctl::plan::{Plan, SavedPlan, render_human};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::plan::{load_desired, validated};
+use super::remote::{Remote, RemoteArgs, runtime};
+use super::{EXIT_FINDINGS, EXIT_OK};
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A configuration (file or directory), or a plan saved by `asctl plan -o`.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Apply without asking (required when standard input is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// How long to follow the convergence before summarising.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2m")]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// What to apply: a configuration, or a saved plan (which carries its own).
+enum Desired {
+    Config(Config),
+    Saved(Box<SavedPlan>, Config),
+}
+
+fn read_desired(path: &str) -> anyhow::Result<Option<Desired>> {
+    if path.ends_with(".json") {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+        if let Ok(saved) = SavedPlan::from_json(&text) {
+            return Ok(validated(saved.load()).map(|c| Desired::Saved(Box::new(saved), c)));
+        }
+        // Not a saved plan: a configuration written in JSON, or a saved plan
+        // this build cannot read — say which.
+        if let Err(e) = SavedPlan::from_json(&text) {
+            if text.contains("\"basePlan\"") || text.contains("\"baseGeneration\"") {
+                bail!("{path}: {e}");
+            }
+        }
+    }
+    Ok(load_desired(path)?.map(Desired::Config))
+}
+
+pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let Some(desired) = read_desired(&args.path)? else {
+        return Ok(ExitCode::from(EXIT_FINDINGS));
+    };
+    let config = match &desired {
+        Desired::Config(c) | Desired::Saved(_, c) => c,
+    };
+    let remote = Remote::resolve(&args.remote, Some(config))?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let live = remote.live().await?;
+        let plan = match &desired {
+            Desired::Config(c) => Plan::compute(c, &live),
+            Desired::Saved(saved, _) => {
+                if let Err(stale) = saved.check_current(live.generation) {
+                    eprintln!("error: {stale}");
+                    return Ok(ExitCode::from(EXIT_FINDINGS));
+                }
+                saved.plan.clone()
+            }
+        };
+        print!("{}", render_human(&plan));
+        if plan.is_empty() {
+            return Ok(ExitCode::from(EXIT_OK));
+        }
+        if !args.auto_approve && !confirm()? {
+            eprintln!("Apply cancelled; nothing was changed.");
+            return Ok(ExitCode::from(EXIT_FINDINGS));
+        }
+        let ok = commit_and_follow(&remote, config, &plan, args.timeout).await?;
+        Ok(ExitCode::from(if ok { EXIT_OK } else { EXIT_FINDINGS }))
+    })
+}
+
+/// Asks on the terminal. Without one, refuses: an unattended apply must say
+/// so with `--auto-approve`.
+fn confirm() -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to apply without confirmation: standard input is not a terminal; pass \
+             --auto-approve to apply unattended"
+        );
+    }
+    print!("\nDo you want to apply this plan? Only 'yes' will be accepted: ");
+    std::io::stdout().flush().ok();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim() == "yes")
+}
+
+/// Commits `config` on top of the plan's base generation, then follows the
+/// domain. True when everything converged.
+pub async fn commit_and_follow(
+    remote: &Remote,
+    config: &Config,
+    plan: &Plan,
+    timeout: Duration,
+) -> anyhow::Result<bool> {
+    let req = ApplyRequest {
+        base_generation: plan.base_generation,
+        documents: to_document_texts(config),
+    };
+    let resp: ApplyResponse = match remote.post("/v1/apply", &req).await {
+        Ok(r) => r,
+        Err(ClientError::Status { body, .. }) => {
+            bail!("the domain refused the configuration: {body}")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!(
+        "\nApplied: the domain is at generation {}.",
+        resp.generation
+    );
+    follow(remote, plan, resp.generation, timeout).await
+}
+
+/// One group's convergence: `Ok` with where it is, or why not yet.
+fn group_converged(
+    status: &StatusView,
+    group: &Name,
+    target: Option<&Name>,
+    generation: u64,
+) -> Result<String, String> {
+    let active = |s: GroupState| {
+        matches!(
+            s,
+            GroupState::Starting | GroupState::Online | GroupState::Stopping
+        )
+    };
+    let mut elsewhere = Vec::new();
+    let mut at_target = None;
+    for (node, view) in &status.nodes {
+        let Some(report) = &view.report else { continue };
+        let Some(g) = report.groups.get(group) else {
+            continue;
+        };
+        if Some(node) == target {
+            at_target = Some((report.generation_seen, g.clone()));
+        } else if active(g.state) {
+            elsewhere.push(format!("still {:?} on {node}", g.state).to_lowercase());
+        }
+    }
+    if !elsewhere.is_empty() {
+        return Err(elsewhere.join(", "));
+    }
+    let Some(target) = target else {
+        return Ok("offline".into());
+    };
+    let placed = status.placement.get(group).and_then(|p| p.node.as_ref());
+    if placed != Some(target) {
+        return Err(match placed {
+            Some(n) => format!("the domain placed it on {n}, the plan said {target}"),
+            None => format!("the domain could not place it (the plan said {target})"),
+        });
+    }
+    match at_target {
+        Some((seen, g)) if seen >= generation && g.state == GroupState::Online => {
+            Ok(format!("online on {target}"))
+        }
+        Some((seen, _)) if seen < generation => Err(format!(
+            "{target} has not acted on generation {generation} yet"
+        )),
+        Some((_, g)) => Err(format!(
+            "{:?} on {target}{}",
+            g.state,
+            g.message.map(|m| format!(": {m}")).unwrap_or_default()
+        )
+        .to_lowercase()),
+        None => Err(format!("{target} has not reported it yet")),
+    }
+}
+
+/// Every group of the plan (and every removed one) against `status`.
+fn convergence(
+    status: &StatusView,
+    plan: &Plan,
+    generation: u64,
+    removed: &BTreeSet<Name>,
+) -> Vec<(Name, Result<String, String>)> {
+    let mut out: Vec<(Name, Result<String, String>)> = plan
+        .placement
+        .iter()
+        .map(|(g, p)| {
+            (
+                g.clone(),
+                group_converged(status, g, p.node.as_ref(), generation),
+            )
+        })
+        .collect();
+    for g in removed {
+        out.push((g.clone(), group_converged(status, g, None, generation)));
+    }
+    out
+}
+
+/// Polls the domain until every group is where the plan said, or `timeout`.
+pub async fn follow(
+    remote: &Remote,
+    plan: &Plan,
+    generation: u64,
+    timeout: Duration,
+) -> anyhow::Result<bool> {
+    let removed: BTreeSet<Name> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == asctl::model::Kind::ResourceGroup && c.op == asctl::plan::Op::Delete)
+        .map(|c| c.name.clone())
+        .collect();
+    let total = (plan.placement.len() + removed.len()) as u64;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} groups converged {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = Vec::new();
+    loop {
+        match remote.status().await {
+            Ok(status) => {
+                last = convergence(&status, plan, generation, &removed);
+                let done = last.iter().filter(|(_, r)| r.is_ok()).count() as u64;
+                bar.set_position(done);
+                if let Some((g, Err(why))) = last.iter().find(|(_, r)| r.is_err()) {
+                    bar.set_message(format!("{g}: {why}"));
+                }
+                if done == total {
+                    break;
+                }
+            }
+            Err(e) => bar.set_message(format!("{e:#}")),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bar.finish_and_clear();
+    let ok = !last.is_empty() && last.iter().all(|(_, r)| r.is_ok()) || total == 0;
+    println!();
+    for (g, r) in &last {
+        match r {
+            Ok(where_) => println!("  ✓ {g}: {where_}"),
+            Err(why) => println!("  ✗ {g}: not converged: {why}"),
+        }
+    }
+    if ok {
+        println!("Converged: every group is where the plan said.");
+    } else {
+        println!(
+            "Not converged within {}; the domain keeps working on it (`asctl status`).",
+            humantime::format_duration(timeout)
+        );
+    }
+    Ok(ok)
+}

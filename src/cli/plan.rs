@@ -1,0 +1,125 @@
+//! `asctl plan PATH`: what applying PATH would change in the running domain.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use asctl::diag;
+use asctl::load::{self, Input, Loaded};
+use asctl::model::Config;
+use asctl::plan::{Plan, SavedPlan, render_human, render_json};
+use asctl::rules;
+use clap::{Args, ValueEnum};
+
+use super::remote::{Remote, RemoteArgs, runtime};
+use super::{EXIT_FINDINGS, EXIT_OK};
+
+/// Exit code of `--detailed-exitcode` when the plan has changes.
+pub const EXIT_CHANGES: u8 = 2;
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The desired configuration: a file or a directory.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+    /// Exit 0 when there is nothing to change, 2 when there is, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    pub format: PlanFormat,
+    /// Save the plan, bound to the domain's generation, for `asctl apply FILE`.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Human,
+    /// The versioned JSON form of the plan (docs/runtime.md).
+    Json,
+}
+
+/// Validates what was loaded; prints the findings to stderr. `None` when
+/// there are errors (nothing may be planned or applied from it).
+pub fn validated(loaded: Loaded) -> Option<Config> {
+    let v = rules::validate(loaded);
+    if v.findings.iter().any(|f| f.is_active()) {
+        eprint!(
+            "{}",
+            diag::render_human(&v.findings, &v.loaded.sources, v.loaded.docs.len())
+        );
+    }
+    if v.has_errors() {
+        eprintln!("error: the configuration has errors; nothing is planned or applied");
+        return None;
+    }
+    Some(v.loaded.config)
+}
+
+/// Reads and validates PATH.
+pub fn load_desired(path: &str) -> anyhow::Result<Option<Config>> {
+    let loaded = load::load(&[Input::from_arg(path)]).context("cannot read the configuration")?;
+    Ok(validated(loaded))
+}
+
+pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let detailed = args.detailed_exitcode;
+    match plan(args) {
+        Ok(code) => Ok(code),
+        // With --detailed-exitcode, 2 means "changes": an error must not look
+        // like one.
+        Err(e) if detailed => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(EXIT_FINDINGS))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let Some(desired) = load_desired(&args.path)? else {
+        return Ok(ExitCode::from(EXIT_FINDINGS));
+    };
+    let remote = Remote::resolve(&args.remote, Some(&desired))?;
+    let live = runtime()?.block_on(remote.live())?;
+    let plan = Plan::compute(&desired, &live);
+    match args.format {
+        PlanFormat::Human => print!("{}", render_human(&plan)),
+        PlanFormat::Json => print!("{}", render_json(&plan)),
+    }
+    if let Some(out) = &args.out {
+        let saved = SavedPlan::new(plan.clone(), &desired);
+        write_private(out, saved.to_json().as_bytes())
+            .with_context(|| format!("writing {}", out.display()))?;
+        if args.format == PlanFormat::Human {
+            println!(
+                "\nSaved the plan to {}; `asctl apply {}` applies exactly this plan while the \
+                 domain stays at generation {}.",
+                out.display(),
+                out.display(),
+                plan.base_generation
+            );
+        }
+    }
+    Ok(ExitCode::from(
+        match (args.detailed_exitcode, plan.is_empty()) {
+            (true, false) => EXIT_CHANGES,
+            _ => EXIT_OK,
+        },
+    ))
+}
+
+/// A saved plan holds the whole configuration, secrets included.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}

@@ -1,0 +1,224 @@
+//! Reaching a running domain from the CLI: credentials, endpoints, and
+//! the calls `plan`, `apply`, `status` and `watch` share.
+//!
+//! Credentials come from flags (`--endpoint`, `--token` or `ASCTL_TOKEN`,
+//! `--ca`) for a real domain, or from the state directory `asctl up`
+//! writes (`domain.json`, `token`, `tls/ca.crt`), found in this order:
+//! `--state-dir` / `ASCTL_STATE_DIR`, `./.asctl/`,
+//! `$XDG_STATE_HOME/asctl/<domain>/` (default `~/.local/state`), and the
+//! only domain there when the command does not name one. Flags override
+//! what the state directory says.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use asctl::agent::tls;
+use asctl::domain::view::StatusView;
+use asctl::domain::{Client, ClientError};
+use asctl::model::Config;
+use asctl::plan::LiveState;
+use clap::Args;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Args)]
+pub struct RemoteArgs {
+    /// An agent's `host:port` (repeat for fallbacks) [default: from the state
+    /// directory, else the configuration's agent addresses].
+    #[arg(long = "endpoint", value_name = "HOST:PORT")]
+    pub endpoints: Vec<String>,
+    /// The domain's API token [default: $ASCTL_TOKEN, else the state directory's].
+    #[arg(long)]
+    pub token: Option<String>,
+    /// The CA certificate (PEM) the agents' certificates chain to.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// The state directory of a domain started by `asctl up` [default:
+    /// $ASCTL_STATE_DIR, ./.asctl, $XDG_STATE_HOME/asctl/<domain>].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `domain.json` in a state directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateFile {
+    pub domain: String,
+    pub endpoints: Vec<String>,
+    /// Relative to the state directory.
+    pub ca: PathBuf,
+    pub token_file: PathBuf,
+}
+
+pub const STATE_FILE: &str = "domain.json";
+
+/// `$XDG_STATE_HOME/asctl` (default `~/.local/state/asctl`).
+pub fn state_root() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from(".asctl-state"));
+    base.join("asctl")
+}
+
+fn find_state_dir(explicit: Option<&Path>, domain: Option<&str>) -> Option<PathBuf> {
+    let has = |d: &Path| d.join(STATE_FILE).is_file();
+    if let Some(d) = explicit {
+        return Some(d.to_owned());
+    }
+    if let Some(d) = std::env::var_os("ASCTL_STATE_DIR").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    let local = PathBuf::from(".asctl");
+    if has(&local) {
+        return Some(local);
+    }
+    let root = state_root();
+    if let Some(name) = domain {
+        let d = root.join(name);
+        return has(&d).then_some(d);
+    }
+    let found: Vec<PathBuf> = std::fs::read_dir(&root)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|d| has(d))
+        .collect();
+    match found.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
+}
+
+/// A connection to a domain: a client and the members to try, in order.
+pub struct Remote {
+    pub client: Client,
+    pub endpoints: Vec<String>,
+}
+
+impl Remote {
+    /// Resolves credentials for the domain of `config` (when known).
+    pub fn resolve(args: &RemoteArgs, config: Option<&Config>) -> anyhow::Result<Remote> {
+        tls::install_provider();
+        let domain = config.and_then(|c| c.domain.as_ref().map(|d| d.name().to_string()));
+        let state_dir = find_state_dir(args.state_dir.as_deref(), domain.as_deref());
+        let state: Option<(PathBuf, StateFile)> = match &state_dir {
+            Some(d) => {
+                let path = d.join(STATE_FILE);
+                let text = std::fs::read_to_string(&path);
+                match text {
+                    Ok(t) => Some((
+                        d.clone(),
+                        serde_json::from_str(&t)
+                            .with_context(|| format!("reading {}", path.display()))?,
+                    )),
+                    Err(_) if args.state_dir.is_none() => None,
+                    Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+                }
+            }
+            None => None,
+        };
+        let token = match (&args.token, std::env::var("ASCTL_TOKEN").ok(), &state) {
+            (Some(t), _, _) => t.clone(),
+            (None, Some(t), _) if !t.is_empty() => t,
+            (_, _, Some((dir, s))) => {
+                let path = dir.join(&s.token_file);
+                asctl::agent::auth::read_token(&path)
+                    .with_context(|| format!("reading the token from {}", path.display()))?
+            }
+            _ => bail!(
+                "no credentials for the domain: pass --token (or set ASCTL_TOKEN) and --ca, or \
+                 run the command where `asctl up` can be found (see docs/runtime.md)"
+            ),
+        };
+        let ca = match (&args.ca, &state) {
+            (Some(ca), _) => ca.clone(),
+            (None, Some((dir, s))) => dir.join(&s.ca),
+            (None, None) => bail!("no CA certificate for the domain's agents: pass --ca FILE"),
+        };
+        let tls = tls::client_config(&ca)
+            .with_context(|| format!("loading the CA certificate {}", ca.display()))?;
+        let mut endpoints = args.endpoints.clone();
+        if endpoints.is_empty() {
+            if let Some((_, s)) = &state {
+                endpoints = s.endpoints.clone();
+            }
+        }
+        if endpoints.is_empty() {
+            if let Some(c) = config {
+                endpoints = c
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.spec.agent.as_ref().map(|a| a.address.to_string()))
+                    .collect();
+            }
+        }
+        if endpoints.is_empty() {
+            bail!("no agent to ask: pass --endpoint HOST:PORT");
+        }
+        Ok(Remote {
+            client: Client::new(tls, &token).with_timeout(Duration::from_secs(10)),
+            endpoints,
+        })
+    }
+
+    /// `GET path` from the first member that answers.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let mut last = None;
+        for e in &self.endpoints {
+            match self.client.get(e, path).await {
+                Ok(v) => return Ok(v),
+                Err(err) if err.is_unreachable() => last = Some(err),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(unreachable(last, &self.endpoints))
+    }
+
+    /// `POST path` to the first member that answers.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let mut last = None;
+        for e in &self.endpoints {
+            match self.client.post(e, path, body).await {
+                Ok(v) => return Ok(v),
+                Err(err) if err.is_unreachable() => last = Some(err),
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last.unwrap_or(ClientError::Connect {
+            addr: String::new(),
+            message: "no endpoint".into(),
+        }))
+    }
+
+    pub async fn live(&self) -> anyhow::Result<LiveState> {
+        self.get("/v1/live").await
+    }
+
+    pub async fn status(&self) -> anyhow::Result<StatusView> {
+        self.get("/v1/status").await
+    }
+}
+
+fn unreachable(last: Option<ClientError>, endpoints: &[String]) -> anyhow::Error {
+    match last {
+        Some(e) => anyhow::anyhow!(
+            "no member of the domain answered ({}); last error: {e}",
+            endpoints.join(", ")
+        ),
+        None => anyhow::anyhow!("no member of the domain to ask"),
+    }
+}
+
+/// A current-thread runtime: the CLI waits on one thing at a time.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

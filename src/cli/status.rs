@@ -1,0 +1,154 @@
+//! `asctl status`: nodes, groups and where they run.
+
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use asctl::agent::reconciler::GroupState;
+use asctl::domain::view::StatusView;
+use clap::Args;
+
+use super::EXIT_OK;
+use super::plan::PlanFormat;
+use super::remote::{Remote, RemoteArgs, runtime};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
+    pub format: PlanFormat,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let remote = Remote::resolve(&args.remote, None)?;
+    let status = runtime()?.block_on(remote.status())?;
+    match args.format {
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+        PlanFormat::Human => print!("{}", render(&status, SystemTime::now())),
+    }
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+fn ago(since: SystemTime, now: SystemTime) -> String {
+    let d = now.duration_since(since).unwrap_or_default();
+    let secs = d.as_secs();
+    match secs {
+        0..=59 => format!("{secs}s ago"),
+        60..=3599 => format!("{}m ago", secs / 60),
+        _ => format!("{}h{}m ago", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// The human table.
+pub fn render(s: &StatusView, now: SystemTime) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Domain {}  generation {}  leader {}  (answered by {})",
+        s.domain.as_deref().unwrap_or("(no configuration applied)"),
+        s.generation,
+        s.leader.as_deref().unwrap_or("none"),
+        s.answered_by
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<16} {:<6} {:<9} {:<22} GROUPS",
+        "NODE", "STATE", "ROLE", "ADDRESS"
+    );
+    let mut members: Vec<_> = s.members.iter().collect();
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    for m in members {
+        let state = s
+            .nodes
+            .iter()
+            .find(|(n, _)| n.as_str() == m.name)
+            .map(|(_, v)| format!("{:?}", v.state).to_lowercase())
+            .unwrap_or_else(|| "-".into());
+        let role = if StatusView::is_witness(&m.name) {
+            "witness"
+        } else {
+            m.role.as_str()
+        };
+        let groups: Vec<&str> = s
+            .placement
+            .iter()
+            .filter(|(_, p)| p.node.as_ref().is_some_and(|n| n.as_str() == m.name))
+            .map(|(g, _)| g.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<16} {:<6} {:<9} {:<22} {}",
+            m.name,
+            state,
+            role,
+            m.address,
+            groups.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<16} {:<10} {:<9} {:<10} {:<8} MESSAGE",
+        "GROUP", "NODE", "STATE", "SINCE", "RESTARTS"
+    );
+    for (group, p) in &s.placement {
+        let node = p.node.as_ref().map(|n| n.as_str()).unwrap_or("-");
+        let local = p.node.as_ref().and_then(|n| {
+            s.nodes
+                .get(n)
+                .and_then(|v| v.report.as_ref())
+                .and_then(|r| r.groups.get(group))
+        });
+        let (state, since, restarts, msg) = match local {
+            Some(l) => (
+                format!("{:?}", l.state).to_lowercase(),
+                ago(l.since, now),
+                l.restarts.to_string(),
+                l.message.clone().unwrap_or_default(),
+            ),
+            None => ("-".into(), "-".into(), "-".into(), String::new()),
+        };
+        let mut msg = msg;
+        if !p.failed_on.is_empty() {
+            let failed: Vec<&str> = p.failed_on.iter().map(|n| n.as_str()).collect();
+            if !msg.is_empty() {
+                msg.push_str("; ");
+            }
+            msg.push_str(&format!("failed on {}", failed.join(", ")));
+        }
+        let _ = writeln!(
+            out,
+            "{:<16} {:<10} {:<9} {:<10} {:<8} {}",
+            group.as_str(),
+            node,
+            state,
+            since,
+            restarts,
+            msg
+        );
+    }
+    // Groups a node still runs although the domain placed them elsewhere
+    // (being stopped, or left over from a removed group).
+    for (node, v) in &s.nodes {
+        let Some(r) = &v.report else { continue };
+        for (g, l) in &r.groups {
+            let placed_here = s
+                .placement
+                .get(g)
+                .and_then(|p| p.node.as_ref())
+                .is_some_and(|n| n == node);
+            if !placed_here && l.state != GroupState::Offline {
+                let _ = writeln!(
+                    out,
+                    "{:<16} {:<10} {:<9} {:<10} {:<8} not placed here",
+                    g.as_str(),
+                    node.as_str(),
+                    format!("{:?}", l.state).to_lowercase(),
+                    ago(l.since, now),
+                    l.restarts
+                );
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,271 @@
+//! The leader's loop: node health, placement and membership.
+//!
+//! Every member runs [`run`]; it acts only while this member leads. On every
+//! change of the committed state, on every report and on a tick, it
+//! recomputes node health ([`HealthSource`]) and the placement
+//! ([`crate::plan::place`], the same function `plan` predicts with), and
+//! commits them when they differ from what is committed. A group that a node
+//! reports Failed (for the current generation) gets that node added to its
+//! `failed_on`, so `place` moves it.
+//!
+//! Membership follows the configuration: members are the configuration's
+//! nodes (by their agent address) plus the witness; a change adds the new
+//! members as learners, then makes the new set the voters.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::{Command, Domain, DomainState, Member, NodeId, WITNESS, node_id};
+use crate::agent::reconciler::GroupState;
+use crate::model::{Config, Name};
+use crate::plan::{Health, NodeState, Placement, place};
+
+/// Where node health comes from. For now, the freshness of node reports
+/// ([`ReportFreshness`]); the heartbeat failure detector plugs in here.
+pub trait HealthSource: Send + Sync + 'static {
+    /// The state of each of `nodes` now.
+    fn health(&self, nodes: &[Name]) -> Health;
+    /// This member just became leader; `up` were Up in the committed state.
+    fn leadership_gained(&self, up: &[Name]);
+}
+
+/// A node is Up while its agent reported within `down_after`
+/// (`heartbeat.timeout` × 3).
+#[derive(Debug)]
+pub struct ReportFreshness {
+    seen: Mutex<HashMap<Name, Instant>>,
+    down_after: Mutex<Duration>,
+}
+
+impl Default for ReportFreshness {
+    fn default() -> Self {
+        ReportFreshness {
+            seen: Mutex::new(HashMap::new()),
+            down_after: Mutex::new(Duration::from_secs(3)),
+        }
+    }
+}
+
+impl ReportFreshness {
+    pub fn heard(&self, node: &Name) {
+        if let Ok(mut s) = self.seen.lock() {
+            s.insert(node.clone(), Instant::now());
+        }
+    }
+
+    pub fn set_down_after(&self, d: Duration) {
+        if let Ok(mut x) = self.down_after.lock() {
+            *x = d;
+        }
+    }
+}
+
+impl HealthSource for ReportFreshness {
+    fn health(&self, nodes: &[Name]) -> Health {
+        let down_after = self.down_after.lock().map(|d| *d).unwrap_or_default();
+        let seen = match self.seen.lock() {
+            Ok(s) => s,
+            Err(_) => return Health::new(),
+        };
+        nodes
+            .iter()
+            .map(|n| {
+                let fresh = seen.get(n).is_some_and(|t| t.elapsed() <= down_after);
+                let state = if fresh {
+                    NodeState::Up
+                } else {
+                    NodeState::Down
+                };
+                (n.clone(), state)
+            })
+            .collect()
+    }
+
+    fn leadership_gained(&self, up: &[Name]) {
+        // A new leader has heard nobody yet: give the nodes the committed
+        // state says are Up one full period to report before calling them
+        // Down, instead of failing over everything at each election.
+        if let Ok(mut s) = self.seen.lock() {
+            let now = Instant::now();
+            for n in up {
+                s.entry(n.clone()).or_insert(now);
+            }
+        }
+    }
+}
+
+/// The members the configuration asks for: its nodes that have an agent
+/// address, and the witness.
+pub fn desired_members(config: &Config) -> BTreeMap<NodeId, Member> {
+    let mut out: BTreeMap<NodeId, Member> = config
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let addr = n.spec.agent.as_ref()?.address.to_string();
+            let name = n.name().to_string();
+            Some((node_id(&name), Member { name, addr }))
+        })
+        .collect();
+    if let Some(w) = config.domain.as_ref().and_then(|d| d.spec.witness.as_ref()) {
+        out.insert(
+            node_id(WITNESS),
+            Member {
+                name: WITNESS.into(),
+                addr: w.to_string(),
+            },
+        );
+    }
+    out
+}
+
+/// The nodes whose health the leader decides: the configuration's nodes, or
+/// before any configuration, the members that are not the witness.
+fn tracked_nodes(domain: &Domain, config: Option<&Config>) -> Vec<Name> {
+    match config {
+        Some(c) => c.nodes.iter().map(|n| n.name().clone()).collect(),
+        None => domain
+            .members()
+            .0
+            .values()
+            .filter(|m| m.name != WITNESS)
+            .filter_map(|m| m.name.parse().ok())
+            .collect(),
+    }
+}
+
+/// `current` with the nodes where groups failed added to their `failed_on`.
+/// Only reports for the current generation count: a Failed from before a
+/// spec change says nothing about the new spec.
+pub fn with_failures(state: &DomainState) -> Placement {
+    let mut placement = state.placement.clone();
+    for (group, p) in placement.iter_mut() {
+        let Some(node) = p.node.clone() else { continue };
+        let failed = state
+            .nodes
+            .get(&node)
+            .and_then(|r| r.last_report.as_ref())
+            .filter(|r| r.generation_seen == state.generation)
+            .and_then(|r| r.groups.get(group))
+            .is_some_and(|g| g.state == GroupState::Failed);
+        if failed {
+            p.failed_on.insert(node);
+        }
+    }
+    placement
+}
+
+/// The leader's decision for `state`: health and placement, or `None` when
+/// the committed ones are already right.
+pub fn decide(state: &DomainState, health: Health) -> Option<Command> {
+    let placement = match state.config() {
+        Some(config) => place(&config, &health, &with_failures(state)),
+        None => Placement::new(),
+    };
+    let committed = state.health();
+    let health_changed = health.iter().any(|(n, s)| committed.get(n) != Some(s));
+    if placement == state.placement && !health_changed {
+        return None;
+    }
+    Some(Command::SetPlacement {
+        generation: state.generation,
+        placement,
+        health,
+    })
+}
+
+/// Runs until `stop` changes. `kick` wakes it early (a report arrived).
+pub async fn run(
+    domain: Domain,
+    health: Arc<dyn HealthSource>,
+    freshness: Arc<ReportFreshness>,
+    kick: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut applied = domain.applied.clone();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leading = false;
+    let mut membership: Option<JoinHandle<()>> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            r = applied.changed() => if r.is_err() { return },
+            _ = kick.notified() => {}
+            _ = stop.changed() => return,
+        }
+        if !domain.is_leader() {
+            leading = false;
+            continue;
+        }
+        let state = domain.state();
+        let config = state.config();
+        if !leading {
+            leading = true;
+            info!("leading the domain at generation {}", state.generation);
+            let up: Vec<Name> = state
+                .nodes
+                .iter()
+                .filter(|(_, r)| r.state == NodeState::Up)
+                .map(|(n, _)| n.clone())
+                .collect();
+            health.leadership_gained(&up);
+        }
+        let timeout = config
+            .as_ref()
+            .and_then(|c| c.domain.as_ref())
+            .map(|d| d.spec.heartbeat.timeout.get())
+            .unwrap_or(Duration::from_secs(1));
+        freshness.set_down_after(timeout * 3);
+        let nodes = tracked_nodes(&domain, config.as_deref());
+        if let Some(cmd) = decide(&state, health.health(&nodes)) {
+            if let Err(e) = domain.write(cmd).await {
+                warn!("cannot commit the placement: {e}");
+            }
+        }
+        if let Some(config) = &config {
+            let busy = membership.as_ref().is_some_and(|t| !t.is_finished());
+            if !busy {
+                membership = sync_membership(&domain, config);
+            }
+        }
+    }
+}
+
+/// Starts a membership change when the configuration's members differ from
+/// the voters.
+fn sync_membership(domain: &Domain, config: &Config) -> Option<JoinHandle<()>> {
+    let want = desired_members(config);
+    let (nodes, voters) = domain.members();
+    let want_ids: BTreeSet<NodeId> = want.keys().copied().collect();
+    // Never shrink to nothing, and never hand the domain to a set that has
+    // none of the current voters (a configuration naming other machines
+    // than the running ones would otherwise orphan the domain).
+    if want_ids.is_empty() || want_ids == voters || want_ids.is_disjoint(&voters) {
+        return None;
+    }
+    let raft = domain.raft.clone();
+    Some(tokio::spawn(async move {
+        for (id, m) in &want {
+            if !nodes.contains_key(id) {
+                info!("adding {m} to the domain as a learner");
+                if let Err(e) = raft.add_learner(*id, m.clone(), false).await {
+                    warn!("cannot add {m}: {e}");
+                    return;
+                }
+            }
+        }
+        info!(
+            "changing the domain's voters to {:?}",
+            want.values().map(|m| &m.name).collect::<Vec<_>>()
+        );
+        if let Err(e) = raft.change_membership(want_ids, false).await {
+            warn!("cannot change the domain's membership: {e}");
+        }
+    }))
+}

@@ -1,0 +1,333 @@
+//! The replicated state of a domain and the commands that change it.
+//!
+//! Pure: [`DomainState::apply`] is the state machine every member runs on
+//! the committed log, so it must give the same result everywhere — no
+//! clock, no I/O, no randomness. The raft plumbing around it lives in
+//! [`super::store`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::reconciler::{GroupState, NodeReport};
+use crate::load::load_texts;
+use crate::model::{Config, Name};
+use crate::plan::{Health, LiveState, NodeState, Placement, carry_over, place};
+
+/// What the domain knows about one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRecord {
+    /// Up or Down, as the leader last decided.
+    pub state: NodeState,
+    /// The node's last report that differed from the one before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_report: Option<NodeReport>,
+}
+
+/// The replicated domain database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DomainState {
+    /// Bumped by every applied configuration; 0 before the first.
+    pub generation: u64,
+    /// The applied configuration as canonical JSON documents
+    /// ([`crate::plan::documents`]).
+    pub documents: Vec<String>,
+    pub placement: Placement,
+    pub nodes: BTreeMap<Name, NodeRecord>,
+    /// `documents`, typed; rebuilt on load rather than replicated.
+    #[serde(skip)]
+    config: Option<Arc<Config>>,
+}
+
+impl PartialEq for DomainState {
+    fn eq(&self, other: &Self) -> bool {
+        self.generation == other.generation
+            && self.documents == other.documents
+            && self.placement == other.placement
+            && self.nodes == other.nodes
+    }
+}
+
+/// A change to the domain, as written to the replicated log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "command")]
+pub enum Command {
+    /// Replace the configuration. Refused unless `base_generation` is the
+    /// current generation, so two concurrent applies cannot both win.
+    ApplyConfig {
+        base_generation: u64,
+        documents: Vec<String>,
+    },
+    /// The leader's decision on node health and placement for `generation`;
+    /// ignored when a configuration was applied in between (it was decided
+    /// for a configuration that is gone).
+    SetPlacement {
+        generation: u64,
+        placement: Placement,
+        health: Health,
+    },
+    /// A node's report of its groups.
+    NodeReport { report: NodeReport },
+}
+
+/// The outcome of a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "outcome")]
+pub enum Outcome {
+    /// A configuration was applied; this is its generation.
+    Applied {
+        generation: u64,
+    },
+    /// The configuration was not applied: the domain is not at the base
+    /// generation any more.
+    Stale {
+        expected: u64,
+        current: u64,
+    },
+    /// The documents do not form a configuration (the agent validates before
+    /// writing, so this means a bug or a hand-made request).
+    Invalid {
+        message: String,
+    },
+    Done,
+    Ignored,
+}
+
+/// Reads canonical documents back into a configuration. They go through the
+/// same loader as files (JSON is YAML), so there is one way to turn text into
+/// a [`Config`].
+pub fn config_from_documents(documents: &[String]) -> Result<Config, String> {
+    let names: Vec<String> = (0..documents.len())
+        .map(|i| format!("domain/{i}.json"))
+        .collect();
+    let loaded = load_texts(
+        names
+            .iter()
+            .zip(documents)
+            .map(|(n, d)| (n.as_str(), d.as_bytes())),
+    );
+    if let Some(f) = loaded
+        .findings
+        .iter()
+        .find(|f| f.severity == crate::diag::Severity::Error)
+    {
+        return Err(f.message.clone());
+    }
+    Ok(loaded.config)
+}
+
+impl DomainState {
+    /// The applied configuration, if any.
+    pub fn config(&self) -> Option<Arc<Config>> {
+        if self.documents.is_empty() {
+            return None;
+        }
+        self.config.clone()
+    }
+
+    /// Rebuilds the typed configuration after deserialising.
+    pub fn restore(&mut self) {
+        self.config = if self.documents.is_empty() {
+            None
+        } else {
+            // Documents are only ever stored after they loaded once, so a
+            // failure here means the file was damaged; run without a config
+            // rather than crash, and let the next apply replace it.
+            match config_from_documents(&self.documents) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    tracing::error!("the stored configuration does not load: {e}");
+                    None
+                }
+            }
+        };
+    }
+
+    /// Node states as the domain sees them.
+    pub fn health(&self) -> Health {
+        self.nodes
+            .iter()
+            .map(|(n, r)| (n.clone(), r.state))
+            .collect()
+    }
+
+    /// Groups placed on `node`.
+    pub fn groups_on(&self, node: &Name) -> BTreeSet<Name> {
+        self.placement
+            .iter()
+            .filter(|(_, p)| p.node.as_ref() == Some(node))
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
+
+    /// The live state as `plan` needs it.
+    pub fn live(&self) -> LiveState {
+        LiveState {
+            generation: self.generation,
+            config: self.config().map(|c| (*c).clone()),
+            placement: self.placement.clone(),
+            health: self.health(),
+        }
+    }
+
+    /// Where `group` is reported online (or on its way), by node.
+    pub fn reported(&self, group: &Name) -> Vec<(Name, GroupState)> {
+        self.nodes
+            .iter()
+            .filter_map(|(n, r)| {
+                let s = r.last_report.as_ref()?.groups.get(group)?;
+                Some((n.clone(), s.state))
+            })
+            .collect()
+    }
+
+    /// Applies one committed command.
+    pub fn apply(&mut self, command: Command) -> Outcome {
+        match command {
+            Command::ApplyConfig {
+                base_generation,
+                documents,
+            } => {
+                if base_generation != self.generation {
+                    return Outcome::Stale {
+                        expected: base_generation,
+                        current: self.generation,
+                    };
+                }
+                let new = match config_from_documents(&documents) {
+                    Ok(c) => c,
+                    Err(message) => return Outcome::Invalid { message },
+                };
+                // The commit places the groups at once, with the health the
+                // domain has committed: exactly what `plan` predicted from the
+                // same live state (`Plan::compute`).
+                let old = self.config();
+                let carried = carry_over(old.as_deref(), &new, &self.placement);
+                self.placement = place(&new, &self.health(), &carried);
+                self.generation += 1;
+                self.documents = documents;
+                self.config = Some(Arc::new(new));
+                Outcome::Applied {
+                    generation: self.generation,
+                }
+            }
+            Command::SetPlacement {
+                generation,
+                placement,
+                health,
+            } => {
+                for (node, state) in health {
+                    self.nodes
+                        .entry(node)
+                        .and_modify(|r| r.state = state)
+                        .or_insert(NodeRecord {
+                            state,
+                            last_report: None,
+                        });
+                }
+                if generation != self.generation {
+                    return Outcome::Ignored;
+                }
+                self.placement = placement;
+                Outcome::Done
+            }
+            Command::NodeReport { report } => {
+                let node = report.node.clone();
+                self.nodes
+                    .entry(node)
+                    .or_insert(NodeRecord {
+                        state: NodeState::Down,
+                        last_report: None,
+                    })
+                    .last_report = Some(report);
+                Outcome::Done
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::documents::to_document_texts;
+
+    fn quickstart() -> Vec<String> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart");
+        let loaded = crate::load::load(&[crate::load::Input::Path(dir.into())]).expect("loads");
+        to_document_texts(&loaded.config)
+    }
+
+    fn up(state: &mut DomainState) {
+        let health = ["node1", "node2", "node3"]
+            .iter()
+            .map(|n| (n.parse().expect("name"), NodeState::Up))
+            .collect();
+        state.apply(Command::SetPlacement {
+            generation: state.generation,
+            placement: state.placement.clone(),
+            health,
+        });
+    }
+
+    #[test]
+    fn apply_places_groups_and_refuses_a_stale_base() {
+        let mut s = DomainState::default();
+        up(&mut s);
+        let docs = quickstart();
+        let out = s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: docs.clone(),
+        });
+        assert_eq!(out, Outcome::Applied { generation: 1 });
+        let web = s.placement.get("web").and_then(|p| p.node.clone());
+        assert_eq!(web.as_ref().map(Name::as_str), Some("node1"));
+        let before = s.clone();
+        let out = s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: vec![],
+        });
+        assert_eq!(
+            out,
+            Outcome::Stale {
+                expected: 0,
+                current: 1
+            }
+        );
+        assert_eq!(s, before, "a refused apply changes nothing");
+    }
+
+    #[test]
+    fn placement_for_an_old_generation_is_ignored() {
+        let mut s = DomainState::default();
+        up(&mut s);
+        s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: quickstart(),
+        });
+        let out = s.apply(Command::SetPlacement {
+            generation: 0,
+            placement: Placement::new(),
+            health: Health::new(),
+        });
+        assert_eq!(out, Outcome::Ignored);
+        assert_eq!(s.placement.len(), 3);
+    }
+
+    #[test]
+    fn state_round_trips_through_json_with_its_config() {
+        let mut s = DomainState::default();
+        up(&mut s);
+        s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: quickstart(),
+        });
+        let text = serde_json::to_string(&s).expect("serialises");
+        let mut back: DomainState = serde_json::from_str(&text).expect("parses");
+        back.restore();
+        assert_eq!(back, s);
+        assert_eq!(back.config(), s.config());
+    }
+}
