@@ -69,7 +69,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A configuration file of PATH (editors' swap and backup files are not).
-fn relevant(watched: &Path, changed: &PathBuf) -> bool {
+fn relevant(watched: &Path, changed: &Path) -> bool {
     if watched.is_file() {
         return changed.file_name() == watched.file_name();
     }

@@ -1,0 +1,237 @@
+//! A real local domain for tests: the quickstart rewritten to free ports,
+//! prepared by `asctl up --init-only`, with one `asctl agent` process per
+//! node that the test can kill and restart.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ASCTL: &str = env!("CARGO_BIN_EXE_asctl");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
+pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `GET /` of a demo server: the node name it answers, or `None` when
+/// nothing listens.
+pub fn demo_answer(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let body = text.split("\r\n\r\n").nth(1)?;
+    Some(body.trim().to_owned())
+}
+
+pub struct Ports {
+    pub agents: [u16; 3],
+    pub demo: [u16; 3],
+}
+
+/// A local three-node domain.
+pub struct LiveDomain {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub state: PathBuf,
+    pub ports: Ports,
+    pub agents: BTreeMap<String, Child>,
+}
+
+impl LiveDomain {
+    /// Copies examples/quickstart with free ports and a heartbeat timeout
+    /// long enough that restarting an agent does not fail its groups over.
+    pub fn prepare() -> LiveDomain {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(&config).expect("config dir");
+        let ports = Ports {
+            agents: [free_port(), free_port(), free_port()],
+            demo: [free_port(), free_port(), free_port()],
+        };
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+        for e in std::fs::read_dir(&src).expect("quickstart") {
+            let e = e.expect("entry");
+            let mut text = std::fs::read_to_string(e.path()).expect("read");
+            for (i, p) in ports.agents.iter().enumerate() {
+                text = text.replace(
+                    &format!("127.0.0.1:{}", 7401 + i),
+                    &format!("127.0.0.1:{p}"),
+                );
+            }
+            for (i, p) in ports.demo.iter().enumerate() {
+                text = text.replace(&format!("{}", 8081 + i), &p.to_string());
+            }
+            text = text.replace("timeout: 1s\n", "timeout: 4s\n");
+            std::fs::write(config.join(e.file_name()), text).expect("write");
+        }
+        let state = dir.path().join("state");
+        let out = Command::new(ASCTL)
+            .arg("up")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--init-only")
+            .output()
+            .expect("asctl up --init-only");
+        assert!(
+            out.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        LiveDomain {
+            dir,
+            config,
+            state,
+            ports,
+            agents: BTreeMap::new(),
+        }
+    }
+
+    pub fn start_agent(&mut self, node: &str) {
+        let nd = self.state.join("nodes").join(node);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(nd.join("agent.log"))
+            .expect("log");
+        let child = Command::new(ASCTL)
+            .arg("agent")
+            .arg("--config")
+            .arg(nd.join("agent.yaml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("agent");
+        self.agents.insert(node.to_owned(), child);
+    }
+
+    pub fn start(&mut self) {
+        for n in ["node1", "node2", "node3"] {
+            self.start_agent(n);
+        }
+        self.wait_formed();
+    }
+
+    /// Waits until there is a leader and every node is Up.
+    pub fn wait_formed(&self) {
+        eventually("the domain to form", Duration::from_secs(60), || {
+            let s = self.status_json()?;
+            let leader = s.get("leader")?.as_str()?.to_owned();
+            let nodes = s.get("nodes")?.as_object()?;
+            let up = ["node1", "node2", "node3"].iter().all(|n| {
+                nodes
+                    .get(*n)
+                    .and_then(|v| v.get("state"))
+                    .and_then(|v| v.as_str())
+                    == Some("up")
+            });
+            up.then_some(leader)
+        });
+    }
+
+    /// `asctl ARGS --state-dir STATE`.
+    pub fn asctl(&self, args: &[&str]) -> Output {
+        Command::new(ASCTL)
+            .args(args)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .stdin(Stdio::null())
+            .output()
+            .expect("asctl")
+    }
+
+    pub fn status_json(&self) -> Option<serde_json::Value> {
+        let out = self.asctl(&["status", "--format", "json"]);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.status_json()
+            .and_then(|s| s.get("generation")?.as_u64())
+            .expect("status with a generation")
+    }
+
+    pub fn kill9(&mut self, node: &str) {
+        let mut c = self.agents.remove(node).expect("running agent");
+        c.kill().expect("kill -9");
+        c.wait().expect("reaped");
+    }
+
+    /// SIGTERM to every agent and wait: each takes its groups offline.
+    pub fn stop(&mut self) {
+        for c in self.agents.values() {
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for (_, mut c) in std::mem::take(&mut self.agents) {
+            loop {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub fn agent_logs(&self) -> String {
+        let mut out = String::new();
+        for n in ["node1", "node2", "node3"] {
+            let p = self.state.join("nodes").join(n).join("agent.log");
+            out.push_str(&format!(
+                "--- {n}\n{}\n",
+                std::fs::read_to_string(p).unwrap_or_default()
+            ));
+        }
+        out
+    }
+}
+
+impl Drop for LiveDomain {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
