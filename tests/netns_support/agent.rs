@@ -11,7 +11,7 @@ use asctl::agent::metrics::Metrics;
 use asctl::agent::monitor::{self, HealthView};
 use asctl::agent::packet::DomainKey;
 use asctl::model::{Config, Name};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::{Netns, wait_for};
 
