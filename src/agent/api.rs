@@ -8,6 +8,8 @@
 //! - `POST /v1/report` — a node's [`NodeReport`], to the leader (forwarded).
 //! - `POST /v1/write` — a raw [`Command`] for the leader (members forward
 //!   writes here).
+//! - `GET  /metrics` — this agent's metrics in the Prometheus text format
+//!   ([`super::metrics::Metrics::render_prometheus`]).
 //! - `POST /raft/{append,vote,snapshot}` — raft RPCs between members.
 
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::auth::{Token, require_token};
+use super::metrics::Metrics;
 use super::reconciler::NodeReport;
 use crate::domain::leader::ReportFreshness;
 use crate::domain::view::StatusView;
@@ -35,6 +38,7 @@ pub struct ApiState {
     pub domain: Domain,
     pub freshness: Arc<ReportFreshness>,
     pub kick: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// `POST /v1/apply`.
@@ -57,6 +61,7 @@ pub struct ApplyResponse {
 pub fn router(state: ApiState, token: Token) -> Router {
     Router::new()
         .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/v1/live", get(live))
         .route("/v1/apply", post(apply))
         .route("/v1/report", post(report))
@@ -75,6 +80,17 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
         m.push('\n');
     }
     (status, m).into_response()
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render_prometheus(),
+    )
+        .into_response()
 }
 
 async fn status(State(s): State<ApiState>) -> Json<StatusView> {

@@ -3,7 +3,9 @@
 //! Wires the pieces together: the domain database ([`crate::domain`]) with
 //! its leader loop, the HTTPS API ([`super::api`]), and — except on the
 //! witness — the node reconciler fed from the committed state, whose reports
-//! go to the leader. On SIGTERM or SIGINT the groups go offline (unless
+//! go to the leader, and the heartbeats and failure detector
+//! ([`super::ha`]): they give the leader its node health and fence this
+//! node's groups when it is isolated. On SIGTERM or SIGINT the groups go offline (unless
 //! `leave_running`), then the API and raft stop.
 
 use std::collections::BTreeMap;
@@ -19,6 +21,9 @@ use tracing::{info, warn};
 
 use super::api::{self, ApiState};
 use super::auth::{Token, read_token};
+use super::ha::{self, DetectorHealth, HaContext};
+use super::metrics::Metrics;
+use super::packet::DomainKey;
 use super::reconciler::{self, Desired, Options};
 use super::tls;
 use crate::domain::leader::{self, HealthSource, ReportFreshness, desired_members};
@@ -174,11 +179,15 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     let domain = Domain::open(&cfg.data_dir.join("raft"), me.clone(), client).await?;
 
     let freshness = Arc::new(ReportFreshness::default());
+    let metrics = Arc::new(Metrics::new());
+    let me_node: Option<Name> = if cfg.witness { None } else { name.parse().ok() };
+    let detector_health = Arc::new(DetectorHealth::new(me_node, freshness.clone()));
     let kick = Arc::new(Notify::new());
     let state = ApiState {
         domain: domain.clone(),
         freshness: freshness.clone(),
         kick: kick.clone(),
+        metrics: metrics.clone(),
     };
     let server_cfg = tls::server_config(&cfg.tls.cert, &cfg.tls.key)?;
     let handle = axum_server::Handle::<SocketAddr>::new();
@@ -218,7 +227,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let health: Arc<dyn HealthSource> = freshness.clone();
+    let health: Arc<dyn HealthSource> = detector_health.clone();
     let leader_task = tokio::spawn(leader::run(
         domain.clone(),
         health,
@@ -236,12 +245,26 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         })?;
         let mut ropts = Options::new(node.clone(), cfg.data_dir.clone());
         ropts.asctl_exe = std::env::current_exe().ok();
-        let (desired_tx, desired_rx) = watch::channel(desired(&domain.state(), &node));
+        let (desired_tx, desired_rx) = watch::channel(desired(&domain.state(), &node, false));
         let rec = reconciler::spawn(ropts, desired_rx);
+        let (fence_tx, fence_rx) = watch::channel(false);
+        let ha_task = tokio::spawn(ha::run(
+            HaContext {
+                domain: domain.clone(),
+                node: node.clone(),
+                key: DomainKey::derive(token.as_bytes()),
+                metrics: metrics.clone(),
+                health: detector_health.clone(),
+                fence: fence_tx,
+                reports: rec.reports.clone(),
+            },
+            stop_rx.clone(),
+        ));
         let feed = tokio::spawn(feed_reconciler(
             domain.clone(),
             node.clone(),
             desired_tx,
+            fence_rx,
             stop_rx.clone(),
         ));
         let reports = tokio::spawn(send_reports(
@@ -249,15 +272,16 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             rec.reports.clone(),
             stop_rx.clone(),
         ));
-        Some((rec, feed, reports))
+        Some((rec, feed, reports, ha_task))
     };
 
     wait_for_signal().await;
     info!("{name}: stopping");
     let _ = stop_tx.send(true);
-    if let Some((rec, feed, reports)) = node {
+    if let Some((rec, feed, reports, ha_task)) = node {
         let _ = feed.await;
         let _ = reports.await;
+        let _ = ha_task.await;
         rec.shutdown(opts.leave_running).await;
     }
     let _ = leader_task.await;
@@ -300,12 +324,17 @@ fn load_bootstrap(path: &Path) -> Result<Config, AgentError> {
     Ok(loaded.config)
 }
 
-/// What the reconciler of `node` should run in `state`.
-fn desired(state: &DomainState, node: &Name) -> Desired {
+/// What the reconciler of `node` should run in `state`: nothing while the
+/// node is fenced (isolated, or just back from a freeze).
+fn desired(state: &DomainState, node: &Name, fenced: bool) -> Desired {
     Desired {
         generation: state.generation,
         config: state.config().unwrap_or_default(),
-        groups_here: state.groups_on(node),
+        groups_here: if fenced {
+            Default::default()
+        } else {
+            state.groups_on(node)
+        },
     }
 }
 
@@ -315,16 +344,18 @@ async fn feed_reconciler(
     domain: Domain,
     node: Name,
     tx: watch::Sender<Desired>,
+    mut fence: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut applied = domain.applied.clone();
     loop {
         tokio::select! {
             r = applied.changed() => if r.is_err() { return },
+            r = fence.changed() => if r.is_err() { return },
             _ = stop.changed() => return,
         }
         let state = applied.borrow_and_update().state.clone();
-        let next = desired(&state, &node);
+        let next = desired(&state, &node, *fence.borrow_and_update());
         tx.send_if_modified(|cur| {
             let same = cur.generation == next.generation && cur.groups_here == next.groups_here;
             if !same {

@@ -280,9 +280,12 @@ fn open(
     };
     let s =
         Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;
-    // Several lines' multicast receivers share group:port; a restarted agent
-    // must not wait for the old socket to go.
-    s.set_reuse_address(true).map_err(err)?;
+    // Several lines' multicast receivers share group:port. Unicast sockets
+    // do not: a second agent on the same address must fail to bind rather
+    // than steal half of the first one's heartbeats.
+    if join.is_some() {
+        s.set_reuse_address(true).map_err(err)?;
+    }
     match addr {
         SocketAddr::V4(_) => s.set_freebind_v4(true).map_err(err)?,
         SocketAddr::V6(_) => s.set_freebind_v6(true).map_err(err)?,

@@ -1,0 +1,228 @@
+//! The glue between the failure detector and the rest of the agent:
+//!
+//! - [`DetectorHealth`] is the leader's [`HealthSource`]: node states from
+//!   this node's failure detector (with the takeover wait of docs/ha.md), and
+//!   the freshness of node reports for nodes the detector does not watch
+//!   (the witness, nodes on no shared line, before the first configuration).
+//! - [`run`] keeps the node monitor in step with the applied configuration
+//!   (restarted when lines, heartbeat or isolation settings change), and
+//!   turns isolation and stalls into the *fence*: while it is up, the daemon
+//!   gives the reconciler no groups, so they go offline at once. After the
+//!   isolation ends, the fence stays up until the node has caught up with the
+//!   domain (a new state applied, or a grace period with a leader known), so
+//!   it never restarts groups from a placement the others have moved on from.
+//! - It also feeds the group metrics and the failover time.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::domain::Domain;
+use crate::domain::leader::{HealthSource, ReportFreshness};
+use crate::model::{Config, IsolationResponse, Name};
+use crate::plan::Health;
+
+use super::detector::{Event, PeerState, takeover_wait};
+use super::heartbeat::incarnation_now;
+use super::metrics::Metrics;
+use super::monitor::{self, HealthView, NodeMonitor};
+use super::packet::DomainKey;
+use super::reconciler::{GroupState, NodeReport};
+
+/// A group coming online here this long after a peer failed counts as that
+/// peer's failover (for `asctl_failover_seconds`).
+const FAILOVER_WINDOW: Duration = Duration::from_secs(60);
+
+/// Node health for the leader: the failure detector where it watches, the
+/// report freshness elsewhere.
+#[derive(Debug)]
+pub struct DetectorHealth {
+    me: Option<Name>,
+    fallback: Arc<ReportFreshness>,
+    view: Mutex<Option<(watch::Receiver<HealthView>, Duration)>>,
+}
+
+impl DetectorHealth {
+    /// `me`: this node (`None` on the witness, which has no detector).
+    pub fn new(me: Option<Name>, fallback: Arc<ReportFreshness>) -> Self {
+        DetectorHealth {
+            me,
+            fallback,
+            view: Mutex::new(None),
+        }
+    }
+
+    fn set(&self, view: Option<(watch::Receiver<HealthView>, Duration)>) {
+        *self.view.lock().unwrap_or_else(|e| e.into_inner()) = view;
+    }
+}
+
+impl HealthSource for DetectorHealth {
+    fn health(&self, nodes: &[Name]) -> Health {
+        let mut h = self.fallback.health(nodes);
+        let guard = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(me), Some((rx, wait))) = (&self.me, guard.as_ref()) {
+            let detected = rx.borrow().health(me, Instant::now(), *wait);
+            for n in nodes {
+                if let Some(s) = detected.get(n) {
+                    h.insert(n.clone(), *s);
+                }
+            }
+        }
+        h
+    }
+
+    fn leadership_gained(&self, up: &[Name]) {
+        self.fallback.leadership_gained(up);
+    }
+}
+
+/// What decides the node monitor's setup; a change restarts it.
+fn fingerprint(config: &Config) -> String {
+    let domain = config.domain.as_ref().map(|d| {
+        (
+            d.name(),
+            &d.spec.heartbeat,
+            &d.spec.isolation,
+            &d.spec.witness,
+        )
+    });
+    let nodes: Vec<&Name> = config.nodes.iter().map(|n| n.name()).collect();
+    serde_json::to_string(&(domain, &config.lines, nodes)).unwrap_or_default()
+}
+
+/// Everything [`run`] needs.
+pub struct HaContext {
+    pub domain: Domain,
+    pub node: Name,
+    pub key: DomainKey,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<DetectorHealth>,
+    /// `true` takes every group of this node offline.
+    pub fence: watch::Sender<bool>,
+    pub reports: watch::Receiver<NodeReport>,
+}
+
+/// Runs until `stop` changes.
+pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
+    let mut applied = cx.domain.applied.clone();
+    let mut current: Option<(String, Option<NodeMonitor>)> = None;
+    let mut response = IsolationResponse::Offline;
+    let mut timeout = Duration::from_secs(1);
+    let mut wait = Duration::ZERO;
+    // Set while fenced after an isolation or stall ended: lift the fence at
+    // this deadline or at the next applied state, whichever is first.
+    let mut resync: Option<tokio::time::Instant> = None;
+    let mut last_failure: Option<Instant> = None;
+    let mut online: BTreeMap<Name, GroupState> = BTreeMap::new();
+    loop {
+        let state = cx.domain.state();
+        if let Some(config) = state.config() {
+            let fp = fingerprint(&config);
+            if current.as_ref().map(|(f, _)| f) != Some(&fp) {
+                // The old sockets go before the new ones bind the same port.
+                drop(current.take());
+                cx.health.set(None);
+                match monitor::start_node(
+                    &config,
+                    &cx.node,
+                    cx.key.clone(),
+                    incarnation_now(),
+                    cx.metrics.clone(),
+                ) {
+                    Ok(m) => {
+                        let hb = config.domain.as_ref().map(|d| &d.spec);
+                        let interval =
+                            hb.map_or(Duration::from_millis(250), |d| d.heartbeat.interval.get());
+                        timeout = hb.map_or(timeout, |d| d.heartbeat.timeout.get());
+                        response = hb
+                            .and_then(|d| d.isolation.as_ref())
+                            .map_or(IsolationResponse::Offline, |i| i.response);
+                        wait = takeover_wait(interval);
+                        cx.health.set(Some((m.monitor.view.clone(), wait)));
+                        info!(method = ?m.isolation_method, "failure detector running");
+                        current = Some((fp, Some(m)));
+                    }
+                    Err(e) => {
+                        // Health falls back to report freshness.
+                        warn!("no failure detector on this node: {e}");
+                        current = Some((fp, None));
+                    }
+                }
+            }
+        }
+        let events = current.as_mut().and_then(|(_, m)| m.as_mut());
+        tokio::select! {
+            _ = stop.changed() => return,
+            r = applied.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                if resync.take().is_some() {
+                    info!("caught up with the domain: groups may run here again");
+                    cx.fence.send_replace(false);
+                }
+            }
+            r = cx.reports.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                let report = cx.reports.borrow_and_update().clone();
+                for (group, status) in &report.groups {
+                    cx.metrics.group_state(group, status.state);
+                    let was = online.insert(group.clone(), status.state);
+                    if status.state == GroupState::Online
+                        && was != Some(GroupState::Online)
+                        && let Some(t) = last_failure.filter(|t| t.elapsed() < FAILOVER_WINDOW)
+                    {
+                        cx.metrics.failover(t.elapsed());
+                        info!(%group, failover_ms = t.elapsed().as_millis() as u64, "group online after a peer failure");
+                    }
+                }
+            }
+            _ = sleep_until(resync) => {
+                resync = None;
+                info!("no newer state after the grace period: groups may run here again");
+                cx.fence.send_replace(false);
+            }
+            Some((_, e)) = next_event(events) => match e {
+                Event::Isolation { isolated: true } if response == IsolationResponse::Offline => {
+                    warn!("isolated: taking every group offline");
+                    resync = None;
+                    cx.fence.send_replace(true);
+                }
+                Event::Isolation { isolated: false } if *cx.fence.borrow() => {
+                    // Anything committed meanwhile reaches us within a few
+                    // raft heartbeats once the lines are back.
+                    resync = Some(tokio::time::Instant::now() + timeout + wait + Duration::from_secs(1));
+                }
+                Event::Stalled { gap } => {
+                    warn!(gap_ms = gap.as_millis() as u64, "the agent was frozen: taking every group offline until caught up");
+                    cx.fence.send_replace(true);
+                    resync = Some(tokio::time::Instant::now() + timeout + wait + Duration::from_secs(1));
+                }
+                Event::Peer { to: PeerState::Failed, last_heard, .. } => {
+                    last_failure = Some(last_heard);
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_event(m: Option<&mut NodeMonitor>) -> Option<(Instant, Event)> {
+    match m {
+        Some(m) => m.monitor.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
