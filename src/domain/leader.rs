@@ -269,3 +269,119 @@ fn sync_membership(domain: &Domain, config: &Config) -> Option<JoinHandle<()>> {
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::agent::reconciler::{LocalGroupStatus, NodeReport};
+    use crate::plan::documents::to_document_texts;
+
+    fn name(s: &str) -> Name {
+        s.parse().expect("name")
+    }
+
+    fn all_up() -> Health {
+        ["node1", "node2", "node3"]
+            .iter()
+            .map(|n| (name(n), NodeState::Up))
+            .collect()
+    }
+
+    fn quickstart() -> Config {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart");
+        crate::load::load(&[crate::load::Input::Path(dir.into())])
+            .expect("loads")
+            .config
+    }
+
+    fn applied() -> DomainState {
+        let mut s = DomainState::default();
+        s.apply(Command::SetPlacement {
+            generation: 0,
+            placement: Placement::new(),
+            health: all_up(),
+        });
+        s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: to_document_texts(&quickstart()),
+        });
+        s
+    }
+
+    #[test]
+    fn nothing_to_decide_when_the_committed_state_is_right() {
+        assert_eq!(decide(&applied(), all_up()), None);
+    }
+
+    #[test]
+    fn a_down_node_moves_its_groups() {
+        let s = applied();
+        let mut health = all_up();
+        health.insert(name("node1"), NodeState::Down);
+        let Some(Command::SetPlacement { placement, .. }) = decide(&s, health) else {
+            panic!("a decision")
+        };
+        let web = placement.get("web").and_then(|p| p.node.clone());
+        assert_eq!(web, Some(name("node2")));
+    }
+
+    #[test]
+    fn a_group_failed_on_its_node_moves_and_remembers_it() {
+        let mut s = applied();
+        let mut groups = BTreeMap::new();
+        groups.insert(
+            name("api"),
+            LocalGroupStatus {
+                state: GroupState::Failed,
+                since: SystemTime::UNIX_EPOCH,
+                restarts: 3,
+                message: Some("restart limit".into()),
+            },
+        );
+        let report = NodeReport {
+            node: name("node2"),
+            generation_seen: s.generation,
+            groups,
+        };
+        s.apply(Command::NodeReport {
+            report: report.clone(),
+        });
+        let Some(Command::SetPlacement { placement, .. }) = decide(&s, all_up()) else {
+            panic!("a decision")
+        };
+        let api = placement.get("api").expect("api");
+        assert_eq!(api.node, Some(name("node3")));
+        assert!(api.failed_on.contains(&name("node2")));
+
+        // A Failed from an older generation says nothing about this one.
+        let mut old = applied();
+        old.apply(Command::NodeReport {
+            report: NodeReport {
+                generation_seen: 0,
+                ..report
+            },
+        });
+        assert_eq!(decide(&old, all_up()), None);
+    }
+
+    #[test]
+    fn members_are_the_nodes_with_an_agent_address_and_the_witness() {
+        let mut c = quickstart();
+        let m = desired_members(&c);
+        assert_eq!(m.len(), 3);
+        assert!(
+            m.values()
+                .any(|m| m.name == "node1" && m.addr == "127.0.0.1:7401")
+        );
+        if let Some(d) = c.domain.as_mut() {
+            d.spec.witness = Some("127.0.0.1:7409".parse().expect("endpoint"));
+        }
+        let m = desired_members(&c);
+        assert_eq!(
+            m.get(&node_id(WITNESS)).map(|w| w.addr.as_str()),
+            Some("127.0.0.1:7409")
+        );
+    }
+}

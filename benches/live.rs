@@ -1,0 +1,83 @@
+//! `cargo bench --bench live`: a running three-node domain on loopback.
+//! Prints `plan` end to end (process start to exit, against the live
+//! domain; target < 100 ms) and each idle agent's RSS (target < 20 MB) and
+//! CPU over 10 s (target < 1 %), read from /proc.
+
+#[path = "../tests/live_support/mod.rs"]
+mod live_support;
+
+use std::time::{Duration, Instant};
+
+use live_support::LiveDomain;
+
+/// A `kB` field of /proc/PID/smaps_rollup.
+fn smaps_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// utime + stime in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
+}
+
+fn main() {
+    let mut d = LiveDomain::prepare();
+    d.start();
+    let cfg = d.config.to_string_lossy().into_owned();
+    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
+    assert!(out.status.success(), "{}", live_support::text(&out));
+
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let out = d.asctl(&["plan", &cfg, "--detailed-exitcode"]);
+        times.push(t.elapsed());
+        assert_eq!(out.status.code(), Some(0), "{}", live_support::text(&out));
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "plan end to end (20 runs): min {:.1} ms, median {:.1} ms, max {:.1} ms (target < 100 ms)",
+        ms(times[0]),
+        ms(times[10]),
+        ms(times[19])
+    );
+
+    // Let the domain settle, then measure it idle.
+    std::thread::sleep(Duration::from_secs(3));
+    let pids: Vec<(String, u32)> = d.agents.iter().map(|(n, c)| (n.clone(), c.id())).collect();
+    let before: Vec<u64> = pids.iter().map(|(_, p)| cpu_ticks(*p)).collect();
+    let window = Duration::from_secs(10);
+    std::thread::sleep(window);
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    for ((name, pid), b) in pids.iter().zip(before) {
+        let used = (cpu_ticks(*pid) - b) as f64 / hz;
+        let mb = |field| smaps_kb(*pid, field) as f64 / 1024.0;
+        // RSS counts the executable's pages, which every agent and demo
+        // server on the machine shares; PSS and anonymous memory are what
+        // one more agent costs.
+        println!(
+            "idle agent {name}: RSS {:.1} MB (PSS {:.1} MB, private anonymous {:.1} MB; target < 20 MB), \
+             CPU {:.2} % over {}s (target < 1 %)",
+            mb("Rss:"),
+            mb("Pss:"),
+            mb("Anonymous:"),
+            100.0 * used / window.as_secs_f64(),
+            window.as_secs()
+        );
+    }
+}
