@@ -58,14 +58,52 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     println!("Watching {} (Ctrl-C to stop).", args.path.display());
     round(&args, &rt);
+    let mut seen = fingerprint(&args.path);
     for events in rx {
         let Ok(events) = events else { continue };
-        if events.iter().any(|e| relevant(&args.path, &e.path)) {
-            println!("\n--- change detected ---");
-            round(&args, &rt);
+        if !events.iter().any(|e| relevant(&args.path, &e.path)) {
+            continue;
         }
+        // Reading the files (our own loads included) raises events too: only
+        // a change of content starts a round.
+        let now = fingerprint(&args.path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        println!("\n--- change detected ---");
+        round(&args, &rt);
     }
     Ok(ExitCode::from(EXIT_OK))
+}
+
+/// A digest of every configuration file under PATH, names and contents.
+fn fingerprint(path: &Path) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    collect(path, &mut files);
+    files.sort();
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update(std::fs::read(&f).unwrap_or_default());
+    }
+    h.finalize().to_vec()
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_file() {
+        out.push(path.to_owned());
+    } else if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                collect(&p, out);
+            } else if relevant(path, &p) {
+                out.push(p);
+            }
+        }
+    }
 }
 
 /// A configuration file of PATH (editors' swap and backup files are not).
