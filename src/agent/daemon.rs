@@ -243,6 +243,8 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             path: "agent.yaml".into(),
             message: format!("node: {e}"),
         })?;
+        // Groups start only from a current placement (see wait_caught_up).
+        ha::wait_caught_up(&domain).await;
         let mut ropts = Options::new(node.clone(), cfg.data_dir.clone());
         ropts.asctl_exe = std::env::current_exe().ok();
         let (desired_tx, desired_rx) = watch::channel(desired(&domain.state(), &node, false));

@@ -80,6 +80,62 @@ impl HealthSource for DetectorHealth {
     }
 }
 
+/// Waits until this member has most likely applied what the domain
+/// committed while it was away, so that its reconciler does not start groups
+/// from a stale placement (a restarted agent replays only its own log, in
+/// which the groups may still be placed here although the others have long
+/// moved them). Done when this member leads (a leader has every committed
+/// entry), or when a leader is known and the applied state, after moving at
+/// least once, has been quiet for half a second; at the latest after
+/// `T + W + 1 s` (nothing newer came) or, with no leader at all, four times
+/// that.
+pub async fn wait_caught_up(domain: &Domain) {
+    let grace = domain
+        .state()
+        .config()
+        .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.clone()))
+        .map_or(Duration::from_secs(3), |hb| {
+            hb.timeout.get() + takeover_wait(hb.interval.get()) + Duration::from_secs(1)
+        });
+    let start = tokio::time::Instant::now();
+    let mut applied = domain.applied.clone();
+    applied.borrow_and_update();
+    // A restarted member may resume leadership from the vote on its disk,
+    // with a stale log, while the others have long elected someone else:
+    // only a leader whose quorum answered recently is the leader.
+    loop {
+        let (state, leader, quorum_ack) = {
+            let m = domain.raft.metrics();
+            let m = m.borrow();
+            (m.state, m.current_leader, m.millis_since_quorum_ack)
+        };
+        if state == openraft::ServerState::Leader && quorum_ack.is_some_and(|ms| ms < 1000) {
+            return;
+        }
+        if leader.is_some_and(|l| l != domain.id) {
+            break;
+        }
+        if start.elapsed() > grace * 4 {
+            warn!("no leader known: starting the reconciler on the local state");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut moved = false;
+    loop {
+        let until = if moved {
+            tokio::time::Instant::now() + Duration::from_millis(500)
+        } else {
+            deadline
+        };
+        match tokio::time::timeout_at(until, applied.changed()).await {
+            Ok(Ok(())) => moved = true,
+            Ok(Err(_)) | Err(_) => return,
+        }
+    }
+}
+
 /// What decides the node monitor's setup; a change restarts it.
 fn fingerprint(config: &Config) -> String {
     let domain = config.domain.as_ref().map(|d| {

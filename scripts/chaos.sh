@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The chaos harness (tests/chaos/): real agents in network namespaces,
+# seeded faults, an observer outside the nodes. Root only.
+#
+#   scripts/chaos.sh [--rounds N] [--seed S|random] [--topologies three,two-witness,two]
+#                    [--faults safe|all]
+#
+# Prints the seed; a violation exits non-zero with the command that replays it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=20 seed=random topologies=three faults=safe
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
+    --seed) seed="$2"; shift 2 ;;
+    --topologies) topologies="$2"; shift 2 ;;
+    --faults) faults="$2"; shift 2 ;;
+    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+if [ "$(id -u)" != 0 ]; then
+  echo "the chaos harness needs root (network namespaces)" >&2
+  exit 2
+fi
+CHAOS_ROUNDS="$rounds" CHAOS_SEED="$seed" CHAOS_TOPOLOGIES="$topologies" CHAOS_FAULTS="$faults" \
+  cargo test --release --test chaos -- --nocapture
