@@ -5,7 +5,9 @@
 //! witness — the node reconciler fed from the committed state, whose reports
 //! go to the leader, and the heartbeats and failure detector
 //! ([`super::ha`]): they give the leader its node health and fence this
-//! node's groups when it is isolated. On SIGTERM or SIGINT the groups go offline (unless
+//! node's groups when it is isolated; and the lease guard
+//! ([`super::guard`]), a separate process that fences the node's groups if
+//! this agent is killed or frozen. On SIGTERM or SIGINT the groups go offline (unless
 //! `leave_running`), then the API and raft stop.
 
 use std::collections::BTreeMap;
@@ -21,6 +23,7 @@ use tracing::{info, warn};
 
 use super::api::{self, ApiState};
 use super::auth::{Token, read_token};
+use super::guard::{self, Guard};
 use super::ha::{self, DetectorHealth, HaContext};
 use super::metrics::Metrics;
 use super::packet::DomainKey;
@@ -245,8 +248,27 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         })?;
         // Groups start only from a current placement (see wait_caught_up).
         ha::wait_caught_up(&domain).await;
+        // The guard runs before anything is started, so nothing runs
+        // unfenced; no guard, no groups.
+        let exe = std::env::current_exe().map_err(io("finding the agent's executable"))?;
+        let guard = Guard::start(exe.clone(), cfg.data_dir.clone())
+            .await
+            .map_err(io("starting the lease guard"))?;
+        let lease = guard.lease.clone();
+        // Renewed until the very end of a graceful stop, not just until the
+        // stop begins: a slow graceful stop must not be cut short by a fence.
+        let (guard_stop, guard_stop_rx) = watch::channel(false);
+        let guard_task = tokio::spawn(guard.run(domain.clone(), guard_stop_rx));
+        let (lapse_tx, lapse_rx) = watch::channel(false);
+        let lapse_task = tokio::spawn(guard::hold_after_lapse(
+            lease.clone(),
+            domain.clone(),
+            lapse_tx,
+            stop_rx.clone(),
+        ));
         let mut ropts = Options::new(node.clone(), cfg.data_dir.clone());
-        ropts.asctl_exe = std::env::current_exe().ok();
+        ropts.asctl_exe = Some(exe);
+        ropts.lease = Some(lease);
         let (desired_tx, desired_rx) = watch::channel(desired(&domain.state(), &node, false));
         let rec = reconciler::spawn(ropts, desired_rx);
         let (fence_tx, fence_rx) = watch::channel(false);
@@ -267,6 +289,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             node.clone(),
             desired_tx,
             fence_rx,
+            lapse_rx,
             stop_rx.clone(),
         ));
         let reports = tokio::spawn(send_reports(
@@ -274,17 +297,31 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             rec.reports.clone(),
             stop_rx.clone(),
         ));
-        Some((rec, feed, reports, ha_task))
+        Some((
+            rec,
+            feed,
+            reports,
+            ha_task,
+            (guard_stop, guard_task),
+            lapse_task,
+        ))
     };
 
     wait_for_signal().await;
     info!("{name}: stopping");
     let _ = stop_tx.send(true);
-    if let Some((rec, feed, reports, ha_task)) = node {
+    if let Some((rec, feed, reports, ha_task, (guard_stop, guard_task), lapse_task)) = node {
         let _ = feed.await;
         let _ = reports.await;
         let _ = ha_task.await;
+        let _ = lapse_task.await;
         rec.shutdown(opts.leave_running).await;
+        // Only now, with the groups offline or deliberately left running for
+        // the next agent, may the guard go without fencing.
+        let _ = guard_stop.send(true);
+        if let Ok(guard) = guard_task.await {
+            guard.detach().await;
+        }
     }
     let _ = leader_task.await;
     handle.graceful_shutdown(Some(Duration::from_secs(2)));
@@ -347,6 +384,7 @@ async fn feed_reconciler(
     node: Name,
     tx: watch::Sender<Desired>,
     mut fence: watch::Receiver<bool>,
+    mut lapse: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut applied = domain.applied.clone();
@@ -354,10 +392,12 @@ async fn feed_reconciler(
         tokio::select! {
             r = applied.changed() => if r.is_err() { return },
             r = fence.changed() => if r.is_err() { return },
+            r = lapse.changed() => if r.is_err() { return },
             _ = stop.changed() => return,
         }
         let state = applied.borrow_and_update().state.clone();
-        let next = desired(&state, &node, *fence.borrow_and_update());
+        let fenced = *fence.borrow_and_update() || *lapse.borrow_and_update();
+        let next = desired(&state, &node, fenced);
         tx.send_if_modified(|cur| {
             let same = cur.generation == next.generation && cur.groups_here == next.groups_here;
             if !same {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod daemon;
 pub mod detector;
+pub mod guard;
 pub mod ha;
 pub mod heartbeat;
 pub mod isolation;

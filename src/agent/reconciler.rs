@@ -45,6 +45,8 @@ use tracing::{info, warn};
 use crate::drivers::{self, GroupContext, Health, Resource};
 use crate::model::{Config, Name, ResourceGroupSpec};
 
+use super::guard::Lease;
+
 /// What this node should run, as decided by the domain.
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
@@ -111,6 +113,10 @@ pub struct Options {
     pub systemctl: PathBuf,
     /// How often running groups are checked (process alive, probes due).
     pub tick: Duration,
+    /// The node's lease (`super::guard`): while it is not valid, no group
+    /// starts and running groups are left alone (the guard may have fenced
+    /// them; the agent's fence takes them offline). `None`: no lease.
+    pub lease: Option<Arc<Lease>>,
 }
 
 impl Options {
@@ -121,6 +127,7 @@ impl Options {
             asctl_exe: None,
             systemctl: PathBuf::from("systemctl"),
             tick: Duration::from_millis(250),
+            lease: None,
         }
     }
 
@@ -302,6 +309,7 @@ impl NodeLoop {
         let worker = GroupWorker {
             ctx: self.opts.group_context(name),
             tick: self.opts.tick,
+            lease: self.opts.lease.clone(),
             want: rx,
             report: Arc::clone(&self.report),
             running: None,
@@ -341,6 +349,7 @@ struct RunningGroup {
 struct GroupWorker {
     ctx: GroupContext,
     tick: Duration,
+    lease: Option<Arc<Lease>>,
     want: watch::Receiver<Want>,
     report: Arc<watch::Sender<NodeReport>>,
     running: Option<RunningGroup>,
@@ -379,6 +388,13 @@ impl GroupWorker {
     /// One step towards "online with this spec": start, restart on a spec
     /// change, or check what runs.
     async fn keep_online(&mut self, spec: Arc<ResourceGroupSpec>) {
+        if self.lease.as_ref().is_some_and(|l| !l.may_start()) {
+            // The agent was frozen or starved long enough for the guard to
+            // fence this node, and the group may be starting elsewhere: do
+            // nothing (a restart here would be a second copy) until the fence
+            // takes the group offline or the node has caught up.
+            return;
+        }
         if let Some(failed) = &self.failed {
             if *failed == spec {
                 return;

@@ -4,6 +4,7 @@ mod agent;
 mod apply;
 mod catalog;
 mod demo_server;
+mod guard;
 mod matrix;
 mod plan;
 mod remote;
@@ -57,6 +58,9 @@ pub enum Command {
     Up(up::UpArgs),
     /// Run the agent of one node (or the witness) of a domain.
     Agent(agent::AgentArgs),
+    /// The lease guard the agent starts on its node (internal).
+    #[command(hide = true)]
+    Guard(guard::GuardArgs),
     /// Show what applying a configuration would change in the running domain.
     Plan(plan::PlanArgs),
     /// Apply a configuration or a saved plan and follow the convergence.
@@ -80,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DemoServer(args) => demo_server::run(args),
         Command::Up(args) => up::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Guard(args) => guard::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Status(args) => status::run(args),

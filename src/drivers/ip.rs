@@ -26,12 +26,19 @@
 //! line interface is down the address is unreachable, so the group should
 //! move.
 //!
+//! **Records for the lease guard.** Before adding an address the driver
+//! writes it to `<data_dir>/ips/` (and deletes the record after removing
+//! the address), so that the node's lease guard (`crate::agent::guard`) can
+//! remove every managed address of a node whose agent was killed or frozen
+//! without asking the agent ([`remove_recorded`]).
+//!
 //! All of it needs `CAP_NET_ADMIN` (and `CAP_NET_RAW` for ARP); without it
 //! the driver fails permanently so the group moves to a node that can.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
@@ -45,11 +52,24 @@ use super::{DriverError, Health};
 #[derive(Debug)]
 pub struct IpDriver {
     ip: ManagedIp,
+    /// The agent's data directory, where the address is recorded for the
+    /// lease guard before it is added; `None` records nothing.
+    record_in: Option<PathBuf>,
 }
 
 impl IpDriver {
     pub fn new(ip: ManagedIp) -> Self {
-        IpDriver { ip }
+        IpDriver {
+            ip,
+            record_in: None,
+        }
+    }
+
+    /// Records the address under `<data_dir>/ips/` while it may be present,
+    /// for the lease guard.
+    pub fn recorded_in(mut self, data_dir: PathBuf) -> Self {
+        self.record_in = Some(data_dir);
+        self
     }
 
     pub fn label(&self) -> String {
@@ -66,6 +86,11 @@ impl IpDriver {
             Some(present) => present.index,
             None => {
                 let index = self.interface(&table)?;
+                // Recorded first: if the agent dies right after the add, the
+                // guard must still know the address is ours to remove.
+                if let Some(dir) = &self.record_in {
+                    write_record(dir, &self.ip.address.to_string())?;
+                }
                 match nl.handle.address().add(index, addr, prefix).execute().await {
                     Ok(()) => {}
                     // Added meanwhile (another reconcile pass): that is the goal.
@@ -97,6 +122,9 @@ impl IpDriver {
                 Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => {}
                 Err(e) => return Err(netlink_error(&format!("cannot remove {addr}"), e)),
             }
+        }
+        if let Some(dir) = &self.record_in {
+            remove_record(dir, &self.ip.address.to_string())?;
         }
         Ok(())
     }
@@ -152,6 +180,73 @@ impl IpDriver {
             }
         }
     }
+}
+
+fn records_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("ips")
+}
+
+/// `10.1.0.100/24` is recorded as the file `10.1.0.100_24`.
+fn record_path(data_dir: &Path, address: &str) -> PathBuf {
+    records_dir(data_dir).join(address.replace('/', "_"))
+}
+
+fn write_record(data_dir: &Path, address: &str) -> Result<(), DriverError> {
+    let path = record_path(data_dir, address);
+    let what = || format!("address record {}", path.display());
+    std::fs::create_dir_all(records_dir(data_dir)).map_err(|e| DriverError::io(what(), e))?;
+    std::fs::write(&path, address).map_err(|e| DriverError::io(what(), e))
+}
+
+fn remove_record(data_dir: &Path, address: &str) -> Result<(), DriverError> {
+    let path = record_path(data_dir, address);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(DriverError::io(
+            format!("removing address record {}", path.display()),
+            e,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Removes every managed address recorded under `<data_dir>/ips/` from
+/// this node's interfaces, and the records: the lease guard's fence.
+/// Returns the addresses removed or already absent; errors are logged.
+pub async fn remove_recorded(data_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(records_dir(data_dir)) else {
+        return Vec::new();
+    };
+    let mut done = Vec::new();
+    for e in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let address = text.trim().to_owned();
+        let Ok(net) = address.parse::<ipnet::IpNet>() else {
+            warn!(record = %e.path().display(), "ignoring an unreadable address record");
+            continue;
+        };
+        match remove_address(net.addr()).await {
+            Ok(()) => {
+                let _ = std::fs::remove_file(e.path());
+                done.push(address);
+            }
+            Err(err) => warn!(%address, "cannot remove: {err}"),
+        }
+    }
+    done
+}
+
+async fn remove_address(addr: IpAddr) -> Result<(), DriverError> {
+    let nl = Netlink::open()?;
+    for a in nl.addresses().await?.into_iter().filter(|a| a.ip == addr) {
+        match nl.handle.address().del(a.message).execute().await {
+            Ok(()) => {}
+            Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => {}
+            Err(e) => return Err(netlink_error(&format!("cannot remove {addr}"), e)),
+        }
+    }
+    Ok(())
 }
 
 /// One address of the kernel's table.

@@ -139,11 +139,9 @@ impl Resource {
                 .iter()
                 .map(|d| Resource::DataSource(datasource::DataSourceDriver::new(d.clone()))),
         );
-        out.extend(
-            spec.ip_addresses
-                .iter()
-                .map(|ip| Resource::IpAddress(ip::IpDriver::new(ip.clone()))),
-        );
+        out.extend(spec.ip_addresses.iter().map(|ip| {
+            Resource::IpAddress(ip::IpDriver::new(ip.clone()).recorded_in(ctx.data_dir.clone()))
+        }));
         if let Some(alias) = &spec.node_alias {
             out.push(Resource::NodeAlias(alias::AliasDriver::new(alias.clone())));
         }

@@ -339,6 +339,45 @@ pub async fn stop_stale(ctx: &GroupContext, keep: &BTreeSet<Name>) -> Vec<Driver
     errors
 }
 
+/// Sends SIGKILL to the process group of every process recorded under
+/// `<data_dir>/run/` and waits (briefly) for them to be gone: the lease
+/// guard's fence, for an agent that was killed or frozen. Synchronous and
+/// without a runtime, so the guard stays small. The pid files stay: the next
+/// agent run finds the processes gone and acts from its placement. Returns
+/// the process groups signalled.
+pub fn kill_recorded(data_dir: &Path) -> Vec<i32> {
+    let Ok(groups) = fs::read_dir(data_dir.join("run")) else {
+        return Vec::new();
+    };
+    let mut killed = Vec::new();
+    for group in groups.flatten() {
+        let Ok(files) = fs::read_dir(group.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            if f.path().extension().is_none_or(|e| e != "pid") {
+                continue;
+            }
+            let Some(rec) = read_pid_record(&f.path()) else {
+                continue;
+            };
+            // The recorded leader itself; or, with the leader gone, what is
+            // left of its group: a pid cannot be reused while a process group
+            // of that id lives, so a group `pid` without a process `pid` is
+            // still ours. A reused pid (another start time) is left alone.
+            if same_process(rec.pid, rec.start_time) || proc_stat(rec.pid).is_none() {
+                signal_group(rec.pid, Signal::SIGKILL);
+                killed.push(rec.pid);
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + KILL_GRACE;
+    while killed.iter().any(|g| group_alive(*g)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    killed
+}
+
 /// The groups that have pid files under `<data_dir>/run/`.
 pub fn recorded_groups(data_dir: &Path) -> Vec<Name> {
     let Ok(entries) = fs::read_dir(data_dir.join("run")) else {

@@ -1,0 +1,384 @@
+//! The lease guard: the fence for an agent that stops running.
+//!
+//! The processes a node runs for its groups live in their own process
+//! groups, and its managed addresses stay on its interfaces, whatever
+//! happens to the agent. An agent killed with `kill -9`, or frozen by
+//! SIGSTOP, therefore leaves its groups running while its peers declare the
+//! node failed and start them elsewhere: two copies. The guard closes that
+//! gap. It is a small separate process (`asctl guard`, started by the agent,
+//! in its own process group) that the agent must keep renewing over a pipe:
+//!
+//! - `renew <ms>\n` every quarter heartbeat interval: the lease runs for
+//!   `<ms>` (L, the heartbeat timeout) from now;
+//! - `detach\n` on a graceful exit: the guard leaves without touching
+//!   anything, so that `--leave-running` keeps the groups for the next agent
+//!   to adopt.
+//!
+//! When the lease runs out (the agent is frozen or starved) or the pipe
+//! closes without `detach` (the agent died), the guard *fences* the node:
+//! SIGKILL to the process group of every process recorded under
+//! `<data_dir>/run/` (the pid files the process driver writes), then removal
+//! of every address recorded under `<data_dir>/ips/` (the IP driver records
+//! an address before adding it). SIGKILL, not SIGTERM: the timing argument
+//! of docs/ha.md needs a short bound, and a fence is not a stop.
+//!
+//! On the agent's side, [`Lease`] is the gate that keeps a woken agent from
+//! undoing the fence: a group may start only while the agent's own last
+//! renewal is recent enough that the guard cannot have fired. After a lapse
+//! (measured on the monotonic clock, which runs on while the agent is
+//! stopped) the agent takes its groups offline and starts nothing until it
+//! has caught up with the domain ([`hold_after_lapse`]), exactly as after a
+//! stall of the failure detector.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::domain::Domain;
+use crate::drivers;
+
+/// The lease when no configuration is applied yet (the default heartbeat
+/// timeout).
+const DEFAULT_LEASE: Duration = Duration::from_secs(1);
+const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The lease length `L` for a heartbeat timeout `T`: `L = T`, so the guard
+/// fires exactly when a peer may start to suspect this node (docs/ha.md
+/// derives the survivor's wait from it).
+pub fn lease_time(timeout: Duration) -> Duration {
+    timeout
+}
+
+// ----------------------------------------------------------------------------
+// The guard process.
+
+/// `asctl guard --data-dir DIR`: serves the lease on stdin until `detach`
+/// or end of input. Returns when it may exit.
+pub fn serve(data_dir: &Path) {
+    // Built up front so that the fence does not pay for it.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("asctl guard: cannot start: {e}");
+            return;
+        }
+    };
+    let fd = std::io::stdin().as_raw_fd();
+    let mut lease: Option<(Instant, Duration)> = None;
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let timeout_ms = match lease {
+            None => -1,
+            Some((renewed, len)) => {
+                let left = len.saturating_sub(renewed.elapsed());
+                i32::try_from(left.as_millis()).unwrap_or(i32::MAX)
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call. The kernel
+        // checks the pipe once more after the timeout, so a guard that was
+        // itself descheduled never fires on renewals already in the pipe.
+        let ready = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if ready < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            fence(&rt, data_dir, "cannot wait for renewals");
+            return;
+        }
+        if ready == 0 {
+            fence(
+                &rt,
+                data_dir,
+                "the lease ran out: the agent is frozen or starved",
+            );
+            // Disarmed until the agent renews again; it knows it lapsed and
+            // starts nothing until it has caught up with the domain.
+            lease = None;
+            continue;
+        }
+        // SAFETY: reads into a buffer we own, at most its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            fence(&rt, data_dir, "the pipe from the agent failed");
+            return;
+        }
+        if n == 0 {
+            fence(&rt, data_dir, "the agent went away without detaching");
+            return;
+        }
+        pending.extend_from_slice(&buf[..n as usize]);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let mut words = line.split_whitespace();
+            match (
+                words.next(),
+                words.next().and_then(|w| w.parse::<u64>().ok()),
+            ) {
+                (Some("renew"), Some(ms)) => {
+                    lease = Some((Instant::now(), Duration::from_millis(ms)));
+                }
+                (Some("detach"), _) => {
+                    eprintln!("asctl guard: the agent detached; leaving the groups running");
+                    return;
+                }
+                _ => eprintln!("asctl guard: ignoring `{}`", line.trim()),
+            }
+        }
+    }
+}
+
+/// Kills every recorded process group and removes every recorded address.
+fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, why: &str) {
+    let t = Instant::now();
+    let killed = drivers::process::kill_recorded(data_dir);
+    let removed = rt.block_on(drivers::ip::remove_recorded(data_dir));
+    eprintln!(
+        "asctl guard: fenced the node ({why}): killed process groups {killed:?}, removed \
+         addresses {removed:?} in {} ms",
+        t.elapsed().as_millis()
+    );
+}
+
+// ----------------------------------------------------------------------------
+// The agent's side.
+
+/// The agent's view of its lease: whether this node may start groups.
+#[derive(Debug)]
+pub struct Lease {
+    state: Mutex<LeaseState>,
+    /// Counts lapses; [`hold_after_lapse`] fences on every change.
+    lapses: watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+struct LeaseState {
+    /// When the last renewal was written (before the write: the guard got
+    /// it no earlier).
+    renewed: Option<Instant>,
+    length: Duration,
+    /// Set on a lapse; cleared only once the node has caught up again.
+    lapsed: bool,
+}
+
+impl Default for Lease {
+    fn default() -> Self {
+        Lease {
+            state: Mutex::new(LeaseState {
+                renewed: None,
+                length: DEFAULT_LEASE,
+                lapsed: false,
+            }),
+            lapses: watch::channel(0).0,
+        }
+    }
+}
+
+impl Lease {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LeaseState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The lease is trusted for three quarters of its length after a
+    /// renewal: a start decided inside that window completes while the guard
+    /// still waits.
+    fn check(&self, s: &mut LeaseState, now: Instant) -> bool {
+        let fresh = s
+            .renewed
+            .is_some_and(|r| now.duration_since(r) < s.length - s.length / 4);
+        if !fresh && s.renewed.is_some() && !s.lapsed {
+            s.lapsed = true;
+            self.lapses.send_modify(|n| *n += 1);
+        }
+        fresh && !s.lapsed
+    }
+
+    /// May this node start a group now? `false` once the lease has lapsed,
+    /// until the node has caught up with the domain.
+    pub fn may_start(&self) -> bool {
+        let mut s = self.lock();
+        self.check(&mut s, Instant::now())
+    }
+
+    /// Whether a lapse is being handled.
+    pub fn lapsed(&self) -> bool {
+        self.lock().lapsed
+    }
+
+    /// Checks for a lapse *before* renewing: a renewal after a long gap must
+    /// not make the gap invisible.
+    fn before_renewal(&self, now: Instant) {
+        let mut s = self.lock();
+        self.check(&mut s, now);
+    }
+
+    fn renewed(&self, at: Instant, length: Duration) {
+        let mut s = self.lock();
+        s.renewed = Some(at);
+        s.length = length;
+    }
+
+    fn clear_lapse(&self) {
+        self.lock().lapsed = false;
+    }
+
+    pub fn lapses(&self) -> watch::Receiver<u64> {
+        self.lapses.subscribe()
+    }
+}
+
+/// The running guard, from the agent's side.
+pub struct Guard {
+    data_dir: PathBuf,
+    exe: PathBuf,
+    child: Child,
+    stdin: ChildStdin,
+    pub lease: Arc<Lease>,
+}
+
+impl Guard {
+    /// Starts `asctl guard` (the agent's own executable) and renews its
+    /// lease once, so that nothing runs unguarded.
+    pub async fn start(exe: PathBuf, data_dir: PathBuf) -> std::io::Result<Guard> {
+        let (child, stdin) = spawn(&exe, &data_dir)?;
+        let mut g = Guard {
+            data_dir,
+            exe,
+            child,
+            stdin,
+            lease: Arc::new(Lease::default()),
+        };
+        g.renew(DEFAULT_LEASE).await;
+        info!(pid = g.child.id(), "lease guard running");
+        Ok(g)
+    }
+
+    async fn renew(&mut self, length: Duration) {
+        let now = Instant::now();
+        self.lease.before_renewal(now);
+        let msg = format!("renew {}\n", length.as_millis());
+        if let Err(e) = self.stdin.write_all(msg.as_bytes()).await {
+            // The guard died (killed by hand?): nothing fences this node now.
+            // Start another one; the lease was lost, so treat it as lapsed.
+            error!("the lease guard is gone ({e}); starting a new one");
+            self.lease.lock().renewed = None;
+            match spawn(&self.exe, &self.data_dir) {
+                Ok((child, stdin)) => {
+                    self.child = child;
+                    self.stdin = stdin;
+                    self.lease.before_renewal(now);
+                    if self.stdin.write_all(msg.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    error!("cannot start the lease guard: {e}");
+                    return;
+                }
+            }
+        }
+        self.lease.renewed(now, length);
+    }
+
+    /// Renews every quarter heartbeat interval until `stop` changes; the
+    /// lease is `L` = the heartbeat timeout of the applied configuration.
+    pub async fn run(mut self, domain: Domain, mut stop: watch::Receiver<bool>) -> Guard {
+        loop {
+            let hb = domain
+                .state()
+                .config()
+                .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.clone()));
+            let interval = hb.as_ref().map_or(DEFAULT_INTERVAL, |h| h.interval.get());
+            let length = hb
+                .as_ref()
+                .map_or(DEFAULT_LEASE, |h| lease_time(h.timeout.get()));
+            self.renew(length).await;
+            tokio::select! {
+                _ = tokio::time::sleep(interval / 4) => {}
+                _ = stop.changed() => return self,
+            }
+        }
+    }
+
+    /// A graceful exit: the guard leaves the groups as they are.
+    pub async fn detach(mut self) {
+        let _ = self.stdin.write_all(b"detach\n").await;
+        drop(self.stdin);
+        match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {
+            Ok(_) => {}
+            Err(_) => warn!("the lease guard did not leave after detach"),
+        }
+    }
+}
+
+fn spawn(exe: &Path, data_dir: &Path) -> std::io::Result<(Child, ChildStdin)> {
+    let mut child = Command::new(exe)
+        .arg("guard")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        // Its messages go to the agent's log.
+        .stderr(Stdio::inherit())
+        // Its own process group: a Ctrl-C meant for the agent's terminal
+        // must not take the fence away.
+        .process_group(0)
+        // It must outlive a killed agent: that is its purpose.
+        .kill_on_drop(false)
+        .spawn()?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("no pipe to the guard"))?;
+    Ok((child, stdin))
+}
+
+/// After every lapse of the lease: holds `fence` up (the reconciler is given
+/// no groups, so whatever the guard may have missed goes offline) until the
+/// node has caught up with the domain, then clears the lapse so groups
+/// placed here may start again.
+pub async fn hold_after_lapse(
+    lease: Arc<Lease>,
+    domain: Domain,
+    fence: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut lapses = lease.lapses();
+    loop {
+        tokio::select! {
+            r = lapses.changed() => if r.is_err() { return },
+            _ = stop.changed() => return,
+        }
+        warn!(
+            "the lease lapsed (the agent was frozen or starved): taking every group offline until caught up"
+        );
+        fence.send_replace(true);
+        tokio::select! {
+            _ = super::ha::wait_caught_up(&domain) => {}
+            _ = stop.changed() => return,
+        }
+        lapses.borrow_and_update();
+        lease.clear_lapse();
+        fence.send_replace(false);
+        info!("caught up after the lapse: groups may run here again");
+    }
+}
