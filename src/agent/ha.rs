@@ -179,8 +179,11 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
         if let Some(config) = state.config() {
             let fp = fingerprint(&config);
             if current.as_ref().map(|(f, _)| f) != Some(&fp) {
-                // The old sockets go before the new ones bind the same port.
-                drop(current.take());
+                // The old sockets go before the new ones bind the same port:
+                // waited for, since an aborted task closes them only later.
+                if let Some((_, Some(old))) = current.take() {
+                    old.stop().await;
+                }
                 cx.health.set(None);
                 match monitor::start_node(
                     &config,

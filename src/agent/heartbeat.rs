@@ -156,6 +156,22 @@ pub struct Heartbeats {
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl Heartbeats {
+    /// Stops every task and waits until they are gone, so that their
+    /// sockets are closed and the same addresses can be bound again at
+    /// once (dropping only aborts: the sockets close whenever the runtime
+    /// gets to it).
+    pub async fn stop(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
 impl Drop for Heartbeats {
     fn drop(&mut self) {
         for t in &self.tasks {

@@ -96,6 +96,15 @@ pub struct NodeMonitor {
     _heartbeats: Heartbeats,
 }
 
+impl NodeMonitor {
+    /// Stops the monitor and waits until its heartbeat sockets are closed,
+    /// so that a new monitor can bind the same addresses.
+    pub async fn stop(self) {
+        drop(self.monitor);
+        self._heartbeats.stop().await;
+    }
+}
+
 /// Starts everything `node` needs to watch its peers and itself, from the
 /// applied configuration: the daemon's one call.
 pub fn start_node(

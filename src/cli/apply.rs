@@ -13,7 +13,7 @@ use asctl::domain::ClientError;
 use asctl::domain::view::StatusView;
 use asctl::model::{Config, Name};
 use asctl::plan::documents::to_document_texts;
-use asctl::plan::{Plan, SavedPlan, render_human};
+use asctl::plan::{NodeState, Plan, SavedPlan, render_human};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -151,6 +151,12 @@ fn group_converged(
     let mut elsewhere = Vec::new();
     let mut at_target = None;
     for (node, view) in &status.nodes {
+        // A node the domain has declared Down reported last before it died
+        // (or was cut off and fenced itself): its report is history, not a
+        // group still running there. The failover already counted it out.
+        if view.state == NodeState::Down && Some(node) != target {
+            continue;
+        }
         let Some(report) = &view.report else { continue };
         let Some(g) = report.groups.get(group) else {
             continue;

@@ -207,6 +207,10 @@ impl DomainState {
                 let old = self.config();
                 let carried = carry_over(old.as_deref(), &new, &self.placement);
                 self.placement = place(&new, &self.health(), &carried);
+                // A node removed from the configuration is no longer the
+                // domain's: its record (state, last report) goes with it.
+                self.nodes
+                    .retain(|n, _| new.nodes.iter().any(|x| x.name() == n));
                 self.generation += 1;
                 self.documents = documents;
                 self.config = Some(Arc::new(new));
@@ -236,6 +240,13 @@ impl DomainState {
             }
             Command::NodeReport { report } => {
                 let node = report.node.clone();
+                // Reports of a node that is not (or no longer, or not yet)
+                // in the configuration say nothing about the domain.
+                if let Some(config) = self.config() {
+                    if !config.nodes.iter().any(|n| *n.name() == node) {
+                        return Outcome::Ignored;
+                    }
+                }
                 self.nodes
                     .entry(node)
                     .or_insert(NodeRecord {
@@ -314,6 +325,29 @@ mod tests {
         });
         assert_eq!(out, Outcome::Ignored);
         assert_eq!(s.placement.len(), 3);
+    }
+
+    #[test]
+    fn reports_of_nodes_outside_the_configuration_are_ignored() {
+        let mut s = DomainState::default();
+        up(&mut s);
+        let report = |node: &str| Command::NodeReport {
+            report: NodeReport {
+                node: node.parse().expect("name"),
+                generation_seen: 0,
+                groups: Default::default(),
+            },
+        };
+        // Before any configuration, every member's report counts.
+        assert_eq!(s.apply(report("node9")), Outcome::Done);
+        s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: quickstart(),
+        });
+        assert!(!s.nodes.contains_key("node9"), "dropped with the apply");
+        assert_eq!(s.apply(report("node9")), Outcome::Ignored);
+        assert!(!s.nodes.contains_key("node9"));
+        assert_eq!(s.apply(report("node1")), Outcome::Done);
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub struct LiveDomain {
     pub state: PathBuf,
     pub ports: Ports,
     pub agents: BTreeMap<String, Child>,
+    /// The nodes [`Self::wait_formed`] waits for (node1..node3 by default).
+    pub nodes: Vec<String>,
+    /// Every member with a state directory, for [`Self::agent_logs`].
+    pub members: Vec<String>,
 }
 
 impl LiveDomain {
@@ -88,6 +92,14 @@ impl LiveDomain {
             text = text.replace("timeout: 1s\n", "timeout: 4s\n");
             std::fs::write(config.join(e.file_name()), text).expect("write");
         }
+        LiveDomain::init(dir, config, ports, &["node1", "node2", "node3"])
+    }
+
+    /// A domain whose configuration the caller wrote to `config`: prepares
+    /// its state directory with `asctl up --init-only` (token, certificates,
+    /// one agent.yaml per node and witness). `nodes` are the nodes to wait
+    /// for.
+    pub fn init(dir: tempfile::TempDir, config: PathBuf, ports: Ports, nodes: &[&str]) -> Self {
         let state = dir.path().join("state");
         let out = Command::new(ASCTL)
             .arg("up")
@@ -102,12 +114,18 @@ impl LiveDomain {
             "init: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let members = std::fs::read_dir(state.join("nodes"))
+            .expect("nodes")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
         LiveDomain {
             dir,
             config,
             state,
             ports,
             agents: BTreeMap::new(),
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            members,
         }
     }
 
@@ -131,8 +149,8 @@ impl LiveDomain {
     }
 
     pub fn start(&mut self) {
-        for n in ["node1", "node2", "node3"] {
-            self.start_agent(n);
+        for n in self.nodes.clone() {
+            self.start_agent(&n);
         }
         self.wait_formed();
     }
@@ -143,9 +161,9 @@ impl LiveDomain {
             let s = self.status_json()?;
             let leader = s.get("leader")?.as_str()?.to_owned();
             let nodes = s.get("nodes")?.as_object()?;
-            let up = ["node1", "node2", "node3"].iter().all(|n| {
+            let up = self.nodes.iter().all(|n| {
                 nodes
-                    .get(*n)
+                    .get(n)
                     .and_then(|v| v.get("state"))
                     .and_then(|v| v.as_str())
                     == Some("up")
@@ -185,6 +203,32 @@ impl LiveDomain {
         c.wait().expect("reaped");
     }
 
+    /// The whole node dies: kill -9 its agent, then every process the agent
+    /// had started (recorded under `data/run/`), as if the machine stopped.
+    /// On loopback, the processes would otherwise keep the node's ports.
+    pub fn kill_node(&mut self, node: &str) {
+        self.kill9(node);
+        let run = self.state.join("nodes").join(node).join("data/run");
+        for group in std::fs::read_dir(&run).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(group.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let Ok(text) = std::fs::read_to_string(f.path()) else {
+                    continue;
+                };
+                let rec: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                if let Some(pid) = rec["pid"].as_i64() {
+                    // Each process leads its own process group.
+                    unsafe {
+                        libc::kill(-(pid as i32), libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+
     /// SIGTERM to every agent and wait: each takes its groups offline.
     pub fn stop(&mut self) {
         for c in self.agents.values() {
@@ -210,7 +254,7 @@ impl LiveDomain {
 
     pub fn agent_logs(&self) -> String {
         let mut out = String::new();
-        for n in ["node1", "node2", "node3"] {
+        for n in &self.members {
             let p = self.state.join("nodes").join(n).join("agent.log");
             out.push_str(&format!(
                 "--- {n}\n{}\n",
