@@ -89,11 +89,27 @@ pub const SCHEDULING_SLACK: Duration = Duration::from_millis(100);
 /// managed addresses and killing the groups' process groups.
 pub const ISOLATION_STOP_BOUND: Duration = Duration::from_millis(100);
 
+/// The bound on the lease guard's fence (`K` in docs/ha.md): SIGKILL to the
+/// recorded process groups and removal of the recorded addresses, measured
+/// at 3–15 ms (tests/netns_guard.rs).
+pub const GUARD_KILL_BOUND: Duration = Duration::from_millis(100);
+
 /// How long a survivor waits after declaring a peer failed before its
-/// groups may start elsewhere (`W = I + τ + ε + S`, docs/ha.md): by then the
-/// peer, if it is alive but cut off, has noticed and stopped them.
+/// groups may start elsewhere (docs/ha.md). Two ways the peer's groups stop,
+/// and W covers the slower:
+///
+/// - the peer's agent runs but is cut off: it notices and stops them by
+///   `I + τ + ε + S` after the survivor may declare it failed;
+/// - the peer's agent is frozen or killed: its lease guard fires `L` after
+///   the last renewal and has them down `ε + K` later. The agent's heartbeats
+///   stopped at the same moment, the last one up to `I` earlier, so the
+///   survivor declares the peer failed no earlier than `T − I` after the
+///   freeze: `W ≥ L + ε + K − (T − I)`. With `L = T`
+///   ([`super::guard::lease_time`]) that is `I + ε + K`.
 pub fn takeover_wait(interval: Duration) -> Duration {
-    interval + interval / 4 + SCHEDULING_SLACK + ISOLATION_STOP_BOUND
+    let cut_off = interval + interval / 4 + SCHEDULING_SLACK + ISOLATION_STOP_BOUND;
+    let frozen = interval + SCHEDULING_SLACK + GUARD_KILL_BOUND;
+    cut_off.max(frozen)
 }
 
 impl DetectorConfig {
@@ -153,7 +169,9 @@ impl DetectorConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum PeerState {
     Up,
@@ -619,6 +637,23 @@ mod tests {
         d.tick(t0 + ms(10_000));
         assert_eq!(d.peer_state("b"), Some(PeerState::Failed));
         assert!(!d.is_isolated());
+    }
+
+    #[test]
+    fn the_survivor_waits_for_the_lease_guard() {
+        // From a freeze at f, the survivor starts no earlier than
+        // f − I + T + W; the guard has the node down by f + L + ε + K.
+        for i_ms in [50u64, 100, 250, 500, 1000] {
+            for t_mult in [2u32, 4, 8] {
+                let i = ms(i_ms);
+                let t = i * t_mult;
+                let l = crate::agent::guard::lease_time(t);
+                assert!(
+                    t + takeover_wait(i) >= i + l + SCHEDULING_SLACK + GUARD_KILL_BOUND,
+                    "I={i:?} T={t:?}"
+                );
+            }
+        }
     }
 
     #[test]
