@@ -3,19 +3,20 @@
 # seeded faults, an observer outside the nodes. Root only.
 #
 #   scripts/chaos.sh [--rounds N] [--seed S|random] [--topologies three,two-witness,two]
-#                    [--faults safe|all]
+#                    [--faults all|safe]
+# (all, the default: also agent kill -9 and SIGSTOP, fenced by the lease guard)
 #
 # Prints the seed; a violation exits non-zero with the command that replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=20 seed=random topologies=three faults=safe
+rounds=20 seed=random topologies=three faults=all
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --topologies) topologies="$2"; shift 2 ;;
     --faults) faults="$2"; shift 2 ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done

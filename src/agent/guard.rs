@@ -277,15 +277,15 @@ impl Guard {
         self.lease.before_renewal(now);
         let msg = format!("renew {}\n", length.as_millis());
         if let Err(e) = self.stdin.write_all(msg.as_bytes()).await {
-            // The guard died (killed by hand?): nothing fences this node now.
-            // Start another one; the lease was lost, so treat it as lapsed.
+            // The guard died (killed by hand?): nothing fences this node now,
+            // so start another one. A guard that fenced is still there (it
+            // exits only when our end of the pipe closes), so this one fenced
+            // nothing and the lease goes on.
             error!("the lease guard is gone ({e}); starting a new one");
-            self.lease.lock().renewed = None;
             match spawn(&self.exe, &self.data_dir) {
                 Ok((child, stdin)) => {
                     self.child = child;
                     self.stdin = stdin;
-                    self.lease.before_renewal(now);
                     if self.stdin.write_all(msg.as_bytes()).await.is_err() {
                         return;
                     }
