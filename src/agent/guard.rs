@@ -382,3 +382,45 @@ pub async fn hold_after_lapse(
         info!("caught up after the lapse: groups may run here again");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: Duration = Duration::from_millis(1000);
+
+    #[test]
+    fn no_start_before_the_first_renewal() {
+        assert!(!Lease::default().may_start());
+    }
+
+    #[test]
+    fn a_gap_is_a_lapse_even_when_a_renewal_follows_and_only_catching_up_clears_it() {
+        let lease = Lease::default();
+        let lapses = lease.lapses();
+        let t0 = Instant::now();
+        lease.renewed(t0, L);
+        assert!(lease.may_start());
+        // Woken after a freeze longer than the trusted 3L/4: the renewer
+        // checks before it renews, so the renewal does not hide the gap.
+        let woke = t0 + L;
+        lease.before_renewal(woke);
+        lease.renewed(woke, L);
+        assert!(lease.lapsed());
+        assert!(!lease.may_start(), "fresh renewal, but the lapse stands");
+        assert_eq!(*lapses.borrow(), 1);
+        lease.clear_lapse();
+        assert!(lease.may_start());
+    }
+
+    #[test]
+    fn renewals_inside_three_quarters_of_the_lease_never_lapse() {
+        let lease = Lease::default();
+        let t0 = Instant::now();
+        lease.renewed(t0, L);
+        let t1 = t0 + L * 3 / 4 - Duration::from_millis(1);
+        lease.before_renewal(t1);
+        lease.renewed(t1, L);
+        assert!(!lease.lapsed());
+    }
+}
