@@ -81,8 +81,9 @@ pub fn serve(data_dir: &Path) {
         let timeout_ms = match lease {
             None => -1,
             Some((renewed, len)) => {
+                // Rounded up: never fire before the lease is over.
                 let left = len.saturating_sub(renewed.elapsed());
-                i32::try_from(left.as_millis()).unwrap_or(i32::MAX)
+                i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
             }
         };
         let mut pfd = libc::pollfd {
