@@ -246,8 +246,8 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             path: "agent.yaml".into(),
             message: format!("node: {e}"),
         })?;
-        // Groups start only from a current placement (see wait_caught_up).
-        ha::wait_caught_up(&domain).await;
+        // Groups start only from a current placement (see wait_applied).
+        guard::wait_applied(&domain).await;
         // The guard runs before anything is started, so nothing runs
         // unfenced; no guard, no groups.
         let exe = std::env::current_exe().map_err(io("finding the agent's executable"))?;

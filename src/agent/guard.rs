@@ -41,6 +41,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::detector::takeover_wait;
 use crate::domain::Domain;
 use crate::drivers;
 
@@ -353,6 +354,30 @@ fn spawn(exe: &Path, data_dir: &Path) -> std::io::Result<(Child, ChildStdin)> {
     Ok((child, stdin))
 }
 
+/// Waits until this member has *applied* what the domain committed, before
+/// its reconciler may start groups: [`super::ha::wait_caught_up`], and then,
+/// when this member leads, a linearizable read. A freshly elected leader has
+/// every committed entry in its log but may not have applied them yet (the
+/// chaos harness caught a restarted agent, elected at once, starting a group
+/// from its stale placement); `ensure_linearizable` confirms the leadership
+/// with a quorum and waits until the state machine has applied up to the
+/// leader's own first entry of its term, so everything before it too.
+pub async fn wait_applied(domain: &Domain) {
+    for _ in 0..3 {
+        super::ha::wait_caught_up(domain).await;
+        if domain.raft.metrics().borrow().state != openraft::ServerState::Leader {
+            return;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), domain.raft.ensure_linearizable()).await
+        {
+            Ok(Ok(_)) => return,
+            // Not the leader after all (a higher term, no quorum): look again.
+            Ok(Err(e)) => warn!("leadership not confirmed: {e}"),
+            Err(_) => warn!("leadership not confirmed within 5 s"),
+        }
+    }
+}
+
 /// After every lapse of the lease: holds `fence` up (the reconciler is given
 /// no groups, so whatever the guard may have missed goes offline) until the
 /// node has caught up with the domain, then clears the lapse so groups
@@ -373,8 +398,26 @@ pub async fn hold_after_lapse(
             "the lease lapsed (the agent was frozen or starved): taking every group offline until caught up"
         );
         fence.send_replace(true);
+        // Right after waking, the applied state and the raft metrics are
+        // those from before the freeze: a member frozen as the leader still
+        // reads as a leader with a recent quorum, and its placement may still
+        // put groups here that the others have moved (the chaos harness
+        // caught exactly that). So first give the domain the time it needs
+        // to reach this member — the time the others take to declare it
+        // failed and move its groups, plus a second — then wait until caught
+        // up on fresh metrics.
+        let grace = domain
+            .state()
+            .config()
+            .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.clone()))
+            .map_or(Duration::from_secs(3), |hb| {
+                hb.timeout.get() + takeover_wait(hb.interval.get()) + Duration::from_secs(1)
+            });
         tokio::select! {
-            _ = super::ha::wait_caught_up(&domain) => {}
+            _ = async {
+                tokio::time::sleep(grace).await;
+                wait_applied(&domain).await;
+            } => {}
             _ = stop.changed() => return,
         }
         lapses.borrow_and_update();
