@@ -391,6 +391,24 @@ fn observe(nodes: &[(String, String)]) -> Seen {
     seen
 }
 
+/// The lease of the harness's domain: its heartbeat timeout (docs/ha.md).
+const LEASE: Duration = Duration::from_secs(1);
+/// The guard's fence and this observer's polling, on a loaded machine.
+const FENCE_MARGIN: Duration = Duration::from_secs(1);
+
+/// Polls, from outside, until `node` holds neither the service address nor
+/// the application; the time since `t0`, or `None` after `limit`.
+fn fenced_after(node: &(String, String), t0: Instant, limit: Duration) -> Option<Duration> {
+    while t0.elapsed() < limit {
+        let seen = observe(std::slice::from_ref(node));
+        if seen.ip_on.is_empty() && seen.app_on.is_empty() {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
 /// One GET of the service from the client namespace (runs on a thread that
 /// entered it).
 fn get_service() -> Option<String> {
@@ -512,14 +530,21 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[i]
 }
 
-/// Runs `rounds` faults on `topology`; returns (detection, service) seconds
-/// of the node crashes, or panics with the replayable seed on a violation.
-fn campaign(
-    topology: Topology,
-    seed: u64,
-    rounds: usize,
-    faults: &[Fault],
-) -> (Vec<f64>, Vec<f64>) {
+/// What a campaign measured, in seconds.
+#[derive(Default)]
+struct Figures {
+    /// Node crash → the domain's status shows the node down.
+    detection: Vec<f64>,
+    /// Crash of the holder → the service answers from another node.
+    service: Vec<f64>,
+    /// Agent `kill -9` or SIGSTOP on the holder → its address and
+    /// application gone (the lease guard's fence).
+    fence: Vec<f64>,
+}
+
+/// Runs `rounds` faults on `topology`; returns its figures, or panics with
+/// the replayable seed on a violation.
+fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> Figures {
     let mut rng = Rng(seed | 1);
     let mut lab = Lab::new(topology);
     for i in 0..lab.nodes.len() {
@@ -563,6 +588,7 @@ fn campaign(
     let mut last_generation = 0;
     let mut detection = Vec::new();
     let mut service = Vec::new();
+    let mut fence = Vec::new();
     for round in 0..rounds {
         let fault = faults[rng.below(faults.len())];
         let seen = observe(
@@ -642,23 +668,46 @@ fn campaign(
                     n.ns.ip(&format!("link set {l} up"));
                 }
             }
-            Fault::KillAgent => {
+            Fault::KillAgent | Fault::Freeze => {
                 let n = &mut lab.nodes[victim];
-                if let Some(mut c) = n.agent.take() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-                std::thread::sleep(Duration::from_secs(3));
-                lab.start_agent(Some(victim));
-            }
-            Fault::Freeze => {
-                let n = &lab.nodes[victim];
-                if let Some(c) = &n.agent {
-                    let pid = c.id() as i32;
-                    // SAFETY: signals to our own child.
+                let pid = n.agent.as_ref().map(|c| c.id() as i32);
+                if fault == Fault::KillAgent {
+                    if let Some(mut c) = n.agent.take() {
+                        let _ = c.kill();
+                        let _ = c.wait();
+                    }
+                } else if let Some(pid) = pid {
+                    // SAFETY: a signal to our own child.
                     unsafe { libc::kill(pid, libc::SIGSTOP) };
-                    std::thread::sleep(Duration::from_secs(3));
-                    unsafe { libc::kill(pid, libc::SIGCONT) };
+                }
+                // The holder's guard must fence it within the lease.
+                if holder.as_deref() == Some(vname.as_str()) {
+                    let node = (vname.clone(), lab.nodes[victim].ns.name.clone());
+                    match fenced_after(&node, t0, LEASE + FENCE_MARGIN) {
+                        Some(d) => fence.push(d.as_secs_f64()),
+                        None => {
+                            if let Some(pid) = pid.filter(|_| fault == Fault::Freeze) {
+                                // SAFETY: a signal to our own child.
+                                unsafe { libc::kill(pid, libc::SIGCONT) };
+                            }
+                            fail(
+                                &lab,
+                                format!(
+                                    "round {round} ({fault:?} on {vname}): the holder still \
+                                     has the address or the application {:?} later",
+                                    LEASE + FENCE_MARGIN
+                                ),
+                            )
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(3).saturating_sub(t0.elapsed()));
+                match (fault, pid) {
+                    // SAFETY: a signal to our own child.
+                    (Fault::Freeze, Some(pid)) => unsafe {
+                        libc::kill(pid, libc::SIGCONT);
+                    },
+                    _ => lab.start_agent(Some(victim)),
                 }
             }
         }
@@ -700,7 +749,11 @@ fn campaign(
             );
         }
     }
-    (detection, service)
+    Figures {
+        detection,
+        service,
+        fence,
+    }
 }
 
 #[test]
@@ -740,7 +793,7 @@ fn chaos() {
     }
     eprintln!("chaos: seed {seed}, {rounds} rounds per topology, {topologies:?}");
     for t in topologies {
-        let (mut det, mut svc) = campaign(t, seed, rounds, &faults);
+        let mut f = campaign(t, seed, rounds, &faults);
         let fmt = |v: &mut Vec<f64>| {
             if v.is_empty() {
                 return "no samples".to_string();
@@ -756,11 +809,15 @@ fn chaos() {
         };
         eprintln!(
             "chaos {t:?}: node declared lost after crash: {}",
-            fmt(&mut det)
+            fmt(&mut f.detection)
         );
         eprintln!(
             "chaos {t:?}: service answering again after crash of its node: {}",
-            fmt(&mut svc)
+            fmt(&mut f.service)
+        );
+        eprintln!(
+            "chaos {t:?}: holder fenced after its agent's kill -9 or SIGSTOP (lease {LEASE:?}): {}",
+            fmt(&mut f.fence)
         );
     }
 }
