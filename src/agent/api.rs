@@ -94,7 +94,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
 }
 
 async fn status(State(s): State<ApiState>) -> Json<StatusView> {
-    Json(StatusView::of(&s.domain))
+    Json(StatusView::of(&s.domain).with_lines(s.metrics.detector_view()))
 }
 
 async fn live(State(s): State<ApiState>) -> Json<crate::plan::LiveState> {

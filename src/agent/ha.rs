@@ -78,6 +78,21 @@ impl HealthSource for DetectorHealth {
     fn leadership_gained(&self, up: &[Name]) {
         self.fallback.leadership_gained(up);
     }
+
+    fn next_change(&self) -> Option<tokio::time::Instant> {
+        let guard = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        let (rx, wait) = guard.as_ref()?;
+        let now = Instant::now();
+        rx.borrow()
+            .peers
+            .values()
+            .filter(|v| v.state == PeerState::Failed)
+            .filter_map(|v| v.since)
+            .map(|since| since + *wait + Duration::from_millis(1))
+            .filter(|at| *at > now)
+            .min()
+            .map(tokio::time::Instant::from_std)
+    }
 }
 
 /// Waits until this member has most likely applied what the domain

@@ -12,6 +12,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::Name;
 
 use super::detector::PeerState;
@@ -63,6 +65,33 @@ struct Inner {
     detection: Histogram,
     failover: Histogram,
     groups: BTreeMap<Name, GroupState>,
+}
+
+/// What this node's failure detector sees (`GET /v1/status`, `lines`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectorView {
+    /// This node considers itself isolated.
+    pub isolated: bool,
+    pub peers: BTreeMap<String, PeerLinesView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerLinesView {
+    pub state: PeerState,
+    /// Each line shared with the peer.
+    pub lines: BTreeMap<String, LineView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineView {
+    /// A valid packet arrived on the line within `heartbeat.timeout`.
+    pub up: bool,
+    /// Milliseconds since the last valid packet on the line, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard_ms_ago: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -160,6 +189,47 @@ impl Metrics {
                     dropped: c.dropped.clone(),
                 })
                 .unwrap_or_default()
+        })
+    }
+
+    /// The failure detector's view for `GET /v1/status`: each peer's state
+    /// and each line to it, up or down, with the time since its last valid
+    /// packet.
+    pub fn detector_view(&self) -> DetectorView {
+        let now = Instant::now();
+        self.with(|m| {
+            let mut peers: BTreeMap<String, PeerLinesView> = m
+                .peers
+                .iter()
+                .map(|(p, s)| {
+                    (
+                        p.to_string(),
+                        PeerLinesView {
+                            state: *s,
+                            lines: BTreeMap::new(),
+                        },
+                    )
+                })
+                .collect();
+            for ((peer, line), up) in &m.line_up {
+                let heard = m
+                    .last_seen
+                    .get(&(peer.clone(), line.clone()))
+                    .map(|t| now.saturating_duration_since(*t).as_millis() as u64);
+                if let Some(p) = peers.get_mut(peer.as_str()) {
+                    p.lines.insert(
+                        line.to_string(),
+                        LineView {
+                            up: *up,
+                            heard_ms_ago: heard,
+                        },
+                    );
+                }
+            }
+            DetectorView {
+                isolated: m.isolated,
+                peers,
+            }
         })
     }
 

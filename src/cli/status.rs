@@ -150,5 +150,131 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
             }
         }
     }
+    render_lines(&mut out, s);
     out
+}
+
+/// Per-line health as the answering member's failure detector sees it.
+fn render_lines(out: &mut String, s: &StatusView) {
+    use std::fmt::Write;
+    let Some(v) = &s.lines else { return };
+    let mut names: Vec<&str> = v
+        .peers
+        .values()
+        .flat_map(|p| p.lines.keys().map(|l| l.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let _ = writeln!(
+        out,
+        "\nLINES (as seen by {}{})",
+        s.answered_by,
+        if v.isolated {
+            ", which is ISOLATED"
+        } else {
+            ""
+        }
+    );
+    let _ = write!(out, "{:<16} {:<10}", "PEER", "DETECTOR");
+    for l in &names {
+        let _ = write!(out, " {:<12}", l);
+    }
+    let trimmed = out.trim_end_matches(' ').len();
+    out.truncate(trimmed);
+    out.push('\n');
+    for (peer, p) in &v.peers {
+        let state = format!("{:?}", p.state).to_lowercase();
+        let _ = write!(out, "{peer:<16} {state:<10}");
+        for l in &names {
+            let cell = match p.lines.get(*l) {
+                Some(line) => {
+                    let mut c = if line.up { "up" } else { "DOWN" }.to_string();
+                    if let (false, Some(ms)) = (line.up, line.heard_ms_ago) {
+                        c += &format!(" {:.0}s", ms as f64 / 1000.0);
+                    }
+                    c
+                }
+                None => "-".into(),
+            };
+            let _ = write!(out, " {cell:<12}");
+        }
+        let trimmed = out.trim_end_matches(' ').len();
+        out.truncate(trimmed);
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use asctl::agent::detector::PeerState;
+    use asctl::agent::metrics::{DetectorView, LineView, PeerLinesView};
+    use asctl::domain::DomainState;
+
+    use super::*;
+
+    #[test]
+    fn renders_per_line_health() {
+        let line = |up, ms| LineView {
+            up,
+            heard_ms_ago: Some(ms),
+        };
+        let mut peers = BTreeMap::new();
+        peers.insert(
+            "node2".to_string(),
+            PeerLinesView {
+                state: PeerState::Up,
+                lines: [
+                    ("d1".into(), line(true, 100)),
+                    ("d2".into(), line(false, 4200)),
+                ]
+                .into_iter()
+                .collect(),
+            },
+        );
+        peers.insert(
+            "node3".to_string(),
+            PeerLinesView {
+                state: PeerState::Failed,
+                lines: [
+                    ("d1".into(), line(false, 1500)),
+                    ("d2".into(), line(false, 1500)),
+                    ("v".into(), line(false, 1500)),
+                ]
+                .into_iter()
+                .collect(),
+            },
+        );
+        let view = DetectorView {
+            isolated: false,
+            peers,
+        };
+        let s = StatusView::from_state(&DomainState::default(), "node1".into(), None, vec![])
+            .with_lines(view.clone());
+        let out = render(&s, SystemTime::now());
+        let tail: Vec<&str> = out.lines().rev().take(4).collect();
+        assert_eq!(
+            tail.into_iter().rev().collect::<Vec<_>>(),
+            [
+                "LINES (as seen by node1)",
+                "PEER             DETECTOR   d1           d2           v",
+                "node2            up         up           DOWN 4s      -",
+                "node3            failed     DOWN 2s      DOWN 2s      DOWN 2s",
+            ]
+        );
+        // The JSON field round-trips, and is left out when nothing is watched.
+        let json = serde_json::to_value(&s).expect("json");
+        assert_eq!(json["lines"]["peers"]["node3"]["state"], "failed");
+        assert_eq!(json["lines"]["peers"]["node2"]["lines"]["d2"]["up"], false);
+        let back: StatusView = serde_json::from_value(json).expect("parse");
+        assert_eq!(back.lines, Some(view));
+        let empty = s.with_lines(DetectorView::default());
+        assert!(
+            serde_json::to_value(&empty)
+                .expect("json")
+                .get("lines")
+                .is_none()
+        );
+    }
 }

@@ -33,6 +33,12 @@ pub trait HealthSource: Send + Sync + 'static {
     fn health(&self, nodes: &[Name]) -> Health;
     /// This member just became leader; `up` were Up in the committed state.
     fn leadership_gained(&self, up: &[Name]);
+    /// When [`Self::health`] will next change by itself (a failed node's
+    /// takeover wait ending), so the leader re-places at that instant rather
+    /// than at its next tick.
+    fn next_change(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// A node is Up while its agent reported within `down_after`
@@ -193,8 +199,10 @@ pub async fn run(
     let mut leading = false;
     let mut membership: Option<JoinHandle<()>> = None;
     loop {
+        let wake = if leading { health.next_change() } else { None };
         tokio::select! {
             _ = tick.tick() => {}
+            _ = sleep_until(wake) => {}
             r = applied.changed() => if r.is_err() { return },
             _ = kick.notified() => {}
             _ = stop.changed() => return,
@@ -234,6 +242,13 @@ pub async fn run(
                 membership = sync_membership(&domain, config);
             }
         }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -122,21 +122,129 @@ impl fmt::Debug for Domain {
     }
 }
 
-/// Raft timing for a domain of a few members on a LAN: heartbeats often
-/// enough to elect within seconds, rarely enough for an idle agent to cost
-/// nothing measurable.
-fn raft_config() -> Result<RaftConfig, DomainError> {
+/// Raft timing derived from the domain's heartbeat settings, so that a
+/// crash of the raft leader costs about one failure-detection timeout rather
+/// than seconds of election:
+///
+/// - raft heartbeat = `heartbeat.interval`;
+/// - election timeout drawn in `[0.4 T, 0.6 T)` with `T = heartbeat.timeout`.
+///
+/// openraft 0.9 makes a follower that knows a leader (a committed vote) wait
+/// `leader_lease + election_timeout` after the leader's last heartbeat, with
+/// `leader_lease = election_timeout_max`; voters also refuse a candidate
+/// until their own lease expired. The follower's wait is therefore
+/// `0.6 T + [0.4 T, 0.6 T)` = **`T` to `1.2 T`**, the same silence the failure
+/// detector needs to declare the node failed, and a new leader exists
+/// about one round trip later (1.0–1.3 s with `interval: 250ms, timeout: 1s`).
+/// A false election needs `T / interval` raft heartbeats lost in a row, like
+/// a false failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        let hb = crate::model::Heartbeat::default();
+        RaftTiming::from_heartbeat(hb.interval.get(), hb.timeout.get())
+    }
+}
+
+impl RaftTiming {
+    /// The timing for `heartbeat.interval` and `heartbeat.timeout`.
+    pub fn from_heartbeat(interval: Duration, timeout: Duration) -> RaftTiming {
+        let i = (interval.as_millis() as u64).max(10);
+        let t = (timeout.as_millis() as u64).max(2 * i);
+        // openraft wants the minimum above the heartbeat interval.
+        let min = (t * 2 / 5).max(i + i / 5 + 1);
+        let max = (t * 3 / 5).max(min + t / 10 + 1);
+        RaftTiming {
+            heartbeat_ms: i,
+            election_min_ms: min,
+            election_max_ms: max,
+        }
+    }
+
+    /// The timing the configuration in `state` asks for, if it has one.
+    pub fn of_state(state: &DomainState) -> Option<RaftTiming> {
+        let config = state.config()?;
+        let hb = &config.domain.as_ref()?.spec.heartbeat;
+        Some(RaftTiming::from_heartbeat(
+            hb.interval.get(),
+            hb.timeout.get(),
+        ))
+    }
+}
+
+/// Where the timing raft runs with is kept, next to the log.
+const TIMING_FILE: &str = "timing.json";
+
+/// Raft timing for a domain of a few members on a LAN (see [`RaftTiming`]).
+fn raft_config(t: RaftTiming) -> Result<RaftConfig, DomainError> {
     RaftConfig {
         cluster_name: "asctl".into(),
-        heartbeat_interval: 300,
-        election_timeout_min: 1500,
-        election_timeout_max: 3000,
+        heartbeat_interval: t.heartbeat_ms,
+        election_timeout_min: t.election_min_ms,
+        election_timeout_max: t.election_max_ms,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(500),
         max_in_snapshot_log_to_keep: 100,
         ..Default::default()
     }
     .validate()
     .map_err(|e| DomainError::Raft(e.to_string()))
+}
+
+/// The timing to start raft with: the one saved by the last run (from the
+/// configuration it had applied), else the snapshot's configuration, else
+/// the defaults of `heartbeat` (250 ms / 1 s).
+fn start_timing(dir: &Path, applied: &watch::Receiver<Applied>) -> RaftTiming {
+    std::fs::read(dir.join(TIMING_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .or_else(|| RaftTiming::of_state(&applied.borrow().state))
+        .unwrap_or_default()
+}
+
+/// Saves the timing of every newly applied configuration, for the next
+/// start: openraft 0.9 cannot change its timeouts while running, so a
+/// changed `heartbeat` reaches raft when the agent restarts (the failure
+/// detector follows it at once).
+fn save_timing_on_change(dir: &Path, running: RaftTiming, mut applied: watch::Receiver<Applied>) {
+    let path = dir.join(TIMING_FILE);
+    tokio::spawn(async move {
+        let mut saved = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<RaftTiming>(&b).ok());
+        loop {
+            let want = RaftTiming::of_state(&applied.borrow_and_update().state);
+            if let Some(want) = want.filter(|w| saved != Some(*w)) {
+                let tmp = path.with_extension("json.tmp");
+                let ok = serde_json::to_vec(&want)
+                    .map_err(std::io::Error::other)
+                    .and_then(|b| std::fs::write(&tmp, b))
+                    .and_then(|()| std::fs::rename(&tmp, &path));
+                match ok {
+                    Ok(()) => {
+                        saved = Some(want);
+                        if want != running {
+                            tracing::warn!(
+                                ?running,
+                                ?want,
+                                "the heartbeat settings changed: raft takes the new timing at the next agent restart"
+                            );
+                        }
+                    }
+                    Err(e) => tracing::warn!("cannot save the raft timing: {e}"),
+                }
+            }
+            if applied.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 impl Domain {
@@ -152,9 +260,12 @@ impl Domain {
         let network = network::Network {
             client: client.clone(),
         };
-        let raft = Raft::new(id, Arc::new(raft_config()?), network, log.clone(), sm)
+        let timing = start_timing(dir, &applied);
+        tracing::info!(?timing, "raft timing");
+        let raft = Raft::new(id, Arc::new(raft_config(timing)?), network, log.clone(), sm)
             .await
             .map_err(|e| DomainError::Raft(e.to_string()))?;
+        save_timing_on_change(dir, timing, applied.clone());
         Ok(Domain {
             raft,
             me,
@@ -268,3 +379,36 @@ impl Domain {
 /// The snapshot payload type openraft moves around (declared by the
 /// `declare_raft_types!` defaults).
 pub type SnapshotData = Cursor<Vec<u8>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raft_timing_follows_the_heartbeat() {
+        let t = RaftTiming::default();
+        assert_eq!(
+            t,
+            RaftTiming {
+                heartbeat_ms: 250,
+                election_min_ms: 400,
+                election_max_ms: 600
+            }
+        );
+        // A follower waits lease (= max) + [min, max): T .. 1.2 T.
+        assert_eq!(t.election_max_ms + t.election_min_ms, 1000);
+        assert!(raft_config(t).is_ok());
+        // Tight and odd settings still give openraft a valid configuration.
+        for (i, to) in [
+            (100, 200),
+            (250, 500),
+            (1000, 3000),
+            (50, 10_000),
+            (300, 400),
+        ] {
+            let t = RaftTiming::from_heartbeat(Duration::from_millis(i), Duration::from_millis(to));
+            assert!(raft_config(t).is_ok(), "{i}/{to}: {t:?}");
+            assert!(t.election_min_ms > t.heartbeat_ms);
+        }
+    }
+}

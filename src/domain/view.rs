@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Domain, DomainState, WITNESS};
+use crate::agent::metrics::DetectorView;
 use crate::agent::reconciler::NodeReport;
 use crate::model::Name;
 use crate::plan::{FORMAT_VERSION, NodeState, Placement};
@@ -24,6 +25,11 @@ pub struct StatusView {
     pub members: Vec<MemberView>,
     pub nodes: BTreeMap<Name, NodeView>,
     pub placement: Placement,
+    /// Per-line health as the answering member's failure detector sees it:
+    /// each peer's state and each line to it up or down. Absent on the
+    /// witness and before the detector runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<DetectorView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,7 +103,15 @@ impl StatusView {
                 })
                 .collect(),
             placement: state.placement.clone(),
+            lines: None,
         }
+    }
+
+    /// With the answering member's detector view (left out when it watches
+    /// no peer: the witness, or no configuration yet).
+    pub fn with_lines(mut self, view: DetectorView) -> StatusView {
+        self.lines = (!view.peers.is_empty()).then_some(view);
+        self
     }
 
     /// Whether `name` is the witness member.
