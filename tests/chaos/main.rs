@@ -9,7 +9,8 @@
 //!   (default `three`).
 //! - `CHAOS_FAULTS`: `all` (default: node crashes, line cuts, partitions,
 //!   agent `kill -9` and SIGSTOP) or `safe` (without the two agent faults,
-//!   which rely on the lease guard of docs/ha.md).
+//!   which rely on the lease guard of docs/ha.md), or `crash-holder` (the
+//!   failover benchmark: every round crashes the node running the group).
 
 #[path = "../netns_support/mod.rs"]
 mod netns_support;
@@ -515,7 +516,7 @@ fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) 
         if let Some(v) = f() {
             return Some(v);
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!("chaos: gave up waiting for {what} after {limit:?}");
     None
@@ -537,6 +538,8 @@ struct Figures {
     detection: Vec<f64>,
     /// Crash of the holder → the service answers from another node.
     service: Vec<f64>,
+    /// The same, for crashes of a holder that was also the raft leader.
+    service_leader: Vec<f64>,
     /// Agent `kill -9` or SIGSTOP on the holder → its address and
     /// application gone (the lease guard's fence).
     fence: Vec<f64>,
@@ -588,7 +591,9 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
     let mut last_generation = 0;
     let mut detection = Vec::new();
     let mut service = Vec::new();
+    let mut service_leader = Vec::new();
     let mut fence = Vec::new();
+    let holder_only = std::env::var("CHAOS_FAULTS").as_deref() == Ok("crash-holder");
     for round in 0..rounds {
         let fault = faults[rng.below(faults.len())];
         let seen = observe(
@@ -598,13 +603,20 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                 .collect::<Vec<_>>(),
         );
         let holder = seen.app_on.first().cloned();
-        // Half the crashes hit the holder (a failover), half another node.
-        let victim = match (&holder, rng.below(2)) {
-            (Some(h), 0) => lab.nodes.iter().position(|n| &n.name == h).unwrap_or(0),
+        // Half the crashes hit the holder (a failover), half another node;
+        // the failover benchmark (CHAOS_FAULTS=crash-holder) always the holder.
+        let victim = match (&holder, holder_only || rng.below(2) == 0) {
+            (Some(h), true) => lab.nodes.iter().position(|n| &n.name == h).unwrap_or(0),
             _ => rng.below(lab.nodes.len()),
         };
         let vname = lab.nodes[victim].name.clone();
-        eprintln!("chaos round {round}: {fault:?} on {vname} (holder {holder:?})");
+        let leader = lab
+            .status()
+            .and_then(|s| s.get("leader")?.as_str().map(str::to_owned));
+        let was_leader = leader.as_deref() == Some(vname.as_str());
+        eprintln!(
+            "chaos round {round}: {fault:?} on {vname} (holder {holder:?}, raft leader {leader:?})"
+        );
         let t0 = Instant::now();
         match fault {
             Fault::CrashNode => {
@@ -626,11 +638,16 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                 for l in ["d1", "d2", "v"] {
                     n.ns.ip(&format!("link set {l} down"));
                 }
+                // Detected: a survivor's failure detector reports the node
+                // failed (`asctl status`, `lines`), or the domain has it down.
                 let lost = wait_until("the crash to be detected", LIMIT, || {
-                    lab.status_from_others(Some(&vname))
-                        .and_then(|s| lab.node_state(&s, &vname))
-                        .filter(|s| s == "down")
-                        .map(|_| t0.elapsed())
+                    let s = lab.status_from_others(Some(&vname))?;
+                    let failed = s
+                        .pointer(&format!("/lines/peers/{vname}/state"))
+                        .and_then(|v| v.as_str())
+                        == Some("failed");
+                    (failed || lab.node_state(&s, &vname).as_deref() == Some("down"))
+                        .then(|| t0.elapsed())
                 });
                 match lost {
                     Some(d) => detection.push(d.as_secs_f64()),
@@ -640,7 +657,12 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                     match wait_until("the service to answer again", LIMIT, || {
                         watch.answered_after(t0, Some(&vname))
                     }) {
-                        Some(at) => service.push((at - t0).as_secs_f64()),
+                        Some(at) => {
+                            service.push((at - t0).as_secs_f64());
+                            if was_leader {
+                                service_leader.push((at - t0).as_secs_f64());
+                            }
+                        }
                         None => fail(&lab, "the service did not come back".into()),
                     }
                 }
@@ -752,6 +774,7 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
     Figures {
         detection,
         service,
+        service_leader,
         fence,
     }
 }
@@ -788,8 +811,10 @@ fn chaos() {
     ];
     match std::env::var("CHAOS_FAULTS").as_deref() {
         Ok("safe") => {}
+        // The failover benchmark: node crashes of the group's holder only.
+        Ok("crash-holder") => faults = vec![Fault::CrashNode],
         Ok("all") | Err(_) => faults.extend([Fault::KillAgent, Fault::Freeze]),
-        Ok(other) => panic!("CHAOS_FAULTS: `all` or `safe`, not `{other}`"),
+        Ok(other) => panic!("CHAOS_FAULTS: `all`, `safe` or `crash-holder`, not `{other}`"),
     }
     eprintln!("chaos: seed {seed}, {rounds} rounds per topology, {topologies:?}");
     for t in topologies {
@@ -814,6 +839,10 @@ fn chaos() {
         eprintln!(
             "chaos {t:?}: service answering again after crash of its node: {}",
             fmt(&mut f.service)
+        );
+        eprintln!(
+            "chaos {t:?}: … of which the holder was also the raft leader: {}",
+            fmt(&mut f.service_leader)
         );
         eprintln!(
             "chaos {t:?}: holder fenced after its agent's kill -9 or SIGSTOP (lease {LEASE:?}): {}",
