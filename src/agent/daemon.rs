@@ -246,8 +246,6 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             path: "agent.yaml".into(),
             message: format!("node: {e}"),
         })?;
-        // Groups start only from a current placement (see wait_applied).
-        guard::wait_applied(&domain).await;
         // The guard runs before anything is started, so nothing runs
         // unfenced; no guard, no groups.
         let exe = std::env::current_exe().map_err(io("finding the agent's executable"))?;
@@ -266,10 +264,17 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             lapse_tx,
             stop_rx.clone(),
         ));
+        // Groups start only from a current placement (see wait_applied).
+        // The guard is already running: an agent frozen while it waits here
+        // comes back with stale metrics that look caught up, and only the
+        // lease notices the gap (the chaos harness caught a node frozen
+        // during its start-up starting the group next to its holder).
+        guard::wait_applied(&domain).await;
         let mut ropts = Options::new(node.clone(), cfg.data_dir.clone());
         ropts.asctl_exe = Some(exe);
         ropts.lease = Some(lease);
-        let (desired_tx, desired_rx) = watch::channel(desired(&domain.state(), &node, false));
+        let (desired_tx, desired_rx) =
+            watch::channel(desired(&domain.state(), &node, *lapse_rx.borrow()));
         let rec = reconciler::spawn(ropts, desired_rx);
         let (fence_tx, fence_rx) = watch::channel(false);
         let ha_task = tokio::spawn(ha::run(
