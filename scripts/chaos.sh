@@ -3,7 +3,7 @@
 # seeded faults, an observer outside the nodes. Root only.
 #
 #   scripts/chaos.sh [--rounds N] [--seed S|random] [--topologies three,two-witness,two]
-#                    [--faults all|safe|crash-holder]
+#                    [--faults all|safe|crash-holder|crash-leader]
 # (all, the default: also agent kill -9 and SIGSTOP, fenced by the lease guard)
 #
 # Prints the seed; a violation exits non-zero with the command that replays it.

@@ -10,7 +10,8 @@
 //! - `CHAOS_FAULTS`: `all` (default: node crashes, line cuts, partitions,
 //!   agent `kill -9` and SIGSTOP) or `safe` (without the two agent faults,
 //!   which rely on the lease guard of docs/ha.md), or `crash-holder` (the
-//!   failover benchmark: every round crashes the node running the group).
+//!   failover benchmark: every round crashes the node running the group),
+//!   or `crash-leader` (every round crashes the raft leader).
 
 #[path = "../netns_support/mod.rs"]
 mod netns_support;
@@ -540,6 +541,10 @@ struct Figures {
     service: Vec<f64>,
     /// The same, for crashes of a holder that was also the raft leader.
     service_leader: Vec<f64>,
+    /// Crash of the raft leader → a survivor names a new leader.
+    election: Vec<f64>,
+    /// Crash of the raft leader → the domain's status shows it down.
+    leader_down: Vec<f64>,
     /// Agent `kill -9` or SIGSTOP on the holder → its address and
     /// application gone (the lease guard's fence).
     fence: Vec<f64>,
@@ -588,10 +593,54 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
     {
         fail(&lab, "the service never answered".into());
     }
+    // CHAOS_IDLE_SECS=N: before any fault, watch N seconds with nothing
+    // injected (e.g. under stress-ng) and count false failovers: the
+    // service answered by another node, or a node down in the status.
+    if let Some(secs) = std::env::var("CHAOS_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        let start = Instant::now();
+        let first = watch
+            .answers
+            .lock()
+            .expect("answers")
+            .last()
+            .and_then(|(_, a)| a.clone());
+        let mut downs = 0;
+        let mut polls = 0;
+        while start.elapsed() < Duration::from_secs(secs) {
+            if let Some(s) = lab.status() {
+                polls += 1;
+                downs += lab
+                    .nodes
+                    .iter()
+                    .filter(|n| lab.node_state(&s, &n.name).as_deref() == Some("down"))
+                    .count();
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        let answers = watch.answers.lock().expect("answers").clone();
+        let after: Vec<&(Instant, Option<String>)> =
+            answers.iter().filter(|(t, _)| *t >= start).collect();
+        let moves = after
+            .windows(2)
+            .filter(|w| w[0].1.is_some() && w[1].1.is_some() && w[0].1 != w[1].1)
+            .count();
+        let missed = after.iter().filter(|(_, a)| a.is_none()).count();
+        eprintln!(
+            "chaos idle {secs}s: service first on {first:?}, moved {moves} times; {missed} of {} polls unanswered; nodes seen down {downs} times in {polls} status polls; violations {:?}",
+            after.len(),
+            watch.violations()
+        );
+    }
     let mut last_generation = 0;
     let mut detection = Vec::new();
     let mut service = Vec::new();
     let mut service_leader = Vec::new();
+    let mut election = Vec::new();
+    let mut leader_down = Vec::new();
+    let leader_only = std::env::var("CHAOS_FAULTS").as_deref() == Ok("crash-leader");
     let mut fence = Vec::new();
     let holder_only = std::env::var("CHAOS_FAULTS").as_deref() == Ok("crash-holder");
     for round in 0..rounds {
@@ -605,14 +654,19 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
         let holder = seen.app_on.first().cloned();
         // Half the crashes hit the holder (a failover), half another node;
         // the failover benchmark (CHAOS_FAULTS=crash-holder) always the holder.
+        // CHAOS_FAULTS=crash-leader always crashes the raft leader.
+        let leader = lab
+            .status()
+            .and_then(|s| s.get("leader")?.as_str().map(str::to_owned));
+        let leader_pos = leader
+            .as_ref()
+            .and_then(|l| lab.nodes.iter().position(|n| &n.name == l));
         let victim = match (&holder, holder_only || rng.below(2) == 0) {
+            _ if leader_only && leader_pos.is_some() => leader_pos.unwrap_or(0),
             (Some(h), true) => lab.nodes.iter().position(|n| &n.name == h).unwrap_or(0),
             _ => rng.below(lab.nodes.len()),
         };
         let vname = lab.nodes[victim].name.clone();
-        let leader = lab
-            .status()
-            .and_then(|s| s.get("leader")?.as_str().map(str::to_owned));
         let was_leader = leader.as_deref() == Some(vname.as_str());
         eprintln!(
             "chaos round {round}: {fault:?} on {vname} (holder {holder:?}, raft leader {leader:?})"
@@ -652,6 +706,31 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                 match lost {
                     Some(d) => detection.push(d.as_secs_f64()),
                     None => fail(&lab, format!("{vname}'s crash was never detected")),
+                }
+                if was_leader {
+                    // A survivor names another leader, and the domain (which
+                    // only a leader commits to) has the node down.
+                    let elected = wait_until("a new leader", LIMIT, || {
+                        let s = lab.status_from_others(Some(&vname))?;
+                        let other = s
+                            .get("leader")
+                            .and_then(|l| l.as_str())
+                            .is_some_and(|l| l != vname);
+                        other.then(|| t0.elapsed())
+                    });
+                    let down = wait_until("the domain to have the leader down", LIMIT, || {
+                        lab.status_from_others(Some(&vname))
+                            .and_then(|s| lab.node_state(&s, &vname))
+                            .filter(|s| s == "down")
+                            .map(|_| t0.elapsed())
+                    });
+                    match (elected, down) {
+                        (Some(e), Some(d)) => {
+                            election.push(e.as_secs_f64());
+                            leader_down.push(d.as_secs_f64());
+                        }
+                        _ => fail(&lab, format!("no new leader after {vname}'s crash")),
+                    }
                 }
                 if holder.as_deref() == Some(vname.as_str()) {
                     match wait_until("the service to answer again", LIMIT, || {
@@ -775,6 +854,8 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
         detection,
         service,
         service_leader,
+        election,
+        leader_down,
         fence,
     }
 }
@@ -812,9 +893,11 @@ fn chaos() {
     match std::env::var("CHAOS_FAULTS").as_deref() {
         Ok("safe") => {}
         // The failover benchmark: node crashes of the group's holder only.
-        Ok("crash-holder") => faults = vec![Fault::CrashNode],
+        Ok("crash-holder" | "crash-leader") => faults = vec![Fault::CrashNode],
         Ok("all") | Err(_) => faults.extend([Fault::KillAgent, Fault::Freeze]),
-        Ok(other) => panic!("CHAOS_FAULTS: `all`, `safe` or `crash-holder`, not `{other}`"),
+        Ok(other) => {
+            panic!("CHAOS_FAULTS: `all`, `safe`, `crash-holder` or `crash-leader`, not `{other}`")
+        }
     }
     eprintln!("chaos: seed {seed}, {rounds} rounds per topology, {topologies:?}");
     for t in topologies {
@@ -843,6 +926,14 @@ fn chaos() {
         eprintln!(
             "chaos {t:?}: … of which the holder was also the raft leader: {}",
             fmt(&mut f.service_leader)
+        );
+        eprintln!(
+            "chaos {t:?}: raft leader crashed → new leader named: {}",
+            fmt(&mut f.election)
+        );
+        eprintln!(
+            "chaos {t:?}: raft leader crashed → domain has it down: {}",
+            fmt(&mut f.leader_down)
         );
         eprintln!(
             "chaos {t:?}: holder fenced after its agent's kill -9 or SIGSTOP (lease {LEASE:?}): {}",
