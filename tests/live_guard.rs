@@ -7,9 +7,10 @@
 
 mod live_support;
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use live_support::{LiveDomain, demo_answer, eventually, text};
+use live_support::{ASCTL, LiveDomain, demo_answer, eventually, text};
 
 /// The lease: the heartbeat timeout of [`LiveDomain::prepare`].
 const LEASE: Duration = Duration::from_secs(4);
@@ -43,6 +44,27 @@ fn agent_pid(d: &LiveDomain, node: &str) -> i32 {
 fn signal(pid: i32, sig: i32) {
     // SAFETY: a signal to a child of this test.
     unsafe { libc::kill(pid, sig) };
+}
+
+/// Starts `node`'s agent with extra arguments (as `LiveDomain::start_agent`).
+fn start_agent_with(d: &mut LiveDomain, node: &str, extra: &[&str]) {
+    let nd = d.state.join("nodes").join(node);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(nd.join("agent.log"))
+        .expect("log");
+    let child = Command::new(ASCTL)
+        .arg("agent")
+        .arg("--config")
+        .arg(nd.join("agent.yaml"))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("agent");
+    d.agents.insert(node.to_owned(), child);
 }
 
 fn placement(d: &LiveDomain, group: &str) -> Option<String> {
@@ -155,7 +177,7 @@ fn leave_running_detaches_the_guard_and_the_next_agent_adopts() {
     let mut d = converged();
     // node1 runs with --leave-running from now on.
     d.kill9("node1");
-    d.start_agent_with("node1", &["--leave-running"]);
+    start_agent_with(&mut d, "node1", &["--leave-running"]);
     d.wait_formed();
     let pid = eventually("web running on node1", LONG, || {
         recorded_pid(&d, "node1", "web", "server").filter(|p| alive(*p))

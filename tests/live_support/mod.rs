@@ -130,11 +130,6 @@ impl LiveDomain {
     }
 
     pub fn start_agent(&mut self, node: &str) {
-        self.start_agent_with(node, &[]);
-    }
-
-    /// Starts `node`'s agent with extra command-line arguments.
-    pub fn start_agent_with(&mut self, node: &str, extra: &[&str]) {
         let nd = self.state.join("nodes").join(node);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -145,7 +140,6 @@ impl LiveDomain {
             .arg("agent")
             .arg("--config")
             .arg(nd.join("agent.yaml"))
-            .args(extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
