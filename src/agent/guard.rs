@@ -41,7 +41,6 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::detector::takeover_wait;
 use crate::domain::Domain;
 use crate::drivers;
 
@@ -406,13 +405,7 @@ pub async fn hold_after_lapse(
         // to reach this member — the time the others take to declare it
         // failed and move its groups, plus a second — then wait until caught
         // up on fresh metrics.
-        let grace = domain
-            .state()
-            .config()
-            .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.clone()))
-            .map_or(Duration::from_secs(3), |hb| {
-                hb.timeout.get() + takeover_wait(hb.interval.get()) + Duration::from_secs(1)
-            });
+        let grace = super::ha::catch_up_grace(&domain);
         tokio::select! {
             _ = async {
                 tokio::time::sleep(grace).await;

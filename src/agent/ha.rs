@@ -104,14 +104,20 @@ impl HealthSource for DetectorHealth {
 /// least once, has been quiet for half a second; at the latest after
 /// `T + W + 1 s` (nothing newer came) or, with no leader at all, four times
 /// that.
-pub async fn wait_caught_up(domain: &Domain) {
-    let grace = domain
+/// `T + W + 1 s`: the time the others need to declare this member failed
+/// and move its groups, plus a second (3 s before any configuration).
+pub fn catch_up_grace(domain: &Domain) -> Duration {
+    domain
         .state()
         .config()
         .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.clone()))
         .map_or(Duration::from_secs(3), |hb| {
             hb.timeout.get() + takeover_wait(hb.interval.get()) + Duration::from_secs(1)
-        });
+        })
+}
+
+pub async fn wait_caught_up(domain: &Domain) {
+    let grace = catch_up_grace(domain);
     let start = tokio::time::Instant::now();
     let mut applied = domain.applied.clone();
     applied.borrow_and_update();
