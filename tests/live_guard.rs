@@ -10,7 +10,7 @@ mod live_support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use live_support::{ASCTL, LiveDomain, demo_answer, eventually, text};
+use live_support::{ASCTL, LiveDomain, demo_answer, text};
 
 /// The lease: the heartbeat timeout of [`LiveDomain::prepare`].
 const LEASE: Duration = Duration::from_secs(4);
@@ -93,7 +93,7 @@ fn converged() -> LiveDomain {
     let cfg = d.config.display().to_string();
     let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
     assert!(out.status.success(), "{}\n{}", text(&out), d.agent_logs());
-    eventually("web on node1 and api on node2", LONG, || {
+    d.eventually("web on node1 and api on node2", LONG, || {
         (demo_answer(d.ports.demo[0]).as_deref() == Some("node1")
             && demo_answer(d.ports.demo[1]).as_deref() == Some("node2"))
         .then_some(())
@@ -123,7 +123,7 @@ fn frozen_or_killed_agents_are_fenced_and_a_woken_agent_stays_fenced() {
         took.as_millis()
     );
     // The domain moves api (failback manual: it stays where it goes).
-    eventually("api to answer from node3", LONG, || {
+    d.eventually("api to answer from node3", LONG, || {
         (demo_answer(d.ports.demo[1]).as_deref() == Some("node3")).then_some(())
     });
     signal(agent2, libc::SIGCONT);
@@ -160,14 +160,14 @@ fn frozen_or_killed_agents_are_fenced_and_a_woken_agent_stays_fenced() {
         "killed agent: its process killed {} ms after kill -9",
         took.as_millis()
     );
-    eventually("web to answer from another node", LONG, || {
+    d.eventually("web to answer from another node", LONG, || {
         demo_answer(d.ports.demo[0])
             .filter(|n| n != "node1")
             .map(|_| ())
     });
     // Back, node1 gets web again because placement says so (failback auto).
     d.start_agent("node1");
-    eventually("web back on node1 (failback)", LONG, || {
+    d.eventually("web back on node1 (failback)", LONG, || {
         (demo_answer(d.ports.demo[0]).as_deref() == Some("node1")).then_some(())
     });
 }
@@ -179,10 +179,10 @@ fn leave_running_detaches_the_guard_and_the_next_agent_adopts() {
     d.kill9("node1");
     start_agent_with(&mut d, "node1", &["--leave-running"]);
     d.wait_formed();
-    let pid = eventually("web running on node1", LONG, || {
+    let pid = d.eventually("web running on node1", LONG, || {
         recorded_pid(&d, "node1", "web", "server").filter(|p| alive(*p))
     });
-    eventually("web to answer from node1", LONG, || {
+    d.eventually("web to answer from node1", LONG, || {
         (demo_answer(d.ports.demo[0]).as_deref() == Some("node1")).then_some(())
     });
 
@@ -200,7 +200,7 @@ fn leave_running_detaches_the_guard_and_the_next_agent_adopts() {
 
     d.start_agent("node1");
     d.wait_formed();
-    eventually("the new agent to adopt web's server", LONG, || {
+    d.eventually("the new agent to adopt web's server", LONG, || {
         let log = std::fs::read_to_string(d.state.join("nodes/node1/agent.log")).ok()?;
         log.contains("adopted a process left running").then_some(())
     });

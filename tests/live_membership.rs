@@ -8,22 +8,15 @@
 
 mod live_support;
 
-use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use live_support::{ASCTL, LiveDomain, Ports, demo_answer, eventually, free_port, text};
+use live_support::{
+    ASCTL, LiveDomain, Ports, demo_answer, eventually, free_port, free_udp_port, text,
+};
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// A UDP port nobody uses now (heartbeats of this domain only).
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free UDP port")
-}
 
 /// The agent and demo ports of the nodes of one test domain, and the
 /// loopback addresses of its domain line (127.A.B.n, A.B from the process

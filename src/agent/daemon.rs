@@ -264,6 +264,24 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             lapse_tx,
             stop_rx.clone(),
         ));
+        // Heartbeats and the failure detector run from the replayed state
+        // at once, not after the catch-up below: a restarted agent that
+        // stayed silent through it would be declared failed by its peers,
+        // and its groups (left running for it to adopt) moved away.
+        let (report_tx, report_rx) = reconciler::report_channel(&node);
+        let (fence_tx, fence_rx) = watch::channel(false);
+        let ha_task = tokio::spawn(ha::run(
+            HaContext {
+                domain: domain.clone(),
+                node: node.clone(),
+                key: DomainKey::derive(token.as_bytes()),
+                metrics: metrics.clone(),
+                health: detector_health.clone(),
+                fence: fence_tx,
+                reports: report_rx,
+            },
+            stop_rx.clone(),
+        ));
         // Groups start only from a current placement (see wait_applied).
         // The guard is already running: an agent frozen while it waits here
         // comes back with stale metrics that look caught up, and only the
@@ -275,20 +293,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         ropts.lease = Some(lease);
         let (desired_tx, desired_rx) =
             watch::channel(desired(&domain.state(), &node, *lapse_rx.borrow()));
-        let rec = reconciler::spawn(ropts, desired_rx);
-        let (fence_tx, fence_rx) = watch::channel(false);
-        let ha_task = tokio::spawn(ha::run(
-            HaContext {
-                domain: domain.clone(),
-                node: node.clone(),
-                key: DomainKey::derive(token.as_bytes()),
-                metrics: metrics.clone(),
-                health: detector_health.clone(),
-                fence: fence_tx,
-                reports: rec.reports.clone(),
-            },
-            stop_rx.clone(),
-        ));
+        let rec = reconciler::spawn_reporting_to(ropts, desired_rx, report_tx);
         let feed = tokio::spawn(feed_reconciler(
             domain.clone(),
             node.clone(),

@@ -35,6 +35,8 @@ use super::reconciler::{GroupState, NodeReport};
 /// A group coming online here this long after a peer failed counts as that
 /// peer's failover (for `asctl_failover_seconds`).
 const FAILOVER_WINDOW: Duration = Duration::from_secs(60);
+/// How soon a failure detector that could not start is tried again.
+const DETECTOR_RETRY: Duration = Duration::from_secs(2);
 
 /// Node health for the leader: the failure detector where it watches, the
 /// report freshness elsewhere.
@@ -194,6 +196,10 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
     // this deadline or at the next applied state, whichever is first.
     let mut resync: Option<tokio::time::Instant> = None;
     let mut last_failure: Option<Instant> = None;
+    // Set when the detector could not start (a heartbeat port still held by
+    // a process on its way out): try again then, not only on the next
+    // configuration change.
+    let mut retry: Option<tokio::time::Instant> = None;
     let mut online: BTreeMap<Name, GroupState> = BTreeMap::new();
     loop {
         let state = cx.domain.state();
@@ -214,6 +220,7 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                     cx.metrics.clone(),
                 ) {
                     Ok(m) => {
+                        retry = None;
                         let hb = config.domain.as_ref().map(|d| &d.spec);
                         let interval =
                             hb.map_or(Duration::from_millis(250), |d| d.heartbeat.interval.get());
@@ -228,8 +235,11 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                     }
                     Err(e) => {
                         // Health falls back to report freshness.
-                        warn!("no failure detector on this node: {e}");
+                        warn!(
+                            "no failure detector on this node: {e}; retrying in {DETECTOR_RETRY:?}"
+                        );
                         current = Some((fp, None));
+                        retry = Some(tokio::time::Instant::now() + DETECTOR_RETRY);
                     }
                 }
             }
@@ -262,6 +272,10 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                         info!(%group, failover_ms = t.elapsed().as_millis() as u64, "group online after a peer failure");
                     }
                 }
+            }
+            _ = sleep_until(retry) => {
+                retry = None;
+                current = None;
             }
             _ = sleep_until(resync) => {
                 resync = None;

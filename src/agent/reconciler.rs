@@ -164,14 +164,30 @@ impl ReconcilerHandle {
     }
 }
 
+/// The channel a reconciler of `node` reports on, for a caller that needs
+/// the receiving end before the reconciler starts.
+pub fn report_channel(node: &Name) -> (watch::Sender<NodeReport>, watch::Receiver<NodeReport>) {
+    watch::channel(NodeReport {
+        node: node.clone(),
+        generation_seen: 0,
+        groups: BTreeMap::new(),
+    })
+}
+
 /// Starts the reconciler for this node. It acts on every new value of
 /// `desired` and re-checks on its own at every tick.
 pub fn spawn(opts: Options, desired: watch::Receiver<Desired>) -> ReconcilerHandle {
-    let (report, reports) = watch::channel(NodeReport {
-        node: opts.node.clone(),
-        generation_seen: 0,
-        groups: BTreeMap::new(),
-    });
+    let (report, _) = report_channel(&opts.node);
+    spawn_reporting_to(opts, desired, report)
+}
+
+/// [`spawn`], reporting on a channel of [`report_channel`].
+pub fn spawn_reporting_to(
+    opts: Options,
+    desired: watch::Receiver<Desired>,
+    report: watch::Sender<NodeReport>,
+) -> ReconcilerHandle {
+    let reports = report.subscribe();
     let (stop, stop_rx) = oneshot::channel();
     let node = NodeLoop {
         opts: Arc::new(opts),

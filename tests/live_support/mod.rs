@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -20,15 +20,30 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A UDP port free on every address now: the heartbeat port of one test
+/// domain, so that domains of tests running at once never share one (a
+/// second agent on an address cannot bind the port).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port")
+}
+
 /// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
-pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll(timeout, f).unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Polls `f` until it returns `Some`, or `None` at the deadline.
+pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
         if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            return None;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -76,6 +91,7 @@ impl LiveDomain {
             agents: [free_port(), free_port(), free_port()],
             demo: [free_port(), free_port(), free_port()],
         };
+        let heartbeat = free_udp_port();
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
         for e in std::fs::read_dir(&src).expect("quickstart") {
             let e = e.expect("entry");
@@ -90,6 +106,12 @@ impl LiveDomain {
                 text = text.replace(&format!("{}", 8081 + i), &p.to_string());
             }
             text = text.replace("timeout: 1s\n", "timeout: 4s\n");
+            if e.file_name() == "domain.yaml" {
+                text = text.replace(
+                    "heartbeat:\n",
+                    &format!("heartbeat:\n    port: {heartbeat}\n"),
+                );
+            }
             std::fs::write(config.join(e.file_name()), text).expect("write");
         }
         LiveDomain::init(dir, config, ports, &["node1", "node2", "node3"])
@@ -250,6 +272,16 @@ impl LiveDomain {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+    }
+
+    /// [`eventually`], with every agent's log in the panic message.
+    pub fn eventually<T>(&self, what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+        poll(timeout, f).unwrap_or_else(|| {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                self.agent_logs()
+            )
+        })
     }
 
     pub fn agent_logs(&self) -> String {
