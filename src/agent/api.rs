@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -192,11 +192,27 @@ async fn write(State(s): State<ApiState>, Json(cmd): Json<Command>) -> Response 
     }
 }
 
+/// The leader's quorum age (`crate::domain::contact`), on its appends.
+#[derive(Debug, serde::Deserialize)]
+struct AppendQuery {
+    quorum_ack_ms: Option<u64>,
+}
+
 async fn raft_append(
     State(s): State<ApiState>,
+    Query(q): Query<AppendQuery>,
     Json(req): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> Response {
-    Json(s.domain.raft.append_entries(req).await).into_response()
+    let arrived = std::time::Instant::now();
+    let res = s.domain.raft.append_entries(req).await;
+    if let (Some(ms), Ok(r)) = (q.quorum_ack_ms, &res)
+        && !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))
+    {
+        s.domain
+            .contact
+            .append_accepted(std::time::Duration::from_millis(ms), arrived);
+    }
+    Json(res).into_response()
 }
 
 async fn raft_vote(State(s): State<ApiState>, Json(req): Json<VoteRequest<NodeId>>) -> Response {

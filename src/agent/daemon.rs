@@ -184,7 +184,11 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     let freshness = Arc::new(ReportFreshness::default());
     let metrics = Arc::new(Metrics::new());
     let me_node: Option<Name> = if cfg.witness { None } else { name.parse().ok() };
-    let detector_health = Arc::new(DetectorHealth::new(me_node, freshness.clone()));
+    let detector_health = Arc::new(DetectorHealth::new(
+        me_node,
+        freshness.clone(),
+        domain.clone(),
+    ));
     let kick = Arc::new(Notify::new());
     let state = ApiState {
         domain: domain.clone(),

@@ -112,6 +112,26 @@ pub fn takeover_wait(interval: Duration) -> Duration {
     cut_off.max(frozen)
 }
 
+/// The quorum lease `Lq` of docs/ha.md: how long a node's evidence of being
+/// in touch with a quorum of the domain database lasts. `T` where the nodes
+/// alone can hear a majority; with a witness (which sends no heartbeats) the
+/// evidence is raft's alone, and it must outlast a raft election after a
+/// leader's crash (openraft's leader lease plus the longest election
+/// timeout), plus two raft heartbeats for the new leader's first quorum to
+/// reach the follower.
+pub fn quorum_lease(
+    timeout: Duration,
+    witness: bool,
+    raft_heartbeat: Duration,
+    election_max: Duration,
+) -> Duration {
+    if witness {
+        timeout.max(2 * election_max + 2 * raft_heartbeat)
+    } else {
+        timeout
+    }
+}
+
 impl DetectorConfig {
     /// The detector setup of `node`: its peers are the nodes sharing a line
     /// with it; two nodes without a witness use [`TieBreak::TwoNodes`], the
@@ -443,6 +463,21 @@ mod tests {
     }
 
     const T: Duration = Duration::from_millis(1000);
+
+    #[test]
+    fn the_quorum_lease_outlasts_an_election_only_with_a_witness() {
+        let timing = crate::domain::RaftTiming::from_heartbeat(ms(250), T);
+        let (hb, el) = (ms(timing.heartbeat_ms), ms(timing.election_max_ms));
+        assert_eq!(quorum_lease(T, false, hb, el), T);
+        let with_witness = quorum_lease(T, true, hb, el);
+        // A follower's evidence ages from the old leader's last quorum (up
+        // to one heartbeat before its last append) until the new leader's
+        // first quorum reaches it: lease + election timeout, plus a round.
+        assert!(with_witness >= 2 * el + 2 * hb, "{with_witness:?}");
+        assert!(with_witness >= T);
+        // A long timeout is the lease itself.
+        assert_eq!(quorum_lease(ms(10_000), true, hb, el), ms(10_000));
+    }
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::domain::Domain;
 use crate::domain::leader::{HealthSource, ReportFreshness};
+use crate::domain::{Domain, node_id};
 use crate::model::{Config, IsolationResponse, Name};
-use crate::plan::Health;
+use crate::plan::{Health, NodeState};
 
-use super::detector::{Event, PeerState, takeover_wait};
+use super::detector::{Event, PeerState, quorum_lease, takeover_wait};
 use super::heartbeat::incarnation_now;
 use super::metrics::Metrics;
 use super::monitor::{self, HealthView, NodeMonitor};
@@ -35,30 +35,52 @@ use super::reconciler::{GroupState, NodeReport};
 /// A group coming online here this long after a peer failed counts as that
 /// peer's failover (for `asctl_failover_seconds`).
 const FAILOVER_WINDOW: Duration = Duration::from_secs(60);
+/// How often the quorum lease is checked: well within the scheduling slack
+/// of docs/ha.md's timing argument.
+const QUORUM_CHECK: Duration = Duration::from_millis(50);
 /// How soon a failure detector that could not start is tried again.
 const DETECTOR_RETRY: Duration = Duration::from_secs(2);
 
 /// Node health for the leader: the failure detector where it watches, the
-/// report freshness elsewhere.
+/// report freshness elsewhere; and never Down while the node may still hold
+/// a quorum lease this leader renewed (docs/ha.md).
 #[derive(Debug)]
 pub struct DetectorHealth {
     me: Option<Name>,
     fallback: Arc<ReportFreshness>,
+    domain: Domain,
     view: Mutex<Option<(watch::Receiver<HealthView>, Duration)>>,
 }
 
 impl DetectorHealth {
     /// `me`: this node (`None` on the witness, which has no detector).
-    pub fn new(me: Option<Name>, fallback: Arc<ReportFreshness>) -> Self {
+    pub fn new(me: Option<Name>, fallback: Arc<ReportFreshness>, domain: Domain) -> Self {
         DetectorHealth {
             me,
             fallback,
+            domain,
             view: Mutex::new(None),
         }
     }
 
     fn set(&self, view: Option<(watch::Receiver<HealthView>, Duration)>) {
         *self.view.lock().unwrap_or_else(|e| e.into_inner()) = view;
+    }
+
+    /// When `node`'s quorum lease, as last renewed by this member's appends,
+    /// is surely over and the node has had the takeover wait to stop:
+    /// `None` when this member never reached it or the domain has no lease.
+    fn lease_over_at(&self, node: &Name) -> Option<Instant> {
+        let config = self.domain.state().config()?;
+        let lease = quorum_lease_of(&config, &self.domain)?;
+        let wait = config
+            .domain
+            .as_ref()
+            .map_or(Duration::from_millis(250), |d| {
+                d.spec.heartbeat.interval.get()
+            });
+        let last = self.domain.contact.last_append_ok(node_id(node.as_str()))?;
+        Some(last + lease + takeover_wait(wait))
     }
 }
 
@@ -74,6 +96,13 @@ impl HealthSource for DetectorHealth {
                 }
             }
         }
+        drop(guard);
+        let now = Instant::now();
+        for (n, s) in h.iter_mut() {
+            if *s == NodeState::Down && self.lease_over_at(n).is_some_and(|at| at > now) {
+                *s = NodeState::Up;
+            }
+        }
         h
     }
 
@@ -87,14 +116,51 @@ impl HealthSource for DetectorHealth {
         let now = Instant::now();
         rx.borrow()
             .peers
-            .values()
-            .filter(|v| v.state == PeerState::Failed)
-            .filter_map(|v| v.since)
-            .map(|since| since + *wait + Duration::from_millis(1))
+            .iter()
+            .filter(|(_, v)| v.state == PeerState::Failed)
+            .filter_map(|(peer, v)| {
+                let detected = v.since? + *wait;
+                Some(detected.max(self.lease_over_at(peer).unwrap_or(detected)))
+            })
+            .map(|at| at + Duration::from_millis(1))
             .filter(|at| *at > now)
             .min()
             .map(tokio::time::Instant::from_std)
     }
+}
+
+/// Whether this node must fence for want of a quorum: the domain has a
+/// quorum lease, the node does not hear a majority of the voters on its
+/// lines, and its raft evidence of a quorum is older than the lease.
+fn lacks_quorum(config: &Config, domain: &Domain, view: Option<&HealthView>, now: Instant) -> bool {
+    let Some(lease) = quorum_lease_of(config, domain) else {
+        return false;
+    };
+    let witness = config
+        .domain
+        .as_ref()
+        .is_some_and(|d| d.spec.witness.is_some());
+    let voters = config.nodes.len() + usize::from(witness);
+    if view.is_some_and(|v| v.hears_majority(voters)) {
+        return false;
+    }
+    now.saturating_duration_since(domain.contact.quorum_seen(now)) >= lease
+}
+
+/// The quorum lease of this domain ([`quorum_lease`]); `None` with fewer
+/// than three voters (two nodes without a witness use the tie-break).
+pub fn quorum_lease_of(config: &Config, domain: &Domain) -> Option<Duration> {
+    let d = config.domain.as_ref()?;
+    let witness = d.spec.witness.is_some();
+    if config.nodes.len() + usize::from(witness) < 3 {
+        return None;
+    }
+    Some(quorum_lease(
+        d.spec.heartbeat.timeout.get(),
+        witness,
+        Duration::from_millis(domain.timing.heartbeat_ms),
+        Duration::from_millis(domain.timing.election_max_ms),
+    ))
 }
 
 /// Waits until this member has most likely applied what the domain
@@ -200,6 +266,12 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
     // a process on its way out): try again then, not only on the next
     // configuration change.
     let mut retry: Option<tokio::time::Instant> = None;
+    // Set while fenced for want of a quorum (domains of three voters or
+    // more): lifted, through the same catch-up as after an isolation, once
+    // a quorum is in touch again.
+    let mut quorum_lost = false;
+    let mut quorum_tick = tokio::time::interval(QUORUM_CHECK);
+    quorum_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut online: BTreeMap<Name, GroupState> = BTreeMap::new();
     loop {
         let state = cx.domain.state();
@@ -244,6 +316,10 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                 }
             }
         }
+        let view = current
+            .as_ref()
+            .and_then(|(_, m)| m.as_ref())
+            .map(|m| m.monitor.view.clone());
         let events = current.as_mut().and_then(|(_, m)| m.as_mut());
         tokio::select! {
             _ = stop.changed() => return,
@@ -277,6 +353,22 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                 retry = None;
                 current = None;
             }
+            _ = quorum_tick.tick() => {
+                let lost = cx.domain.state().config().is_some_and(|config| {
+                    let view = view.as_ref().map(|v| v.borrow().clone());
+                    lacks_quorum(&config, &cx.domain, view.as_ref(), Instant::now())
+                });
+                if lost && !quorum_lost {
+                    warn!("out of touch with a quorum of the domain: taking every group offline");
+                    quorum_lost = true;
+                    resync = None;
+                    cx.fence.send_replace(true);
+                } else if !lost && quorum_lost {
+                    info!("in touch with a quorum again: catching up before groups run here");
+                    quorum_lost = false;
+                    resync = Some(tokio::time::Instant::now() + timeout + wait + Duration::from_secs(1));
+                }
+            }
             _ = sleep_until(resync) => {
                 resync = None;
                 info!("no newer state after the grace period: groups may run here again");
@@ -288,7 +380,7 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                     resync = None;
                     cx.fence.send_replace(true);
                 }
-                Event::Isolation { isolated: false } if *cx.fence.borrow() => {
+                Event::Isolation { isolated: false } if *cx.fence.borrow() && !quorum_lost => {
                     // Anything committed meanwhile reaches us within a few
                     // raft heartbeats once the lines are back.
                     resync = Some(tokio::time::Instant::now() + timeout + wait + Duration::from_secs(1));
@@ -296,7 +388,9 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                 Event::Stalled { gap } => {
                     warn!(gap_ms = gap.as_millis() as u64, "the agent was frozen: taking every group offline until caught up");
                     cx.fence.send_replace(true);
-                    resync = Some(tokio::time::Instant::now() + timeout + wait + Duration::from_secs(1));
+                    if !quorum_lost {
+                        resync = Some(tokio::time::Instant::now() + timeout + wait + Duration::from_secs(1));
+                    }
                 }
                 Event::Peer { to: PeerState::Failed, last_heard, .. } => {
                     last_failure = Some(last_heard);

@@ -69,6 +69,18 @@ impl HealthView {
         h
     }
 
+    /// This node and the peers it heard within the timeout (anything not
+    /// Failed) make a majority of `voters`: the heartbeat half of the quorum
+    /// lease (docs/ha.md). The witness is never heard here.
+    pub fn hears_majority(&self, voters: usize) -> bool {
+        let heard = 1 + self
+            .peers
+            .values()
+            .filter(|p| p.state != PeerState::Failed)
+            .count();
+        heard > voters / 2
+    }
+
     /// Peers that may run groups: anything not Failed (a Suspected peer is
     /// alive on the verification line).
     pub fn is_alive(&self, peer: &str) -> bool {
@@ -295,6 +307,37 @@ mod tests {
 
     fn n(s: &str) -> Name {
         s.parse().expect("valid name")
+    }
+
+    #[test]
+    fn a_majority_counts_this_node_and_every_peer_not_failed() {
+        let view = |states: &[PeerState]| HealthView {
+            peers: states
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let p = PeerView {
+                        state: *s,
+                        since: None,
+                        lines: BTreeMap::new(),
+                    };
+                    (n(&format!("p{i}")), p)
+                })
+                .collect(),
+            isolated: false,
+        };
+        use PeerState::*;
+        // Three nodes: one peer heard (even on the verification line only)
+        // is a majority; none is not.
+        assert!(view(&[Up, Failed]).hears_majority(3));
+        assert!(view(&[Suspected, Failed]).hears_majority(3));
+        assert!(!view(&[Failed, Failed]).hears_majority(3));
+        // Two nodes and a witness (never heard on a line): both nodes needed.
+        assert!(view(&[Up]).hears_majority(3));
+        assert!(!view(&[Failed]).hears_majority(3));
+        // Four nodes: half is not a majority.
+        assert!(!view(&[Up, Failed, Failed]).hears_majority(4));
+        assert!(view(&[Up, Up, Failed]).hears_majority(4));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! (`crate::agent::reconciler`), deciding placement (`crate::plan::place`).
 
 pub mod client;
+pub mod contact;
 pub mod leader;
 pub mod network;
 pub mod state;
@@ -113,6 +114,10 @@ pub struct Domain {
     pub id: NodeId,
     pub client: Client,
     pub applied: watch::Receiver<Applied>,
+    /// Evidence of being in touch with a quorum (the quorum lease).
+    pub contact: Arc<contact::Contact>,
+    /// The raft timing this member runs with (until its next start).
+    pub timing: RaftTiming,
     log: LogStore,
 }
 
@@ -123,21 +128,24 @@ impl fmt::Debug for Domain {
 }
 
 /// Raft timing derived from the domain's heartbeat settings, so that a
-/// crash of the raft leader costs about one failure-detection timeout rather
-/// than seconds of election:
+/// crash of the raft leader is repaired before the failure detector has
+/// even declared it failed:
 ///
 /// - raft heartbeat = `heartbeat.interval`;
-/// - election timeout drawn in `[0.4 T, 0.6 T)` with `T = heartbeat.timeout`.
+/// - election timeout drawn in `[0.3 T, 0.4 T)` with `T = heartbeat.timeout`
+///   (the minimum kept above the raft heartbeat, as openraft requires).
 ///
 /// openraft 0.9 makes a follower that knows a leader (a committed vote) wait
 /// `leader_lease + election_timeout` after the leader's last heartbeat, with
 /// `leader_lease = election_timeout_max`; voters also refuse a candidate
 /// until their own lease expired. The follower's wait is therefore
-/// `0.6 T + [0.4 T, 0.6 T)` = **`T` to `1.2 T`**, the same silence the failure
-/// detector needs to declare the node failed, and a new leader exists
-/// about one round trip later (1.0–1.3 s with `interval: 250ms, timeout: 1s`).
-/// A false election needs `T / interval` raft heartbeats lost in a row, like
-/// a false failure.
+/// `0.4 T + [0.3 T, 0.4 T)` = **`0.7 T` to `0.8 T`**, and a new leader
+/// exists about one round trip later: before the detector declares the old
+/// one failed (`T`), so a leader's crash fails over like any node's. That
+/// also bounds the quorum lease of domains with a witness
+/// (`crate::agent::detector::quorum_lease`). A false election needs about
+/// three raft heartbeats lost in a row (a false failure needs four); it
+/// moves no group, placement follows the failure detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RaftTiming {
@@ -159,8 +167,8 @@ impl RaftTiming {
         let i = (interval.as_millis() as u64).max(10);
         let t = (timeout.as_millis() as u64).max(2 * i);
         // openraft wants the minimum above the heartbeat interval.
-        let min = (t * 2 / 5).max(i + i / 5 + 1);
-        let max = (t * 3 / 5).max(min + t / 10 + 1);
+        let min = (t * 3 / 10).max(i + i / 5 + 1);
+        let max = (t * 2 / 5).max(min + t / 10 + 1);
         RaftTiming {
             heartbeat_ms: i,
             election_min_ms: min,
@@ -257,8 +265,10 @@ impl Domain {
         let log = LogStore::open(dir).map_err(open)?;
         let (sm, applied) = StateMachine::open(dir).map_err(open)?;
         let id = node_id(&me.name);
+        let contact = Arc::new(contact::Contact::new());
         let network = network::Network {
             client: client.clone(),
+            contact: contact.clone(),
         };
         let timing = start_timing(dir, &applied);
         tracing::info!(?timing, "raft timing");
@@ -266,12 +276,15 @@ impl Domain {
             .await
             .map_err(|e| DomainError::Raft(e.to_string()))?;
         save_timing_on_change(dir, timing, applied.clone());
+        contact.attach(raft.metrics());
         Ok(Domain {
             raft,
             me,
             id,
             client,
             applied,
+            contact,
+            timing,
             log,
         })
     }
@@ -391,12 +404,14 @@ mod tests {
             t,
             RaftTiming {
                 heartbeat_ms: 250,
-                election_min_ms: 400,
-                election_max_ms: 600
+                election_min_ms: 301,
+                election_max_ms: 402
             }
         );
-        // A follower waits lease (= max) + [min, max): T .. 1.2 T.
-        assert_eq!(t.election_max_ms + t.election_min_ms, 1000);
+        // A follower waits lease (= max) + [min, max): 0.7 T .. 0.8 T, an
+        // election done before the detector's T.
+        assert!(t.election_max_ms + t.election_min_ms >= 700);
+        assert!(2 * t.election_max_ms < 1000);
         assert!(raft_config(t).is_ok());
         // Tight and odd settings still give openraft a valid configuration.
         for (i, to) in [

@@ -12,23 +12,29 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Instant;
 
 use super::client::{Client, ClientError};
+use super::contact::Contact;
 use super::{Member, NodeId, TypeConfig};
 
 /// Makes one [`Peer`] per member openraft talks to.
 #[derive(Clone, Debug)]
 pub struct Network {
     pub client: Client,
+    pub contact: Arc<Contact>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
-    async fn new_client(&mut self, _target: NodeId, node: &Member) -> Peer {
+    async fn new_client(&mut self, target: NodeId, node: &Member) -> Peer {
         Peer {
             client: self.client.clone(),
             addr: node.addr.clone(),
+            target,
+            contact: self.contact.clone(),
         }
     }
 }
@@ -36,6 +42,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Peer {
     client: Client,
     addr: String,
+    target: NodeId,
+    contact: Arc<Contact>,
 }
 
 impl Peer {
@@ -72,7 +80,22 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
-        self.rpc("/raft/append", &rpc, &option).await
+        // The quorum lease (super::contact): the follower learns how fresh
+        // this leader's quorum is, and the leader when the follower last
+        // accepted one of its appends.
+        let sent = Instant::now();
+        let path = match self.contact.leader_quorum_at(sent) {
+            Some(at) => format!("/raft/append?quorum_ack_ms={}", (sent - at).as_millis()),
+            None => "/raft/append".to_owned(),
+        };
+        let term = rpc.vote.leader_id.term;
+        let res = self.rpc(&path, &rpc, &option).await;
+        if let Ok(r) = &res
+            && !matches!(r, AppendEntriesResponse::HigherVote(_))
+        {
+            self.contact.append_ok(self.target, term, sent);
+        }
+        res
     }
 
     async fn install_snapshot(
