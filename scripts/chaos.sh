@@ -3,8 +3,11 @@
 # seeded faults, an observer outside the nodes. Root only.
 #
 #   scripts/chaos.sh [--rounds N] [--seed S|random] [--topologies three,two-witness,two]
-#                    [--faults all|safe|crash-holder|crash-leader]
-# (all, the default: also agent kill -9 and SIGSTOP, fenced by the lease guard)
+#                    [--faults all|safe|crash-holder|crash-leader|KIND,KIND...]
+# (all, the default: also agent kill -9 and SIGSTOP, fenced by the lease guard,
+# and a node cut from its peers by packet filtering (needs nft or iptables),
+# fenced on quorum loss;
+# KIND: crash, line-down, partition, kill-agent, freeze, cut-from-peers)
 #
 # Prints the seed; a violation exits non-zero with the command that replays it.
 set -euo pipefail
@@ -16,7 +19,7 @@ while [ $# -gt 0 ]; do
     --seed) seed="$2"; shift 2 ;;
     --topologies) topologies="$2"; shift 2 ;;
     --faults) faults="$2"; shift 2 ;;
-    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
