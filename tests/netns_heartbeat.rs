@@ -175,6 +175,7 @@ fn forged_replayed_foreign_and_spoofed_packets_are_dropped_and_counted() {
         p.b.spawn(move || async move {
             let s = UdpSocket::bind(from).expect("bind attacker");
             let packet = |domain: &str, seq: u64, line: &str| Packet {
+                flags: 0,
                 kind: Kind::Heartbeat,
                 incarnation: b_incarnation,
                 sequence: seq,

@@ -28,6 +28,7 @@ use super::ha::{self, DetectorHealth, HaContext};
 use super::metrics::Metrics;
 use super::packet::DomainKey;
 use super::reconciler::{self, Desired, Options};
+use super::takeover::{self, Gate};
 use super::tls;
 use crate::domain::leader::{self, HealthSource, ReportFreshness, desired_members};
 use crate::domain::{Client, Domain, DomainState, Member, WITNESS, node_id};
@@ -273,7 +274,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         // stayed silent through it would be declared failed by its peers,
         // and its groups (left running for it to adopt) moved away.
         let (report_tx, report_rx) = reconciler::report_channel(&node);
-        let (fence_tx, fence_rx) = watch::channel(false);
+        let (gate_tx, gate_rx) = watch::channel(Gate::default());
         let ha_task = tokio::spawn(ha::run(
             HaContext {
                 domain: domain.clone(),
@@ -281,7 +282,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
                 key: DomainKey::derive(token.as_bytes()),
                 metrics: metrics.clone(),
                 health: detector_health.clone(),
-                fence: fence_tx,
+                gate: gate_tx,
                 reports: report_rx,
             },
             stop_rx.clone(),
@@ -295,20 +296,29 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         let mut ropts = Options::new(node.clone(), cfg.data_dir.clone());
         ropts.asctl_exe = Some(exe);
         ropts.lease = Some(lease);
-        let (desired_tx, desired_rx) =
-            watch::channel(desired(&domain.state(), &node, *lapse_rx.borrow()));
+        let (desired_tx, desired_rx) = watch::channel(desired(
+            &domain.state(),
+            &node,
+            &gate_rx.borrow(),
+            *lapse_rx.borrow(),
+            &report_tx.borrow(),
+        ));
         let rec = reconciler::spawn_reporting_to(ropts, desired_rx, report_tx);
         let feed = tokio::spawn(feed_reconciler(
             domain.clone(),
             node.clone(),
             desired_tx,
-            fence_rx,
-            lapse_rx,
+            Gates {
+                gate: gate_rx.clone(),
+                lapse: lapse_rx,
+                reports: rec.reports.clone(),
+            },
             stop_rx.clone(),
         ));
         let reports = tokio::spawn(send_reports(
             state.clone(),
             rec.reports.clone(),
+            gate_rx,
             stop_rx.clone(),
         ));
         Some((
@@ -377,18 +387,33 @@ fn load_bootstrap(path: &Path) -> Result<Config, AgentError> {
     Ok(loaded.config)
 }
 
-/// What the reconciler of `node` should run in `state`: nothing while the
-/// node is fenced (isolated, or just back from a freeze).
-fn desired(state: &DomainState, node: &Name, fenced: bool) -> Desired {
+/// What the reconciler of `node` should run in `state`: its groups and
+/// takeovers ([`takeover::groups_here`]), nothing while the node is fenced
+/// (isolated, out of quorum, or just back from a freeze or a lapse).
+fn desired(
+    state: &DomainState,
+    node: &Name,
+    gate: &Gate,
+    lapsed: bool,
+    report: &reconciler::NodeReport,
+) -> Desired {
+    let gate = Gate {
+        fenced: gate.fenced || lapsed,
+        ..gate.clone()
+    };
     Desired {
         generation: state.generation,
         config: state.config().unwrap_or_default(),
-        groups_here: if fenced {
-            Default::default()
-        } else {
-            state.groups_on(node)
-        },
+        groups_here: takeover::groups_here(state, node, &gate, report),
     }
+}
+
+/// What, besides the committed state, decides what the reconciler runs.
+struct Gates {
+    gate: watch::Receiver<Gate>,
+    lapse: watch::Receiver<bool>,
+    /// Read, not waited on: what runs now, for the hold.
+    reports: watch::Receiver<reconciler::NodeReport>,
 }
 
 /// Hands every new committed state to the reconciler, when it changes what
@@ -397,21 +422,22 @@ async fn feed_reconciler(
     domain: Domain,
     node: Name,
     tx: watch::Sender<Desired>,
-    mut fence: watch::Receiver<bool>,
-    mut lapse: watch::Receiver<bool>,
+    mut gates: Gates,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut applied = domain.applied.clone();
     loop {
         tokio::select! {
             r = applied.changed() => if r.is_err() { return },
-            r = fence.changed() => if r.is_err() { return },
-            r = lapse.changed() => if r.is_err() { return },
+            r = gates.gate.changed() => if r.is_err() { return },
+            r = gates.lapse.changed() => if r.is_err() { return },
             _ = stop.changed() => return,
         }
         let state = applied.borrow_and_update().state.clone();
-        let fenced = *fence.borrow_and_update() || *lapse.borrow_and_update();
-        let next = desired(&state, &node, fenced);
+        let gate = gates.gate.borrow_and_update().clone();
+        let lapsed = *gates.lapse.borrow_and_update();
+        let report = gates.reports.borrow().clone();
+        let next = desired(&state, &node, &gate, lapsed, &report);
         tx.send_if_modified(|cur| {
             let same = cur.generation == next.generation && cur.groups_here == next.groups_here;
             if !same {
@@ -427,6 +453,7 @@ async fn feed_reconciler(
 async fn send_reports(
     state: ApiState,
     mut reports: watch::Receiver<reconciler::NodeReport>,
+    mut gate: watch::Receiver<Gate>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -437,13 +464,15 @@ async fn send_reports(
             .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.timeout.get()))
             .unwrap_or(Duration::from_secs(1))
             .min(Duration::from_secs(1));
-        let report = reports.borrow_and_update().clone();
+        let mut report = reports.borrow_and_update().clone();
+        report.taken_over = gate.borrow_and_update().taken.clone();
         if let Err(e) = api::deliver_report(&state, report).await {
             tracing::debug!("report not delivered: {e}");
         }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
             r = reports.changed() => if r.is_err() { return },
+            r = gate.changed() => if r.is_err() { return },
             _ = stop.changed() => return,
         }
     }

@@ -215,6 +215,10 @@ pub enum Event {
     /// This node became isolated (`true`) or reached a peer or an isolation
     /// address again (`false`).
     Isolation { isolated: bool },
+    /// A peer's packets started (`true`) or stopped (`false`) announcing
+    /// that it runs groups outside the committed placement
+    /// (`super::packet::FLAG_TAKEOVER`).
+    Takeover { peer: Name, announced: bool },
     /// The detector itself was not run for `timeout` or longer (the agent
     /// was frozen, e.g. SIGSTOP, or starved of CPU). Its peers may have
     /// declared this node failed and started its groups meanwhile, so the
@@ -236,6 +240,8 @@ struct PeerWatch {
     state: PeerState,
     /// When `state` was entered.
     since: Instant,
+    /// The peer's latest packet announced a takeover.
+    takeover: bool,
 }
 
 impl PeerWatch {
@@ -259,6 +265,9 @@ pub struct PeerView {
     pub since: Option<Instant>,
     /// Each line to the peer and whether it carries packets.
     pub lines: BTreeMap<Name, bool>,
+    /// Its packets announce groups running outside the committed placement.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub takeover: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +309,7 @@ impl Detector {
                     domain_count,
                     state: PeerState::Up,
                     since: now,
+                    takeover: false,
                 };
                 (name, watch)
             })
@@ -324,6 +334,21 @@ impl Detector {
             lw.last = lw.last.max(now);
         }
         self.tick(now)
+    }
+
+    /// The flags of `peer`'s latest packet: an event when its takeover
+    /// announcement changed.
+    pub fn flags(&mut self, peer: &str, flags: u8) -> Option<Event> {
+        let w = self.peers.get_mut(peer)?;
+        let announced = flags & super::packet::FLAG_TAKEOVER != 0;
+        if w.takeover == announced {
+            return None;
+        }
+        w.takeover = announced;
+        Some(Event::Takeover {
+            peer: peer.parse().ok()?,
+            announced,
+        })
     }
 
     /// `address` answered an isolation probe.
@@ -447,6 +472,7 @@ impl Detector {
                         state: w.state,
                         since: Some(w.since),
                         lines,
+                        takeover: w.takeover,
                     },
                 )
             })

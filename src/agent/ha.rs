@@ -31,6 +31,7 @@ use super::metrics::Metrics;
 use super::monitor::{self, HealthView, NodeMonitor};
 use super::packet::DomainKey;
 use super::reconciler::{GroupState, NodeReport};
+use super::takeover::{self, Gate, Taken};
 
 /// A group coming online here this long after a peer failed counts as that
 /// peer's failover (for `asctl_failover_seconds`).
@@ -246,8 +247,9 @@ pub struct HaContext {
     pub key: DomainKey,
     pub metrics: Arc<Metrics>,
     pub health: Arc<DetectorHealth>,
-    /// `true` takes every group of this node offline.
-    pub fence: watch::Sender<bool>,
+    /// What this node may run: fenced (every group offline), local
+    /// takeovers and the hold of `super::takeover`.
+    pub gate: watch::Sender<Gate>,
     pub reports: watch::Receiver<NodeReport>,
 }
 
@@ -270,6 +272,8 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
     // more): lifted, through the same catch-up as after an isolation, once
     // a quorum is in touch again.
     let mut quorum_lost = false;
+    // Groups run here by local takeover (two nodes without a witness).
+    let mut taken = Taken::default();
     let mut quorum_tick = tokio::time::interval(QUORUM_CHECK);
     quorum_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut online: BTreeMap<Name, GroupState> = BTreeMap::new();
@@ -329,7 +333,7 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                 }
                 if resync.take().is_some() {
                     info!("caught up with the domain: groups may run here again");
-                    cx.fence.send_replace(false);
+                    cx.gate.send_modify(|g| g.fenced = false);
                 }
             }
             r = cx.reports.changed() => {
@@ -354,15 +358,38 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                 current = None;
             }
             _ = quorum_tick.tick() => {
-                let lost = cx.domain.state().config().is_some_and(|config| {
-                    let view = view.as_ref().map(|v| v.borrow().clone());
-                    lacks_quorum(&config, &cx.domain, view.as_ref(), Instant::now())
+                let now = Instant::now();
+                let state = cx.domain.state();
+                let config = state.config();
+                let view = view.as_ref().map(|v| v.borrow().clone());
+                if let Some(config) = config.as_deref().filter(|c| takeover::applies(c)) {
+                    let local = view.as_ref().map(|v| v.health(&cx.node, now, wait));
+                    let next = takeover::next(config, &state, &cx.node, local.as_ref(), &taken);
+                    if next != taken {
+                        info!(groups = ?next.groups(), "groups run here by local takeover (two nodes, no quorum to commit)");
+                        taken = next;
+                    }
+                    let report = cx.reports.borrow().clone();
+                    if let Some(m) = current.as_ref().and_then(|(_, m)| m.as_ref()) {
+                        m.announce_takeover(takeover::announce(&state, &cx.node, &taken, &report));
+                    }
+                    let hold = view.as_ref().is_some_and(|v| v.peers.values().any(|p| p.takeover));
+                    let groups = taken.groups();
+                    cx.gate.send_if_modified(|g| {
+                        let changed = g.taken != groups || g.hold != hold;
+                        g.taken = groups;
+                        g.hold = hold;
+                        changed
+                    });
+                }
+                let lost = config.is_some_and(|config| {
+                    lacks_quorum(&config, &cx.domain, view.as_ref(), now)
                 });
                 if lost && !quorum_lost {
                     warn!("out of touch with a quorum of the domain: taking every group offline");
                     quorum_lost = true;
                     resync = None;
-                    cx.fence.send_replace(true);
+                    cx.gate.send_modify(|g| g.fenced = true);
                 } else if !lost && quorum_lost {
                     info!("in touch with a quorum again: catching up before groups run here");
                     quorum_lost = false;
@@ -372,22 +399,22 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
             _ = sleep_until(resync) => {
                 resync = None;
                 info!("no newer state after the grace period: groups may run here again");
-                cx.fence.send_replace(false);
+                cx.gate.send_modify(|g| g.fenced = false);
             }
             Some((_, e)) = next_event(events) => match e {
                 Event::Isolation { isolated: true } if response == IsolationResponse::Offline => {
                     warn!("isolated: taking every group offline");
                     resync = None;
-                    cx.fence.send_replace(true);
+                    cx.gate.send_modify(|g| g.fenced = true);
                 }
-                Event::Isolation { isolated: false } if *cx.fence.borrow() && !quorum_lost => {
+                Event::Isolation { isolated: false } if cx.gate.borrow().fenced && !quorum_lost => {
                     // Anything committed meanwhile reaches us within a few
                     // raft heartbeats once the lines are back.
                     resync = Some(tokio::time::Instant::now() + timeout + wait + Duration::from_secs(1));
                 }
                 Event::Stalled { gap } => {
                     warn!(gap_ms = gap.as_millis() as u64, "the agent was frozen: taking every group offline until caught up");
-                    cx.fence.send_replace(true);
+                    cx.gate.send_modify(|g| g.fenced = true);
                     if !quorum_lost {
                         resync = Some(tokio::time::Instant::now() + timeout + wait + Duration::from_secs(1));
                     }

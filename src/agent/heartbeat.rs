@@ -29,7 +29,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -148,15 +148,23 @@ pub struct Observation {
     pub at: Instant,
     pub peer: Name,
     pub line: Name,
+    /// The packet's flags (`packet::FLAG_TAKEOVER`).
+    pub flags: u8,
 }
 
 /// The running heartbeat tasks; dropping it stops them.
 #[derive(Debug)]
 pub struct Heartbeats {
     tasks: Vec<JoinHandle<()>>,
+    flags: Arc<AtomicU8>,
 }
 
 impl Heartbeats {
+    /// The flags every packet sent from now on carries.
+    pub fn set_flags(&self, flags: u8) {
+        self.flags.store(flags, Ordering::Relaxed);
+    }
+
     /// Stops every task and waits until they are gone, so that their
     /// sockets are closed and the same addresses can be bound again at
     /// once (dropping only aborts: the sockets close whenever the runtime
@@ -185,6 +193,8 @@ struct Shared {
     cfg: HeartbeatConfig,
     metrics: Arc<Metrics>,
     sequence: AtomicU64,
+    /// The packet flags this node announces (`packet::FLAG_TAKEOVER`).
+    flags: Arc<AtomicU8>,
     observations: mpsc::Sender<Observation>,
 }
 
@@ -196,6 +206,7 @@ impl Shared {
             .unwrap_or(0);
         Packet {
             kind,
+            flags: self.flags.load(Ordering::Relaxed),
             incarnation: self.cfg.incarnation,
             sequence: self.sequence.fetch_add(1, Ordering::Relaxed),
             timestamp_ms,
@@ -217,10 +228,12 @@ pub fn start(
     metrics: Arc<Metrics>,
     observations: mpsc::Sender<Observation>,
 ) -> Result<Heartbeats, HeartbeatError> {
+    let flags = Arc::new(AtomicU8::new(0));
     let shared = Arc::new(Shared {
         cfg,
         metrics,
         sequence: AtomicU64::new(1),
+        flags: flags.clone(),
         observations,
     });
     let mut tasks = Vec::new();
@@ -273,7 +286,7 @@ pub fn start(
         )));
         tasks.push(tokio::spawn(receive(shared.clone(), index, unicast, guard)));
     }
-    Ok(Heartbeats { tasks })
+    Ok(Heartbeats { tasks, flags })
 }
 
 /// A UDP socket bound to `addr`; with `join`, a multicast receiver joined on
@@ -379,6 +392,7 @@ async fn receive(
                 // A request proves the peer alive as much as a reply does.
                 let obs = Observation {
                     at,
+                    flags: p.flags,
                     peer: p.sender,
                     line: line.name.clone(),
                 };

@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod monitor;
 pub mod packet;
 pub mod reconciler;
+pub mod takeover;
 pub mod tls;

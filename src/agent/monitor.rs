@@ -105,15 +105,22 @@ pub struct NodeMonitor {
     pub monitor: MonitorHandle,
     /// The isolation probe method in use (`None`: no isolation addresses).
     pub isolation_method: Option<Method>,
-    _heartbeats: Heartbeats,
+    heartbeats: Heartbeats,
 }
 
 impl NodeMonitor {
+    /// Announces (or stops announcing) in every packet sent from now on
+    /// that this node runs groups outside the committed placement.
+    pub fn announce_takeover(&self, on: bool) {
+        let flags = if on { super::packet::FLAG_TAKEOVER } else { 0 };
+        self.heartbeats.set_flags(flags);
+    }
+
     /// Stops the monitor and waits until its heartbeat sockets are closed,
     /// so that a new monitor can bind the same addresses.
     pub async fn stop(self) {
         drop(self.monitor);
-        self._heartbeats.stop().await;
+        self.heartbeats.stop().await;
     }
 }
 
@@ -145,7 +152,7 @@ pub fn start_node(
     Ok(NodeMonitor {
         monitor: spawn(det, interval, rx, prober, metrics),
         isolation_method,
-        _heartbeats: heartbeats,
+        heartbeats,
     })
 }
 
@@ -224,7 +231,11 @@ pub fn spawn(
         loop {
             let events = tokio::select! {
                 o = observations.recv() => match o {
-                    Some(o) => detector.heard(o.at, o.peer.as_str(), o.line.as_str()),
+                    Some(o) => {
+                        let mut events = detector.heard(o.at, o.peer.as_str(), o.line.as_str());
+                        events.extend(detector.flags(o.peer.as_str(), o.flags));
+                        events
+                    }
                     None => return,
                 },
                 r = replies.recv(), if probes_open => match r {
@@ -284,6 +295,13 @@ fn record(metrics: &Metrics, now: Instant, e: &Event) {
                 PeerState::Up => info!(%peer, ?from, "peer up"),
             }
         }
+        Event::Takeover { peer, announced } => {
+            if *announced {
+                info!(%peer, "peer announces groups running outside the committed placement");
+            } else {
+                info!(%peer, "peer runs only what the committed placement gives it");
+            }
+        }
         Event::Stalled { gap } => {
             warn!(
                 gap_ms = gap.as_millis() as u64,
@@ -320,6 +338,7 @@ mod tests {
                         state: *s,
                         since: None,
                         lines: BTreeMap::new(),
+                        takeover: false,
                     };
                     (n(&format!("p{i}")), p)
                 })
@@ -347,6 +366,7 @@ mod tests {
             state,
             since: Some(t0),
             lines: BTreeMap::new(),
+            takeover: false,
         };
         let wait = Duration::from_millis(500);
         let mut v = HealthView {

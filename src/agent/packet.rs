@@ -5,7 +5,9 @@
 //!  0     4    magic "ASHB"
 //!  4     1    version (1)
 //!  5     1    kind: 1 heartbeat, 2 verification request, 3 verification reply
-//!  6     2    reserved, zero
+//!  6     1    flags: bit 0 = the sender runs groups outside the domain's
+//!               committed placement (FLAG_TAKEOVER); other bits zero
+//!  7     1    reserved, zero
 //!  8     8    incarnation  (big-endian; the sender's agent run, see below)
 //! 16     8    sequence     (per sender and run, strictly increasing)
 //! 24     8    timestamp    (sender's wall clock, ms since the Unix epoch)
@@ -75,9 +77,16 @@ pub enum Kind {
     VerifyReply = 3,
 }
 
+/// The sender runs groups that the domain's committed placement does not
+/// put on it (a local takeover, or a group still stopping after a move):
+/// a two-node peer starts nothing new while it sees this (docs/ha.md).
+pub const FLAG_TAKEOVER: u8 = 0x01;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
     pub kind: Kind,
+    /// [`FLAG_TAKEOVER`]; unknown bits are ignored by readers.
+    pub flags: u8,
     pub incarnation: u64,
     pub sequence: u64,
     pub timestamp_ms: u64,
@@ -134,7 +143,7 @@ impl Packet {
         b.extend_from_slice(&MAGIC);
         b.push(VERSION);
         b.push(self.kind as u8);
-        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&[self.flags, 0]);
         for v in [
             self.incarnation,
             self.sequence,
@@ -198,6 +207,7 @@ impl Packet {
         m.verify_slice(tag).map_err(|_| DropReason::BadMac)?;
         let name = |s: &str| s.parse::<Name>().map_err(|_| DropReason::Malformed);
         Ok(Packet {
+            flags: body[6],
             kind,
             incarnation: u64_at(8),
             sequence: u64_at(16),
@@ -248,6 +258,7 @@ mod tests {
 
     fn sample() -> Packet {
         Packet {
+            flags: FLAG_TAKEOVER,
             kind: Kind::Heartbeat,
             incarnation: 17,
             sequence: 42,

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{Command, Domain, DomainState, Member, NodeId, WITNESS, node_id};
-use crate::agent::reconciler::GroupState;
+use crate::agent::reconciler::{GroupState, NodeReport};
 use crate::model::{Config, Name};
 use crate::plan::{Health, NodeState, Placement, place};
 
@@ -145,18 +145,46 @@ fn tracked_nodes(domain: &Domain, config: Option<&Config>) -> Vec<Name> {
     }
 }
 
-/// `current` with the nodes where groups failed added to their `failed_on`.
-/// Only reports for the current generation count: a Failed from before a
-/// spec change says nothing about the new spec.
+/// This node's latest report, if it is for the current generation: a
+/// report from before a spec change says nothing about the new spec.
+fn current_report<'a>(state: &'a DomainState, node: &Name) -> Option<&'a NodeReport> {
+    state
+        .nodes
+        .get(node)
+        .and_then(|r| r.last_report.as_ref())
+        .filter(|r| r.generation_seen == state.generation)
+}
+
+/// The committed placement with the groups that a node runs by local
+/// takeover (two nodes without a witness, `crate::agent::takeover`) and
+/// reports Online placed there: the running copy is adopted, never a second
+/// one started.
+pub fn adopted_placement(state: &DomainState) -> Placement {
+    let mut placement = state.placement.clone();
+    for node in state.nodes.keys() {
+        let Some(report) = current_report(state, node) else {
+            continue;
+        };
+        for group in &report.taken_over {
+            let online = report
+                .groups
+                .get(group)
+                .is_some_and(|g| g.state == GroupState::Online);
+            if let (true, Some(p)) = (online, placement.get_mut(group)) {
+                p.node = Some(node.clone());
+            }
+        }
+    }
+    placement
+}
+
+/// `current` with the nodes where groups failed added to their `failed_on`,
+/// which is what `place` starts from.
 pub fn with_failures(state: &DomainState) -> Placement {
     let mut placement = state.placement.clone();
     for (group, p) in placement.iter_mut() {
         let Some(node) = p.node.clone() else { continue };
-        let failed = state
-            .nodes
-            .get(&node)
-            .and_then(|r| r.last_report.as_ref())
-            .filter(|r| r.generation_seen == state.generation)
+        let failed = current_report(state, &node)
             .and_then(|r| r.groups.get(group))
             .is_some_and(|g| g.state == GroupState::Failed);
         if failed {
@@ -169,6 +197,18 @@ pub fn with_failures(state: &DomainState) -> Placement {
 /// The leader's decision for `state`: health and placement, or `None` when
 /// the committed ones are already right.
 pub fn decide(state: &DomainState, health: Health) -> Option<Command> {
+    // Adoptions are committed on their own first: the taker ends its
+    // takeover when it sees the group's placement change, so a failback in
+    // the same step (back to where the stale placement had it) must not
+    // hide it.
+    let adopted = adopted_placement(state);
+    if adopted != state.placement {
+        return Some(Command::SetPlacement {
+            generation: state.generation,
+            placement: adopted,
+            health,
+        });
+    }
     let placement = match state.config() {
         Some(config) => place(&config, &health, &with_failures(state)),
         None => Placement::new(),
@@ -359,6 +399,7 @@ mod tests {
             node: name("node2"),
             generation_seen: s.generation,
             groups,
+            taken_over: Default::default(),
         };
         s.apply(Command::NodeReport {
             report: report.clone(),
@@ -379,6 +420,51 @@ mod tests {
             },
         });
         assert_eq!(decide(&old, all_up()), None);
+    }
+
+    #[test]
+    fn a_group_a_node_runs_by_takeover_is_adopted_not_started_again() {
+        let s = applied();
+        let web_home = s.placement.get("web").and_then(|p| p.node.clone());
+        assert_eq!(web_home, Some(name("node1")));
+        // node2 reports web Online, taken over while node1 was away.
+        let online = |state| LocalGroupStatus {
+            state,
+            since: SystemTime::UNIX_EPOCH,
+            restarts: 0,
+            message: None,
+        };
+        let takeover = |state| NodeReport {
+            node: name("node2"),
+            generation_seen: s.generation,
+            groups: [(name("web"), online(state))].into_iter().collect(),
+            taken_over: [name("web")].into_iter().collect(),
+        };
+        let mut adopted = s.clone();
+        adopted.apply(Command::NodeReport {
+            report: takeover(GroupState::Online),
+        });
+        let Some(Command::SetPlacement { placement, .. }) = decide(&adopted, all_up()) else {
+            panic!("an adoption")
+        };
+        assert_eq!(
+            placement.get("web").and_then(|p| p.node.clone()),
+            Some(name("node2"))
+        );
+        // Committed, there is nothing left to adopt: the next decision is
+        // placement's own (which may move it home, failback).
+        adopted.apply(Command::SetPlacement {
+            generation: adopted.generation,
+            placement,
+            health: all_up(),
+        });
+        assert_eq!(adopted_placement(&adopted), adopted.placement);
+        // Not Online (still starting, or failed): nothing to adopt.
+        let mut starting = s.clone();
+        starting.apply(Command::NodeReport {
+            report: takeover(GroupState::Starting),
+        });
+        assert_eq!(adopted_placement(&starting), starting.placement);
     }
 
     #[test]

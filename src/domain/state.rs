@@ -336,6 +336,7 @@ mod tests {
                 node: node.parse().expect("name"),
                 generation_seen: 0,
                 groups: Default::default(),
+                taken_over: Default::default(),
             },
         };
         // Before any configuration, every member's report counts.

@@ -1,0 +1,329 @@
+//! Local takeover: failover in a domain of two nodes without a witness.
+//!
+//! There the domain database commits nothing while one node is down (two
+//! raft voters need both), so the survivor cannot have a failover
+//! committed. Instead, the node that wins the tie-break of docs/ha.md — its
+//! detector has had the peer Failed for the takeover wait, and it is not
+//! isolated — runs the groups that [`place`] gives it under that health, on
+//! top of the committed placement: the same decision the leader would
+//! commit, taken locally, with the same timing argument.
+//!
+//! Ending it without a second copy:
+//!
+//! - The taker announces it in every heartbeat ([`FLAG_TAKEOVER`], set for
+//!   any group running here that the committed placement puts elsewhere,
+//!   which also covers a group still stopping after a move) and in its node
+//!   reports (`takenOver`).
+//! - A node whose peer announces starts nothing new ([`Gate::hold`]): the
+//!   node that comes back does not start the groups its stale placement
+//!   still gives it.
+//! - Once both nodes commit again, the leader adopts the running copies
+//!   into the placement (`crate::domain::leader::adopted_placement`); the
+//!   takeover of a group ends when the committed placement of that group
+//!   changes (adopted here, or moved on by a decision made with both nodes
+//!   voting), and the announcement when nothing runs here outside it.
+//!
+//! [`FLAG_TAKEOVER`]: super::packet::FLAG_TAKEOVER
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::domain::DomainState;
+use crate::domain::leader::with_failures;
+use crate::model::{Config, Name};
+use crate::plan::{Health, NodeState, place};
+
+use super::reconciler::{GroupState, NodeReport};
+
+/// What the HA loop lets this node run, on top of the committed placement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gate {
+    /// Nothing runs here (isolation, a stall, no quorum, a lapsed lease).
+    pub fenced: bool,
+    /// Groups this node runs by local takeover.
+    pub taken: BTreeSet<Name>,
+    /// Start nothing new: the peer runs groups outside the committed
+    /// placement.
+    pub hold: bool,
+}
+
+/// The groups taken over, each with the committed placement it overrode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Taken(BTreeMap<Name, Overrode>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Overrode {
+    generation: u64,
+    node: Option<Name>,
+}
+
+impl Taken {
+    pub fn groups(&self) -> BTreeSet<Name> {
+        self.0.keys().cloned().collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A domain of two nodes without a witness: the only one with local
+/// takeover.
+pub fn applies(config: &Config) -> bool {
+    config.nodes.len() == 2
+        && config
+            .domain
+            .as_ref()
+            .is_none_or(|d| d.spec.witness.is_none())
+}
+
+/// The groups `me` runs by local takeover now. `local` is this node's own
+/// health view when it has won the tie-break (a peer Down, `me` Up); a
+/// takeover made earlier lasts until the committed placement of its group
+/// or the configuration changes.
+pub fn next(
+    config: &Config,
+    state: &DomainState,
+    me: &Name,
+    local: Option<&Health>,
+    prev: &Taken,
+) -> Taken {
+    let committed = |g: &Name| state.placement.get(g).and_then(|p| p.node.clone());
+    let mut out: BTreeMap<Name, Overrode> = prev
+        .0
+        .iter()
+        .filter(|(g, o)| o.generation == state.generation && committed(g) == o.node)
+        .map(|(g, o)| (g.clone(), o.clone()))
+        .collect();
+    let won = local
+        .filter(|h| h.get(me) == Some(&NodeState::Up) && h.values().any(|s| *s == NodeState::Down));
+    if let Some(health) = won {
+        for (g, p) in place(config, health, &with_failures(state)) {
+            let now = committed(&g);
+            if p.node.as_ref() == Some(me) && now.as_ref() != Some(me) {
+                out.entry(g).or_insert(Overrode {
+                    generation: state.generation,
+                    node: now,
+                });
+            }
+        }
+    }
+    Taken(out)
+}
+
+/// Whether this node must announce [`super::packet::FLAG_TAKEOVER`]: it
+/// runs (or is still stopping) a group the committed placement does not
+/// put here.
+pub fn announce(state: &DomainState, me: &Name, taken: &Taken, report: &NodeReport) -> bool {
+    !taken.is_empty()
+        || report.groups.iter().any(|(g, s)| {
+            matches!(
+                s.state,
+                GroupState::Starting | GroupState::Online | GroupState::Stopping
+            ) && state.placement.get(g).and_then(|p| p.node.as_ref()) != Some(me)
+        })
+}
+
+/// The groups this node should run: the committed placement's and its
+/// takeovers, none when fenced, and while holding only those already
+/// running (`report`).
+pub fn groups_here(
+    state: &DomainState,
+    me: &Name,
+    gate: &Gate,
+    report: &NodeReport,
+) -> BTreeSet<Name> {
+    if gate.fenced {
+        return BTreeSet::new();
+    }
+    let mut groups = state.groups_on(me);
+    groups.extend(gate.taken.iter().cloned());
+    if gate.hold {
+        groups.retain(|g| {
+            report
+                .groups
+                .get(g)
+                .is_some_and(|s| matches!(s.state, GroupState::Starting | GroupState::Online))
+        });
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::agent::reconciler::LocalGroupStatus;
+    use crate::domain::Command;
+    use crate::plan::documents::to_document_texts;
+    use crate::plan::{GroupPlacement, Placement};
+
+    fn n(s: &str) -> Name {
+        s.parse().expect("name")
+    }
+
+    /// Two nodes a and b, no witness; web prefers a, db prefers b.
+    fn config() -> Config {
+        let yaml = "apiVersion: asctl/v1\nkind: Domain\nmetadata: {name: two}\nspec:\n  qualification: generic\n\
+            ---\napiVersion: asctl/v1\nkind: Node\nmetadata: {name: a}\nspec: {physical: true}\n\
+            ---\napiVersion: asctl/v1\nkind: Node\nmetadata: {name: b}\nspec: {physical: true}\n\
+            ---\napiVersion: asctl/v1\nkind: ResourceGroup\nmetadata: {name: web}\nspec:\n  preferredNodes: [a, b]\n  \
+            processes:\n    - {name: s, command: [\"true\"]}\n\
+            ---\napiVersion: asctl/v1\nkind: ResourceGroup\nmetadata: {name: db}\nspec:\n  preferredNodes: [b, a]\n  \
+            processes:\n    - {name: s, command: [\"true\"]}\n";
+        let loaded = crate::load::load_texts([("two.yaml", yaml.as_bytes())]);
+        assert!(loaded.config.domain.is_some(), "{:#?}", loaded.findings);
+        loaded.config
+    }
+
+    fn health(a: NodeState, b: NodeState) -> Health {
+        [(n("a"), a), (n("b"), b)].into_iter().collect()
+    }
+
+    /// Committed: web on a, db on b.
+    fn state(config: &Config) -> DomainState {
+        let mut s = DomainState::default();
+        s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: to_document_texts(config),
+        });
+        let placement: Placement = [("web", "a"), ("db", "b")]
+            .into_iter()
+            .map(|(g, node)| {
+                let p = GroupPlacement {
+                    node: Some(n(node)),
+                    ..Default::default()
+                };
+                (n(g), p)
+            })
+            .collect();
+        s.apply(Command::SetPlacement {
+            generation: s.generation,
+            placement,
+            health: health(NodeState::Up, NodeState::Up),
+        });
+        s
+    }
+
+    fn report(node: &str, groups: &[(&str, GroupState)]) -> NodeReport {
+        NodeReport {
+            node: n(node),
+            generation_seen: 1,
+            groups: groups
+                .iter()
+                .map(|(g, st)| {
+                    let s = LocalGroupStatus {
+                        state: *st,
+                        since: SystemTime::now(),
+                        restarts: 0,
+                        message: None,
+                    };
+                    (n(g), s)
+                })
+                .collect(),
+            taken_over: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn only_two_nodes_without_a_witness() {
+        assert!(applies(&config()));
+        let quickstart = crate::load::load(&[crate::load::Input::Path(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart").into(),
+        )])
+        .expect("loads")
+        .config;
+        assert!(!applies(&quickstart));
+    }
+
+    #[test]
+    fn the_winner_takes_the_peers_groups_and_keeps_them_until_the_domain_decides() {
+        let c = config();
+        let mut s = state(&c);
+        let a = n("a");
+        // No tie-break won: nothing taken.
+        let t = next(&c, &s, &a, None, &Taken::default());
+        assert!(t.is_empty());
+        // b Down, a Up: a takes db.
+        let won = health(NodeState::Up, NodeState::Down);
+        let t = next(&c, &s, &a, Some(&won), &Taken::default());
+        assert_eq!(t.groups(), [n("db")].into_iter().collect());
+        // b back (a no longer has a won view): still taken, the committed
+        // placement has not changed.
+        let t = next(&c, &s, &a, None, &t);
+        assert_eq!(t.groups(), [n("db")].into_iter().collect());
+        // The leader adopts it: the takeover is over (the placement runs it).
+        let mut adopted = s.placement.clone();
+        adopted.get_mut(&n("db")).expect("db").node = Some(a.clone());
+        s.apply(Command::SetPlacement {
+            generation: s.generation,
+            placement: adopted,
+            health: health(NodeState::Up, NodeState::Up),
+        });
+        let t = next(&c, &s, &a, None, &t);
+        assert!(t.is_empty());
+        assert!(s.groups_on(&a).contains(&n("db")));
+    }
+
+    #[test]
+    fn an_isolated_node_takes_nothing() {
+        let c = config();
+        let s = state(&c);
+        let lost = health(NodeState::Down, NodeState::Up);
+        assert!(next(&c, &s, &n("a"), Some(&lost), &Taken::default()).is_empty());
+    }
+
+    #[test]
+    fn announce_while_anything_runs_outside_the_placement() {
+        let c = config();
+        let s = state(&c);
+        let a = n("a");
+        let none = Taken::default();
+        assert!(!announce(
+            &s,
+            &a,
+            &none,
+            &report("a", &[("web", GroupState::Online)])
+        ));
+        assert!(announce(
+            &s,
+            &a,
+            &none,
+            &report("a", &[("db", GroupState::Stopping)])
+        ));
+        assert!(!announce(
+            &s,
+            &a,
+            &none,
+            &report("a", &[("db", GroupState::Offline)])
+        ));
+    }
+
+    #[test]
+    fn holding_starts_nothing_new_and_fenced_runs_nothing() {
+        let c = config();
+        let s = state(&c);
+        let b = n("b");
+        let idle = report("b", &[]);
+        let running = report("b", &[("db", GroupState::Online)]);
+        let open = Gate::default();
+        let hold = Gate {
+            hold: true,
+            ..Gate::default()
+        };
+        let fenced = Gate {
+            fenced: true,
+            ..Gate::default()
+        };
+        let db: BTreeSet<Name> = [n("db")].into_iter().collect();
+        assert_eq!(groups_here(&s, &b, &open, &idle), db);
+        assert!(groups_here(&s, &b, &hold, &idle).is_empty());
+        assert_eq!(groups_here(&s, &b, &hold, &running), db);
+        assert!(groups_here(&s, &b, &fenced, &running).is_empty());
+        let taken = Gate {
+            taken: [n("web")].into_iter().collect(),
+            ..Gate::default()
+        };
+        assert_eq!(groups_here(&s, &b, &taken, &idle).len(), 2);
+    }
+}
