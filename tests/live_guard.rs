@@ -10,32 +10,13 @@ mod live_support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use live_support::{ASCTL, LiveDomain, demo_answer, text};
+use live_support::{ASCTL, LiveDomain, alive, demo_answer, recorded_pid, text};
 
 /// The lease: the heartbeat timeout of [`LiveDomain::prepare`].
 const LEASE: Duration = Duration::from_secs(4);
 /// The guard's own work, scheduling on a loaded 2-core machine, and polling.
 const MARGIN: Duration = Duration::from_millis(1500);
 const LONG: Duration = Duration::from_secs(60);
-
-/// The pid a node's process driver recorded for `group`'s `process`.
-fn recorded_pid(d: &LiveDomain, node: &str, group: &str, process: &str) -> Option<i32> {
-    let path = d
-        .state
-        .join(format!("nodes/{node}/data/run/{group}/{process}.pid"));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    v.get("pid")?.as_i64().map(|p| p as i32)
-}
-
-/// The process runs (a zombie waiting for its frozen parent does not).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        let state = s[s.rfind(')').map_or(0, |i| i + 1)..]
-            .split_whitespace()
-            .next();
-        !matches!(state, Some("Z" | "X" | "x") | None)
-    })
-}
 
 fn agent_pid(d: &LiveDomain, node: &str) -> i32 {
     d.agents.get(node).expect("running agent").id() as i32

@@ -13,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use live_support::{
-    ASCTL, LiveDomain, Ports, demo_answer, eventually, free_port, free_udp_port, text,
+    ASCTL, LiveDomain, Ports, alive, demo_answer, eventually, free_port, free_udp_port,
+    recorded_pid, text,
 };
 
 const LONG: Duration = Duration::from_secs(60);
@@ -470,4 +471,129 @@ impl Drop for WatchChild {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Both nodes run `group`'s server at this instant (a second copy).
+fn running_on_both(d: &LiveDomain, group: &str) -> bool {
+    ["node1", "node2"]
+        .iter()
+        .all(|n| recorded_pid(d, n, group, "server").is_some_and(alive))
+}
+
+#[test]
+fn two_nodes_without_a_witness_fail_over_by_local_takeover() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = Layout::new(2, false);
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).expect("mkdir");
+    write(&config, "domain.yaml", &l.domain_yaml());
+    write(&config, "nodes.yaml", &l.nodes_yaml(&[1, 2]));
+    write(
+        &config,
+        "group-web.yaml",
+        &Layout::group_yaml("web", &[1, 2], l.demo[0], "  failback: auto\n"),
+    );
+    write(
+        &config,
+        "group-api.yaml",
+        &Layout::group_yaml("api", &[2, 1], l.demo[1], ""),
+    );
+    let cfg = config.to_string_lossy().into_owned();
+    let mut d = LiveDomain::init(dir, config.clone(), l.ports(), &["node1", "node2"]);
+    d.start();
+    apply(&d, &cfg);
+    assert_eq!(
+        d.eventually("web online", LONG, || demo_answer(l.demo[0])),
+        "node1"
+    );
+    assert_eq!(
+        d.eventually("api online", LONG, || demo_answer(l.demo[1])),
+        "node2"
+    );
+
+    // node1 dies. Two voters cannot commit without it: node2 takes web over
+    // on its own, after the timeout and the takeover wait.
+    d.kill_node("node1");
+    d.eventually("web to answer from node2", LONG, || {
+        (demo_answer(l.demo[0]).as_deref() == Some("node2")).then_some(())
+    });
+    let s = d.status_json().expect("status from node2");
+    assert_eq!(
+        placed_on(&s, "web").as_deref(),
+        Some("node1"),
+        "nothing could be committed: {s:#}"
+    );
+
+    // node1 comes back with its stale placement (web on node1). It must not
+    // start a second copy: it holds while node2 announces the takeover, the
+    // leader adopts node2's copy, and only then does web fail back (auto),
+    // stopped on node2 before it starts on node1.
+    d.start_agent("node1");
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        assert!(
+            !running_on_both(&d, "web"),
+            "web runs on both nodes\n{}",
+            d.agent_logs()
+        );
+        let s = d.status_json();
+        let home = s.as_ref().is_some_and(|s| {
+            placed_on(s, "web").as_deref() == Some("node1")
+                && s["nodes"]["node1"]["state"] == "up"
+                && s["nodes"]["node2"]["state"] == "up"
+        });
+        if home && demo_answer(l.demo[0]).as_deref() == Some("node1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "web did not fail back: {:#}\n{}",
+            s.unwrap_or_default(),
+            d.agent_logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log2 = std::fs::read_to_string(d.state.join("nodes/node2/agent.log")).expect("log");
+    assert!(log2.contains("local takeover"), "{log2}");
+    // api never moved.
+    assert_eq!(demo_answer(l.demo[1]).as_deref(), Some("node2"));
+    // Break before make, from the agents' own clocks (one machine): node1
+    // started web again only after node2 had taken it offline.
+    let node2_off = last_event(&d, "node2", "group offline", "group=web");
+    let node1_on = last_event(&d, "node1", "process started", "group=web");
+    assert!(
+        node2_off.is_some() && node1_on > node2_off,
+        "node1 started web at {node1_on:?}, node2 took it offline at {node2_off:?}\n{}",
+        d.agent_logs()
+    );
+    d.stop();
+}
+
+/// The timestamp of the last line of `node`'s agent log with both `what`
+/// and `field` (RFC 3339 UTC, so that strings compare in time order).
+fn last_event(d: &LiveDomain, node: &str, what: &str, field: &str) -> Option<String> {
+    let log = std::fs::read_to_string(d.state.join("nodes").join(node).join("agent.log")).ok()?;
+    log.lines()
+        .rev()
+        .map(strip_ansi)
+        .find(|l| l.contains(what) && l.contains(field))
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, up to the final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

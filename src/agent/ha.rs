@@ -374,7 +374,7 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                         m.announce_takeover(takeover::announce(&state, &cx.node, &taken, &report));
                     }
                     let hold = view.as_ref().is_some_and(|v| v.peers.values().any(|p| p.takeover));
-                    let groups = taken.groups();
+                    let groups = taken.revisions();
                     cx.gate.send_if_modified(|g| {
                         let changed = g.taken != groups || g.hold != hold;
                         g.taken = groups;

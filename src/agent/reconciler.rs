@@ -97,11 +97,11 @@ pub struct NodeReport {
     /// necessarily converged to: read the group states for that).
     pub generation_seen: u64,
     pub groups: BTreeMap<Name, LocalGroupStatus>,
-    /// Groups running here by local takeover (`super::takeover`), for the
-    /// leader to adopt into the placement. Filled by the agent, not the
-    /// reconciler.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub taken_over: BTreeSet<Name>,
+    /// Groups running here by local takeover (`super::takeover`), each with
+    /// the placement revision it overrode, for the leader to adopt into the
+    /// placement. Filled by the agent, not the reconciler.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub taken_over: BTreeMap<Name, u64>,
 }
 
 /// How the reconciler runs.
@@ -176,7 +176,7 @@ pub fn report_channel(node: &Name) -> (watch::Sender<NodeReport>, watch::Receive
         node: node.clone(),
         generation_seen: 0,
         groups: BTreeMap::new(),
-        taken_over: BTreeSet::new(),
+        taken_over: BTreeMap::new(),
     })
 }
 

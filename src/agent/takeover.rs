@@ -39,8 +39,9 @@ use super::reconciler::{GroupState, NodeReport};
 pub struct Gate {
     /// Nothing runs here (isolation, a stall, no quorum, a lapsed lease).
     pub fenced: bool,
-    /// Groups this node runs by local takeover.
-    pub taken: BTreeSet<Name>,
+    /// Groups this node runs by local takeover, each with the placement
+    /// revision it overrode.
+    pub taken: BTreeMap<Name, u64>,
     /// Start nothing new: the peer runs groups outside the committed
     /// placement.
     pub hold: bool,
@@ -53,12 +54,21 @@ pub struct Taken(BTreeMap<Name, Overrode>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Overrode {
     generation: u64,
-    node: Option<Name>,
+    /// `DomainState::revision_of` the group when it was taken.
+    revision: u64,
 }
 
 impl Taken {
     pub fn groups(&self) -> BTreeSet<Name> {
         self.0.keys().cloned().collect()
+    }
+
+    /// Each group with the placement revision it overrode.
+    pub fn revisions(&self) -> BTreeMap<Name, u64> {
+        self.0
+            .iter()
+            .map(|(g, o)| (g.clone(), o.revision))
+            .collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -78,8 +88,8 @@ pub fn applies(config: &Config) -> bool {
 
 /// The groups `me` runs by local takeover now. `local` is this node's own
 /// health view when it has won the tie-break (a peer Down, `me` Up); a
-/// takeover made earlier lasts until the committed placement of its group
-/// or the configuration changes.
+/// takeover made earlier lasts until the domain decides anew about its
+/// group (its placement revision moves) or the configuration changes.
 pub fn next(
     config: &Config,
     state: &DomainState,
@@ -91,18 +101,18 @@ pub fn next(
     let mut out: BTreeMap<Name, Overrode> = prev
         .0
         .iter()
-        .filter(|(g, o)| o.generation == state.generation && committed(g) == o.node)
+        .filter(|(g, o)| o.generation == state.generation && state.revision_of(g) == o.revision)
         .map(|(g, o)| (g.clone(), o.clone()))
         .collect();
     let won = local
         .filter(|h| h.get(me) == Some(&NodeState::Up) && h.values().any(|s| *s == NodeState::Down));
     if let Some(health) = won {
         for (g, p) in place(config, health, &with_failures(state)) {
-            let now = committed(&g);
-            if p.node.as_ref() == Some(me) && now.as_ref() != Some(me) {
+            if p.node.as_ref() == Some(me) && committed(&g).as_ref() != Some(me) {
+                let revision = state.revision_of(&g);
                 out.entry(g).or_insert(Overrode {
                     generation: state.generation,
-                    node: now,
+                    revision,
                 });
             }
         }
@@ -136,7 +146,7 @@ pub fn groups_here(
         return BTreeSet::new();
     }
     let mut groups = state.groups_on(me);
-    groups.extend(gate.taken.iter().cloned());
+    groups.extend(gate.taken.keys().cloned());
     if gate.hold {
         groups.retain(|g| {
             report
@@ -221,7 +231,7 @@ mod tests {
                     (n(g), s)
                 })
                 .collect(),
-            taken_over: BTreeSet::new(),
+            taken_over: BTreeMap::new(),
         }
     }
 
@@ -321,7 +331,7 @@ mod tests {
         assert_eq!(groups_here(&s, &b, &hold, &running), db);
         assert!(groups_here(&s, &b, &fenced, &running).is_empty());
         let taken = Gate {
-            taken: [n("web")].into_iter().collect(),
+            taken: [(n("web"), 1)].into_iter().collect(),
             ..Gate::default()
         };
         assert_eq!(groups_here(&s, &b, &taken, &idle).len(), 2);

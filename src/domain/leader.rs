@@ -158,14 +158,19 @@ fn current_report<'a>(state: &'a DomainState, node: &Name) -> Option<&'a NodeRep
 /// The committed placement with the groups that a node runs by local
 /// takeover (two nodes without a witness, `crate::agent::takeover`) and
 /// reports Online placed there: the running copy is adopted, never a second
-/// one started.
+/// one started. Only while no decision about the group came after the
+/// revision the takeover overrode: a report that still names it after the
+/// adoption (or after a failback) adopts nothing.
 pub fn adopted_placement(state: &DomainState) -> Placement {
     let mut placement = state.placement.clone();
     for node in state.nodes.keys() {
         let Some(report) = current_report(state, node) else {
             continue;
         };
-        for group in &report.taken_over {
+        for (group, revision) in &report.taken_over {
+            if state.revision_of(group) != *revision {
+                continue;
+            }
             let online = report
                 .groups
                 .get(group)
@@ -438,7 +443,9 @@ mod tests {
             node: name("node2"),
             generation_seen: s.generation,
             groups: [(name("web"), online(state))].into_iter().collect(),
-            taken_over: [name("web")].into_iter().collect(),
+            taken_over: [(name("web"), s.revision_of(&name("web")))]
+                .into_iter()
+                .collect(),
         };
         let mut adopted = s.clone();
         adopted.apply(Command::NodeReport {
@@ -451,14 +458,26 @@ mod tests {
             placement.get("web").and_then(|p| p.node.clone()),
             Some(name("node2"))
         );
-        // Committed, there is nothing left to adopt: the next decision is
-        // placement's own (which may move it home, failback).
+        // Committed, and then moved home (failback): node2's report, still
+        // naming the takeover until node2 notices, adopts nothing again.
         adopted.apply(Command::SetPlacement {
             generation: adopted.generation,
-            placement,
+            placement: placement.clone(),
             health: all_up(),
         });
         assert_eq!(adopted_placement(&adopted), adopted.placement);
+        let mut home = placement;
+        home.get_mut("web").expect("web").node = Some(name("node1"));
+        adopted.apply(Command::SetPlacement {
+            generation: adopted.generation,
+            placement: home,
+            health: all_up(),
+        });
+        assert_eq!(adopted_placement(&adopted), adopted.placement);
+        assert_eq!(
+            adopted.placement.get("web").and_then(|p| p.node.clone()),
+            Some(name("node1"))
+        );
         // Not Online (still starting, or failed): nothing to adopt.
         let mut starting = s.clone();
         starting.apply(Command::NodeReport {

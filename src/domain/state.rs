@@ -36,6 +36,15 @@ pub struct DomainState {
     /// ([`crate::plan::documents`]).
     pub documents: Vec<String>,
     pub placement: Placement,
+    /// Per group, the number of the placement change that last changed its
+    /// entry ([`Self::revision_of`]): a node's local takeover names the
+    /// revision it overrode, so the leader adopts it only while no decision
+    /// about the group came after (`crate::agent::takeover`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revisions: BTreeMap<Name, u64>,
+    /// The number of the latest placement change.
+    #[serde(default)]
+    pub placement_revision: u64,
     pub nodes: BTreeMap<Name, NodeRecord>,
     /// `documents`, typed; rebuilt on load rather than replicated.
     #[serde(skip)]
@@ -47,6 +56,7 @@ impl PartialEq for DomainState {
         self.generation == other.generation
             && self.documents == other.documents
             && self.placement == other.placement
+            && self.revisions == other.revisions
             && self.nodes == other.nodes
     }
 }
@@ -120,6 +130,28 @@ pub fn config_from_documents(documents: &[String]) -> Result<Config, String> {
 }
 
 impl DomainState {
+    /// The placement change that last changed `group`'s entry (0: none).
+    pub fn revision_of(&self, group: &Name) -> u64 {
+        self.revisions.get(group).copied().unwrap_or(0)
+    }
+
+    fn set_placement(&mut self, placement: Placement) {
+        let changed: Vec<Name> = placement
+            .keys()
+            .chain(self.placement.keys())
+            .filter(|g| placement.get(*g) != self.placement.get(*g))
+            .cloned()
+            .collect();
+        if !changed.is_empty() {
+            self.placement_revision += 1;
+            for g in changed {
+                self.revisions.insert(g, self.placement_revision);
+            }
+        }
+        self.revisions.retain(|g, _| placement.contains_key(g));
+        self.placement = placement;
+    }
+
     /// The applied configuration, if any.
     pub fn config(&self) -> Option<Arc<Config>> {
         if self.documents.is_empty() {
@@ -206,7 +238,8 @@ impl DomainState {
                 // same live state (`Plan::compute`).
                 let old = self.config();
                 let carried = carry_over(old.as_deref(), &new, &self.placement);
-                self.placement = place(&new, &self.health(), &carried);
+                let placement = place(&new, &self.health(), &carried);
+                self.set_placement(placement);
                 // A node removed from the configuration is no longer the
                 // domain's: its record (state, last report) goes with it.
                 self.nodes
@@ -235,7 +268,7 @@ impl DomainState {
                 if generation != self.generation {
                     return Outcome::Ignored;
                 }
-                self.placement = placement;
+                self.set_placement(placement);
                 Outcome::Done
             }
             Command::NodeReport { report } => {

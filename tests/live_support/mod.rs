@@ -62,6 +62,25 @@ pub fn demo_answer(port: u16) -> Option<String> {
     Some(body.trim().to_owned())
 }
 
+/// The pid a node's process driver recorded for `group`'s `process`.
+pub fn recorded_pid(d: &LiveDomain, node: &str, group: &str, process: &str) -> Option<i32> {
+    let path = d
+        .state
+        .join(format!("nodes/{node}/data/run/{group}/{process}.pid"));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    v.get("pid")?.as_i64().map(|p| p as i32)
+}
+
+/// The process runs (a zombie waiting for its frozen parent does not).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        let state = s[s.rfind(')').map_or(0, |i| i + 1)..]
+            .split_whitespace()
+            .next();
+        !matches!(state, Some("Z" | "X" | "x") | None)
+    })
+}
+
 pub struct Ports {
     pub agents: [u16; 3],
     pub demo: [u16; 3],
