@@ -216,3 +216,37 @@ fn add_announce_monitor_and_remove_a_managed_address() {
         "no gratuitous ARP reply seen: {seen:?}"
     );
 }
+
+#[test]
+fn addresses_left_by_an_earlier_run_go_unless_their_group_is_placed_here() {
+    require_netns!();
+    let a = Netns::new("ipc");
+    let b = Netns::new("ipd");
+    veth(&a, "lan", "10.206.1.1/24", &b, "lan", "10.206.1.2/24");
+    let data = tempfile::tempdir().expect("data dir");
+    let dir = data.path().to_owned();
+    let a_ns = a.name.clone();
+    a.spawn(move || async move {
+        let ns = Netns { name: a_ns };
+        // An earlier agent run added both and left them (--leave-running).
+        for addr in ["10.206.1.100/24", "10.206.1.101/24"] {
+            IpDriver::new(managed(addr))
+                .recorded_in(dir.clone())
+                .start()
+                .await
+                .expect("start");
+            assert_eq!(count(&ns, "lan", addr), 1);
+        }
+        // Only .101's group is placed here now.
+        let keep = ["10.206.1.101".parse().expect("ip")].into_iter().collect();
+        let removed = asctl::drivers::ip::remove_recorded_except(&dir, &keep).await;
+        assert_eq!(removed, vec!["10.206.1.100/24".to_owned()]);
+        assert_eq!(count(&ns, "lan", "10.206.1.100/24"), 0);
+        assert_eq!(count(&ns, "lan", "10.206.1.101/24"), 1);
+        assert!(!dir.join("ips/10.206.1.100_24").exists());
+        assert!(dir.join("ips/10.206.1.101_24").exists());
+        std::mem::forget(ns);
+    })
+    .join()
+    .expect("driver steps");
+}

@@ -32,6 +32,7 @@
 //! placeholder, or a restart would stop what it should adopt.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -241,6 +242,20 @@ impl NodeLoop {
         let mut recorded: BTreeSet<Name> = drivers::process::recorded_groups(&self.opts.data_dir)
             .into_iter()
             .collect();
+        // Managed addresses an earlier run added for groups that are not
+        // placed here now (it stopped with --leave-running, and the group
+        // moved meanwhile): nobody else would ever remove them.
+        let keep: BTreeSet<IpAddr> = {
+            let d = desired.borrow();
+            d.groups_here
+                .iter()
+                .filter_map(|g| d.config.groups.get(g.as_str()))
+                .flat_map(|g| g.spec.ip_addresses.iter().map(|ip| ip.address.addr()))
+                .collect()
+        };
+        for address in drivers::ip::remove_recorded_except(&self.opts.data_dir, &keep).await {
+            info!(%address, "removed a managed address an earlier run left for a group not placed here");
+        }
         let mut desired_open = true;
         loop {
             let current = desired.borrow_and_update().clone();

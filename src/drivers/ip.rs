@@ -35,6 +35,7 @@
 //! All of it needs `CAP_NET_ADMIN` (and `CAP_NET_RAW` for ARP); without it
 //! the driver fails permanently so the group moves to a node that can.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -213,6 +214,13 @@ fn remove_record(data_dir: &Path, address: &str) -> Result<(), DriverError> {
 /// this node's interfaces, and the records: the lease guard's fence.
 /// Returns the addresses removed or already absent; errors are logged.
 pub async fn remove_recorded(data_dir: &Path) -> Vec<String> {
+    remove_recorded_except(data_dir, &BTreeSet::new()).await
+}
+
+/// [`remove_recorded`], but for the addresses in `keep`: at agent start, an
+/// address an earlier run added (and left, `--leave-running`) for a group
+/// that is no longer placed here.
+pub async fn remove_recorded_except(data_dir: &Path, keep: &BTreeSet<IpAddr>) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(records_dir(data_dir)) else {
         return Vec::new();
     };
@@ -226,6 +234,9 @@ pub async fn remove_recorded(data_dir: &Path) -> Vec<String> {
             warn!(record = %e.path().display(), "ignoring an unreadable address record");
             continue;
         };
+        if keep.contains(&net.addr()) {
+            continue;
+        }
         match remove_address(net.addr()).await {
             Ok(()) => {
                 let _ = std::fs::remove_file(e.path());
