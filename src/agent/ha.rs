@@ -6,12 +6,16 @@
 //!   (the witness, nodes on no shared line, before the first configuration).
 //! - [`run`] keeps the node monitor in step with the applied configuration
 //!   (restarted when lines, heartbeat or isolation settings change), and
-//!   turns isolation and stalls into the *fence*: while it is up, the daemon
-//!   gives the reconciler no groups, so they go offline at once. After the
-//!   isolation ends, the fence stays up until the node has caught up with the
-//!   domain (a new state applied, or a grace period with a leader known), so
-//!   it never restarts groups from a placement the others have moved on from.
-//! - It also feeds the group metrics and the failover time.
+//!   turns isolation, stalls and an expired quorum lease into the *fence*:
+//!   while it is up, the daemon gives the reconciler no groups, so they go
+//!   offline at once. After the cause ends, the fence stays up until the
+//!   node has caught up with the domain (the applied state quiet for a
+//!   moment, or a grace period), so it never restarts groups from a
+//!   placement the others have moved on from.
+//! - In a domain of two nodes without a witness it also runs the local
+//!   takeover ([`super::takeover`]): what this node takes over, whether it
+//!   announces groups outside the placement, whether it holds.
+//! - It feeds the group metrics and the failover time.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +40,9 @@ use super::takeover::{self, Gate, Taken};
 /// A group coming online here this long after a peer failed counts as that
 /// peer's failover (for `asctl_failover_seconds`).
 const FAILOVER_WINDOW: Duration = Duration::from_secs(60);
+/// After a fence, how long the applied state must stay unchanged before the
+/// node counts as caught up (as `wait_caught_up` does at start).
+const CATCH_UP_QUIET: Duration = Duration::from_millis(500);
 /// How often the quorum lease is checked: well within the scheduling slack
 /// of docs/ha.md's timing argument.
 const QUORUM_CHECK: Duration = Duration::from_millis(50);
@@ -215,7 +222,7 @@ pub async fn wait_caught_up(domain: &Domain) {
     let mut moved = false;
     loop {
         let until = if moved {
-            tokio::time::Instant::now() + Duration::from_millis(500)
+            tokio::time::Instant::now() + CATCH_UP_QUIET
         } else {
             deadline
         };
@@ -261,7 +268,10 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
     let mut timeout = Duration::from_secs(1);
     let mut wait = Duration::ZERO;
     // Set while fenced after an isolation or stall ended: lift the fence at
-    // this deadline or at the next applied state, whichever is first.
+    // this deadline. Each newly applied state brings it forward to
+    // `CATCH_UP_QUIET` later (never beyond it): the domain's entries may
+    // arrive in several batches, and the first may still hold a placement
+    // the others have moved on from.
     let mut resync: Option<tokio::time::Instant> = None;
     let mut last_failure: Option<Instant> = None;
     // Set when the detector could not start (a heartbeat port still held by
@@ -331,9 +341,8 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                 if r.is_err() {
                     return;
                 }
-                if resync.take().is_some() {
-                    info!("caught up with the domain: groups may run here again");
-                    cx.gate.send_modify(|g| g.fenced = false);
+                if let Some(at) = resync.as_mut() {
+                    *at = (*at).min(tokio::time::Instant::now() + CATCH_UP_QUIET);
                 }
             }
             r = cx.reports.changed() => {
@@ -398,7 +407,7 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
             }
             _ = sleep_until(resync) => {
                 resync = None;
-                info!("no newer state after the grace period: groups may run here again");
+                info!("caught up with the domain (nothing newer applied for a while): groups may run here again");
                 cx.gate.send_modify(|g| g.fenced = false);
             }
             Some((_, e)) = next_event(events) => match e {
