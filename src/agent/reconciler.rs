@@ -43,6 +43,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::drivers::process::StartGate;
 use crate::drivers::{self, GroupContext, Health, Resource};
 use crate::model::{Config, Name, ResourceGroupSpec};
 
@@ -144,6 +145,14 @@ impl Options {
             data_dir: self.data_dir.clone(),
             asctl_exe: self.asctl_exe.clone(),
             systemctl: self.systemctl.clone(),
+            // The agent's own executable is the gate; its lease, the check.
+            start_gate: self.asctl_exe.clone().map(|exe| {
+                let lease = self.lease.clone();
+                StartGate {
+                    exe,
+                    may_start: Arc::new(move || lease.as_ref().is_none_or(|l| l.may_start())),
+                }
+            }),
         }
     }
 }

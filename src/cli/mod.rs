@@ -4,6 +4,7 @@ mod agent;
 mod apply;
 mod catalog;
 mod demo_server;
+mod exec_gate;
 mod guard;
 mod matrix;
 mod plan;
@@ -61,6 +62,9 @@ pub enum Command {
     /// The lease guard the agent starts on its node (internal).
     #[command(hide = true)]
     Guard(guard::GuardArgs),
+    /// Starts a group's process once the agent has recorded it (internal).
+    #[command(hide = true)]
+    ExecGate(exec_gate::ExecGateArgs),
     /// Show what applying a configuration would change in the running domain.
     Plan(plan::PlanArgs),
     /// Apply a configuration or a saved plan and follow the convergence.
@@ -85,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Guard(args) => guard::run(args),
+        Command::ExecGate(args) => exec_gate::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Status(args) => status::run(args),

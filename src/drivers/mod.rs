@@ -104,6 +104,9 @@ pub struct GroupContext {
     pub asctl_exe: Option<PathBuf>,
     /// The `systemctl` program (a path, or a name looked up in `PATH`).
     pub systemctl: PathBuf,
+    /// Processes start through `asctl exec-gate` and run only once recorded
+    /// and allowed (`process::StartGate`); `None` starts them directly.
+    pub start_gate: Option<process::StartGate>,
 }
 
 impl GroupContext {
@@ -114,6 +117,7 @@ impl GroupContext {
             data_dir,
             asctl_exe: None,
             systemctl: PathBuf::from("systemctl"),
+            start_gate: None,
         }
     }
 }

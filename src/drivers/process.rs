@@ -14,12 +14,24 @@
 //! process started from another spec is stopped first. [`stop_stale`] stops
 //! recorded processes that no spec wants any more. An adopted process is not
 //! our child: it is watched through `/proc`, and init reaps it.
+//!
+//! **Recorded before it runs.** With a [`StartGate`] (the agent always has
+//! one) a process is started as `asctl exec-gate -- <command>`: a small
+//! program that waits on its stdin. Only once the pid is recorded — so the
+//! lease guard can fence it — and the gate's check (the node's lease) still
+//! allows it does the driver write the go-ahead, and the gate `exec`s the
+//! command in the same process. An agent killed in between closes the pipe
+//! and the gate exits without running anything; an agent frozen in between
+//! finds its lease lapsed on waking and kills the gate instead. So nothing
+//! of a group ever runs unrecorded.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::{Signal, killpg};
@@ -39,6 +51,60 @@ pub const STALE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the kernel after SIGKILL before reporting failure.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(25);
+
+/// How processes are started in an agent: through `exe exec-gate`, and
+/// only if `may_start` still says yes once the pid is recorded.
+#[derive(Clone)]
+pub struct StartGate {
+    pub exe: PathBuf,
+    pub may_start: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for StartGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartGate").field("exe", &self.exe).finish()
+    }
+}
+
+/// `program` names an executable file, directly or through `PATH`.
+fn runnable(program: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.components().count() > 1 {
+        return executable(program);
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| executable(&d.join(program))))
+}
+
+/// The exit code of `asctl exec-gate` when it ran nothing.
+pub const EXEC_GATE_REFUSED: u8 = 125;
+/// The go-ahead byte on the gate's stdin.
+const GO: u8 = b'g';
+
+/// `asctl exec-gate`: waits for the go-ahead on stdin, then replaces itself
+/// with `command` (stdin becomes /dev/null). Returns only when told nothing
+/// (the pipe closed) or when the command could not be run.
+pub fn exec_gate(command: &[OsString]) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let mut byte = [0u8; 1];
+    match std::io::stdin().read(&mut byte) {
+        Ok(1) if byte[0] == GO => {}
+        Ok(_) => return std::io::Error::other("no go-ahead from the agent: not started"),
+        Err(e) => return e,
+    }
+    let Some((program, args)) = command.split_first() else {
+        return std::io::Error::other("no command");
+    };
+    // exec keeps the pid (the recorded one) and everything else the agent
+    // set up: process group, environment, working directory, log files.
+    std::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .exec()
+}
 
 #[derive(Debug)]
 pub struct ProcessDriver {
@@ -157,12 +223,34 @@ impl ProcessDriver {
         let stderr = log
             .try_clone()
             .map_err(|e| DriverError::io(format!("log file {}", log_path.display()), e))?;
-        let mut cmd = Command::new(&program);
-        cmd.args(args)
-            .envs(&self.spec.env)
+        let mut cmd = match &self.ctx.start_gate {
+            Some(gate) => {
+                // The gate would only find out after the go-ahead, in its
+                // log: say it here, as a direct start would.
+                if !runnable(&program) {
+                    return Err(DriverError::Spawn {
+                        what: format!("{} (`{}`)", what(), program.display()),
+                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                    });
+                }
+                let mut c = Command::new(&gate.exe);
+                c.arg("exec-gate").arg("--").arg(&program).args(args);
+                c
+            }
+            None => {
+                let mut c = Command::new(&program);
+                c.args(args);
+                c
+            }
+        };
+        cmd.envs(&self.spec.env)
             .env("ASCTL_NODE", self.ctx.node.as_str())
             .env("ASCTL_GROUP", self.ctx.group.as_str())
-            .stdin(Stdio::null())
+            .stdin(if self.ctx.start_gate.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(log)
             .stderr(stderr)
             // Its own group, so that stop reaches every process it forks and
@@ -173,10 +261,11 @@ impl ProcessDriver {
         if let Some(dir) = &self.spec.working_dir {
             cmd.current_dir(dir);
         }
-        let child = cmd.spawn().map_err(|source| DriverError::Spawn {
+        let mut child = cmd.spawn().map_err(|source| DriverError::Spawn {
             what: format!("{} (`{}`)", what(), program.display()),
             source,
         })?;
+        let gate = child.stdin.take();
         let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
             return Err(DriverError::Failed(format!("{} exited at once", what())));
         };
@@ -191,6 +280,23 @@ impl ProcessDriver {
                 fingerprint,
             },
         )?;
+        if let (Some(gate), Some(stdin)) = (&self.ctx.start_gate, gate) {
+            if !(gate.may_start)() {
+                // Recorded, so the guard may already have fenced it; either
+                // way it must not run now.
+                signal_child(pid, Signal::SIGKILL);
+                self.running = None;
+                remove_file(&self.pid_path())?;
+                return Err(DriverError::Failed(format!(
+                    "{}: the node's lease lapsed before it could run",
+                    what()
+                )));
+            }
+            // A gate that died already shows up as an exited process.
+            if let Ok(fd) = stdin.into_owned_fd() {
+                let _ = std::fs::File::from(fd).write_all(&[GO]);
+            }
+        }
         info!(group = %self.ctx.group, process = %self.spec.name, pid, "process started");
         self.schedule_probe();
         Ok(())
