@@ -69,6 +69,7 @@ pub fn router(state: ApiState, token: Token) -> Router {
         .route("/raft/append", post(raft_append))
         .route("/raft/vote", post(raft_vote))
         .route("/raft/snapshot", post(raft_snapshot))
+        .route("/raft/read-index", post(raft_read_index))
         .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
         .layer(middleware::from_fn_with_state(token, require_token))
         .with_state(state)
@@ -188,6 +189,22 @@ pub async fn deliver_report(s: &ApiState, report: NodeReport) -> Result<(), Stri
 async fn write(State(s): State<ApiState>, Json(cmd): Json<Command>) -> Response {
     match s.domain.write_local(cmd).await {
         Ok(a) => Json::<WriteAnswer>(a).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// The read-index protocol's question to the leader (`Domain::catch_up`).
+async fn raft_read_index(State(s): State<ApiState>) -> Response {
+    // A leader that cannot confirm itself with a quorum soon is no leader
+    // to catch up with.
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        s.domain.read_index_local(),
+    )
+    .await
+    .unwrap_or(Ok(crate::domain::ReadIndex::NotLeader));
+    match answer {
+        Ok(a) => Json(a).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

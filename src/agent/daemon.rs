@@ -287,12 +287,12 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             },
             stop_rx.clone(),
         ));
-        // Groups start only from a current placement (see wait_applied).
+        // Groups start only from a current placement (see wait_caught_up).
         // The guard is already running: an agent frozen while it waits here
         // comes back with stale metrics that look caught up, and only the
         // lease notices the gap (the chaos harness caught a node frozen
         // during its start-up starting the group next to its holder).
-        guard::wait_applied(&domain).await;
+        ha::wait_caught_up(&domain).await;
         let mut ropts = Options::new(node.clone(), cfg.data_dir.clone());
         ropts.asctl_exe = Some(exe);
         ropts.lease = Some(lease);

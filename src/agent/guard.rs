@@ -353,30 +353,6 @@ fn spawn(exe: &Path, data_dir: &Path) -> std::io::Result<(Child, ChildStdin)> {
     Ok((child, stdin))
 }
 
-/// Waits until this member has *applied* what the domain committed, before
-/// its reconciler may start groups: [`super::ha::wait_caught_up`], and then,
-/// when this member leads, a linearizable read. A freshly elected leader has
-/// every committed entry in its log but may not have applied them yet (the
-/// chaos harness caught a restarted agent, elected at once, starting a group
-/// from its stale placement); `ensure_linearizable` confirms the leadership
-/// with a quorum and waits until the state machine has applied up to the
-/// leader's own first entry of its term, so everything before it too.
-pub async fn wait_applied(domain: &Domain) {
-    for _ in 0..3 {
-        super::ha::wait_caught_up(domain).await;
-        if domain.raft.metrics().borrow().state != openraft::ServerState::Leader {
-            return;
-        }
-        match tokio::time::timeout(Duration::from_secs(5), domain.raft.ensure_linearizable()).await
-        {
-            Ok(Ok(_)) => return,
-            // Not the leader after all (a higher term, no quorum): look again.
-            Ok(Err(e)) => warn!("leadership not confirmed: {e}"),
-            Err(_) => warn!("leadership not confirmed within 5 s"),
-        }
-    }
-}
-
 /// After every lapse of the lease: holds `fence` up (the reconciler is given
 /// no groups, so whatever the guard may have missed goes offline) until the
 /// node has caught up with the domain, then clears the lapse so groups
@@ -409,7 +385,7 @@ pub async fn hold_after_lapse(
         tokio::select! {
             _ = async {
                 tokio::time::sleep(grace).await;
-                wait_applied(&domain).await;
+                super::ha::wait_caught_up(&domain).await;
             } => {}
             _ = stop.changed() => return,
         }

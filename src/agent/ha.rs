@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::domain::leader::{HealthSource, ReportFreshness};
@@ -40,9 +41,6 @@ use super::takeover::{self, Gate, Taken};
 /// A group coming online here this long after a peer failed counts as that
 /// peer's failover (for `asctl_failover_seconds`).
 const FAILOVER_WINDOW: Duration = Duration::from_secs(60);
-/// After a fence, how long the applied state must stay unchanged before the
-/// node counts as caught up (as `wait_caught_up` does at start).
-const CATCH_UP_QUIET: Duration = Duration::from_millis(500);
 /// How often the quorum lease is checked: well within the scheduling slack
 /// of docs/ha.md's timing argument.
 const QUORUM_CHECK: Duration = Duration::from_millis(50);
@@ -171,16 +169,8 @@ pub fn quorum_lease_of(config: &Config, domain: &Domain) -> Option<Duration> {
     ))
 }
 
-/// Waits until this member has most likely applied what the domain
-/// committed while it was away, so that its reconciler does not start groups
-/// from a stale placement (a restarted agent replays only its own log, in
-/// which the groups may still be placed here although the others have long
-/// moved them). Done when this member leads (a leader has every committed
-/// entry), or when a leader is known and the applied state, after moving at
-/// least once, has been quiet for half a second; at the latest after
-/// `T + W + 1 s` (nothing newer came) or, with no leader at all, four times
-/// that.
-/// `T + W + 1 s`: the time the others need to declare this member failed
+/// The grace a member gives the domain before it decides on its own:
+/// `T + W + 1 s`, the time the others need to declare this member failed
 /// and move its groups, plus a second (3 s before any configuration).
 pub fn catch_up_grace(domain: &Domain) -> Duration {
     domain
@@ -192,43 +182,26 @@ pub fn catch_up_grace(domain: &Domain) -> Duration {
         })
 }
 
+/// Waits until this member has applied everything the domain committed
+/// before it started waiting ([`Domain::catch_up`], the read-index
+/// protocol), so that its reconciler never starts groups from a stale
+/// placement: a restarted agent replays only its own log, and a member back
+/// from a freeze or a cut still holds the state from before (the chaos
+/// harness caught each of them starting a group next to its new holder).
+/// With no leader answering for four times [`catch_up_grace`] (a member
+/// alone: the other of two nodes is down, or the domain is restarting), it
+/// gives up and the caller goes on from the local state; the quorum lease
+/// and the takeover rules decide from there.
 pub async fn wait_caught_up(domain: &Domain) {
-    let grace = catch_up_grace(domain);
-    let start = tokio::time::Instant::now();
-    let mut applied = domain.applied.clone();
-    applied.borrow_and_update();
-    // A restarted member may resume leadership from the vote on its disk,
-    // with a stale log, while the others have long elected someone else:
-    // only a leader whose quorum answered recently is the leader.
+    let give_up = tokio::time::Instant::now() + catch_up_grace(domain) * 4;
     loop {
-        let (state, leader, quorum_ack) = {
-            let m = domain.raft.metrics();
-            let m = m.borrow();
-            (m.state, m.current_leader, m.millis_since_quorum_ack)
-        };
-        if state == openraft::ServerState::Leader && quorum_ack.is_some_and(|ms| ms < 1000) {
-            return;
-        }
-        if leader.is_some_and(|l| l != domain.id) {
-            break;
-        }
-        if start.elapsed() > grace * 4 {
-            warn!("no leader known: starting the reconciler on the local state");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let deadline = tokio::time::Instant::now() + grace;
-    let mut moved = false;
-    loop {
-        let until = if moved {
-            tokio::time::Instant::now() + CATCH_UP_QUIET
-        } else {
-            deadline
-        };
-        match tokio::time::timeout_at(until, applied.changed()).await {
-            Ok(Ok(())) => moved = true,
-            Ok(Err(_)) | Err(_) => return,
+        match domain.catch_up(Duration::from_secs(2)).await {
+            Ok(_) => return,
+            Err(e) if tokio::time::Instant::now() >= give_up => {
+                warn!("no leader answered ({e}): starting the reconciler on the local state");
+                return;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }
@@ -267,12 +240,11 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
     let mut response = IsolationResponse::Offline;
     let mut timeout = Duration::from_secs(1);
     let mut wait = Duration::ZERO;
-    // Set while fenced after an isolation or stall ended: lift the fence at
-    // this deadline. Each newly applied state brings it forward to
-    // `CATCH_UP_QUIET` later (never beyond it): the domain's entries may
-    // arrive in several batches, and the first may still hold a placement
-    // the others have moved on from.
-    let mut resync: Option<tokio::time::Instant> = None;
+    // Running while fenced after an isolation, a stall or a lost quorum
+    // ended: the fence lifts when it has caught up with the domain's leader
+    // (`catch_up_task`), never on a timer — a node that reaches no leader
+    // does not know where the groups are.
+    let mut resync: Option<JoinHandle<()>> = None;
     let mut last_failure: Option<Instant> = None;
     // Set when the detector could not start (a heartbeat port still held by
     // a process on its way out): try again then, not only on the next
@@ -341,9 +313,6 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                 if r.is_err() {
                     return;
                 }
-                if let Some(at) = resync.as_mut() {
-                    *at = (*at).min(tokio::time::Instant::now() + CATCH_UP_QUIET);
-                }
             }
             r = cx.reports.changed() => {
                 if r.is_err() {
@@ -373,6 +342,18 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                 let view = view.as_ref().map(|v| v.borrow().clone());
                 if let Some(config) = config.as_deref().filter(|c| takeover::applies(c)) {
                     let local = view.as_ref().map(|v| v.health(&cx.node, now, wait));
+                    // Two nodes: with the peer down there is no leader to
+                    // catch up with; having won the tie-break, this node
+                    // decides alone (the takeover below).
+                    let won = local.as_ref().is_some_and(|h| {
+                        h.get(&cx.node) == Some(&NodeState::Up)
+                            && h.values().any(|s| *s == NodeState::Down)
+                    });
+                    if won && resync.is_some() {
+                        cancel(resync.take());
+                        info!("the peer is down and this node is not isolated: groups may run here again");
+                        cx.gate.send_modify(|g| g.fenced = false);
+                    }
                     let next = takeover::next(config, &state, &cx.node, local.as_ref(), &taken);
                     if next != taken {
                         info!(groups = ?next.groups(), "groups run here by local takeover (two nodes, no quorum to commit)");
@@ -397,35 +378,35 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                 if lost && !quorum_lost {
                     warn!("out of touch with a quorum of the domain: taking every group offline");
                     quorum_lost = true;
-                    resync = None;
+                    cancel(resync.take());
                     cx.gate.send_modify(|g| g.fenced = true);
                 } else if !lost && quorum_lost {
                     info!("in touch with a quorum again: catching up before groups run here");
                     quorum_lost = false;
-                    resync = Some(tokio::time::Instant::now() + timeout + wait + Duration::from_secs(1));
+                    resync = Some(catch_up_task(&cx.domain, resync.take()));
                 }
             }
-            _ = sleep_until(resync) => {
+            _ = joined(&mut resync) => {
                 resync = None;
-                info!("caught up with the domain (nothing newer applied for a while): groups may run here again");
+                info!("caught up with the domain's leader: groups may run here again");
                 cx.gate.send_modify(|g| g.fenced = false);
             }
             Some((_, e)) = next_event(events) => match e {
                 Event::Isolation { isolated: true } if response == IsolationResponse::Offline => {
                     warn!("isolated: taking every group offline");
-                    resync = None;
+                    cancel(resync.take());
                     cx.gate.send_modify(|g| g.fenced = true);
                 }
                 Event::Isolation { isolated: false } if cx.gate.borrow().fenced && !quorum_lost => {
                     // Anything committed meanwhile reaches us within a few
                     // raft heartbeats once the lines are back.
-                    resync = Some(tokio::time::Instant::now() + timeout + wait + Duration::from_secs(1));
+                    resync = Some(catch_up_task(&cx.domain, resync.take()));
                 }
                 Event::Stalled { gap } => {
                     warn!(gap_ms = gap.as_millis() as u64, "the agent was frozen: taking every group offline until caught up");
                     cx.gate.send_modify(|g| g.fenced = true);
                     if !quorum_lost {
-                        resync = Some(tokio::time::Instant::now() + timeout + wait + Duration::from_secs(1));
+                        resync = Some(catch_up_task(&cx.domain, resync.take()));
                     }
                 }
                 Event::Peer { to: PeerState::Failed, last_heard, .. } => {
@@ -434,6 +415,34 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                 _ => {}
             },
         }
+    }
+}
+
+/// Catches up with the domain's leader in the background, retrying until
+/// it answers (replacing `previous`).
+fn catch_up_task(domain: &Domain, previous: Option<JoinHandle<()>>) -> JoinHandle<()> {
+    cancel(previous);
+    let domain = domain.clone();
+    tokio::spawn(async move {
+        while domain.catch_up(Duration::from_secs(2)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+fn cancel(task: Option<JoinHandle<()>>) {
+    if let Some(t) = task {
+        t.abort();
+    }
+}
+
+/// Completes when `task` is done (never when there is none).
+async fn joined(task: &mut Option<JoinHandle<()>>) {
+    match task {
+        Some(t) => {
+            let _ = t.await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -97,6 +97,15 @@ pub enum DomainError {
     Fatal(String),
 }
 
+/// The answer of `/raft/read-index`: the leader's commit point, confirmed
+/// with a quorum ([`Domain::catch_up`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReadIndex {
+    At(u64),
+    NotLeader,
+}
+
 /// The answer of `/v1/write`: an outcome, or "not the leader" for the
 /// forwarder to try again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -317,6 +326,65 @@ impl Domain {
         tokio::time::timeout(timeout, rx.wait_for(|a| a.index >= committed.index))
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// As the leader: confirms the leadership with a quorum and waits until
+    /// this member has applied everything committed before (openraft's
+    /// `ensure_linearizable`); the index of that point. `NotLeader` (as
+    /// [`WriteAnswer`]) on any other member.
+    pub async fn read_index_local(&self) -> Result<ReadIndex, DomainError> {
+        if !self.is_leader() {
+            return Ok(ReadIndex::NotLeader);
+        }
+        match self.raft.ensure_linearizable().await {
+            Ok(id) => Ok(ReadIndex::At(id.map_or(0, |l| l.index))),
+            Err(RaftError::APIError(_)) => Ok(ReadIndex::NotLeader),
+            Err(e) => Err(DomainError::Fatal(e.to_string())),
+        }
+    }
+
+    /// Waits until this member has applied everything the domain committed
+    /// before the call (the read-index protocol): the leader names its
+    /// commit point after confirming with a quorum that it still leads, and
+    /// this member waits until it has applied that far. The way to know a
+    /// member is caught up after it was cut off, frozen or restarted:
+    /// entries may arrive in batches, and a member that cannot reach a
+    /// leader never counts as caught up. Fails after `timeout`.
+    pub async fn catch_up(&self, timeout: Duration) -> Result<u64, DomainError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let index = loop {
+            let answer = match self.leader() {
+                Some((id, _)) if id == self.id => {
+                    tokio::time::timeout_at(deadline, self.read_index_local())
+                        .await
+                        .map_err(|_| DomainError::NoLeader)??
+                }
+                Some((_, leader)) => {
+                    let client = self.client.clone().with_timeout(
+                        deadline.saturating_duration_since(tokio::time::Instant::now()),
+                    );
+                    match client.post(&leader.addr, "/raft/read-index", &()).await {
+                        Ok(a) => a,
+                        Err(e) if e.is_unreachable() => ReadIndex::NotLeader,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                None => ReadIndex::NotLeader,
+            };
+            match answer {
+                ReadIndex::At(index) => break index,
+                ReadIndex::NotLeader if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                ReadIndex::NotLeader => return Err(DomainError::NoLeader),
+            }
+        };
+        let mut rx = self.applied.clone();
+        tokio::time::timeout_at(deadline, rx.wait_for(|a| a.index >= index))
+            .await
+            .map_err(|_| DomainError::NoLeader)?
+            .map_err(|_| DomainError::Fatal("the state machine stopped".into()))?;
+        Ok(index)
     }
 
     /// The current committed state.
