@@ -303,3 +303,107 @@ fn up_starts_applies_and_stops_everything() {
         });
     }
 }
+
+#[test]
+fn clear_lets_a_group_that_failed_everywhere_run_again() {
+    let mut d = LiveDomain::prepare();
+    // A group whose process exits at once until a marker file exists: with
+    // no local restart allowed, it fails on node2, then on node3, and is
+    // placed nowhere.
+    let marker = d.dir.path().join("fixed");
+    let port = live_support::free_port();
+    let script = format!(
+        "test -e {} || exit 3; exec {ASCTL} demo-server --port {port} --name flaky",
+        marker.display()
+    );
+    let group = format!(
+        "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata:\n  name: flaky\nspec:\n  \
+         preferredNodes: [node2, node3]\n  processes:\n    - name: server\n      \
+         command: {}\n  restart:\n    limit: 0\n    window: 5m\n",
+        serde_json::json!(["sh", "-c", script])
+    );
+    std::fs::write(d.config.join("group-flaky.yaml"), group).expect("write");
+    d.start();
+    let cfg = d.config.to_string_lossy().into_owned();
+    // The apply converges everything but flaky, which fails: its exit code
+    // says so; what counts is that generation 1 was committed.
+    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "5s"]);
+    assert_eq!(d.generation(), 1, "{}\n{}", text(&out), d.agent_logs());
+
+    let flaky = |d: &LiveDomain| -> Option<(Option<String>, Vec<String>)> {
+        let s = d.status_json()?;
+        let p = s["placement"].get("flaky")?;
+        let failed = p
+            .get("failedOn")
+            .and_then(|f| f.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some((p["node"].as_str().map(str::to_owned), failed))
+    };
+    let both = vec!["node2".to_owned(), "node3".to_owned()];
+    d.eventually("flaky to fail on node2 and node3", LONG, || {
+        flaky(&d).filter(|(node, failed)| node.is_none() && *failed == both)
+    });
+
+    // Unknown names are refused (exit 1) and change nothing.
+    let out = d.asctl(&["clear", "nope"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no group nope"),
+        "{}",
+        text(&out)
+    );
+    let out = d.asctl(&["clear", "flaky", "--node", "node9"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no node node9"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(flaky(&d), Some((None, both.clone())));
+    assert_eq!(d.generation(), 1, "clearing is not a configuration change");
+
+    // The operator fixes the cause and clears node3 only: flaky runs there,
+    // node2 is still excluded.
+    std::fs::write(&marker, "").expect("marker");
+    let out = d.asctl(&["clear", "flaky", "--node", "node3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("flaky on node3"),
+        "{}",
+        text(&out)
+    );
+    d.eventually("flaky to be placed on node3 again", LONG, || {
+        flaky(&d).filter(|(node, failed)| {
+            node.as_deref() == Some("node3") && *failed == ["node2".to_owned()]
+        })
+    });
+    let answer = d.eventually("flaky to answer", LONG, || demo_answer(port));
+    assert_eq!(answer, "flaky");
+
+    // Clearing the rest empties failedOn; the group stays where it runs
+    // (failback manual), and a second clear has nothing left to do.
+    let out = d.asctl(&["clear", "flaky"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("flaky on node2"),
+        "{}",
+        text(&out)
+    );
+    d.eventually("flaky's failedOn to be empty", LONG, || {
+        flaky(&d).filter(|(node, failed)| node.as_deref() == Some("node3") && failed.is_empty())
+    });
+    let out = d.asctl(&["clear", "flaky"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing to clear"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(demo_answer(port).as_deref(), Some("flaky"));
+    assert_eq!(d.generation(), 1);
+}

@@ -3,6 +3,7 @@
 mod agent;
 mod apply;
 mod catalog;
+mod clear;
 mod demo_server;
 mod exec_gate;
 mod guard;
@@ -73,6 +74,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Re-plan on every change of the files; apply with --apply.
     Watch(watch::WatchArgs),
+    /// Clear a group's failures so that it may be placed on those nodes again.
+    #[command(long_about = clear::LONG_ABOUT)]
+    Clear(clear::ClearArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -94,5 +98,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::run(args),
         Command::Status(args) => status::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Clear(args) => clear::run(args),
     }
 }

@@ -1,5 +1,5 @@
 //! Reaching a running domain from the CLI: credentials, endpoints, and
-//! the calls `plan`, `apply`, `status` and `watch` share.
+//! the calls `plan`, `apply`, `status`, `watch` and `clear` share.
 //!
 //! Credentials come from flags (`--endpoint`, `--token` or `ASCTL_TOKEN`,
 //! `--ca`) for a real domain, or from the state directory `asctl up`
@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use asctl::agent::tls;
 use asctl::domain::view::StatusView;
-use asctl::domain::{Client, ClientError};
+use asctl::domain::{Client, ClientError, Command, Outcome, WriteAnswer};
 use asctl::model::Config;
 use asctl::plan::LiveState;
 use clap::Args;
@@ -202,6 +202,58 @@ impl Remote {
 
     pub async fn status(&self) -> anyhow::Result<StatusView> {
         self.get("/v1/status").await
+    }
+
+    /// Commits `cmd` through the raft leader (`POST /v1/write`, which only
+    /// the leader accepts) and returns its outcome. The leader named by a
+    /// member's status is asked first, then every endpoint; while no member
+    /// leads (an election, or a domain without a quorum) it asks again until
+    /// `within` has passed.
+    pub async fn write(&self, cmd: &Command, within: Duration) -> anyhow::Result<Outcome> {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut last: Option<ClientError> = None;
+        loop {
+            let mut targets = Vec::new();
+            if let Ok(status) = self.status().await
+                && let Some(leader) = &status.leader
+                && let Some(m) = status.members.iter().find(|m| m.name == *leader)
+            {
+                targets.push(m.address.clone());
+            }
+            for e in &self.endpoints {
+                if !targets.contains(e) {
+                    targets.push(e.clone());
+                }
+            }
+            let mut answered = false;
+            for t in &targets {
+                match self
+                    .client
+                    .post::<_, WriteAnswer>(t, "/v1/write", cmd)
+                    .await
+                {
+                    Ok(WriteAnswer::Committed(outcome)) => return Ok(outcome),
+                    Ok(WriteAnswer::NotLeader) => answered = true,
+                    Err(err) if err.is_unreachable() => last = Some(err),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            if !answered {
+                // No member answered at all: waiting for a leader is futile.
+                return Err(unreachable(last, &self.endpoints));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Err(anyhow::anyhow!(
+            "no leader of the domain committed the change within {within:?} (asked {}{}): \
+             nothing can be committed until a majority of its members is back",
+            self.endpoints.join(", "),
+            last.map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        ))
     }
 }
 

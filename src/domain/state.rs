@@ -81,6 +81,16 @@ pub enum Command {
     },
     /// A node's report of its groups.
     NodeReport { report: NodeReport },
+    /// An operator clears a group's failures (`asctl clear`): `node` (every
+    /// node when `None`) leaves the group's `failed_on`, so the leader may
+    /// place the group there again on its next pass. The group's placed node
+    /// and its revision are left alone: this is not a placement decision (a
+    /// local takeover that overrode the current revision is still adopted).
+    ClearFailures {
+        group: Name,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<Name>,
+    },
 }
 
 /// The outcome of a [`Command`].
@@ -104,6 +114,22 @@ pub enum Outcome {
     },
     Done,
     Ignored,
+    /// [`Command::ClearFailures`] ran: the nodes that left the group's
+    /// `failed_on` (empty when there was nothing to clear).
+    Cleared {
+        group: Name,
+        nodes: Vec<Name>,
+    },
+    /// [`Command::ClearFailures`] named a group the applied configuration
+    /// does not have; nothing changed.
+    UnknownGroup {
+        group: Name,
+    },
+    /// [`Command::ClearFailures`] named a node the applied configuration
+    /// does not have; nothing changed.
+    UnknownNode {
+        node: Name,
+    },
 }
 
 /// Reads canonical documents back into a configuration. They go through the
@@ -289,6 +315,32 @@ impl DomainState {
                     .last_report = Some(report);
                 Outcome::Done
             }
+            Command::ClearFailures { group, node } => {
+                let known_group = self
+                    .config()
+                    .is_some_and(|c| c.groups.get(group.as_str()).is_some());
+                let Some(p) = self.placement.get_mut(&group).filter(|_| known_group) else {
+                    return Outcome::UnknownGroup { group };
+                };
+                let nodes: Vec<Name> = match node {
+                    Some(node) => {
+                        let known_node = self
+                            .config
+                            .as_ref()
+                            .is_some_and(|c| c.nodes.iter().any(|n| *n.name() == node));
+                        if !known_node {
+                            return Outcome::UnknownNode { node };
+                        }
+                        if p.failed_on.remove(&node) {
+                            vec![node]
+                        } else {
+                            vec![]
+                        }
+                    }
+                    None => std::mem::take(&mut p.failed_on).into_iter().collect(),
+                };
+                Outcome::Cleared { group, nodes }
+            }
         }
     }
 }
@@ -382,6 +434,122 @@ mod tests {
         assert_eq!(s.apply(report("node9")), Outcome::Ignored);
         assert!(!s.nodes.contains_key("node9"));
         assert_eq!(s.apply(report("node1")), Outcome::Done);
+    }
+
+    #[test]
+    fn clear_failures_removes_one_node_or_all_and_refuses_unknown_names() {
+        let mut s = DomainState::default();
+        up(&mut s);
+        s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: quickstart(),
+        });
+        let n = |x: &str| -> Name { x.parse().expect("name") };
+        let web = s.placement.get_mut("web").expect("web placed");
+        web.failed_on = [n("node1"), n("node2")].into_iter().collect();
+        let placed = web.node.clone();
+        let revision = s.revision_of(&n("web"));
+        let before = s.clone();
+
+        let out = s.apply(Command::ClearFailures {
+            group: n("nope"),
+            node: None,
+        });
+        assert_eq!(out, Outcome::UnknownGroup { group: n("nope") });
+        assert_eq!(s, before, "an unknown group changes nothing");
+        let out = s.apply(Command::ClearFailures {
+            group: n("web"),
+            node: Some(n("node9")),
+        });
+        assert_eq!(out, Outcome::UnknownNode { node: n("node9") });
+        assert_eq!(s, before, "an unknown node changes nothing");
+
+        let out = s.apply(Command::ClearFailures {
+            group: n("web"),
+            node: Some(n("node2")),
+        });
+        assert_eq!(
+            out,
+            Outcome::Cleared {
+                group: n("web"),
+                nodes: vec![n("node2")]
+            }
+        );
+        let web = &s.placement["web"];
+        assert_eq!(web.failed_on, [n("node1")].into_iter().collect());
+        assert_eq!(web.node, placed, "clearing places nothing itself");
+        assert_eq!(s.revision_of(&n("web")), revision);
+        // Again: nothing left to clear on node2.
+        let out = s.apply(Command::ClearFailures {
+            group: n("web"),
+            node: Some(n("node2")),
+        });
+        assert_eq!(
+            out,
+            Outcome::Cleared {
+                group: n("web"),
+                nodes: vec![]
+            }
+        );
+
+        s.placement.get_mut("web").expect("web").failed_on =
+            [n("node1"), n("node3")].into_iter().collect();
+        let out = s.apply(Command::ClearFailures {
+            group: n("web"),
+            node: None,
+        });
+        assert_eq!(
+            out,
+            Outcome::Cleared {
+                group: n("web"),
+                nodes: vec![n("node1"), n("node3")]
+            }
+        );
+        assert!(s.placement["web"].failed_on.is_empty());
+        // Other groups are untouched.
+        assert_eq!(s.placement["api"], before.placement["api"]);
+    }
+
+    #[test]
+    fn clear_failures_before_any_configuration_is_an_unknown_group() {
+        let mut s = DomainState::default();
+        let out = s.apply(Command::ClearFailures {
+            group: "web".parse().expect("name"),
+            node: None,
+        });
+        assert_eq!(
+            out,
+            Outcome::UnknownGroup {
+                group: "web".parse().expect("name")
+            }
+        );
+    }
+
+    #[test]
+    fn clear_failures_is_a_tagged_camel_case_command() {
+        let cmd = Command::ClearFailures {
+            group: "web".parse().expect("name"),
+            node: Some("node1".parse().expect("name")),
+        };
+        let text = serde_json::to_string(&cmd).expect("serialises");
+        assert_eq!(
+            text,
+            r#"{"command":"clearFailures","group":"web","node":"node1"}"#
+        );
+        let all: Command =
+            serde_json::from_str(r#"{"command":"clearFailures","group":"web"}"#).expect("parses");
+        assert_eq!(
+            all,
+            Command::ClearFailures {
+                group: "web".parse().expect("name"),
+                node: None
+            }
+        );
+        let out = serde_json::to_string(&Outcome::UnknownGroup {
+            group: "web".parse().expect("name"),
+        })
+        .expect("serialises");
+        assert_eq!(out, r#"{"outcome":"unknownGroup","group":"web"}"#);
     }
 
     #[test]

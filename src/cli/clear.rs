@@ -1,0 +1,121 @@
+//! `asctl clear GROUP [--node NODE]`: forget where a group failed, like
+//! Veritas `hagrp -clear` or Pacemaker `crm_resource --cleanup`.
+//!
+//! A group that exceeded its restart limit on a node has that node in its
+//! `failedOn` (docs/plan.md) and is not placed there again until its spec
+//! changes or an operator clears it. The clear is a replicated command
+//! (`Command::ClearFailures`) committed through the raft leader; the leader
+//! places the group again on its next pass.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use asctl::domain::{Command, Outcome};
+use asctl::model::Name;
+use clap::Args;
+
+use super::remote::{Remote, RemoteArgs, runtime};
+use super::{EXIT_FINDINGS, EXIT_OK};
+
+/// `asctl clear --help` (set on the subcommand in `super::Command`: its doc
+/// comment would replace a `long_about` given here).
+pub const LONG_ABOUT: &str = "Clear a resource group's failures: the nodes where it exceeded its \
+restart limit (`failedOn` in `asctl status --format json`, \"failed on\" in its table) become \
+eligible for it again, and the domain leader re-places the group on its next pass (a group that \
+was offline for want of an eligible node starts again; a running group stays where it is unless \
+`failback: auto` sends it home). Fix the cause first: a group that fails again is marked failed \
+again.\n\n\
+Exit codes: 0 cleared (or nothing to clear), 1 the domain has no such group or node, 2 usage \
+error, I/O failure, or no leader to commit the change.";
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  asctl clear web                 # every node web failed on\n  \
+asctl clear web --node node1    # only node1"
+)]
+pub struct ClearArgs {
+    /// The resource group whose failures to clear.
+    #[arg(value_name = "GROUP")]
+    pub group: Name,
+    /// Clear only this node [default: every node the group failed on].
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<Name>,
+    /// How long to wait for a leader to commit the change.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+pub fn run(args: ClearArgs) -> anyhow::Result<ExitCode> {
+    let remote = Remote::resolve(&args.remote, None)?;
+    let cmd = Command::ClearFailures {
+        group: args.group.clone(),
+        node: args.node.clone(),
+    };
+    let outcome = runtime()?.block_on(remote.write(&cmd, args.timeout))?;
+    Ok(ExitCode::from(report(&outcome, args.node.as_ref())?))
+}
+
+/// Prints what `outcome` says and returns the exit code.
+fn report(outcome: &Outcome, node: Option<&Name>) -> anyhow::Result<u8> {
+    match outcome {
+        Outcome::Cleared { group, nodes } if nodes.is_empty() => {
+            match node {
+                Some(n) => println!("Group {group} has not failed on {n}: nothing to clear."),
+                None => println!("Group {group} has not failed on any node: nothing to clear."),
+            }
+            Ok(EXIT_OK)
+        }
+        Outcome::Cleared { group, nodes } => {
+            let nodes: Vec<&str> = nodes.iter().map(Name::as_str).collect();
+            println!(
+                "Cleared the failures of group {group} on {}; the leader places it again on its \
+                 next pass.",
+                nodes.join(", ")
+            );
+            Ok(EXIT_OK)
+        }
+        Outcome::UnknownGroup { group } => {
+            eprintln!("error: the domain has no group {group}; nothing was changed");
+            Ok(EXIT_FINDINGS)
+        }
+        Outcome::UnknownNode { node } => {
+            eprintln!("error: the domain has no node {node}; nothing was changed");
+            Ok(EXIT_FINDINGS)
+        }
+        other => anyhow::bail!("the domain answered an unexpected outcome: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        s.parse().expect("name")
+    }
+
+    #[test]
+    fn outcomes_map_to_exit_codes() {
+        let cleared = Outcome::Cleared {
+            group: name("web"),
+            nodes: vec![name("node1")],
+        };
+        assert_eq!(report(&cleared, None).expect("ok"), EXIT_OK);
+        let nothing = Outcome::Cleared {
+            group: name("web"),
+            nodes: vec![],
+        };
+        assert_eq!(report(&nothing, Some(&name("node2"))).expect("ok"), EXIT_OK);
+        let unknown = Outcome::UnknownGroup {
+            group: name("nope"),
+        };
+        assert_eq!(report(&unknown, None).expect("ok"), EXIT_FINDINGS);
+        let unknown = Outcome::UnknownNode {
+            node: name("node9"),
+        };
+        assert_eq!(report(&unknown, None).expect("ok"), EXIT_FINDINGS);
+        assert!(report(&Outcome::Done, None).is_err());
+    }
+}
