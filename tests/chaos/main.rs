@@ -776,6 +776,11 @@ struct Figures {
     /// Holder cut from its peers → the service answers from another node
     /// (only when that happened within the cut).
     cut_service: Vec<f64>,
+    /// Topology `two`: agent `kill -9` or SIGSTOP on the holder → the
+    /// service answers from the survivor (local takeover).
+    service_agent: Vec<f64>,
+    /// Rounds after which the operator cleared web's `failedOn`.
+    cleared: usize,
 }
 
 /// Runs `rounds` faults on `topology`; returns its figures, or panics with
@@ -881,6 +886,8 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
     let holder_only = std::env::var("CHAOS_FAULTS").as_deref() == Ok("crash-holder");
     let mut cut_fence = Vec::new();
     let mut cut_service = Vec::new();
+    let mut service_agent = Vec::new();
+    let mut cleared = 0;
     for round in 0..rounds {
         let seen = observe(
             &lab.nodes
@@ -959,7 +966,17 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                     Some(d) => detection.push(d.as_secs_f64()),
                     None => fail(&lab, format!("{vname}'s crash was never detected")),
                 }
-                if was_leader {
+                if was_leader && topology == Topology::Two {
+                    // Two voters need both to commit: no survivor can be
+                    // elected, and nothing is committed (the node stays up
+                    // in the domain) until the node is back. The survivor
+                    // fails over by local takeover instead (docs/ha.md);
+                    // the service check below holds it to that.
+                    eprintln!(
+                        "chaos round {round}: {vname} was the raft leader of a two-node domain: \
+                         no new leader expected while it is down (local takeover)"
+                    );
+                } else if was_leader {
                     // A survivor names another leader, and the domain (which
                     // only a leader commits to) has the node down.
                     let elected = wait_until("a new leader", LIMIT, || {
@@ -1083,6 +1100,30 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                         }
                     }
                 }
+                // Two nodes without a witness: nothing can be committed while
+                // the holder's agent is dead or frozen, so the survivor must
+                // take the group over locally (docs/ha.md, "Local
+                // takeover") before the agent comes back.
+                if topology == Topology::Two && holder.as_deref() == Some(vname.as_str()) {
+                    match wait_until("the survivor to answer", LIMIT, || {
+                        watch.answered_after(t0, Some(&vname))
+                    }) {
+                        Some(at) => service_agent.push((at - t0).as_secs_f64()),
+                        None => {
+                            if let Some(pid) = pid.filter(|_| fault == Fault::Freeze) {
+                                // SAFETY: a signal to our own child.
+                                unsafe { libc::kill(pid, libc::SIGCONT) };
+                            }
+                            fail(
+                                &lab,
+                                format!(
+                                    "round {round} ({fault:?} on {vname}): the survivor did not \
+                                     take the service over while the holder's agent was down"
+                                ),
+                            )
+                        }
+                    }
+                }
                 std::thread::sleep(Duration::from_secs(3).saturating_sub(t0.elapsed()));
                 match (fault, pid) {
                     // SAFETY: a signal to our own child.
@@ -1101,7 +1142,12 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                 .nodes
                 .iter()
                 .all(|n| lab.node_state(&s, &n.name).as_deref() == Some("up"));
+            // Two nodes: the committed state cannot have had the node down
+            // (no commit without both), so "all up" alone says nothing about
+            // the node being back; a leader named says both vote again.
+            let leader = topology != Topology::Two || s.get("leader").is_some_and(|l| !l.is_null());
             (all_up
+                && leader
                 && watch
                     .answered_after(Instant::now() - Duration::from_millis(500), None)
                     .is_some())
@@ -1130,6 +1176,20 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                 format!("round {round} ({fault:?} on {vname}): {}", v.join("; ")),
             );
         }
+        // A round can rightly leave the group failed on a node (a line
+        // down under the holder fails it there after its restarts); act
+        // like the operator would, so that later rounds still have
+        // somewhere to fail over to.
+        let failed_on = failed_on(&s);
+        if !failed_on.is_empty() {
+            eprintln!(
+                "chaos round {round}: web failed on {failed_on:?}; the operator runs `asctl clear web`"
+            );
+            if let Err(why) = clear_failures(&lab, round) {
+                fail(&lab, why);
+            }
+            cleared += 1;
+        }
     }
     // A node that rejoins after the last round (a fenced node catching up,
     // a rebooted one) acts after the domain already looks healed: keep
@@ -1154,7 +1214,47 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
         fence,
         cut_fence,
         cut_service,
+        service_agent,
+        cleared,
     }
+}
+
+/// The nodes `status` has web failed on.
+fn failed_on(status: &serde_json::Value) -> Vec<String> {
+    status
+        .pointer("/placement/web/failedOn")
+        .and_then(|f| f.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `asctl clear web`, as an operator would after a round that failed the
+/// group somewhere (asking each node in turn); then the domain's status must
+/// show `failedOn` empty. `Err` says why not.
+fn clear_failures(lab: &Lab, round: usize) -> Result<(), String> {
+    let mut why = String::new();
+    let done = lab.nodes.iter().any(|n| {
+        let out = lab.asctl(&["clear", "web"], n.host);
+        if out.status.success() {
+            eprintln!("chaos round {round}: {}", text(&out).trim());
+        } else {
+            why = text(&out);
+        }
+        out.status.success()
+    });
+    if !done {
+        return Err(format!("round {round}: `asctl clear web` failed: {why}"));
+    }
+    wait_until(
+        "web's failedOn to be cleared",
+        Duration::from_secs(10),
+        || lab.status().filter(|s| failed_on(s).is_empty()).map(|_| ()),
+    )
+    .ok_or_else(|| format!("round {round}: web's failedOn is still set after `asctl clear web`"))
 }
 
 /// CI's bounded run (`cargo test` with no CHAOS_* variable): this seed and
@@ -1285,6 +1385,16 @@ fn chaos() {
         eprintln!(
             "chaos {t:?}: holder cut from its peers → service answering from another node: {}",
             fmt(&mut f.cut_service)
+        );
+        if t == Topology::Two {
+            eprintln!(
+                "chaos {t:?}: holder's agent kill -9 or SIGSTOP → service answering from the survivor: {}",
+                fmt(&mut f.service_agent)
+            );
+        }
+        eprintln!(
+            "chaos {t:?}: rounds after which the operator ran `asctl clear web`: {}",
+            f.cleared
         );
     }
 }
