@@ -136,12 +136,30 @@ pub async fn commit_and_follow(
 }
 
 /// One group's convergence: `Ok` with where it is, or why not yet.
+///
+/// The target is where the domain's committed placement puts the group
+/// (nowhere for a removed one), not the plan's prediction: the plan was
+/// computed with the node health of its moment, and the leader decides with
+/// the health it has now (a node added by this very apply that is not up
+/// yet, a node that went down meanwhile). Where the two differ, the result
+/// says so.
 fn group_converged(
     status: &StatusView,
     group: &Name,
-    target: Option<&Name>,
+    planned: Option<&Name>,
+    removed: bool,
     generation: u64,
 ) -> Result<String, String> {
+    if status.generation < generation {
+        return Err(format!(
+            "the answering member has not applied generation {generation} yet"
+        ));
+    }
+    let target = if removed {
+        None
+    } else {
+        status.placement.get(group).and_then(|p| p.node.as_ref())
+    };
     let active = |s: GroupState| {
         matches!(
             s,
@@ -171,18 +189,23 @@ fn group_converged(
         return Err(elsewhere.join(", "));
     }
     let Some(target) = target else {
-        return Ok("offline".into());
+        return match (removed, planned) {
+            (true, _) | (false, None) => Ok("offline".into()),
+            (false, Some(p)) => Err(format!("the domain could not place it (the plan said {p})")),
+        };
     };
-    let placed = status.placement.get(group).and_then(|p| p.node.as_ref());
-    if placed != Some(target) {
-        return Err(match placed {
-            Some(n) => format!("the domain placed it on {n}, the plan said {target}"),
-            None => format!("the domain could not place it (the plan said {target})"),
-        });
-    }
+    let note = match planned {
+        Some(p) if p == target => String::new(),
+        Some(p) => {
+            format!(" (the plan said {p}; the domain placed it with the node health it has now)")
+        }
+        None => {
+            " (the plan said offline; the domain placed it with the node health it has now)".into()
+        }
+    };
     match at_target {
         Some((seen, g)) if seen >= generation && g.state == GroupState::Online => {
-            Ok(format!("online on {target}"))
+            Ok(format!("online on {target}{note}"))
         }
         Some((seen, _)) if seen < generation => Err(format!(
             "{target} has not acted on generation {generation} yet"
@@ -210,12 +233,15 @@ fn convergence(
         .map(|(g, p)| {
             (
                 g.clone(),
-                group_converged(status, g, p.node.as_ref(), generation),
+                group_converged(status, g, p.node.as_ref(), false, generation),
             )
         })
         .collect();
     for g in removed {
-        out.push((g.clone(), group_converged(status, g, None, generation)));
+        out.push((
+            g.clone(),
+            group_converged(status, g, None, true, generation),
+        ));
     }
     out
 }
@@ -280,4 +306,66 @@ pub async fn follow(
         );
     }
     Ok(ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Name {
+        s.parse().expect("name")
+    }
+
+    /// The domain at generation 2: web placed on node1, where node1 runs it.
+    fn status(web_state: &str, seen: u64) -> StatusView {
+        serde_json::from_value(serde_json::json!({
+            "formatVersion": 1,
+            "domain": "d",
+            "generation": 2,
+            "answeredBy": "node1",
+            "leader": "node1",
+            "members": [],
+            "nodes": {
+                "node1": {"state": "up", "report": {"node": "node1", "generationSeen": seen,
+                    "groups": {"web": {"state": web_state, "since": "2026-11-25T00:00:00Z", "restarts": 0}}}},
+                "node2": {"state": "up", "report": {"node": "node2", "generationSeen": 2, "groups": {}}}
+            },
+            "placement": {"web": {"node": "node1"}}
+        }))
+        .expect("a status")
+    }
+
+    #[test]
+    fn converged_where_the_domain_placed_it_saying_when_the_plan_differed() {
+        let s = status("online", 2);
+        assert_eq!(
+            group_converged(&s, &n("web"), Some(&n("node1")), false, 2),
+            Ok("online on node1".into())
+        );
+        // The plan said node4 (added by this apply, not up yet).
+        let r = group_converged(&s, &n("web"), Some(&n("node4")), false, 2);
+        assert!(
+            r.as_ref()
+                .is_ok_and(|m| m.starts_with("online on node1 (the plan said node4")),
+            "{r:?}"
+        );
+        // Not yet: the node has not acted on the generation, or it starts.
+        assert!(
+            group_converged(&status("online", 1), &n("web"), Some(&n("node1")), false, 2).is_err()
+        );
+        assert!(
+            group_converged(
+                &status("starting", 2),
+                &n("web"),
+                Some(&n("node1")),
+                false,
+                2
+            )
+            .is_err()
+        );
+        // Removed: converged only once nothing runs it.
+        assert!(group_converged(&s, &n("web"), None, true, 2).is_err());
+        // The answering member is behind the applied generation.
+        assert!(group_converged(&s, &n("web"), Some(&n("node1")), false, 3).is_err());
+    }
 }
