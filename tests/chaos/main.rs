@@ -390,6 +390,25 @@ impl Lab {
         None
     }
 
+    /// Topology `two`: every node answers `asctl status` itself, names a
+    /// leader, and its failure detector has its peer up.
+    fn two_node_rejoined(&self) -> bool {
+        self.nodes.iter().all(|n| {
+            let o = self.asctl(&["status", "--format", "json"], n.host);
+            let Ok(s) = serde_json::from_slice::<serde_json::Value>(&o.stdout) else {
+                return false;
+            };
+            let leader = s.get("leader").is_some_and(|l| !l.is_null());
+            let peers_up = s
+                .pointer("/lines/peers")
+                .and_then(|p| p.as_object())
+                .is_some_and(|p| {
+                    !p.is_empty() && p.values().all(|v| v["state"].as_str() == Some("up"))
+                });
+            o.status.success() && leader && peers_up
+        })
+    }
+
     /// Every address of the nodes other than `idx` and of the witness.
     fn peer_addresses(&self, idx: usize) -> Vec<String> {
         let mut out = Vec::new();
@@ -1143,9 +1162,10 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                 .iter()
                 .all(|n| lab.node_state(&s, &n.name).as_deref() == Some("up"));
             // Two nodes: the committed state cannot have had the node down
-            // (no commit without both), so "all up" alone says nothing about
-            // the node being back; a leader named says both vote again.
-            let leader = topology != Topology::Two || s.get("leader").is_some_and(|l| !l.is_null());
+            // (no commit without both), and a leader left alone still names
+            // itself, so neither says the node is back: every node must
+            // answer, name a leader, and have its peer up in its detector.
+            let leader = topology != Topology::Two || lab.two_node_rejoined();
             (all_up
                 && leader
                 && watch
