@@ -432,6 +432,18 @@ impl Lab {
         )
     }
 
+    /// Copies every member's whole agent log to a directory that outlives
+    /// the lab (the temporary one goes with it); the directory's path.
+    fn keep_logs(&self, seed: u64, topology: Topology) -> PathBuf {
+        let keep = std::env::temp_dir().join(format!("asctl-chaos-{seed}-{topology:?}"));
+        let _ = std::fs::create_dir_all(&keep);
+        for n in self.nodes.iter().chain(&self.witness) {
+            let p = self.path(&format!("nodes/{}/agent.log", n.name));
+            let _ = std::fs::copy(&p, keep.join(format!("{}.log", n.name)));
+        }
+        keep
+    }
+
     fn logs(&self) -> String {
         let mut out = String::new();
         for n in self.nodes.iter().chain(&self.witness) {
@@ -822,14 +834,15 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
             .unwrap_or_else(|| "no node answered `asctl status`".into());
         panic!(
             "chaos violation ({topology:?}): {why}\nreplay with CHAOS_SEED={seed} CHAOS_TOPOLOGIES={} \
-             CHAOS_FAULTS={} CHAOS_ROUNDS={rounds}\n--- asctl status --format json\n{status}\n{}",
+             CHAOS_FAULTS={} CHAOS_ROUNDS={rounds}\n--- asctl status --format json\n{status}\n{}\nwhole agent logs kept in {}",
             match topology {
                 Topology::Three => "three",
                 Topology::TwoWitness => "two-witness",
                 Topology::Two => "two",
             },
             std::env::var("CHAOS_FAULTS").unwrap_or_else(|_| "all".into()),
-            lab.logs()
+            lab.logs(),
+            lab.keep_logs(seed, topology).display()
         )
     };
     if wait_until("the domain to form", LIMIT, || {
