@@ -60,7 +60,8 @@ struct Inner {
     /// (peer, line) → when a valid packet last arrived.
     last_seen: BTreeMap<(Name, Name), Instant>,
     line_up: BTreeMap<(Name, Name), bool>,
-    peers: BTreeMap<Name, PeerState>,
+    /// Each peer's detector state and when it entered it.
+    peers: BTreeMap<Name, (PeerState, Instant)>,
     isolated: bool,
     detection: Histogram,
     failover: Histogram,
@@ -80,6 +81,10 @@ pub struct DetectorView {
 #[serde(rename_all = "camelCase")]
 pub struct PeerLinesView {
     pub state: PeerState,
+    /// Milliseconds since the peer entered `state` (when a node was declared
+    /// failed, read from outside without polling bias).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms_ago: Option<u64>,
     /// Each line shared with the peer.
     pub lines: BTreeMap<String, LineView>,
 }
@@ -157,7 +162,12 @@ impl Metrics {
     }
 
     pub fn peer_state(&self, peer: &Name, state: PeerState) {
-        self.with(|m| m.peers.insert(peer.clone(), state));
+        self.with(|m| {
+            // Repeated reports of the same state keep the first instant.
+            if m.peers.get(peer).is_none_or(|(s, _)| *s != state) {
+                m.peers.insert(peer.clone(), (state, Instant::now()));
+            }
+        });
     }
 
     pub fn isolated(&self, isolated: bool) {
@@ -201,11 +211,14 @@ impl Metrics {
             let mut peers: BTreeMap<String, PeerLinesView> = m
                 .peers
                 .iter()
-                .map(|(p, s)| {
+                .map(|(p, (s, since))| {
                     (
                         p.to_string(),
                         PeerLinesView {
                             state: *s,
+                            since_ms_ago: Some(
+                                now.saturating_duration_since(*since).as_millis() as u64
+                            ),
                             lines: BTreeMap::new(),
                         },
                     )
@@ -284,7 +297,7 @@ impl Metrics {
                 let _ = writeln!(o, "asctl_line_up{{peer=\"{peer}\",line=\"{line}\"}} {}", u8::from(*up));
             }
             header(o, "asctl_peer_state", "gauge", "The failure detector's state of each peer.");
-            for (peer, s) in &m.peers {
+            for (peer, (s, _)) in &m.peers {
                 for (name, st) in [("up", PeerState::Up), ("suspected", PeerState::Suspected), ("failed", PeerState::Failed)] {
                     let _ = writeln!(o, "asctl_peer_state{{peer=\"{peer}\",state=\"{name}\"}} {}", u8::from(*s == st));
                 }

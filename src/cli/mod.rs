@@ -4,6 +4,7 @@ mod agent;
 mod apply;
 mod catalog;
 mod clear;
+mod credentials;
 mod demo_server;
 mod exec_gate;
 mod guard;
@@ -60,6 +61,8 @@ pub enum Command {
     Up(up::UpArgs),
     /// Run the agent of one node (or the witness) of a domain.
     Agent(agent::AgentArgs),
+    /// Write a domain's API token, CA and member certificates, and the CLI's domain.json.
+    Credentials(credentials::CredentialsArgs),
     /// The lease guard the agent starts on its node (internal).
     #[command(hide = true)]
     Guard(guard::GuardArgs),
@@ -92,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DemoServer(args) => demo_server::run(args),
         Command::Up(args) => up::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Credentials(args) => credentials::run(args),
         Command::Guard(args) => guard::run(args),
         Command::ExecGate(args) => exec_gate::run(args),
         Command::Plan(args) => plan::run(args),

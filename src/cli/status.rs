@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use asctl::agent::reconciler::GroupState;
 use asctl::domain::view::StatusView;
+use asctl::plan::NodeState;
 use clap::Args;
 
 use super::EXIT_OK;
@@ -138,12 +139,28 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
                 .and_then(|p| p.node.as_ref())
                 .is_some_and(|n| n == node);
             if !placed_here && l.state != GroupState::Offline {
+                // A down node's report is its last word, not what runs there
+                // now (its lease guard has fenced it, or the machine is gone).
+                let (state, why) = if v.state == NodeState::Down {
+                    (
+                        "unknown".to_string(),
+                        format!(
+                            "not placed here; node down, last reported {}",
+                            format!("{:?}", l.state).to_lowercase()
+                        ),
+                    )
+                } else {
+                    (
+                        format!("{:?}", l.state).to_lowercase(),
+                        "not placed here".to_string(),
+                    )
+                };
                 let _ = writeln!(
                     out,
-                    "{:<16} {:<10} {:<9} {:<10} {:<8} not placed here",
+                    "{:<16} {:<10} {:<9} {:<10} {:<8} {why}",
                     g.as_str(),
                     node.as_str(),
-                    format!("{:?}", l.state).to_lowercase(),
+                    state,
                     ago(l.since, now),
                     l.restarts
                 );
@@ -225,6 +242,7 @@ mod tests {
             "node2".to_string(),
             PeerLinesView {
                 state: PeerState::Up,
+                since_ms_ago: Some(60_000),
                 lines: [
                     ("d1".into(), line(true, 100)),
                     ("d2".into(), line(false, 4200)),
@@ -237,6 +255,7 @@ mod tests {
             "node3".to_string(),
             PeerLinesView {
                 state: PeerState::Failed,
+                since_ms_ago: Some(500),
                 lines: [
                     ("d1".into(), line(false, 1500)),
                     ("d2".into(), line(false, 1500)),

@@ -15,16 +15,15 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use asctl::agent::auth::generate_token;
-use asctl::agent::tls::{generate_local_ca, write_file};
 use asctl::domain::WITNESS;
 use asctl::model::Config;
 use asctl::plan::{NodeState, Plan, render_human};
 use clap::Args;
 
 use super::apply::commit_and_follow;
+use super::credentials::{self, Member};
 use super::plan::load_desired;
-use super::remote::{Remote, RemoteArgs, STATE_FILE, StateFile, runtime, state_root};
+use super::remote::{Remote, RemoteArgs, runtime, state_root};
 use super::{EXIT_FINDINGS, EXIT_OK};
 
 /// examples/quickstart, so that `asctl up` works from anywhere.
@@ -227,40 +226,14 @@ async fn bring_up(
     Ok(true)
 }
 
-/// One agent to start.
-struct LocalMember {
-    name: String,
-    addr: String,
-    witness: bool,
-}
-
-/// The configuration's nodes (and witness), all of which must be on loopback:
-/// `up` never starts something reachable from the network.
-fn local_members(config: &Config) -> anyhow::Result<Vec<LocalMember>> {
-    let mut out = Vec::new();
-    for n in &config.nodes {
-        let Some(a) = &n.spec.agent else {
-            bail!(
-                "node {} has no agent address; `asctl up` needs one per node",
-                n.name()
-            );
-        };
-        check_loopback(&a.address.host, n.name().as_str())?;
-        out.push(LocalMember {
-            name: n.name().to_string(),
-            addr: a.address.to_string(),
-            witness: false,
-        });
+/// The configuration's members (nodes and witness), all of which must be on
+/// loopback: `up` never starts something reachable from the network.
+fn local_members(config: &Config) -> anyhow::Result<Vec<Member>> {
+    let members = credentials::members(config)?;
+    for m in &members {
+        check_loopback(&m.host, &m.name)?;
     }
-    if let Some(w) = config.domain.as_ref().and_then(|d| d.spec.witness.as_ref()) {
-        check_loopback(&w.host, WITNESS)?;
-        out.push(LocalMember {
-            name: WITNESS.into(),
-            addr: w.to_string(),
-            witness: true,
-        });
-    }
-    Ok(out)
+    Ok(members)
 }
 
 fn check_loopback(host: &str, who: &str) -> anyhow::Result<()> {
@@ -274,28 +247,16 @@ fn check_loopback(host: &str, who: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Token, certificates, `agent.yaml` per member, `domain.json`. Existing
-/// credentials are kept, so `up` again resumes the same domain.
+/// Token, certificates, `domain.json` ([`credentials::write`]) and an
+/// `agent.yaml` per member. Existing credentials are kept, so `up` again
+/// resumes the same domain.
 fn prepare(
     state: &Path,
     config_path: &Path,
     domain: &str,
-    members: &[LocalMember],
+    members: &[Member],
 ) -> anyhow::Result<()> {
-    let token_file = state.join("token");
-    if !token_file.exists() {
-        let token = generate_token().context("generating a token")?;
-        write_file(&token_file, format!("{token}\n").as_bytes(), true)?;
-    }
-    let tls_dir = state.join("tls");
-    let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
-    let have_all = tls_dir.join("ca.crt").exists()
-        && names
-            .iter()
-            .all(|n| tls_dir.join(format!("{n}.crt")).exists());
-    if !have_all {
-        generate_local_ca(&tls_dir, &names, &[])?;
-    }
+    credentials::write(state, domain, members, false)?;
     for m in members {
         let dir = state.join("nodes").join(&m.name);
         std::fs::create_dir_all(&dir)?;
@@ -307,17 +268,10 @@ fn prepare(
             name = m.name,
             addr = m.addr,
             config = serde_json::to_string(&config_path.to_string_lossy())?,
-            witness = m.witness,
+            witness = m.name == WITNESS,
         );
         std::fs::write(dir.join("agent.yaml"), yaml)?;
     }
-    let file = StateFile {
-        domain: domain.to_owned(),
-        endpoints: members.iter().map(|m| m.addr.clone()).collect(),
-        ca: PathBuf::from("tls/ca.crt"),
-        token_file: PathBuf::from("token"),
-    };
-    std::fs::write(state.join(STATE_FILE), serde_json::to_string_pretty(&file)?)?;
     Ok(())
 }
 

@@ -985,14 +985,25 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                 }
                 // Detected: a survivor's failure detector reports the node
                 // failed (`asctl status`, `lines`), or the domain has it down.
+                // The instant of the detector's verdict is read back from its
+                // `sinceMsAgo` (taken when the answer arrived, so it errs late
+                // by the answer's latency), not from when a poll saw it.
                 let lost = wait_until("the crash to be detected", LIMIT, || {
                     let s = lab.status_from_others(Some(&vname))?;
-                    let failed = s
-                        .pointer(&format!("/lines/peers/{vname}/state"))
-                        .and_then(|v| v.as_str())
-                        == Some("failed");
-                    (failed || lab.node_state(&s, &vname).as_deref() == Some("down"))
-                        .then(|| t0.elapsed())
+                    let answered = t0.elapsed();
+                    let peer = s.pointer(&format!("/lines/peers/{vname}"));
+                    let failed = peer.and_then(|p| p["state"].as_str()) == Some("failed");
+                    let since = peer
+                        .and_then(|p| p["sinceMsAgo"].as_u64())
+                        .map(Duration::from_millis);
+                    match (failed, since) {
+                        (true, Some(ago)) if ago <= answered => Some(answered - ago),
+                        // Failed since before the crash: no verdict of this
+                        // fault to read, so the conservative poll instant.
+                        (true, _) => Some(answered),
+                        _ => (lab.node_state(&s, &vname).as_deref() == Some("down"))
+                            .then_some(answered),
+                    }
                 });
                 match lost {
                     Some(d) => detection.push(d.as_secs_f64()),
