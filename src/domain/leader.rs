@@ -96,11 +96,13 @@ impl HealthSource for ReportFreshness {
     fn leadership_gained(&self, up: &[Name]) {
         // A new leader has heard nobody yet: give the nodes the committed
         // state says are Up one full period to report before calling them
-        // Down, instead of failing over everything at each election.
+        // Down, instead of failing over everything at each election. Reports
+        // go to the leader only, so what this member heard when it last led
+        // is stale and must not count against them.
         if let Ok(mut s) = self.seen.lock() {
             let now = Instant::now();
             for n in up {
-                s.entry(n.clone()).or_insert(now);
+                s.insert(n.clone(), now);
             }
         }
     }
@@ -484,6 +486,23 @@ mod tests {
             report: takeover(GroupState::Starting),
         });
         assert_eq!(adopted_placement(&starting), starting.placement);
+    }
+
+    #[test]
+    fn a_re_elected_leader_does_not_count_reports_it_missed_as_silence() {
+        let f = ReportFreshness::default();
+        f.set_down_after(Duration::from_millis(50));
+        let nodes = [name("node1"), name("node2")];
+        f.heard(&nodes[0]);
+        f.heard(&nodes[1]);
+        // Reports went to another leader meanwhile.
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(f.health(&nodes).get("node2"), Some(&NodeState::Down));
+        // Leading again: node2 was Up in the committed state.
+        f.leadership_gained(&nodes[1..]);
+        let h = f.health(&nodes);
+        assert_eq!(h.get("node2"), Some(&NodeState::Up));
+        assert_eq!(h.get("node1"), Some(&NodeState::Down));
     }
 
     #[test]
