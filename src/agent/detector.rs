@@ -426,6 +426,24 @@ impl Detector {
         events
     }
 
+    /// The next instant at which [`Self::tick`] would change something by
+    /// itself: a line that carries packets going silent, or an isolation
+    /// address's last answer expiring. The monitor wakes exactly then, so a
+    /// peer is declared failed one timeout after its last packet rather
+    /// than at the next periodic tick after that.
+    /// Only instants after `now`: an isolation answer that expired stays
+    /// expired, and must not wake the monitor over and over.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let lines = self
+            .peers
+            .values()
+            .flat_map(|w| w.lines.iter())
+            .filter(|(_, l)| l.up)
+            .map(|(_, l)| l.last + self.timeout);
+        let isolation = self.isolation.iter().map(|(_, last)| *last + self.timeout);
+        lines.chain(isolation).filter(|at| *at > now).min()
+    }
+
     fn compute_isolated(&self, now: Instant) -> bool {
         if self.peers.is_empty() || self.isolation.is_empty() {
             return false;
@@ -489,6 +507,29 @@ mod tests {
     }
 
     const T: Duration = Duration::from_millis(1000);
+
+    #[test]
+    fn the_next_deadline_is_the_first_line_to_go_silent() {
+        let t0 = Instant::now();
+        let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+        assert_eq!(d.next_deadline(t0), Some(t0 + T));
+        d.heard(t0 + ms(300), "b", "d1");
+        d.heard(t0 + ms(300), "b", "d2");
+        // The verification line, heard last at t0, goes first.
+        assert_eq!(d.next_deadline(t0 + ms(300)), Some(t0 + T));
+        d.heard(t0 + ms(400), "b", "v");
+        assert_eq!(d.next_deadline(t0 + ms(400)), Some(t0 + ms(300) + T));
+        // Ticking at that deadline declares the lines down: the peer is
+        // failed a timeout after its last packet, not a tick later.
+        let events = d.tick(t0 + ms(300) + T);
+        assert!(events.iter().any(|e| matches!(e, Event::Line { up: false, .. })));
+        assert_eq!(d.peer_state("b"), Some(PeerState::Suspected));
+        assert_eq!(d.next_deadline(t0 + ms(300) + T), Some(t0 + ms(400) + T));
+        d.tick(t0 + ms(400) + T);
+        assert_eq!(d.peer_state("b"), Some(PeerState::Failed));
+        // Nothing left to expire: no deadline, so no busy wake-ups.
+        assert_eq!(d.next_deadline(t0 + ms(400) + T), None);
+    }
 
     #[test]
     fn the_quorum_lease_outlasts_an_election_only_with_a_witness() {

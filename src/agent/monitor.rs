@@ -243,6 +243,8 @@ pub fn spawn(
                     None => { probes_open = false; continue; }
                 },
                 _ = tick.tick() => detector.tick(Instant::now()),
+                // At the deadline itself, not up to a tick later.
+                _ = sleep_until(detector.next_deadline(Instant::now())) => detector.tick(Instant::now()),
             };
             if events.is_empty() {
                 continue;
@@ -316,6 +318,18 @@ fn record(metrics: &Metrics, now: Instant, e: &Event) {
                 info!("no longer isolated");
             }
         }
+    }
+}
+
+/// Sleeps until `at` (and a millisecond, so the detector sees the deadline
+/// passed); never returns without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => {
+            let at = tokio::time::Instant::from_std(at + Duration::from_millis(1));
+            tokio::time::sleep_until(at).await;
+        }
+        None => std::future::pending().await,
     }
 }
 
