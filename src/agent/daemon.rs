@@ -433,7 +433,10 @@ async fn feed_reconciler(
             r = gates.lapse.changed() => if r.is_err() { return },
             _ = stop.changed() => return,
         }
-        let state = applied.borrow_and_update().state.clone();
+        let (state, index) = {
+            let a = applied.borrow_and_update();
+            (a.state.clone(), a.index)
+        };
         let gate = gates.gate.borrow_and_update().clone();
         let lapsed = *gates.lapse.borrow_and_update();
         let report = gates.reports.borrow().clone();
@@ -441,6 +444,15 @@ async fn feed_reconciler(
         tx.send_if_modified(|cur| {
             let same = cur.generation == next.generation && cur.groups_here == next.groups_here;
             if !same {
+                // What this node runs and why, for the operator and for
+                // reading a chaos run's logs side by side.
+                info!(
+                    groups = ?next.groups_here,
+                    applied_index = index,
+                    fenced = gate.fenced || lapsed,
+                    taken = ?gate.taken.keys().collect::<Vec<_>>(),
+                    "groups wanted here"
+                );
                 *cur = next;
             }
             !same

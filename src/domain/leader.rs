@@ -279,6 +279,7 @@ pub async fn run(
         freshness.set_down_after(timeout * 3);
         let nodes = tracked_nodes(&domain, config.as_deref());
         if let Some(cmd) = decide(&state, health.health(&nodes)) {
+            log_moves(&state.placement, &cmd);
             if let Err(e) = domain.write(cmd).await {
                 warn!("cannot commit the placement: {e}");
             }
@@ -288,6 +289,35 @@ pub async fn run(
             if !busy {
                 membership = sync_membership(&domain, config);
             }
+        }
+    }
+}
+
+/// Every group `cmd` moves, with the health it decided on: the trail an
+/// operator (or a chaos run) follows to see why a group went where it did.
+fn log_moves(before: &Placement, cmd: &Command) {
+    let Command::SetPlacement {
+        placement, health, ..
+    } = cmd
+    else {
+        return;
+    };
+    for (group, p) in placement {
+        let was = before.get(group).and_then(|b| b.node.as_ref());
+        if was != p.node.as_ref() {
+            let down: Vec<&str> = health
+                .iter()
+                .filter(|(_, s)| **s == NodeState::Down)
+                .map(|(n, _)| n.as_str())
+                .collect();
+            info!(
+                %group,
+                from = ?was.map(Name::as_str),
+                to = ?p.node.as_ref().map(Name::as_str),
+                ?down,
+                failed_on = ?p.failed_on,
+                "placing group"
+            );
         }
     }
 }

@@ -379,6 +379,8 @@ impl Domain {
                 ReadIndex::NotLeader => return Err(DomainError::NoLeader),
             }
         };
+        let asked = self.leader().map(|(_, m)| m.name);
+        tracing::info!(index, leader = ?asked, "catching up: applying up to the leader's read index");
         let mut rx = self.applied.clone();
         tokio::time::timeout_at(deadline, rx.wait_for(|a| a.index >= index))
             .await
