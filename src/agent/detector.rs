@@ -522,7 +522,11 @@ mod tests {
         // Ticking at that deadline declares the lines down: the peer is
         // failed a timeout after its last packet, not a tick later.
         let events = d.tick(t0 + ms(300) + T);
-        assert!(events.iter().any(|e| matches!(e, Event::Line { up: false, .. })));
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Line { up: false, .. }))
+        );
         assert_eq!(d.peer_state("b"), Some(PeerState::Suspected));
         assert_eq!(d.next_deadline(t0 + ms(300) + T), Some(t0 + ms(400) + T));
         d.tick(t0 + ms(400) + T);

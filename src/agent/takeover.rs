@@ -135,7 +135,9 @@ pub fn announce(state: &DomainState, me: &Name, taken: &Taken, report: &NodeRepo
 
 /// The groups this node should run: the committed placement's and its
 /// takeovers, none when fenced, and while holding only those already
-/// running (`report`).
+/// running (`report`). In a domain with a quorum, a group placed here
+/// starts only once no other node the domain has up reports it running
+/// ([`held_elsewhere`]): break before make, whatever moved it.
 pub fn groups_here(
     state: &DomainState,
     me: &Name,
@@ -145,17 +147,44 @@ pub fn groups_here(
     if gate.fenced {
         return BTreeSet::new();
     }
+    let running_here = |g: &Name| {
+        report
+            .groups
+            .get(g)
+            .is_some_and(|s| matches!(s.state, GroupState::Starting | GroupState::Online))
+    };
     let mut groups = state.groups_on(me);
+    // Two nodes without a witness end moves with the takeover's announce
+    // and hold instead: there the committed reports of a node that is down
+    // cannot change, so waiting on them could wait forever.
+    if !state.config().is_some_and(|c| applies(&c)) {
+        groups.retain(|g| running_here(g) || !held_elsewhere(state, me, g));
+    }
     groups.extend(gate.taken.keys().cloned());
     if gate.hold {
-        groups.retain(|g| {
-            report
-                .groups
-                .get(g)
-                .is_some_and(|s| matches!(s.state, GroupState::Starting | GroupState::Online))
-        });
+        groups.retain(|g| running_here(g));
     }
     groups
+}
+
+/// Whether a node other than `me` that the domain has Up last reported
+/// `group` starting, online or stopping. A move between two live nodes
+/// (failback, a decision on health this node never saw) then waits for the
+/// old holder's report that it stopped; a node the domain has Down is not
+/// waited for — the takeover wait of docs/ha.md has covered its stop.
+pub fn held_elsewhere(state: &DomainState, me: &Name, group: &Name) -> bool {
+    state.nodes.iter().any(|(n, r)| {
+        n != me
+            && r.state == NodeState::Up
+            && r.last_report.as_ref().is_some_and(|rep| {
+                rep.groups.get(group).is_some_and(|s| {
+                    matches!(
+                        s.state,
+                        GroupState::Starting | GroupState::Online | GroupState::Stopping
+                    )
+                })
+            })
+    })
 }
 
 #[cfg(test)]
@@ -211,6 +240,7 @@ mod tests {
             generation: s.generation,
             placement,
             health: health(NodeState::Up, NodeState::Up),
+            base: None,
         });
         s
     }
@@ -269,6 +299,7 @@ mod tests {
             generation: s.generation,
             placement: adopted,
             health: health(NodeState::Up, NodeState::Up),
+            base: None,
         });
         let t = next(&c, &s, &a, None, &t);
         assert!(t.is_empty());
@@ -335,5 +366,82 @@ mod tests {
             ..Gate::default()
         };
         assert_eq!(groups_here(&s, &b, &taken, &idle).len(), 2);
+    }
+
+    /// Three nodes: a moves web to b while a still reports it running.
+    #[test]
+    fn with_a_quorum_a_moved_group_waits_for_its_old_holder_to_stop() {
+        let yaml = "apiVersion: asctl/v1\nkind: Domain\nmetadata: {name: three}\nspec:\n  qualification: generic\n\
+            ---\napiVersion: asctl/v1\nkind: Node\nmetadata: {name: a}\nspec: {physical: true}\n\
+            ---\napiVersion: asctl/v1\nkind: Node\nmetadata: {name: b}\nspec: {physical: true}\n\
+            ---\napiVersion: asctl/v1\nkind: Node\nmetadata: {name: c}\nspec: {physical: true}\n\
+            ---\napiVersion: asctl/v1\nkind: ResourceGroup\nmetadata: {name: web}\nspec:\n  preferredNodes: [a, b, c]\n  \
+            processes:\n    - {name: s, command: [\"true\"]}\n";
+        let c = crate::load::load_texts([("three.yaml", yaml.as_bytes())]).config;
+        assert!(!applies(&c));
+        let mut s = DomainState::default();
+        s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: to_document_texts(&c),
+        });
+        let all = |st: NodeState| -> Health {
+            [
+                (n("a"), st),
+                (n("b"), NodeState::Up),
+                (n("c"), NodeState::Up),
+            ]
+            .into_iter()
+            .collect()
+        };
+        let place_on = |s: &mut DomainState, node: &str, a: NodeState| {
+            let p: Placement = [(
+                n("web"),
+                GroupPlacement {
+                    node: Some(n(node)),
+                    ..Default::default()
+                },
+            )]
+            .into_iter()
+            .collect();
+            s.apply(Command::SetPlacement {
+                generation: s.generation,
+                placement: p,
+                health: all(a),
+                base: None,
+            });
+        };
+        place_on(&mut s, "a", NodeState::Up);
+        s.apply(Command::NodeReport {
+            report: report("a", &[("web", GroupState::Online)]),
+        });
+        // Moved to b while a is up and still runs it: b waits.
+        place_on(&mut s, "b", NodeState::Up);
+        let b = n("b");
+        let idle = report("b", &[]);
+        let open = Gate::default();
+        assert!(held_elsewhere(&s, &b, &n("web")));
+        assert!(groups_here(&s, &b, &open, &idle).is_empty());
+        // a reports it stopping, still waited for; then offline: b starts.
+        s.apply(Command::NodeReport {
+            report: report("a", &[("web", GroupState::Stopping)]),
+        });
+        assert!(groups_here(&s, &b, &open, &idle).is_empty());
+        s.apply(Command::NodeReport {
+            report: report("a", &[("web", GroupState::Offline)]),
+        });
+        let web: BTreeSet<Name> = [n("web")].into_iter().collect();
+        assert_eq!(groups_here(&s, &b, &open, &idle), web);
+        // A node the domain has down is not waited for (its stop is the
+        // takeover wait's to cover).
+        s.apply(Command::NodeReport {
+            report: report("a", &[("web", GroupState::Online)]),
+        });
+        assert!(groups_here(&s, &b, &open, &idle).is_empty());
+        place_on(&mut s, "b", NodeState::Down);
+        assert_eq!(groups_here(&s, &b, &open, &idle), web);
+        // What already runs here keeps running.
+        place_on(&mut s, "b", NodeState::Up);
+        let running = report("b", &[("web", GroupState::Online)]);
+        assert_eq!(groups_here(&s, &b, &open, &running), web);
     }
 }

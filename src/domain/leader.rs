@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{Command, Domain, DomainState, Member, NodeId, WITNESS, node_id};
+use super::{Command, Domain, DomainState, Member, NodeId, Outcome, WITNESS, WriteAnswer, node_id};
 use crate::agent::reconciler::{GroupState, NodeReport};
 use crate::model::{Config, Name};
 use crate::plan::{Health, NodeState, Placement, place};
@@ -214,6 +214,7 @@ pub fn decide(state: &DomainState, health: Health) -> Option<Command> {
             generation: state.generation,
             placement: adopted,
             health,
+            base: Some(state.decisions),
         });
     }
     let placement = match state.config() {
@@ -229,6 +230,7 @@ pub fn decide(state: &DomainState, health: Health) -> Option<Command> {
         generation: state.generation,
         placement,
         health,
+        base: Some(state.decisions),
     })
 }
 
@@ -279,9 +281,18 @@ pub async fn run(
         freshness.set_down_after(timeout * 3);
         let nodes = tracked_nodes(&domain, config.as_deref());
         if let Some(cmd) = decide(&state, health.health(&nodes)) {
+            // Committed here or not at all: a decision is this leader's,
+            // from its own view of node health. Forwarded to whoever leads
+            // next (a deposed leader's, decided while it was cut off), it
+            // would move groups on health nobody else saw. `base` makes
+            // the state machine drop it if anything was decided meanwhile.
             log_moves(&state.placement, &cmd);
-            if let Err(e) = domain.write(cmd).await {
-                warn!("cannot commit the placement: {e}");
+            match domain.write_local(cmd).await {
+                Ok(WriteAnswer::Committed(Outcome::Ignored)) => {
+                    info!("the placement decision was overtaken by another; deciding again")
+                }
+                Ok(_) => {}
+                Err(e) => warn!("cannot commit the placement: {e}"),
             }
         }
         if let Some(config) = &config {
@@ -394,6 +405,7 @@ mod tests {
             generation: 0,
             placement: Placement::new(),
             health: all_up(),
+            base: None,
         });
         s.apply(Command::ApplyConfig {
             base_generation: 0,
@@ -496,6 +508,7 @@ mod tests {
             generation: adopted.generation,
             placement: placement.clone(),
             health: all_up(),
+            base: None,
         });
         assert_eq!(adopted_placement(&adopted), adopted.placement);
         let mut home = placement;
@@ -504,6 +517,7 @@ mod tests {
             generation: adopted.generation,
             placement: home,
             health: all_up(),
+            base: None,
         });
         assert_eq!(adopted_placement(&adopted), adopted.placement);
         assert_eq!(

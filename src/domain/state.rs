@@ -45,6 +45,13 @@ pub struct DomainState {
     /// The number of the latest placement change.
     #[serde(default)]
     pub placement_revision: u64,
+    /// Bumped by every command that changes what the leader decides from:
+    /// an applied configuration, a placement decision, cleared failures.
+    /// A leader's decision names the count it was computed at
+    /// ([`Command::SetPlacement`]'s `base`), and is ignored if anything
+    /// came in between — a decision is only ever about the state it saw.
+    #[serde(default)]
+    pub decisions: u64,
     pub nodes: BTreeMap<Name, NodeRecord>,
     /// `documents`, typed; rebuilt on load rather than replicated.
     #[serde(skip)]
@@ -57,6 +64,7 @@ impl PartialEq for DomainState {
             && self.documents == other.documents
             && self.placement == other.placement
             && self.revisions == other.revisions
+            && self.decisions == other.decisions
             && self.nodes == other.nodes
     }
 }
@@ -78,6 +86,14 @@ pub enum Command {
         generation: u64,
         placement: Placement,
         health: Health,
+        /// [`DomainState::decisions`] when the leader decided: the whole
+        /// command (health included) is ignored when it differs, so a
+        /// decision taken on a state that has moved on — one a deposed
+        /// leader appended while cut off, committed later — changes
+        /// nothing. `None` (entries written before this field) is not
+        /// checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base: Option<u64>,
     },
     /// A node's report of its groups.
     NodeReport { report: NodeReport },
@@ -271,6 +287,7 @@ impl DomainState {
                 self.nodes
                     .retain(|n, _| new.nodes.iter().any(|x| x.name() == n));
                 self.generation += 1;
+                self.decisions += 1;
                 self.documents = documents;
                 self.config = Some(Arc::new(new));
                 Outcome::Applied {
@@ -281,7 +298,12 @@ impl DomainState {
                 generation,
                 placement,
                 health,
+                base,
             } => {
+                if base.is_some_and(|b| b != self.decisions) {
+                    return Outcome::Ignored;
+                }
+                self.decisions += 1;
                 for (node, state) in health {
                     self.nodes
                         .entry(node)
@@ -339,6 +361,9 @@ impl DomainState {
                     }
                     None => std::mem::take(&mut p.failed_on).into_iter().collect(),
                 };
+                if !nodes.is_empty() {
+                    self.decisions += 1;
+                }
                 Outcome::Cleared { group, nodes }
             }
         }
@@ -365,7 +390,56 @@ mod tests {
             generation: state.generation,
             placement: state.placement.clone(),
             health,
+            base: None,
         });
+    }
+
+    #[test]
+    fn a_decision_taken_on_a_state_that_moved_on_changes_nothing() {
+        let mut s = DomainState::default();
+        up(&mut s);
+        s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: quickstart(),
+        });
+        let name = |n: &str| -> Name { n.parse().expect("name") };
+        let moved = |to: &str, down: &str| {
+            let mut p = s.placement.clone();
+            p.get_mut("web").expect("web").node = Some(name(to));
+            let mut health = s.health();
+            health.insert(name(down), NodeState::Down);
+            (p, health)
+        };
+        // Two leaders decided on the same state: the one committed first wins.
+        let base = s.decisions;
+        let (first, h1) = moved("node2", "node1");
+        let (stale, h2) = moved("node3", "node2");
+        let out = s.apply(Command::SetPlacement {
+            generation: s.generation,
+            placement: first.clone(),
+            health: h1,
+            base: Some(base),
+        });
+        assert_eq!(out, Outcome::Done);
+        assert_eq!(s.decisions, base + 1);
+        let before = s.clone();
+        let out = s.apply(Command::SetPlacement {
+            generation: s.generation,
+            placement: stale,
+            health: h2,
+            base: Some(base),
+        });
+        assert_eq!(out, Outcome::Ignored);
+        // Neither its placement nor its health: node2 stays up.
+        assert_eq!(s, before);
+        assert_eq!(s.nodes.get("node2").map(|r| r.state), Some(NodeState::Up));
+        // A configuration and cleared failures count as decisions too.
+        let d = s.decisions;
+        s.apply(Command::ApplyConfig {
+            base_generation: s.generation,
+            documents: quickstart(),
+        });
+        assert_eq!(s.decisions, d + 1);
     }
 
     #[test]
@@ -407,6 +481,7 @@ mod tests {
             generation: 0,
             placement: Placement::new(),
             health: Health::new(),
+            base: None,
         });
         assert_eq!(out, Outcome::Ignored);
         assert_eq!(s.placement.len(), 3);
