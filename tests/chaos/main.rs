@@ -192,6 +192,10 @@ fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run command")
 }
 
+fn text_of(o: &Output) -> String {
+    text(o)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -812,6 +816,9 @@ struct Figures {
     service_agent: Vec<f64>,
     /// Rounds after which the operator cleared web's `failedOn`.
     cleared: usize,
+    /// The harness's own acknowledged commits, each checked after the
+    /// rounds that followed it ([`commit_probe`]).
+    commits: usize,
 }
 
 /// Runs `rounds` faults on `topology`; returns its figures, or panics with
@@ -920,6 +927,9 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
     let mut cut_service = Vec::new();
     let mut service_agent = Vec::new();
     let mut cleared = 0;
+    // The harness's own last acknowledged commit: (round, generation).
+    let mut acked: Option<(usize, u64)> = None;
+    let mut commits = 0;
     for round in 0..rounds {
         let seen = observe(
             &lab.nodes
@@ -1213,6 +1223,28 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
             );
         }
         last_generation = generation;
+        if let Some(acked) = acked {
+            if generation < acked.1 {
+                fail(
+                    &lab,
+                    format!(
+                        "lost commit: generation {generation} after generation {} was acknowledged",
+                        acked.1
+                    ),
+                );
+            }
+            if let Err(why) = check_no_lost_commit(&lab, acked.0) {
+                fail(&lab, format!("round {round} ({fault:?} on {vname}): {why}"));
+            }
+        }
+        match commit_probe(&lab, round) {
+            Ok(g) => {
+                acked = Some((round, g));
+                commits += 1;
+                last_generation = last_generation.max(g);
+            }
+            Err(why) => fail(&lab, why),
+        }
         let v = watch.violations();
         if !v.is_empty() {
             fail(
@@ -1248,6 +1280,11 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                 format!("within {SETTLE:?} after the last round: {}", v.join("; ")),
             );
         }
+        if let Some((r, _)) = acked
+            && let Err(why) = check_no_lost_commit(&lab, r)
+        {
+            fail(&lab, format!("after the last round: {why}"));
+        }
     }
     Figures {
         detection,
@@ -1260,6 +1297,7 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
         cut_service,
         service_agent,
         cleared,
+        commits,
     }
 }
 
@@ -1279,6 +1317,73 @@ fn failed_on(status: &serde_json::Value) -> Vec<String> {
 /// `asctl clear web`, as an operator would after a round that failed the
 /// group somewhere (asking each node in turn); then the domain's status must
 /// show `failedOn` empty. `Err` says why not.
+/// Lost commits: after every round the harness commits a configuration
+/// change of its own (a label on the Domain, which restarts nothing) and
+/// keeps the acknowledged one on disk; after every later round `asctl plan
+/// --detailed-exitcode` of it must find no changes — the domain still has
+/// exactly what it acknowledged, whatever crashed, froze or was cut since.
+/// Returns the generation the domain acknowledged.
+fn commit_probe(lab: &Lab, round: usize) -> Result<u64, String> {
+    let file = lab.path("config/domain.yaml");
+    let text = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
+    let labelled: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("metadata: {name: chaos") {
+                format!("metadata: {{name: chaos, labels: {{round: \"{round}\"}}}}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    std::fs::write(&file, labelled).map_err(|e| e.to_string())?;
+    let cfg = lab.path("config").display().to_string();
+    let mut why = String::new();
+    for n in &lab.nodes {
+        let out = lab.asctl(
+            &["apply", &cfg, "--auto-approve", "--timeout", "20s"],
+            n.host,
+        );
+        let said = text_of(&out);
+        if out.status.success() {
+            let generation = said
+                .split("the domain is at generation ")
+                .nth(1)
+                .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|g| g.parse().ok());
+            return generation
+                .ok_or_else(|| format!("round {round}: apply said no generation: {said}"));
+        }
+        why = said;
+    }
+    Err(format!(
+        "round {round}: the harness's own commit was refused: {why}"
+    ))
+}
+
+/// The acknowledged configuration is still the domain's (see
+/// [`commit_probe`]).
+fn check_no_lost_commit(lab: &Lab, acked_round: usize) -> Result<(), String> {
+    let cfg = lab.path("config").display().to_string();
+    let mut why = String::new();
+    for n in &lab.nodes {
+        let out = lab.asctl(&["plan", &cfg, "--detailed-exitcode"], n.host);
+        match out.status.code() {
+            Some(0) => return Ok(()),
+            Some(2) => {
+                return Err(format!(
+                    "lost commit: the configuration acknowledged after round {acked_round} is                      not the domain's any more:\n{}",
+                    text_of(&out)
+                ));
+            }
+            _ => why = text_of(&out),
+        }
+    }
+    Err(format!("no member answered `asctl plan`: {why}"))
+}
+
 fn clear_failures(lab: &Lab, round: usize) -> Result<(), String> {
     let mut why = String::new();
     let done = lab.nodes.iter().any(|n| {
@@ -1439,6 +1544,10 @@ fn chaos() {
         eprintln!(
             "chaos {t:?}: rounds after which the operator ran `asctl clear web`: {}",
             f.cleared
+        );
+        eprintln!(
+            "chaos {t:?}: acknowledged commits checked for loss after the following rounds: {} (none lost)",
+            f.commits
         );
     }
 }
