@@ -387,6 +387,34 @@ fn matrix_command_rejects_an_unknown_type() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// The generic profile has no tables: the command says so (not "no table
+/// for ``" with an empty list), and JSON is an empty list.
+#[test]
+fn matrix_command_explains_a_profile_without_tables() {
+    for subject in [None, Some("5"), Some("sharedDisk")] {
+        let mut cmd = assert_cmd::Command::cargo_bin("asctl").expect("the asctl binary is built");
+        cmd.args(["matrix", "--qualification", "generic"]);
+        cmd.args(subject);
+        let out = cmd.output().expect("asctl runs");
+        assert_eq!(out.status.code(), Some(0), "{subject:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("profile generic has no support tables")
+                && stdout.contains("--qualification autostart-vmware-2009"),
+            "{subject:?}: {stdout}"
+        );
+        assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = assert_cmd::Command::cargo_bin("asctl")
+        .expect("the asctl binary is built")
+        .args(["matrix", "--qualification", "generic", "--format", "json"])
+        .output()
+        .expect("asctl runs");
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json, serde_json::json!([]));
+}
+
 /// The encoded tables equal the seed's, compared with a verbatim copy of
 /// the seed's table text: captions, column headers, row labels and cells.
 #[test]
