@@ -253,18 +253,20 @@ fn escape(key: &str) -> String {
 }
 
 /// "`nics`" for `/spec/nics`, "item 2 of `command`" for `/spec/processes/0/command/2`.
+/// Keys are shown as written: the pointer's `~1` and `~0` are unescaped.
 fn field_name(pointer: &str) -> String {
     let mut segs = pointer.rsplit('/');
     match segs.next() {
         Some(last) if last.parse::<usize>().is_ok() => match segs.next() {
             Some(parent) => format!(
-                "item {} of `{parent}`",
-                last.parse::<usize>().unwrap_or(0) + 1
+                "item {} of `{}`",
+                last.parse::<usize>().unwrap_or(0) + 1,
+                yaml::unescape_pointer(parent)
             ),
             None => "the document".to_owned(),
         },
         Some("") | None => "the document".to_owned(),
-        Some(last) => format!("`{last}`"),
+        Some(last) => format!("`{}`", yaml::unescape_pointer(last)),
     }
 }
 
@@ -272,10 +274,12 @@ fn in_object(pointer: &str) -> String {
     if pointer.is_empty() {
         " at the top of the document".to_owned()
     } else {
-        format!(
-            " in `{}`",
-            pointer.trim_start_matches('/').replace('/', ".")
-        )
+        let path: Vec<_> = pointer
+            .trim_start_matches('/')
+            .split('/')
+            .map(yaml::unescape_pointer)
+            .collect();
+        format!(" in `{}`", path.join("."))
     }
 }
 
@@ -357,5 +361,37 @@ fn not_one_of(got: &Value, field: &str, options: &[String], at: Option<Location>
     match did_you_mean(&got, &opts) {
         Some(s) => f.with_help(format!("did you mean `{s}`?")),
         None => f,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_in_messages_are_unescaped() {
+        assert_eq!(field_name("/metadata/labels/a~1b~0c"), "`a/b~c`");
+        assert_eq!(field_name("/spec/x~1y/0"), "item 1 of `x/y`");
+        assert_eq!(
+            in_object("/metadata/labels/a~1b~0c"),
+            " in `metadata.labels.a/b~c`"
+        );
+    }
+
+    /// End to end: a label `a/b~c` with a non-string value is named as written.
+    #[test]
+    fn a_label_with_slash_and_tilde_is_named_as_written() {
+        let text = "apiVersion: asctl/v1\nkind: Domain\nmetadata:\n  name: d\n  labels:\n    \"a/b~c\": 1\n    \"p~1q\": [x]\nspec: {qualification: generic}\n";
+        let loaded = crate::load::load_texts([("l.yaml", text.as_bytes())]);
+        let messages: Vec<&str> = loaded.findings.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "`a/b~c` must be a string, found an integer",
+                "`p~1q` must be a string, found a list"
+            ]
+        );
+        let at = loaded.findings[0].location.expect("located");
+        assert_eq!((at.start.line, at.start.column), (6, 14));
     }
 }

@@ -167,7 +167,8 @@ impl Node {
     }
 }
 
-fn unescape_pointer(seg: &str) -> Cow<'_, str> {
+/// One segment of a JSON pointer as the key it names (`a~1b~0c` → `a/b~c`).
+pub fn unescape_pointer(seg: &str) -> Cow<'_, str> {
     if seg.contains('~') {
         Cow::Owned(seg.replace("~1", "/").replace("~0", "~"))
     } else {
