@@ -16,6 +16,10 @@ pub const MAX_DEPTH: usize = 64;
 /// Most nodes that alias expansion may create in one file.
 pub const MAX_ALIAS_NODES: usize = 100_000;
 
+/// What `saphyr-parser`'s scanner says when flow collections nest deeper
+/// than its 8-bit flow level.
+const SCANNER_RECURSION_LIMIT: &str = "recursion limit exceeded";
+
 /// A range in the file; `end` is exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
@@ -241,10 +245,28 @@ pub fn parse(text: &str) -> Parsed {
             Err(e) => {
                 let m = e.marker();
                 let p = pos(m.line(), m.col());
+                // The scanner reads flow collections ahead of the events, so
+                // very deep `[[[...` stops it (at 255 levels) before the
+                // depth limit below sees the events: the same limit, said so.
+                let (kind, message, end) = if e.info() == SCANNER_RECURSION_LIMIT {
+                    (
+                        ProblemKind::Limit,
+                        format!(
+                            "nesting deeper than {MAX_DEPTH} levels (flow collections `[` `{{` nested more than 255 deep, where the YAML parser stops)"
+                        ),
+                        // The bracket it stopped at.
+                        Pos {
+                            column: p.column + 1,
+                            ..p
+                        },
+                    )
+                } else {
+                    (ProblemKind::Syntax, e.info().to_owned(), p)
+                };
                 out.problems.push(Problem {
-                    kind: ProblemKind::Syntax,
-                    message: e.info().to_owned(),
-                    span: Span { start: p, end: p },
+                    kind,
+                    message,
+                    span: Span { start: p, end },
                     first: None,
                 });
                 return out;
@@ -583,5 +605,22 @@ mod tests {
         let text = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         let p = parse(&text);
         assert_eq!(p.problems[0].kind, ProblemKind::Limit);
+    }
+
+    /// Past the scanner's own limit (255 flow levels) it is still the
+    /// nesting limit, not a syntax error.
+    #[test]
+    fn very_deep_flow_nesting_is_a_limit_too() {
+        for depth in [256, 1000, 100_000] {
+            let text = "a: ".to_owned() + &"[".repeat(depth) + &"]".repeat(depth);
+            let p = parse(&text);
+            assert_eq!(p.problems.len(), 1, "{depth}");
+            assert_eq!(p.problems[0].kind, ProblemKind::Limit, "{depth}");
+            assert!(
+                p.problems[0].message.starts_with("nesting deeper than 64 levels"),
+                "{}",
+                p.problems[0].message
+            );
+        }
     }
 }
