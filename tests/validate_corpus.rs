@@ -27,6 +27,7 @@ const EXPECTED: &[(&str, &[At])] = &[
     ("unknown-field.yaml", &[("AS0009", 14, 3)]),
     ("wrong-type.yaml", &[("AS0010", 15, 14), ("AS0010", 16, 9)]),
     ("not-a-mapping.yaml", &[("AS0010", 8, 1)]),
+    ("complex-key.yaml", &[("AS0010", 15, 5)]),
     ("invalid-name.yaml", &[("AS0011", 11, 9)]),
     ("duplicate-names", &[("AS0012", 4, 9)]),
     ("two-domains.yaml", &[("AS0013", 9, 7)]),

@@ -458,8 +458,20 @@ impl FileLoader {
             .and_then(|m| m.get("name"))
             .and_then(|n| n.as_str())
             .map(str::to_owned);
-        let json = root.to_json();
         let before = self.findings.len();
+        // A key that is a list or mapping (`? [a, b]`) names no field; the
+        // schema never sees it (see `to_json`), so it is reported here.
+        for key in root.complex_keys() {
+            self.findings.push(
+                Finding::new(
+                    &cat::WRONG_TYPE,
+                    format!("a key must be a string, found {}", key.describe()),
+                    here(key),
+                )
+                .with_help("write the key as plain text: complex keys (`? [a, b]`) are not part of the format"),
+            );
+        }
+        let json = root.to_json();
         SchemaChecker::get().check(&json, &root, file, &mut self.findings);
         let schema_ok = self.findings.len() == before;
 

@@ -87,7 +87,7 @@ impl Node {
         match &self.value {
             Value::Map(entries) => entries
                 .iter()
-                .find(|(k, _)| k.key_text() == key)
+                .find(|(k, _)| k.is_scalar() && k.key_text() == key)
                 .map(|(k, v)| (k, v)),
             _ => None,
         }
@@ -110,7 +110,37 @@ impl Node {
         }
     }
 
+    /// Whether this node can be a mapping key of the format: a scalar.
+    /// A list or mapping as a key (`? [a, b]`) has no name.
+    pub fn is_scalar(&self) -> bool {
+        !matches!(self.value, Value::Seq(_) | Value::Map(_))
+    }
+
+    /// Every key that is a list or a mapping, anywhere under this node, in
+    /// document order.
+    pub fn complex_keys(&self) -> Vec<&Node> {
+        let mut out = Vec::new();
+        fn walk<'a>(n: &'a Node, out: &mut Vec<&'a Node>) {
+            match &n.value {
+                Value::Seq(items) => items.iter().for_each(|i| walk(i, out)),
+                Value::Map(entries) => {
+                    for (k, v) in entries {
+                        if !k.is_scalar() {
+                            out.push(k);
+                        }
+                        walk(v, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        walk(self, &mut out);
+        out
+    }
+
     /// Converts to JSON for schema validation and typed deserialisation.
+    /// Entries whose key is a list or mapping have no JSON form and are left
+    /// out (the loader reports them, see [`Node::complex_keys`]).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match &self.value {
@@ -125,6 +155,7 @@ impl Node {
             Value::Map(entries) => J::Object(
                 entries
                     .iter()
+                    .filter(|(k, _)| k.is_scalar())
                     .map(|(k, v)| (k.key_text().into_owned(), v.to_json()))
                     .collect(),
             ),
@@ -399,7 +430,17 @@ pub fn parse(text: &str) -> Parsed {
             Some(Frame::Map { entries, key, .. }) => match key.take() {
                 None => {
                     let text = node.key_text();
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.key_text() == text) {
+                    // Complex keys have no text to compare; the loader
+                    // reports each of them.
+                    let first = node
+                        .is_scalar()
+                        .then(|| {
+                            entries
+                                .iter()
+                                .find(|(k, _)| k.is_scalar() && k.key_text() == text)
+                        })
+                        .flatten();
+                    if let Some((first, _)) = first {
                         out.problems.push(Problem {
                             kind: ProblemKind::DuplicateKey,
                             message: format!("duplicate key `{text}`"),
@@ -581,6 +622,17 @@ mod tests {
         assert_eq!(d.kind, ProblemKind::DuplicateKey);
         assert_eq!(d.span.start, Pos { line: 3, column: 1 });
         assert_eq!(d.first.unwrap().start, Pos { line: 1, column: 1 });
+    }
+
+    #[test]
+    fn complex_keys_are_found_and_left_out_of_json() {
+        let n = one("a: 1\n? [x, y]\n: 2\n? {k: v}\n: 3\nb:\n  ? [z]\n  : 4\n");
+        let keys: Vec<&str> = n.complex_keys().iter().map(|k| k.describe()).collect();
+        assert_eq!(keys, ["a list", "a mapping", "a list"]);
+        assert_eq!(n.to_json(), serde_json::json!({"a": 1, "b": {}}));
+        // Two complex keys are not duplicates of each other (no problem above).
+        let p = parse("? [x]\n: 1\n? [y]\n: 2\n");
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
     }
 
     #[test]
