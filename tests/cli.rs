@@ -18,6 +18,49 @@ fn a_valid_example_exits_0() {
         .stdout(predicate::str::contains("ok: 6 files"));
 }
 
+/// A file given twice, or a file and its directory, is read once: no
+/// "defined twice" errors, the same report as the directory alone.
+#[test]
+fn a_file_named_twice_is_read_once() {
+    let dir = "examples/cluster-in-a-box";
+    let alone = asctl()
+        .args(["validate", "--format", "json", dir])
+        .output()
+        .unwrap();
+    for args in [
+        vec![dir, "examples/cluster-in-a-box/domain.yaml"],
+        vec!["examples/cluster-in-a-box/domain.yaml", dir],
+        vec![dir, "examples/cluster-in-a-box/"],
+        vec![dir, "./examples/cluster-in-a-box/nodes.yaml", dir],
+    ] {
+        let out = asctl()
+            .args(["validate", "--format", "json"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["summary"]["files"], 6, "{args:?}");
+        assert_eq!(report["summary"]["documents"], 10, "{args:?}");
+        let rules: Vec<&str> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap())
+            .collect();
+        assert_eq!(rules, ["AS0219"], "{args:?}");
+        if args[0] == dir {
+            assert_eq!(out.stdout, alone.stdout, "{args:?}");
+        }
+    }
+    let domain = "examples/cluster-in-a-box/domain.yaml";
+    asctl()
+        .args(["validate", domain, domain])
+        .assert()
+        .stdout(predicate::str::contains("1 file, 1 document"))
+        .stdout(predicate::str::contains("defined twice").not());
+}
+
 #[test]
 fn errors_exit_1_with_a_rustc_style_snippet() {
     asctl()
