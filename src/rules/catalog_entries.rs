@@ -440,7 +440,7 @@ rules! {
         origin: Seed("Virtual machine network configuration"),
         scope: Qualification,
         fix: "3 NICs and 2 SCSI controllers fill the 5 PCI slots of a VM",
-        explanation: "Each VM has five PCI slots by default (`pciSlots`); each network adapter and each SCSI controller takes one. An AutoStart node typically uses three for network adapters and two for SCSI controllers.",
+        explanation: "Each VM has five PCI slots by default (`pciSlots`); each network adapter and each SCSI controller takes one. An AutoStart node typically uses three for network adapters and two for SCSI controllers. An unset `scsiControllers` counts as one (SCSI 0, which holds the boot disk, always exists), as for `scsi-controllers`.",
     }
     SCSI_CONTROLLERS = {
         id: "AS0225",

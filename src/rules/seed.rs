@@ -767,17 +767,22 @@ fn pci_and_scsi(ctx: &mut Ctx, profile: &Profile) {
             continue;
         }
         let nics = node.spec.nics.unwrap_or(0);
-        let scsi = node.spec.scsi_controllers.unwrap_or(0);
+        let scsi = node.spec.effective_scsi_controllers();
         let slots = node.spec.pci_slots.unwrap_or(NodeSpec::DEFAULT_PCI_SLOTS);
         if nics.saturating_add(scsi) > slots {
             let loc = ctx
                 .at(node.doc, "/spec/nics")
                 .or_else(|| ctx.at(node.doc, "/spec/scsiControllers"));
+            let scsi_text = match node.spec.scsi_controllers {
+                Some(n) => format!("{n} SCSI controller{}", if n == 1 { "" } else { "s" }),
+                None => "1 SCSI controller (SCSI 0, `scsiControllers` not given)".to_owned(),
+            };
             let f = Finding::new(
                 &cat::PCI_SLOTS,
                 format!(
-                    "VM `{}` has {nics} NICs and {scsi} SCSI controllers, {} devices for {slots} PCI slots",
+                    "VM `{}` has {nics} NIC{} and {scsi_text}, {} devices for {slots} PCI slots",
                     node.name(),
+                    if nics == 1 { "" } else { "s" },
                     nics.saturating_add(scsi)
                 ),
                 loc,
@@ -791,8 +796,7 @@ fn pci_and_scsi(ctx: &mut Ctx, profile: &Profile) {
         if profile.min_scsi_controllers == 0 {
             continue;
         }
-        // SCSI 0 exists by default, so an unset count is one.
-        let have = node.spec.scsi_controllers.unwrap_or(1);
+        let have = node.spec.effective_scsi_controllers();
         if have >= profile.min_scsi_controllers {
             continue;
         }

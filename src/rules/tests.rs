@@ -1,0 +1,171 @@
+//! Unit tests of single rules on small configurations: each builds a domain
+//! that is clean under the default profile, changes one thing, and checks
+//! the exact findings (rule, line, column) that change brings.
+
+use super::validate;
+use crate::diag::Finding;
+use crate::load::load_texts;
+
+/// A clean two-VM domain across two hosts (no finding at all), as separate
+/// documents that the tests edit with `replace`.
+const BASE: &str = "\
+apiVersion: asctl/v1
+kind: Domain
+metadata:
+  name: demo
+spec:
+  heartbeat: {multicast: 239.192.0.1}
+  isolation: {addresses: [10.0.1.1]}
+---
+apiVersion: asctl/v1
+kind: Host
+metadata:
+  name: esx1
+spec:
+  hypervisor: {product: esx, version: \"3.5\"}
+  datacenter: dc1
+  nics: 3
+---
+apiVersion: asctl/v1
+kind: Host
+metadata:
+  name: esx2
+spec:
+  hypervisor: {product: esx, version: \"3.5\"}
+  datacenter: dc1
+  nics: 3
+---
+apiVersion: asctl/v1
+kind: Node
+metadata:
+  name: vm1
+spec:
+  host: esx1
+  os: {name: windows-2008, bits: 64}
+  platform: x64
+  nics: 3
+  scsiControllers: 2
+---
+apiVersion: asctl/v1
+kind: Node
+metadata:
+  name: vm2
+spec:
+  host: esx2
+  os: {name: windows-2008, bits: 64}
+  platform: x64
+  nics: 3
+  scsiControllers: 2
+---
+apiVersion: asctl/v1
+kind: NetworkLine
+metadata:
+  name: domain-1
+spec:
+  role: domain
+  subnet: 10.0.1.0/24
+  members: {vm1: 10.0.1.11, vm2: 10.0.1.12}
+---
+apiVersion: asctl/v1
+kind: NetworkLine
+metadata:
+  name: domain-2
+spec:
+  role: domain
+  subnet: 10.0.2.0/24
+  members: {vm1: 10.0.2.11, vm2: 10.0.2.12}
+---
+apiVersion: asctl/v1
+kind: NetworkLine
+metadata:
+  name: verification
+spec:
+  role: verification
+  subnet: 10.0.3.0/24
+  members: {vm1: 10.0.3.11, vm2: 10.0.3.12}
+---
+apiVersion: asctl/v1
+kind: DataSource
+metadata:
+  name: data
+spec:
+  type: sharedDisk
+  device: {backing: rdm-physical, scsiBusSharing: physical}
+---
+apiVersion: asctl/v1
+kind: ResourceGroup
+metadata:
+  name: app
+spec:
+  preferredNodes: [vm1, vm2]
+  dataSources: [data]
+";
+
+/// Every finding (active or not) of `text`, in output order.
+fn findings(text: &str) -> Vec<Finding> {
+    validate(load_texts([("t.yaml", text.as_bytes())])).findings
+}
+
+/// The active findings as (rule, line, column).
+fn active(text: &str) -> Vec<(&'static str, u32, u32)> {
+    findings(text)
+        .iter()
+        .filter(|f| f.is_active())
+        .map(|f| {
+            let l = f.location.map_or((0, 0), |l| (l.start.line, l.start.column));
+            (f.rule.id, l.0, l.1)
+        })
+        .collect()
+}
+
+/// `BASE` with one exact piece of text replaced (which must be there once).
+fn edit(from: &str, to: &str) -> String {
+    assert_eq!(BASE.matches(from).count(), 1, "`{from}` is in BASE once");
+    BASE.replacen(from, to, 1)
+}
+
+/// The 1-based line of the first line of `text` that contains `needle`
+/// after `after` (to tell documents apart).
+fn line_of(text: &str, after: &str, needle: &str) -> u32 {
+    let start = text.find(after).expect("anchor");
+    let before = text[..start].matches('\n').count();
+    let offset = text[start..]
+        .lines()
+        .position(|l| l.contains(needle))
+        .expect("needle after anchor");
+    (before + offset + 1) as u32
+}
+
+#[test]
+fn the_base_domain_is_clean() {
+    assert_eq!(active(BASE), []);
+}
+
+// --- SCSI controllers: one count for AS0224 and AS0225 ---
+
+#[test]
+fn an_unset_scsi_controller_count_is_one_for_the_pci_slots_too() {
+    // 5 NICs and SCSI 0 (unset) need 6 slots of 5.
+    let text = edit(
+        "  host: esx1\n  os: {name: windows-2008, bits: 64}\n  platform: x64\n  nics: 3\n  scsiControllers: 2\n",
+        "  host: esx1\n  os: {name: windows-2008, bits: 64}\n  platform: x64\n  nics: 5\n",
+    );
+    let all = findings(&text);
+    let pci: Vec<&Finding> = all.iter().filter(|f| f.rule.id == "AS0224").collect();
+    assert_eq!(pci.len(), 1, "{all:#?}");
+    assert_eq!(
+        pci[0].message,
+        "VM `vm1` has 5 NICs and 1 SCSI controller (SCSI 0, `scsiControllers` not given), 6 devices for 5 PCI slots"
+    );
+    // The same count makes AS0225 say "1 SCSI controller".
+    let scsi: Vec<&Finding> = all.iter().filter(|f| f.rule.id == "AS0225").collect();
+    assert_eq!(scsi.len(), 1);
+    assert!(scsi[0].message.contains("with 1 SCSI controller:"), "{}", scsi[0].message);
+    // 4 NICs and SCSI 0 fit in 5 slots: only the second-controller warning.
+    let text = edit(
+        "  host: esx1\n  os: {name: windows-2008, bits: 64}\n  platform: x64\n  nics: 3\n  scsiControllers: 2\n",
+        "  host: esx1\n  os: {name: windows-2008, bits: 64}\n  platform: x64\n  nics: 4\n",
+    );
+    let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
+    assert_eq!(rules, ["AS0225"]);
+}
