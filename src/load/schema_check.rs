@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::{did_you_mean, location, yaml};
 use crate::diag::{FileId, Finding, Location};
 use crate::model::schema::root_schema;
-use crate::model::{DURATION_PATTERN, NAME_PATTERN};
+use crate::model::{DURATION_PATTERN, MULTICAST_PATTERN, NAME_PATTERN};
 use crate::rules::catalog as cat;
 
 pub struct SchemaChecker {
@@ -47,9 +47,19 @@ impl SchemaChecker {
         if self.validator.is_valid(doc) {
             return;
         }
+        let first = out.len();
         for error in self.validator.iter_errors(doc) {
             for f in self.findings(&error, root, file) {
-                if !out.contains(&f) {
+                // One invalid-value finding per value: a value that fails
+                // both its format and its pattern (`heartbeat.multicast:
+                // 300.1.1.1`) is one mistake.
+                let again = out[first..].iter().any(|o| {
+                    o == &f
+                        || (f.rule.id == cat::INVALID_VALUE.id
+                            && o.rule.id == f.rule.id
+                            && o.location == f.location)
+                });
+                if !again {
                     out.push(f);
                 }
             }
@@ -163,6 +173,17 @@ impl SchemaChecker {
                     at_value,
                 )
                 .with_help("write a number and a unit, e.g. `250ms`, `1s`, `15m`")
+            }
+            ValidationErrorKind::Pattern { pattern } if pattern == MULTICAST_PATTERN => {
+                Finding::new(
+                    &cat::INVALID_VALUE,
+                    format!(
+                        "`{}` is not a multicast group: {field} must be an address of 224.0.0.0 to 239.255.255.255",
+                        plain(error.instance())
+                    ),
+                    at_value,
+                )
+                .with_help("use an administratively scoped group, e.g. `239.192.0.1`, or leave out `multicast` for unicast heartbeats")
             }
             ValidationErrorKind::Pattern { .. } => {
                 let desc = self

@@ -1,9 +1,9 @@
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Duration, Endpoint};
+use super::{Duration, Endpoint, MulticastGroup};
 
 /// The domain: the set of nodes that keep a set of resource groups available.
 /// Exactly one per configuration.
@@ -65,10 +65,11 @@ pub struct Heartbeat {
     /// Silence after which a peer is suspected (default `1s`).
     #[serde(default = "Heartbeat::default_timeout")]
     pub timeout: Duration,
-    /// IPv4 multicast group for heartbeats, e.g. `239.192.0.1`. The seed
-    /// advises multicast heartbeats; without it heartbeats are unicast.
+    /// IPv4 multicast group for heartbeats (224.0.0.0 to 239.255.255.255),
+    /// e.g. `239.192.0.1`. The seed advises multicast heartbeats; without it
+    /// heartbeats are unicast.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multicast: Option<Ipv4Addr>,
+    pub multicast: Option<MulticastGroup>,
     /// UDP port of heartbeats and verification probes, the same on every
     /// node and line (default `7500`).
     #[serde(default = "Heartbeat::default_port")]

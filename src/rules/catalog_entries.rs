@@ -552,4 +552,14 @@ rules! {
         fix: "add a `witness`, or give both nodes a verification line and isolation addresses with `response: offline`",
         explanation: "When the two nodes of a two-node domain lose sight of each other, neither has a majority. Without a witness, only the verification line and the isolation addresses (with the response `offline`) keep a node that is cut off from bringing a group online while the other still runs it. The warning names what is missing.",
     }
+    HEARTBEAT_TIMING = {
+        id: "AS0311",
+        name: "heartbeat-timing",
+        severity: Error,
+        title: "the heartbeat timeout is not longer than the interval (or the interval is 0)",
+        origin: Asctl,
+        scope: Structural,
+        fix: "make `heartbeat.timeout` several intervals long (the defaults: `interval: 250ms`, `timeout: 1s`)",
+        explanation: "Nodes send a heartbeat on every domain line each `interval`; a peer silent on every line for `timeout` is suspected. With a timeout no longer than the interval, a healthy peer is silent for a whole timeout between two of its heartbeats and would be suspected at every beat; an interval of 0 would send heartbeats without pause. The finding points at the timeout (or the interval when only that is written).",
+    }
 }

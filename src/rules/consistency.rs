@@ -19,6 +19,7 @@ pub fn check(ctx: &mut Ctx) {
     node_placement(ctx);
     data_source_fields(ctx);
     split_brain(ctx);
+    heartbeat_timing(ctx);
 }
 
 fn managed_ips(ctx: &mut Ctx) {
@@ -371,5 +372,39 @@ fn split_brain(ctx: &mut Ctx) {
     )
     .with_help("add `witness: <host:port>`, or give both nodes a verification line and isolation addresses with `response: offline`")
     .about(Kind::Domain, domain.name().as_str());
+    ctx.report(f);
+}
+
+fn heartbeat_timing(ctx: &mut Ctx) {
+    let Some(domain) = &ctx.config.domain else {
+        return;
+    };
+    let hb = &domain.spec.heartbeat;
+    let written = |field: &str| ctx.at(domain.doc, &format!("/spec/heartbeat/{field}"));
+    let (loc, message) = if hb.interval.get().is_zero() {
+        (
+            written("interval"),
+            "the heartbeat interval is 0: heartbeats would be sent without pause".to_owned(),
+        )
+    } else if hb.timeout <= hb.interval {
+        (
+            // Point at what was written: the timeout, else the interval.
+            written("timeout")
+                .or_else(|| written("interval"))
+                .or_else(|| ctx.at(domain.doc, "/spec/heartbeat")),
+            format!(
+                "the heartbeat timeout ({}) is not longer than the interval ({}): a healthy peer is silent for a whole timeout between two heartbeats and would be suspected at every beat",
+                hb.timeout, hb.interval
+            ),
+        )
+    } else {
+        return;
+    };
+    let mut f = Finding::new(&cat::HEARTBEAT_TIMING, message, loc)
+        .with_help("make `timeout` several intervals long, e.g. `heartbeat: {interval: 250ms, timeout: 1s}`")
+        .about(Kind::Domain, domain.name().as_str());
+    if loc != written("interval") {
+        f = f.with_related(written("interval"), "the interval");
+    }
     ctx.report(f);
 }

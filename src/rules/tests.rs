@@ -169,3 +169,67 @@ fn an_unset_scsi_controller_count_is_one_for_the_pci_slots_too() {
     let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
     assert_eq!(rules, ["AS0225"]);
 }
+
+// --- Heartbeat: a multicast group, and a timeout longer than the interval ---
+
+#[test]
+fn a_heartbeat_multicast_address_must_be_a_multicast_group() {
+    for (value, ok) in [
+        ("10.0.0.1", false),
+        ("192.168.1.255", false),
+        ("240.0.0.1", false),
+        ("300.1.1.1", false),
+        ("224.0.0.251", true),
+        ("239.192.0.1", true),
+    ] {
+        let text = edit(
+            "heartbeat: {multicast: 239.192.0.1}",
+            &format!("heartbeat: {{multicast: {value}}}"),
+        );
+        let got = active(&text);
+        if ok {
+            assert_eq!(got, [], "{value}");
+        } else {
+            // One error at the value (line 6, column 26),
+            // and no AS0221 "no multicast" either: the document is refused.
+            assert_eq!(got, [("AS0016", 6, 26)], "{value}");
+            let f = findings(&text);
+            assert_eq!(
+                f[0].message,
+                format!("`{value}` is not a multicast group: `multicast` must be an address of 224.0.0.0 to 239.255.255.255")
+            );
+        }
+    }
+}
+
+#[test]
+fn the_heartbeat_timeout_must_be_longer_than_the_interval() {
+    let cases = [
+        // (heartbeat, expected finding (rule, line, column) or none)
+        ("heartbeat: {interval: 1s, timeout: 1s, multicast: 239.192.0.1}", Some(("AS0311", 6, 38))),
+        ("heartbeat: {interval: 2s, timeout: 500ms, multicast: 239.192.0.1}", Some(("AS0311", 6, 38))),
+        // Only the interval written, over the default timeout (1s): at the interval.
+        ("heartbeat: {interval: 5s, multicast: 239.192.0.1}", Some(("AS0311", 6, 25))),
+        ("heartbeat: {interval: 0ms, timeout: 1s, multicast: 239.192.0.1}", Some(("AS0311", 6, 25))),
+        ("heartbeat: {interval: 250ms, timeout: 1s, multicast: 239.192.0.1}", None),
+        ("heartbeat: {interval: 999ms, multicast: 239.192.0.1}", None),
+    ];
+    for (heartbeat, expected) in cases {
+        let text = edit("heartbeat: {multicast: 239.192.0.1}", heartbeat);
+        assert_eq!(
+            active(&text),
+            expected.into_iter().collect::<Vec<_>>(),
+            "{heartbeat}"
+        );
+    }
+    let text = edit(
+        "heartbeat: {multicast: 239.192.0.1}",
+        "heartbeat: {interval: 2s, timeout: 500ms, multicast: 239.192.0.1}",
+    );
+    let f = &findings(&text)[0];
+    assert_eq!(
+        f.message,
+        "the heartbeat timeout (500ms) is not longer than the interval (2s): a healthy peer is silent for a whole timeout between two heartbeats and would be suspected at every beat"
+    );
+    assert_eq!(f.related.len(), 1, "the interval as related location");
+}
