@@ -101,6 +101,50 @@ fn deny_warnings_turns_warnings_into_errors() {
         .stdout(predicate::str::contains("error[AS0004]"));
 }
 
+/// An accept entry cannot silence a reading or schema error: the unknown
+/// field stays an error, the entry is one too, and the run exits 1.
+#[test]
+fn accepting_an_unknown_field_fails_the_run() {
+    let text = "\
+apiVersion: asctl/v1
+kind: Domain
+metadata: {name: demo}
+spec:
+  qualification: generic
+  accept:
+    - {rule: AS0009, reason: we like colours, acknowledgeUnsupported: true}
+---
+apiVersion: asctl/v1
+kind: Node
+metadata: {name: node1}
+spec: {physical: true, colour: blue}
+";
+    let out = asctl()
+        .args(["validate", "--format", "json", "-"])
+        .write_stdin(text)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["summary"]["errors"], 2);
+    assert_eq!(report["summary"]["suppressed"], 0);
+    let rules: Vec<(&str, i64, bool)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap(),
+                f["location"]["line"].as_i64().unwrap(),
+                f["suppressed"].is_null(),
+            )
+        })
+        .collect();
+    assert_eq!(rules, [("AS0019", 7, true), ("AS0009", 12, true)]);
+}
+
 #[test]
 fn stdin_is_read_with_a_dash() {
     let text = std::fs::read("tests/fixtures/broken/unknown-field.yaml").unwrap();

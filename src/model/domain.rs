@@ -133,7 +133,8 @@ pub enum IsolationResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Acceptance {
-    /// The rule ID, e.g. `AS0301`.
+    /// The rule ID, e.g. `AS0219`: a rule of the seed (AS01xx, AS02xx) or
+    /// one of asctl's warnings. asctl's own errors cannot be accepted.
     #[schemars(regex(pattern = r"^AS[0-9]{4}$"))]
     pub rule: String,
     /// Why the finding is acceptable here; recorded in every report.
@@ -143,8 +144,8 @@ pub struct Acceptance {
     /// `Kind/name` (e.g. `Node/sql1`). Empty: every finding of the rule.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<String>,
-    /// Must be `true` to accept an error-level rule: it states that you run a
-    /// configuration the qualification does not support.
+    /// Must be `true` to accept an error of the seed's rules: it states that
+    /// you run a configuration the qualification does not support.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub acknowledge_unsupported: bool,
 }

@@ -233,3 +233,102 @@ fn the_heartbeat_timeout_must_be_longer_than_the_interval() {
     );
     assert_eq!(f.related.len(), 1, "the interval as related location");
 }
+
+// --- Accept: only the seed's findings and asctl's warnings ---
+
+/// `BASE` with an `accept` list in the Domain (after `isolation:`).
+fn with_accept(text: &str, entries: &str) -> String {
+    let anchor = "  isolation: {addresses: [10.0.1.1]}\n";
+    assert_eq!(text.matches(anchor).count(), 1);
+    text.replacen(anchor, &format!("{anchor}  accept:\n{entries}"), 1)
+}
+
+#[test]
+fn reading_schema_and_structure_errors_cannot_be_accepted() {
+    // An unknown field in a Node (AS0009), a dangling reference (AS0014) and
+    // a managed IP outside its line's subnet (AS0301), each accepted with
+    // `acknowledgeUnsupported: true`.
+    let broken = edit("  nics: 3\n  scsiControllers: 2\n---\napiVersion: asctl/v1\nkind: Node\nmetadata:\n  name: vm2",
+        "  nics: 3\n  scsiControllers: 2\n  colour: blue\n---\napiVersion: asctl/v1\nkind: Node\nmetadata:\n  name: vm2")
+        .replace(
+            "  dataSources: [data]\n",
+            "  dataSources: [data, nothing]\n  ipAddresses: [{address: 10.9.0.5/24, line: domain-1}]\n",
+        );
+    let before: Vec<&str> = active(&broken).iter().map(|f| f.0).collect();
+    assert!(before.contains(&"AS0009") && before.contains(&"AS0014") && before.contains(&"AS0301"), "{before:?}");
+    let text = with_accept(
+        &broken,
+        "    - {rule: AS0009, reason: r, acknowledgeUnsupported: true}\n    - {rule: AS0014, reason: r, acknowledgeUnsupported: true}\n    - {rule: AS0301, reason: r, acknowledgeUnsupported: true}\n",
+    );
+    let v = validate(load_texts([("t.yaml", text.as_bytes())]));
+    assert!(v.has_errors());
+    // Nothing is suppressed: the same findings are active...
+    assert!(v.findings.iter().all(|f| f.is_active()), "{:#?}", v.findings);
+    let got: Vec<(&str, u32, u32)> = v
+        .findings
+        .iter()
+        .map(|f| {
+            let l = f.location.expect("located");
+            (f.rule.id, l.start.line, l.start.column)
+        })
+        .collect();
+    // ... and each entry is an error at its `rule`, lines 9-11 column 14.
+    let entries: Vec<_> = got.iter().filter(|f| f.0 == "AS0019").copied().collect();
+    assert_eq!(entries, [("AS0019", 9, 14), ("AS0019", 10, 14), ("AS0019", 11, 14)]);
+    for rule in ["AS0009", "AS0014", "AS0301"] {
+        assert!(got.iter().any(|f| f.0 == rule), "{rule} is still reported");
+    }
+    assert!(!got.iter().any(|f| f.0 == "AS0017" || f.0 == "AS0018"), "{got:?}");
+    let f = v.findings.iter().find(|f| f.rule.id == "AS0019").unwrap();
+    assert_eq!(
+        f.message,
+        "AS0009 (unknown-field) cannot be accepted: it is an error of asctl's own (a field is not part of the format), not a finding of the qualification"
+    );
+}
+
+#[test]
+fn the_seeds_findings_and_asctls_warnings_can_be_accepted() {
+    // A seed error (AS0101: a VMFS shared disk between a physical machine
+    // and a VM, Table 3), acknowledged.
+    let text = edit("  host: esx2\n", "  physical: true\n")
+        .replace("device: {backing: rdm-physical, scsiBusSharing: physical}", "device: {backing: vmfs, scsiBusSharing: physical}");
+    let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
+    assert_eq!(rules, ["AS0101"]);
+    let accepted = with_accept(&text, "    - {rule: AS0101, reason: lab, acknowledgeUnsupported: true}\n");
+    let v = validate(load_texts([("t.yaml", accepted.as_bytes())]));
+    assert!(!v.has_errors(), "{:#?}", v.findings);
+    let got: Vec<(&str, Option<&str>)> = v.findings.iter().map(|f| (f.rule.id, f.suppressed.as_deref())).collect();
+    assert_eq!(got, [("AS0101", Some("lab"))]);
+    // asctl's own warning AS0310 (two nodes without witness, response none).
+    let text = BASE.replace(
+        "  isolation: {addresses: [10.0.1.1]}\n",
+        "  isolation: {addresses: [10.0.1.1], response: none}\n",
+    );
+    let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
+    assert_eq!(rules, ["AS0310"]);
+    let accepted = text.replace(
+        "response: none}\n",
+        "response: none}\n  accept:\n    - {rule: AS0310, reason: lab}\n",
+    );
+    let v = validate(load_texts([("t.yaml", accepted.as_bytes())]));
+    let got: Vec<(&str, Option<&str>)> = v.findings.iter().map(|f| (f.rule.id, f.suppressed.as_deref())).collect();
+    assert_eq!(got, [("AS0310", Some("lab"))]);
+}
+
+#[test]
+fn which_rules_are_acceptable() {
+    use super::catalog::{ALL, Origin};
+    for r in ALL {
+        let expected = match r.origin {
+            Origin::Seed(_) => true,
+            Origin::Asctl => r.severity != crate::diag::Severity::Error && r.id != "AS0018",
+        };
+        assert_eq!(r.acceptable(), expected, "{}", r.id);
+    }
+    for id in ["AS0101", "AS0102", "AS0206", "AS0219", "AS0004", "AS0310"] {
+        assert!(super::find_rule(id).unwrap().acceptable(), "{id}");
+    }
+    for id in ["AS0001", "AS0009", "AS0014", "AS0017", "AS0018", "AS0019", "AS0301", "AS0311"] {
+        assert!(!super::find_rule(id).unwrap().acceptable(), "{id}");
+    }
+}
