@@ -572,4 +572,14 @@ rules! {
         fix: "make `heartbeat.timeout` several intervals long (the defaults: `interval: 250ms`, `timeout: 1s`)",
         explanation: "Nodes send a heartbeat on every domain line each `interval`; a peer silent on every line for `timeout` is suspected. With a timeout no longer than the interval, a healthy peer is silent for a whole timeout between two of its heartbeats and would be suspected at every beat; an interval of 0 would send heartbeats without pause. The finding points at the timeout (or the interval when only that is written).",
     }
+    OS_NOT_GIVEN = {
+        id: "AS0312",
+        name: "os-not-given",
+        severity: Warning,
+        title: "a node does not give its OS, so the rules about its OS cannot be checked",
+        origin: Asctl,
+        scope: Structural,
+        fix: "give the node's `os: {name, bits}` (and `platform`)",
+        explanation: "The seed's guest OS rules (`guest-os`, `guest-os-platform`), its module rules (`module-word-size`: Exchange 2003 on 32-bit Windows only, Exchange 2007 on 64-bit only) and the Windows-only resources (`windows-only-resource`: modules and node aliases) are checked against each node's `os`. A node without `os` would pass all of them silently. Under a VMware profile every node without `os` is reported; under every profile (Windows-only resources are not a VMware matter), so is a group with a module or a node alias whose preferred nodes include one without `os`, at the module or alias.",
+    }
 }

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use super::Ctx;
 use super::catalog as cat;
 use super::profile;
+use super::topology;
 use crate::diag::{Finding, Location};
 use crate::model::{Backing, DataSourceType, Kind, LineRole, Name};
 
@@ -20,6 +21,7 @@ pub fn check(ctx: &mut Ctx) {
     data_source_fields(ctx);
     split_brain(ctx);
     heartbeat_timing(ctx);
+    os_not_given(ctx);
 }
 
 fn managed_ips(ctx: &mut Ctx) {
@@ -407,4 +409,76 @@ fn heartbeat_timing(ctx: &mut Ctx) {
         f = f.with_related(written("interval"), "the interval");
     }
     ctx.report(f);
+}
+
+/// Nodes without `os`: the OS rules (guest OS, platform, module word size,
+/// Windows-only resources) would pass them silently.
+fn os_not_given(ctx: &mut Ctx) {
+    let cfg = ctx.config;
+    // The seed's OS rules exist only under a VMware profile (and without a
+    // Domain the profile is unknown).
+    if cfg.domain.is_some() && profile::of(cfg).qualifies_vmware {
+        for node in cfg.nodes.iter().filter(|n| n.spec.os.is_none()) {
+            let what = if node.spec.is_vm() {
+                "VM"
+            } else {
+                "node"
+            };
+            let f = Finding::new(
+                &cat::OS_NOT_GIVEN,
+                format!(
+                    "{what} `{}` does not give its OS: the seed's guest OS, platform and module rules cannot be checked for it",
+                    node.name()
+                ),
+                ctx.at_name(node),
+            )
+            .with_help("add `os: {name: windows-2008, bits: 64}` (the guest OS and its word size) and `platform: x64`")
+            .about(Kind::Node, node.name().as_str());
+            ctx.report(f);
+        }
+    }
+    // Windows-only resources (`windows-only-resource`) apply in every profile.
+    for group in &cfg.groups {
+        let unknown: Vec<_> = topology::preferred(ctx, group)
+            .into_iter()
+            .filter(|n| n.spec.os.is_none())
+            .collect();
+        if unknown.is_empty() {
+            continue;
+        }
+        let mut what: Vec<(&str, String)> = Vec::new();
+        if let Some(m) = &group.spec.module {
+            what.push(("/spec/module/type", format!("module {}", m.kind.as_str())));
+        }
+        if let Some(alias) = &group.spec.node_alias {
+            what.push(("/spec/nodeAlias", format!("node alias `{alias}`")));
+        }
+        let names: Vec<String> = unknown.iter().map(|n| format!("`{}`", n.name())).collect();
+        let (nodes, verb) = if unknown.len() == 1 {
+            (format!("preferred node {}", names[0]), "does not give its OS")
+        } else {
+            (
+                format!("preferred nodes {}", names.join(", ")),
+                "do not give their OS",
+            )
+        };
+        for (pointer, label) in what {
+            let mut f = Finding::new(
+                &cat::OS_NOT_GIVEN,
+                format!(
+                    "{label} of group `{}` needs Windows, but {nodes} {verb}: whether it can run there cannot be checked",
+                    group.name()
+                ),
+                ctx.at(group.doc, pointer),
+            )
+            .with_help("give every preferred node its `os`, e.g. `os: {name: windows-2008, bits: 64}`")
+            .about(Kind::ResourceGroup, group.name().as_str());
+            for n in &unknown {
+                f = f
+                    .with_related(ctx.at_name(n), format!("`{}` has no `os`", n.name()))
+                    .about(Kind::Node, n.name().as_str());
+            }
+            ctx.report(f);
+        }
+    }
 }

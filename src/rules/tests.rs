@@ -332,3 +332,59 @@ fn which_rules_are_acceptable() {
         assert!(!super::find_rule(id).unwrap().acceptable(), "{id}");
     }
 }
+
+// --- Nodes without `os` ---
+
+const VM2_OS: &str = "  name: vm2\nspec:\n  host: esx2\n  os: {name: windows-2008, bits: 64}\n  platform: x64\n";
+const VM2_NO_OS: &str = "  name: vm2\nspec:\n  host: esx2\n";
+
+#[test]
+fn a_node_without_os_is_reported_under_a_vmware_profile() {
+    let text = edit(VM2_OS, VM2_NO_OS);
+    let vm2 = line_of(&text, "kind: Node\nmetadata:\n  name: vm2", "name: vm2");
+    assert_eq!(active(&text), [("AS0312", vm2, 9)]);
+    assert_eq!(
+        findings(&text)[0].message,
+        "VM `vm2` does not give its OS: the seed's guest OS, platform and module rules cannot be checked for it"
+    );
+    // Under `generic` the seed's OS rules do not exist: nothing to say.
+    let generic = text.replace("spec:\n  heartbeat:", "spec:\n  qualification: generic\n  heartbeat:");
+    assert_eq!(active(&generic), []);
+}
+
+#[test]
+fn a_module_or_alias_on_a_node_without_os_does_not_pass_silently() {
+    let text = edit(VM2_OS, VM2_NO_OS).replace(
+        "  dataSources: [data]\n",
+        "  dataSources: [data]\n  nodeAlias: APP\n  module: {type: exchange-2003}\n",
+    );
+    let vm2 = line_of(&text, "kind: Node\nmetadata:\n  name: vm2", "name: vm2");
+    let alias = line_of(&text, "name: app", "nodeAlias");
+    let got = active(&text);
+    // vm1 is 64-bit (AS0204 for Exchange 2003); vm2 cannot be checked, for
+    // the module and the alias alike.
+    assert_eq!(
+        got,
+        [
+            ("AS0312", vm2, 9),
+            ("AS0312", alias, 14),
+            ("AS0204", alias + 1, 18),
+            ("AS0312", alias + 1, 18),
+        ]
+    );
+    let all = findings(&text);
+    let module = all
+        .iter()
+        .find(|f| f.rule.id == "AS0312" && f.message.starts_with("module"))
+        .unwrap();
+    assert_eq!(
+        module.message,
+        "module exchange-2003 of group `app` needs Windows, but preferred node `vm2` does not give its OS: whether it can run there cannot be checked"
+    );
+    assert_eq!(module.objects, ["ResourceGroup/app", "Node/vm2"]);
+    // The resource part applies in every profile (windows-only-resource is
+    // structural): under `generic` the module and alias are still reported.
+    let generic = text.replace("spec:\n  heartbeat:", "spec:\n  qualification: generic\n  heartbeat:");
+    let rules: Vec<&str> = active(&generic).iter().map(|f| f.0).collect();
+    assert_eq!(rules, ["AS0312", "AS0312"]);
+}
