@@ -141,6 +141,23 @@ fn data_source(prefix: &str, kind: DataSourceType, backing: Backing, t: Topology
     }
 }
 
+/// The group's `dataSources` for data source `prefix` of `data_source`: a
+/// MirrorView/SRDF data source with the one it is combined with (a group
+/// uses both, AS0226), which is judged too — its cells (Table 3 for an RDM
+/// shared disk; no table for the VMFS data source) are `yes` in every
+/// column, so the verdict stays the replication table's.
+fn uses(prefix: &str, kind: DataSourceType, backing: Backing) -> String {
+    match kind {
+        DataSourceType::MirrorView | DataSourceType::Srdf if backing.is_rdm() => {
+            format!("dataSources: [{prefix}, {prefix}-disk]")
+        }
+        DataSourceType::MirrorView | DataSourceType::Srdf => {
+            format!("dataSources: [{prefix}, {prefix}-vmfs]")
+        }
+        _ => format!("dataSources: [{prefix}]"),
+    }
+}
+
 /// A whole domain: two nodes in `topology`, lines, and group `app`.
 fn domain(t: Topology, extra_docs: Vec<String>, group_extra: &str) -> String {
     let (pair, node_docs) = nodes(t);
@@ -257,7 +274,7 @@ fn every_cell_of_every_table_gives_its_verdict() {
                             composite(t, b, NEUTRAL_MEMBERS)
                         }
                         (Subject::DataSource(kind), Some(b)) => {
-                            domain(t, data_source("data", kind, b, t), "dataSources: [data]")
+                            domain(t, data_source("data", kind, b, t), &uses("data", kind, b))
                         }
                         (Subject::DataSource(_), None) => unreachable!(),
                     };

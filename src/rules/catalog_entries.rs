@@ -329,8 +329,8 @@ rules! {
         title: "MirrorView/SRDF not combined with the data source its mode needs",
         origin: Seed("MirrorView; SRDF"),
         scope: Structural,
-        fix: "RDM mode: `pairedWith:` a sharedDisk data source; VMFS mode: `pairedWith:` a vmfs data source",
-        explanation: "In RDM mode the MirrorView and SRDF data sources are used in combination with a Shared Disk data source to support local and remote failovers; in VMFS mode, with the VMFS data source, which adds and removes the virtual disks through VirtualCenter when the group goes online or offline. `pairedWith` names that data source.",
+        fix: "RDM mode: `pairedWith:` a sharedDisk data source on the RDM device; VMFS mode: `pairedWith:` a vmfs data source",
+        explanation: "In RDM mode the MirrorView and SRDF data sources are used in combination with a Shared Disk data source to support local and remote failovers; in VMFS mode, with the VMFS data source, which adds and removes the virtual disks through VirtualCenter when the group goes online or offline. `pairedWith` names that data source. In RDM mode the shared disk is the replicated LUN mapped to the VMs as an RDM, so its device must be an RDM too: a shared disk on a VMFS virtual disk is not that LUN. (A VMFS data source on an RDM is `vmfs-data-source-backing`; a group must also use the partner: `replication-partner-in-group`.)",
     }
     COMPOSITE_MEMBER_TYPE = {
         id: "AS0213",
@@ -461,6 +461,16 @@ rules! {
         scope: Qualification,
         fix: "create SCSI controller 1 before configuring AutoStart or networking, and write `scsiControllers: 2`",
         explanation: "Adding a virtual SCSI controller pushes the virtual Ethernet controllers to new PCI slots: the primary network interface is deleted and a new one added, and the network connections are reset (VMware KB 1513). An AutoStart node uses SCSI 0 (created with the boot disk) and SCSI 1; the workaround is to create SCSI 1 before AutoStart or networking is configured. asctl warns for a VM whose groups use a data source with a disk (anything but a network share) and that declares fewer than two controllers (unset counts as one, SCSI 0).",
+    }
+    REPLICATION_PARTNER_IN_GROUP = {
+        id: "AS0226",
+        name: "replication-partner-in-group",
+        severity: Error,
+        title: "a group uses MirrorView/SRDF without the data source it is combined with",
+        origin: Seed("MirrorView; SRDF"),
+        scope: Structural,
+        fix: "add the `pairedWith` data source to the group's `dataSources`",
+        explanation: "In RDM mode the MirrorView and SRDF data sources are used in combination with the Shared Disk data source, in VMFS mode with the VMFS data source, which adds and removes the virtual disks of a VM when the resource group is brought online or offline: the two work together, in the group. So a group that lists a MirrorView or SRDF data source also uses its `pairedWith` data source (listed directly or in a composite); it is then brought online with the group and judged like any of its data sources — the seed's tables (Table 3 for a shared disk) for the group's pairs of nodes, SCSI bus sharing, sharing within and across hosts, VMotion.",
     }
     MANAGED_IP_OUTSIDE_SUBNET = {
         id: "AS0301",

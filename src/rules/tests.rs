@@ -388,3 +388,83 @@ fn a_module_or_alias_on_a_node_without_os_does_not_pass_silently() {
     let rules: Vec<&str> = active(&generic).iter().map(|f| f.0).collect();
     assert_eq!(rules, ["AS0312", "AS0312"]);
 }
+
+// --- MirrorView/SRDF and the data source they are combined with ---
+
+const MIRRORVIEW: &str = "---
+apiVersion: asctl/v1
+kind: DataSource
+metadata:
+  name: mv
+spec:
+  type: mirrorView
+  mode: sync
+  pairedWith: data
+  device: {backing: rdm-physical}
+";
+
+/// `BASE` with MirrorView `mv` (RDM mode, paired with `data`) and the
+/// group's data sources `uses`.
+fn with_mirrorview(uses: &str) -> String {
+    edit("  dataSources: [data]\n", &format!("  dataSources: {uses}\n")) + MIRRORVIEW
+}
+
+#[test]
+fn mirrorview_with_its_shared_disk_in_the_group_is_clean() {
+    assert_eq!(active(&with_mirrorview("[mv, data]")), []);
+    // Through a composite counts as used.
+    let text = with_mirrorview("[mv, both]")
+        + "---\napiVersion: asctl/v1\nkind: DataSource\nmetadata:\n  name: both\nspec:\n  type: composite\n  members: [data, rs]\n---\napiVersion: asctl/v1\nkind: DataSource\nmetadata:\n  name: rs\nspec:\n  type: repliStor\n  device: {backing: rdm-physical}\n";
+    assert_eq!(active(&text), []);
+}
+
+#[test]
+fn rdm_mode_replication_needs_a_shared_disk_on_an_rdm() {
+    let text = with_mirrorview("[mv, data]").replace(
+        "device: {backing: rdm-physical, scsiBusSharing: physical}",
+        "device: {backing: vmfs, scsiBusSharing: physical}",
+    );
+    let paired = line_of(&text, "name: mv", "pairedWith");
+    assert_eq!(active(&text), [("AS0212", paired, 15)]);
+    let f = findings(&text);
+    assert_eq!(
+        f[0].message,
+        "mirrorView `mv` in RDM mode is paired with `data`, a sharedDisk on a VMFS virtual disk: in RDM mode it must be combined with a Shared Disk data source on the RDM device (`backing: rdm-physical` or `rdm-virtual`)"
+    );
+    assert_eq!(f[0].related[0].message, "its backing");
+}
+
+#[test]
+fn a_group_with_mirrorview_must_use_its_partner_too() {
+    let text = with_mirrorview("[mv]");
+    let uses = line_of(&text, "name: app", "dataSources");
+    assert_eq!(active(&text), [("AS0226", uses, 17)]);
+    assert_eq!(
+        findings(&text)[0].message,
+        "group `app` uses mirrorView `mv` but not `data`, the sharedDisk data source it is combined with: the two work together in the group"
+    );
+    // Not a cascade of a wrong pairing: a partner of the wrong type is AS0212 only.
+    let text = with_mirrorview("[mv]").replace("  pairedWith: data\n", "  pairedWith: rs\n")
+        + "---\napiVersion: asctl/v1\nkind: DataSource\nmetadata:\n  name: rs\nspec:\n  type: repliStor\n  device: {backing: rdm-physical}\n";
+    let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
+    assert_eq!(rules, ["AS0212"]);
+}
+
+/// Once in the group, the partner is checked like any data source of it.
+#[test]
+fn the_partner_is_judged_with_the_groups_nodes() {
+    // Shared across hosts with bus sharing `virtual`: AS0211 on the partner.
+    let text = with_mirrorview("[mv, data]").replace(
+        "device: {backing: rdm-physical, scsiBusSharing: physical}",
+        "device: {backing: rdm-physical, scsiBusSharing: virtual}",
+    );
+    let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
+    assert_eq!(rules, ["AS0211"]);
+    // VMotion on a VM whose group uses the partner shared disk: AS0215.
+    let text = with_mirrorview("[mv, data]").replace(
+        "  host: esx1\n  os: {name: windows-2008, bits: 64}\n",
+        "  host: esx1\n  vmotion: true\n  os: {name: windows-2008, bits: 64}\n",
+    );
+    let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
+    assert_eq!(rules, ["AS0215"]);
+}
