@@ -592,4 +592,14 @@ rules! {
         fix: "give the node's `os: {name, bits}` (and `platform`)",
         explanation: "The seed's guest OS rules (`guest-os`, `guest-os-platform`), its module rules (`module-word-size`: Exchange 2003 on 32-bit Windows only, Exchange 2007 on 64-bit only) and the Windows-only resources (`windows-only-resource`: modules and node aliases) are checked against each node's `os`. A node without `os` would pass all of them silently. Under a VMware profile every node without `os` is reported; under every profile (Windows-only resources are not a VMware matter), so is a group with a module or a node alias whose preferred nodes include one without `os`, at the module or alias.",
     }
+    NODE_NICS = {
+        id: "AS0313",
+        name: "node-nics",
+        severity: Warning,
+        title: "a node is on more network lines than it has NICs",
+        origin: Asctl,
+        scope: Structural,
+        fix: "give the node one network adapter per line (`nics`), or take it off a line",
+        explanation: "Several network lines protect a domain only when they fail independently: each line needs its own network adapter on the node (the seed counts three adapters for two domain lines and a verification line). A node on more lines than its `nics` shares an adapter between lines, which then fail together. `nics` counts the adapters the node sees: NIC teaming in the hypervisor (`nicTeaming: hypervisor`) is below them and changes nothing; teaming in the guest (`nicTeaming: guest`, itself unsupported under the seed) groups \"one or more NICs\" into an interface, so the node still has at most `nics` interfaces and is judged the same way. A node that does not give `nics` is not judged.",
+    }
 }

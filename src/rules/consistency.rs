@@ -10,7 +10,7 @@ use super::catalog as cat;
 use super::profile;
 use super::topology;
 use crate::diag::{Finding, Location};
-use crate::model::{Backing, DataSourceType, Kind, LineRole, Name};
+use crate::model::{Backing, DataSourceType, Kind, LineRole, Name, NicTeaming};
 
 pub fn check(ctx: &mut Ctx) {
     managed_ips(ctx);
@@ -22,6 +22,7 @@ pub fn check(ctx: &mut Ctx) {
     split_brain(ctx);
     heartbeat_timing(ctx);
     os_not_given(ctx);
+    node_nics(ctx);
 }
 
 fn managed_ips(ctx: &mut Ctx) {
@@ -480,5 +481,51 @@ fn os_not_given(ctx: &mut Ctx) {
             }
             ctx.report(f);
         }
+    }
+}
+
+/// A node on more network lines than it has NICs: lines that share an
+/// adapter fail together. Nodes that do not give `nics` are not judged.
+fn node_nics(ctx: &mut Ctx) {
+    for node in &ctx.config.nodes {
+        let Some(nics) = node.spec.nics else { continue };
+        let lines = ctx.lines_of(node.name().as_str());
+        // `nics` is the adapters the node sees. Teaming in the hypervisor is
+        // below them and changes nothing; teaming in the guest groups "one or
+        // more NICs" (seed, "Network redundancy") into an interface, so the
+        // node has at most `nics` interfaces either way.
+        if lines.len() <= nics as usize {
+            continue;
+        }
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        let teamed = if node.spec.nic_teaming == NicTeaming::Guest {
+            " (teamed in the guest: at most as many interfaces)"
+        } else {
+            ""
+        };
+        let mut f = Finding::new(
+            &cat::NODE_NICS,
+            format!(
+                "node `{}` is on {} but has {}{teamed}: lines that share an adapter fail together, so they are not redundant",
+                node.name(),
+                plural(lines.len(), "network line"),
+                plural(nics as usize, "NIC"),
+            ),
+            ctx.at(node.doc, "/spec/nics"),
+        )
+        .with_help(format!(
+            "give the node one NIC per line (`nics: {}`), or take it off a line",
+            lines.len()
+        ))
+        .about(Kind::Node, node.name().as_str());
+        for l in lines {
+            f = f
+                .with_related(
+                    ctx.at_key(l.doc, &format!("/spec/members/{}", node.name())),
+                    format!("on line `{}`", l.name()),
+                )
+                .about(Kind::NetworkLine, l.name().as_str());
+        }
+        ctx.report(f);
     }
 }

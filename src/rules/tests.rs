@@ -468,3 +468,47 @@ fn the_partner_is_judged_with_the_groups_nodes() {
     let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
     assert_eq!(rules, ["AS0215"]);
 }
+
+// --- NICs per network line ---
+
+const VM1_NICS: &str = "  host: esx1\n  os: {name: windows-2008, bits: 64}\n  platform: x64\n  nics: 3\n";
+
+#[test]
+fn a_node_on_more_lines_than_nics_is_reported() {
+    let text = edit(VM1_NICS, &VM1_NICS.replace("nics: 3", "nics: 1"));
+    let nics = line_of(&text, "name: vm1", "nics:");
+    assert_eq!(active(&text), [("AS0313", nics, 9)]);
+    let f = &findings(&text)[0];
+    assert_eq!(
+        f.message,
+        "node `vm1` is on 3 network lines but has 1 NIC: lines that share an adapter fail together, so they are not redundant"
+    );
+    let related: Vec<&str> = f.related.iter().map(|r| r.message.as_str()).collect();
+    assert_eq!(related, ["on line `domain-1`", "on line `domain-2`", "on line `verification`"]);
+    // Two NICs for three lines: still one short.
+    let text = edit(VM1_NICS, &VM1_NICS.replace("nics: 3", "nics: 2"));
+    assert_eq!(active(&text), [("AS0313", nics, 9)]);
+    // Without `nics` the node is not judged.
+    let text = edit(VM1_NICS, &VM1_NICS.replace("  nics: 3\n", ""));
+    assert_eq!(active(&text), []);
+}
+
+#[test]
+fn nic_teaming_does_not_add_interfaces() {
+    // In the hypervisor: the guest's adapters are what counts.
+    let text = edit(VM1_NICS, &VM1_NICS.replace("nics: 3\n", "nics: 3\n  nicTeaming: hypervisor\n"));
+    assert_eq!(active(&text), []);
+    let text = edit(VM1_NICS, &VM1_NICS.replace("nics: 3\n", "nics: 2\n  nicTeaming: hypervisor\n"));
+    let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
+    assert_eq!(rules, ["AS0313"]);
+    // In the guest (AS0217 under the seed): a team groups one or more NICs,
+    // so there are at most `nics` interfaces.
+    let text = edit(VM1_NICS, &VM1_NICS.replace("nics: 3\n", "nics: 3\n  nicTeaming: guest\n"));
+    let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
+    assert_eq!(rules, ["AS0217"]);
+    let text = edit(VM1_NICS, &VM1_NICS.replace("nics: 3\n", "nics: 2\n  nicTeaming: guest\n"));
+    let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
+    assert_eq!(rules, ["AS0313", "AS0217"]);
+    assert!(findings(&text).iter().any(|f| f.message
+        == "node `vm1` is on 3 network lines but has 2 NICs (teamed in the guest: at most as many interfaces): lines that share an adapter fail together, so they are not redundant"));
+}
