@@ -288,7 +288,10 @@ fn accepted_example() -> tempfile::TempDir {
             );
         }
         if name == "storage.yaml" {
-            assert!(text.contains("provisioning: thick"), "the example has a thick disk");
+            assert!(
+                text.contains("provisioning: thick"),
+                "the example has a thick disk"
+            );
             text = text.replacen("provisioning: thick", "provisioning: thin", 1);
         }
         std::fs::write(dir.path().join(name), text).unwrap();
@@ -345,7 +348,9 @@ fn json_output_shows_suppressed_findings_with_their_reason() {
         .arg(dir.path())
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("0 errors, 0 warnings (2 accepted in the Domain)"))
+        .stdout(predicate::str::contains(
+            "0 errors, 0 warnings (2 accepted in the Domain)",
+        ))
         .stdout(predicate::str::contains("AS0210").not());
 }
 

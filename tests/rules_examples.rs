@@ -118,14 +118,22 @@ fn the_standby_host_example_is_n_plus_1_with_three_machines() {
     assert_eq!(physical.len(), 3, "{physical:?}");
     assert_eq!(hosts.len(), 3, "one VM per physical machine");
     assert_eq!(cfg.hosts.len(), 1, "one standby host");
-    assert!(hosts.iter().all(|h| *h == cfg.hosts.iter().next().unwrap().name().as_str()));
+    assert!(
+        hosts
+            .iter()
+            .all(|h| *h == cfg.hosts.iter().next().unwrap().name().as_str())
+    );
     let mut backed: Vec<(&str, &str)> = Vec::new();
     for g in &cfg.groups {
         let [a, b] = g.spec.preferred_nodes.as_slice() else {
             panic!("group {} fails over between two nodes", g.name());
         };
         let node = |n: &asctl::model::Name| cfg.nodes.get(n.as_str()).expect("defined");
-        assert!(node(a).spec.physical && node(b).spec.host.is_some(), "group {}", g.name());
+        assert!(
+            node(a).spec.physical && node(b).spec.host.is_some(),
+            "group {}",
+            g.name()
+        );
         if !backed.contains(&(a.as_str(), b.as_str())) {
             backed.push((a.as_str(), b.as_str()));
         }
@@ -137,5 +145,9 @@ fn the_standby_host_example_is_n_plus_1_with_three_machines() {
     machines.dedup();
     vms.sort();
     vms.dedup();
-    assert_eq!((machines.len(), vms.len(), backed.len()), (3, 3, 3), "{backed:?}");
+    assert_eq!(
+        (machines.len(), vms.len(), backed.len()),
+        (3, 3, 3),
+        "{backed:?}"
+    );
 }

@@ -420,7 +420,11 @@ fn matrix_command_explains_a_profile_without_tables() {
                 && stdout.contains("--qualification autostart-vmware-2009"),
             "{subject:?}: {stdout}"
         );
-        assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let out = assert_cmd::Command::cargo_bin("asctl")
         .expect("the asctl binary is built")

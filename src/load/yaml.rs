@@ -669,7 +669,9 @@ mod tests {
             assert_eq!(p.problems.len(), 1, "{depth}");
             assert_eq!(p.problems[0].kind, ProblemKind::Limit, "{depth}");
             assert!(
-                p.problems[0].message.starts_with("nesting deeper than 64 levels"),
+                p.problems[0]
+                    .message
+                    .starts_with("nesting deeper than 64 levels"),
                 "{}",
                 p.problems[0].message
             );

@@ -420,11 +420,7 @@ fn os_not_given(ctx: &mut Ctx) {
     // Domain the profile is unknown).
     if cfg.domain.is_some() && profile::of(cfg).qualifies_vmware {
         for node in cfg.nodes.iter().filter(|n| n.spec.os.is_none()) {
-            let what = if node.spec.is_vm() {
-                "VM"
-            } else {
-                "node"
-            };
+            let what = if node.spec.is_vm() { "VM" } else { "node" };
             let f = Finding::new(
                 &cat::OS_NOT_GIVEN,
                 format!(
@@ -456,7 +452,10 @@ fn os_not_given(ctx: &mut Ctx) {
         }
         let names: Vec<String> = unknown.iter().map(|n| format!("`{}`", n.name())).collect();
         let (nodes, verb) = if unknown.len() == 1 {
-            (format!("preferred node {}", names[0]), "does not give its OS")
+            (
+                format!("preferred node {}", names[0]),
+                "does not give its OS",
+            )
         } else {
             (
                 format!("preferred nodes {}", names.join(", ")),

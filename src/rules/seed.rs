@@ -426,7 +426,10 @@ fn replication_pairing(ctx: &mut Ctx) {
             // No device (`data-source-field-missing`): the mode is unknown,
             // but a partner of either kind still belongs in the group.
             if let Some(t) = target
-                && matches!(t.spec.kind, DataSourceType::SharedDisk | DataSourceType::Vmfs)
+                && matches!(
+                    t.spec.kind,
+                    DataSourceType::SharedDisk | DataSourceType::Vmfs
+                )
             {
                 paired.push((ds, t));
             }
@@ -469,7 +472,9 @@ fn replication_pairing(ctx: &mut Ctx) {
             }
         };
         let need_text = match need {
-            DataSourceType::SharedDisk => "Shared Disk data source on the RDM device (`backing: rdm-physical` or `rdm-virtual`)",
+            DataSourceType::SharedDisk => {
+                "Shared Disk data source on the RDM device (`backing: rdm-physical` or `rdm-virtual`)"
+            }
             _ => "VMFS data source (`type: vmfs`)",
         };
         let mut f = Finding::new(
@@ -873,7 +878,10 @@ fn pci_and_scsi(ctx: &mut Ctx, profile: &Profile) {
                 ),
                 loc,
             )
-            .with_related(ctx.at(node.doc, "/spec/scsiControllers"), "SCSI controllers")
+            .with_related(
+                ctx.at(node.doc, "/spec/scsiControllers"),
+                "SCSI controllers",
+            )
             .with_related(ctx.at(node.doc, "/spec/pciSlots"), "PCI slots")
             .with_help("a VM has 5 PCI slots: 3 NICs (one per line) and 2 SCSI controllers")
             .about(Kind::Node, node.name().as_str());

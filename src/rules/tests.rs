@@ -112,7 +112,9 @@ fn active(text: &str) -> Vec<(&'static str, u32, u32)> {
         .iter()
         .filter(|f| f.is_active())
         .map(|f| {
-            let l = f.location.map_or((0, 0), |l| (l.start.line, l.start.column));
+            let l = f
+                .location
+                .map_or((0, 0), |l| (l.start.line, l.start.column));
             (f.rule.id, l.0, l.1)
         })
         .collect()
@@ -160,7 +162,11 @@ fn an_unset_scsi_controller_count_is_one_for_the_pci_slots_too() {
     // The same count makes AS0225 say "1 SCSI controller".
     let scsi: Vec<&Finding> = all.iter().filter(|f| f.rule.id == "AS0225").collect();
     assert_eq!(scsi.len(), 1);
-    assert!(scsi[0].message.contains("with 1 SCSI controller:"), "{}", scsi[0].message);
+    assert!(
+        scsi[0].message.contains("with 1 SCSI controller:"),
+        "{}",
+        scsi[0].message
+    );
     // 4 NICs and SCSI 0 fit in 5 slots: only the second-controller warning.
     let text = edit(
         "  host: esx1\n  os: {name: windows-2008, bits: 64}\n  platform: x64\n  nics: 3\n  scsiControllers: 2\n",
@@ -196,7 +202,9 @@ fn a_heartbeat_multicast_address_must_be_a_multicast_group() {
             let f = findings(&text);
             assert_eq!(
                 f[0].message,
-                format!("`{value}` is not a multicast group: `multicast` must be an address of 224.0.0.0 to 239.255.255.255")
+                format!(
+                    "`{value}` is not a multicast group: `multicast` must be an address of 224.0.0.0 to 239.255.255.255"
+                )
             );
         }
     }
@@ -206,12 +214,27 @@ fn a_heartbeat_multicast_address_must_be_a_multicast_group() {
 fn the_heartbeat_timeout_must_be_longer_than_the_interval() {
     let cases = [
         // (heartbeat, expected finding (rule, line, column) or none)
-        ("heartbeat: {interval: 1s, timeout: 1s, multicast: 239.192.0.1}", Some(("AS0311", 6, 38))),
-        ("heartbeat: {interval: 2s, timeout: 500ms, multicast: 239.192.0.1}", Some(("AS0311", 6, 38))),
+        (
+            "heartbeat: {interval: 1s, timeout: 1s, multicast: 239.192.0.1}",
+            Some(("AS0311", 6, 38)),
+        ),
+        (
+            "heartbeat: {interval: 2s, timeout: 500ms, multicast: 239.192.0.1}",
+            Some(("AS0311", 6, 38)),
+        ),
         // Only the interval written, over the default timeout (1s): at the interval.
-        ("heartbeat: {interval: 5s, multicast: 239.192.0.1}", Some(("AS0311", 6, 25))),
-        ("heartbeat: {interval: 0ms, timeout: 1s, multicast: 239.192.0.1}", Some(("AS0311", 6, 25))),
-        ("heartbeat: {interval: 250ms, timeout: 1s, multicast: 239.192.0.1}", None),
+        (
+            "heartbeat: {interval: 5s, multicast: 239.192.0.1}",
+            Some(("AS0311", 6, 25)),
+        ),
+        (
+            "heartbeat: {interval: 0ms, timeout: 1s, multicast: 239.192.0.1}",
+            Some(("AS0311", 6, 25)),
+        ),
+        (
+            "heartbeat: {interval: 250ms, timeout: 1s, multicast: 239.192.0.1}",
+            None,
+        ),
         ("heartbeat: {interval: 999ms, multicast: 239.192.0.1}", None),
     ];
     for (heartbeat, expected) in cases {
@@ -255,7 +278,10 @@ fn reading_schema_and_structure_errors_cannot_be_accepted() {
             "  dataSources: [data, nothing]\n  ipAddresses: [{address: 10.9.0.5/24, line: domain-1}]\n",
         );
     let before: Vec<&str> = active(&broken).iter().map(|f| f.0).collect();
-    assert!(before.contains(&"AS0009") && before.contains(&"AS0014") && before.contains(&"AS0301"), "{before:?}");
+    assert!(
+        before.contains(&"AS0009") && before.contains(&"AS0014") && before.contains(&"AS0301"),
+        "{before:?}"
+    );
     let text = with_accept(
         &broken,
         "    - {rule: AS0009, reason: r, acknowledgeUnsupported: true}\n    - {rule: AS0014, reason: r, acknowledgeUnsupported: true}\n    - {rule: AS0301, reason: r, acknowledgeUnsupported: true}\n",
@@ -263,7 +289,11 @@ fn reading_schema_and_structure_errors_cannot_be_accepted() {
     let v = validate(load_texts([("t.yaml", text.as_bytes())]));
     assert!(v.has_errors());
     // Nothing is suppressed: the same findings are active...
-    assert!(v.findings.iter().all(|f| f.is_active()), "{:#?}", v.findings);
+    assert!(
+        v.findings.iter().all(|f| f.is_active()),
+        "{:#?}",
+        v.findings
+    );
     let got: Vec<(&str, u32, u32)> = v
         .findings
         .iter()
@@ -274,11 +304,17 @@ fn reading_schema_and_structure_errors_cannot_be_accepted() {
         .collect();
     // ... and each entry is an error at its `rule`, lines 9-11 column 14.
     let entries: Vec<_> = got.iter().filter(|f| f.0 == "AS0019").copied().collect();
-    assert_eq!(entries, [("AS0019", 9, 14), ("AS0019", 10, 14), ("AS0019", 11, 14)]);
+    assert_eq!(
+        entries,
+        [("AS0019", 9, 14), ("AS0019", 10, 14), ("AS0019", 11, 14)]
+    );
     for rule in ["AS0009", "AS0014", "AS0301"] {
         assert!(got.iter().any(|f| f.0 == rule), "{rule} is still reported");
     }
-    assert!(!got.iter().any(|f| f.0 == "AS0017" || f.0 == "AS0018"), "{got:?}");
+    assert!(
+        !got.iter().any(|f| f.0 == "AS0017" || f.0 == "AS0018"),
+        "{got:?}"
+    );
     let f = v.findings.iter().find(|f| f.rule.id == "AS0019").unwrap();
     assert_eq!(
         f.message,
@@ -290,14 +326,23 @@ fn reading_schema_and_structure_errors_cannot_be_accepted() {
 fn the_seeds_findings_and_asctls_warnings_can_be_accepted() {
     // A seed error (AS0101: a VMFS shared disk between a physical machine
     // and a VM, Table 3), acknowledged.
-    let text = edit("  host: esx2\n", "  physical: true\n")
-        .replace("device: {backing: rdm-physical, scsiBusSharing: physical}", "device: {backing: vmfs, scsiBusSharing: physical}");
+    let text = edit("  host: esx2\n", "  physical: true\n").replace(
+        "device: {backing: rdm-physical, scsiBusSharing: physical}",
+        "device: {backing: vmfs, scsiBusSharing: physical}",
+    );
     let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
     assert_eq!(rules, ["AS0101"]);
-    let accepted = with_accept(&text, "    - {rule: AS0101, reason: lab, acknowledgeUnsupported: true}\n");
+    let accepted = with_accept(
+        &text,
+        "    - {rule: AS0101, reason: lab, acknowledgeUnsupported: true}\n",
+    );
     let v = validate(load_texts([("t.yaml", accepted.as_bytes())]));
     assert!(!v.has_errors(), "{:#?}", v.findings);
-    let got: Vec<(&str, Option<&str>)> = v.findings.iter().map(|f| (f.rule.id, f.suppressed.as_deref())).collect();
+    let got: Vec<(&str, Option<&str>)> = v
+        .findings
+        .iter()
+        .map(|f| (f.rule.id, f.suppressed.as_deref()))
+        .collect();
     assert_eq!(got, [("AS0101", Some("lab"))]);
     // asctl's own warning AS0310 (two nodes without witness, response none).
     let text = BASE.replace(
@@ -311,7 +356,11 @@ fn the_seeds_findings_and_asctls_warnings_can_be_accepted() {
         "response: none}\n  accept:\n    - {rule: AS0310, reason: lab}\n",
     );
     let v = validate(load_texts([("t.yaml", accepted.as_bytes())]));
-    let got: Vec<(&str, Option<&str>)> = v.findings.iter().map(|f| (f.rule.id, f.suppressed.as_deref())).collect();
+    let got: Vec<(&str, Option<&str>)> = v
+        .findings
+        .iter()
+        .map(|f| (f.rule.id, f.suppressed.as_deref()))
+        .collect();
     assert_eq!(got, [("AS0310", Some("lab"))]);
 }
 
@@ -328,14 +377,17 @@ fn which_rules_are_acceptable() {
     for id in ["AS0101", "AS0102", "AS0206", "AS0219", "AS0004", "AS0310"] {
         assert!(super::find_rule(id).unwrap().acceptable(), "{id}");
     }
-    for id in ["AS0001", "AS0009", "AS0014", "AS0017", "AS0018", "AS0019", "AS0301", "AS0311"] {
+    for id in [
+        "AS0001", "AS0009", "AS0014", "AS0017", "AS0018", "AS0019", "AS0301", "AS0311",
+    ] {
         assert!(!super::find_rule(id).unwrap().acceptable(), "{id}");
     }
 }
 
 // --- Nodes without `os` ---
 
-const VM2_OS: &str = "  name: vm2\nspec:\n  host: esx2\n  os: {name: windows-2008, bits: 64}\n  platform: x64\n";
+const VM2_OS: &str =
+    "  name: vm2\nspec:\n  host: esx2\n  os: {name: windows-2008, bits: 64}\n  platform: x64\n";
 const VM2_NO_OS: &str = "  name: vm2\nspec:\n  host: esx2\n";
 
 #[test]
@@ -348,7 +400,10 @@ fn a_node_without_os_is_reported_under_a_vmware_profile() {
         "VM `vm2` does not give its OS: the seed's guest OS, platform and module rules cannot be checked for it"
     );
     // Under `generic` the seed's OS rules do not exist: nothing to say.
-    let generic = text.replace("spec:\n  heartbeat:", "spec:\n  qualification: generic\n  heartbeat:");
+    let generic = text.replace(
+        "spec:\n  heartbeat:",
+        "spec:\n  qualification: generic\n  heartbeat:",
+    );
     assert_eq!(active(&generic), []);
 }
 
@@ -384,7 +439,10 @@ fn a_module_or_alias_on_a_node_without_os_does_not_pass_silently() {
     assert_eq!(module.objects, ["ResourceGroup/app", "Node/vm2"]);
     // The resource part applies in every profile (windows-only-resource is
     // structural): under `generic` the module and alias are still reported.
-    let generic = text.replace("spec:\n  heartbeat:", "spec:\n  qualification: generic\n  heartbeat:");
+    let generic = text.replace(
+        "spec:\n  heartbeat:",
+        "spec:\n  qualification: generic\n  heartbeat:",
+    );
     let rules: Vec<&str> = active(&generic).iter().map(|f| f.0).collect();
     assert_eq!(rules, ["AS0312", "AS0312"]);
 }
@@ -406,7 +464,10 @@ spec:
 /// `BASE` with MirrorView `mv` (RDM mode, paired with `data`) and the
 /// group's data sources `uses`.
 fn with_mirrorview(uses: &str) -> String {
-    edit("  dataSources: [data]\n", &format!("  dataSources: {uses}\n")) + MIRRORVIEW
+    edit(
+        "  dataSources: [data]\n",
+        &format!("  dataSources: {uses}\n"),
+    ) + MIRRORVIEW
 }
 
 #[test]
@@ -471,7 +532,8 @@ fn the_partner_is_judged_with_the_groups_nodes() {
 
 // --- NICs per network line ---
 
-const VM1_NICS: &str = "  host: esx1\n  os: {name: windows-2008, bits: 64}\n  platform: x64\n  nics: 3\n";
+const VM1_NICS: &str =
+    "  host: esx1\n  os: {name: windows-2008, bits: 64}\n  platform: x64\n  nics: 3\n";
 
 #[test]
 fn a_node_on_more_lines_than_nics_is_reported() {
@@ -484,7 +546,14 @@ fn a_node_on_more_lines_than_nics_is_reported() {
         "node `vm1` is on 3 network lines but has 1 NIC: lines that share an adapter fail together, so they are not redundant"
     );
     let related: Vec<&str> = f.related.iter().map(|r| r.message.as_str()).collect();
-    assert_eq!(related, ["on line `domain-1`", "on line `domain-2`", "on line `verification`"]);
+    assert_eq!(
+        related,
+        [
+            "on line `domain-1`",
+            "on line `domain-2`",
+            "on line `verification`"
+        ]
+    );
     // Two NICs for three lines: still one short.
     let text = edit(VM1_NICS, &VM1_NICS.replace("nics: 3", "nics: 2"));
     assert_eq!(active(&text), [("AS0313", nics, 9)]);
@@ -496,17 +565,29 @@ fn a_node_on_more_lines_than_nics_is_reported() {
 #[test]
 fn nic_teaming_does_not_add_interfaces() {
     // In the hypervisor: the guest's adapters are what counts.
-    let text = edit(VM1_NICS, &VM1_NICS.replace("nics: 3\n", "nics: 3\n  nicTeaming: hypervisor\n"));
+    let text = edit(
+        VM1_NICS,
+        &VM1_NICS.replace("nics: 3\n", "nics: 3\n  nicTeaming: hypervisor\n"),
+    );
     assert_eq!(active(&text), []);
-    let text = edit(VM1_NICS, &VM1_NICS.replace("nics: 3\n", "nics: 2\n  nicTeaming: hypervisor\n"));
+    let text = edit(
+        VM1_NICS,
+        &VM1_NICS.replace("nics: 3\n", "nics: 2\n  nicTeaming: hypervisor\n"),
+    );
     let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
     assert_eq!(rules, ["AS0313"]);
     // In the guest (AS0217 under the seed): a team groups one or more NICs,
     // so there are at most `nics` interfaces.
-    let text = edit(VM1_NICS, &VM1_NICS.replace("nics: 3\n", "nics: 3\n  nicTeaming: guest\n"));
+    let text = edit(
+        VM1_NICS,
+        &VM1_NICS.replace("nics: 3\n", "nics: 3\n  nicTeaming: guest\n"),
+    );
     let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
     assert_eq!(rules, ["AS0217"]);
-    let text = edit(VM1_NICS, &VM1_NICS.replace("nics: 3\n", "nics: 2\n  nicTeaming: guest\n"));
+    let text = edit(
+        VM1_NICS,
+        &VM1_NICS.replace("nics: 3\n", "nics: 2\n  nicTeaming: guest\n"),
+    );
     let rules: Vec<&str> = active(&text).iter().map(|f| f.0).collect();
     assert_eq!(rules, ["AS0313", "AS0217"]);
     assert!(findings(&text).iter().any(|f| f.message
