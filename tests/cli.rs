@@ -18,6 +18,49 @@ fn a_valid_example_exits_0() {
         .stdout(predicate::str::contains("ok: 6 files"));
 }
 
+/// A file given twice, or a file and its directory, is read once: no
+/// "defined twice" errors, the same report as the directory alone.
+#[test]
+fn a_file_named_twice_is_read_once() {
+    let dir = "examples/cluster-in-a-box";
+    let alone = asctl()
+        .args(["validate", "--format", "json", dir])
+        .output()
+        .unwrap();
+    for args in [
+        vec![dir, "examples/cluster-in-a-box/domain.yaml"],
+        vec!["examples/cluster-in-a-box/domain.yaml", dir],
+        vec![dir, "examples/cluster-in-a-box/"],
+        vec![dir, "./examples/cluster-in-a-box/nodes.yaml", dir],
+    ] {
+        let out = asctl()
+            .args(["validate", "--format", "json"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["summary"]["files"], 6, "{args:?}");
+        assert_eq!(report["summary"]["documents"], 10, "{args:?}");
+        let rules: Vec<&str> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap())
+            .collect();
+        assert_eq!(rules, ["AS0219"], "{args:?}");
+        if args[0] == dir {
+            assert_eq!(out.stdout, alone.stdout, "{args:?}");
+        }
+    }
+    let domain = "examples/cluster-in-a-box/domain.yaml";
+    asctl()
+        .args(["validate", domain, domain])
+        .assert()
+        .stdout(predicate::str::contains("1 file, 1 document"))
+        .stdout(predicate::str::contains("defined twice").not());
+}
+
 #[test]
 fn errors_exit_1_with_a_rustc_style_snippet() {
     asctl()
@@ -56,6 +99,50 @@ fn deny_warnings_turns_warnings_into_errors() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains("error[AS0004]"));
+}
+
+/// An accept entry cannot silence a reading or schema error: the unknown
+/// field stays an error, the entry is one too, and the run exits 1.
+#[test]
+fn accepting_an_unknown_field_fails_the_run() {
+    let text = "\
+apiVersion: asctl/v1
+kind: Domain
+metadata: {name: demo}
+spec:
+  qualification: generic
+  accept:
+    - {rule: AS0009, reason: we like colours, acknowledgeUnsupported: true}
+---
+apiVersion: asctl/v1
+kind: Node
+metadata: {name: node1}
+spec: {physical: true, colour: blue}
+";
+    let out = asctl()
+        .args(["validate", "--format", "json", "-"])
+        .write_stdin(text)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["summary"]["errors"], 2);
+    assert_eq!(report["summary"]["suppressed"], 0);
+    let rules: Vec<(&str, i64, bool)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap(),
+                f["location"]["line"].as_i64().unwrap(),
+                f["suppressed"].is_null(),
+            )
+        })
+        .collect();
+    assert_eq!(rules, [("AS0019", 7, true), ("AS0009", 12, true)]);
 }
 
 #[test]
@@ -133,8 +220,8 @@ fn sarif_schema() -> Value {
     serde_json::from_str(&std::fs::read_to_string(schema).unwrap()).unwrap()
 }
 
-#[test]
-fn sarif_output_conforms_to_sarif_2_1_0() {
+/// The SARIF 2.1.0 schema, compiled (draft-07).
+fn sarif_validator() -> jsonschema::Validator {
     let mut schema = sarif_schema();
     assert!(schema["title"].as_str().unwrap().contains("2.1.0"));
     // The published schema's `language` patterns have a stray `]` that
@@ -153,7 +240,20 @@ fn sarif_output_conforms_to_sarif_2_1_0() {
     }
     const BAD_LANGUAGE_PATTERN: &str = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$";
     drop_bad_patterns(&mut schema);
-    let validator = jsonschema::draft7::options().build(&schema).unwrap();
+    jsonschema::draft7::options().build(&schema).unwrap()
+}
+
+/// Errors of `sarif` against the SARIF 2.1.0 schema.
+fn sarif_errors(validator: &jsonschema::Validator, sarif: &Value) -> Vec<String> {
+    validator
+        .iter_errors(sarif)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn sarif_output_conforms_to_sarif_2_1_0() {
+    let validator = sarif_validator();
     for target in [
         "tests/fixtures/broken/many-errors.yaml",
         "tests/fixtures/broken/duplicate-names",
@@ -165,15 +265,142 @@ fn sarif_output_conforms_to_sarif_2_1_0() {
             .output()
             .unwrap();
         let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let errors: Vec<String> = validator
-            .iter_errors(&sarif)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
+        let errors = sarif_errors(&validator, &sarif);
         assert!(errors.is_empty(), "{target}: {errors:#?}");
         // And it reads back as typed SARIF.
         let typed: serde_sarif::sarif::Sarif = serde_json::from_value(sarif.clone()).unwrap();
         assert_eq!(typed.runs.len(), 1);
     }
+}
+
+/// examples/cluster-in-a-box copied to a temporary directory, with the
+/// Domain accepting its Cluster in a Box warning and, acknowledged, a seed
+/// error added for the purpose (a thin shared VMFS disk, AS0210).
+fn accepted_example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("examples/cluster-in-a-box").unwrap() {
+        let path = entry.unwrap().path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name == "domain.yaml" {
+            text.push_str(
+                "  accept:\n    - rule: AS0219\n      reason: test domain on one host\n    - rule: AS0210\n      reason: lab disk, thin on purpose\n      acknowledgeUnsupported: true\n",
+            );
+        }
+        if name == "storage.yaml" {
+            assert!(
+                text.contains("provisioning: thick"),
+                "the example has a thick disk"
+            );
+            text = text.replacen("provisioning: thick", "provisioning: thin", 1);
+        }
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn json_output_shows_suppressed_findings_with_their_reason() {
+    let dir = accepted_example();
+    let out = asctl()
+        .args(["validate", "--format", "json"])
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["summary"]["errors"], 0);
+    assert_eq!(report["summary"]["warnings"], 0);
+    assert_eq!(report["summary"]["suppressed"], 2);
+    let mut got: Vec<(&str, &str, &Value)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap(),
+                f["severity"].as_str().unwrap(),
+                &f["suppressed"],
+            )
+        })
+        .collect();
+    got.sort_by_key(|f| f.0);
+    assert_eq!(
+        got,
+        [
+            (
+                "AS0210",
+                "error",
+                &serde_json::json!({ "reason": "lab disk, thin on purpose" })
+            ),
+            (
+                "AS0219",
+                "warning",
+                &serde_json::json!({ "reason": "test domain on one host" })
+            ),
+        ]
+    );
+    // The human summary counts them and shows none.
+    asctl()
+        .arg("validate")
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "0 errors, 0 warnings (2 accepted in the Domain)",
+        ))
+        .stdout(predicate::str::contains("AS0210").not());
+}
+
+#[test]
+fn sarif_output_carries_suppressions_and_stays_valid() {
+    let dir = accepted_example();
+    let out = asctl()
+        .args(["validate", "--format", "sarif"])
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let sarif: Value = serde_json::from_slice(&out).unwrap();
+    let validator = sarif_validator();
+    let errors = sarif_errors(&validator, &sarif);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The schema does check suppressions: a kind SARIF does not know fails.
+    let mut bad = sarif.clone();
+    bad["runs"][0]["results"][0]["suppressions"] = serde_json::json!([{ "kind": "onPurpose" }]);
+    assert!(!sarif_errors(&validator, &bad).is_empty());
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let mut got: Vec<(&str, &Value)> = results
+        .iter()
+        .map(|r| (r["ruleId"].as_str().unwrap(), &r["suppressions"]))
+        .collect();
+    got.sort_by_key(|r| r.0);
+    assert_eq!(
+        got,
+        [
+            (
+                "AS0210",
+                &serde_json::json!([{ "kind": "inSource", "justification": "lab disk, thin on purpose" }])
+            ),
+            (
+                "AS0219",
+                &serde_json::json!([{ "kind": "inSource", "justification": "test domain on one host" }])
+            ),
+        ]
+    );
+    let typed: serde_sarif::sarif::Sarif = serde_json::from_value(sarif.clone()).unwrap();
+    let suppressed = typed.runs[0]
+        .results
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|r| r.suppressions.as_ref().is_some_and(|s| !s.is_empty()))
+        .count();
+    assert_eq!(suppressed, 2);
 }
 
 #[test]

@@ -8,23 +8,37 @@ use asctl::load::load_texts;
 use asctl::rules::validate;
 use proptest::prelude::*;
 
+/// Every directory of `examples/` (new ones are picked up), sorted.
+fn example_dirs() -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir("examples")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Each example domain as one multi-document text: its YAML files (found
+/// recursively, sorted) joined with `---`.
 fn example_texts() -> Vec<Vec<u8>> {
+    fn yaml_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                yaml_files(&p, out);
+            } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                out.push(p);
+            }
+        }
+    }
     let mut out = Vec::new();
-    for dir in [
-        "examples/cluster-in-a-box",
-        "examples/quickstart",
-        "examples/standby-host",
-    ] {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+    for dir in example_dirs() {
+        let mut files = Vec::new();
+        yaml_files(&dir, &mut files);
         files.sort();
         let mut all = Vec::new();
-        for f in files
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        {
+        for f in &files {
             all.extend(std::fs::read(f).unwrap());
             all.extend(b"\n---\n");
         }
@@ -138,10 +152,11 @@ proptest! {
 
     #[test]
     fn mutated_examples_never_panic(
-        which in 0usize..3,
+        which in any::<prop::sample::Index>(),
         mutations in prop::collection::vec(mutation(), 1..8),
     ) {
-        let mut text = example_texts()[which].clone();
+        let texts = example_texts();
+        let mut text = texts[which.index(texts.len())].clone();
         for m in &mutations {
             apply(&mut text, m);
         }
@@ -155,11 +170,12 @@ proptest! {
 
     #[test]
     fn the_cli_always_exits_0_1_or_2(
-        which in 0usize..3,
+        which in any::<prop::sample::Index>(),
         mutations in prop::collection::vec(mutation(), 0..6),
         format in prop::sample::select(vec!["human", "json", "sarif", "github"]),
     ) {
-        let mut text = example_texts()[which].clone();
+        let texts = example_texts();
+        let mut text = texts[which.index(texts.len())].clone();
         for m in &mutations {
             apply(&mut text, m);
         }
@@ -176,9 +192,22 @@ proptest! {
 
 #[test]
 fn the_examples_used_as_seeds_are_valid() {
-    assert!(Path::new("examples/quickstart").is_dir());
-    for text in example_texts() {
+    let dirs = example_dirs();
+    for name in [
+        "cluster-across-boxes",
+        "cluster-in-a-box",
+        "quickstart",
+        "standby-host",
+    ] {
+        assert!(
+            dirs.iter().any(|d| d.ends_with(name)),
+            "examples/{name} is a seed"
+        );
+    }
+    let texts = example_texts();
+    assert_eq!(texts.len(), dirs.len(), "one seed per example directory");
+    for (dir, text) in dirs.iter().zip(&texts) {
         let v = validate(load_texts([("seed.yaml", text.as_slice())]));
-        assert!(!v.has_errors(), "{:?}", v.findings);
+        assert!(!v.has_errors(), "{}: {:?}", dir.display(), v.findings);
     }
 }

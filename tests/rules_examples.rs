@@ -95,3 +95,59 @@ fn the_cluster_in_a_box_warning_can_be_accepted() {
         )]
     );
 }
+
+/// The Standby Host example is the seed's N+1 figure with N = 3: three
+/// physical machines, each backed by its own VM, all VMs on one standby ESX
+/// host; every group fails over from one physical machine to its VM.
+#[test]
+fn the_standby_host_example_is_n_plus_1_with_three_machines() {
+    let path = format!("{}/examples/standby-host", env!("CARGO_MANIFEST_DIR"));
+    let v = validate(load(&[Input::Path(path.into())]).expect("the example is readable"));
+    let cfg = &v.loaded.config;
+    let physical: Vec<&str> = cfg
+        .nodes
+        .iter()
+        .filter(|n| n.spec.physical)
+        .map(|n| n.name().as_str())
+        .collect();
+    let hosts: Vec<&str> = cfg
+        .nodes
+        .iter()
+        .filter_map(|n| n.spec.host.as_ref().map(|h| h.as_str()))
+        .collect();
+    assert_eq!(physical.len(), 3, "{physical:?}");
+    assert_eq!(hosts.len(), 3, "one VM per physical machine");
+    assert_eq!(cfg.hosts.len(), 1, "one standby host");
+    assert!(
+        hosts
+            .iter()
+            .all(|h| *h == cfg.hosts.iter().next().unwrap().name().as_str())
+    );
+    let mut backed: Vec<(&str, &str)> = Vec::new();
+    for g in &cfg.groups {
+        let [a, b] = g.spec.preferred_nodes.as_slice() else {
+            panic!("group {} fails over between two nodes", g.name());
+        };
+        let node = |n: &asctl::model::Name| cfg.nodes.get(n.as_str()).expect("defined");
+        assert!(
+            node(a).spec.physical && node(b).spec.host.is_some(),
+            "group {}",
+            g.name()
+        );
+        if !backed.contains(&(a.as_str(), b.as_str())) {
+            backed.push((a.as_str(), b.as_str()));
+        }
+    }
+    backed.sort();
+    // Each physical machine is backed by one VM of its own.
+    let mut machines: Vec<&str> = backed.iter().map(|p| p.0).collect();
+    let mut vms: Vec<&str> = backed.iter().map(|p| p.1).collect();
+    machines.dedup();
+    vms.sort();
+    vms.dedup();
+    assert_eq!(
+        (machines.len(), vms.len(), backed.len()),
+        (3, 3, 3),
+        "{backed:?}"
+    );
+}

@@ -141,6 +141,23 @@ fn data_source(prefix: &str, kind: DataSourceType, backing: Backing, t: Topology
     }
 }
 
+/// The group's `dataSources` for data source `prefix` of `data_source`: a
+/// MirrorView/SRDF data source with the one it is combined with (a group
+/// uses both, AS0226), which is judged too — its cells (Table 3 for an RDM
+/// shared disk; no table for the VMFS data source) are `yes` in every
+/// column, so the verdict stays the replication table's.
+fn uses(prefix: &str, kind: DataSourceType, backing: Backing) -> String {
+    match kind {
+        DataSourceType::MirrorView | DataSourceType::Srdf if backing.is_rdm() => {
+            format!("dataSources: [{prefix}, {prefix}-disk]")
+        }
+        DataSourceType::MirrorView | DataSourceType::Srdf => {
+            format!("dataSources: [{prefix}, {prefix}-vmfs]")
+        }
+        _ => format!("dataSources: [{prefix}]"),
+    }
+}
+
 /// A whole domain: two nodes in `topology`, lines, and group `app`.
 fn domain(t: Topology, extra_docs: Vec<String>, group_extra: &str) -> String {
     let (pair, node_docs) = nodes(t);
@@ -257,7 +274,7 @@ fn every_cell_of_every_table_gives_its_verdict() {
                             composite(t, b, NEUTRAL_MEMBERS)
                         }
                         (Subject::DataSource(kind), Some(b)) => {
-                            domain(t, data_source("data", kind, b, t), "dataSources: [data]")
+                            domain(t, data_source("data", kind, b, t), &uses("data", kind, b))
                         }
                         (Subject::DataSource(_), None) => unreachable!(),
                     };
@@ -385,6 +402,38 @@ fn matrix_command_rejects_an_unknown_type() {
         .output()
         .expect("asctl runs");
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The generic profile has no tables: the command says so (not "no table
+/// for ``" with an empty list), and JSON is an empty list.
+#[test]
+fn matrix_command_explains_a_profile_without_tables() {
+    for subject in [None, Some("5"), Some("sharedDisk")] {
+        let mut cmd = assert_cmd::Command::cargo_bin("asctl").expect("the asctl binary is built");
+        cmd.args(["matrix", "--qualification", "generic"]);
+        cmd.args(subject);
+        let out = cmd.output().expect("asctl runs");
+        assert_eq!(out.status.code(), Some(0), "{subject:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("profile generic has no support tables")
+                && stdout.contains("--qualification autostart-vmware-2009"),
+            "{subject:?}: {stdout}"
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = assert_cmd::Command::cargo_bin("asctl")
+        .expect("the asctl binary is built")
+        .args(["matrix", "--qualification", "generic", "--format", "json"])
+        .output()
+        .expect("asctl runs");
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json, serde_json::json!([]));
 }
 
 /// The encoded tables equal the seed's, compared with a verbatim copy of

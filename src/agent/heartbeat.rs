@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, trace, warn};
 
-use crate::model::{Config, LineRole, Name};
+use crate::model::{Config, LineRole, MulticastGroup, Name};
 
 use super::metrics::Metrics;
 use super::packet::{DomainKey, DropReason, Kind, MAX_PACKET, Packet, ReplayGuard};
@@ -126,7 +126,7 @@ impl HeartbeatConfig {
             incarnation,
             interval: hb.interval.get(),
             port: hb.port,
-            multicast: hb.multicast,
+            multicast: hb.multicast.map(MulticastGroup::addr),
             lines,
         })
     }

@@ -39,6 +39,20 @@ pub fn run(args: MatrixArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_USAGE));
     };
     let tables = profile::profile(q).tables;
+    if tables.is_empty() {
+        // A profile without a matrix (`generic`): say so, rather than an
+        // empty list of tables to choose from.
+        match args.format {
+            ListFormat::Human => println!(
+                "profile {} has no support tables: it checks asctl's structural rules only, \
+                 not the VMware matrix (`asctl matrix --qualification {}` prints the seed's tables)",
+                q.as_str(),
+                Qualification::default().as_str()
+            ),
+            ListFormat::Json => println!("[]"),
+        }
+        return Ok(ExitCode::from(EXIT_OK));
+    }
     let selected: Vec<&Table> = match &args.subject {
         None => tables.iter().collect(),
         Some(s) => {

@@ -118,8 +118,10 @@ pub(crate) fn location(file: FileId, span: yaml::Span) -> Location {
 }
 
 /// Reads every input. Directories are walked recursively in sorted order.
+/// A file named twice (`f.yaml f.yaml`, or a file and its directory, or
+/// through a symbolic link) is read once, where it first appears.
 pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut files = Files::default();
     for input in inputs {
         match input {
             Input::Stdin => {
@@ -131,14 +133,22 @@ pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
                         path: "<stdin>".into(),
                         source,
                     })?;
-                files.push(("<stdin>".into(), buf));
+                files.read.push(("<stdin>".into(), buf));
             }
             Input::Path(path) => read_path(path, &mut files)?,
         }
     }
     Ok(assemble(
-        files.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
+        files.read.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
     ))
+}
+
+/// The files read so far, as shown and with their bytes, and the canonical
+/// path of each so that none is read twice.
+#[derive(Default)]
+struct Files {
+    read: Vec<(String, Vec<u8>)>,
+    seen: std::collections::HashSet<PathBuf>,
 }
 
 /// Reads in-memory files (tests, benchmarks, `explain` examples).
@@ -211,7 +221,7 @@ impl Typed {
     }
 }
 
-fn read_path(path: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), LoadError> {
+fn read_path(path: &Path, out: &mut Files) -> Result<(), LoadError> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
@@ -260,8 +270,15 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn read_file(path: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), LoadError> {
+fn read_file(path: &Path, out: &mut Files) -> Result<(), LoadError> {
     let shown = path.display().to_string();
+    let canonical = std::fs::canonicalize(path).map_err(|source| LoadError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    if !out.seen.insert(canonical) {
+        return Ok(());
+    }
     let file = std::fs::File::open(path).map_err(|source| LoadError::Io {
         path: shown.clone(),
         source,
@@ -273,7 +290,7 @@ fn read_file(path: &Path, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), LoadEr
             path: shown.clone(),
             source,
         })?;
-    out.push((shown, bytes));
+    out.read.push((shown, bytes));
     Ok(())
 }
 
@@ -458,8 +475,20 @@ impl FileLoader {
             .and_then(|m| m.get("name"))
             .and_then(|n| n.as_str())
             .map(str::to_owned);
-        let json = root.to_json();
         let before = self.findings.len();
+        // A key that is a list or mapping (`? [a, b]`) names no field; the
+        // schema never sees it (see `to_json`), so it is reported here.
+        for key in root.complex_keys() {
+            self.findings.push(
+                Finding::new(
+                    &cat::WRONG_TYPE,
+                    format!("a key must be a string, found {}", key.describe()),
+                    here(key),
+                )
+                .with_help("write the key as plain text: complex keys (`? [a, b]`) are not part of the format"),
+            );
+        }
+        let json = root.to_json();
         SchemaChecker::get().check(&json, &root, file, &mut self.findings);
         let schema_ok = self.findings.len() == before;
 

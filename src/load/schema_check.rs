@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::{did_you_mean, location, yaml};
 use crate::diag::{FileId, Finding, Location};
 use crate::model::schema::root_schema;
-use crate::model::{DURATION_PATTERN, NAME_PATTERN};
+use crate::model::{DURATION_PATTERN, MULTICAST_PATTERN, NAME_PATTERN};
 use crate::rules::catalog as cat;
 
 pub struct SchemaChecker {
@@ -47,9 +47,19 @@ impl SchemaChecker {
         if self.validator.is_valid(doc) {
             return;
         }
+        let first = out.len();
         for error in self.validator.iter_errors(doc) {
             for f in self.findings(&error, root, file) {
-                if !out.contains(&f) {
+                // One invalid-value finding per value: a value that fails
+                // both its format and its pattern (`heartbeat.multicast:
+                // 300.1.1.1`) is one mistake.
+                let again = out[first..].iter().any(|o| {
+                    o == &f
+                        || (f.rule.id == cat::INVALID_VALUE.id
+                            && o.rule.id == f.rule.id
+                            && o.location == f.location)
+                });
+                if !again {
                     out.push(f);
                 }
             }
@@ -164,6 +174,17 @@ impl SchemaChecker {
                 )
                 .with_help("write a number and a unit, e.g. `250ms`, `1s`, `15m`")
             }
+            ValidationErrorKind::Pattern { pattern } if pattern == MULTICAST_PATTERN => {
+                Finding::new(
+                    &cat::INVALID_VALUE,
+                    format!(
+                        "`{}` is not a multicast group: {field} must be an address of 224.0.0.0 to 239.255.255.255",
+                        plain(error.instance())
+                    ),
+                    at_value,
+                )
+                .with_help("use an administratively scoped group, e.g. `239.192.0.1`, or leave out `multicast` for unicast heartbeats")
+            }
             ValidationErrorKind::Pattern { .. } => {
                 let desc = self
                     .schema_at(error.schema_path().as_str())
@@ -253,18 +274,20 @@ fn escape(key: &str) -> String {
 }
 
 /// "`nics`" for `/spec/nics`, "item 2 of `command`" for `/spec/processes/0/command/2`.
+/// Keys are shown as written: the pointer's `~1` and `~0` are unescaped.
 fn field_name(pointer: &str) -> String {
     let mut segs = pointer.rsplit('/');
     match segs.next() {
         Some(last) if last.parse::<usize>().is_ok() => match segs.next() {
             Some(parent) => format!(
-                "item {} of `{parent}`",
-                last.parse::<usize>().unwrap_or(0) + 1
+                "item {} of `{}`",
+                last.parse::<usize>().unwrap_or(0) + 1,
+                yaml::unescape_pointer(parent)
             ),
             None => "the document".to_owned(),
         },
         Some("") | None => "the document".to_owned(),
-        Some(last) => format!("`{last}`"),
+        Some(last) => format!("`{}`", yaml::unescape_pointer(last)),
     }
 }
 
@@ -272,10 +295,12 @@ fn in_object(pointer: &str) -> String {
     if pointer.is_empty() {
         " at the top of the document".to_owned()
     } else {
-        format!(
-            " in `{}`",
-            pointer.trim_start_matches('/').replace('/', ".")
-        )
+        let path: Vec<_> = pointer
+            .trim_start_matches('/')
+            .split('/')
+            .map(yaml::unescape_pointer)
+            .collect();
+        format!(" in `{}`", path.join("."))
     }
 }
 
@@ -357,5 +382,37 @@ fn not_one_of(got: &Value, field: &str, options: &[String], at: Option<Location>
     match did_you_mean(&got, &opts) {
         Some(s) => f.with_help(format!("did you mean `{s}`?")),
         None => f,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_in_messages_are_unescaped() {
+        assert_eq!(field_name("/metadata/labels/a~1b~0c"), "`a/b~c`");
+        assert_eq!(field_name("/spec/x~1y/0"), "item 1 of `x/y`");
+        assert_eq!(
+            in_object("/metadata/labels/a~1b~0c"),
+            " in `metadata.labels.a/b~c`"
+        );
+    }
+
+    /// End to end: a label `a/b~c` with a non-string value is named as written.
+    #[test]
+    fn a_label_with_slash_and_tilde_is_named_as_written() {
+        let text = "apiVersion: asctl/v1\nkind: Domain\nmetadata:\n  name: d\n  labels:\n    \"a/b~c\": 1\n    \"p~1q\": [x]\nspec: {qualification: generic}\n";
+        let loaded = crate::load::load_texts([("l.yaml", text.as_bytes())]);
+        let messages: Vec<&str> = loaded.findings.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "`a/b~c` must be a string, found an integer",
+                "`p~1q` must be a string, found a list"
+            ]
+        );
+        let at = loaded.findings[0].location.expect("located");
+        assert_eq!((at.start.line, at.start.column), (6, 14));
     }
 }

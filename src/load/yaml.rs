@@ -16,6 +16,10 @@ pub const MAX_DEPTH: usize = 64;
 /// Most nodes that alias expansion may create in one file.
 pub const MAX_ALIAS_NODES: usize = 100_000;
 
+/// What `saphyr-parser`'s scanner says when flow collections nest deeper
+/// than its 8-bit flow level.
+const SCANNER_RECURSION_LIMIT: &str = "recursion limit exceeded";
+
 /// A range in the file; `end` is exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
@@ -83,7 +87,7 @@ impl Node {
         match &self.value {
             Value::Map(entries) => entries
                 .iter()
-                .find(|(k, _)| k.key_text() == key)
+                .find(|(k, _)| k.is_scalar() && k.key_text() == key)
                 .map(|(k, v)| (k, v)),
             _ => None,
         }
@@ -106,7 +110,37 @@ impl Node {
         }
     }
 
+    /// Whether this node can be a mapping key of the format: a scalar.
+    /// A list or mapping as a key (`? [a, b]`) has no name.
+    pub fn is_scalar(&self) -> bool {
+        !matches!(self.value, Value::Seq(_) | Value::Map(_))
+    }
+
+    /// Every key that is a list or a mapping, anywhere under this node, in
+    /// document order.
+    pub fn complex_keys(&self) -> Vec<&Node> {
+        let mut out = Vec::new();
+        fn walk<'a>(n: &'a Node, out: &mut Vec<&'a Node>) {
+            match &n.value {
+                Value::Seq(items) => items.iter().for_each(|i| walk(i, out)),
+                Value::Map(entries) => {
+                    for (k, v) in entries {
+                        if !k.is_scalar() {
+                            out.push(k);
+                        }
+                        walk(v, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        walk(self, &mut out);
+        out
+    }
+
     /// Converts to JSON for schema validation and typed deserialisation.
+    /// Entries whose key is a list or mapping have no JSON form and are left
+    /// out (the loader reports them, see [`Node::complex_keys`]).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match &self.value {
@@ -121,6 +155,7 @@ impl Node {
             Value::Map(entries) => J::Object(
                 entries
                     .iter()
+                    .filter(|(k, _)| k.is_scalar())
                     .map(|(k, v)| (k.key_text().into_owned(), v.to_json()))
                     .collect(),
             ),
@@ -167,7 +202,8 @@ impl Node {
     }
 }
 
-fn unescape_pointer(seg: &str) -> Cow<'_, str> {
+/// One segment of a JSON pointer as the key it names (`a~1b~0c` → `a/b~c`).
+pub fn unescape_pointer(seg: &str) -> Cow<'_, str> {
     if seg.contains('~') {
         Cow::Owned(seg.replace("~1", "/").replace("~0", "~"))
     } else {
@@ -240,10 +276,28 @@ pub fn parse(text: &str) -> Parsed {
             Err(e) => {
                 let m = e.marker();
                 let p = pos(m.line(), m.col());
+                // The scanner reads flow collections ahead of the events, so
+                // very deep `[[[...` stops it (at 255 levels) before the
+                // depth limit below sees the events: the same limit, said so.
+                let (kind, message, end) = if e.info() == SCANNER_RECURSION_LIMIT {
+                    (
+                        ProblemKind::Limit,
+                        format!(
+                            "nesting deeper than {MAX_DEPTH} levels (flow collections `[` `{{` nested more than 255 deep, where the YAML parser stops)"
+                        ),
+                        // The bracket it stopped at.
+                        Pos {
+                            column: p.column + 1,
+                            ..p
+                        },
+                    )
+                } else {
+                    (ProblemKind::Syntax, e.info().to_owned(), p)
+                };
                 out.problems.push(Problem {
-                    kind: ProblemKind::Syntax,
-                    message: e.info().to_owned(),
-                    span: Span { start: p, end: p },
+                    kind,
+                    message,
+                    span: Span { start: p, end },
                     first: None,
                 });
                 return out;
@@ -376,7 +430,17 @@ pub fn parse(text: &str) -> Parsed {
             Some(Frame::Map { entries, key, .. }) => match key.take() {
                 None => {
                     let text = node.key_text();
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.key_text() == text) {
+                    // Complex keys have no text to compare; the loader
+                    // reports each of them.
+                    let first = node
+                        .is_scalar()
+                        .then(|| {
+                            entries
+                                .iter()
+                                .find(|(k, _)| k.is_scalar() && k.key_text() == text)
+                        })
+                        .flatten();
+                    if let Some((first, _)) = first {
                         out.problems.push(Problem {
                             kind: ProblemKind::DuplicateKey,
                             message: format!("duplicate key `{text}`"),
@@ -561,6 +625,17 @@ mod tests {
     }
 
     #[test]
+    fn complex_keys_are_found_and_left_out_of_json() {
+        let n = one("a: 1\n? [x, y]\n: 2\n? {k: v}\n: 3\nb:\n  ? [z]\n  : 4\n");
+        let keys: Vec<&str> = n.complex_keys().iter().map(|k| k.describe()).collect();
+        assert_eq!(keys, ["a list", "a mapping", "a list"]);
+        assert_eq!(n.to_json(), serde_json::json!({"a": 1, "b": {}}));
+        // Two complex keys are not duplicates of each other (no problem above).
+        let p = parse("? [x]\n: 1\n? [y]\n: 2\n");
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+    }
+
+    #[test]
     fn billion_laughs_is_stopped_by_the_alias_budget() {
         let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         let names: Vec<char> = ('b'..='k').collect();
@@ -582,5 +657,24 @@ mod tests {
         let text = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         let p = parse(&text);
         assert_eq!(p.problems[0].kind, ProblemKind::Limit);
+    }
+
+    /// Past the scanner's own limit (255 flow levels) it is still the
+    /// nesting limit, not a syntax error.
+    #[test]
+    fn very_deep_flow_nesting_is_a_limit_too() {
+        for depth in [256, 1000, 100_000] {
+            let text = "a: ".to_owned() + &"[".repeat(depth) + &"]".repeat(depth);
+            let p = parse(&text);
+            assert_eq!(p.problems.len(), 1, "{depth}");
+            assert_eq!(p.problems[0].kind, ProblemKind::Limit, "{depth}");
+            assert!(
+                p.problems[0]
+                    .message
+                    .starts_with("nesting deeper than 64 levels"),
+                "{}",
+                p.problems[0].message
+            );
+        }
     }
 }

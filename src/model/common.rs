@@ -194,6 +194,64 @@ impl JsonSchema for Cidr {
     }
 }
 
+/// An IPv4 multicast group (224.0.0.0 to 239.255.255.255), e.g. `239.192.0.1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MulticastGroup(std::net::Ipv4Addr);
+
+impl MulticastGroup {
+    pub fn addr(self) -> std::net::Ipv4Addr {
+        self.0
+    }
+}
+
+impl TryFrom<std::net::Ipv4Addr> for MulticastGroup {
+    type Error = String;
+    fn try_from(ip: std::net::Ipv4Addr) -> Result<Self, String> {
+        if ip.is_multicast() {
+            Ok(MulticastGroup(ip))
+        } else {
+            Err(format!(
+                "{ip} is not a multicast group: use an address of 224.0.0.0/4, e.g. `239.192.0.1`"
+            ))
+        }
+    }
+}
+
+impl FromStr for MulticastGroup {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let ip: std::net::Ipv4Addr = s
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IPv4 address; write e.g. `239.192.0.1`"))?;
+        ip.try_into()
+    }
+}
+
+impl fmt::Display for MulticastGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+string_serde!(MulticastGroup);
+
+/// The first octet of a multicast group: 224 to 239.
+pub const MULTICAST_PATTERN: &str = r"^2(2[4-9]|3[0-9])\.";
+
+impl JsonSchema for MulticastGroup {
+    fn schema_name() -> Cow<'static, str> {
+        "MulticastGroup".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "format": "ipv4",
+            "description": "An IPv4 multicast group (224.0.0.0 to 239.255.255.255), e.g. `239.192.0.1`.",
+            "pattern": MULTICAST_PATTERN,
+        })
+    }
+}
+
 /// A `host:port` endpoint, e.g. `127.0.0.1:7401` or `node1.example.com:7400`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {

@@ -1,9 +1,9 @@
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Duration, Endpoint};
+use super::{Duration, Endpoint, MulticastGroup};
 
 /// The domain: the set of nodes that keep a set of resource groups available.
 /// Exactly one per configuration.
@@ -65,10 +65,11 @@ pub struct Heartbeat {
     /// Silence after which a peer is suspected (default `1s`).
     #[serde(default = "Heartbeat::default_timeout")]
     pub timeout: Duration,
-    /// IPv4 multicast group for heartbeats, e.g. `239.192.0.1`. The seed
-    /// advises multicast heartbeats; without it heartbeats are unicast.
+    /// IPv4 multicast group for heartbeats (224.0.0.0 to 239.255.255.255),
+    /// e.g. `239.192.0.1`. The seed advises multicast heartbeats; without it
+    /// heartbeats are unicast.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multicast: Option<Ipv4Addr>,
+    pub multicast: Option<MulticastGroup>,
     /// UDP port of heartbeats and verification probes, the same on every
     /// node and line (default `7500`).
     #[serde(default = "Heartbeat::default_port")]
@@ -132,7 +133,8 @@ pub enum IsolationResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Acceptance {
-    /// The rule ID, e.g. `AS0301`.
+    /// The rule ID, e.g. `AS0219`: a rule of the seed (AS01xx, AS02xx) or
+    /// one of asctl's warnings. asctl's own errors cannot be accepted.
     #[schemars(regex(pattern = r"^AS[0-9]{4}$"))]
     pub rule: String,
     /// Why the finding is acceptable here; recorded in every report.
@@ -142,8 +144,8 @@ pub struct Acceptance {
     /// `Kind/name` (e.g. `Node/sql1`). Empty: every finding of the rule.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<String>,
-    /// Must be `true` to accept an error-level rule: it states that you run a
-    /// configuration the qualification does not support.
+    /// Must be `true` to accept an error of the seed's rules: it states that
+    /// you run a configuration the qualification does not support.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub acknowledge_unsupported: bool,
 }

@@ -49,6 +49,14 @@ impl NodeSpec {
     pub fn is_vm(&self) -> bool {
         self.host.is_some()
     }
+
+    /// The SCSI controllers the node has: `scsiControllers`, or 1 when it is
+    /// not given — SCSI controller 0 always exists, it holds the boot disk
+    /// (seed, "Network connection loss"). Every rule that counts controllers
+    /// (PCI slots, the second controller) reads this.
+    pub fn effective_scsi_controllers(&self) -> u32 {
+        self.scsi_controllers.unwrap_or(1)
+    }
 }
 
 /// Operating system name and word size.

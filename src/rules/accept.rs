@@ -1,9 +1,12 @@
 //! Findings accepted on purpose in `Domain.spec.accept`.
 //!
 //! A warning or note is accepted by naming its rule and a reason. An error
-//! means the configuration is unsupported; accepting one also needs
-//! `acknowledgeUnsupported: true`, so that nobody silences it by accident.
-//! Accepted findings stay in the report, marked suppressed with the reason.
+//! of the seed's rules means the configuration is unsupported; accepting one
+//! also needs `acknowledgeUnsupported: true`, so that nobody silences it by
+//! accident. asctl's own errors (reading, schema, structure) are never
+//! accepted ([`Rule::acceptable`](super::Rule::acceptable)): an entry naming
+//! one is an error and accepts nothing. Accepted findings stay in the
+//! report, marked suppressed with the reason.
 
 use super::catalog as cat;
 use super::find_rule;
@@ -30,6 +33,30 @@ pub fn apply(loaded: &Loaded, findings: &mut Vec<Finding>) {
             );
             continue;
         };
+        if !rule.acceptable() {
+            extra.push(
+                Finding::new(
+                    &cat::ACCEPT_NOT_ALLOWED,
+                    format!(
+                        "{} ({}) cannot be accepted: {}",
+                        rule.id,
+                        rule.name,
+                        if std::ptr::eq(rule, &cat::ACCEPT_UNUSED) {
+                            "it reports stale acceptances".to_owned()
+                        } else {
+                            format!(
+                                "it is an error of asctl's own ({}), not a finding of the qualification",
+                                rule.title
+                            )
+                        }
+                    ),
+                    at("rule"),
+                )
+                .with_help("fix the configuration and remove the entry; only the seed's rules (AS01xx, AS02xx) and asctl's warnings can be accepted")
+                .about(Kind::Domain, domain.name().as_str()),
+            );
+            continue;
+        }
         let unsupported = rule.severity == Severity::Error;
         if unsupported && !acc.acknowledge_unsupported {
             extra.push(

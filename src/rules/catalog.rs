@@ -55,6 +55,22 @@ impl Rule {
             Origin::Asctl => None,
         }
     }
+
+    /// Whether `Domain.spec.accept` may accept this rule's findings: the
+    /// seed's rules (its tables, AS01xx, and its prose, AS02xx; errors need
+    /// `acknowledgeUnsupported`) and asctl's own warnings and notes. Errors
+    /// of asctl's own — reading, schema, names, references (AS00xx) and the
+    /// structural rules (AS03xx) — describe a configuration asctl cannot
+    /// read or run, and are never accepted; nor is a stale acceptance
+    /// (`accept-unused`), which would accept itself.
+    pub fn acceptable(&self) -> bool {
+        match self.origin {
+            Origin::Seed(_) => true,
+            Origin::Asctl => {
+                self.severity != Severity::Error && !std::ptr::eq(self, &ACCEPT_UNUSED)
+            }
+        }
+    }
 }
 
 /// Looks a rule up by ID (case-insensitive) or by name.

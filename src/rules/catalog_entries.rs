@@ -170,7 +170,7 @@ rules! {
         origin: Asctl,
         scope: Structural,
         fix: "add `acknowledgeUnsupported: true` to the entry if you really run an unsupported configuration, or fix the configuration",
-        explanation: "Warnings can be accepted with a reason. Errors mean the configuration is not supported (by the seed's qualification, or cannot work at all); accepting one must be an explicit, visible decision, so the entry must also say `acknowledgeUnsupported: true`.",
+        explanation: "Warnings can be accepted with a reason. An error of the seed's rules (its tables, AS01xx, and prose, AS02xx) means the qualification does not support the configuration; accepting one must be an explicit, visible decision, so the entry must also say `acknowledgeUnsupported: true`. (asctl's own errors cannot be accepted at all: `accept-not-allowed`.)",
     }
     ACCEPT_UNUSED = {
         id: "AS0018",
@@ -181,6 +181,16 @@ rules! {
         scope: Structural,
         fix: "remove the entry, or correct the rule ID or object names",
         explanation: "Stale acceptances hide future findings of the same rule without anyone deciding so. An entry that matches nothing is reported so that it can be removed.",
+    }
+    ACCEPT_NOT_ALLOWED = {
+        id: "AS0019",
+        name: "accept-not-allowed",
+        severity: Error,
+        title: "an acceptance names a rule whose findings cannot be accepted",
+        origin: Asctl,
+        scope: Structural,
+        fix: "fix the configuration and remove the entry: only the seed's rules (AS01xx, AS02xx) and asctl's warnings can be accepted",
+        explanation: "`Domain.spec.accept` is for findings of the qualification — the seed's tables (AS01xx) and prose rules (AS02xx), whose errors can be accepted with `acknowledgeUnsupported: true` when you knowingly run an unsupported configuration — and for asctl's own warnings. asctl's own errors are different: a file that cannot be read, a field that is not part of the format, a dangling reference, a managed IP outside its line's subnet (AS00xx, AS03xx) describe a configuration that asctl cannot read or that cannot run, and accepting one would let `validate` pass it. An entry naming such a rule (or `accept-unused`) is itself an error, at the entry, and accepts nothing, even with `acknowledgeUnsupported: true`.",
     }
     MATRIX_UNSUPPORTED = {
         id: "AS0101",
@@ -319,8 +329,8 @@ rules! {
         title: "MirrorView/SRDF not combined with the data source its mode needs",
         origin: Seed("MirrorView; SRDF"),
         scope: Structural,
-        fix: "RDM mode: `pairedWith:` a sharedDisk data source; VMFS mode: `pairedWith:` a vmfs data source",
-        explanation: "In RDM mode the MirrorView and SRDF data sources are used in combination with a Shared Disk data source to support local and remote failovers; in VMFS mode, with the VMFS data source, which adds and removes the virtual disks through VirtualCenter when the group goes online or offline. `pairedWith` names that data source.",
+        fix: "RDM mode: `pairedWith:` a sharedDisk data source on the RDM device; VMFS mode: `pairedWith:` a vmfs data source",
+        explanation: "In RDM mode the MirrorView and SRDF data sources are used in combination with a Shared Disk data source to support local and remote failovers; in VMFS mode, with the VMFS data source, which adds and removes the virtual disks through VirtualCenter when the group goes online or offline. `pairedWith` names that data source. In RDM mode the shared disk is the replicated LUN mapped to the VMs as an RDM, so its device must be an RDM too: a shared disk on a VMFS virtual disk is not that LUN. (A VMFS data source on an RDM is `vmfs-data-source-backing`; a group must also use the partner: `replication-partner-in-group`.)",
     }
     COMPOSITE_MEMBER_TYPE = {
         id: "AS0213",
@@ -440,7 +450,7 @@ rules! {
         origin: Seed("Virtual machine network configuration"),
         scope: Qualification,
         fix: "3 NICs and 2 SCSI controllers fill the 5 PCI slots of a VM",
-        explanation: "Each VM has five PCI slots by default (`pciSlots`); each network adapter and each SCSI controller takes one. An AutoStart node typically uses three for network adapters and two for SCSI controllers.",
+        explanation: "Each VM has five PCI slots by default (`pciSlots`); each network adapter and each SCSI controller takes one. An AutoStart node typically uses three for network adapters and two for SCSI controllers. An unset `scsiControllers` counts as one (SCSI 0, which holds the boot disk, always exists), as for `scsi-controllers`.",
     }
     SCSI_CONTROLLERS = {
         id: "AS0225",
@@ -451,6 +461,16 @@ rules! {
         scope: Qualification,
         fix: "create SCSI controller 1 before configuring AutoStart or networking, and write `scsiControllers: 2`",
         explanation: "Adding a virtual SCSI controller pushes the virtual Ethernet controllers to new PCI slots: the primary network interface is deleted and a new one added, and the network connections are reset (VMware KB 1513). An AutoStart node uses SCSI 0 (created with the boot disk) and SCSI 1; the workaround is to create SCSI 1 before AutoStart or networking is configured. asctl warns for a VM whose groups use a data source with a disk (anything but a network share) and that declares fewer than two controllers (unset counts as one, SCSI 0).",
+    }
+    REPLICATION_PARTNER_IN_GROUP = {
+        id: "AS0226",
+        name: "replication-partner-in-group",
+        severity: Error,
+        title: "a group uses MirrorView/SRDF without the data source it is combined with",
+        origin: Seed("MirrorView; SRDF"),
+        scope: Structural,
+        fix: "add the `pairedWith` data source to the group's `dataSources`",
+        explanation: "In RDM mode the MirrorView and SRDF data sources are used in combination with the Shared Disk data source, in VMFS mode with the VMFS data source, which adds and removes the virtual disks of a VM when the resource group is brought online or offline: the two work together, in the group. So a group that lists a MirrorView or SRDF data source also uses its `pairedWith` data source (listed directly or in a composite); it is then brought online with the group and judged like any of its data sources — the seed's tables (Table 3 for a shared disk) for the group's pairs of nodes, SCSI bus sharing, sharing within and across hosts, VMotion.",
     }
     MANAGED_IP_OUTSIDE_SUBNET = {
         id: "AS0301",
@@ -551,5 +571,35 @@ rules! {
         scope: Structural,
         fix: "add a `witness`, or give both nodes a verification line and isolation addresses with `response: offline`",
         explanation: "When the two nodes of a two-node domain lose sight of each other, neither has a majority. Without a witness, only the verification line and the isolation addresses (with the response `offline`) keep a node that is cut off from bringing a group online while the other still runs it. The warning names what is missing.",
+    }
+    HEARTBEAT_TIMING = {
+        id: "AS0311",
+        name: "heartbeat-timing",
+        severity: Error,
+        title: "the heartbeat timeout is not longer than the interval (or the interval is 0)",
+        origin: Asctl,
+        scope: Structural,
+        fix: "make `heartbeat.timeout` several intervals long (the defaults: `interval: 250ms`, `timeout: 1s`)",
+        explanation: "Nodes send a heartbeat on every domain line each `interval`; a peer silent on every line for `timeout` is suspected. With a timeout no longer than the interval, a healthy peer is silent for a whole timeout between two of its heartbeats and would be suspected at every beat; an interval of 0 would send heartbeats without pause. The finding points at the timeout (or the interval when only that is written).",
+    }
+    OS_NOT_GIVEN = {
+        id: "AS0312",
+        name: "os-not-given",
+        severity: Warning,
+        title: "a node does not give its OS, so the rules about its OS cannot be checked",
+        origin: Asctl,
+        scope: Structural,
+        fix: "give the node's `os: {name, bits}` (and `platform`)",
+        explanation: "The seed's guest OS rules (`guest-os`, `guest-os-platform`), its module rules (`module-word-size`: Exchange 2003 on 32-bit Windows only, Exchange 2007 on 64-bit only) and the Windows-only resources (`windows-only-resource`: modules and node aliases) are checked against each node's `os`. A node without `os` would pass all of them silently. Under a VMware profile every node without `os` is reported; under every profile (Windows-only resources are not a VMware matter), so is a group with a module or a node alias whose preferred nodes include one without `os`, at the module or alias.",
+    }
+    NODE_NICS = {
+        id: "AS0313",
+        name: "node-nics",
+        severity: Warning,
+        title: "a node is on more network lines than it has NICs",
+        origin: Asctl,
+        scope: Structural,
+        fix: "give the node one network adapter per line (`nics`), or take it off a line",
+        explanation: "Several network lines protect a domain only when they fail independently: each line needs its own network adapter on the node (the seed counts three adapters for two domain lines and a verification line). A node on more lines than its `nics` shares an adapter between lines, which then fail together. `nics` counts the adapters the node sees: NIC teaming in the hypervisor (`nicTeaming: hypervisor`) is below them and changes nothing; teaming in the guest (`nicTeaming: guest`, itself unsupported under the seed) groups \"one or more NICs\" into an interface, so the node still has at most `nics` interfaces and is judged the same way. A node that does not give `nics` is not judged.",
     }
 }

@@ -8,8 +8,9 @@ use std::net::IpAddr;
 use super::Ctx;
 use super::catalog as cat;
 use super::profile;
+use super::topology;
 use crate::diag::{Finding, Location};
-use crate::model::{Backing, DataSourceType, Kind, LineRole, Name};
+use crate::model::{Backing, DataSourceType, Kind, LineRole, Name, NicTeaming};
 
 pub fn check(ctx: &mut Ctx) {
     managed_ips(ctx);
@@ -19,6 +20,9 @@ pub fn check(ctx: &mut Ctx) {
     node_placement(ctx);
     data_source_fields(ctx);
     split_brain(ctx);
+    heartbeat_timing(ctx);
+    os_not_given(ctx);
+    node_nics(ctx);
 }
 
 fn managed_ips(ctx: &mut Ctx) {
@@ -372,4 +376,155 @@ fn split_brain(ctx: &mut Ctx) {
     .with_help("add `witness: <host:port>`, or give both nodes a verification line and isolation addresses with `response: offline`")
     .about(Kind::Domain, domain.name().as_str());
     ctx.report(f);
+}
+
+fn heartbeat_timing(ctx: &mut Ctx) {
+    let Some(domain) = &ctx.config.domain else {
+        return;
+    };
+    let hb = &domain.spec.heartbeat;
+    let written = |field: &str| ctx.at(domain.doc, &format!("/spec/heartbeat/{field}"));
+    let (loc, message) = if hb.interval.get().is_zero() {
+        (
+            written("interval"),
+            "the heartbeat interval is 0: heartbeats would be sent without pause".to_owned(),
+        )
+    } else if hb.timeout <= hb.interval {
+        (
+            // Point at what was written: the timeout, else the interval.
+            written("timeout")
+                .or_else(|| written("interval"))
+                .or_else(|| ctx.at(domain.doc, "/spec/heartbeat")),
+            format!(
+                "the heartbeat timeout ({}) is not longer than the interval ({}): a healthy peer is silent for a whole timeout between two heartbeats and would be suspected at every beat",
+                hb.timeout, hb.interval
+            ),
+        )
+    } else {
+        return;
+    };
+    let mut f = Finding::new(&cat::HEARTBEAT_TIMING, message, loc)
+        .with_help("make `timeout` several intervals long, e.g. `heartbeat: {interval: 250ms, timeout: 1s}`")
+        .about(Kind::Domain, domain.name().as_str());
+    if loc != written("interval") {
+        f = f.with_related(written("interval"), "the interval");
+    }
+    ctx.report(f);
+}
+
+/// Nodes without `os`: the OS rules (guest OS, platform, module word size,
+/// Windows-only resources) would pass them silently.
+fn os_not_given(ctx: &mut Ctx) {
+    let cfg = ctx.config;
+    // The seed's OS rules exist only under a VMware profile (and without a
+    // Domain the profile is unknown).
+    if cfg.domain.is_some() && profile::of(cfg).qualifies_vmware {
+        for node in cfg.nodes.iter().filter(|n| n.spec.os.is_none()) {
+            let what = if node.spec.is_vm() { "VM" } else { "node" };
+            let f = Finding::new(
+                &cat::OS_NOT_GIVEN,
+                format!(
+                    "{what} `{}` does not give its OS: the seed's guest OS, platform and module rules cannot be checked for it",
+                    node.name()
+                ),
+                ctx.at_name(node),
+            )
+            .with_help("add `os: {name: windows-2008, bits: 64}` (the guest OS and its word size) and `platform: x64`")
+            .about(Kind::Node, node.name().as_str());
+            ctx.report(f);
+        }
+    }
+    // Windows-only resources (`windows-only-resource`) apply in every profile.
+    for group in &cfg.groups {
+        let unknown: Vec<_> = topology::preferred(ctx, group)
+            .into_iter()
+            .filter(|n| n.spec.os.is_none())
+            .collect();
+        if unknown.is_empty() {
+            continue;
+        }
+        let mut what: Vec<(&str, String)> = Vec::new();
+        if let Some(m) = &group.spec.module {
+            what.push(("/spec/module/type", format!("module {}", m.kind.as_str())));
+        }
+        if let Some(alias) = &group.spec.node_alias {
+            what.push(("/spec/nodeAlias", format!("node alias `{alias}`")));
+        }
+        let names: Vec<String> = unknown.iter().map(|n| format!("`{}`", n.name())).collect();
+        let (nodes, verb) = if unknown.len() == 1 {
+            (
+                format!("preferred node {}", names[0]),
+                "does not give its OS",
+            )
+        } else {
+            (
+                format!("preferred nodes {}", names.join(", ")),
+                "do not give their OS",
+            )
+        };
+        for (pointer, label) in what {
+            let mut f = Finding::new(
+                &cat::OS_NOT_GIVEN,
+                format!(
+                    "{label} of group `{}` needs Windows, but {nodes} {verb}: whether it can run there cannot be checked",
+                    group.name()
+                ),
+                ctx.at(group.doc, pointer),
+            )
+            .with_help("give every preferred node its `os`, e.g. `os: {name: windows-2008, bits: 64}`")
+            .about(Kind::ResourceGroup, group.name().as_str());
+            for n in &unknown {
+                f = f
+                    .with_related(ctx.at_name(n), format!("`{}` has no `os`", n.name()))
+                    .about(Kind::Node, n.name().as_str());
+            }
+            ctx.report(f);
+        }
+    }
+}
+
+/// A node on more network lines than it has NICs: lines that share an
+/// adapter fail together. Nodes that do not give `nics` are not judged.
+fn node_nics(ctx: &mut Ctx) {
+    for node in &ctx.config.nodes {
+        let Some(nics) = node.spec.nics else { continue };
+        let lines = ctx.lines_of(node.name().as_str());
+        // `nics` is the adapters the node sees. Teaming in the hypervisor is
+        // below them and changes nothing; teaming in the guest groups "one or
+        // more NICs" (seed, "Network redundancy") into an interface, so the
+        // node has at most `nics` interfaces either way.
+        if lines.len() <= nics as usize {
+            continue;
+        }
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        let teamed = if node.spec.nic_teaming == NicTeaming::Guest {
+            " (teamed in the guest: at most as many interfaces)"
+        } else {
+            ""
+        };
+        let mut f = Finding::new(
+            &cat::NODE_NICS,
+            format!(
+                "node `{}` is on {} but has {}{teamed}: lines that share an adapter fail together, so they are not redundant",
+                node.name(),
+                plural(lines.len(), "network line"),
+                plural(nics as usize, "NIC"),
+            ),
+            ctx.at(node.doc, "/spec/nics"),
+        )
+        .with_help(format!(
+            "give the node one NIC per line (`nics: {}`), or take it off a line",
+            lines.len()
+        ))
+        .about(Kind::Node, node.name().as_str());
+        for l in lines {
+            f = f
+                .with_related(
+                    ctx.at_key(l.doc, &format!("/spec/members/{}", node.name())),
+                    format!("on line `{}`", l.name()),
+                )
+                .about(Kind::NetworkLine, l.name().as_str());
+        }
+        ctx.report(f);
+    }
 }

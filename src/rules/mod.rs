@@ -13,6 +13,8 @@ pub mod profile;
 mod seed;
 mod structure;
 pub mod tables;
+#[cfg(test)]
+mod tests;
 pub mod topology;
 
 pub use catalog::*;

@@ -404,7 +404,12 @@ fn shared_disks(ctx: &mut Ctx) {
     }
 }
 
+/// MirrorView/SRDF and the data source they are combined with (seed,
+/// "MirrorView", "SRDF"): in RDM mode a Shared Disk on the RDM device, in
+/// VMFS mode the VMFS data source; and a group that uses one uses the other.
 fn replication_pairing(ctx: &mut Ctx) {
+    // Correctly paired data sources: (MirrorView/SRDF, its partner).
+    let mut paired: Vec<(&Object<DataSourceSpec>, &Object<DataSourceSpec>)> = Vec::new();
     for ds in &ctx.config.data_sources {
         if !matches!(
             ds.spec.kind,
@@ -412,46 +417,132 @@ fn replication_pairing(ctx: &mut Ctx) {
         ) {
             continue;
         }
-        let Some(dev) = &ds.spec.device else { continue };
+        let target = ds
+            .spec
+            .paired_with
+            .as_ref()
+            .and_then(|p| ctx.config.data_sources.get(p.as_str()));
+        let Some(dev) = &ds.spec.device else {
+            // No device (`data-source-field-missing`): the mode is unknown,
+            // but a partner of either kind still belongs in the group.
+            if let Some(t) = target
+                && matches!(
+                    t.spec.kind,
+                    DataSourceType::SharedDisk | DataSourceType::Vmfs
+                )
+            {
+                paired.push((ds, t));
+            }
+            continue;
+        };
         let need = if dev.backing.is_rdm() {
             DataSourceType::SharedDisk
         } else {
             DataSourceType::Vmfs
         };
         let mode = if dev.backing.is_rdm() { "RDM" } else { "VMFS" };
-        let (loc, problem, related) = match &ds.spec.paired_with {
-            None => (
+        let (loc, problem, related) = match (&ds.spec.paired_with, target) {
+            (None, _) => (
                 ctx.at(ds.doc, "/spec/device/backing"),
                 "has no `pairedWith`".to_owned(),
                 None,
             ),
-            Some(p) => {
-                let Some(target) = ctx.config.data_sources.get(p.as_str()) else {
-                    continue;
-                };
-                if target.spec.kind == need {
-                    continue;
-                }
+            // A dangling name is `dangling-reference`.
+            (Some(_), None) => continue,
+            (Some(p), Some(target)) if target.spec.kind != need => (
+                ctx.at(ds.doc, "/spec/pairedWith"),
+                format!("is paired with `{p}`, a {} data source", target.spec.kind),
+                Some((ctx.at(target.doc, "/spec/type"), "its type")),
+            ),
+            // RDM mode: the shared disk is the replicated LUN, mapped as an
+            // RDM; a virtual disk on a VMFS volume is not that LUN.
+            (Some(p), Some(target))
+                if need == DataSourceType::SharedDisk
+                    && target.spec.device.as_ref().map(|d| d.backing) == Some(Backing::Vmfs) =>
+            {
                 (
                     ctx.at(ds.doc, "/spec/pairedWith"),
-                    format!("is paired with `{p}`, a {} data source", target.spec.kind),
-                    ctx.at(target.doc, "/spec/type"),
+                    format!("is paired with `{p}`, a sharedDisk on a VMFS virtual disk"),
+                    Some((ctx.at(target.doc, "/spec/device/backing"), "its backing")),
                 )
             }
+            (Some(_), Some(target)) => {
+                paired.push((ds, target));
+                continue;
+            }
         };
-        let f = Finding::new(
+        let need_text = match need {
+            DataSourceType::SharedDisk => {
+                "Shared Disk data source on the RDM device (`backing: rdm-physical` or `rdm-virtual`)"
+            }
+            _ => "VMFS data source (`type: vmfs`)",
+        };
+        let mut f = Finding::new(
             &cat::REPLICATION_PAIRING,
             format!(
-                "{} `{}` in {mode} mode {problem}: in {mode} mode it must be combined with a {need} data source",
+                "{} `{}` in {mode} mode {problem}: in {mode} mode it must be combined with a {need_text}",
                 ds.spec.kind,
                 ds.name()
             ),
             loc,
         )
-        .with_related(related, "its type")
-        .with_help(format!("set `pairedWith:` to a data source of `type: {need}`"))
+        .with_help(format!(
+            "set `pairedWith:` to a data source of `type: {need}`{}",
+            if need == DataSourceType::SharedDisk {
+                " whose device is the same RDM"
+            } else {
+                ""
+            }
+        ))
         .about(Kind::DataSource, ds.name().as_str());
+        if let Some((at, label)) = related {
+            f = f.with_related(at, label);
+        }
         ctx.report(f);
+    }
+    if paired.is_empty() {
+        return;
+    }
+    // The two work together in the resource group (the VMFS data source adds
+    // and removes the disks when the group goes online or offline): a group
+    // that uses MirrorView/SRDF uses its partner too, which is then checked
+    // like any data source of the group (tables, bus sharing, VMotion).
+    for group in &ctx.config.groups {
+        let mut used: Vec<&Name> = Vec::new();
+        for name in &group.spec.data_sources {
+            if let Some(ds) = ctx.config.data_sources.get(name.as_str()) {
+                used.extend(topology::expand(ctx, ds).into_iter().map(|d| d.name()));
+            }
+        }
+        for (i, name) in group.spec.data_sources.iter().enumerate() {
+            let Some((ds, partner)) = paired.iter().find(|(d, _)| d.name() == name) else {
+                continue;
+            };
+            if used.contains(&partner.name()) {
+                continue;
+            }
+            let f = Finding::new(
+                &cat::REPLICATION_PARTNER_IN_GROUP,
+                format!(
+                    "group `{}` uses {} `{}` but not `{}`, the {} data source it is combined with: the two work together in the group",
+                    group.name(),
+                    ds.spec.kind,
+                    ds.name(),
+                    partner.name(),
+                    partner.spec.kind
+                ),
+                ctx.at(group.doc, &format!("/spec/dataSources/{i}")),
+            )
+            .with_related(ctx.at(ds.doc, "/spec/pairedWith"), "paired here")
+            .with_help(format!(
+                "add `{}` to the group's `dataSources`",
+                partner.name()
+            ))
+            .about(Kind::ResourceGroup, group.name().as_str())
+            .about(Kind::DataSource, ds.name().as_str())
+            .about(Kind::DataSource, partner.name().as_str());
+            ctx.report(f);
+        }
     }
 }
 
@@ -767,22 +858,30 @@ fn pci_and_scsi(ctx: &mut Ctx, profile: &Profile) {
             continue;
         }
         let nics = node.spec.nics.unwrap_or(0);
-        let scsi = node.spec.scsi_controllers.unwrap_or(0);
+        let scsi = node.spec.effective_scsi_controllers();
         let slots = node.spec.pci_slots.unwrap_or(NodeSpec::DEFAULT_PCI_SLOTS);
         if nics.saturating_add(scsi) > slots {
             let loc = ctx
                 .at(node.doc, "/spec/nics")
                 .or_else(|| ctx.at(node.doc, "/spec/scsiControllers"));
+            let scsi_text = match node.spec.scsi_controllers {
+                Some(n) => format!("{n} SCSI controller{}", if n == 1 { "" } else { "s" }),
+                None => "1 SCSI controller (SCSI 0, `scsiControllers` not given)".to_owned(),
+            };
             let f = Finding::new(
                 &cat::PCI_SLOTS,
                 format!(
-                    "VM `{}` has {nics} NICs and {scsi} SCSI controllers, {} devices for {slots} PCI slots",
+                    "VM `{}` has {nics} NIC{} and {scsi_text}, {} devices for {slots} PCI slots",
                     node.name(),
+                    if nics == 1 { "" } else { "s" },
                     nics.saturating_add(scsi)
                 ),
                 loc,
             )
-            .with_related(ctx.at(node.doc, "/spec/scsiControllers"), "SCSI controllers")
+            .with_related(
+                ctx.at(node.doc, "/spec/scsiControllers"),
+                "SCSI controllers",
+            )
             .with_related(ctx.at(node.doc, "/spec/pciSlots"), "PCI slots")
             .with_help("a VM has 5 PCI slots: 3 NICs (one per line) and 2 SCSI controllers")
             .about(Kind::Node, node.name().as_str());
@@ -791,8 +890,7 @@ fn pci_and_scsi(ctx: &mut Ctx, profile: &Profile) {
         if profile.min_scsi_controllers == 0 {
             continue;
         }
-        // SCSI 0 exists by default, so an unset count is one.
-        let have = node.spec.scsi_controllers.unwrap_or(1);
+        let have = node.spec.effective_scsi_controllers();
         if have >= profile.min_scsi_controllers {
             continue;
         }
