@@ -478,6 +478,7 @@ async fn send_reports(
             .min(Duration::from_secs(1));
         let mut report = reports.borrow_and_update().clone();
         report.taken_over = gate.borrow_and_update().taken.clone();
+        report.failed_peers = state.metrics.failed_peers();
         if let Err(e) = api::deliver_report(&state, report).await {
             tracing::debug!("report not delivered: {e}");
         }
@@ -485,6 +486,8 @@ async fn send_reports(
             _ = tokio::time::sleep(period) => {}
             r = reports.changed() => if r.is_err() { return },
             r = gate.changed() => if r.is_err() { return },
+            // A peer failed or came back: the verdict goes out now.
+            () = state.metrics.peers_changed.notified() => {}
             _ = stop.changed() => return,
         }
     }

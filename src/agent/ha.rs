@@ -56,6 +56,9 @@ pub struct DetectorHealth {
     fallback: Arc<ReportFreshness>,
     domain: Domain,
     view: Mutex<Option<(watch::Receiver<HealthView>, Duration)>>,
+    /// Without a detector of its own (the witness): since when some live
+    /// node has reported each node Failed ([`Self::reported_down`]).
+    claimed: Mutex<BTreeMap<Name, Instant>>,
 }
 
 impl DetectorHealth {
@@ -66,7 +69,32 @@ impl DetectorHealth {
             fallback,
             domain,
             view: Mutex::new(None),
+            claimed: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The witness leads without a failure detector: it takes the
+    /// detectors of the nodes instead. A node is Down when another node,
+    /// itself reporting within `2T`, has reported it Failed for the whole
+    /// takeover wait `W` (counted from when this member first saw it, so
+    /// later than the reporter's own verdict), and the node's own reports
+    /// have stopped for `T`. That is the decision a node leader takes from
+    /// its own detector, a report's latency later; the quorum-lease rule of
+    /// [`HealthSource::health`] still applies on top. Two nodes that cannot
+    /// hear each other but both reach the witness report each other failed
+    /// and both keep reporting: neither is Down, nothing moves.
+    fn reported_down(&self, nodes: &[Name], now: Instant) -> Vec<Name> {
+        let state = self.domain.state();
+        let Some(config) = state.config() else {
+            return Vec::new();
+        };
+        let Some(hb) = config.domain.as_ref().map(|d| &d.spec.heartbeat) else {
+            return Vec::new();
+        };
+        let timing = (hb.timeout.get(), takeover_wait(hb.interval.get()));
+        let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
+        let heard = |n: &Name, d: Duration| self.fallback.heard_within(n, d);
+        down_by_reports(&state, nodes, &heard, &mut claimed, now, timing)
     }
 
     fn set(&self, view: Option<(watch::Receiver<HealthView>, Duration)>) {
@@ -102,8 +130,14 @@ impl HealthSource for DetectorHealth {
                 }
             }
         }
+        let no_detector = guard.is_none();
         drop(guard);
         let now = Instant::now();
+        if self.me.is_none() || no_detector {
+            for n in self.reported_down(nodes, now) {
+                h.insert(n, NodeState::Down);
+            }
+        }
         for (n, s) in h.iter_mut() {
             if *s == NodeState::Down && self.lease_over_at(n).is_some_and(|at| at > now) {
                 *s = NodeState::Up;
@@ -133,6 +167,38 @@ impl HealthSource for DetectorHealth {
             .min()
             .map(tokio::time::Instant::from_std)
     }
+}
+
+/// [`DetectorHealth::reported_down`], pure: `heard(n, d)` says whether
+/// `n` reported within `d`, `claimed` keeps since when each node has been
+/// reported Failed, `timing` is `(T, W)`.
+fn down_by_reports(
+    state: &crate::domain::DomainState,
+    nodes: &[Name],
+    heard: &dyn Fn(&Name, Duration) -> bool,
+    claimed: &mut BTreeMap<Name, Instant>,
+    now: Instant,
+    (t, wait): (Duration, Duration),
+) -> Vec<Name> {
+    let mut down = Vec::new();
+    for x in nodes {
+        let claim = state.nodes.iter().any(|(y, r)| {
+            y != x
+                && heard(y, 2 * t)
+                && r.last_report
+                    .as_ref()
+                    .is_some_and(|rep| rep.failed_peers.contains(x))
+        });
+        if !claim {
+            claimed.remove(x);
+            continue;
+        }
+        let since = *claimed.entry(x.clone()).or_insert(now);
+        if now.saturating_duration_since(since) >= wait && !heard(x, t) {
+            down.push(x.clone());
+        }
+    }
+    down
 }
 
 /// Whether this node must fence for want of a quorum: the domain has a
@@ -363,7 +429,16 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                     if let Some(m) = current.as_ref().and_then(|(_, m)| m.as_ref()) {
                         m.announce_takeover(takeover::announce(&state, &cx.node, &taken, &report));
                     }
-                    let hold = view.as_ref().is_some_and(|v| v.peers.values().any(|p| p.takeover));
+                    // A peer's announcement is its last packet's; once the
+                    // peer has been Failed for the takeover wait (Down), what
+                    // it ran has stopped, and holding for it would hold
+                    // forever after a crash.
+                    let hold = view.as_ref().is_some_and(|v| {
+                        v.peers.iter().any(|(peer, p)| {
+                            p.takeover
+                                && local.as_ref().and_then(|h| h.get(peer)) != Some(&NodeState::Down)
+                        })
+                    });
                     let groups = taken.revisions();
                     cx.gate.send_if_modified(|g| {
                         let changed = g.taken != groups || g.hold != hold;
@@ -457,5 +532,59 @@ async fn next_event(m: Option<&mut NodeMonitor>) -> Option<(Instant, Event)> {
     match m {
         Some(m) => m.monitor.events.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::agent::reconciler::NodeReport;
+    use crate::domain::{Command, DomainState};
+
+    fn n(s: &str) -> Name {
+        s.parse().expect("name")
+    }
+
+    fn reporting(state: &mut DomainState, node: &str, failed: &[&str]) {
+        state.apply(Command::NodeReport {
+            report: NodeReport {
+                node: n(node),
+                generation_seen: 0,
+                groups: BTreeMap::new(),
+                taken_over: BTreeMap::new(),
+                failed_peers: failed.iter().map(|f| n(f)).collect::<BTreeSet<_>>(),
+            },
+        });
+    }
+
+    #[test]
+    fn the_witness_takes_a_node_down_on_a_live_peer_s_verdict_after_the_wait() {
+        let mut state = DomainState::default();
+        let nodes = [n("a"), n("b")];
+        let (t, w) = (Duration::from_millis(1000), Duration::from_millis(500));
+        let t0 = Instant::now();
+        let mut claimed = BTreeMap::new();
+        reporting(&mut state, "b", &["a"]);
+        // b reports, a is silent.
+        let silent_a = |x: &Name, _: Duration| x.as_str() == "b";
+        let down =
+            |claimed: &mut BTreeMap<Name, Instant>, at, heard: &dyn Fn(&Name, Duration) -> bool| {
+                down_by_reports(&state, &nodes, heard, claimed, at, (t, w))
+            };
+        assert!(down(&mut claimed, t0, &silent_a).is_empty(), "not before W");
+        assert!(down(&mut claimed, t0 + w / 2, &silent_a).is_empty());
+        assert_eq!(down(&mut claimed, t0 + w, &silent_a), [n("a")]);
+        // a still reports to the witness (a cut between a and b only): not
+        // down, whatever b says.
+        let both = |_: &Name, _: Duration| true;
+        assert!(down(&mut claimed, t0 + 2 * w, &both).is_empty());
+        // The accuser itself silent: its verdict counts for nothing.
+        let nobody = |_: &Name, _: Duration| false;
+        assert!(down(&mut claimed, t0 + 3 * w, &nobody).is_empty());
+        // ... and the wait starts again when a live node reports it anew.
+        assert!(claimed.is_empty());
+        assert!(down(&mut claimed, t0 + 4 * w, &silent_a).is_empty());
     }
 }

@@ -102,6 +102,9 @@ pub struct LineView {
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// Woken on every change of a peer's detector state: the node's report
+    /// carries its verdicts (`NodeReport::failed_peers`), sent at once.
+    pub peers_changed: tokio::sync::Notify,
 }
 
 /// A copy of one line's counters, for tests and `asctl status`.
@@ -161,13 +164,29 @@ impl Metrics {
         self.with(|m| m.line_up.insert((peer.clone(), line.clone()), up));
     }
 
-    pub fn peer_state(&self, peer: &Name, state: PeerState) {
+    /// The peers the detector has Failed now.
+    pub fn failed_peers(&self) -> std::collections::BTreeSet<Name> {
         self.with(|m| {
+            m.peers
+                .iter()
+                .filter(|(_, (s, _))| *s == PeerState::Failed)
+                .map(|(p, _)| p.clone())
+                .collect()
+        })
+    }
+
+    pub fn peer_state(&self, peer: &Name, state: PeerState) {
+        let changed = self.with(|m| {
             // Repeated reports of the same state keep the first instant.
-            if m.peers.get(peer).is_none_or(|(s, _)| *s != state) {
+            let changed = m.peers.get(peer).is_none_or(|(s, _)| *s != state);
+            if changed {
                 m.peers.insert(peer.clone(), (state, Instant::now()));
             }
+            changed
         });
+        if changed {
+            self.peers_changed.notify_one();
+        }
     }
 
     pub fn isolated(&self, isolated: bool) {

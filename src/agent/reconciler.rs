@@ -104,6 +104,12 @@ pub struct NodeReport {
     /// placement. Filled by the agent, not the reconciler.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub taken_over: BTreeMap<Name, u64>,
+    /// The peers this node's failure detector has Failed: the verdicts a
+    /// leader without a detector of its own (the witness) decides node
+    /// health from (`crate::agent::ha::DetectorHealth`). Filled by the
+    /// agent, not the reconciler.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub failed_peers: BTreeSet<Name>,
 }
 
 /// How the reconciler runs.
@@ -187,6 +193,7 @@ pub fn report_channel(node: &Name) -> (watch::Sender<NodeReport>, watch::Receive
         generation_seen: 0,
         groups: BTreeMap::new(),
         taken_over: BTreeMap::new(),
+        failed_peers: Default::default(),
     })
 }
 

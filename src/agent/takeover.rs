@@ -262,6 +262,7 @@ mod tests {
                 })
                 .collect(),
             taken_over: BTreeMap::new(),
+            failed_peers: Default::default(),
         }
     }
 

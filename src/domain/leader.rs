@@ -65,6 +65,14 @@ impl ReportFreshness {
         }
     }
 
+    /// Whether a report of `node` arrived within `d`.
+    pub fn heard_within(&self, node: &Name, d: Duration) -> bool {
+        self.seen
+            .lock()
+            .map(|s| s.get(node).is_some_and(|t| t.elapsed() <= d))
+            .unwrap_or(false)
+    }
+
     pub fn set_down_after(&self, d: Duration) {
         if let Ok(mut x) = self.down_after.lock() {
             *x = d;
@@ -449,6 +457,7 @@ mod tests {
             generation_seen: s.generation,
             groups,
             taken_over: Default::default(),
+            failed_peers: Default::default(),
         };
         s.apply(Command::NodeReport {
             report: report.clone(),
@@ -490,6 +499,7 @@ mod tests {
             taken_over: [(name("web"), s.revision_of(&name("web")))]
                 .into_iter()
                 .collect(),
+            failed_peers: Default::default(),
         };
         let mut adopted = s.clone();
         adopted.apply(Command::NodeReport {

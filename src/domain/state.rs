@@ -497,6 +497,7 @@ mod tests {
                 generation_seen: 0,
                 groups: Default::default(),
                 taken_over: Default::default(),
+                failed_peers: Default::default(),
             },
         };
         // Before any configuration, every member's report counts.
