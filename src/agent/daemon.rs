@@ -274,7 +274,16 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         // stayed silent through it would be declared failed by its peers,
         // and its groups (left running for it to adopt) moved away.
         let (report_tx, report_rx) = reconciler::report_channel(&node);
-        let (gate_tx, gate_rx) = watch::channel(Gate::default());
+        // Two nodes without a witness: hold from the start, until the ha
+        // loop has heard the peer (its takeover flag) or has it down.
+        let two_nodes = domain
+            .state()
+            .config()
+            .is_some_and(|c| crate::agent::takeover::applies(&c));
+        let (gate_tx, gate_rx) = watch::channel(Gate {
+            hold: two_nodes,
+            ..Gate::default()
+        });
         let ha_task = tokio::spawn(ha::run(
             HaContext {
                 domain: domain.clone(),
@@ -296,13 +305,15 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         let mut ropts = Options::new(node.clone(), cfg.data_dir.clone());
         ropts.asctl_exe = Some(exe);
         ropts.lease = Some(lease);
-        let (desired_tx, desired_rx) = watch::channel(desired(
+        let first = desired(
             &domain.state(),
             &node,
             &gate_rx.borrow(),
             *lapse_rx.borrow(),
             &report_tx.borrow(),
-        ));
+        );
+        info!(groups = ?first.groups_here, "groups wanted here at start");
+        let (desired_tx, desired_rx) = watch::channel(first);
         let rec = reconciler::spawn_reporting_to(ropts, desired_rx, report_tx);
         let feed = tokio::spawn(feed_reconciler(
             domain.clone(),

@@ -242,6 +242,9 @@ struct PeerWatch {
     since: Instant,
     /// The peer's latest packet announced a takeover.
     takeover: bool,
+    /// A packet from the peer arrived since this detector started: until
+    /// then its takeover flag is unknown, not false.
+    heard: bool,
 }
 
 impl PeerWatch {
@@ -268,6 +271,9 @@ pub struct PeerView {
     /// Its packets announce groups running outside the committed placement.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub takeover: bool,
+    /// A packet from it arrived since this detector started.
+    #[serde(skip)]
+    pub heard: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +316,7 @@ impl Detector {
                     state: PeerState::Up,
                     since: now,
                     takeover: false,
+                    heard: false,
                 };
                 (name, watch)
             })
@@ -332,6 +339,7 @@ impl Detector {
             && let Some((_, lw)) = w.lines.iter_mut().find(|(n, _)| n.as_str() == line)
         {
             lw.last = lw.last.max(now);
+            w.heard = true;
         }
         self.tick(now)
     }
@@ -491,6 +499,7 @@ impl Detector {
                         since: Some(w.since),
                         lines,
                         takeover: w.takeover,
+                        heard: w.heard,
                     },
                 )
             })

@@ -169,6 +169,15 @@ impl HealthSource for DetectorHealth {
     }
 }
 
+/// Whether a node of two must hold (start nothing new): a peer that is not
+/// Down in `local` announces a takeover, or has not been heard since this
+/// agent started (its flag is unknown until its first packet).
+fn holds(view: &HealthView, local: Option<&Health>) -> bool {
+    view.peers.iter().any(|(peer, p)| {
+        (p.takeover || !p.heard) && local.and_then(|h| h.get(peer)) != Some(&NodeState::Down)
+    })
+}
+
 /// [`DetectorHealth::reported_down`], pure: `heard(n, d)` says whether
 /// `n` reported within `d`, `claimed` keeps since when each node has been
 /// reported Failed, `timing` is `(T, W)`.
@@ -433,12 +442,12 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                     // peer has been Failed for the takeover wait (Down), what
                     // it ran has stopped, and holding for it would hold
                     // forever after a crash.
-                    let hold = view.as_ref().is_some_and(|v| {
-                        v.peers.iter().any(|(peer, p)| {
-                            p.takeover
-                                && local.as_ref().and_then(|h| h.get(peer)) != Some(&NodeState::Down)
-                        })
-                    });
+                    // A peer not heard yet since this agent started may be
+                    // announcing: hold until its first packet says (or until
+                    // it is Down) — a restarted node that catches up at once
+                    // would otherwise start its stale placement's groups
+                    // before the taker's flag reached it.
+                    let hold = view.as_ref().is_some_and(|v| holds(v, local.as_ref()));
                     let groups = taken.revisions();
                     cx.gate.send_if_modified(|g| {
                         let changed = g.taken != groups || g.hold != hold;
@@ -557,6 +566,35 @@ mod tests {
                 failed_peers: failed.iter().map(|f| n(f)).collect::<BTreeSet<_>>(),
             },
         });
+    }
+
+    #[test]
+    fn a_node_of_two_holds_for_an_announcing_or_unheard_peer_until_it_is_down() {
+        use crate::agent::detector::PeerView;
+        let view = |takeover, heard| HealthView {
+            peers: [(
+                n("b"),
+                PeerView {
+                    state: PeerState::Up,
+                    since: None,
+                    lines: BTreeMap::new(),
+                    takeover,
+                    heard,
+                },
+            )]
+            .into_iter()
+            .collect(),
+            isolated: false,
+        };
+        let b = |s| -> Health { [(n("a"), NodeState::Up), (n("b"), s)].into_iter().collect() };
+        let up = b(NodeState::Up);
+        assert!(!holds(&view(false, true), Some(&up)));
+        assert!(holds(&view(true, true), Some(&up)), "the peer announces");
+        assert!(holds(&view(false, false), Some(&up)), "not heard yet");
+        assert!(holds(&view(false, false), None));
+        let down = b(NodeState::Down);
+        assert!(!holds(&view(true, true), Some(&down)), "a crashed taker");
+        assert!(!holds(&view(false, false), Some(&down)));
     }
 
     #[test]

@@ -353,6 +353,7 @@ mod tests {
                         since: None,
                         lines: BTreeMap::new(),
                         takeover: false,
+                        heard: true,
                     };
                     (n(&format!("p{i}")), p)
                 })
@@ -381,6 +382,7 @@ mod tests {
             since: Some(t0),
             lines: BTreeMap::new(),
             takeover: false,
+            heard: true,
         };
         let wait = Duration::from_millis(500);
         let mut v = HealthView {
