@@ -274,16 +274,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         // stayed silent through it would be declared failed by its peers,
         // and its groups (left running for it to adopt) moved away.
         let (report_tx, report_rx) = reconciler::report_channel(&node);
-        // Two nodes without a witness: hold from the start, until the ha
-        // loop has heard the peer (its takeover flag) or has it down.
-        let two_nodes = domain
-            .state()
-            .config()
-            .is_some_and(|c| crate::agent::takeover::applies(&c));
-        let (gate_tx, gate_rx) = watch::channel(Gate {
-            hold: two_nodes,
-            ..Gate::default()
-        });
+        let (gate_tx, gate_rx) = watch::channel(Gate::default());
         let ha_task = tokio::spawn(ha::run(
             HaContext {
                 domain: domain.clone(),
@@ -302,6 +293,16 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         // lease notices the gap (the chaos harness caught a node frozen
         // during its start-up starting the group next to its holder).
         ha::wait_caught_up(&domain).await;
+        // Two nodes: what the peer runs by takeover is known only from its
+        // packets; the reconciler (which also adopts what an earlier run
+        // left running) starts once the peer has been heard or is down.
+        let mut settled = gate_rx.clone();
+        if tokio::time::timeout(ha::catch_up_grace(&domain), settled.wait_for(|g| g.settled))
+            .await
+            .is_err()
+        {
+            warn!("the failure detector has not settled; starting the reconciler anyway");
+        }
         let mut ropts = Options::new(node.clone(), cfg.data_dir.clone());
         ropts.asctl_exe = Some(exe);
         ropts.lease = Some(lease);

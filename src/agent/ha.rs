@@ -448,13 +448,31 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                     // would otherwise start its stale placement's groups
                     // before the taker's flag reached it.
                     let hold = view.as_ref().is_some_and(|v| holds(v, local.as_ref()));
+                    let settled = view.as_ref().is_some_and(|v| {
+                        v.peers.iter().all(|(peer, p)| {
+                            p.heard || local.as_ref().and_then(|h| h.get(peer)) == Some(&NodeState::Down)
+                        })
+                    });
+                    let down: std::collections::BTreeSet<Name> = local
+                        .iter()
+                        .flatten()
+                        .filter(|(n, s)| **s == NodeState::Down && **n != cx.node)
+                        .map(|(n, _)| n.clone())
+                        .collect();
                     let groups = taken.revisions();
                     cx.gate.send_if_modified(|g| {
-                        let changed = g.taken != groups || g.hold != hold;
+                        let changed = g.taken != groups
+                            || g.hold != hold
+                            || g.settled != settled
+                            || g.down != down;
                         g.taken = groups;
                         g.hold = hold;
+                        g.settled = settled;
+                        g.down = down;
                         changed
                     });
+                } else {
+                    cx.gate.send_if_modified(|g| !std::mem::replace(&mut g.settled, true));
                 }
                 let lost = config.is_some_and(|config| {
                     lacks_quorum(&config, &cx.domain, view.as_ref(), now)

@@ -45,6 +45,14 @@ pub struct Gate {
     /// Start nothing new: the peer runs groups outside the committed
     /// placement.
     pub hold: bool,
+    /// `hold` is known: with two nodes, the peer has been heard since this
+    /// agent started (or is down); elsewhere, from the HA loop's first
+    /// pass. The reconciler starts only then.
+    pub settled: bool,
+    /// Two nodes: the peers this node's own detector has Down (the domain
+    /// cannot commit that while one of two is down); not waited for by
+    /// break before make ([`held_elsewhere`]).
+    pub down: BTreeSet<Name>,
 }
 
 /// The groups taken over, each with the committed placement it overrode.
@@ -135,9 +143,9 @@ pub fn announce(state: &DomainState, me: &Name, taken: &Taken, report: &NodeRepo
 
 /// The groups this node should run: the committed placement's and its
 /// takeovers, none when fenced, and while holding only those already
-/// running (`report`). In a domain with a quorum, a group placed here
-/// starts only once no other node the domain has up reports it running
-/// ([`held_elsewhere`]): break before make, whatever moved it.
+/// running (`report`). A group placed here starts only once no other node
+/// that is up reports it running ([`held_elsewhere`]): break before make,
+/// whatever moved it.
 pub fn groups_here(
     state: &DomainState,
     me: &Name,
@@ -154,12 +162,7 @@ pub fn groups_here(
             .is_some_and(|s| matches!(s.state, GroupState::Starting | GroupState::Online))
     };
     let mut groups = state.groups_on(me);
-    // Two nodes without a witness end moves with the takeover's announce
-    // and hold instead: there the committed reports of a node that is down
-    // cannot change, so waiting on them could wait forever.
-    if !state.config().is_some_and(|c| applies(&c)) {
-        groups.retain(|g| running_here(g) || !held_elsewhere(state, me, g));
-    }
+    groups.retain(|g| running_here(g) || !held_elsewhere(state, me, &gate.down, g));
     groups.extend(gate.taken.keys().cloned());
     if gate.hold {
         groups.retain(|g| running_here(g));
@@ -167,15 +170,19 @@ pub fn groups_here(
     groups
 }
 
-/// Whether a node other than `me` that the domain has Up last reported
+/// Whether a node other than `me` that the domain has Up (and that is not
+/// in `down`, this node's own verdicts with two nodes) last reported
 /// `group` starting, online or stopping. A move between two live nodes
 /// (failback, a decision on health this node never saw) then waits for the
-/// old holder's report that it stopped; a node the domain has Down is not
-/// waited for — the takeover wait of docs/ha.md has covered its stop.
-pub fn held_elsewhere(state: &DomainState, me: &Name, group: &Name) -> bool {
+/// old holder's report that it stopped; a node that is down is not waited
+/// for — the takeover wait of docs/ha.md has covered its stop. With two
+/// nodes the domain cannot commit a node down, hence `down`: a holder that
+/// crashed before reporting its stop would otherwise be waited for forever.
+pub fn held_elsewhere(state: &DomainState, me: &Name, down: &BTreeSet<Name>, group: &Name) -> bool {
     state.nodes.iter().any(|(n, r)| {
         n != me
             && r.state == NodeState::Up
+            && !down.contains(n)
             && r.last_report.as_ref().is_some_and(|rep| {
                 rep.groups.get(group).is_some_and(|s| {
                     matches!(
@@ -420,7 +427,7 @@ mod tests {
         let b = n("b");
         let idle = report("b", &[]);
         let open = Gate::default();
-        assert!(held_elsewhere(&s, &b, &n("web")));
+        assert!(held_elsewhere(&s, &b, &BTreeSet::new(), &n("web")));
         assert!(groups_here(&s, &b, &open, &idle).is_empty());
         // a reports it stopping, still waited for; then offline: b starts.
         s.apply(Command::NodeReport {
@@ -444,5 +451,25 @@ mod tests {
         place_on(&mut s, "b", NodeState::Up);
         let running = report("b", &[("web", GroupState::Online)]);
         assert_eq!(groups_here(&s, &b, &open, &running), web);
+    }
+
+    /// Two nodes, failback to a while b (still up in the committed state,
+    /// which cannot change without b) last reported web online.
+    #[test]
+    fn with_two_nodes_a_failback_waits_for_the_peer_unless_this_node_has_it_down() {
+        let c = config();
+        let mut s = state(&c);
+        s.apply(Command::NodeReport {
+            report: report("b", &[("web", GroupState::Online)]),
+        });
+        let a = n("a");
+        let idle = report("a", &[]);
+        let open = Gate::default();
+        assert!(!groups_here(&s, &a, &open, &idle).contains(&n("web")));
+        let b_down = Gate {
+            down: [n("b")].into_iter().collect(),
+            ..Gate::default()
+        };
+        assert!(groups_here(&s, &a, &b_down, &idle).contains(&n("web")));
     }
 }
