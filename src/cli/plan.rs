@@ -37,7 +37,7 @@ pub struct PlanArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     Human,
-    /// The versioned JSON form of the plan (docs/runtime.md).
+    /// The versioned JSON form of the plan (docs/plan.md).
     Json,
 }
 
