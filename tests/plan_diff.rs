@@ -425,9 +425,7 @@ fn saved_plan_round_trip_and_staleness() {
         generation: 4,
         ..live()
     };
-    let stale = back
-        .check_current(&moved_on, &desired)
-        .expect_err("stale");
+    let stale = back.check_current(&moved_on, &desired).expect_err("stale");
     assert_eq!(
         stale,
         PlanMismatch::Stale {
@@ -470,7 +468,12 @@ fn saved_plan_round_trip_and_staleness() {
 /// The live quickstart at generation 3 under another Domain name.
 fn renamed(live: &LiveState, to: &str) -> LiveState {
     let mut files = quickstart();
-    edit(&mut files, "domain.yaml", "name: quickstart", &format!("name: {to}"));
+    edit(
+        &mut files,
+        "domain.yaml",
+        "name: quickstart",
+        &format!("name: {to}"),
+    );
     LiveState {
         config: Some(config(&files)),
         ..live.clone()

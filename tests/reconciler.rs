@@ -287,7 +287,10 @@ async fn restarts_older_than_the_window_no_longer_count() {
     let pid = node.pid("web", "server").expect("pid");
     kill(pid);
     let r = node.wait("restart 2", online_after(2)).await;
-    assert_eq!(r.groups["web"].restarts, 2, "restarted beyond the limit of 1");
+    assert_eq!(
+        r.groups["web"].restarts, 2,
+        "restarted beyond the limit of 1"
+    );
     let second = node.pid("web", "server").expect("pid");
     assert_ne!(second, pid);
 

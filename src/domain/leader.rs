@@ -619,9 +619,13 @@ mod tests {
         assert_eq!(change.voters, Some(ids(&four)));
 
         // Never to nothing, never to a set without a current voter.
-        assert_eq!(membership_change(&BTreeMap::new(), &three, &ids(&three)), None);
-        let strangers: BTreeMap<NodeId, Member> =
-            [member("other1", 7501), member("other2", 7502)].into_iter().collect();
+        assert_eq!(
+            membership_change(&BTreeMap::new(), &three, &ids(&three)),
+            None
+        );
+        let strangers: BTreeMap<NodeId, Member> = [member("other1", 7501), member("other2", 7502)]
+            .into_iter()
+            .collect();
         assert_eq!(membership_change(&strangers, &three, &ids(&three)), None);
     }
 

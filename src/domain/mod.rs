@@ -115,7 +115,9 @@ pub enum WriteAnswer {
     NotLeader,
     /// Never committed: a configuration with validation errors
     /// ([`state::validate_documents`]); the message lists the findings.
-    Refused { message: String },
+    Refused {
+        message: String,
+    },
 }
 
 /// One member's handle on the domain database.

@@ -11,9 +11,9 @@
 //! validation.
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::model::{API_VERSION, Config, Kind, Metadata, Object};
