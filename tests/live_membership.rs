@@ -314,7 +314,9 @@ fn membership_follows_the_configurations_nodes() {
     unsafe {
         libc::kill(a4.id() as i32, libc::SIGTERM);
     }
-    eventually("node4's agent to stop", LONG, || a4.try_wait().ok().flatten());
+    eventually("node4's agent to stop", LONG, || {
+        a4.try_wait().ok().flatten()
+    });
     std::fs::write(
         &yaml4,
         text4.replace(&old_listen, &format!("listen: \"127.0.0.1:{moved}\"")),
@@ -333,10 +335,14 @@ fn membership_follows_the_configurations_nodes() {
                 .and_then(|m| m["address"].as_str().map(str::to_owned))
         })
     };
-    d.eventually("node4's member record to move to its new address", LONG, || {
-        let s = d.status_json()?;
-        (member_addr(&s, "node4")? == format!("127.0.0.1:{moved}")).then_some(())
-    });
+    d.eventually(
+        "node4's member record to move to its new address",
+        LONG,
+        || {
+            let s = d.status_json()?;
+            (member_addr(&s, "node4")? == format!("127.0.0.1:{moved}")).then_some(())
+        },
+    );
     // Reached there: node4 catches up with the domain and is Up again.
     d.eventually("node4 to catch up at its new address", LONG, || {
         let out = d.asctl(&[
