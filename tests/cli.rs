@@ -477,3 +477,79 @@ fn rules_lists_the_catalog_as_json() {
         "IDs are sorted and unique"
     );
 }
+
+#[test]
+fn format_help_points_to_the_document_of_each_format() {
+    let plan = asctl().args(["plan", "--help"]).assert().success();
+    let plan = String::from_utf8_lossy(&plan.get_output().stdout).into_owned();
+    assert!(
+        plan.contains("JSON form of the plan (docs/plan.md)"),
+        "{plan}"
+    );
+    let status = asctl().args(["status", "--help"]).assert().success();
+    let status = String::from_utf8_lossy(&status.get_output().stdout).into_owned();
+    assert!(status.contains("JSON form of the status"), "{status}");
+    assert!(status.contains("docs/runtime.md"), "{status}");
+    assert!(!status.contains("of the plan"), "{status}");
+}
+
+/// A state directory with credentials (`asctl up --init-only`) and nothing
+/// running: the domain's agents cannot be reached.
+fn unreachable_domain() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    asctl()
+        .args(["up", "examples/quickstart", "--init-only", "--state-dir"])
+        .arg(&state)
+        .assert()
+        .success();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    (dir, format!("127.0.0.1:{port}"))
+}
+
+#[test]
+fn plan_with_detailed_exitcode_exits_1_on_errors_never_2() {
+    let (dir, nowhere) = unreachable_domain();
+    let state = dir.path().join("state");
+    // The domain cannot be reached: an error, not "changes".
+    let out = asctl()
+        .args([
+            "plan",
+            "examples/quickstart",
+            "--detailed-exitcode",
+            "--endpoint",
+            &nowhere,
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("no member of the domain answered"),
+        "{stderr}"
+    );
+    // Without the flag, the same failure is exit 2 (I/O).
+    asctl()
+        .args(["plan", "examples/quickstart", "--endpoint", &nowhere])
+        .arg("--state-dir")
+        .arg(&state)
+        .assert()
+        .code(2);
+    // A configuration with errors: 1, before the domain is even asked.
+    asctl()
+        .args([
+            "plan",
+            "tests/fixtures/broken/wrong-type.yaml",
+            "--detailed-exitcode",
+            "--endpoint",
+            &nowhere,
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .assert()
+        .code(1);
+}

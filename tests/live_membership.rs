@@ -301,6 +301,61 @@ fn membership_follows_the_configurations_nodes() {
     eventually("web to restart with its new command", LONG, || {
         (demo_answer(l.demo[0]).as_deref() == Some("web-v2")).then_some(())
     });
+
+    // node4's agent moves to another port: the configuration says so, the
+    // agent restarts there, and the raft member follows (its record gets
+    // the new address, so the leader replicates to it there again).
+    let moved = free_port();
+    let yaml4 = d.state.join("nodes/node4/agent.yaml");
+    let text4 = std::fs::read_to_string(&yaml4).expect("agent.yaml");
+    let old_listen = format!("listen: \"127.0.0.1:{}\"", l.agents[3]);
+    assert!(text4.contains(&old_listen), "{text4}");
+    let mut a4 = d.agents.remove("node4").expect("node4 runs");
+    unsafe {
+        libc::kill(a4.id() as i32, libc::SIGTERM);
+    }
+    eventually("node4's agent to stop", LONG, || {
+        a4.try_wait().ok().flatten()
+    });
+    std::fs::write(
+        &yaml4,
+        text4.replace(&old_listen, &format!("listen: \"127.0.0.1:{moved}\"")),
+    )
+    .expect("agent.yaml");
+    let mut l = l;
+    l.agents[3] = moved;
+    write(&config, "nodes.yaml", &l.nodes_yaml(&[1, 2, 4]));
+    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "5s"]);
+    assert_eq!(d.generation(), 6, "{}\n{}", text(&out), d.agent_logs());
+    d.start_agent("node4");
+    let member_addr = |s: &serde_json::Value, name: &str| {
+        s["members"].as_array().and_then(|ms| {
+            ms.iter()
+                .find(|m| m["name"] == name)
+                .and_then(|m| m["address"].as_str().map(str::to_owned))
+        })
+    };
+    d.eventually(
+        "node4's member record to move to its new address",
+        LONG,
+        || {
+            let s = d.status_json()?;
+            (member_addr(&s, "node4")? == format!("127.0.0.1:{moved}")).then_some(())
+        },
+    );
+    // Reached there: node4 catches up with the domain and is Up again.
+    d.eventually("node4 to catch up at its new address", LONG, || {
+        let out = d.asctl(&[
+            "status",
+            "--format",
+            "json",
+            "--endpoint",
+            &format!("127.0.0.1:{moved}"),
+        ]);
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (s["generation"] == 6 && s["answeredBy"] == "node4").then_some(())
+    });
+    d.wait_formed();
     d.stop();
 }
 

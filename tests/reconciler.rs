@@ -252,6 +252,59 @@ async fn a_killed_process_is_restarted_and_counted_then_the_group_fails() {
     );
 }
 
+/// `restart.window` slides: a restart older than the window no longer counts
+/// against the limit. Limit 1 in a 2 s window: a kill, a wait longer than the
+/// window, a second kill restarts again (without the expiry it would fail);
+/// a third kill at once, inside the window of the second restart, fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_older_than_the_window_no_longer_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let window = Duration::from_secs(2);
+    let cfg = web(r#"["sleep", "60"]"#, "  restart: {limit: 1, window: 2s}\n");
+    let node = Node::start(dir.path(), cfg, &["web"]);
+    node.wait_group("web", GroupState::Online).await;
+    let kill = |pid: u32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill");
+    };
+    let online_after = |n: u32| {
+        move |r: &NodeReport| {
+            r.groups
+                .get("web")
+                .is_some_and(|g| g.state == GroupState::Online && g.restarts == n)
+        }
+    };
+
+    kill(node.pid("web", "server").expect("pid"));
+    node.wait("restart 1", online_after(1)).await;
+    // The first restart was recorded before its Online was reported, so
+    // after this it is out of the window whatever the scheduling.
+    tokio::time::sleep(window + Duration::from_millis(500)).await;
+
+    let pid = node.pid("web", "server").expect("pid");
+    kill(pid);
+    let r = node.wait("restart 2", online_after(2)).await;
+    assert_eq!(
+        r.groups["web"].restarts, 2,
+        "restarted beyond the limit of 1"
+    );
+    let second = node.pid("web", "server").expect("pid");
+    assert_ne!(second, pid);
+
+    // At once: the second restart is inside the window, one is the limit.
+    kill(second);
+    let failed = node.wait_group("web", GroupState::Failed).await;
+    assert_eq!(failed.restarts, 2);
+    let message = failed.message.unwrap_or_default();
+    assert!(
+        message.contains("restart limit reached: 1 in 2s"),
+        "{message}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_group_stays_failed_until_its_spec_changes() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -2,12 +2,13 @@
 //!
 //! - `GET  /v1/status` — [`StatusView`]: members, nodes, reports, placement.
 //! - `GET  /v1/live` — [`crate::plan::LiveState`], what `plan` diffs against.
-//! - `POST /v1/apply` — [`ApplyRequest`]: validate, then commit through the
-//!   leader; 422 with the findings when the configuration has errors, 409
-//!   when its base generation is stale.
+//! - `POST /v1/apply` — [`ApplyRequest`]: commit through the leader, which
+//!   validates first; 422 with the findings when the configuration has
+//!   errors, 409 when its base generation is stale.
 //! - `POST /v1/report` — a node's [`NodeReport`], to the leader (forwarded).
 //! - `POST /v1/write` — a raw [`Command`] for the leader (members forward
-//!   writes here).
+//!   writes here); a configuration is validated as for `/v1/apply` and
+//!   `refused` with its findings.
 //! - `GET  /metrics` — this agent's metrics in the Prometheus text format
 //!   ([`super::metrics::Metrics::render_prometheus`]).
 //! - `POST /raft/{append,vote,snapshot}` — raft RPCs between members.
@@ -29,8 +30,6 @@ use super::reconciler::NodeReport;
 use crate::domain::leader::ReportFreshness;
 use crate::domain::view::StatusView;
 use crate::domain::{Command, Domain, NodeId, Outcome, TypeConfig, WriteAnswer};
-use crate::load::load_texts;
-use crate::rules;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -103,29 +102,9 @@ async fn live(State(s): State<ApiState>) -> Json<crate::plan::LiveState> {
 }
 
 async fn apply(State(s): State<ApiState>, Json(req): Json<ApplyRequest>) -> Response {
-    // The agent validates what it commits whatever the client did: a
-    // configuration with errors must never reach the domain.
-    let names: Vec<String> = (0..req.documents.len())
-        .map(|i| format!("apply/{i}.json"))
-        .collect();
-    let loaded = load_texts(
-        names
-            .iter()
-            .zip(&req.documents)
-            .map(|(n, d)| (n.as_str(), d.as_bytes())),
-    );
-    let validation = rules::validate(loaded);
-    if validation.has_errors() {
-        let text = crate::diag::render_human(
-            &validation.findings,
-            &validation.loaded.sources,
-            validation.loaded.docs.len(),
-        );
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the configuration has errors; nothing was applied\n{text}"),
-        );
-    }
+    // Validated where every write is, on the leader (`Domain::write_local`):
+    // a configuration with errors never reaches the domain, whether it came
+    // here or to `/v1/write`.
     let cmd = Command::ApplyConfig {
         base_generation: req.base_generation,
         documents: req.documents,

@@ -164,11 +164,15 @@ pub struct RunOptions {
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
-    tls::install_provider();
     let io = |what: &str| {
         let what = what.to_owned();
         move |source| AgentError::Io { what, source }
     };
+    // First of all: a SIGTERM from here on is a request to stop cleanly,
+    // not the default action that kills the process mid-start-up (with its
+    // guard and data directory in whatever state they were).
+    let shutdown = Shutdown::install().map_err(io("listening for SIGTERM and SIGINT"))?;
+    tls::install_provider();
     let token = read_token(&cfg.token_file).map_err(io("reading the token file"))?;
     let client = Client::new(tls::client_config(&cfg.tls.ca)?, &token);
     let name = cfg.member_name();
@@ -230,8 +234,11 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     if !founders.is_empty() {
         domain.bootstrap(founders).await?;
     }
-    if !domain.caught_up(Duration::from_secs(10)).await {
-        warn!("the state before the restart is not re-applied yet; starting anyway");
+    tokio::select! {
+        caught_up = domain.caught_up(Duration::from_secs(10)) => if !caught_up {
+            warn!("the state before the restart is not re-applied yet; starting anyway");
+        },
+        () = shutdown.requested() => {}
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -292,66 +299,68 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         // comes back with stale metrics that look caught up, and only the
         // lease notices the gap (the chaos harness caught a node frozen
         // during its start-up starting the group next to its holder).
-        ha::wait_caught_up(&domain).await;
-        // Two nodes: what the peer runs by takeover is known only from its
-        // packets; the reconciler (which also adopts what an earlier run
-        // left running) starts once the peer has been heard or is down.
-        let mut settled = gate_rx.clone();
-        if tokio::time::timeout(ha::catch_up_grace(&domain), settled.wait_for(|g| g.settled))
-            .await
-            .is_err()
-        {
-            warn!("the failure detector has not settled; starting the reconciler anyway");
-        }
-        let mut ropts = Options::new(node.clone(), cfg.data_dir.clone());
-        ropts.asctl_exe = Some(exe);
-        ropts.lease = Some(lease);
-        let first = desired(
-            &domain.state(),
-            &node,
-            &gate_rx.borrow(),
-            *lapse_rx.borrow(),
-            &report_tx.borrow(),
-        );
-        info!(groups = ?first.groups_here, "groups wanted here at start");
-        let (desired_tx, desired_rx) = watch::channel(first);
-        let rec = reconciler::spawn_reporting_to(ropts, desired_rx, report_tx);
-        let feed = tokio::spawn(feed_reconciler(
-            domain.clone(),
-            node.clone(),
-            desired_tx,
-            Gates {
-                gate: gate_rx.clone(),
-                lapse: lapse_rx,
-                reports: rec.reports.clone(),
-            },
-            stop_rx.clone(),
-        ));
-        let reports = tokio::spawn(send_reports(
-            state.clone(),
-            rec.reports.clone(),
-            gate_rx,
-            stop_rx.clone(),
-        ));
-        Some((
-            rec,
-            feed,
-            reports,
-            ha_task,
-            (guard_stop, guard_task),
-            lapse_task,
-        ))
+        // A stop asked for during the wait (or before) starts nothing.
+        let reconciling = if shutdown.is_requested() {
+            None
+        } else {
+            tokio::select! {
+                () = wait_to_reconcile(&domain, &gate_rx) => Some(()),
+                () = shutdown.requested() => None,
+            }
+        };
+        let reconciling = reconciling.map(|()| {
+            let mut ropts = Options::new(node.clone(), cfg.data_dir.clone());
+            ropts.asctl_exe = Some(exe);
+            ropts.lease = Some(lease);
+            let first = desired(
+                &domain.state(),
+                &node,
+                &gate_rx.borrow(),
+                *lapse_rx.borrow(),
+                &report_tx.borrow(),
+            );
+            info!(groups = ?first.groups_here, "groups wanted here at start");
+            let (desired_tx, desired_rx) = watch::channel(first);
+            let rec = reconciler::spawn_reporting_to(ropts, desired_rx, report_tx);
+            let feed = tokio::spawn(feed_reconciler(
+                domain.clone(),
+                node.clone(),
+                desired_tx,
+                Gates {
+                    gate: gate_rx.clone(),
+                    lapse: lapse_rx,
+                    reports: rec.reports.clone(),
+                },
+                stop_rx.clone(),
+            ));
+            let reports = tokio::spawn(send_reports(
+                state.clone(),
+                rec.reports.clone(),
+                gate_rx,
+                stop_rx.clone(),
+            ));
+            (rec, feed, reports)
+        });
+        Some((reconciling, ha_task, (guard_stop, guard_task), lapse_task))
     };
 
-    wait_for_signal().await;
+    shutdown.requested().await;
     info!("{name}: stopping");
     let _ = stop_tx.send(true);
-    if let Some((rec, feed, reports, ha_task, (guard_stop, guard_task), lapse_task)) = node {
-        let _ = feed.await;
-        let _ = reports.await;
+    if let Some((reconciling, ha_task, (guard_stop, guard_task), lapse_task)) = node {
+        let rec = match reconciling {
+            Some((rec, feed, reports)) => {
+                let _ = feed.await;
+                let _ = reports.await;
+                Some(rec)
+            }
+            None => None,
+        };
         let _ = ha_task.await;
         let _ = lapse_task.await;
-        rec.shutdown(opts.leave_running).await;
+        if let Some(rec) = rec {
+            rec.shutdown(opts.leave_running).await;
+        }
         // Only now, with the groups offline or deliberately left running for
         // the next agent, may the guard go without fencing.
         let _ = guard_stop.send(true);
@@ -397,6 +406,23 @@ fn load_bootstrap(path: &Path) -> Result<Config, AgentError> {
         message: e.to_string(),
     })?;
     Ok(loaded.config)
+}
+
+/// Until the reconciler may start: caught up with the domain
+/// ([`ha::wait_caught_up`]), and with two nodes, the peer heard since this
+/// agent started or down ([`Gate::settled`]): what the peer runs by
+/// takeover is known only from its packets, and the reconciler (which also
+/// adopts what an earlier run left running) must not start from a stale
+/// placement before it knows.
+async fn wait_to_reconcile(domain: &Domain, gate: &watch::Receiver<Gate>) {
+    ha::wait_caught_up(domain).await;
+    let mut settled = gate.clone();
+    if tokio::time::timeout(ha::catch_up_grace(domain), settled.wait_for(|g| g.settled))
+        .await
+        .is_err()
+    {
+        warn!("the failure detector has not settled; starting the reconciler anyway");
+    }
 }
 
 /// What the reconciler of `node` should run in `state`: its groups and
@@ -505,20 +531,86 @@ async fn send_reports(
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
+/// SIGTERM or SIGINT, listened for from the agent's first instruction on
+/// (tokio replaces the default action when the listener is created), so that
+/// the start-up waits can end early and the stop is always the clean one.
+struct Shutdown {
+    requested: watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    fn install() -> std::io::Result<Shutdown> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
             tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+                _ = term.recv() => info!("SIGTERM received"),
+                _ = int.recv() => info!("SIGINT received"),
             }
+            let _ = tx.send(true);
+        });
+        Ok(Shutdown { requested: rx })
+    }
+
+    fn is_requested(&self) -> bool {
+        *self.requested.borrow()
+    }
+
+    /// Returns once a stop was requested (at once if it already was).
+    async fn requested(&self) {
+        let mut rx = self.requested.clone();
+        // The sender lives as long as the listening task, i.e. until a
+        // signal came: an error also means "requested".
+        let _ = rx.wait_for(|r| *r).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(yaml: &str) -> Result<AgentConfig, AgentError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agent.yaml");
+        std::fs::write(&path, yaml).expect("write");
+        AgentConfig::read(&path)
+    }
+
+    const BASE: &str = "node: node1\ndataDir: data\ntokenFile: token\n\
+                        tls: {cert: n.crt, key: n.key, ca: ca.crt}\n";
+
+    #[test]
+    fn the_api_listens_on_loopback_unless_remote_access_is_allowed() {
+        // The default and explicit loopback addresses are fine.
+        let cfg = read(BASE).expect("loopback by default");
+        assert_eq!(cfg.listen, default_listen());
+        assert!(cfg.listen.ip().is_loopback());
+        for listen in ["127.0.0.1:7401", "127.0.5.9:7401", "\"[::1]:7401\""] {
+            let cfg = read(&format!("{BASE}listen: {listen}\n"));
+            assert!(cfg.is_ok(), "{listen}: {:?}", cfg.err());
         }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+        // Any other address is refused, with what to do about it.
+        for listen in ["0.0.0.0:7401", "10.0.0.1:7401", "\"[::]:7401\""] {
+            let err = read(&format!("{BASE}listen: {listen}\n"))
+                .err()
+                .unwrap_or_else(|| panic!("{listen} accepted without allowRemote"));
+            let message = err.to_string();
+            assert!(message.contains("not a loopback address"), "{message}");
+            assert!(message.contains("allowRemote: true"), "{message}");
+            let cfg = read(&format!("{BASE}listen: {listen}\nallowRemote: true\n"));
+            assert!(cfg.is_ok(), "{listen} with allowRemote: {:?}", cfg.err());
         }
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agent.yaml");
+        std::fs::write(&path, BASE).expect("write");
+        let cfg = AgentConfig::read(&path).expect("reads");
+        assert_eq!(cfg.data_dir, dir.path().join("data"));
+        assert_eq!(cfg.tls.ca, dir.path().join("ca.crt"));
     }
 }

@@ -532,14 +532,7 @@ impl GroupWorker {
     fn on_failure(&mut self, spec: &Arc<ResourceGroupSpec>, why: String, permanent: bool) {
         let policy = &spec.restart;
         let now = Instant::now();
-        while self
-            .recent_restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= policy.window.get())
-        {
-            self.recent_restarts.pop_front();
-        }
-        let used = u32::try_from(self.recent_restarts.len()).unwrap_or(u32::MAX);
+        let used = restarts_in_window(&mut self.recent_restarts, now, policy.window.get());
         if permanent || used >= policy.limit {
             let why = if permanent {
                 why
@@ -656,5 +649,42 @@ mod rfc3339 {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         let text = std::borrow::Cow::<str>::deserialize(d)?;
         humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The restarts of `recent` (oldest first) still inside the sliding
+/// `restart.window` at `now`; older ones are dropped: a group that fails
+/// now and then, less often than `limit` per window, restarts forever.
+fn restarts_in_window(recent: &mut VecDeque<Instant>, now: Instant, window: Duration) -> u32 {
+    while recent
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+    {
+        recent.pop_front();
+    }
+    u32::try_from(recent.len()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_older_than_the_window_drop_out() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut recent: VecDeque<Instant> = [t0, t0 + s(10), t0 + s(50)].into_iter().collect();
+        let window = s(60);
+        // All three inside the window.
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(59), window), 3);
+        // Exactly one window after the first: it no longer counts.
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(60), window), 2);
+        assert_eq!(recent.front(), Some(&(t0 + s(10))));
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(109), window), 1);
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(200), window), 0);
+        assert!(recent.is_empty());
+        // A clock reading from before the restarts drops nothing.
+        let mut recent: VecDeque<Instant> = [t0 + s(5)].into_iter().collect();
+        assert_eq!(restarts_in_window(&mut recent, t0, window), 1);
     }
 }

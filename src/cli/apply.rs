@@ -72,9 +72,9 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         let live = remote.live().await?;
         let plan = match &desired {
             Desired::Config(c) => Plan::compute(c, &live),
-            Desired::Saved(saved, _) => {
-                if let Err(stale) = saved.check_current(live.generation) {
-                    eprintln!("error: {stale}");
+            Desired::Saved(saved, desired) => {
+                if let Err(mismatch) = saved.check_current(&live, desired) {
+                    eprintln!("error: {mismatch}; nothing was applied");
                     return Ok(ExitCode::from(EXIT_FINDINGS));
                 }
                 saved.plan.clone()

@@ -27,7 +27,8 @@ pub struct PlanArgs {
     pub detailed_exitcode: bool,
     #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
     pub format: PlanFormat,
-    /// Save the plan, bound to the domain's generation, for `asctl apply FILE`.
+    /// Save the plan, bound to the domain (its name, generation and live
+    /// configuration), for `asctl apply FILE`.
     #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -37,7 +38,7 @@ pub struct PlanArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     Human,
-    /// The versioned JSON form of the plan (docs/runtime.md).
+    /// The versioned JSON form of the plan (docs/plan.md).
     Json,
 }
 
@@ -90,7 +91,7 @@ fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         PlanFormat::Json => print!("{}", render_json(&plan)),
     }
     if let Some(out) = &args.out {
-        let saved = SavedPlan::new(plan.clone(), &desired);
+        let saved = SavedPlan::new(plan.clone(), &desired, &live);
         write_private(out, saved.to_json().as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
         if args.format == PlanFormat::Human {

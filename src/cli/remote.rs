@@ -233,6 +233,9 @@ impl Remote {
                     .await
                 {
                     Ok(WriteAnswer::Committed(outcome)) => return Ok(outcome),
+                    Ok(WriteAnswer::Refused { message }) => {
+                        return Ok(Outcome::Invalid { message });
+                    }
                     Ok(WriteAnswer::NotLeader) => answered = true,
                     Err(err) if err.is_unreachable() => last = Some(err),
                     Err(err) => return Err(err.into()),

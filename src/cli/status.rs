@@ -6,26 +6,33 @@ use std::time::SystemTime;
 use asctl::agent::reconciler::GroupState;
 use asctl::domain::view::StatusView;
 use asctl::plan::NodeState;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::EXIT_OK;
-use super::plan::PlanFormat;
 use super::remote::{Remote, RemoteArgs, runtime};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    #[arg(long, value_enum, default_value_t = PlanFormat::Human)]
-    pub format: PlanFormat,
+    #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
+    pub format: StatusFormat,
     #[command(flatten)]
     pub remote: RemoteArgs,
+}
+
+/// Not the plan's formats: the status has its own JSON form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Human,
+    /// The versioned JSON form of the status (`formatVersion` 1, docs/runtime.md).
+    Json,
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let remote = Remote::resolve(&args.remote, None)?;
     let status = runtime()?.block_on(remote.status())?;
     match args.format {
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
-        PlanFormat::Human => print!("{}", render(&status, SystemTime::now())),
+        StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+        StatusFormat::Human => print!("{}", render(&status, SystemTime::now())),
     }
     Ok(ExitCode::from(EXIT_OK))
 }

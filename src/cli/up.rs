@@ -6,7 +6,10 @@
 //! loopback, waits for the domain to form, applies the configuration through
 //! the same path as `asctl apply`, prints the status, and stays until Ctrl-C.
 //! Then it stops every agent with SIGTERM (which takes their groups offline)
-//! and waits for them, so nothing is left running.
+//! and waits for them, so nothing is left running. When the bring-up fails
+//! (an agent exits, the domain does not form, the apply is refused or does
+//! not converge within `--timeout`) it says why, stops what it started the
+//! same way and exits 1.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -67,7 +70,8 @@ pub struct UpArgs {
     /// and exit without starting anything.
     #[arg(long)]
     pub init_only: bool,
-    /// How long to wait for the domain to form and converge.
+    /// How long to wait for the domain to form, and then for the apply to
+    /// converge; `up` stops everything and exits 1 when either runs out.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     pub timeout: Duration,
 }
@@ -159,35 +163,50 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     )?;
     let result = rt.block_on(async {
         tokio::select! {
-            r = bring_up(&remote, &config, &config_path, args.timeout) => r,
-            _ = shutdown_signal() => Ok(false),
+            r = bring_up(&remote, &config, &config_path, args.timeout, &mut children) => r.map(Some),
+            _ = shutdown_signal() => Ok(None),
         }
     });
-    match result {
-        Ok(true) => {
+    let code = match result {
+        Ok(Some(())) => {
             println!(
                 "\nThe domain runs. From another terminal:\n  asctl status\n  asctl plan {p}\n  \
                  asctl apply {p}\nPress Ctrl-C to stop every agent and group.",
                 p = config_path.display()
             );
             rt.block_on(shutdown_signal());
+            EXIT_OK
         }
-        Ok(false) => {}
-        Err(e) => eprintln!("error: {e:#}"),
-    }
+        // Ctrl-C during the bring-up: the user asked for the stop.
+        Ok(None) => EXIT_OK,
+        // Whatever failed, nothing started here is left running, and the
+        // exit code says it failed (scripts and CI run `up` too).
+        Err(e) => {
+            eprintln!(
+                "error: {e:#}\nerror: the domain did not come up; stopping what `asctl up` \
+                 started (the agents' logs: {}/nodes/<node>/agent.log)",
+                state_dir.display()
+            );
+            EXIT_FINDINGS
+        }
+    };
     println!("\nStopping the domain...");
     children.stop();
     println!("Stopped.");
-    Ok(ExitCode::from(EXIT_OK))
+    Ok(ExitCode::from(code))
 }
 
-/// Waits for the domain, applies the configuration, prints the status.
+/// Waits for the domain, applies the configuration, follows it until it
+/// converged, prints the status. `Err` when any of it failed: an agent
+/// exited, the domain did not form, the apply was refused or did not
+/// converge within `timeout`.
 async fn bring_up(
     remote: &Remote,
     config: &Config,
     path: &Path,
     timeout: Duration,
-) -> anyhow::Result<bool> {
+    children: &mut Children,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     let nodes: Vec<String> = config.nodes.iter().map(|n| n.name().to_string()).collect();
     print!("Waiting for the domain to form");
@@ -203,8 +222,16 @@ async fn bring_up(
                 break;
             }
         }
+        if let Some(exited) = children.exited() {
+            println!();
+            bail!("{exited} before the domain formed");
+        }
         if tokio::time::Instant::now() >= deadline {
-            bail!("the domain did not form within {timeout:?}; see the agents' logs");
+            println!();
+            bail!(
+                "the domain did not form within {}: not every node came up with a leader",
+                humantime::format_duration(timeout)
+            );
         }
         print!(".");
         use std::io::Write;
@@ -216,14 +243,21 @@ async fn bring_up(
     println!("\nApplying {}:\n", path.display());
     print!("{}", render_human(&plan));
     if !plan.is_empty() {
-        commit_and_follow(remote, config, &plan, timeout).await?;
+        let converged = commit_and_follow(remote, config, &plan, timeout).await?;
+        if !converged {
+            bail!(
+                "the configuration was applied but did not converge within {} (the summary \
+                 above says which groups and why)",
+                humantime::format_duration(timeout)
+            );
+        }
     }
     let status = remote.status().await?;
     println!(
         "\n{}",
         super::status::render(&status, std::time::SystemTime::now())
     );
-    Ok(true)
+    Ok(())
 }
 
 /// The configuration's members (nodes and witness), all of which must be on
@@ -334,6 +368,14 @@ async fn shutdown_signal() {
 struct Children(Vec<(String, Child)>);
 
 impl Children {
+    /// An agent that is no longer running, said as such.
+    fn exited(&mut self) -> Option<String> {
+        self.0.iter_mut().find_map(|(name, c)| match c.try_wait() {
+            Ok(Some(status)) => Some(format!("the agent of {name} exited ({status})")),
+            _ => None,
+        })
+    }
+
     /// SIGTERM to all, then wait; SIGKILL whoever is still there after the
     /// grace period (its groups may then outlive it: said on stderr).
     fn stop(&mut self) {

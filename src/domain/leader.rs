@@ -10,7 +10,8 @@
 //!
 //! Membership follows the configuration: members are the configuration's
 //! nodes (by their agent address) plus the witness; a change adds the new
-//! members as learners, then makes the new set the voters.
+//! members as learners, moves members whose agent address changed (once the
+//! agent answers there), then makes the new set the voters.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use openraft::ChangeMembers;
+
+use super::view::StatusView;
 use super::{Command, Domain, DomainState, Member, NodeId, Outcome, WITNESS, WriteAnswer, node_id};
 use crate::agent::reconciler::{GroupState, NodeReport};
 use crate::model::{Config, Name};
@@ -348,35 +352,107 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// Starts a membership change when the configuration's members differ from
-/// the voters.
-fn sync_membership(domain: &Domain, config: &Config) -> Option<JoinHandle<()>> {
-    let want = desired_members(config);
-    let (nodes, voters) = domain.members();
+/// What it takes to make the raft membership the one the configuration asks
+/// for (pure: [`membership_change`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembershipChange {
+    /// Members the membership does not have: added as learners first.
+    pub add: BTreeMap<NodeId, Member>,
+    /// Members whose agent address changed in the configuration: their node
+    /// record is replaced (raft then talks to the new address).
+    pub readdress: BTreeMap<NodeId, Member>,
+    /// The new voter set, when it differs from the current one.
+    pub voters: Option<BTreeSet<NodeId>>,
+}
+
+/// Compares the members the configuration asks for (`want`) with the
+/// membership's node records and voters — ids *and* addresses: a node whose
+/// agent moved to another address must be reached there. `None` when
+/// nothing is to change, and when the change must not be made: never shrink
+/// to nothing, and never hand the domain to a set that has none of the
+/// current voters (a configuration naming other machines than the running
+/// ones would otherwise orphan the domain).
+pub fn membership_change(
+    want: &BTreeMap<NodeId, Member>,
+    nodes: &BTreeMap<NodeId, Member>,
+    voters: &BTreeSet<NodeId>,
+) -> Option<MembershipChange> {
     let want_ids: BTreeSet<NodeId> = want.keys().copied().collect();
-    // Never shrink to nothing, and never hand the domain to a set that has
-    // none of the current voters (a configuration naming other machines
-    // than the running ones would otherwise orphan the domain).
-    if want_ids.is_empty() || want_ids == voters || want_ids.is_disjoint(&voters) {
+    if want_ids.is_empty() || want_ids.is_disjoint(voters) {
         return None;
     }
+    let mut change = MembershipChange::default();
+    for (id, m) in want {
+        match nodes.get(id) {
+            None => {
+                change.add.insert(*id, m.clone());
+            }
+            Some(have) if have != m => {
+                change.readdress.insert(*id, m.clone());
+            }
+            Some(_) => {}
+        }
+    }
+    if want_ids != *voters {
+        change.voters = Some(want_ids);
+    }
+    (change != MembershipChange::default()).then_some(change)
+}
+
+/// Starts a membership change when the configuration's members differ from
+/// the membership ([`membership_change`]).
+fn sync_membership(domain: &Domain, config: &Config) -> Option<JoinHandle<()>> {
+    let (nodes, voters) = domain.members();
+    let change = membership_change(&desired_members(config), &nodes, &voters)?;
     let raft = domain.raft.clone();
+    let client = domain.client.clone();
     Some(tokio::spawn(async move {
-        for (id, m) in &want {
-            if !nodes.contains_key(id) {
-                info!("adding {m} to the domain as a learner");
-                if let Err(e) = raft.add_learner(*id, m.clone(), false).await {
-                    warn!("cannot add {m}: {e}");
+        for (id, m) in &change.add {
+            info!("adding {m} to the domain as a learner");
+            if let Err(e) = raft.add_learner(*id, m.clone(), false).await {
+                warn!("cannot add {m}: {e}");
+                return;
+            }
+        }
+        if !change.readdress.is_empty() {
+            // openraft's warning about replacing a node record: if the new
+            // address belonged to another member, two quorums could form.
+            // So the record changes only once the agent answering there is
+            // that member; until then the next pass tries again.
+            let mut ready = BTreeMap::new();
+            for (id, m) in &change.readdress {
+                match client.get::<StatusView>(&m.addr, "/v1/status").await {
+                    Ok(s) if s.answered_by == m.name => {
+                        ready.insert(*id, m.clone());
+                    }
+                    Ok(s) => warn!(
+                        "not moving {} to {}: the agent there is {}",
+                        m.name, m.addr, s.answered_by
+                    ),
+                    Err(e) => tracing::debug!("not moving {} to {} yet: {e}", m.name, m.addr),
+                }
+            }
+            // A member that does not answer at its new address yet holds
+            // up neither the others nor a change of the voters.
+            if !ready.is_empty() {
+                info!(
+                    "moving members to their new addresses: {:?}",
+                    ready.values().map(|m| m.to_string()).collect::<Vec<_>>()
+                );
+                if let Err(e) = raft
+                    .change_membership(ChangeMembers::SetNodes(ready), false)
+                    .await
+                {
+                    warn!("cannot change the members' addresses: {e}");
                     return;
                 }
             }
         }
-        info!(
-            "changing the domain's voters to {:?}",
-            want.values().map(|m| &m.name).collect::<Vec<_>>()
-        );
-        if let Err(e) = raft.change_membership(want_ids, false).await {
-            warn!("cannot change the domain's membership: {e}");
+        if let Some(voters) = change.voters {
+            info!("changing the domain's voters to {voters:?}");
+            if let Err(e) = raft.change_membership(voters, false).await {
+                warn!("cannot change the domain's membership: {e}");
+            }
         }
     }))
 }
@@ -540,6 +616,73 @@ mod tests {
             report: takeover(GroupState::Starting),
         });
         assert_eq!(adopted_placement(&starting), starting.placement);
+    }
+
+    fn member(name: &str, port: u16) -> (NodeId, Member) {
+        (
+            node_id(name),
+            Member {
+                name: name.into(),
+                addr: format!("127.0.0.1:{port}"),
+            },
+        )
+    }
+
+    #[test]
+    fn membership_follows_ids_and_addresses() {
+        let three: BTreeMap<NodeId, Member> = [
+            member("node1", 7401),
+            member("node2", 7402),
+            member("node3", 7403),
+        ]
+        .into_iter()
+        .collect();
+        let ids = |m: &BTreeMap<NodeId, Member>| m.keys().copied().collect::<BTreeSet<_>>();
+        assert_eq!(membership_change(&three, &three, &ids(&three)), None);
+
+        // node3's agent moved: its record is replaced, the voters stay.
+        let mut moved = three.clone();
+        moved.extend([member("node3", 7413)]);
+        let change = membership_change(&moved, &three, &ids(&three)).expect("a change");
+        assert_eq!(
+            change,
+            MembershipChange {
+                add: BTreeMap::new(),
+                readdress: [member("node3", 7413)].into_iter().collect(),
+                voters: None,
+            }
+        );
+
+        // A node added, another removed, one moved, at once.
+        let mut next = moved.clone();
+        next.remove(&node_id("node2"));
+        next.extend([member("node4", 7404)]);
+        let change = membership_change(&next, &three, &ids(&three)).expect("a change");
+        assert_eq!(change.add, [member("node4", 7404)].into_iter().collect());
+        assert_eq!(
+            change.readdress,
+            [member("node3", 7413)].into_iter().collect()
+        );
+        assert_eq!(change.voters, Some(ids(&next)));
+
+        // A learner already added is not added again; only the voters change.
+        let mut with_learner = three.clone();
+        with_learner.extend([member("node4", 7404)]);
+        let mut four = three.clone();
+        four.extend([member("node4", 7404)]);
+        let change = membership_change(&four, &with_learner, &ids(&three)).expect("a change");
+        assert!(change.add.is_empty() && change.readdress.is_empty());
+        assert_eq!(change.voters, Some(ids(&four)));
+
+        // Never to nothing, never to a set without a current voter.
+        assert_eq!(
+            membership_change(&BTreeMap::new(), &three, &ids(&three)),
+            None
+        );
+        let strangers: BTreeMap<NodeId, Member> = [member("other1", 7501), member("other2", 7502)]
+            .into_iter()
+            .collect();
+        assert_eq!(membership_change(&strangers, &three, &ids(&three)), None);
     }
 
     #[test]

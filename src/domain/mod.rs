@@ -106,13 +106,18 @@ pub enum ReadIndex {
     NotLeader,
 }
 
-/// The answer of `/v1/write`: an outcome, or "not the leader" for the
-/// forwarder to try again.
+/// The answer of `/v1/write`: an outcome, "not the leader" for the
+/// forwarder to try again, or a command refused before it was committed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum WriteAnswer {
     Committed(Outcome),
     NotLeader,
+    /// Never committed: a configuration with validation errors
+    /// ([`state::validate_documents`]); the message lists the findings.
+    Refused {
+        message: String,
+    },
 }
 
 /// One member's handle on the domain database.
@@ -407,8 +412,26 @@ impl Domain {
         self.leader().is_some_and(|(id, _)| id == self.id)
     }
 
-    /// Commits `cmd` here if this member leads; otherwise `NotLeader`.
+    /// Commits `cmd` here if this member leads; otherwise `NotLeader`. A
+    /// configuration is validated first and `Refused` with its findings when
+    /// it has errors: every write, from any route, ends here on the leader,
+    /// so this is the one place that keeps invalid configurations out.
     pub async fn write_local(&self, cmd: Command) -> Result<WriteAnswer, DomainError> {
+        if let Command::ApplyConfig { documents, .. } = &cmd {
+            if !self.is_leader() {
+                // Not validated here for nothing: the leader does it.
+                return Ok(WriteAnswer::NotLeader);
+            }
+            // Validating a large domain takes a while: off the async workers.
+            let documents = documents.clone();
+            let checked =
+                tokio::task::spawn_blocking(move || state::validate_documents(&documents))
+                    .await
+                    .map_err(|e| DomainError::Fatal(format!("validation stopped: {e}")))?;
+            if let Err(message) = checked {
+                return Ok(WriteAnswer::Refused { message });
+            }
+        }
         match self.raft.client_write(cmd).await {
             Ok(r) => Ok(WriteAnswer::Committed(r.data)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
@@ -440,6 +463,7 @@ impl Domain {
             };
             match answer {
                 WriteAnswer::Committed(o) => return Ok(o),
+                WriteAnswer::Refused { message } => return Ok(Outcome::Invalid { message }),
                 WriteAnswer::NotLeader if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

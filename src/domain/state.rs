@@ -123,8 +123,9 @@ pub enum Outcome {
         expected: u64,
         current: u64,
     },
-    /// The documents do not form a configuration (the agent validates before
-    /// writing, so this means a bug or a hand-made request).
+    /// The configuration was not applied: it has validation errors
+    /// ([`validate_documents`], checked before it is committed), or, as a
+    /// committed entry, its documents do not load (a bug).
     Invalid {
         message: String,
     },
@@ -169,6 +170,40 @@ pub fn config_from_documents(documents: &[String]) -> Result<Config, String> {
         return Err(f.message.clone());
     }
     Ok(loaded.config)
+}
+
+/// Validates documents before they are committed: the loader and every rule,
+/// as `asctl validate` runs them. `Err` carries the findings, rendered (the
+/// documents are named `apply/<n>.json`).
+///
+/// The one gate for every configuration the domain commits, whichever way it
+/// came (`POST /v1/apply`, a raw `POST /v1/write`, a member forwarding):
+/// [`super::Domain::write_local`] runs it before raft sees the command. The
+/// state machine ([`DomainState::apply`]) does not: it replays committed
+/// entries, and a rule added by a newer asctl must not make members disagree
+/// about an entry committed under an older one.
+pub fn validate_documents(documents: &[String]) -> Result<(), String> {
+    let names: Vec<String> = (0..documents.len())
+        .map(|i| format!("apply/{i}.json"))
+        .collect();
+    let loaded = load_texts(
+        names
+            .iter()
+            .zip(documents)
+            .map(|(n, d)| (n.as_str(), d.as_bytes())),
+    );
+    let validation = crate::rules::validate(loaded);
+    if !validation.has_errors() {
+        return Ok(());
+    }
+    let text = crate::diag::render_human(
+        &validation.findings,
+        &validation.loaded.sources,
+        validation.loaded.docs.len(),
+    );
+    Err(format!(
+        "the configuration has errors; nothing was applied\n{text}"
+    ))
 }
 
 impl DomainState {
@@ -467,6 +502,22 @@ mod tests {
             }
         );
         assert_eq!(s, before, "a refused apply changes nothing");
+    }
+
+    #[test]
+    fn validation_runs_the_rules_not_just_the_loader() {
+        assert_eq!(validate_documents(&quickstart()), Ok(()));
+        // Loads (schema and types are fine) but a rule refuses it: the
+        // state machine alone would have applied it.
+        let mut docs = quickstart();
+        docs.push(
+            r#"{"apiVersion":"asctl/v1","kind":"ResourceGroup","metadata":{"name":"x"},"spec":{"preferredNodes":["nowhere"]}}"#
+                .into(),
+        );
+        assert!(config_from_documents(&docs).is_ok());
+        let err = validate_documents(&docs).expect_err("refused");
+        assert!(err.contains("nothing was applied"), "{err}");
+        assert!(err.contains("nowhere"), "{err}");
     }
 
     #[test]

@@ -85,6 +85,19 @@ impl LogInner {
         self.dir.join("log.jsonl")
     }
 
+    /// Appends `entries` to the file and fsyncs it (what
+    /// [`RaftLogStorage::append`] reports durable).
+    fn append(&mut self, entries: impl IntoIterator<Item = Ent>) -> std::io::Result<()> {
+        let mut text = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut text, &e).map_err(std::io::Error::other)?;
+            text.push(b'\n');
+            self.log.insert(e.log_id.index, e);
+        }
+        self.file.write_all(&text)?;
+        self.file.sync_data()
+    }
+
     /// Rewrites the log file from memory (after a truncate or purge).
     fn rewrite(&mut self) -> std::io::Result<()> {
         let mut text = Vec::new();
@@ -106,27 +119,58 @@ pub struct LogStore {
 
 impl LogStore {
     /// Opens (or creates) the log under `dir`.
+    ///
+    /// A crash in the middle of an append can leave a torn last line. It was
+    /// never acknowledged as durable, so it is dropped — and cut from the
+    /// file, or the next append would be glued to it and lost at the next
+    /// start, with everything after it. An unreadable line anywhere else
+    /// cannot come from a crash (appends only add at the end, rewrites are
+    /// atomic): that log is damaged, and the member refuses to start rather
+    /// than forget entries it acknowledged.
     pub fn open(dir: &Path) -> std::io::Result<LogStore> {
         fs::create_dir_all(dir)?;
         let path = dir.join("log.jsonl");
         let mut log = BTreeMap::new();
         if let Ok(f) = File::open(&path) {
-            for line in BufReader::new(f).lines() {
-                let line = line?;
-                if line.trim().is_empty() {
+            let mut reader = BufReader::new(f);
+            let mut line = Vec::new();
+            // The end of the last complete, readable line.
+            let mut good = 0u64;
+            let mut torn: Option<String> = None;
+            loop {
+                line.clear();
+                let n = reader.read_until(b'\n', &mut line)?;
+                if n == 0 {
+                    break;
+                }
+                if let Some(why) = torn.take() {
+                    return Err(std::io::Error::other(format!(
+                        "{}: unreadable entry before the end of the log ({why}); the raft log \
+                         is damaged",
+                        path.display()
+                    )));
+                }
+                let text = String::from_utf8_lossy(&line);
+                if text.trim().is_empty() {
+                    good += n as u64;
                     continue;
                 }
-                // A crash mid-append can leave a torn last line; it was never
-                // acknowledged as durable, so dropping it is correct.
-                match serde_json::from_str::<Ent>(&line) {
-                    Ok(e) => {
+                match serde_json::from_str::<Ent>(text.trim_end()) {
+                    Ok(e) if line.ends_with(b"\n") => {
                         log.insert(e.log_id.index, e);
+                        good += n as u64;
                     }
-                    Err(e) => {
-                        tracing::warn!("dropping an unreadable raft log line: {e}");
-                        break;
-                    }
+                    // A last line without its newline is torn even if it
+                    // parses: its fsync never returned.
+                    Ok(_) => torn = Some("no end of line".into()),
+                    Err(e) => torn = Some(e.to_string()),
                 }
+            }
+            if let Some(why) = torn {
+                tracing::warn!("dropping a torn last raft log line (a crash mid-append): {why}");
+                let f = OpenOptions::new().write(true).open(&path)?;
+                f.set_len(good)?;
+                f.sync_all()?;
             }
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
@@ -236,17 +280,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Ent> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut inner = self.lock();
-        let mut text = Vec::new();
-        for e in entries {
-            serde_json::to_writer(&mut text, &e).map_err(io_err)?;
-            text.push(b'\n');
-            inner.log.insert(e.log_id.index, e);
-        }
-        let result = inner
-            .file
-            .write_all(&text)
-            .and_then(|_| inner.file.sync_data());
+        let result = self.lock().append(entries);
         let failed = result.as_ref().err().map(|e| e.to_string());
         callback.log_io_completed(result);
         match failed {
@@ -446,6 +480,263 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 meta: f.meta.clone(),
                 snapshot: Box::new(Cursor::new(serde_json::to_vec(&f.state).map_err(io_err)?)),
             })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use openraft::testing::{StoreBuilder, Suite, log_id};
+    use openraft::{Membership, RaftLogReader};
+
+    use super::*;
+    use crate::domain::Command;
+    use crate::plan::{NodeState, Placement};
+
+    /// A log store and state machine in a fresh directory, for openraft's
+    /// storage suite.
+    struct InTempDir;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for InTempDir {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
+            let dir = tempfile::tempdir().map_err(io_err)?;
+            let log = LogStore::open(dir.path()).map_err(io_err)?;
+            let (sm, _) = StateMachine::open(dir.path()).map_err(io_err)?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    /// openraft's own checks of a storage implementation: log state and
+    /// reads, vote, purge, truncate, membership, apply, snapshot transfer.
+    #[test]
+    fn passes_the_openraft_storage_suite() {
+        Suite::test_all(InTempDir).expect("the storage suite passes");
+    }
+
+    fn blank(index: u64) -> Ent {
+        Entry {
+            log_id: log_id(1, 0, index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn append(store: &LogStore, range: std::ops::RangeInclusive<u64>) {
+        store
+            .lock()
+            .append(range.map(blank))
+            .expect("appended and fsync'ed");
+    }
+
+    async fn indexes(store: &LogStore) -> Vec<u64> {
+        let mut reader = store.clone();
+        reader
+            .try_get_log_entries(..)
+            .await
+            .expect("read")
+            .iter()
+            .map(|e| e.log_id.index)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_torn_last_line_is_dropped_and_cut_so_later_appends_survive() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LogStore::open(dir.path()).expect("open");
+        append(&store, 1..=3);
+        drop(store);
+        // A crash in the middle of the next append: half a line, no newline.
+        let path = dir.path().join("log.jsonl");
+        let whole = {
+            let mut text = serde_json::to_vec(&blank(4)).expect("json");
+            text.push(b'\n');
+            text
+        };
+        let mut f = OpenOptions::new().append(true).open(&path).expect("log");
+        f.write_all(&whole[..whole.len() / 2]).expect("torn write");
+        drop(f);
+
+        let mut store = LogStore::open(dir.path()).expect("reopens after the crash");
+        assert_eq!(indexes(&store).await, vec![1, 2, 3]);
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_log_id, Some(log_id(1, 0, 3)));
+        // Raft appends again where the log really ends; after the next
+        // restart those entries must still be there.
+        append(&store, 4..=5);
+        drop(store);
+        let store = LogStore::open(dir.path()).expect("reopens");
+        assert_eq!(indexes(&store).await, vec![1, 2, 3, 4, 5]);
+        // A whole last line whose newline did not make it is torn too.
+        drop(store);
+        let mut f = OpenOptions::new().append(true).open(&path).expect("log");
+        let six = serde_json::to_vec(&blank(6)).expect("json");
+        f.write_all(&six).expect("write without newline");
+        drop(f);
+        let store = LogStore::open(dir.path()).expect("reopens");
+        assert_eq!(indexes(&store).await, vec![1, 2, 3, 4, 5]);
+        append(&store, 6..=6);
+        drop(store);
+        let store = LogStore::open(dir.path()).expect("reopens");
+        assert_eq!(indexes(&store).await, vec![1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_damaged_line_before_the_end_is_refused_not_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LogStore::open(dir.path()).expect("open");
+        append(&store, 1..=2);
+        drop(store);
+        let path = dir.path().join("log.jsonl");
+        let mut text = fs::read(&path).expect("read");
+        let mut broken = b"{\"not\": an entry}\n".to_vec();
+        broken.extend_from_slice(&text);
+        text = broken;
+        fs::write(&path, &text).expect("write");
+        let err = LogStore::open(dir.path())
+            .err()
+            .expect("a damaged log is refused");
+        assert!(err.to_string().contains("damaged"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn truncate_purge_vote_and_committed_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = LogStore::open(dir.path()).expect("open");
+        assert!(store.is_pristine());
+        append(&store, 1..=10);
+        // A conflicting leader: everything from 8 on goes.
+        store.truncate(log_id(1, 0, 8)).await.expect("truncate");
+        assert_eq!(indexes(&store).await, (1..=7).collect::<Vec<_>>());
+        // A snapshot covers up to 3.
+        store.purge(log_id(1, 0, 3)).await.expect("purge");
+        assert_eq!(indexes(&store).await, vec![4, 5, 6, 7]);
+        let vote = Vote::new(3, 7);
+        store.save_vote(&vote).await.expect("vote");
+        store
+            .save_committed(Some(log_id(1, 0, 6)))
+            .await
+            .expect("committed");
+        drop(store);
+
+        let mut store = LogStore::open(dir.path()).expect("reopen");
+        assert!(!store.is_pristine());
+        assert_eq!(indexes(&store).await, vec![4, 5, 6, 7]);
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 0, 3)));
+        assert_eq!(state.last_log_id, Some(log_id(1, 0, 7)));
+        assert_eq!(store.read_vote().await.expect("vote"), Some(vote));
+        assert_eq!(store.saved_committed(), Some(log_id(1, 0, 6)));
+
+        // Appending after a truncate continues the rewritten file.
+        store.truncate(log_id(1, 0, 6)).await.expect("truncate");
+        append(&store, 6..=8);
+        // Purging everything leaves the purged id as the last log id.
+        store.purge(log_id(1, 0, 8)).await.expect("purge all");
+        drop(store);
+        let mut store = LogStore::open(dir.path()).expect("reopen");
+        assert!(indexes(&store).await.is_empty());
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 0, 8)));
+        assert_eq!(state.last_log_id, Some(log_id(1, 0, 8)));
+    }
+
+    fn quickstart_documents() -> Vec<String> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart");
+        let loaded = crate::load::load(&[crate::load::Input::Path(dir.into())]).expect("loads");
+        crate::plan::documents::to_document_texts(&loaded.config)
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_built_on_one_member_installs_on_another_and_survives_restarts() {
+        let leader_dir = tempfile::tempdir().expect("tempdir");
+        let (mut leader, _) = StateMachine::open(leader_dir.path()).expect("open");
+        let health = ["node1", "node2", "node3"]
+            .iter()
+            .map(|n| (n.parse().expect("name"), NodeState::Up))
+            .collect();
+        let voters: BTreeSet<NodeId> = [1, 2, 3].into_iter().collect();
+        let entries = vec![
+            Entry {
+                log_id: log_id(1, 1, 1),
+                payload: EntryPayload::Membership(Membership::new(vec![voters], None)),
+            },
+            Entry {
+                log_id: log_id(1, 1, 2),
+                payload: EntryPayload::Normal(Command::SetPlacement {
+                    generation: 0,
+                    placement: Placement::new(),
+                    health,
+                    base: None,
+                }),
+            },
+            Entry {
+                log_id: log_id(1, 1, 3),
+                payload: EntryPayload::Normal(Command::ApplyConfig {
+                    base_generation: 0,
+                    documents: quickstart_documents(),
+                }),
+            },
+        ];
+        let out = leader.apply(entries).await.expect("applied");
+        assert_eq!(out[2], Outcome::Applied { generation: 1 });
+        let state = leader.lock().state.clone();
+        assert_eq!(state.placement.len(), 3);
+
+        let snapshot = leader
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("built");
+        assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 1, 3)));
+        assert_eq!(
+            snapshot.meta.last_membership.log_id(),
+            &Some(log_id(1, 1, 1))
+        );
+
+        let follower_dir = tempfile::tempdir().expect("tempdir");
+        let (mut follower, published) = StateMachine::open(follower_dir.path()).expect("open");
+        let mut data = follower.begin_receiving_snapshot().await.expect("begin");
+        *data = *snapshot.snapshot;
+        follower
+            .install_snapshot(&snapshot.meta, data)
+            .await
+            .expect("installed");
+        let check = |sm: &StateMachine, what: &str| {
+            let inner = sm.lock();
+            assert_eq!(inner.state, state, "{what}: the state");
+            assert_eq!(
+                inner.state.config(),
+                state.config(),
+                "{what}: the typed configuration is rebuilt"
+            );
+            assert_eq!(inner.last_applied, Some(log_id(1, 1, 3)), "{what}");
+            assert_eq!(inner.membership, snapshot.meta.last_membership, "{what}");
+        };
+        check(&follower, "installed");
+        assert_eq!(published.borrow().index, 3);
+        assert_eq!(*published.borrow().state, state);
+
+        // Both come back from their snapshot file after a restart.
+        drop(follower);
+        drop(leader);
+        for (dir, what) in [(&follower_dir, "follower"), (&leader_dir, "leader")] {
+            let (mut sm, rx) = StateMachine::open(dir.path()).expect("reopen");
+            check(&sm, what);
+            assert_eq!(rx.borrow().index, 3, "{what}");
+            let current = sm
+                .get_current_snapshot()
+                .await
+                .expect("read")
+                .expect("a snapshot");
+            assert_eq!(current.meta, snapshot.meta, "{what}");
+            assert_eq!(
+                sm.applied_state().await.expect("applied"),
+                (Some(log_id(1, 1, 3)), snapshot.meta.last_membership.clone())
+            );
         }
     }
 }

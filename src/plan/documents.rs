@@ -13,6 +13,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::model::{API_VERSION, Config, Kind, Metadata, Object};
@@ -28,6 +29,20 @@ pub enum DocumentError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// A digest of `config`'s canonical documents (`None`: nothing applied), so
+/// that a saved plan can name the exact configuration it was computed
+/// against: `sha256:` and 64 hex digits. Each document is hashed with its
+/// length, so no two lists of documents give the same input.
+pub fn fingerprint(config: Option<&Config>) -> String {
+    let mut h = Sha256::new();
+    for doc in config.map(to_document_texts).unwrap_or_default() {
+        h.update((doc.len() as u64).to_be_bytes());
+        h.update(doc.as_bytes());
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// One object's identity and canonical value (`{metadata, spec}`), in the

@@ -8,7 +8,7 @@
 //! A [`Plan`] is a value computed once. Renderers ([`render_human`],
 //! [`render_json`]) only format it, never recompute it; a [`SavedPlan`]
 //! carries it to a later `apply`, which refuses it when the domain has moved
-//! on ([`SavedPlan::check_current`]).
+//! on or is another one ([`SavedPlan::check_current`]).
 //!
 //! Not here: fetching the live state, committing a configuration, waiting
 //! for convergence (the CLI and the domain do that around these values).
@@ -26,7 +26,7 @@ pub use actions::{Action, needs_restart, restart_reasons};
 pub use diff::{FieldDiff, ObjectChange, Op, SENSITIVE, diff_configs, forces_replacement};
 pub use place::{GroupPlacement, Health, NodeState, Placement, carry_over, is_eligible, place};
 pub use render::{render_human, render_json};
-pub use saved::{SavedPlan, SavedPlanError, StalePlan};
+pub use saved::{PlanMismatch, SAVED_PLAN_VERSION, SavedPlan, SavedPlanError};
 
 use crate::model::Config;
 

@@ -2,9 +2,12 @@
 //!
 //! The file carries the plan and the exact desired documents it was computed
 //! from, so `apply plan.json` commits what was reviewed even if the YAML
-//! changed since. It is bound to the domain generation it was computed
-//! against: once the domain has moved on, the plan no longer says what would
-//! happen, and applying it is refused.
+//! changed since. It is bound to the domain it was computed against: the
+//! domain's name, its generation and a fingerprint of its live documents.
+//! Once the domain has moved on — or it is another domain, or the file was
+//! edited so that its documents no longer give its changes — the plan no
+//! longer says what would happen, and applying it is refused
+//! ([`SavedPlan::check_current`]).
 //!
 //! The plan part masks secrets, but the documents cannot (they are what
 //! will be applied): a saved plan file is as sensitive as the configuration.
@@ -13,32 +16,70 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::documents::{self, DocumentError};
-use super::{FORMAT_VERSION, Plan};
+use super::{FORMAT_VERSION, LiveState, Plan, diff_configs};
 use crate::load::{Loaded, load_texts};
 use crate::model::Config;
+
+/// The version of the saved plan file (`formatVersion`). 2 added the
+/// domain binding (`domain`, `liveFingerprint`); the plan inside keeps
+/// [`FORMAT_VERSION`].
+pub const SAVED_PLAN_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SavedPlan {
-    /// [`FORMAT_VERSION`] of the file.
+    /// [`SAVED_PLAN_VERSION`] of the file.
     pub format_version: u32,
     /// The domain generation the plan is valid for.
     pub base_generation: u64,
+    /// The name of the domain the plan was computed against (its applied
+    /// Domain object); `None` before the domain's first apply, when it has
+    /// no name yet.
+    pub domain: Option<String>,
+    /// [`documents::fingerprint`] of the live configuration the plan was
+    /// computed against.
+    pub live_fingerprint: String,
     pub plan: Plan,
     /// The desired configuration, one canonical JSON document per entry
     /// ([`documents`]).
     pub documents: Vec<String>,
 }
 
-/// The saved plan was computed against a generation the domain has left.
+/// Why a saved plan may not be applied to the domain as it is now.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error(
-    "the saved plan was computed against generation {planned} of the domain, which is now at \
-     generation {live}; run `asctl plan` again and review the new plan"
-)]
-pub struct StalePlan {
-    pub planned: u64,
-    pub live: u64,
+pub enum PlanMismatch {
+    #[error(
+        "the saved plan was computed against generation {planned} of the domain, which is now \
+         at generation {live}; run `asctl plan` again and review the new plan"
+    )]
+    Stale { planned: u64, live: u64 },
+    #[error(
+        "the saved plan is for {}, but this is {}; run `asctl plan` against this domain",
+        domain_text(planned),
+        domain_text(live)
+    )]
+    OtherDomain {
+        planned: Option<String>,
+        live: Option<String>,
+    },
+    #[error(
+        "the saved plan was computed against another configuration than the one this domain \
+         runs at generation {generation} (another domain of the same name, or one rebuilt \
+         since); run `asctl plan` against this domain"
+    )]
+    OtherConfiguration { generation: u64 },
+    #[error(
+        "the saved plan's changes are not what its documents change in this domain: the file \
+         was edited after `asctl plan` wrote it; run `asctl plan` again"
+    )]
+    Tampered,
+}
+
+fn domain_text(name: &Option<String>) -> String {
+    match name {
+        Some(n) => format!("domain {n}"),
+        None => "a domain with nothing applied yet".into(),
+    }
 }
 
 #[derive(Debug, Error)]
@@ -46,8 +87,8 @@ pub enum SavedPlanError {
     #[error("not a saved plan: {0}")]
     Json(#[from] serde_json::Error),
     #[error(
-        "saved plan format version {found} is not supported (this build reads {FORMAT_VERSION}); \
-         compute the plan again with this version of asctl"
+        "saved plan format version {found} is not supported (this build reads \
+         {SAVED_PLAN_VERSION}); compute the plan again with this version of asctl"
     )]
     Version { found: u32 },
     #[error(
@@ -59,12 +100,23 @@ pub enum SavedPlanError {
     Document(#[from] DocumentError),
 }
 
+/// The live domain's name: its applied Domain object's.
+fn live_domain(live: &LiveState) -> Option<String> {
+    live.config
+        .as_ref()
+        .and_then(|c| c.domain.as_ref())
+        .map(|d| d.name().to_string())
+}
+
 impl SavedPlan {
-    /// Binds `plan` to the configuration it was computed from.
-    pub fn new(plan: Plan, desired: &Config) -> SavedPlan {
+    /// Binds `plan` to the configuration it was computed from and to the
+    /// live state it was computed against.
+    pub fn new(plan: Plan, desired: &Config, live: &LiveState) -> SavedPlan {
         SavedPlan {
-            format_version: FORMAT_VERSION,
+            format_version: SAVED_PLAN_VERSION,
             base_generation: plan.base_generation,
+            domain: live_domain(live),
+            live_fingerprint: documents::fingerprint(live.config.as_ref()),
             documents: documents::to_document_texts(desired),
             plan,
         }
@@ -88,7 +140,7 @@ impl SavedPlan {
             format_version: u32,
         }
         let Version { format_version } = serde_json::from_str(text)?;
-        if format_version != FORMAT_VERSION {
+        if format_version != SAVED_PLAN_VERSION {
             return Err(SavedPlanError::Version {
                 found: format_version,
             });
@@ -108,17 +160,35 @@ impl SavedPlan {
         Ok(saved)
     }
 
-    /// Ok when the domain is still at the generation the plan was computed
-    /// against.
-    pub fn check_current(&self, live_generation: u64) -> Result<(), StalePlan> {
-        if live_generation == self.base_generation {
-            Ok(())
-        } else {
-            Err(StalePlan {
-                planned: self.base_generation,
-                live: live_generation,
-            })
+    /// Ok when `live` is still the domain and the state the plan was
+    /// computed against — same name, generation and configuration — and
+    /// `desired` (the file's documents, validated) still gives the plan's
+    /// changes against it. Only the object changes are checked against the
+    /// documents: the runtime actions and the predicted placement depend on
+    /// the node health of the plan's moment.
+    pub fn check_current(&self, live: &LiveState, desired: &Config) -> Result<(), PlanMismatch> {
+        let domain = live_domain(live);
+        if domain != self.domain {
+            return Err(PlanMismatch::OtherDomain {
+                planned: self.domain.clone(),
+                live: domain,
+            });
         }
+        if live.generation != self.base_generation {
+            return Err(PlanMismatch::Stale {
+                planned: self.base_generation,
+                live: live.generation,
+            });
+        }
+        if documents::fingerprint(live.config.as_ref()) != self.live_fingerprint {
+            return Err(PlanMismatch::OtherConfiguration {
+                generation: live.generation,
+            });
+        }
+        if diff_configs(live.config.as_ref(), desired) != self.plan.changes {
+            return Err(PlanMismatch::Tampered);
+        }
+        Ok(())
     }
 
     /// The desired configuration, typed (types only; see [`Self::load`] for

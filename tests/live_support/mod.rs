@@ -330,3 +330,117 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// The pid of the process listening on TCP `port` of 127.0.0.1 (from
+/// /proc/net/tcp and the processes' open sockets), to tell which process
+/// really answers on a port.
+pub fn listener_pid(port: u16) -> Option<i32> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let inode = table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let local = f.get(1)?;
+        let (_, p) = local.split_once(':')?;
+        // State 0A is LISTEN.
+        (u16::from_str_radix(p, 16).ok()? == port && f.get(3) == Some(&"0A"))
+            .then(|| f.get(9).map(|s| s.to_string()))
+            .flatten()
+    })?;
+    let socket = format!("socket:[{inode}]");
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = proc_entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == socket) {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+/// Processes whose command line mentions `needle` (e.g. a state directory),
+/// with their command lines: what a test left running.
+pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me || !alive(pid) {
+            continue;
+        }
+        let cmdline = std::fs::read(e.path().join("cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        if cmdline.contains(needle) {
+            out.push((pid, cmdline));
+        }
+    }
+    out
+}
+
+/// A log file without the ANSI colours of the agents' tracing output.
+pub fn log_text(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, up to the final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A child process the test owns: SIGTERM and a wait when the test ends,
+/// passed or not, so a failing test leaves nothing running.
+pub struct Owned(pub Option<Child>);
+
+impl Owned {
+    pub fn id(&self) -> i32 {
+        self.0.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: a signal to a child of this test.
+        unsafe {
+            libc::kill(self.id(), sig);
+        }
+    }
+
+    /// Waits for the exit, up to `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let c = self.0.as_mut()?;
+        let status = poll(timeout, || c.try_wait().ok().flatten());
+        if status.is_some() {
+            self.0 = None;
+        }
+        status
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            if poll(Duration::from_secs(30), || c.try_wait().ok().flatten()).is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
