@@ -224,6 +224,9 @@ pub enum Event {
     /// declared this node failed and started its groups meanwhile, so the
     /// agent must take its groups offline before anything else.
     Stalled { gap: Duration },
+    /// The first packet from a peer since this detector started: from now
+    /// on its takeover flag is known (two nodes wait for it).
+    Heard { peer: Name },
 }
 
 #[derive(Debug, Clone)]
@@ -335,13 +338,19 @@ impl Detector {
     /// line, a verification reply on the verification line). Packets from
     /// unknown peers or lines are ignored: the receiver already checked them.
     pub fn heard(&mut self, now: Instant, peer: &str, line: &str) -> Vec<Event> {
-        if let Some(w) = self.peers.get_mut(peer)
+        let mut first = None;
+        if let Some((name, w)) = self.peers.iter_mut().find(|(n, _)| n.as_str() == peer)
             && let Some((_, lw)) = w.lines.iter_mut().find(|(n, _)| n.as_str() == line)
         {
             lw.last = lw.last.max(now);
-            w.heard = true;
+            if !w.heard {
+                w.heard = true;
+                first = Some(Event::Heard { peer: name.clone() });
+            }
         }
-        self.tick(now)
+        let mut events: Vec<Event> = first.into_iter().collect();
+        events.extend(self.tick(now));
+        events
     }
 
     /// The flags of `peer`'s latest packet: an event when its takeover
@@ -518,6 +527,22 @@ mod tests {
     const T: Duration = Duration::from_millis(1000);
 
     #[test]
+    fn the_first_packet_of_a_peer_is_an_event_once() {
+        let t0 = Instant::now();
+        let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+        assert!(!d.view()["b"].heard);
+        let first = d.heard(t0 + ms(10), "b", "d1");
+        assert!(
+            first
+                .iter()
+                .any(|e| matches!(e, Event::Heard { peer } if peer.as_str() == "b"))
+        );
+        assert!(d.view()["b"].heard);
+        let again = d.heard(t0 + ms(20), "b", "d2");
+        assert!(!again.iter().any(|e| matches!(e, Event::Heard { .. })));
+    }
+
+    #[test]
     fn the_next_deadline_is_the_first_line_to_go_silent() {
         let t0 = Instant::now();
         let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
@@ -602,11 +627,14 @@ mod tests {
         assert_eq!(d.line_up("b", "d1"), Some(false));
         assert_eq!(
             all,
-            vec![Event::Line {
-                peer: n("b"),
-                line: n("d1"),
-                up: false
-            }]
+            vec![
+                Event::Heard { peer: n("b") },
+                Event::Line {
+                    peer: n("b"),
+                    line: n("d1"),
+                    up: false
+                }
+            ]
         );
         // The line comes back.
         let ev = d.heard(t0 + ms(5100), "b", "d1");

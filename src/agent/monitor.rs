@@ -304,6 +304,9 @@ fn record(metrics: &Metrics, now: Instant, e: &Event) {
                 info!(%peer, "peer runs only what the committed placement gives it");
             }
         }
+        Event::Heard { peer } => {
+            info!(%peer, "first packet from the peer since this agent started")
+        }
         Event::Stalled { gap } => {
             warn!(
                 gap_ms = gap.as_millis() as u64,
