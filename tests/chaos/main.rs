@@ -1060,6 +1060,10 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                     }) {
                         Some(at) => {
                             service.push((at - t0).as_secs_f64());
+                            eprintln!(
+                                "chaos round {round}: the service answered again {:.2} s after the crash",
+                                (at - t0).as_secs_f64()
+                            );
                             if was_leader {
                                 service_leader.push((at - t0).as_secs_f64());
                             }
@@ -1285,6 +1289,12 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
         {
             fail(&lab, format!("after the last round: {why}"));
         }
+    }
+    if std::env::var_os("CHAOS_KEEP_LOGS").is_some() {
+        eprintln!(
+            "chaos {topology:?}: agent logs kept in {}",
+            lab.keep_logs(seed, topology).display()
+        );
     }
     Figures {
         detection,
