@@ -415,7 +415,16 @@ fn load_bootstrap(path: &Path) -> Result<Config, AgentError> {
 /// adopts what an earlier run left running) must not start from a stale
 /// placement before it knows.
 async fn wait_to_reconcile(domain: &Domain, gate: &watch::Receiver<Gate>) {
-    ha::wait_caught_up(domain).await;
+    // Two nodes with the peer down have no leader to catch up with: the
+    // survivor of a crash that came while its own agent restarted takes
+    // over at once instead of after the catch-up wait's give-up (10 s).
+    let mut alone = gate.clone();
+    tokio::select! {
+        () = ha::wait_caught_up(domain) => {}
+        Ok(_) = alone.wait_for(|g| g.alone) => {
+            info!("the peer is down and this node is not isolated: not waiting for a leader");
+        }
+    }
     let mut settled = gate.clone();
     if tokio::time::timeout(ha::catch_up_grace(domain), settled.wait_for(|g| g.settled))
         .await

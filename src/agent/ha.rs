@@ -464,11 +464,13 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                         let changed = g.taken != groups
                             || g.hold != hold
                             || g.settled != settled
-                            || g.down != down;
+                            || g.down != down
+                            || g.alone != won;
                         g.taken = groups;
                         g.hold = hold;
                         g.settled = settled;
                         g.down = down;
+                        g.alone = won;
                         changed
                     });
                 } else {

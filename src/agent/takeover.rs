@@ -53,6 +53,10 @@ pub struct Gate {
     /// cannot commit that while one of two is down); not waited for by
     /// break before make ([`held_elsewhere`]).
     pub down: BTreeSet<Name>,
+    /// Two nodes: the peer is down and this node won the tie-break, so
+    /// there is no leader to catch up with and this node decides alone (a
+    /// restarted agent stops waiting for one).
+    pub alone: bool,
 }
 
 /// The groups taken over, each with the committed placement it overrode.
