@@ -269,11 +269,13 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         // stop begins: a slow graceful stop must not be cut short by a fence.
         let (guard_stop, guard_stop_rx) = watch::channel(false);
         let guard_task = tokio::spawn(guard.run(domain.clone(), guard_stop_rx));
+        let (gate_tx, gate_rx) = watch::channel(Gate::default());
         let (lapse_tx, lapse_rx) = watch::channel(false);
         let lapse_task = tokio::spawn(guard::hold_after_lapse(
             lease.clone(),
             domain.clone(),
             lapse_tx,
+            gate_rx.clone(),
             stop_rx.clone(),
         ));
         // Heartbeats and the failure detector run from the replayed state
@@ -281,7 +283,6 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         // stayed silent through it would be declared failed by its peers,
         // and its groups (left running for it to adopt) moved away.
         let (report_tx, report_rx) = reconciler::report_channel(&node);
-        let (gate_tx, gate_rx) = watch::channel(Gate::default());
         let ha_task = tokio::spawn(ha::run(
             HaContext {
                 domain: domain.clone(),

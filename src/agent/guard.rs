@@ -361,6 +361,7 @@ pub async fn hold_after_lapse(
     lease: Arc<Lease>,
     domain: Domain,
     fence: watch::Sender<bool>,
+    gate: watch::Receiver<super::takeover::Gate>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut lapses = lease.lapses();
@@ -382,10 +383,18 @@ pub async fn hold_after_lapse(
         // failed and move its groups, plus a second — then wait until caught
         // up on fresh metrics.
         let grace = super::ha::catch_up_grace(&domain);
+        let mut alone = gate.clone();
         tokio::select! {
             _ = async {
                 tokio::time::sleep(grace).await;
-                super::ha::wait_caught_up(&domain).await;
+                // Two nodes whose peer is down (silent for T + W since this
+                // agent woke: its detector saw the freeze as a stall) have
+                // no leader to catch up with; the survivor takes over now
+                // rather than after the catch-up's give-up.
+                tokio::select! {
+                    () = super::ha::wait_caught_up(&domain) => {}
+                    Ok(_) = alone.wait_for(|g| g.alone) => {}
+                }
             } => {}
             _ = stop.changed() => return,
         }
