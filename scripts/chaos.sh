@@ -3,23 +3,25 @@
 # seeded faults, an observer outside the nodes. Root only.
 #
 #   scripts/chaos.sh [--rounds N] [--seed S|random] [--topologies three,two-witness,two]
-#                    [--faults all|safe|crash-holder|crash-leader|KIND,KIND...]
+#                    [--faults all|safe|crash-holder|crash-leader|KIND,KIND...] [--keep-logs]
 # (all, the default: also agent kill -9 and SIGSTOP, fenced by the lease guard,
 # and a node cut from its peers by packet filtering (needs nft or iptables),
 # fenced on quorum loss;
 # KIND: crash, line-down, partition, kill-agent, freeze, cut-from-peers)
 #
 # Prints the seed; a violation exits non-zero with the command that replays it.
+# --keep-logs keeps the agents' logs of a passing run too (a violation always does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=20 seed=random topologies=three faults=all
+rounds=20 seed=random topologies=three faults=all keep=
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --topologies) topologies="$2"; shift 2 ;;
     --faults) faults="$2"; shift 2 ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    --keep-logs) keep=1; shift ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -27,5 +29,6 @@ if [ "$(id -u)" != 0 ]; then
   echo "the chaos harness needs root (network namespaces)" >&2
   exit 2
 fi
+if [ -n "$keep" ]; then export CHAOS_KEEP_LOGS=1; fi
 CHAOS_ROUNDS="$rounds" CHAOS_SEED="$seed" CHAOS_TOPOLOGIES="$topologies" CHAOS_FAULTS="$faults" \
   cargo test --release --test chaos -- --nocapture
