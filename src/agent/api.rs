@@ -188,10 +188,12 @@ async fn raft_read_index(State(s): State<ApiState>) -> Response {
     }
 }
 
-/// The leader's quorum age (`crate::domain::contact`), on its appends.
+/// The leader's quorum age and how long ago it last heard back from this
+/// member (`crate::domain::contact`), on its appends.
 #[derive(Debug, serde::Deserialize)]
 struct AppendQuery {
     quorum_ack_ms: Option<u64>,
+    heard_ms: Option<u64>,
 }
 
 async fn raft_append(
@@ -201,12 +203,14 @@ async fn raft_append(
 ) -> Response {
     let arrived = std::time::Instant::now();
     let res = s.domain.raft.append_entries(req).await;
-    if let (Some(ms), Ok(r)) = (q.quorum_ack_ms, &res)
+    if let (Some(quorum), Some(heard), Ok(r)) = (q.quorum_ack_ms, q.heard_ms, &res)
         && !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_))
     {
+        // In touch as of the older of: the leader's quorum, and the leader
+        // last hearing from this member (a one-way link proves nothing).
         s.domain
             .contact
-            .append_accepted(std::time::Duration::from_millis(ms), arrived);
+            .append_accepted(std::time::Duration::from_millis(quorum.max(heard)), arrived);
     }
     Json(res).into_response()
 }

@@ -527,6 +527,7 @@ async fn send_reports(
         let mut report = reports.borrow_and_update().clone();
         report.taken_over = gate.borrow_and_update().taken.clone();
         report.failed_peers = state.metrics.failed_peers();
+        report.alive_peers = state.metrics.alive_peers();
         if let Err(e) = api::deliver_report(&state, report).await {
             tracing::debug!("report not delivered: {e}");
         }

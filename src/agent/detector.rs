@@ -227,6 +227,11 @@ pub enum Event {
     /// The first packet from a peer since this detector started: from now
     /// on its takeover flag is known (two nodes wait for it).
     Heard { peer: Name },
+    /// A peer stopped (`false`) or started again (`true`) answering this
+    /// node's verification requests within the timeout: whether the link
+    /// works both ways, for the quorum lease (a node that hears its peers
+    /// but is not heard must not count them).
+    Answers { peer: Name, up: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +253,9 @@ struct PeerWatch {
     /// A packet from the peer arrived since this detector started: until
     /// then its takeover flag is unknown, not false.
     heard: bool,
+    /// With a verification line: the peer's replies to this node's
+    /// requests, watched like a line.
+    answers: Option<LineWatch>,
 }
 
 impl PeerWatch {
@@ -277,6 +285,10 @@ pub struct PeerView {
     /// A packet from it arrived since this detector started.
     #[serde(skip)]
     pub heard: bool,
+    /// With a verification line: it answered this node's requests within
+    /// the timeout (the link works both ways).
+    #[serde(skip)]
+    pub answers: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -299,6 +311,7 @@ impl Detector {
             .filter(|(_, l)| !l.domain.is_empty() || l.verification.is_some())
             .map(|(name, l)| {
                 let domain_count = l.domain.len();
+                let has_verification = l.verification.is_some();
                 let lines = l
                     .domain
                     .into_iter()
@@ -313,6 +326,10 @@ impl Detector {
                         )
                     })
                     .collect();
+                let answers = has_verification.then_some(LineWatch {
+                    last: now,
+                    up: true,
+                });
                 let watch = PeerWatch {
                     lines,
                     domain_count,
@@ -320,6 +337,7 @@ impl Detector {
                     since: now,
                     takeover: false,
                     heard: false,
+                    answers,
                 };
                 (name, watch)
             })
@@ -351,6 +369,14 @@ impl Detector {
         let mut events: Vec<Event> = first.into_iter().collect();
         events.extend(self.tick(now));
         events
+    }
+
+    /// `peer` answered one of this node's verification requests.
+    pub fn answered(&mut self, now: Instant, peer: &str) -> Vec<Event> {
+        if let Some(a) = self.peers.get_mut(peer).and_then(|w| w.answers.as_mut()) {
+            a.last = a.last.max(now);
+        }
+        self.tick(now)
     }
 
     /// The flags of `peer`'s latest packet: an event when its takeover
@@ -391,6 +417,16 @@ impl Detector {
         }
         self.last_input = self.last_input.max(now);
         for (name, w) in &mut self.peers {
+            if let Some(a) = &mut w.answers {
+                let up = !silent(a.last);
+                if up != a.up {
+                    a.up = up;
+                    events.push(Event::Answers {
+                        peer: name.clone(),
+                        up,
+                    });
+                }
+            }
             for (line, lw) in &mut w.lines {
                 let up = !silent(lw.last);
                 if up != lw.up {
@@ -454,9 +490,9 @@ impl Detector {
         let lines = self
             .peers
             .values()
-            .flat_map(|w| w.lines.iter())
-            .filter(|(_, l)| l.up)
-            .map(|(_, l)| l.last + self.timeout);
+            .flat_map(|w| w.lines.iter().map(|(_, l)| l).chain(w.answers.as_ref()))
+            .filter(|l| l.up)
+            .map(|l| l.last + self.timeout);
         let isolation = self.isolation.iter().map(|(_, last)| *last + self.timeout);
         lines.chain(isolation).filter(|at| *at > now).min()
     }
@@ -509,6 +545,7 @@ impl Detector {
                         lines,
                         takeover: w.takeover,
                         heard: w.heard,
+                        answers: w.answers.as_ref().map(|a| a.up),
                     },
                 )
             })
@@ -525,6 +562,33 @@ mod tests {
     }
 
     const T: Duration = Duration::from_millis(1000);
+
+    #[test]
+    fn a_peer_that_stops_answering_requests_is_an_event_and_not_a_failure() {
+        let t0 = Instant::now();
+        let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+        let mut all = Vec::new();
+        // Its heartbeats and its own requests keep arriving (it is heard on
+        // every line), but no reply to this node's requests comes back.
+        for i in 1..=8 {
+            let now = t0 + ms(i * 250);
+            for line in ["d1", "d2", "v"] {
+                all.extend(d.heard(now, "b", line));
+            }
+        }
+        assert_eq!(d.peer_state("b"), Some(PeerState::Up));
+        assert_eq!(d.view()["b"].answers, Some(false));
+        assert!(all.contains(&Event::Answers {
+            peer: n("b"),
+            up: false
+        }));
+        let back = d.answered(t0 + ms(2100), "b");
+        assert!(back.contains(&Event::Answers {
+            peer: n("b"),
+            up: true
+        }));
+        assert_eq!(d.view()["b"].answers, Some(true));
+    }
 
     #[test]
     fn the_first_packet_of_a_peer_is_an_event_once() {
@@ -552,6 +616,7 @@ mod tests {
         // The verification line, heard last at t0, goes first.
         assert_eq!(d.next_deadline(t0 + ms(300)), Some(t0 + T));
         d.heard(t0 + ms(400), "b", "v");
+        d.answered(t0 + ms(400), "b");
         assert_eq!(d.next_deadline(t0 + ms(400)), Some(t0 + ms(300) + T));
         // Ticking at that deadline declares the lines down: the peer is
         // failed a timeout after its last packet, not a tick later.
@@ -622,6 +687,7 @@ mod tests {
             let now = t0 + ms(i * 250);
             all.extend(d.heard(now, "b", "d2"));
             all.extend(d.heard(now, "b", "v"));
+            all.extend(d.answered(now, "b"));
         }
         assert_eq!(d.peer_state("b"), Some(PeerState::Up));
         assert_eq!(d.line_up("b", "d1"), Some(false));

@@ -138,8 +138,17 @@ impl HealthSource for DetectorHealth {
                 h.insert(n, NodeState::Down);
             }
         }
+        let state = self.domain.state();
+        let timeout = state
+            .config()
+            .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.timeout.get()))
+            .unwrap_or(Duration::from_secs(1));
+        let heard = |n: &Name, d: Duration| self.fallback.heard_within(n, d);
         for (n, s) in h.iter_mut() {
-            if *s == NodeState::Down && self.lease_over_at(n).is_some_and(|at| at > now) {
+            if *s == NodeState::Down
+                && (self.lease_over_at(n).is_some_and(|at| at > now)
+                    || disputed(&state, n, self.me.as_ref(), &heard, timeout))
+            {
                 *s = NodeState::Up;
             }
         }
@@ -175,6 +184,32 @@ impl HealthSource for DetectorHealth {
 fn holds(view: &HealthView, local: Option<&Health>) -> bool {
     view.peers.iter().any(|(peer, p)| {
         (p.takeover || !p.heard) && local.and_then(|h| h.get(peer)) != Some(&NodeState::Down)
+    })
+}
+
+/// Whether another live node still hears `node`: a node other than `node`
+/// and `me` (the deciding member), itself reporting within `2T`, whose
+/// detector last reported `node` up or suspected. The leader then does not
+/// take `node` down on its own detector's word — a link that fails between
+/// the leader and `node` only, or in one direction only, is not a failure
+/// of `node`, and moving its groups would start them next to a live copy.
+/// A crash is seen by every detector within about the same timeout, so the
+/// others' verdicts arrive (reports go out at once) well within the
+/// takeover wait.
+pub fn disputed(
+    state: &crate::domain::DomainState,
+    node: &Name,
+    me: Option<&Name>,
+    heard: &dyn Fn(&Name, Duration) -> bool,
+    timeout: Duration,
+) -> bool {
+    state.nodes.iter().any(|(y, r)| {
+        y != node
+            && Some(y) != me
+            && heard(y, 2 * timeout)
+            && r.last_report
+                .as_ref()
+                .is_some_and(|rep| rep.alive_peers.contains(node))
     })
 }
 
@@ -584,8 +619,40 @@ mod tests {
                 groups: BTreeMap::new(),
                 taken_over: BTreeMap::new(),
                 failed_peers: failed.iter().map(|f| n(f)).collect::<BTreeSet<_>>(),
+                alive_peers: Default::default(),
             },
         });
+    }
+
+    #[test]
+    fn a_node_another_live_node_still_hears_is_not_taken_down() {
+        let mut state = DomainState::default();
+        let t = Duration::from_millis(1000);
+        let report = |node: &str, alive: &[&str]| Command::NodeReport {
+            report: NodeReport {
+                node: n(node),
+                generation_seen: 0,
+                groups: BTreeMap::new(),
+                taken_over: BTreeMap::new(),
+                failed_peers: BTreeSet::new(),
+                alive_peers: alive.iter().map(|a| n(a)).collect(),
+            },
+        };
+        state.apply(report("c", &["a", "b"]));
+        state.apply(report("b", &[]));
+        let everyone = |_: &Name, _: Duration| true;
+        // b leads and no longer hears a; c still does: disputed.
+        assert!(disputed(&state, &n("a"), Some(&n("b")), &everyone, t));
+        // c's report is stale (c cut off or dead): its word counts no more.
+        let not_c = |x: &Name, _: Duration| x.as_str() != "c";
+        assert!(!disputed(&state, &n("a"), Some(&n("b")), &not_c, t));
+        // c hears a no more either: a crash, agreed.
+        state.apply(report("c", &["b"]));
+        assert!(!disputed(&state, &n("a"), Some(&n("b")), &everyone, t));
+        // The leader's own report and the node's own never count.
+        state.apply(report("b", &["a"]));
+        state.apply(report("a", &["a"]));
+        assert!(!disputed(&state, &n("a"), Some(&n("b")), &everyone, t));
     }
 
     #[test]
@@ -600,6 +667,7 @@ mod tests {
                     lines: BTreeMap::new(),
                     takeover,
                     heard,
+                    answers: None,
                 },
             )]
             .into_iter()

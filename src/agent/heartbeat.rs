@@ -150,6 +150,9 @@ pub struct Observation {
     pub line: Name,
     /// The packet's flags (`packet::FLAG_TAKEOVER`).
     pub flags: u8,
+    /// A verification reply: the peer heard this node's request, so the
+    /// link works both ways (a heartbeat or a request proves one way only).
+    pub reply: bool,
 }
 
 /// The running heartbeat tasks; dropping it stops them.
@@ -393,6 +396,7 @@ async fn receive(
                 let obs = Observation {
                     at,
                     flags: p.flags,
+                    reply: p.kind == Kind::VerifyReply,
                     peer: p.sender,
                     line: line.name.clone(),
                 };

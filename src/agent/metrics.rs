@@ -164,6 +164,17 @@ impl Metrics {
         self.with(|m| m.line_up.insert((peer.clone(), line.clone()), up));
     }
 
+    /// The peers the detector hears now (Up or Suspected).
+    pub fn alive_peers(&self) -> std::collections::BTreeSet<Name> {
+        self.with(|m| {
+            m.peers
+                .iter()
+                .filter(|(_, (s, _))| *s != PeerState::Failed)
+                .map(|(p, _)| p.clone())
+                .collect()
+        })
+    }
+
     /// The peers the detector has Failed now.
     pub fn failed_peers(&self) -> std::collections::BTreeSet<Name> {
         self.with(|m| {

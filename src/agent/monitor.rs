@@ -73,10 +73,12 @@ impl HealthView {
     /// Failed) make a majority of `voters`: the heartbeat half of the quorum
     /// lease (docs/ha.md). The witness is never heard here.
     pub fn hears_majority(&self, voters: usize) -> bool {
+        // Both ways: a peer that no longer answers this node's verification
+        // requests does not hear it, whatever arrives from it.
         let heard = 1 + self
             .peers
             .values()
-            .filter(|p| p.state != PeerState::Failed)
+            .filter(|p| p.state != PeerState::Failed && p.answers != Some(false))
             .count();
         heard > voters / 2
     }
@@ -233,6 +235,9 @@ pub fn spawn(
                 o = observations.recv() => match o {
                     Some(o) => {
                         let mut events = detector.heard(o.at, o.peer.as_str(), o.line.as_str());
+                        if o.reply {
+                            events.extend(detector.answered(o.at, o.peer.as_str()));
+                        }
                         events.extend(detector.flags(o.peer.as_str(), o.flags));
                         events
                     }
@@ -307,6 +312,12 @@ fn record(metrics: &Metrics, now: Instant, e: &Event) {
         Event::Heard { peer } => {
             info!(%peer, "first packet from the peer since this agent started")
         }
+        Event::Answers { peer, up: true } => {
+            info!(%peer, "the peer answers verification requests again")
+        }
+        Event::Answers { peer, up: false } => {
+            warn!(%peer, "the peer stopped answering verification requests: the link may work one way only")
+        }
         Event::Stalled { gap } => {
             warn!(
                 gap_ms = gap.as_millis() as u64,
@@ -357,6 +368,7 @@ mod tests {
                         lines: BTreeMap::new(),
                         takeover: false,
                         heard: true,
+                        answers: None,
                     };
                     (n(&format!("p{i}")), p)
                 })
@@ -375,6 +387,18 @@ mod tests {
         // Four nodes: half is not a majority.
         assert!(!view(&[Up, Failed, Failed]).hears_majority(4));
         assert!(view(&[Up, Up, Failed]).hears_majority(4));
+        // Heard but not answering this node's verification requests: the
+        // link works one way only, the peer does not count.
+        let mut one_way = view(&[Up, Up]);
+        for p in one_way.peers.values_mut() {
+            p.answers = Some(false);
+        }
+        assert!(!one_way.hears_majority(3));
+        one_way
+            .peers
+            .values_mut()
+            .for_each(|p| p.answers = Some(true));
+        assert!(one_way.hears_majority(3));
     }
 
     #[test]
@@ -386,6 +410,7 @@ mod tests {
             lines: BTreeMap::new(),
             takeover: false,
             heard: true,
+            answers: None,
         };
         let wait = Duration::from_millis(500);
         let mut v = HealthView {

@@ -110,6 +110,11 @@ pub struct NodeReport {
     /// agent, not the reconciler.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub failed_peers: BTreeSet<Name>,
+    /// The peers this node's failure detector hears (Up or Suspected): a
+    /// leader does not take a node down that another live node still
+    /// hears (`crate::agent::ha::disputed`). Filled by the agent.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub alive_peers: BTreeSet<Name>,
 }
 
 /// How the reconciler runs.
@@ -194,6 +199,7 @@ pub fn report_channel(node: &Name) -> (watch::Sender<NodeReport>, watch::Receive
         groups: BTreeMap::new(),
         taken_over: BTreeMap::new(),
         failed_peers: Default::default(),
+        alive_peers: Default::default(),
     })
 }
 

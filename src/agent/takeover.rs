@@ -274,6 +274,7 @@ mod tests {
                 .collect(),
             taken_over: BTreeMap::new(),
             failed_peers: Default::default(),
+            alive_peers: Default::default(),
         }
     }
 

@@ -6,10 +6,14 @@
 //!   accepted in its current term. Send instants, not reply instants: a
 //!   reply proves the follower was reachable at some time after the send.
 //! - As a follower, it is in touch as of the instant its leader last had a
-//!   quorum: every append carries the leader's quorum age (`quorum_ack_ms`),
-//!   and the follower subtracts it from the instant the append arrived.
-//!   That trusts the append to have travelled in much less than the lease
-//!   (the same assumption as the scheduling slack ε of docs/ha.md).
+//!   quorum *and* last heard back from this follower: every append carries
+//!   the leader's quorum age (`quorum_ack_ms`) and the age of the
+//!   follower's last accepted reply (`heard_ms`), and the follower
+//!   subtracts the larger from the instant the append arrived. A follower
+//!   whose outbound traffic is cut keeps receiving appends, but its
+//!   evidence ages from its last reply that got through. That trusts the
+//!   append to have travelled in much less than the lease (the same
+//!   assumption as the scheduling slack ε of docs/ha.md).
 //! - Before any of this, the agent's start counts as contact, so that a
 //!   restarted member has one lease to find its quorum.
 //!

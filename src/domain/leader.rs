@@ -534,6 +534,7 @@ mod tests {
             groups,
             taken_over: Default::default(),
             failed_peers: Default::default(),
+            alive_peers: Default::default(),
         };
         s.apply(Command::NodeReport {
             report: report.clone(),
@@ -576,6 +577,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             failed_peers: Default::default(),
+            alive_peers: Default::default(),
         };
         let mut adopted = s.clone();
         adopted.apply(Command::NodeReport {

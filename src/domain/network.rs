@@ -83,10 +83,19 @@ impl RaftNetwork<TypeConfig> for Peer {
         // The quorum lease (super::contact): the follower learns how fresh
         // this leader's quorum is, and the leader when the follower last
         // accepted one of its appends.
+        // and how long ago this leader last heard back from the follower:
+        // the follower's evidence is the older of the two, so a follower
+        // whose replies no longer arrive (its outbound traffic cut) stops
+        // counting the appends it still receives.
         let sent = Instant::now();
-        let path = match self.contact.leader_quorum_at(sent) {
-            Some(at) => format!("/raft/append?quorum_ack_ms={}", (sent - at).as_millis()),
-            None => "/raft/append".to_owned(),
+        let heard = self.contact.last_append_ok(self.target);
+        let path = match (self.contact.leader_quorum_at(sent), heard) {
+            (Some(at), Some(heard)) => format!(
+                "/raft/append?quorum_ack_ms={}&heard_ms={}",
+                (sent - at).as_millis(),
+                sent.saturating_duration_since(heard).as_millis()
+            ),
+            _ => "/raft/append".to_owned(),
         };
         let term = rpc.vote.leader_id.term;
         let res = self.rpc(&path, &rpc, &option).await;

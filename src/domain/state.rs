@@ -549,6 +549,7 @@ mod tests {
                 groups: Default::default(),
                 taken_over: Default::default(),
                 failed_peers: Default::default(),
+                alive_peers: Default::default(),
             },
         };
         // Before any configuration, every member's report counts.
