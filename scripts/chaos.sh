@@ -7,7 +7,7 @@
 # (all, the default: also agent kill -9 and SIGSTOP, fenced by the lease guard,
 # and a node cut from its peers by packet filtering (needs nft or iptables),
 # fenced on quorum loss;
-# KIND: crash, line-down, partition, kill-agent, freeze, cut-from-peers)
+# KIND: crash, line-down, partition, kill-agent, freeze, cut-from-peers, mute)
 #
 # Prints the seed; a violation exits non-zero with the command that replays it.
 # --keep-logs keeps the agents' logs of a passing run too (a violation always does).

@@ -289,6 +289,10 @@ pub struct PeerView {
     /// the timeout (the link works both ways).
     #[serde(skip)]
     pub answers: Option<bool>,
+    /// With a verification line: it carried a packet (a request or a
+    /// reply) within the timeout.
+    #[serde(skip)]
+    pub verification: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -546,6 +550,7 @@ impl Detector {
                         takeover: w.takeover,
                         heard: w.heard,
                         answers: w.answers.as_ref().map(|a| a.up),
+                        verification: w.lines.get(w.domain_count).map(|(_, l)| l.up),
                     },
                 )
             })

@@ -178,6 +178,17 @@ impl HealthSource for DetectorHealth {
     }
 }
 
+/// Two nodes: this node's outbound traffic is cut — a peer's verification
+/// requests reach it (the peer's verification line is up here) but the
+/// peer answers none of this node's: the peer hears nothing from this node,
+/// declares it failed and takes over, so this node must stop first. A
+/// verification line down both ways (no requests either) is not this.
+fn muted(view: &HealthView) -> bool {
+    view.peers
+        .values()
+        .any(|p| p.verification == Some(true) && p.answers == Some(false))
+}
+
 /// Whether a node of two must hold (start nothing new): a peer that is not
 /// Down in `local` announces a takeover, or has not been heard since this
 /// agent started (its flag is unknown until its first packet).
@@ -511,10 +522,16 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                 } else {
                     cx.gate.send_if_modified(|g| !std::mem::replace(&mut g.settled, true));
                 }
-                let lost = config.is_some_and(|config| {
-                    lacks_quorum(&config, &cx.domain, view.as_ref(), now)
-                });
+                let muted = config.as_deref().is_some_and(takeover::applies)
+                    && view.as_ref().is_some_and(muted);
+                let lost = muted
+                    || config.is_some_and(|config| {
+                        lacks_quorum(&config, &cx.domain, view.as_ref(), now)
+                    });
                 if lost && !quorum_lost {
+                    if muted {
+                        warn!("the peer's requests arrive but it does not answer this node's: this node's traffic out is cut, and the peer takes over; taking every group offline");
+                    }
                     warn!("out of touch with a quorum of the domain: taking every group offline");
                     quorum_lost = true;
                     cancel(resync.take());
@@ -625,6 +642,38 @@ mod tests {
     }
 
     #[test]
+    fn a_node_of_two_is_muted_when_its_peer_asks_but_never_answers() {
+        use crate::agent::detector::PeerView;
+        let view = |verification, answers| HealthView {
+            peers: [(
+                n("b"),
+                PeerView {
+                    state: PeerState::Up,
+                    since: None,
+                    lines: BTreeMap::new(),
+                    takeover: false,
+                    heard: true,
+                    answers,
+                    verification,
+                },
+            )]
+            .into_iter()
+            .collect(),
+            isolated: false,
+        };
+        assert!(!muted(&view(Some(true), Some(true))));
+        assert!(
+            muted(&view(Some(true), Some(false))),
+            "its requests arrive, no answer"
+        );
+        assert!(
+            !muted(&view(Some(false), Some(false))),
+            "the line is down both ways"
+        );
+        assert!(!muted(&view(None, None)), "no verification line");
+    }
+
+    #[test]
     fn a_node_another_live_node_still_hears_is_not_taken_down() {
         let mut state = DomainState::default();
         let t = Duration::from_millis(1000);
@@ -668,6 +717,7 @@ mod tests {
                     takeover,
                     heard,
                     answers: None,
+                    verification: None,
                 },
             )]
             .into_iter()

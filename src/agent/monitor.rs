@@ -369,6 +369,7 @@ mod tests {
                         takeover: false,
                         heard: true,
                         answers: None,
+                        verification: None,
                     };
                     (n(&format!("p{i}")), p)
                 })
@@ -411,6 +412,7 @@ mod tests {
             takeover: false,
             heard: true,
             answers: None,
+            verification: None,
         };
         let wait = Duration::from_millis(500);
         let mut v = HealthView {

@@ -101,17 +101,25 @@ enum Fault {
     /// reach the same on-line router and hear nothing of each other are a
     /// filtering misconfiguration asctl cannot see (docs/ha.md).
     CutFromPeers,
+    /// For 4 s, packet filtering inside the node's namespace drops what the
+    /// node *sends* to the other nodes and the witness; what they send
+    /// still arrives. The node hears everyone, nobody hears it: it must
+    /// notice that its traffic out is cut (its peers stop answering its
+    /// verification requests, its leader stops hearing its replies) and
+    /// take its groups offline before the others start them.
+    Mute,
 }
 
 impl Fault {
     /// Every kind, in the order of `all`'s list.
-    const KINDS: [Fault; 6] = [
+    const KINDS: [Fault; 7] = [
         Fault::CrashNode,
         Fault::LineDown,
         Fault::Partition,
         Fault::KillAgent,
         Fault::Freeze,
         Fault::CutFromPeers,
+        Fault::Mute,
     ];
 
     /// The name `CHAOS_FAULTS` accepts for this kind alone.
@@ -123,6 +131,7 @@ impl Fault {
             Fault::KillAgent => "kill-agent",
             Fault::Freeze => "freeze",
             Fault::CutFromPeers => "cut-from-peers",
+            Fault::Mute => "mute",
         }
     }
 
@@ -144,7 +153,12 @@ fn parse_faults(spec: Option<&str>) -> Vec<Fault> {
     match spec {
         None | Some("all") => {
             let mut f = safe.to_vec();
-            f.extend([Fault::KillAgent, Fault::Freeze, Fault::CutFromPeers]);
+            f.extend([
+                Fault::KillAgent,
+                Fault::Freeze,
+                Fault::CutFromPeers,
+                Fault::Mute,
+            ]);
             f
         }
         Some("safe") => safe.to_vec(),
@@ -544,12 +558,28 @@ fn have(cmd: &str) -> bool {
 /// router, the client) passes. Panics if neither tool works: the fault
 /// must not silently do nothing.
 fn cut_from(ns: &str, peers: &[String]) {
+    filter_peers(ns, peers, true);
+}
+
+/// `Mute`: only what the node sends to `peers` is dropped.
+fn mute(ns: &str, peers: &[String]) {
+    filter_peers(ns, peers, false);
+}
+
+/// Drops, in namespace `ns`, what goes to `peers` and, with `inbound`,
+/// what comes from them.
+fn filter_peers(ns: &str, peers: &[String], inbound: bool) {
     let set = peers.join(", ");
     let out = if have("nft") {
+        let input = if inbound {
+            "\tchain input { type filter hook input priority 0; policy accept; ip saddr @peers drop; }\n"
+        } else {
+            ""
+        };
         let script = format!(
             "table inet {CUT_TABLE} {{\n\
              \tset peers {{ type ipv4_addr; elements = {{ {set} }}; }}\n\
-             \tchain input {{ type filter hook input priority 0; policy accept; ip saddr @peers drop; }}\n\
+             {input}\
              \tchain output {{ type filter hook output priority 0; policy accept; ip daddr @peers drop; }}\n\
              }}\n"
         );
@@ -569,8 +599,13 @@ fn cut_from(ns: &str, peers: &[String]) {
         child.wait_with_output().expect("nft")
     } else if have("iptables") {
         let mut out = None;
+        let chains: &[(&str, &str)] = if inbound {
+            &[("INPUT", "-s"), ("OUTPUT", "-d")]
+        } else {
+            &[("OUTPUT", "-d")]
+        };
         for p in peers {
-            for (chain, dir) in [("INPUT", "-s"), ("OUTPUT", "-d")] {
+            for &(chain, dir) in chains {
                 let o = run(Command::new("ip").args([
                     "netns", "exec", ns, "iptables", "-A", chain, dir, p, "-j", "DROP",
                 ]));
@@ -811,6 +846,11 @@ struct Figures {
     /// Holder cut from its peers → the service answers from another node
     /// (only when that happened within the cut).
     cut_service: Vec<f64>,
+    /// Holder muted (its traffic out dropped) → its address and application
+    /// gone (only when that happened within the mute).
+    mute_fence: Vec<f64>,
+    /// Holder muted → the service answers from another node (likewise).
+    mute_service: Vec<f64>,
     /// Topology `two`: agent `kill -9` or SIGSTOP on the holder → the
     /// service answers from the survivor (local takeover).
     service_agent: Vec<f64>,
@@ -925,6 +965,8 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
     let holder_only = std::env::var("CHAOS_FAULTS").as_deref() == Ok("crash-holder");
     let mut cut_fence = Vec::new();
     let mut cut_service = Vec::new();
+    let mut mute_fence = Vec::new();
+    let mut mute_service = Vec::new();
     let mut service_agent = Vec::new();
     let mut cleared = 0;
     // The harness's own last acknowledged commit: (round, generation).
@@ -1124,6 +1166,35 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                     }
                 }
             }
+            Fault::Mute => {
+                let peers = lab.peer_addresses(victim);
+                let ns = lab.nodes[victim].ns.name.clone();
+                mute(&ns, &peers);
+                // While muted, see from outside when a muted holder has let
+                // its address and application go.
+                let node = (vname.clone(), ns.clone());
+                let mut fenced = None;
+                while t0.elapsed() < CUT {
+                    if fenced.is_none() && holder.as_deref() == Some(vname.as_str()) {
+                        let seen = observe(std::slice::from_ref(&node));
+                        if seen.ip_on.is_empty() && seen.app_on.is_empty() {
+                            fenced = Some(t0.elapsed());
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                uncut(&ns);
+                if holder.as_deref() == Some(vname.as_str()) {
+                    if let Some(d) = fenced {
+                        mute_fence.push(d.as_secs_f64());
+                    }
+                    if let Some(at) = watch.answered_after(t0, Some(&vname))
+                        && at - t0 < CUT
+                    {
+                        mute_service.push((at - t0).as_secs_f64());
+                    }
+                }
+            }
             Fault::KillAgent | Fault::Freeze => {
                 let n = &mut lab.nodes[victim];
                 let pid = n.agent.as_ref().map(|c| c.id() as i32);
@@ -1305,6 +1376,8 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
         fence,
         cut_fence,
         cut_service,
+        mute_fence,
+        mute_service,
         service_agent,
         cleared,
         commits,
@@ -1417,12 +1490,12 @@ fn clear_failures(lab: &Lab, round: usize) -> Result<(), String> {
 }
 
 /// CI's bounded run (`cargo test` with no CHAOS_* variable): this seed and
-/// round count on topology `three` draw, in order, Freeze, Partition,
-/// KillAgent, LineDown (of d2), CrashNode, CutFromPeers — every fault kind
-/// once (`ci_run_draws_every_fault_kind` checks it), all but the line cut
-/// on the group's holder; about 30 s.
-const CI_SEED: u64 = 20_267_637;
-const CI_ROUNDS: usize = 6;
+/// round count on topology `three` draw, in order, Mute, CrashNode,
+/// KillAgent, CutFromPeers, Freeze, Partition, LineDown — every fault kind
+/// once (`ci_run_draws_every_fault_kind` checks it), each on the group's
+/// holder; about 40 s.
+const CI_SEED: u64 = 20_267_862;
+const CI_ROUNDS: usize = 7;
 
 /// Without root: CI's fixed seed must keep drawing every kind of `all`
 /// once, also after a kind is added.
@@ -1484,9 +1557,12 @@ fn chaos() {
         .map(Topology::parse)
         .collect();
     let faults = parse_faults(std::env::var("CHAOS_FAULTS").ok().as_deref());
-    if faults.contains(&Fault::CutFromPeers) && !have("nft") && !have("iptables") {
+    if (faults.contains(&Fault::CutFromPeers) || faults.contains(&Fault::Mute))
+        && !have("nft")
+        && !have("iptables")
+    {
         panic!(
-            "CutFromPeers needs `nft` (package nftables) or `iptables`; .ci/run installs nftables"
+            "CutFromPeers and Mute need `nft` (package nftables) or `iptables`; .ci/run installs nftables"
         );
     }
     eprintln!("chaos: seed {seed}, {rounds} rounds per topology, {topologies:?}");
@@ -1544,6 +1620,14 @@ fn chaos() {
         eprintln!(
             "chaos {t:?}: holder cut from its peers → service answering from another node: {}",
             fmt(&mut f.cut_service)
+        );
+        eprintln!(
+            "chaos {t:?}: holder muted (its traffic out dropped) → its address and application gone: {}",
+            fmt(&mut f.mute_fence)
+        );
+        eprintln!(
+            "chaos {t:?}: holder muted → service answering from another node: {}",
+            fmt(&mut f.mute_service)
         );
         if t == Topology::Two {
             eprintln!(
