@@ -528,11 +528,19 @@ async fn send_reports(
         report.taken_over = gate.borrow_and_update().taken.clone();
         report.failed_peers = state.metrics.failed_peers();
         report.alive_peers = state.metrics.alive_peers();
-        if let Err(e) = api::deliver_report(&state, report).await {
-            tracing::debug!("report not delivered: {e}");
-        }
+        // Not delivered (no leader yet, or the one this member knows just
+        // died): try again soon, not a whole period later — a new leader
+        // decides on this report's verdicts (`ha::disputed`), and waiting a
+        // period cost a leader's crash 2 s of failover.
+        let wait = match api::deliver_report(&state, report).await {
+            Ok(()) => period,
+            Err(e) => {
+                tracing::debug!("report not delivered: {e}");
+                Duration::from_millis(100)
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(period) => {}
+            _ = tokio::time::sleep(wait) => {}
             r = reports.changed() => if r.is_err() { return },
             r = gate.changed() => if r.is_err() { return },
             // A peer failed or came back: the verdict goes out now.
