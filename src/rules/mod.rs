@@ -8,14 +8,23 @@
 
 mod accept;
 pub mod catalog;
+mod composites;
 mod consistency;
+mod guest_os;
+mod hypervisor;
+mod mirroring;
+mod modules;
+mod network;
 pub mod profile;
-mod seed;
+mod replication;
+mod sharing;
 mod structure;
 pub mod tables;
 #[cfg(test)]
 mod tests;
 pub mod topology;
+mod vm_hardware;
+mod vmotion;
 
 pub use catalog::*;
 
@@ -158,7 +167,7 @@ fn check_unit(loaded: &Loaded, unit: &Unit, mut earlier: Vec<Finding>) -> Vec<Fi
     let mut ctx = Ctx::new(loaded, unit);
     structure::check(&mut ctx);
     topology::check(&mut ctx);
-    seed::check(&mut ctx);
+    prose(&mut ctx);
     consistency::check(&mut ctx);
     // Without a Domain the profile is unknown (and AS0013 already says so):
     // only structural rules, rather than a cascade of profile findings.
@@ -179,6 +188,28 @@ fn check_unit(loaded: &Loaded, unit: &Unit, mut earlier: Vec<Finding>) -> Vec<Fi
         f.domain = unit.domain.clone();
     }
     findings
+}
+
+/// The seed's prose rules (AS02xx): every sentence of the seed that
+/// constrains a configuration and is not one of its tables, one family per
+/// module. Limits come from the profile in force.
+fn prose(ctx: &mut Ctx) {
+    let profile = profile::of(ctx.config);
+    hypervisor::hypervisor_versions(ctx, profile);
+    guest_os::guest_os(ctx, profile);
+    modules::modules(ctx, profile);
+    modules::windows_only(ctx);
+    mirroring::mirroring(ctx);
+    sharing::mount_points(ctx);
+    sharing::shared_disks(ctx);
+    replication::replication_pairing(ctx);
+    composites::composites(ctx, profile);
+    vmotion::vmotion(ctx);
+    network::nic_teaming(ctx);
+    hypervisor::vmware_ha(ctx);
+    hypervisor::cluster_in_a_box(ctx);
+    network::network(ctx, profile);
+    vm_hardware::pci_and_scsi(ctx, profile);
 }
 
 /// Whether a rule is in force under a qualification profile.
