@@ -35,7 +35,7 @@ pub(crate) const LOG_FILE: &str = "log.jsonl";
 
 /// Creates `dir` (and missing parents) with mode 0700. An existing
 /// directory keeps its mode: tightening it is the operator's call.
-pub(crate) fn create_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_dir(dir: &Path) -> std::io::Result<()> {
     DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
 }
 

@@ -37,6 +37,7 @@ use thiserror::Error;
 use super::NodeId;
 use super::state::DomainState;
 
+pub use disk::create_dir as create_private_dir;
 pub use log::LogStore;
 pub use machine::StateMachine;
 

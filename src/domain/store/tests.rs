@@ -109,6 +109,46 @@ async fn a_torn_last_line_is_dropped_and_cut_so_later_appends_survive() {
     assert_eq!(indexes(&store).await, vec![0, 1, 2, 3, 4, 5, 6]);
 }
 
+#[tokio::test]
+async fn the_data_directory_is_created_0700_and_every_file_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    let top = tempfile::tempdir().expect("tempdir");
+    let dir = top.path().join("data/raft");
+    let mut store = store_with(&dir, 3).await;
+    store
+        .save_committed(Some(log_id(1, 0, 2)))
+        .await
+        .expect("committed");
+    store.purge(log_id(1, 0, 1)).await.expect("purge");
+    let (mut sm, _) = StateMachine::open(&dir).expect("sm");
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .expect("snapshot");
+    assert_eq!(mode(&top.path().join("data")), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    let mut names = Vec::new();
+    for f in fs::read_dir(&dir).expect("ls") {
+        let f = f.expect("entry");
+        names.push(f.file_name().to_string_lossy().into_owned());
+        assert_eq!(mode(&f.path()), 0o600, "{}", f.path().display());
+    }
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "committed.json",
+            "format",
+            "log.jsonl",
+            "purged.json",
+            "snapshot.json",
+            "vote.json"
+        ]
+    );
+}
+
 /// The refusal of the store in `dir`, as text.
 fn refusal(dir: &Path) -> String {
     match LogStore::open(dir) {
