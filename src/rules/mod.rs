@@ -8,14 +8,23 @@
 
 mod accept;
 pub mod catalog;
+mod composites;
 mod consistency;
+mod guest_os;
+mod hypervisor;
+mod mirroring;
+mod modules;
+mod network;
 pub mod profile;
-mod seed;
+mod replication;
+mod sharing;
 mod structure;
 pub mod tables;
 #[cfg(test)]
 mod tests;
 pub mod topology;
+mod vm_hardware;
+mod vmotion;
 
 pub use catalog::*;
 
@@ -108,7 +117,7 @@ pub fn check(loaded: &Loaded) -> Vec<Finding> {
     let mut ctx = Ctx::new(loaded);
     structure::check(&mut ctx);
     topology::check(&mut ctx);
-    seed::check(&mut ctx);
+    prose(&mut ctx);
     consistency::check(&mut ctx);
     // Without a Domain the profile is unknown (and AS0013 already says so):
     // only structural rules, rather than a cascade of profile findings.
@@ -120,6 +129,28 @@ pub fn check(loaded: &Loaded) -> Vec<Finding> {
         .into_iter()
         .filter(|f| applies(f.rule, qualification))
         .collect()
+}
+
+/// The seed's prose rules (AS02xx): every sentence of the seed that
+/// constrains a configuration and is not one of its tables, one family per
+/// module. Limits come from the profile in force.
+fn prose(ctx: &mut Ctx) {
+    let profile = profile::of(ctx.config);
+    hypervisor::hypervisor_versions(ctx, profile);
+    guest_os::guest_os(ctx, profile);
+    modules::modules(ctx, profile);
+    modules::windows_only(ctx);
+    mirroring::mirroring(ctx);
+    sharing::mount_points(ctx);
+    sharing::shared_disks(ctx);
+    replication::replication_pairing(ctx);
+    composites::composites(ctx, profile);
+    vmotion::vmotion(ctx);
+    network::nic_teaming(ctx);
+    hypervisor::vmware_ha(ctx);
+    hypervisor::cluster_in_a_box(ctx);
+    network::network(ctx, profile);
+    vm_hardware::pci_and_scsi(ctx, profile);
 }
 
 /// Whether a rule is in force under a qualification profile.
