@@ -185,7 +185,9 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             .clone()
             .unwrap_or_else(|| cfg.listen.to_string()),
     };
-    std::fs::create_dir_all(&cfg.data_dir).map_err(io("creating the data directory"))?;
+    // 0700: the raft log and process output hold environment values.
+    crate::domain::store::create_private_dir(&cfg.data_dir)
+        .map_err(io("creating the data directory"))?;
     let domain = Domain::open(&cfg.data_dir.join("raft"), me.clone(), client).await?;
 
     let freshness = Arc::new(ReportFreshness::default());
