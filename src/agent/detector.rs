@@ -91,7 +91,7 @@ pub const ISOLATION_STOP_BOUND: Duration = Duration::from_millis(100);
 
 /// The bound on the lease guard's fence (`K` in docs/ha.md): SIGKILL to the
 /// recorded process groups and removal of the recorded addresses, measured
-/// at 3–15 ms (tests/netns_guard.rs).
+/// at 3–15 ms (tests/netns/guard.rs).
 pub const GUARD_KILL_BOUND: Duration = Duration::from_millis(100);
 
 /// How long a survivor waits after declaring a peer failed before its
