@@ -562,9 +562,7 @@ impl Detector {
 mod tests {
     use super::*;
 
-    fn n(s: &str) -> Name {
-        s.parse().expect("valid name")
-    }
+    use crate::model::testing::n;
 
     const T: Duration = Duration::from_millis(1000);
 

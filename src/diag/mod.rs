@@ -98,7 +98,7 @@ impl Finding {
     }
 
     pub fn about(mut self, kind: crate::model::Kind, name: &str) -> Self {
-        self.objects.push(format!("{kind}/{name}"));
+        self.objects.push(kind.key(name));
         self
     }
 

@@ -34,9 +34,7 @@ use crate::diag::{Finding, Location, sort_findings};
 use crate::load::Loaded;
 use std::collections::HashMap;
 
-use crate::model::{
-    Config, DocId, Kind, NetworkLineSpec, Object, Qualification, ResourceGroupSpec,
-};
+use crate::model::{Config, DocId, NetworkLineSpec, Object, Qualification, ResourceGroupSpec};
 
 /// What a check sees: the typed configuration, spans, and a sink.
 pub struct Ctx<'a> {
@@ -185,9 +183,4 @@ pub fn validate(mut loaded: Loaded) -> Validation {
     accept::apply(&loaded, &mut findings);
     sort_findings(&mut findings);
     Validation { loaded, findings }
-}
-
-/// The `Kind/name` key used in findings and `accept.objects`.
-pub fn object_key(kind: Kind, name: &str) -> String {
-    format!("{kind}/{name}")
 }
