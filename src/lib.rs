@@ -14,3 +14,4 @@ pub mod load;
 pub mod model;
 pub mod plan;
 pub mod rules;
+pub mod wire;

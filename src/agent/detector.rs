@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::model::{Config, LineRole, Name};
+use crate::wire::PeerState;
 
 /// The lines one peer shares with this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +92,7 @@ pub const ISOLATION_STOP_BOUND: Duration = Duration::from_millis(100);
 
 /// The bound on the lease guard's fence (`K` in docs/ha.md): SIGKILL to the
 /// recorded process groups and removal of the recorded addresses, measured
-/// at 3–15 ms (tests/netns/guard.rs).
+/// at 3–15 ms (tests/root/guard.rs).
 pub const GUARD_KILL_BOUND: Duration = Duration::from_millis(100);
 
 /// How long a survivor waits after declaring a peer failed before its
@@ -187,16 +188,6 @@ impl DetectorConfig {
             tie_break,
         }
     }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "camelCase")]
-pub enum PeerState {
-    Up,
-    Suspected,
-    Failed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

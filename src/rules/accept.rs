@@ -12,10 +12,11 @@ use super::find_rule;
 use crate::catalog as cat;
 use crate::diag::{Finding, Severity};
 use crate::load::Loaded;
-use crate::model::Kind;
+use crate::model::{Config, Kind};
 
-pub fn apply(loaded: &Loaded, findings: &mut Vec<Finding>) {
-    let Some(domain) = &loaded.config.domain else {
+/// Applies the acceptances of `config`'s Domain to the findings of its unit.
+pub fn apply(loaded: &Loaded, config: &Config, findings: &mut Vec<Finding>) {
+    let Some(domain) = &config.domain else {
         return;
     };
     let mut extra = Vec::new();

@@ -20,7 +20,7 @@
 //!   not apply to a topology is not drawn there: the cut on `two`).
 //!   The cut needs `nft` or `iptables`.
 
-#[path = "../netns/support/mod.rs"]
+#[path = "../root/support/mod.rs"]
 mod netns_support;
 
 use std::io::{Read, Write};

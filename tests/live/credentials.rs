@@ -1,5 +1,5 @@
 //! `asctl credentials`: the files a domain's members and the CLI need. The
-//! certificates are used for real by tests/netns/demo.rs (agents on
+//! certificates are used for real by tests/root/demo.rs (agents on
 //! 10.220.1.x, the CLI verifying them against the CA).
 
 use assert_cmd::Command;

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::agent::{Agent, KEY, LIMIT, holds_for, n};
 use crate::support::{Netns, veth, wait_for};
-use asctl::agent::detector::PeerState;
 use asctl::agent::packet::{DomainKey, DropReason, Kind, Packet};
 use asctl::model::Config;
+use asctl::wire::PeerState;
 
 const INTERVAL: Duration = Duration::from_millis(100);
 const TIMEOUT: Duration = Duration::from_millis(500);

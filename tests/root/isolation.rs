@@ -4,9 +4,9 @@
 
 use crate::support::agent::{Agent, LIMIT, holds_for};
 use crate::support::{Netns, bridge_port, veth, wait_for};
-use asctl::agent::detector::PeerState;
 use asctl::agent::isolation::Method;
 use asctl::model::Config;
+use asctl::wire::PeerState;
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_millis(500);
