@@ -8,6 +8,7 @@
 mod github;
 mod human;
 mod json;
+mod junit;
 mod sarif;
 
 use std::fmt;
@@ -17,8 +18,9 @@ use serde::Serialize;
 use crate::rules::Rule;
 
 pub use github::render_github;
-pub use human::render_human;
+pub use human::{render_human, render_human_styled};
 pub use json::{JSON_FORMAT_VERSION, render_json};
+pub use junit::render_junit;
 pub use sarif::render_sarif;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
