@@ -140,3 +140,38 @@ fn short_and_long_help_describe_the_same_tool() {
     assert_eq!(first(&short), first(&long));
     assert!(String::from_utf8_lossy(&long).contains("--color <WHEN>"));
 }
+
+fn yaml_root(path: &str) -> asctl::load::yaml::Node {
+    let text = std::fs::read_to_string(path).unwrap();
+    let parsed = asctl::load::yaml::parse(&text);
+    assert!(parsed.problems.is_empty(), "{path} parses");
+    parsed.documents[0].root.clone().unwrap()
+}
+
+/// The per-file hook runs `--file-only`: a file of a domain, alone, passes.
+#[test]
+fn the_pre_commit_hook_checks_files_alone() {
+    let hooks = yaml_root(".pre-commit-hooks.yaml").to_json();
+    let hook = &hooks[0];
+    assert_eq!(hook["id"], "asctl-validate");
+    let entry: Vec<&str> = hook["entry"].as_str().unwrap().split(' ').collect();
+    assert_eq!(entry[..2], ["asctl", "validate"]);
+    asctl()
+        .args(&entry[1..])
+        .args(["examples/standby-host/groups.yaml", "examples/standby-host/nodes.yaml"])
+        .assert()
+        .success();
+}
+
+/// The action validates to SARIF and uploads it, and fails on errors.
+#[test]
+fn the_github_action_uploads_sarif() {
+    let action = yaml_root("action.yml").to_json();
+    assert_eq!(action["runs"]["using"], "composite");
+    let steps = action["runs"]["steps"].as_array().unwrap();
+    let run = steps[1]["run"].as_str().unwrap();
+    assert!(run.contains("asctl validate --format sarif"));
+    assert!(steps
+        .iter()
+        .any(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("github/codeql-action/upload-sarif"))));
+}
