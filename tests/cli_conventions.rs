@@ -158,7 +158,10 @@ fn the_pre_commit_hook_checks_files_alone() {
     assert_eq!(entry[..2], ["asctl", "validate"]);
     asctl()
         .args(&entry[1..])
-        .args(["examples/standby-host/groups.yaml", "examples/standby-host/nodes.yaml"])
+        .args([
+            "examples/standby-host/groups.yaml",
+            "examples/standby-host/nodes.yaml",
+        ])
         .assert()
         .success();
 }
@@ -171,7 +174,9 @@ fn the_github_action_uploads_sarif() {
     let steps = action["runs"]["steps"].as_array().unwrap();
     let run = steps[1]["run"].as_str().unwrap();
     assert!(run.contains("asctl validate --format sarif"));
-    assert!(steps
-        .iter()
-        .any(|s| s["uses"].as_str().is_some_and(|u| u.starts_with("github/codeql-action/upload-sarif"))));
+    assert!(steps.iter().any(|s| {
+        s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("github/codeql-action/upload-sarif"))
+    }));
 }
