@@ -465,8 +465,9 @@ fn rules_lists_the_catalog_as_json() {
         .args(["rules", "--format", "json"])
         .output()
         .unwrap();
-    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ids: Vec<&str> = list
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["formatVersion"], 1);
+    let ids: Vec<&str> = report["rules"]
         .as_array()
         .unwrap()
         .iter()
