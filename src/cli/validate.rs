@@ -42,7 +42,10 @@ pub enum Deny {
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let inputs: Vec<Input> = args.paths.iter().map(|p| Input::from_arg(p)).collect();
     let loaded = load::load(&inputs).context("cannot read the configuration")?;
-    let mut validation = rules::validate(loaded);
+    // The OCF agents the configuration names, read where validate runs.
+    let ocf =
+        asctl::drivers::ocf::gather_metadata(&loaded.config, &asctl::drivers::ocf::ocf_root());
+    let mut validation = rules::validate_with(loaded, Some(&ocf));
     if args.deny == Some(Deny::Warnings) {
         for f in &mut validation.findings {
             if f.severity == Severity::Warning {

@@ -9,6 +9,7 @@
 mod accept;
 pub mod catalog;
 mod consistency;
+pub mod datasources;
 pub mod profile;
 mod seed;
 mod structure;
@@ -105,11 +106,18 @@ impl<'a> Ctx<'a> {
 
 /// Runs every check and returns their findings (not yet accepted or sorted).
 pub fn check(loaded: &Loaded) -> Vec<Finding> {
+    check_with(loaded, None)
+}
+
+/// [`check`], with the meta-data of the OCF agents the configuration names
+/// (see [`datasources`]); `None` skips the checks that need it.
+pub fn check_with(loaded: &Loaded, ocf: Option<&datasources::OcfCatalog>) -> Vec<Finding> {
     let mut ctx = Ctx::new(loaded);
     structure::check(&mut ctx);
     topology::check(&mut ctx);
     seed::check(&mut ctx);
     consistency::check(&mut ctx);
+    datasources::check(&mut ctx, ocf);
     // Without a Domain the profile is unknown (and AS0013 already says so):
     // only structural rules, rather than a cascade of profile findings.
     let qualification = match loaded.config.domain {
@@ -146,9 +154,15 @@ impl Validation {
 }
 
 /// Runs every stage on what was loaded.
-pub fn validate(mut loaded: Loaded) -> Validation {
+pub fn validate(loaded: Loaded) -> Validation {
+    validate_with(loaded, None)
+}
+
+/// [`validate`], with the meta-data of the OCF agents the configuration
+/// names (gathered where validate runs).
+pub fn validate_with(mut loaded: Loaded, ocf: Option<&datasources::OcfCatalog>) -> Validation {
     let mut findings = std::mem::take(&mut loaded.findings);
-    findings.extend(check(&loaded));
+    findings.extend(check_with(&loaded, ocf));
     accept::apply(&loaded, &mut findings);
     sort_findings(&mut findings);
     Validation { loaded, findings }
