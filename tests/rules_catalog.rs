@@ -13,7 +13,7 @@ use asctl::rules::{ALL, Rule, validate_with};
 fn active(example: &[u8]) -> Vec<(&'static str, Severity, String)> {
     let loaded = load_texts([("example.yaml", example)]);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
-    let ocf = asctl::drivers::ocf::gather_metadata(&loaded.config, &root);
+    let ocf = asctl::drivers::ocf::gather_metadata(&[&loaded.config], &root);
     let v = validate_with(loaded, Some(&ocf));
     v.findings
         .iter()

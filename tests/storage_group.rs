@@ -11,8 +11,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asctl::agent::reconciler::{self, Desired, GroupState, Options};
+use asctl::agent::reconciler::{self, Desired, Options};
 use asctl::model::{Config, Name};
+use asctl::wire::{GroupState, NodeReport};
 use storage_support::{Lun, live, mounted};
 use tokio::sync::watch;
 
@@ -65,7 +66,7 @@ spec:
     ))
 }
 
-async fn wait_state(rx: &watch::Receiver<reconciler::NodeReport>, want: GroupState) -> String {
+async fn wait_state(rx: &watch::Receiver<NodeReport>, want: GroupState) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let r = rx.borrow().clone();

@@ -235,19 +235,20 @@ fn failure(agent: &Agent, action: &str, out: &exec::Outcome, v: Verdict) -> Driv
 /// once, under `root`. An agent that is not installed there, or whose
 /// meta-data cannot be read, maps to `None`.
 pub fn gather_metadata(
-    config: &crate::model::Config,
+    configs: &[&crate::model::Config],
     root: &std::path::Path,
 ) -> crate::rules::datasources::OcfCatalog {
-    let names = config
-        .data_sources
-        .iter()
-        .filter_map(|d| d.spec.agent.as_ref().map(|a| a.ocf.clone()))
-        .chain(
-            config
-                .groups
-                .iter()
-                .flat_map(|g| g.spec.resources.iter().map(|r| r.ocf.clone())),
-        );
+    let names = configs.iter().flat_map(|config| {
+        let sources = config
+            .data_sources
+            .iter()
+            .filter_map(|d| d.spec.agent.as_ref().map(|a| a.ocf.clone()));
+        let resources = config
+            .groups
+            .iter()
+            .flat_map(|g| g.spec.resources.iter().map(|r| r.ocf.clone()));
+        sources.chain(resources)
+    });
     let mut out = crate::rules::datasources::OcfCatalog::new();
     for name in names {
         if out.contains_key(&name) {
