@@ -13,6 +13,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("cluster-across-boxes", &[]),
     ("standby-host", &[]),
     ("quickstart", &[]),
+    ("linux-database", &[]),
 ];
 
 #[test]
