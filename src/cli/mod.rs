@@ -11,6 +11,7 @@ mod guard;
 mod matrix;
 mod plan;
 mod remote;
+mod simulate;
 mod status;
 mod up;
 mod validate;
@@ -80,6 +81,9 @@ pub enum Command {
     /// Clear a group's failures so that it may be placed on those nodes again.
     #[command(long_about = clear::LONG_ABOUT)]
     Clear(clear::ClearArgs),
+    /// Where every group would run with some nodes failed, and the N+1 check (no domain needed).
+    #[command(long_about = simulate::LONG_ABOUT)]
+    Simulate(simulate::SimulateArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -103,5 +107,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Clear(args) => clear::run(args),
+        Command::Simulate(args) => simulate::run(args),
     }
 }

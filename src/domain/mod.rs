@@ -4,22 +4,25 @@
 //!
 //! - [`state`]: the state machine itself, pure ([`DomainState::apply`]).
 //! - [`store`]: the raft log, vote and snapshot in the data directory.
-//! - [`network`]: raft RPCs over the agents' HTTPS API; [`client`] is the
-//!   HTTPS client the CLI uses too.
+//! - [`network`]: both directions of the members' RPCs over the agents'
+//!   HTTPS API (raft, write forwarding, read-index, node reports);
+//!   [`client`] is the HTTPS client the CLI uses too.
+//! - [`status`]: `GET /v1/status` built from this member's state.
 //! - [`leader`]: what the leader does — placement on every change of
 //!   configuration, reports or health, and membership following the
 //!   configuration's nodes.
 //!
-//! Not here: serving the API (`crate::agent::api`), running groups
-//! (`crate::agent::reconciler`), deciding placement (`crate::plan::place`).
+//! Not here: the control API the CLI uses and running groups (both the
+//! agent's), deciding placement (`crate::plan::place`). The domain knows a
+//! node only by what crosses the wire: its [`crate::wire::NodeReport`].
 
 pub mod client;
 pub mod contact;
 pub mod leader;
 pub mod network;
 pub mod state;
+pub mod status;
 pub mod store;
-pub mod view;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,9 +47,7 @@ use store::{LogStore, StateMachine};
 /// Raft node ids are derived from member names ([`node_id`]).
 pub type NodeId = u64;
 
-/// The member name of the witness (`Domain.spec.witness`): it votes and runs
-/// no groups. A Node may not use this name in a domain with a witness.
-pub const WITNESS: &str = "witness";
+pub use crate::wire::api::WITNESS;
 
 /// A member of the domain database: its name and its agent's address.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +155,7 @@ impl fmt::Debug for Domain {
 /// exists about one round trip later: before the detector declares the old
 /// one failed (`T`), so a leader's crash fails over like any node's. That
 /// also bounds the quorum lease of domains with a witness
-/// (`crate::agent::detector::quorum_lease`). A false election needs about
+/// (the failure detector's `quorum_lease`). A false election needs about
 /// three raft heartbeats lost in a row (a false failure needs four); it
 /// moves no group, placement follows the failure detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
