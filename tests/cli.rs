@@ -171,7 +171,8 @@ fn json_output_is_the_documented_report() {
         .stdout
         .clone();
     let report: Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(report["version"], 1);
+    assert_eq!(report["formatVersion"], 2);
+    assert!(report.get("version").is_none(), "one version key");
     assert_eq!(report["summary"]["errors"], 1);
     let f = &report["findings"][0];
     assert_eq!(f["rule"], "AS0009");

@@ -70,11 +70,15 @@ fn every_fixture_is_reported_at_the_exact_place() {
 }
 
 #[test]
-fn a_configuration_without_domain_is_reported_without_location() {
+fn a_file_without_domain_is_checked_alone_and_refused_by_plan() {
     let v = run("no-domain.yaml");
-    assert_eq!(v.findings.len(), 1);
-    assert_eq!(v.findings[0].rule.id, "AS0013");
-    assert!(v.findings[0].location.is_none());
+    assert_eq!(v.findings, Vec::new(), "a valid file alone has no finding");
+    assert_eq!(v.loaded.units.len(), 1);
+    assert!(v.loaded.units[0].alone());
+    assert!(matches!(
+        v.loaded.single_domain(),
+        Err(asctl::load::DomainsError::NoDomain)
+    ));
 }
 
 #[test]

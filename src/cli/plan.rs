@@ -54,6 +54,12 @@ pub enum PlanFormat {
 /// Validates what was loaded; prints the findings to stderr. `None` when
 /// there are errors (nothing may be planned or applied from it).
 pub fn validated(loaded: Loaded) -> Option<Config> {
+    // Checked first: a tree of several domains is a usage mistake, and its
+    // findings would be about the wrong question.
+    if let Err(e) = loaded.single_domain() {
+        eprintln!("error: {e}");
+        return None;
+    }
     let v = rules::validate(loaded);
     if v.findings.iter().any(|f| f.is_active()) {
         eprint!(

@@ -95,6 +95,8 @@ impl Report {
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let loaded =
         load::load(&[Input::from_arg(&args.path)]).context("cannot read the configuration")?;
+    // One domain: a tree of several (or a file alone) has no placement.
+    loaded.single_domain()?;
     let v = rules::validate(loaded);
     if v.has_errors() {
         eprint!(
@@ -123,8 +125,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn simulate(v: &Validation, args: &SimulateArgs) -> Report {
-    let config = &v.loaded.config;
-    let ctx = Ctx::new(&v.loaded);
+    let unit = &v.loaded.units[0];
+    let config = v.loaded.config_of(unit);
+    let ctx = Ctx::new(&v.loaded, unit);
     let judge = |group: &Name, from: &Name, to: &Name| unsupported(v, &ctx, group, from, to);
     let failed: BTreeSet<Name> = args.fail.iter().cloned().collect();
     let offline = declared_offline(config);

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use asctl::diag::{self, Severity};
-use asctl::load::{self, Input};
+use asctl::load::{self, Grouping, Input};
 use asctl::rules;
 use clap::{Args, ValueEnum};
 
@@ -19,6 +19,11 @@ pub struct ValidateArgs {
     /// Treat warnings as errors (exit code 1 when there is any warning).
     #[arg(long, value_enum, value_name = "LEVEL")]
     pub deny: Option<Deny>,
+    /// Check every file alone, even under a domain's directory: syntax,
+    /// schema, names and the rules local to each object, never findings
+    /// that need the rest of the domain (for pre-commit hooks and editors).
+    #[arg(long)]
+    pub file_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,7 +46,12 @@ pub enum Deny {
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let inputs: Vec<Input> = args.paths.iter().map(|p| Input::from_arg(p)).collect();
-    let loaded = load::load(&inputs).context("cannot read the configuration")?;
+    let grouping = if args.file_only {
+        Grouping::FileOnly
+    } else {
+        Grouping::Domains
+    };
+    let loaded = load::load_with(&inputs, grouping).context("cannot read the configuration")?;
     let mut validation = rules::validate(loaded);
     if args.deny == Some(Deny::Warnings) {
         for f in &mut validation.findings {

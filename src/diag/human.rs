@@ -3,11 +3,26 @@
 
 use std::fmt::Write;
 
-use super::{Finding, Location, Sources, Summary};
+use super::{DomainRef, Finding, Location, Sources, Summary};
 
+/// Findings are expected in output order ([`super::sort_findings`]): those
+/// of one domain together. When they come from more than one domain (or
+/// from files checked alone as well), each domain's findings follow a
+/// header line naming it.
 pub fn render_human(findings: &[Finding], sources: &Sources, documents: usize) -> String {
     let mut out = String::new();
-    for f in findings.iter().filter(|f| f.is_active()) {
+    let active = || findings.iter().filter(|f| f.is_active());
+    let first = active().next().map(|f| f.domain.as_ref());
+    let headers = active().any(|f| Some(f.domain.as_ref()) != first);
+    let mut current: Option<Option<&DomainRef>> = None;
+    for f in active() {
+        if headers && current != Some(f.domain.as_ref()) {
+            current = Some(f.domain.as_ref());
+            let _ = match &f.domain {
+                Some(d) => writeln!(out, "== domain `{}` ({})\n", d.name, d.root),
+                None => writeln!(out, "== files checked alone (under no Domain)\n"),
+            };
+        }
         let _ = writeln!(out, "{}[{}]: {}", f.severity, f.rule.id, f.message);
         let gutter = gutter_width(f);
         if let Some(loc) = f.location {

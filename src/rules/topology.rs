@@ -3,9 +3,9 @@
 //! against the profile's tables for every pair of its preferred nodes.
 
 use super::Ctx;
-use super::catalog as cat;
 use super::profile;
 use super::tables::{self, Cell, Subject, Topology};
+use crate::catalog as cat;
 use crate::diag::{Finding, Location};
 use crate::model::{
     Backing, DataSourceSpec, DataSourceType, Kind, Name, NodeSpec, Object, ResourceGroupSpec,

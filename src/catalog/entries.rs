@@ -1,5 +1,5 @@
 // The catalog, one entry per rule, in ID order. Examples live in
-// `examples/<ID>/{fail,pass}.yaml`; `asctl explain` prints them and the
+// `src/rules/examples/<ID>/{fail,pass}.yaml`; `asctl explain` prints them and the
 // catalog tests run them.
 rules! {
     YAML_SYNTAX = {
@@ -126,11 +126,11 @@ rules! {
         id: "AS0013",
         name: "domain-count",
         severity: Error,
-        title: "a configuration must have exactly one Domain",
+        title: "a domain has more than one Domain document",
         origin: Asctl,
         scope: Structural,
-        fix: "keep exactly one `kind: Domain` document across all the files given",
-        explanation: "A configuration describes one HA domain. With no Domain there are no domain-wide settings (heartbeats, isolation, qualification); with two, it is unclear which one applies.",
+        fix: "keep one `kind: Domain` document per domain directory; put another domain in a directory of its own",
+        explanation: "The directory of a file holding a `Domain` document roots a domain: every file below it, down to the next such directory, belongs to that domain. Two Domain documents in one directory make it unclear which settings (heartbeats, isolation, qualification) apply. Files under no Domain are not an error: each is checked alone, as far as a file alone can be; `plan` and `apply` refuse them, since they need a domain.",
     }
     DANGLING_REFERENCE = {
         id: "AS0014",
