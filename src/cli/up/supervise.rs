@@ -232,8 +232,54 @@ fn last_lines(path: &Path, n: usize) -> Vec<String> {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
-        .map(|l| l.to_string())
+        .map(|l| without_colours(l))
         .collect()
+}
+
+/// `line` without the ANSI colour sequences (ESC `[` … letter) of the
+/// agents' log output: `up` quotes it on a terminal that may not want them.
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_are_stripped_from_quoted_log_lines() {
+        assert_eq!(
+            without_colours("\u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m group online"),
+            "2026  INFO group online"
+        );
+        assert_eq!(without_colours("plain"), "plain");
+    }
+
+    #[test]
+    fn how_an_agent_ended_names_the_signal() {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            how_it_ended(ExitStatus::from_raw(9)),
+            "was killed by SIGKILL (signal 9)"
+        );
+        assert_eq!(
+            how_it_ended(ExitStatus::from_raw(1 << 8)),
+            "exited with status 1"
+        );
+    }
 }
 
 /// Agents die with `up` even if it is killed: the kernel sends them SIGTERM
