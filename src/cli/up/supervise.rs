@@ -255,6 +255,19 @@ fn without_colours(line: &str) -> String {
     out
 }
 
+/// Agents die with `up` even if it is killed: the kernel sends them SIGTERM
+/// when `up`'s thread that started them exits.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only this process.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,18 +292,5 @@ mod tests {
             how_it_ended(ExitStatus::from_raw(1 << 8)),
             "exited with status 1"
         );
-    }
-}
-
-/// Agents die with `up` even if it is killed: the kernel sends them SIGTERM
-/// when `up`'s thread that started them exits.
-fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches only this process.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
     }
 }
