@@ -244,8 +244,3 @@ pub fn validate(mut loaded: Loaded) -> Validation {
     sort_findings(&mut findings);
     Validation { loaded, findings }
 }
-
-/// The `Kind/name` key used in findings and `accept.objects`.
-pub fn object_key(kind: Kind, name: &str) -> String {
-    format!("{kind}/{name}")
-}
