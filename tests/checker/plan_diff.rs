@@ -617,3 +617,52 @@ fn paths_and_replacement_fields() {
         plan.actions
     );
 }
+
+/// The declared overrides: `state: offline` stops a group without a
+/// restart reason, `standby: true` moves the groups off a node, and the plan
+/// says why; taking the group online again starts it where it was placed.
+#[test]
+fn declared_overrides_stop_and_drain_with_their_reason() {
+    let mut files = quickstart();
+    edit(
+        &mut files,
+        "group-batch.yaml",
+        "preferredNodes:",
+        "state: offline\n  preferredNodes:",
+    );
+    edit(
+        &mut files,
+        "nodes.yaml",
+        "  physical: true\n",
+        "  physical: true\n  standby: true\n",
+    );
+    let plan = Plan::compute(&config(&files), &live());
+    assert_eq!(plan.summary().change, 2);
+    assert_eq!(
+        action_lines(&plan),
+        [
+            "group api: stays on node2",
+            "group batch: stop on node3 (state: offline)",
+            "group web: move node1 → node2 (node1 is on standby)",
+        ]
+    );
+    let human = render_human(&plan);
+    assert!(human.contains("+ spec.state = \"offline\""), "{human}");
+    assert!(human.contains("+ spec.standby = true"), "{human}");
+
+    // Back online: batch starts again at home; no restart elsewhere.
+    let offline = config(&files);
+    let live = LiveState {
+        generation: 4,
+        placement: place(&offline, &all_up(), &live().placement),
+        config: Some(offline),
+        health: all_up(),
+    };
+    assert_eq!(live.placement[&name("batch")].node, None);
+    let plan = Plan::compute(&config(&quickstart()), &live);
+    assert!(
+        action_lines(&plan).contains(&"group batch: start on node3 (was offline)".to_owned()),
+        "{:?}",
+        action_lines(&plan)
+    );
+}

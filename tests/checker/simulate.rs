@@ -116,3 +116,25 @@ fn an_unknown_node_is_a_usage_error() {
             "the configuration has no node `node9`",
         ));
 }
+
+/// A node on standby takes nothing, and a group declared offline is not a
+/// lack of capacity.
+#[test]
+fn declared_overrides_count_in_the_simulation() {
+    let path = "tests/fixtures/simulate/overrides.yaml";
+    asctl()
+        .args(["simulate", path, "--each-node"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "report  (offline: state: offline)",
+        ))
+        .stdout(predicate::str::contains("node1 lost  web: node1 → node3"))
+        .stdout(predicate::str::contains("N+1: losing any single node"));
+    let (code, v) = json(&[path, "--fail", "node1"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["placement"]["web"]["node"], "node3");
+    assert_eq!(v["placement"]["report"]["node"], Value::Null);
+    assert_eq!(v["homeless"], serde_json::json!([]));
+    assert_eq!(v["declaredOffline"], serde_json::json!(["report"]));
+}

@@ -659,6 +659,17 @@ fn up_without_a_directory_runs_the_built_in_quickstart_from_the_default_state_di
         state.join("config/group-web.yaml").is_file(),
         "the applied configuration is copied for editing"
     );
+    // The copy's modeline names a schema that exists beside it.
+    let web = std::fs::read_to_string(state.join("config/group-web.yaml")).expect("copy");
+    assert!(
+        web.starts_with("# yaml-language-server: $schema=asctl.schema.json\n"),
+        "{web}"
+    );
+    let schema = std::fs::read_to_string(state.join("config/asctl.schema.json")).expect("schema");
+    assert_eq!(
+        schema.trim_end(),
+        asctl::model::schema::schema_text().trim_end()
+    );
 
     // A second terminal: no --state-dir, no token, no endpoint.
     let out = as_new_user(home.path(), &["status"])
@@ -687,6 +698,29 @@ fn up_without_a_directory_runs_the_built_in_quickstart_from_the_default_state_di
     }
     let left = processes_mentioning(&home.path().to_string_lossy());
     assert!(left.is_empty(), "left running: {left:?}");
+
+    // `up` again says it resumes that domain; `--fresh` forgets it.
+    let again = as_new_user(home.path(), &["up", "--init-only"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("up --init-only");
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("Resuming the domain of"),
+        "{}",
+        text(&again)
+    );
+    assert!(state.join("nodes/node1/data").is_dir());
+    let fresh = as_new_user(home.path(), &["up", "--init-only", "--fresh"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("up --init-only --fresh");
+    let said = String::from_utf8_lossy(&fresh.stdout);
+    assert!(fresh.status.success(), "{}", text(&fresh));
+    assert!(said.contains("Starting a new domain"), "{said}");
+    assert!(!said.contains("Resuming"), "{said}");
+    assert!(!state.join("nodes/node1/data").exists());
+    assert!(state.join("config/group-web.yaml").is_file());
 }
 
 /// A group that cannot converge: its command exists on no node, so it fails
