@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use asctl::catalog::{ALL, Rule};
 use asctl::diag::Severity;
 use asctl::load::load_texts;
-use asctl::rules::{ALL, Rule, validate};
+use asctl::rules::validate;
 
 fn active(example: &[u8]) -> Vec<(&'static str, Severity, String)> {
     let v = validate(load_texts([("example.yaml", example)]));
