@@ -473,7 +473,7 @@ fn rules_lists_the_catalog_as_json() {
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), asctl::rules::ALL.len());
+    assert_eq!(ids.len(), asctl::catalog::ALL.len());
     assert!(
         ids.windows(2).all(|w| w[0] < w[1]),
         "IDs are sorted and unique"

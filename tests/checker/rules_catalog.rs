@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use asctl::catalog::{ALL, Rule};
 use asctl::diag::Severity;
 use asctl::load::load_texts;
-use asctl::rules::{ALL, Rule, validate_with};
+use asctl::rules::validate_with;
 
 /// Examples run as `asctl validate` runs them, with the meta-data of the
 /// OCF agents they name gathered — here from asctl's test agents.

@@ -1,6 +1,6 @@
 //! sharedDisk and mountPoint against real block devices: loop devices over a
-//! backing file formatted ext4 or xfs (see `storage_support`). Root only: ignored unless run with
-//! `--include-ignored`.
+//! backing file formatted ext4 or xfs (see `storage_support`). Root only:
+//! ignored unless run with `--include-ignored`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
