@@ -449,7 +449,7 @@ async fn without_systemctl_services_are_unavailable() {
     );
 }
 
-// --- drivers a later issue fills in ---------------------------------------
+// --- resources without a driver on this platform ---------------------------------------
 
 #[tokio::test]
 async fn unimplemented_resources_fail_clearly_and_never_pretend() {
@@ -460,7 +460,16 @@ async fn unimplemented_resources_fail_clearly_and_never_pretend() {
             "nodeAlias": "sqlalias", "module": {"type": "sql-server-2005"}}"#,
     ))
     .expect("valid group spec");
-    let mut resources = Resource::for_group(&ctx(dir.path()), &spec);
+    // A type without a built-in driver and without an OCF `agent`.
+    let mut sources = asctl::drivers::datasource::DataSources::new();
+    sources.insert(
+        name("disk1"),
+        serde_json::from_value(json(
+            r#"{"type": "mirroring", "device": {"backing": "rdm-physical", "path": "/dev/sdz"}}"#,
+        ))
+        .expect("valid data source"),
+    );
+    let mut resources = Resource::for_group(&ctx(dir.path()), &spec, &sources);
     let labels: Vec<String> = resources.iter().map(Resource::label).collect();
     assert_eq!(
         labels,
@@ -479,7 +488,12 @@ async fn unimplemented_resources_fail_clearly_and_never_pretend() {
         r.stop().await.expect("nothing to stop");
         messages.push(err.to_string());
     }
-    assert!(messages[0].contains("data sources are not available on this node yet"));
+    assert!(
+        messages[0]
+            .contains("no driver for `mirroring` on linux: give data source `disk1` an `agent`"),
+        "{}",
+        messages[0]
+    );
     // The IP driver is real: on a node without the line's subnet it says so.
     assert!(messages[1].contains("no interface on this node has an address in 10.1.0.0/24"));
     assert!(messages[2].contains(

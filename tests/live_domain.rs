@@ -308,7 +308,7 @@ fn the_api_refuses_bad_clients_and_invalid_documents_and_followers_forward_write
         }
 
         // The right token, but documents with errors: the agent validates too.
-        let req = asctl::agent::api::ApplyRequest {
+        let req = asctl::wire::ApplyRequest {
             base_generation: 0,
             documents: invalid.clone(),
         };
@@ -379,11 +379,11 @@ fn the_api_refuses_bad_clients_and_invalid_documents_and_followers_forward_write
             matches!(answer, asctl::domain::WriteAnswer::NotLeader),
             "{answer:?}"
         );
-        let req = asctl::agent::api::ApplyRequest {
+        let req = asctl::wire::ApplyRequest {
             base_generation: 0,
             documents: valid,
         };
-        let applied: asctl::agent::api::ApplyResponse = good
+        let applied: asctl::wire::ApplyResponse = good
             .post(&follower, "/v1/apply", &req)
             .await
             .expect("the follower forwards the apply");

@@ -9,9 +9,9 @@ mod netns_support;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use asctl::agent::detector::PeerState;
 use asctl::agent::packet::{DomainKey, DropReason, Kind, Packet};
 use asctl::model::Config;
+use asctl::wire::PeerState;
 use netns_support::agent::{Agent, KEY, LIMIT, holds_for, n};
 use netns_support::{Netns, veth, wait_for};
 

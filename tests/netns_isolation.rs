@@ -4,9 +4,9 @@
 
 mod netns_support;
 
-use asctl::agent::detector::PeerState;
 use asctl::agent::isolation::Method;
 use asctl::model::Config;
+use asctl::wire::PeerState;
 use netns_support::agent::{Agent, LIMIT, holds_for};
 use netns_support::{Netns, bridge_port, veth, wait_for};
 use std::time::Duration;

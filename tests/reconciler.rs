@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asctl::agent::reconciler::{
-    self, Desired, GroupState, LocalGroupStatus, NodeReport, Options, ReconcilerHandle,
-};
+use asctl::agent::reconciler::{self, Desired, Options, ReconcilerHandle};
 use asctl::model::{Config, Name};
+use asctl::wire::{GroupState, LocalGroupStatus, NodeReport};
 use tokio::sync::watch;
 
 const DEADLINE: Duration = Duration::from_secs(15);

@@ -31,9 +31,11 @@ use super::reconciler::{self, Desired, Options};
 use super::takeover::{self, Gate};
 use super::tls;
 use crate::domain::leader::{self, HealthSource, ReportFreshness, desired_members};
+use crate::domain::network::{self, Inbound};
 use crate::domain::{Client, Domain, DomainState, Member, WITNESS, node_id};
 use crate::load::{Input, load};
 use crate::model::{Config, Name};
+use crate::wire::NodeReport;
 
 /// `agent.yaml`. Relative paths are relative to the file's directory.
 #[derive(Debug, Clone, Deserialize)]
@@ -183,7 +185,9 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             .clone()
             .unwrap_or_else(|| cfg.listen.to_string()),
     };
-    std::fs::create_dir_all(&cfg.data_dir).map_err(io("creating the data directory"))?;
+    // 0700: the raft log and process output hold environment values.
+    crate::domain::store::create_private_dir(&cfg.data_dir)
+        .map_err(io("creating the data directory"))?;
     let domain = Domain::open(&cfg.data_dir.join("raft"), me.clone(), client).await?;
 
     let freshness = Arc::new(ReportFreshness::default());
@@ -195,15 +199,18 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         domain.clone(),
     ));
     let kick = Arc::new(Notify::new());
-    let state = ApiState {
+    let members = Inbound {
         domain: domain.clone(),
         freshness: freshness.clone(),
         kick: kick.clone(),
+    };
+    let state = ApiState {
+        domain: domain.clone(),
         metrics: metrics.clone(),
     };
     let server_cfg = tls::server_config(&cfg.tls.cert, &cfg.tls.key)?;
     let handle = axum_server::Handle::<SocketAddr>::new();
-    let app = api::router(state.clone(), Token::new(&token));
+    let app = api::router(state, members.clone(), Token::new(&token));
     let server = {
         let handle = handle.clone();
         let listen = cfg.listen;
@@ -335,7 +342,8 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
                 stop_rx.clone(),
             ));
             let reports = tokio::spawn(send_reports(
-                state.clone(),
+                members.clone(),
+                metrics.clone(),
                 rec.reports.clone(),
                 gate_rx,
                 stop_rx.clone(),
@@ -443,7 +451,7 @@ fn desired(
     node: &Name,
     gate: &Gate,
     lapsed: bool,
-    report: &reconciler::NodeReport,
+    report: &NodeReport,
 ) -> Desired {
     let gate = Gate {
         fenced: gate.fenced || lapsed,
@@ -461,7 +469,7 @@ struct Gates {
     gate: watch::Receiver<Gate>,
     lapse: watch::Receiver<bool>,
     /// Read, not waited on: what runs now, for the hold.
-    reports: watch::Receiver<reconciler::NodeReport>,
+    reports: watch::Receiver<NodeReport>,
 }
 
 /// Hands every new committed state to the reconciler, when it changes what
@@ -511,13 +519,14 @@ async fn feed_reconciler(
 /// Sends this node's report to the leader on every change and at least
 /// once per period, which is how the leader knows the node is alive.
 async fn send_reports(
-    state: ApiState,
-    mut reports: watch::Receiver<reconciler::NodeReport>,
+    members: Inbound,
+    metrics: Arc<Metrics>,
+    mut reports: watch::Receiver<NodeReport>,
     mut gate: watch::Receiver<Gate>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let period = state
+        let period = members
             .domain
             .state()
             .config()
@@ -526,13 +535,13 @@ async fn send_reports(
             .min(Duration::from_secs(1));
         let mut report = reports.borrow_and_update().clone();
         report.taken_over = gate.borrow_and_update().taken.clone();
-        report.failed_peers = state.metrics.failed_peers();
-        report.alive_peers = state.metrics.alive_peers();
+        report.failed_peers = metrics.failed_peers();
+        report.alive_peers = metrics.alive_peers();
         // Not delivered (no leader yet, or the one this member knows just
         // died): try again soon, not a whole period later — a new leader
         // decides on this report's verdicts (`ha::disputed`), and waiting a
         // period cost a leader's crash 2 s of failover.
-        let wait = match api::deliver_report(&state, report).await {
+        let wait = match network::inbound::deliver_report(&members, report).await {
             Ok(()) => period,
             Err(e) => {
                 tracing::debug!("report not delivered: {e}");
@@ -544,7 +553,7 @@ async fn send_reports(
             r = reports.changed() => if r.is_err() { return },
             r = gate.changed() => if r.is_err() { return },
             // A peer failed or came back: the verdict goes out now.
-            () = state.metrics.peers_changed.notified() => {}
+            () = metrics.peers_changed.notified() => {}
             _ = stop.changed() => return,
         }
     }

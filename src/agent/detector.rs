@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::model::{Config, LineRole, Name};
+use crate::wire::PeerState;
 
 /// The lines one peer shares with this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,16 +188,6 @@ impl DetectorConfig {
             tie_break,
         }
     }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "camelCase")]
-pub enum PeerState {
-    Up,
-    Suspected,
-    Failed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,13 +30,13 @@ use crate::domain::{Domain, node_id};
 use crate::model::{Config, IsolationResponse, Name};
 use crate::plan::{Health, NodeState};
 
-use super::detector::{Event, PeerState, quorum_lease, takeover_wait};
+use super::detector::{Event, quorum_lease, takeover_wait};
 use super::heartbeat::incarnation_now;
 use super::metrics::Metrics;
 use super::monitor::{self, HealthView, NodeMonitor};
 use super::packet::DomainKey;
-use super::reconciler::{GroupState, NodeReport};
 use super::takeover::{self, Gate, Taken};
+use crate::wire::{GroupState, NodeReport, PeerState};
 
 /// A group coming online here this long after a peer failed counts as that
 /// peer's failover (for `asctl_failover_seconds`).
@@ -621,8 +621,8 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::agent::reconciler::NodeReport;
     use crate::domain::{Command, DomainState};
+    use crate::wire::NodeReport;
 
     fn n(s: &str) -> Name {
         s.parse().expect("name")

@@ -12,13 +12,10 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::model::Name;
 
-use super::detector::PeerState;
 use super::packet::DropReason;
-use super::reconciler::GroupState;
+use crate::wire::{DetectorView, GroupState, LineView, PeerLinesView, PeerState};
 
 /// Bucket bounds (seconds) of the detection and failover histograms:
 /// dense around the 1 s / 2 s targets so the 99th percentile can be read.
@@ -66,37 +63,6 @@ struct Inner {
     detection: Histogram,
     failover: Histogram,
     groups: BTreeMap<Name, GroupState>,
-}
-
-/// What this node's failure detector sees (`GET /v1/status`, `lines`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DetectorView {
-    /// This node considers itself isolated.
-    pub isolated: bool,
-    pub peers: BTreeMap<String, PeerLinesView>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PeerLinesView {
-    pub state: PeerState,
-    /// Milliseconds since the peer entered `state` (when a node was declared
-    /// failed, read from outside without polling bias).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since_ms_ago: Option<u64>,
-    /// Each line shared with the peer.
-    pub lines: BTreeMap<String, LineView>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LineView {
-    /// A valid packet arrived on the line within `heartbeat.timeout`.
-    pub up: bool,
-    /// Milliseconds since the last valid packet on the line, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heard_ms_ago: Option<u64>,
 }
 
 #[derive(Debug, Default)]

@@ -20,11 +20,12 @@ use tracing::{info, warn};
 use crate::model::{Config, Name};
 use crate::plan::{Health, NodeState};
 
-use super::detector::{Detector, DetectorConfig, Event, PeerState, PeerView};
+use super::detector::{Detector, DetectorConfig, Event, PeerView};
 use super::heartbeat::{self, HeartbeatConfig, HeartbeatError, Heartbeats, Observation};
 use super::isolation::{IsolationError, Method, Prober};
 use super::metrics::Metrics;
 use super::packet::DomainKey;
+use crate::wire::PeerState;
 
 /// What the detector currently believes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

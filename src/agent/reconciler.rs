@@ -37,15 +37,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::drivers::datasource::DataSources;
 use crate::drivers::process::StartGate;
 use crate::drivers::{self, GroupContext, Health, Resource};
 use crate::model::{Config, Name, ResourceGroupSpec};
+use crate::wire::{GroupState, LocalGroupStatus, NodeReport};
 
 use super::guard::Lease;
 
@@ -58,63 +59,6 @@ pub struct Desired {
     pub config: Arc<Config>,
     /// The groups placed on this node. Names absent from `config` are ignored.
     pub groups_here: BTreeSet<Name>,
-}
-
-/// Where a group stands on this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum GroupState {
-    Offline,
-    Starting,
-    Online,
-    Stopping,
-    /// Gave up on this node (restart limit reached, or a resource that cannot
-    /// work here); offline here until its spec changes or it moves.
-    Failed,
-}
-
-/// One group's state on this node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LocalGroupStatus {
-    pub state: GroupState,
-    /// When the group entered `state`.
-    #[serde(with = "rfc3339")]
-    pub since: SystemTime,
-    /// Local restarts after failures since the group was placed on this node.
-    pub restarts: u32,
-    /// Why the group is in this state, when there is more to say.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// What this node reports about its groups: every group of the configuration
-/// (`offline` when not placed here), plus groups that are still being taken
-/// down after they left the configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeReport {
-    pub node: Name,
-    /// The newest [`Desired::generation`] the reconciler has acted on (not
-    /// necessarily converged to: read the group states for that).
-    pub generation_seen: u64,
-    pub groups: BTreeMap<Name, LocalGroupStatus>,
-    /// Groups running here by local takeover (`super::takeover`), each with
-    /// the placement revision it overrode, for the leader to adopt into the
-    /// placement. Filled by the agent, not the reconciler.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub taken_over: BTreeMap<Name, u64>,
-    /// The peers this node's failure detector has Failed: the verdicts a
-    /// leader without a detector of its own (the witness) decides node
-    /// health from (`crate::agent::ha::DetectorHealth`). Filled by the
-    /// agent, not the reconciler.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub failed_peers: BTreeSet<Name>,
-    /// The peers this node's failure detector hears (Up or Suspected): a
-    /// leader does not take a node down that another live node still
-    /// hears (`crate::agent::ha::disputed`). Filled by the agent.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub alive_peers: BTreeSet<Name>,
 }
 
 /// How the reconciler runs.
@@ -234,7 +178,9 @@ pub fn spawn_reporting_to(
 /// What the node task asks of one group task.
 #[derive(Debug, Clone, PartialEq)]
 enum Want {
-    Online(Arc<ResourceGroupSpec>),
+    /// Online with this spec, using these data sources (resolved from the
+    /// configuration, so that a changed data source restarts the group).
+    Online(Arc<ResourceGroupSpec>, Arc<DataSources>),
     /// Offline, then the task ends.
     Offline,
     /// End the task and leave everything running (agent shutdown with
@@ -312,9 +258,10 @@ impl NodeLoop {
         for name in &names {
             let spec = config.groups.get(name.as_str()).map(|g| &g.spec);
             let want = match spec {
-                Some(spec) if desired.groups_here.contains(name) => {
-                    Want::Online(Arc::new(spec.clone()))
-                }
+                Some(spec) if desired.groups_here.contains(name) => Want::Online(
+                    Arc::new(spec.clone()),
+                    Arc::new(drivers::datasource::resolve(config, spec)),
+                ),
                 _ => Want::Offline,
             };
             if let Some(w) = self.workers.get(name) {
@@ -323,7 +270,7 @@ impl NodeLoop {
                     *cur = want;
                     changed
                 });
-            } else if matches!(want, Want::Online(_))
+            } else if matches!(want, Want::Online(..))
                 || recorded.contains(name)
                 || self.reported_active(name)
             {
@@ -373,6 +320,7 @@ impl NodeLoop {
             report: Arc::clone(&self.report),
             running: None,
             failed: None,
+            sources: Arc::default(),
             recent_restarts: VecDeque::new(),
             restarts: 0,
         };
@@ -402,6 +350,7 @@ impl NodeLoop {
 /// The group's resources while it is (being) online.
 struct RunningGroup {
     spec: Arc<ResourceGroupSpec>,
+    sources: Arc<DataSources>,
     resources: Vec<Resource>,
 }
 
@@ -414,7 +363,9 @@ struct GroupWorker {
     running: Option<RunningGroup>,
     /// The spec that failed here; the group stays Failed while it is wanted
     /// with this same spec.
-    failed: Option<Arc<ResourceGroupSpec>>,
+    failed: Option<(Arc<ResourceGroupSpec>, Arc<DataSources>)>,
+    /// The data sources of the latest want.
+    sources: Arc<DataSources>,
     /// Restarts inside the current `restart.window`.
     recent_restarts: VecDeque<Instant>,
     restarts: u32,
@@ -430,7 +381,7 @@ impl GroupWorker {
                     self.go_offline().await;
                     return;
                 }
-                Want::Online(spec) => self.keep_online(spec).await,
+                Want::Online(spec, sources) => self.keep_online(spec, sources).await,
             }
             tokio::select! {
                 changed = self.want.changed() => {
@@ -446,7 +397,7 @@ impl GroupWorker {
 
     /// One step towards "online with this spec": start, restart on a spec
     /// change, or check what runs.
-    async fn keep_online(&mut self, spec: Arc<ResourceGroupSpec>) {
+    async fn keep_online(&mut self, spec: Arc<ResourceGroupSpec>, sources: Arc<DataSources>) {
         if self.lease.as_ref().is_some_and(|l| !l.may_start()) {
             // The agent was frozen or starved long enough for the guard to
             // fence this node, and the group may be starting elsewhere: do
@@ -454,8 +405,9 @@ impl GroupWorker {
             // takes the group offline or the node has caught up.
             return;
         }
-        if let Some(failed) = &self.failed {
-            if *failed == spec {
+        self.sources = sources;
+        if let Some((failed, failed_sources)) = &self.failed {
+            if *failed == spec && *failed_sources == self.sources {
                 return;
             }
             // A new spec deserves a fresh start: the operator changed something.
@@ -471,7 +423,7 @@ impl GroupWorker {
             }
         }
         if let Some(run) = &self.running {
-            if run.spec != spec {
+            if run.spec != spec || run.sources != self.sources {
                 info!(group = %self.ctx.group, "spec changed; restarting the group");
                 self.set(
                     GroupState::Stopping,
@@ -513,7 +465,8 @@ impl GroupWorker {
         for e in drivers::process::stop_stale(&self.ctx, &keep).await {
             warn!(group = %self.ctx.group, "{e}");
         }
-        let mut resources = Resource::for_group(&self.ctx, &spec);
+        let sources = Arc::clone(&self.sources);
+        let mut resources = Resource::for_group(&self.ctx, &spec, &sources);
         for i in 0..resources.len() {
             if let Err(e) = resources[i].start().await {
                 let why = format!("{}: {e}", resources[i].label());
@@ -529,7 +482,11 @@ impl GroupWorker {
             }
         }
         info!(group = %self.ctx.group, "group online");
-        self.running = Some(RunningGroup { spec, resources });
+        self.running = Some(RunningGroup {
+            spec,
+            sources,
+            resources,
+        });
         self.set(GroupState::Online, None);
     }
 
@@ -549,7 +506,7 @@ impl GroupWorker {
                 )
             };
             warn!(group = %self.ctx.group, "group failed on this node: {why}");
-            self.failed = Some(Arc::clone(spec));
+            self.failed = Some((Arc::clone(spec), Arc::clone(&self.sources)));
             self.set(GroupState::Failed, Some(why));
         } else {
             self.recent_restarts.push_back(now);
@@ -640,22 +597,6 @@ async fn stop_resources(resources: &mut [Resource]) -> Option<String> {
         }
     }
     (!errors.is_empty()).then(|| errors.join("; "))
-}
-
-/// `SystemTime` as RFC 3339 (UTC, milliseconds), readable in JSON and by humans.
-mod rfc3339 {
-    use std::time::SystemTime;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_millis(*t))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
-        let text = std::borrow::Cow::<str>::deserialize(d)?;
-        humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 /// The restarts of `recent` (oldest first) still inside the sliding

@@ -32,7 +32,7 @@ use crate::domain::leader::with_failures;
 use crate::model::{Config, Name};
 use crate::plan::{Health, NodeState, place};
 
-use super::reconciler::{GroupState, NodeReport};
+use crate::wire::{GroupState, NodeReport};
 
 /// What the HA loop lets this node run, on top of the committed placement.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -203,10 +203,10 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::agent::reconciler::LocalGroupStatus;
     use crate::domain::Command;
     use crate::plan::documents::to_document_texts;
     use crate::plan::{GroupPlacement, Placement};
+    use crate::wire::LocalGroupStatus;
 
     fn n(s: &str) -> Name {
         s.parse().expect("name")

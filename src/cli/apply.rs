@@ -7,13 +7,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use asctl::agent::api::{ApplyRequest, ApplyResponse};
-use asctl::agent::reconciler::GroupState;
 use asctl::domain::ClientError;
-use asctl::domain::view::StatusView;
 use asctl::model::{Config, Name};
 use asctl::plan::documents::to_document_texts;
 use asctl::plan::{NodeState, Plan, SavedPlan, render_human};
+use asctl::wire::GroupState;
+use asctl::wire::StatusView;
+use asctl::wire::{ApplyRequest, ApplyResponse};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -11,6 +11,7 @@ mod guard;
 mod matrix;
 mod plan;
 mod remote;
+mod simulate;
 mod status;
 mod up;
 mod validate;
@@ -108,6 +109,9 @@ pub enum Command {
     /// Clear a group's failures so that it may be placed on those nodes again.
     #[command(long_about = clear::LONG_ABOUT)]
     Clear(clear::ClearArgs),
+    /// Where every group would run with some nodes failed, and the N+1 check (no domain needed).
+    #[command(long_about = simulate::LONG_ABOUT)]
+    Simulate(simulate::SimulateArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(CompletionsArgs),
     /// Write the man pages (asctl.1 and one per command).
@@ -204,6 +208,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Clear(args) => clear::run(args),
+        Command::Simulate(args) => simulate::run(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     }

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use asctl::agent::tls;
-use asctl::domain::view::StatusView;
 use asctl::domain::{Client, ClientError, Command, Outcome, WriteAnswer};
 use asctl::model::Config;
 use asctl::plan::LiveState;
+use asctl::wire::StatusView;
 use clap::Args;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

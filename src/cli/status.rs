@@ -3,9 +3,8 @@
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use asctl::agent::reconciler::GroupState;
-use asctl::domain::view::StatusView;
 use asctl::plan::NodeState;
+use asctl::wire::{GroupState, StatusView};
 use clap::{Args, ValueEnum};
 
 use super::EXIT_OK;
@@ -232,9 +231,8 @@ fn render_lines(out: &mut String, s: &StatusView) {
 mod tests {
     use std::collections::BTreeMap;
 
-    use asctl::agent::detector::PeerState;
-    use asctl::agent::metrics::{DetectorView, LineView, PeerLinesView};
     use asctl::domain::DomainState;
+    use asctl::wire::{DetectorView, LineView, PeerLinesView, PeerState};
 
     use super::*;
 
@@ -276,8 +274,13 @@ mod tests {
             isolated: false,
             peers,
         };
-        let s = StatusView::from_state(&DomainState::default(), "node1".into(), None, vec![])
-            .with_lines(view.clone());
+        let s = asctl::domain::status::status_from_state(
+            &DomainState::default(),
+            "node1".into(),
+            None,
+            vec![],
+        )
+        .with_lines(view.clone());
         let out = render(&s, SystemTime::now());
         let tail: Vec<&str> = out.lines().rev().take(4).collect();
         assert_eq!(

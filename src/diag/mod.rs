@@ -11,41 +11,16 @@ mod json;
 mod junit;
 mod sarif;
 
-use std::fmt;
-
 use serde::Serialize;
 
-use crate::rules::Rule;
+use crate::catalog::Rule;
+pub use crate::catalog::Severity;
 
 pub use github::render_github;
 pub use human::{render_human, render_human_styled};
 pub use json::{JSON_FORMAT_VERSION, render_json};
 pub use junit::render_junit;
 pub use sarif::render_sarif;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-    Note,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Note => "note",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Index of a file in [`Sources`].
 pub type FileId = usize;

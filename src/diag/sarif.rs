@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Finding, Location, Severity, Sources};
-use crate::rules::ALL;
+use crate::catalog::ALL;
 
 pub fn render_sarif(findings: &[Finding], sources: &Sources) -> String {
     let rules: Vec<Value> = ALL

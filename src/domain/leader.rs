@@ -24,11 +24,10 @@ use tracing::{info, warn};
 
 use openraft::ChangeMembers;
 
-use super::view::StatusView;
 use super::{Command, Domain, DomainState, Member, NodeId, Outcome, WITNESS, WriteAnswer, node_id};
-use crate::agent::reconciler::{GroupState, NodeReport};
 use crate::model::{Config, Name};
 use crate::plan::{Health, NodeState, Placement, place};
+use crate::wire::{GroupState, NodeReport, StatusView};
 
 /// Where node health comes from. For now, the freshness of node reports
 /// ([`ReportFreshness`]); the heartbeat failure detector plugs in here.
@@ -170,7 +169,7 @@ fn current_report<'a>(state: &'a DomainState, node: &Name) -> Option<&'a NodeRep
 }
 
 /// The committed placement with the groups that a node runs by local
-/// takeover (two nodes without a witness, `crate::agent::takeover`) and
+/// takeover (two nodes without a witness, docs/ha.md) and
 /// reports Online placed there: the running copy is adopted, never a second
 /// one started. Only while no decision about the group came after the
 /// revision the takeover overrode: a report that still names it after the
@@ -462,8 +461,8 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::agent::reconciler::{LocalGroupStatus, NodeReport};
     use crate::plan::documents::to_document_texts;
+    use crate::wire::{LocalGroupStatus, NodeReport};
 
     fn name(s: &str) -> Name {
         s.parse().expect("name")

@@ -4,22 +4,25 @@
 //!
 //! - [`state`]: the state machine itself, pure ([`DomainState::apply`]).
 //! - [`store`]: the raft log, vote and snapshot in the data directory.
-//! - [`network`]: raft RPCs over the agents' HTTPS API; [`client`] is the
-//!   HTTPS client the CLI uses too.
+//! - [`network`]: both directions of the members' RPCs over the agents'
+//!   HTTPS API (raft, write forwarding, read-index, node reports);
+//!   [`client`] is the HTTPS client the CLI uses too.
+//! - [`status`]: `GET /v1/status` built from this member's state.
 //! - [`leader`]: what the leader does — placement on every change of
 //!   configuration, reports or health, and membership following the
 //!   configuration's nodes.
 //!
-//! Not here: serving the API (`crate::agent::api`), running groups
-//! (`crate::agent::reconciler`), deciding placement (`crate::plan::place`).
+//! Not here: the control API the CLI uses and running groups (both the
+//! agent's), deciding placement (`crate::plan::place`). The domain knows a
+//! node only by what crosses the wire: its [`crate::wire::NodeReport`].
 
 pub mod client;
 pub mod contact;
 pub mod leader;
 pub mod network;
 pub mod state;
+pub mod status;
 pub mod store;
-pub mod view;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,9 +47,7 @@ use store::{LogStore, StateMachine};
 /// Raft node ids are derived from member names ([`node_id`]).
 pub type NodeId = u64;
 
-/// The member name of the witness (`Domain.spec.witness`): it votes and runs
-/// no groups. A Node may not use this name in a domain with a witness.
-pub const WITNESS: &str = "witness";
+pub use crate::wire::api::WITNESS;
 
 /// A member of the domain database: its name and its agent's address.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,12 +82,9 @@ pub fn node_id(name: &str) -> NodeId {
 
 #[derive(Debug, Error)]
 pub enum DomainError {
-    #[error("cannot open the domain database in {dir}: {source}")]
-    Open {
-        dir: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The store's message names the file and, for damage, how to rejoin.
+    #[error("cannot open the domain database: {0}")]
+    Open(#[from] store::StoreError),
     #[error("cannot start raft: {0}")]
     Raft(String),
     #[error("the domain has no leader (is a majority of its members running?)")]
@@ -157,7 +155,7 @@ impl fmt::Debug for Domain {
 /// exists about one round trip later: before the detector declares the old
 /// one failed (`T`), so a leader's crash fails over like any node's. That
 /// also bounds the quorum lease of domains with a witness
-/// (`crate::agent::detector::quorum_lease`). A false election needs about
+/// (the failure detector's `quorum_lease`). A false election needs about
 /// three raft heartbeats lost in a row (a false failure needs four); it
 /// moves no group, placement follows the failure detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,12 +270,8 @@ fn save_timing_on_change(dir: &Path, running: RaftTiming, mut applied: watch::Re
 impl Domain {
     /// Opens this member's database under `dir` and starts raft.
     pub async fn open(dir: &Path, me: Member, client: Client) -> Result<Domain, DomainError> {
-        let open = |source| DomainError::Open {
-            dir: dir.display().to_string(),
-            source,
-        };
-        let log = LogStore::open(dir).map_err(open)?;
-        let (sm, applied) = StateMachine::open(dir).map_err(open)?;
+        let log = LogStore::open(dir)?;
+        let (sm, applied) = StateMachine::open(dir)?;
         let id = node_id(&me.name);
         let contact = Arc::new(contact::Contact::new());
         let network = network::Network {

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::reconciler::{GroupState, NodeReport};
 use crate::load::load_texts;
 use crate::model::{Config, Name};
 use crate::plan::{Health, LiveState, NodeState, Placement, carry_over, place};
+use crate::wire::{GroupState, NodeReport};
 
 /// What the domain knows about one node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +39,7 @@ pub struct DomainState {
     /// Per group, the number of the placement change that last changed its
     /// entry ([`Self::revision_of`]): a node's local takeover names the
     /// revision it overrode, so the leader adopts it only while no decision
-    /// about the group came after (`crate::agent::takeover`).
+    /// about the group came after (local takeover: docs/ha.md).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub revisions: BTreeMap<Name, u64>,
     /// The number of the latest placement change.

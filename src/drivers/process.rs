@@ -29,6 +29,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -507,14 +508,25 @@ fn pid_path(ctx: &GroupContext, process: &Name) -> PathBuf {
     run_dir(ctx).join(format!("{process}.pid"))
 }
 
+/// Creates `dir` 0700 (and missing parents): process output and pid files
+/// are the agent's business only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Process output may print its environment: created 0600.
 fn open_log(path: &Path) -> Result<fs::File, DriverError> {
     let what = || format!("log file {}", path.display());
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| DriverError::io(what(), e))?;
+        create_private_dir(dir).map_err(|e| DriverError::io(what(), e))?;
     }
     OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| DriverError::io(what(), e))
 }
@@ -534,11 +546,18 @@ fn read_pid_record(path: &Path) -> Option<PidRecord> {
 fn write_pid_record(path: &Path, rec: &PidRecord) -> Result<(), DriverError> {
     let what = || format!("pid file {}", path.display());
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| DriverError::io(what(), e))?;
+        create_private_dir(dir).map_err(|e| DriverError::io(what(), e))?;
     }
     let tmp = path.with_extension("pid.tmp");
     let text = serde_json::to_string(rec).map_err(|e| DriverError::Failed(e.to_string()))?;
-    fs::write(&tmp, text).map_err(|e| DriverError::io(what(), e))?;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| DriverError::io(what(), e))?;
     fs::rename(&tmp, path).map_err(|e| DriverError::io(what(), e))
 }
 
@@ -657,7 +676,32 @@ fn group_alive(pgid: i32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("stat").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn process_output_and_pid_files_are_private_from_their_creation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("logs/web/server.log");
+        open_log(&log).expect("log");
+        let pid = dir.path().join("run/web/server.pid");
+        let rec = PidRecord {
+            pid: 1,
+            start_time: 0,
+            fingerprint: String::new(),
+        };
+        write_pid_record(&pid, &rec).expect("pid");
+        assert_eq!(mode(&log), 0o600);
+        assert_eq!(mode(&pid), 0o600);
+        for d in ["logs", "logs/web", "run", "run/web"] {
+            assert_eq!(mode(&dir.path().join(d)), 0o700, "{d}");
+        }
+    }
 
     #[test]
     fn stat_fields_are_counted_from_the_last_parenthesis() {

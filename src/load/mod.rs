@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::catalog as cat;
 use crate::diag::{FileId, Finding, Location, Pos, Sources};
 use crate::model::{self, API_VERSION, Config, Kind, Metadata, Object};
-use crate::rules::catalog as cat;
 
 pub use domains::{Grouping, STDIN_NAME, Unit};
 pub use schema_check::SchemaChecker;

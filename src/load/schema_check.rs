@@ -13,10 +13,10 @@ use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
 
 use super::{did_you_mean, location, yaml};
+use crate::catalog as cat;
 use crate::diag::{FileId, Finding, Location};
 use crate::model::schema::root_schema;
 use crate::model::{DURATION_PATTERN, MULTICAST_PATTERN, NAME_PATTERN};
-use crate::rules::catalog as cat;
 
 pub struct SchemaChecker {
     schema: Value,

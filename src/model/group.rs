@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Cidr, Duration, Endpoint, Name};
+use super::{Cidr, Duration, Endpoint, Name, OcfResource};
 
 /// A resource group: an application with its data, addresses and processes,
 /// kept online on one node at a time.
@@ -35,6 +35,10 @@ pub struct ResourceGroupSpec {
     /// systemd units the group starts and stops.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<String>,
+    /// OCF resource agents run with the group (Linux), online after the
+    /// services and before the processes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<OcfResource>,
     /// Local restarts allowed before the group fails over.
     #[serde(default)]
     pub restart: RestartPolicy,

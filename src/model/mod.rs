@@ -15,6 +15,7 @@ mod group;
 mod host;
 mod line;
 mod node;
+mod ocf;
 pub mod schema;
 
 pub use common::*;
@@ -25,6 +26,7 @@ pub use group::*;
 pub use host::*;
 pub use line::*;
 pub use node::*;
+pub use ocf::*;
 
 /// The only `apiVersion` this build understands.
 pub const API_VERSION: &str = "asctl/v1";

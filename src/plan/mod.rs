@@ -19,6 +19,7 @@ pub mod documents;
 mod place;
 mod render;
 mod saved;
+pub mod whatif;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

@@ -8,8 +8,8 @@
 //! one is an error and accepts nothing. Accepted findings stay in the
 //! report, marked suppressed with the reason.
 
-use super::catalog as cat;
 use super::find_rule;
+use crate::catalog as cat;
 use crate::diag::{Finding, Severity};
 use crate::load::Loaded;
 use crate::model::{Config, Kind};

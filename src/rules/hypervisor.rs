@@ -6,9 +6,9 @@
 //! changes data, not these checks.
 
 use super::Ctx;
-use super::catalog as cat;
 use super::profile::Profile;
 use super::topology;
+use crate::catalog as cat;
 use crate::diag::Finding;
 use crate::model::{Kind, NodeSpec, Object};
 

@@ -5,8 +5,8 @@
 //! changes data, not these checks.
 
 use super::Ctx;
-use super::catalog as cat;
 use super::topology;
+use crate::catalog as cat;
 use crate::diag::Finding;
 use crate::model::{DataSourceType, Kind, ReplicationMode};
 

@@ -5,10 +5,10 @@
 //! changes data, not these checks.
 
 use super::Ctx;
-use super::catalog as cat;
 use super::guest_os::os_label;
 use super::profile::Profile;
 use super::topology;
+use crate::catalog as cat;
 use crate::diag::Finding;
 use crate::model::Kind;
 

@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::Ctx;
-use super::catalog as cat;
 use super::tables::Topology;
 use super::topology::{self, NodePair, PairKind};
+use crate::catalog as cat;
 use crate::diag::Finding;
 use crate::model::{
     Backing, BusSharing, DataSourceSpec, DataSourceType, Kind, Object, Provisioning,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::Ctx;
-use super::catalog as cat;
+use crate::catalog as cat;
 use crate::diag::Finding;
 use crate::load::did_you_mean;
 use crate::model::{DocId, Kind, Name};

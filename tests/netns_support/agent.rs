@@ -4,13 +4,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use asctl::agent::detector::{Event, PeerState};
+use asctl::agent::detector::Event;
 use asctl::agent::heartbeat;
 use asctl::agent::isolation::Method;
 use asctl::agent::metrics::Metrics;
 use asctl::agent::monitor::{self, HealthView};
 use asctl::agent::packet::DomainKey;
 use asctl::model::{Config, Name};
+use asctl::wire::PeerState;
 use tokio::sync::oneshot;
 
 use super::{Netns, wait_for};

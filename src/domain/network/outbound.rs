@@ -1,6 +1,6 @@
 //! Raft RPCs over the agents' authenticated HTTPS API (`/raft/*`).
 //!
-//! The receiving side (`crate::agent::api`) answers with the JSON of
+//! The receiving side ([`super::inbound`]) answers with the JSON of
 //! `Result<Response, RaftError>`, so a remote raft error comes back as the
 //! same typed error openraft produced there.
 
@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::client::{Client, ClientError};
-use super::contact::Contact;
-use super::{Member, NodeId, TypeConfig};
+use crate::domain::client::{Client, ClientError};
+use crate::domain::contact::Contact;
+use crate::domain::{Member, NodeId, TypeConfig};
 
 /// Makes one [`Peer`] per member openraft talks to.
 #[derive(Clone, Debug)]

@@ -1,5 +1,5 @@
 // The catalog, one entry per rule, in ID order. Examples live in
-// `examples/<ID>/{fail,pass}.yaml`; `asctl explain` prints them and the
+// `src/rules/examples/<ID>/{fail,pass}.yaml`; `asctl explain` prints them and the
 // catalog tests run them.
 rules! {
     YAML_SYNTAX = {

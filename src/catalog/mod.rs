@@ -5,8 +5,40 @@
 //! - `AS01xx`: the seed's support tables (Tables 1–10).
 //! - `AS02xx`: the seed's prose rules.
 //! - `AS03xx`: asctl's own structural and operational rules.
+//!
+//! The catalog is data about the rules, not the checks: `load` and `diag`
+//! name rules through it and never depend on `rules`, where the checks live.
+//! It depends on nothing else in the crate. The examples it embeds live
+//! beside the checks, in `src/rules/examples/<ID>/{fail,pass}.yaml`.
 
-use crate::diag::Severity;
+use std::fmt;
+
+use serde::Serialize;
+
+/// How serious a finding is; each rule has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Note,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Where a rule comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +114,7 @@ pub fn find_rule(key: &str) -> Option<&'static Rule> {
 
 macro_rules! example {
     ($id:literal, $which:literal) => {
-        include_bytes!(concat!("examples/", $id, "/", $which, ".yaml"))
+        include_bytes!(concat!("../rules/examples/", $id, "/", $which, ".yaml"))
     };
 }
 
@@ -123,4 +155,4 @@ macro_rules! rules {
 #[allow(unused_imports)]
 use Origin::{Asctl, Seed};
 
-include!("catalog_entries.rs");
+include!("entries.rs");

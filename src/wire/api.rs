@@ -1,0 +1,86 @@
+//! The control API's requests and answers: what `asctl` sends to an agent
+//! and reads back. The routes are listed in docs/runtime.md.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::lines::DetectorView;
+use super::report::NodeReport;
+use crate::model::Name;
+use crate::plan::{NodeState, Placement};
+
+/// The member name of the witness (`Domain.spec.witness`): it votes and runs
+/// no groups. A Node may not use this name in a domain with a witness.
+pub const WITNESS: &str = "witness";
+
+/// `POST /v1/apply`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyRequest {
+    /// The generation the plan was computed against.
+    pub base_generation: u64,
+    /// Canonical JSON documents ([`crate::plan::documents`]).
+    pub documents: Vec<String>,
+}
+
+/// The answer of a successful `POST /v1/apply`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyResponse {
+    pub generation: u64,
+}
+
+/// What `GET /v1/status` answers: the committed state as the CLI shows it.
+/// Versioned like the plan's JSON (`formatVersion`), documented in
+/// docs/runtime.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusView {
+    pub format_version: u32,
+    /// The domain's name, once a configuration is applied.
+    pub domain: Option<String>,
+    pub generation: u64,
+    /// The member that answered.
+    pub answered_by: String,
+    pub leader: Option<String>,
+    pub members: Vec<MemberView>,
+    pub nodes: BTreeMap<Name, NodeView>,
+    pub placement: Placement,
+    /// Per-line health as the answering member's failure detector sees it:
+    /// each peer's state and each line to it up or down. Absent on the
+    /// witness and before the detector runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<DetectorView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    pub name: String,
+    pub address: String,
+    /// `voter`, `learner`; the witness is a voter named [`WITNESS`].
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    pub state: NodeState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<NodeReport>,
+}
+
+impl StatusView {
+    /// With the answering member's detector view (left out when it watches
+    /// no peer: the witness, or no configuration yet).
+    pub fn with_lines(mut self, view: DetectorView) -> StatusView {
+        self.lines = (!view.peers.is_empty()).then_some(view);
+        self
+    }
+
+    /// Whether `name` is the witness member.
+    pub fn is_witness(name: &str) -> bool {
+        name == WITNESS
+    }
+}
