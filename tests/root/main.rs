@@ -24,3 +24,4 @@ mod heartbeat;
 mod ip;
 mod isolation;
 mod storage;
+mod storage_group;

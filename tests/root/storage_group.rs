@@ -2,8 +2,6 @@
 //! point → writer process online in that order, offline in reverse, with the
 //! acknowledged records on the disk. Root only (loop devices, mounts).
 
-mod storage_support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -14,7 +12,7 @@ use std::time::{Duration, Instant};
 use asctl::agent::reconciler::{self, Desired, Options};
 use asctl::model::{Config, Name};
 use asctl::wire::{GroupState, NodeReport};
-use storage_support::{Lun, live, mounted};
+use crate::storage_support::{Lun, live, mounted};
 use tokio::sync::watch;
 
 fn name(s: &str) -> Name {
