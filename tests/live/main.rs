@@ -20,4 +20,5 @@ mod drivers;
 mod guard;
 mod membership;
 mod ocf;
+mod operate;
 mod reconciler;
