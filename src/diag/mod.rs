@@ -8,6 +8,7 @@
 mod github;
 mod human;
 mod json;
+mod junit;
 mod sarif;
 
 use serde::Serialize;
@@ -16,8 +17,9 @@ use crate::catalog::Rule;
 pub use crate::catalog::Severity;
 
 pub use github::render_github;
-pub use human::render_human;
+pub use human::{render_human, render_human_styled};
 pub use json::{JSON_FORMAT_VERSION, render_json};
+pub use junit::render_junit;
 pub use sarif::render_sarif;
 
 /// Index of a file in [`Sources`].

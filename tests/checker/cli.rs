@@ -465,14 +465,15 @@ fn rules_lists_the_catalog_as_json() {
         .args(["rules", "--format", "json"])
         .output()
         .unwrap();
-    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ids: Vec<&str> = list
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["formatVersion"], 1);
+    let ids: Vec<&str> = report["rules"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), asctl::rules::ALL.len());
+    assert_eq!(ids.len(), asctl::catalog::ALL.len());
     assert!(
         ids.windows(2).all(|w| w[0] < w[1]),
         "IDs are sorted and unique"

@@ -4,12 +4,18 @@
 
 use std::collections::BTreeSet;
 
+use asctl::catalog::{ALL, Rule};
 use asctl::diag::Severity;
 use asctl::load::load_texts;
-use asctl::rules::{ALL, Rule, validate};
+use asctl::rules::validate_with;
 
+/// Examples run as `asctl validate` runs them, with the meta-data of the
+/// OCF agents they name gathered — here from asctl's test agents.
 fn active(example: &[u8]) -> Vec<(&'static str, Severity, String)> {
-    let v = validate(load_texts([("example.yaml", example)]));
+    let loaded = load_texts([("example.yaml", example)]);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
+    let ocf = asctl::drivers::ocf::gather_metadata(&[&loaded.config], &root);
+    let v = validate_with(loaded, Some(&ocf));
     v.findings
         .iter()
         .filter(|f| f.is_active())

@@ -4,8 +4,9 @@
 //! "Cluster in a Box"); Cluster Across Boxes and Standby Host follow every
 //! recommendation, so they warn about nothing.
 
+use asctl::catalog as cat;
 use asctl::load::{Input, load};
-use asctl::rules::{catalog as cat, validate};
+use asctl::rules::validate;
 
 /// (directory, the rules of the active findings it must produce, in order)
 const EXPECTED: &[(&str, &[&str])] = &[
@@ -13,6 +14,7 @@ const EXPECTED: &[(&str, &[&str])] = &[
     ("cluster-across-boxes", &[]),
     ("standby-host", &[]),
     ("quickstart", &[]),
+    ("linux-database", &[]),
 ];
 
 #[test]

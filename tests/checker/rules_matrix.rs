@@ -6,11 +6,12 @@
 
 use std::collections::BTreeSet;
 
+use asctl::catalog as cat;
 use asctl::diag::Severity;
 use asctl::load::load_texts;
 use asctl::model::{Backing, DataSourceType};
 use asctl::rules::tables::{Cell, RowKey, SEED_2009, Subject, Topology, verdict};
-use asctl::rules::{catalog as cat, validate};
+use asctl::rules::validate;
 
 fn doc(kind: &str, name: &str, spec: &str) -> String {
     let spec: String = spec.lines().map(|l| format!("  {l}\n")).collect();

@@ -112,3 +112,72 @@ fn the_schema_level_fixtures_are_rejected() {
         );
     }
 }
+
+/// Every description a language server could show for a key, deepest
+/// first: the referenced definition's and the combinator alternatives'.
+fn descriptions_under(schema: &Value, defs: &Value, out: &mut Vec<String>) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let def = &defs[r.trim_start_matches("#/definitions/")];
+        if let Some(d) = def.get("description") {
+            out.push(format!("{r}: {d}"));
+        }
+        descriptions_under(def, defs, out);
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        for alt in schema
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(d) = alt.get("description") {
+                out.push(format!("{key}: {d}"));
+            }
+            descriptions_under(alt, defs, out);
+        }
+    }
+}
+
+/// Hovering a key shows the field's description, never a value's (an enum
+/// variant's) or its type's: those would come first for a language server.
+#[test]
+fn keys_are_described_by_their_own_field_description() {
+    let schema = asctl::model::schema::root_schema();
+    let defs = &schema["definitions"];
+    let mut hidden = Vec::new();
+    let mut described = 0;
+    for (name, def) in defs.as_object().unwrap() {
+        for (key, prop) in def["properties"].as_object().into_iter().flatten() {
+            if prop.get("description").is_some() {
+                described += 1;
+            }
+            let mut under = Vec::new();
+            descriptions_under(prop, defs, &mut under);
+            if !under.is_empty() {
+                hidden.push(format!("{name}.{key}: {under:?}"));
+            }
+        }
+    }
+    assert!(hidden.is_empty(), "{}", hidden.join("\n"));
+    assert!(described > 50, "fields keep descriptions ({described})");
+    let teaming = &defs["NodeSpec"]["properties"]["nicTeaming"];
+    assert!(
+        teaming["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("NIC teaming:")
+    );
+    let values = &defs["NicTeaming"];
+    assert_eq!(
+        values["enum"],
+        serde_json::json!(["none", "hypervisor", "guest"])
+    );
+    assert_eq!(values["enumDescriptions"][0], "No NIC teaming.");
+    let failback = &defs["ResourceGroupSpec"]["properties"]["failback"];
+    assert!(
+        failback["description"]
+            .as_str()
+            .unwrap()
+            .contains("after a failover")
+    );
+}

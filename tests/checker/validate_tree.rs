@@ -134,3 +134,62 @@ fn plan_refuses_a_tree_of_several_domains_and_a_file_without_domain() {
         .code(1)
         .stderr(predicate::str::contains("error: no Domain document"));
 }
+
+/// Several independent faults per file, every one reported in one run; and
+/// nothing false from objects dropped for their own errors: `sql1` (a
+/// duplicate key among its faults) and the line `private` (a bad address)
+/// fail the schema, so the domain's node count (AS0310), each node's lines
+/// (AS0220) and the hosts of group `app` (AS0219) cannot be judged.
+#[test]
+fn a_multi_fault_corpus_reports_every_fault_at_once() {
+    let (code, report) = json(&["tests/fixtures/multi-fault"], None);
+    assert_eq!(code, 1);
+    let got: Vec<(String, String, i64, i64)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let file = f["location"]["file"].as_str().unwrap();
+            (
+                f["rule"].as_str().unwrap().to_owned(),
+                file.rsplit('/').next().unwrap().to_owned(),
+                f["location"]["line"].as_i64().unwrap(),
+                f["location"]["column"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, i64, i64)> = [
+        ("AS0201", "domain.yaml", 15, 39),
+        // Group sql: sql4 is not declared anywhere (a dangling reference),
+        // so its other nodes are judged as they are.
+        ("AS0219", "groups.yaml", 6, 19),
+        ("AS0014", "groups.yaml", 6, 32),
+        // An unknown field does not hide the group from the rules.
+        ("AS0009", "groups.yaml", 7, 3),
+        ("AS0219", "groups.yaml", 14, 19),
+        ("AS0014", "groups.yaml", 15, 17),
+        ("AS0016", "lines.yaml", 17, 55),
+        // A duplicate key does not hide the document's other errors.
+        ("AS0010", "nodes.yaml", 9, 9),
+        ("AS0016", "nodes.yaml", 10, 15),
+        ("AS0002", "nodes.yaml", 11, 3),
+        ("AS0016", "nodes.yaml", 12, 12),
+    ]
+    .iter()
+    .map(|(r, f, l, c)| ((*r).to_owned(), (*f).to_owned(), *l, *c))
+    .collect();
+    assert_eq!(got, expected, "{report:#}");
+    assert_eq!(
+        report["summary"]["documents"], 12,
+        "no document dropped from the count"
+    );
+    // `vmotion: yes` is a string in YAML 1.2, and the finding says so.
+    let vmotion = &report["findings"][10];
+    assert!(
+        vmotion["help"]
+            .as_str()
+            .unwrap()
+            .contains("YAML 1.2 reads `yes`"),
+        "{vmotion:#}"
+    );
+}

@@ -161,6 +161,63 @@ async fn stop_escalates_to_sigkill_when_sigterm_is_ignored() {
     );
 }
 
+/// Where cgroup v2 is usable (root here), a descendant that left the
+/// process group with `setsid` is stopped with the process; the agent's
+/// guard reaches it too ([`asctl::drivers::process::kill_recorded`]).
+#[tokio::test]
+async fn stop_kills_a_grandchild_that_called_setsid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    if asctl::drivers::cgroup::Cgroup::for_process(dir.path(), "web", "server").is_none() {
+        eprintln!("SKIPPED: no writable cgroup v2 hierarchy (needs root or delegation)");
+        return;
+    }
+    let pidfile = dir.path().join("grandchild.pid");
+    let spawn_escapee = |pidfile: &Path| {
+        format!(
+            r#"{{"name": "server", "command": ["sh", "-c",
+                "setsid sh -c 'echo $$ > {}; exec sleep 300' & exec sleep 300"]}}"#,
+            pidfile.display()
+        )
+    };
+    for fence in [false, true] {
+        let _ = std::fs::remove_file(&pidfile);
+        let mut driver = ProcessDriver::new(ctx(dir.path()), process(&spawn_escapee(&pidfile)));
+        driver.start().await.expect("starts");
+        let pid = driver.pid().expect("a pid");
+        eventually(
+            "the grandchild to write its pid",
+            Duration::from_secs(5),
+            || std::fs::read_to_string(&pidfile).is_ok_and(|t| t.trim().parse::<u32>().is_ok()),
+        )
+        .await;
+        let grandchild: u32 = std::fs::read_to_string(&pidfile)
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("pid");
+        let (_, pgrp) = stat(grandchild).expect("the grandchild runs");
+        assert_ne!(pgrp, pid as i32, "it left the process group");
+        if fence {
+            // The lease guard's fence, from the pid files alone.
+            asctl::drivers::process::kill_recorded(dir.path());
+        } else {
+            tokio::time::timeout(Duration::from_secs(10), driver.stop())
+                .await
+                .expect("stop must not wait forever")
+                .expect("stops");
+        }
+        eventually(
+            "the setsid grandchild to be gone",
+            Duration::from_secs(5),
+            || !live(grandchild),
+        )
+        .await;
+        if fence {
+            driver.stop().await.expect("stop after the fence");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_process_that_exits_is_unhealthy_and_reaped() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,6 +1,6 @@
 //! sharedDisk and mountPoint against real block devices: loop devices over a
-//! backing file formatted ext4 or xfs (see `storage_support`). Root only: ignored unless run with
-//! `--include-ignored`.
+//! backing file formatted ext4 or xfs (see `storage_support`). Root only:
+//! ignored unless run with `--include-ignored`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -245,5 +245,45 @@ async fn what_one_node_fsynced_is_there_when_another_mounts_after_it_died() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The real `ocf:heartbeat:Filesystem` agent from Debian's resource-agents
+/// as a data source's `agent`, on a loop device.
+#[tokio::test]
+#[ignore = "needs root and resource-agents: run with --include-ignored"]
+async fn the_real_filesystem_agent_mounts_monitors_and_unmounts() {
+    use asctl::drivers::ocf::OcfDriver;
+    let lun = Lun::new("ext4");
+    let lo = lun.attach();
+    let path = lun.dir("fs");
+    let spec: asctl::model::OcfAgent = serde_json::from_value(serde_json::json!({
+        "ocf": "heartbeat:Filesystem",
+        "params": {"device": lo.dev, "directory": path, "fstype": "ext4", "options": "noatime"},
+        "monitor": {"interval": "100ms"},
+    }))
+    .unwrap();
+    let mut d = OcfDriver::new(
+        "data source fs".into(),
+        "h4-fs",
+        spec,
+        "/usr/lib/ocf".into(),
+    );
+    d.start().await.expect("Filesystem start");
+    assert!(mounted(&path));
+    assert_eq!(d.check().await, Health::Healthy);
+    let mut holder = spawn_sh(&format!("cd {} && exec sleep 1000", path.display()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    d.stop()
+        .await
+        .expect("Filesystem stop kills the holder and unmounts");
+    assert!(!mounted(&path));
+    let _ = holder.wait();
+    assert!(!live(holder.id()));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let h = d.check().await;
+    assert!(
+        matches!(&h, Health::Unhealthy(w) if w.contains("returned 7")),
+        "{h:?}"
     );
 }
