@@ -21,4 +21,5 @@ mod failstop;
 mod guard;
 mod membership;
 mod ocf;
+mod operate;
 mod reconciler;
