@@ -9,7 +9,7 @@ mod netns_support;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use asctl::agent::packet::{DomainKey, DropReason, Kind, Packet};
+use asctl::agent::detection::packet::{DomainKey, DropReason, Kind, Packet};
 use asctl::model::Config;
 use asctl::wire::PeerState;
 use netns_support::agent::{Agent, KEY, LIMIT, holds_for, n};

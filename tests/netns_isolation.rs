@@ -4,7 +4,7 @@
 
 mod netns_support;
 
-use asctl::agent::isolation::Method;
+use asctl::agent::detection::isolation::Method;
 use asctl::model::Config;
 use asctl::wire::PeerState;
 use netns_support::agent::{Agent, LIMIT, holds_for};

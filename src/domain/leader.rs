@@ -24,7 +24,9 @@ use tracing::{info, warn};
 
 use openraft::ChangeMembers;
 
-use super::{Command, Domain, DomainState, Member, NodeId, Outcome, WITNESS, WriteAnswer, node_id};
+use super::{
+    Command, DomainState, Member, NodeId, Outcome, Replica, WITNESS, WriteAnswer, node_id,
+};
 use crate::model::{Config, Name};
 use crate::plan::{Health, NodeState, Placement, place};
 use crate::wire::{GroupState, NodeReport, StatusView};
@@ -145,7 +147,7 @@ pub fn desired_members(config: &Config) -> BTreeMap<NodeId, Member> {
 
 /// The nodes whose health the leader decides: the configuration's nodes, or
 /// before any configuration, the members that are not the witness.
-fn tracked_nodes(domain: &Domain, config: Option<&Config>) -> Vec<Name> {
+fn tracked_nodes(domain: &Replica, config: Option<&Config>) -> Vec<Name> {
     match config {
         Some(c) => c.nodes.iter().map(|n| n.name().clone()).collect(),
         None => domain
@@ -247,7 +249,7 @@ pub fn decide(state: &DomainState, health: Health) -> Option<Command> {
 
 /// Runs until `stop` changes. `kick` wakes it early (a report arrived).
 pub async fn run(
-    domain: Domain,
+    domain: Replica,
     health: Arc<dyn HealthSource>,
     freshness: Arc<ReportFreshness>,
     kick: Arc<Notify>,
@@ -400,7 +402,7 @@ pub fn membership_change(
 
 /// Starts a membership change when the configuration's members differ from
 /// the membership ([`membership_change`]).
-fn sync_membership(domain: &Domain, config: &Config) -> Option<JoinHandle<()>> {
+fn sync_membership(domain: &Replica, config: &Config) -> Option<JoinHandle<()>> {
     let (nodes, voters) = domain.members();
     let change = membership_change(&desired_members(config), &nodes, &voters)?;
     let raft = domain.raft.clone();

@@ -99,7 +99,7 @@ pub enum DomainError {
 }
 
 /// The answer of `/raft/read-index`: the leader's commit point, confirmed
-/// with a quorum ([`Domain::catch_up`]).
+/// with a quorum ([`Replica::catch_up`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ReadIndex {
@@ -121,9 +121,10 @@ pub enum WriteAnswer {
     },
 }
 
-/// One member's handle on the domain database.
+/// One member's replica of the domain database: raft, the applied state
+/// and the quorum evidence (apart from the `Domain` kind of a configuration).
 #[derive(Clone)]
-pub struct Domain {
+pub struct Replica {
     pub raft: Raft<TypeConfig>,
     pub me: Member,
     pub id: NodeId,
@@ -136,9 +137,9 @@ pub struct Domain {
     log: LogStore,
 }
 
-impl fmt::Debug for Domain {
+impl fmt::Debug for Replica {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Domain").field("me", &self.me).finish()
+        f.debug_struct("Replica").field("me", &self.me).finish()
     }
 }
 
@@ -270,9 +271,9 @@ fn save_timing_on_change(dir: &Path, running: RaftTiming, mut applied: watch::Re
     });
 }
 
-impl Domain {
+impl Replica {
     /// Opens this member's database under `dir` and starts raft.
-    pub async fn open(dir: &Path, me: Member, client: Client) -> Result<Domain, DomainError> {
+    pub async fn open(dir: &Path, me: Member, client: Client) -> Result<Replica, DomainError> {
         let open = |source| DomainError::Open {
             dir: dir.display().to_string(),
             source,
@@ -292,7 +293,7 @@ impl Domain {
             .map_err(|e| DomainError::Raft(e.to_string()))?;
         save_timing_on_change(dir, timing, applied.clone());
         contact.attach(raft.metrics());
-        Ok(Domain {
+        Ok(Replica {
             raft,
             me,
             id,

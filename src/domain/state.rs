@@ -178,7 +178,7 @@ pub fn config_from_documents(documents: &[String]) -> Result<Config, String> {
 ///
 /// The one gate for every configuration the domain commits, whichever way it
 /// came (`POST /v1/apply`, a raw `POST /v1/write`, a member forwarding):
-/// [`super::Domain::write_local`] runs it before raft sees the command. The
+/// [`super::Replica::write_local`] runs it before raft sees the command. The
 /// state machine ([`DomainState::apply`]) does not: it replays committed
 /// entries, and a rule added by a newer asctl must not make members disagree
 /// about an entry committed under an older one.

@@ -41,7 +41,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::domain::Domain;
+use crate::domain::Replica;
 use crate::drivers;
 
 /// The lease when no configuration is applied yet (the default heartbeat
@@ -302,7 +302,7 @@ impl Guard {
 
     /// Renews every quarter heartbeat interval until `stop` changes; the
     /// lease is `L` = the heartbeat timeout of the applied configuration.
-    pub async fn run(mut self, domain: Domain, mut stop: watch::Receiver<bool>) -> Guard {
+    pub async fn run(mut self, domain: Replica, mut stop: watch::Receiver<bool>) -> Guard {
         loop {
             let hb = domain
                 .state()
@@ -359,9 +359,9 @@ fn spawn(exe: &Path, data_dir: &Path) -> std::io::Result<(Child, ChildStdin)> {
 /// placed here may start again.
 pub async fn hold_after_lapse(
     lease: Arc<Lease>,
-    domain: Domain,
+    domain: Replica,
     fence: watch::Sender<bool>,
-    gate: watch::Receiver<super::takeover::Gate>,
+    gate: watch::Receiver<crate::agent::failover::takeover::Clearance>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut lapses = lease.lapses();
@@ -382,7 +382,7 @@ pub async fn hold_after_lapse(
         // to reach this member — the time the others take to declare it
         // failed and move its groups, plus a second — then wait until caught
         // up on fresh metrics.
-        let grace = super::ha::catch_up_grace(&domain);
+        let grace = crate::agent::failover::policy::catch_up_grace(&domain);
         let mut alone = gate.clone();
         tokio::select! {
             _ = async {
@@ -392,7 +392,7 @@ pub async fn hold_after_lapse(
                 // no leader to catch up with; the survivor takes over now
                 // rather than after the catch-up's give-up.
                 tokio::select! {
-                    () = super::ha::wait_caught_up(&domain) => {}
+                    () = crate::agent::failover::policy::wait_caught_up(&domain) => {}
                     Ok(_) = alone.wait_for(|g| g.alone) => {}
                 }
             } => {}

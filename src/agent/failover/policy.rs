@@ -13,7 +13,7 @@
 //!   moment, or a grace period), so it never restarts groups from a
 //!   placement the others have moved on from.
 //! - In a domain of two nodes without a witness it also runs the local
-//!   takeover ([`super::takeover`]): what this node takes over, whether it
+//!   takeover ([`crate::agent::failover::takeover`]): what this node takes over, whether it
 //!   announces groups outside the placement, whether it holds.
 //! - It feeds the group metrics and the failover time.
 
@@ -26,16 +26,16 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::domain::leader::{HealthSource, ReportFreshness};
-use crate::domain::{Domain, node_id};
+use crate::domain::{Replica, node_id};
 use crate::model::{Config, IsolationResponse, Name};
 use crate::plan::{Health, NodeState};
 
-use super::detector::{Event, quorum_lease, takeover_wait};
-use super::heartbeat::incarnation_now;
-use super::metrics::Metrics;
-use super::monitor::{self, HealthView, NodeMonitor};
-use super::packet::DomainKey;
-use super::takeover::{self, Gate, Taken};
+use crate::agent::detection::detector::{Event, quorum_lease, takeover_wait};
+use crate::agent::detection::heartbeat::incarnation_now;
+use crate::agent::detection::monitor::{self, DetectorSnapshot, NodeMonitor};
+use crate::agent::detection::packet::DomainKey;
+use crate::agent::failover::takeover::{self, Clearance, Taken};
+use crate::agent::metrics::Metrics;
 use crate::wire::{GroupState, NodeReport, PeerState};
 
 /// A group coming online here this long after a peer failed counts as that
@@ -54,8 +54,8 @@ const DETECTOR_RETRY: Duration = Duration::from_secs(2);
 pub struct DetectorHealth {
     me: Option<Name>,
     fallback: Arc<ReportFreshness>,
-    domain: Domain,
-    view: Mutex<Option<(watch::Receiver<HealthView>, Duration)>>,
+    domain: Replica,
+    view: Mutex<Option<(watch::Receiver<DetectorSnapshot>, Duration)>>,
     /// Without a detector of its own (the witness): since when some live
     /// node has reported each node Failed ([`Self::reported_down`]).
     claimed: Mutex<BTreeMap<Name, Instant>>,
@@ -63,7 +63,7 @@ pub struct DetectorHealth {
 
 impl DetectorHealth {
     /// `me`: this node (`None` on the witness, which has no detector).
-    pub fn new(me: Option<Name>, fallback: Arc<ReportFreshness>, domain: Domain) -> Self {
+    pub fn new(me: Option<Name>, fallback: Arc<ReportFreshness>, domain: Replica) -> Self {
         DetectorHealth {
             me,
             fallback,
@@ -97,7 +97,7 @@ impl DetectorHealth {
         down_by_reports(&state, nodes, &heard, &mut claimed, now, timing)
     }
 
-    fn set(&self, view: Option<(watch::Receiver<HealthView>, Duration)>) {
+    fn set(&self, view: Option<(watch::Receiver<DetectorSnapshot>, Duration)>) {
         *self.view.lock().unwrap_or_else(|e| e.into_inner()) = view;
     }
 
@@ -183,7 +183,7 @@ impl HealthSource for DetectorHealth {
 /// peer answers none of this node's: the peer hears nothing from this node,
 /// declares it failed and takes over, so this node must stop first. A
 /// verification line down both ways (no requests either) is not this.
-fn muted(view: &HealthView) -> bool {
+fn muted(view: &DetectorSnapshot) -> bool {
     view.peers
         .values()
         .any(|p| p.verification == Some(true) && p.answers == Some(false))
@@ -192,7 +192,7 @@ fn muted(view: &HealthView) -> bool {
 /// Whether a node of two must hold (start nothing new): a peer that is not
 /// Down in `local` announces a takeover, or has not been heard since this
 /// agent started (its flag is unknown until its first packet).
-fn holds(view: &HealthView, local: Option<&Health>) -> bool {
+fn holds(view: &DetectorSnapshot, local: Option<&Health>) -> bool {
     view.peers.iter().any(|(peer, p)| {
         (p.takeover || !p.heard) && local.and_then(|h| h.get(peer)) != Some(&NodeState::Down)
     })
@@ -259,7 +259,12 @@ fn down_by_reports(
 /// Whether this node must fence for want of a quorum: the domain has a
 /// quorum lease, the node does not hear a majority of the voters on its
 /// lines, and its raft evidence of a quorum is older than the lease.
-fn lacks_quorum(config: &Config, domain: &Domain, view: Option<&HealthView>, now: Instant) -> bool {
+fn lacks_quorum(
+    config: &Config,
+    domain: &Replica,
+    view: Option<&DetectorSnapshot>,
+    now: Instant,
+) -> bool {
     let Some(lease) = quorum_lease_of(config, domain) else {
         return false;
     };
@@ -276,7 +281,7 @@ fn lacks_quorum(config: &Config, domain: &Domain, view: Option<&HealthView>, now
 
 /// The quorum lease of this domain ([`quorum_lease`]); `None` with fewer
 /// than three voters (two nodes without a witness use the tie-break).
-pub fn quorum_lease_of(config: &Config, domain: &Domain) -> Option<Duration> {
+pub fn quorum_lease_of(config: &Config, domain: &Replica) -> Option<Duration> {
     let d = config.domain.as_ref()?;
     let witness = d.spec.witness.is_some();
     if config.nodes.len() + usize::from(witness) < 3 {
@@ -293,7 +298,7 @@ pub fn quorum_lease_of(config: &Config, domain: &Domain) -> Option<Duration> {
 /// The grace a member gives the domain before it decides on its own:
 /// `T + W + 1 s`, the time the others need to declare this member failed
 /// and move its groups, plus a second (3 s before any configuration).
-pub fn catch_up_grace(domain: &Domain) -> Duration {
+pub fn catch_up_grace(domain: &Replica) -> Duration {
     domain
         .state()
         .config()
@@ -304,7 +309,7 @@ pub fn catch_up_grace(domain: &Domain) -> Duration {
 }
 
 /// Waits until this member has applied everything the domain committed
-/// before it started waiting ([`Domain::catch_up`], the read-index
+/// before it started waiting ([`Replica::catch_up`], the read-index
 /// protocol), so that its reconciler never starts groups from a stale
 /// placement: a restarted agent replays only its own log, and a member back
 /// from a freeze or a cut still holds the state from before (the chaos
@@ -313,7 +318,7 @@ pub fn catch_up_grace(domain: &Domain) -> Duration {
 /// alone: the other of two nodes is down, or the domain is restarting), it
 /// gives up and the caller goes on from the local state; the quorum lease
 /// and the takeover rules decide from there.
-pub async fn wait_caught_up(domain: &Domain) {
+pub async fn wait_caught_up(domain: &Replica) {
     let give_up = tokio::time::Instant::now() + catch_up_grace(domain) * 4;
     loop {
         match domain.catch_up(Duration::from_secs(2)).await {
@@ -342,20 +347,20 @@ fn fingerprint(config: &Config) -> String {
 }
 
 /// Everything [`run`] needs.
-pub struct HaContext {
-    pub domain: Domain,
+pub struct PolicyContext {
+    pub domain: Replica,
     pub node: Name,
     pub key: DomainKey,
     pub metrics: Arc<Metrics>,
     pub health: Arc<DetectorHealth>,
     /// What this node may run: fenced (every group offline), local
-    /// takeovers and the hold of `super::takeover`.
-    pub gate: watch::Sender<Gate>,
+    /// takeovers and the hold of `crate::agent::failover::takeover`.
+    pub clearance: watch::Sender<Clearance>,
     pub reports: watch::Receiver<NodeReport>,
 }
 
 /// Runs until `stop` changes.
-pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
+pub async fn run(mut cx: PolicyContext, mut stop: watch::Receiver<bool>) {
     let mut applied = cx.domain.applied.clone();
     let mut current: Option<(String, Option<NodeMonitor>)> = None;
     let mut response = IsolationResponse::Offline;
@@ -473,7 +478,7 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                     if won && resync.is_some() {
                         cancel(resync.take());
                         info!("the peer is down and this node is not isolated: groups may run here again");
-                        cx.gate.send_modify(|g| g.fenced = false);
+                        cx.clearance.send_modify(|g| g.fenced = false);
                     }
                     let next = takeover::next(config, &state, &cx.node, local.as_ref(), &taken);
                     if next != taken {
@@ -506,7 +511,7 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                         .map(|(n, _)| n.clone())
                         .collect();
                     let groups = taken.revisions();
-                    cx.gate.send_if_modified(|g| {
+                    cx.clearance.send_if_modified(|g| {
                         let changed = g.taken != groups
                             || g.hold != hold
                             || g.settled != settled
@@ -520,7 +525,7 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                         changed
                     });
                 } else {
-                    cx.gate.send_if_modified(|g| !std::mem::replace(&mut g.settled, true));
+                    cx.clearance.send_if_modified(|g| !std::mem::replace(&mut g.settled, true));
                 }
                 let muted = config.as_deref().is_some_and(takeover::applies)
                     && view.as_ref().is_some_and(muted);
@@ -535,7 +540,7 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
                     warn!("out of touch with a quorum of the domain: taking every group offline");
                     quorum_lost = true;
                     cancel(resync.take());
-                    cx.gate.send_modify(|g| g.fenced = true);
+                    cx.clearance.send_modify(|g| g.fenced = true);
                 } else if !lost && quorum_lost {
                     info!("in touch with a quorum again: catching up before groups run here");
                     quorum_lost = false;
@@ -545,22 +550,22 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
             _ = joined(&mut resync) => {
                 resync = None;
                 info!("caught up with the domain's leader: groups may run here again");
-                cx.gate.send_modify(|g| g.fenced = false);
+                cx.clearance.send_modify(|g| g.fenced = false);
             }
             Some((_, e)) = next_event(events) => match e {
                 Event::Isolation { isolated: true } if response == IsolationResponse::Offline => {
                     warn!("isolated: taking every group offline");
                     cancel(resync.take());
-                    cx.gate.send_modify(|g| g.fenced = true);
+                    cx.clearance.send_modify(|g| g.fenced = true);
                 }
-                Event::Isolation { isolated: false } if cx.gate.borrow().fenced && !quorum_lost => {
+                Event::Isolation { isolated: false } if cx.clearance.borrow().fenced && !quorum_lost => {
                     // Anything committed meanwhile reaches us within a few
                     // raft heartbeats once the lines are back.
                     resync = Some(catch_up_task(&cx.domain, resync.take()));
                 }
                 Event::Stalled { gap } => {
                     warn!(gap_ms = gap.as_millis() as u64, "the agent was frozen: taking every group offline until caught up");
-                    cx.gate.send_modify(|g| g.fenced = true);
+                    cx.clearance.send_modify(|g| g.fenced = true);
                     if !quorum_lost {
                         resync = Some(catch_up_task(&cx.domain, resync.take()));
                     }
@@ -576,7 +581,7 @@ pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
 
 /// Catches up with the domain's leader in the background, retrying until
 /// it answers (replacing `previous`).
-fn catch_up_task(domain: &Domain, previous: Option<JoinHandle<()>>) -> JoinHandle<()> {
+fn catch_up_task(domain: &Replica, previous: Option<JoinHandle<()>>) -> JoinHandle<()> {
     cancel(previous);
     let domain = domain.clone();
     tokio::spawn(async move {
@@ -643,11 +648,11 @@ mod tests {
 
     #[test]
     fn a_node_of_two_is_muted_when_its_peer_asks_but_never_answers() {
-        use crate::agent::detector::PeerView;
-        let view = |verification, answers| HealthView {
+        use crate::agent::detection::detector::PeerSnapshot;
+        let view = |verification, answers| DetectorSnapshot {
             peers: [(
                 n("b"),
-                PeerView {
+                PeerSnapshot {
                     state: PeerState::Up,
                     since: None,
                     lines: BTreeMap::new(),
@@ -706,11 +711,11 @@ mod tests {
 
     #[test]
     fn a_node_of_two_holds_for_an_announcing_or_unheard_peer_until_it_is_down() {
-        use crate::agent::detector::PeerView;
-        let view = |takeover, heard| HealthView {
+        use crate::agent::detection::detector::PeerSnapshot;
+        let view = |takeover, heard| DetectorSnapshot {
             peers: [(
                 n("b"),
-                PeerView {
+                PeerSnapshot {
                     state: PeerState::Up,
                     since: None,
                     lines: BTreeMap::new(),
