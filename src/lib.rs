@@ -5,6 +5,7 @@
 //! `rules` (findings) → `diag` (rendering).
 
 pub mod agent;
+pub mod clock;
 pub mod diag;
 pub mod domain;
 pub mod drivers;

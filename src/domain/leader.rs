@@ -20,6 +20,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::clock::sleep_until;
 use tracing::{info, warn};
 
 use openraft::ChangeMembers;
@@ -31,8 +33,10 @@ use crate::model::{Config, Name};
 use crate::plan::{Health, NodeState, Placement, place};
 use crate::wire::{GroupState, NodeReport, StatusView};
 
-/// Where node health comes from. For now, the freshness of node reports
-/// ([`ReportFreshness`]); the heartbeat failure detector plugs in here.
+/// Where node health comes from: implemented by the agent (its failure
+/// detector, falling back to the freshness of node reports,
+/// [`ReportFreshness`]), so the leader places from health without knowing
+/// how it was observed.
 pub trait HealthSource: Send + Sync + 'static {
     /// The state of each of `nodes` now.
     fn health(&self, nodes: &[Name]) -> Health;
@@ -286,11 +290,7 @@ pub async fn run(
                 .collect();
             health.leadership_gained(&up);
         }
-        let timeout = config
-            .as_ref()
-            .and_then(|c| c.domain.as_ref())
-            .map(|d| d.spec.heartbeat.timeout.get())
-            .unwrap_or(Duration::from_secs(1));
+        let timeout = state.heartbeat().unwrap_or_default().timeout.get();
         freshness.set_down_after(timeout * 3);
         let nodes = tracked_nodes(&domain, config.as_deref());
         if let Some(cmd) = decide(&state, health.health(&nodes)) {
@@ -343,13 +343,6 @@ fn log_moves(before: &Placement, cmd: &Command) {
                 "placing group"
             );
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::load::load_texts;
-use crate::model::{Config, Name};
+use crate::model::{Config, Heartbeat, Name};
 use crate::plan::{Health, LiveState, NodeState, Placement, carry_over, place};
 use crate::wire::{GroupState, NodeReport};
 
@@ -230,6 +230,16 @@ impl DomainState {
     }
 
     /// The applied configuration, if any.
+    /// The applied heartbeat settings: `None` before a configuration with a
+    /// Domain is applied (callers fall back to `Heartbeat::default()`). The
+    /// one place the runtime reads them from.
+    pub fn heartbeat(&self) -> Option<Heartbeat> {
+        self.config()?
+            .domain
+            .as_ref()
+            .map(|d| d.spec.heartbeat.clone())
+    }
+
     pub fn config(&self) -> Option<Arc<Config>> {
         if self.documents.is_empty() {
             return None;

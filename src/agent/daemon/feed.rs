@@ -129,13 +129,13 @@ pub(super) async fn send_reports(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let period = members
+        let timeout = members
             .domain
             .state()
-            .config()
-            .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.timeout.get()))
-            .unwrap_or(Duration::from_secs(1))
-            .min(Duration::from_secs(1));
+            .heartbeat()
+            .unwrap_or_default()
+            .timeout;
+        let period = timeout.get().min(Duration::from_secs(1));
         let mut report = reports.borrow_and_update().clone();
         report.taken_over = clearance.borrow_and_update().taken.clone();
         report.failed_peers = metrics.failed_peers();

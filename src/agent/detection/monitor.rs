@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::clock::sleep_until;
 use crate::model::{Config, Name};
 use crate::plan::{Health, NodeState};
 
@@ -256,7 +257,7 @@ pub fn spawn(
                 },
                 _ = tick.tick() => detector.tick(Instant::now()),
                 // At the deadline itself, not up to a tick later.
-                _ = sleep_until(detector.next_deadline(Instant::now())) => detector.tick(Instant::now()),
+                _ = sleep_until(wake_at(detector.next_deadline(Instant::now()))) => detector.tick(Instant::now()),
             };
             if events.is_empty() {
                 continue;
@@ -342,16 +343,10 @@ fn record(metrics: &Metrics, now: Instant, e: &Event) {
     }
 }
 
-/// Sleeps until `at` (and a millisecond, so the detector sees the deadline
-/// passed); never returns without one.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => {
-            let at = tokio::time::Instant::from_std(at + Duration::from_millis(1));
-            tokio::time::sleep_until(at).await;
-        }
-        None => std::future::pending().await,
-    }
+/// Wakes the detector at `at` plus a millisecond, so it sees the deadline
+/// passed.
+fn wake_at(at: Option<Instant>) -> Option<tokio::time::Instant> {
+    at.map(|at| tokio::time::Instant::from_std(at + Duration::from_millis(1)))
 }
 
 #[cfg(test)]

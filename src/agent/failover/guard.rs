@@ -47,7 +47,6 @@ use crate::drivers;
 /// The lease when no configuration is applied yet (the default heartbeat
 /// timeout).
 const DEFAULT_LEASE: Duration = Duration::from_secs(1);
-const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The lease length `L` for a heartbeat timeout `T`: `L = T`, so the guard
 /// fires exactly when a peer may start to suspect this node (docs/ha.md
@@ -304,14 +303,9 @@ impl Guard {
     /// lease is `L` = the heartbeat timeout of the applied configuration.
     pub async fn run(mut self, domain: Replica, mut stop: watch::Receiver<bool>) -> Guard {
         loop {
-            let hb = domain
-                .state()
-                .config()
-                .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.clone()));
-            let interval = hb.as_ref().map_or(DEFAULT_INTERVAL, |h| h.interval.get());
-            let length = hb
-                .as_ref()
-                .map_or(DEFAULT_LEASE, |h| lease_time(h.timeout.get()));
+            let hb = domain.state().heartbeat().unwrap_or_default();
+            let interval = hb.interval.get();
+            let length = lease_time(hb.timeout.get());
             self.renew(length).await;
             tokio::select! {
                 _ = tokio::time::sleep(interval / 4) => {}
@@ -377,8 +371,7 @@ pub async fn hold_after_lapse(
         // Right after waking, the applied state and the raft metrics are
         // those from before the freeze: a member frozen as the leader still
         // reads as a leader with a recent quorum, and its placement may still
-        // put groups here that the others have moved (the chaos harness
-        // caught exactly that). So first give the domain the time it needs
+        // put groups here that the others have moved. So first give the domain the time it needs
         // to reach this member — the time the others take to declare it
         // failed and move its groups, plus a second — then wait until caught
         // up on fresh metrics.
