@@ -2,9 +2,11 @@
 //!
 //! See ARCHITECTURE.md for the map. Data flows one way:
 //! files → `load` (documents with spans) → `model` (typed config) →
-//! `rules` (findings) → `diag` (rendering).
+//! `rules` (findings) → `diag` (rendering); `catalog` (what each rule is)
+//! sits below `load`, `rules` and `diag`, which all name rules through it.
 
 pub mod agent;
+pub mod catalog;
 pub mod clock;
 pub mod diag;
 pub mod domain;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use asctl::rules::{self, ALL, Origin, Rule};
+use asctl::catalog::{self, ALL, Origin, Rule};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
@@ -29,7 +29,7 @@ pub enum ListFormat {
 }
 
 pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let Some(rule) = rules::find_rule(&args.rule) else {
+    let Some(rule) = catalog::find_rule(&args.rule) else {
         eprintln!(
             "error: no rule `{}`; `asctl rules` lists them all",
             args.rule
@@ -46,8 +46,8 @@ fn explain_text(rule: &Rule) -> String {
         Origin::Asctl => "asctl's own rule (not from the seed)".to_owned(),
     };
     let scope = match rule.scope {
-        rules::Scope::Structural => "every qualification profile",
-        rules::Scope::Qualification => "VMware qualification profiles (not `generic`)",
+        catalog::Scope::Structural => "every qualification profile",
+        catalog::Scope::Qualification => "VMware qualification profiles (not `generic`)",
     };
     format!(
         "{id} {name} ({sev})\n{title}\n\n{expl}\n\nFix: {fix}\nSource: {origin}\nApplies to: {scope}\n\n\
@@ -69,6 +69,10 @@ fn indent(example: &[u8]) -> String {
         .map(|l| format!("    {l}\n"))
         .collect()
 }
+
+/// Version of `rules --format json`; 1 is the first versioned form (an
+/// object with `formatVersion`, `tool` and `rules`).
+pub const RULES_FORMAT_VERSION: u32 = 1;
 
 pub fn rules(args: RulesArgs) -> anyhow::Result<ExitCode> {
     match args.format {
@@ -97,11 +101,16 @@ pub fn rules(args: RulesArgs) -> anyhow::Result<ExitCode> {
                         "explanation": r.explanation,
                         "fix": r.fix,
                         "seedReference": r.seed_reference(),
-                        "scope": match r.scope { rules::Scope::Structural => "structural", rules::Scope::Qualification => "qualification" },
+                        "scope": match r.scope { catalog::Scope::Structural => "structural", catalog::Scope::Qualification => "qualification" },
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            let report = json!({
+                "formatVersion": RULES_FORMAT_VERSION,
+                "tool": { "name": "asctl", "version": env!("CARGO_PKG_VERSION") },
+                "rules": list,
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
     }
     Ok(ExitCode::from(EXIT_OK))

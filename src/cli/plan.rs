@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use asctl::diag;
 use asctl::load::{self, Input, Loaded};
-use asctl::model::Config;
-use asctl::plan::{Plan, SavedPlan, render_human, render_json};
+use asctl::model::{Config, Name};
+use asctl::plan::{NodeState, Plan, SavedPlan, render_human, render_json};
 use asctl::rules;
 use clap::{Args, ValueEnum};
 
@@ -29,8 +29,17 @@ pub struct PlanArgs {
     pub format: PlanFormat,
     /// Save the plan, bound to the domain (its name, generation and live
     /// configuration), for `asctl apply FILE`.
-    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    #[arg(
+        short = 'o',
+        long = "out",
+        value_name = "FILE",
+        conflicts_with = "fail"
+    )]
     pub out: Option<PathBuf>,
+    /// What-if: plan as if this node had failed (repeat for several); the
+    /// live placement is the starting point. Such a plan cannot be saved.
+    #[arg(long = "fail", value_name = "NODE")]
+    pub fail: Vec<Name>,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -45,6 +54,12 @@ pub enum PlanFormat {
 /// Validates what was loaded; prints the findings to stderr. `None` when
 /// there are errors (nothing may be planned or applied from it).
 pub fn validated(loaded: Loaded) -> Option<Config> {
+    // Checked first: a tree of several domains is a usage mistake, and its
+    // findings would be about the wrong question.
+    if let Err(e) = loaded.single_domain() {
+        eprintln!("error: {e}");
+        return None;
+    }
     let v = rules::validate(loaded);
     if v.findings.iter().any(|f| f.is_active()) {
         eprint!(
@@ -84,7 +99,17 @@ fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_FINDINGS));
     };
     let remote = Remote::resolve(&args.remote, Some(&desired))?;
-    let live = runtime()?.block_on(remote.live())?;
+    let mut live = runtime()?.block_on(remote.live())?;
+    for node in &args.fail {
+        if desired.nodes.get(node.as_str()).is_none() {
+            anyhow::bail!("--fail {node}: the configuration has no node `{node}`");
+        }
+        live.health.insert(node.clone(), NodeState::Down);
+    }
+    if !args.fail.is_empty() && args.format == PlanFormat::Human {
+        let names: Vec<&str> = args.fail.iter().map(|n| n.as_str()).collect();
+        println!("What-if: as if {} had failed.\n", names.join(", "));
+    }
     let plan = Plan::compute(&desired, &live);
     match args.format {
         PlanFormat::Human => print!("{}", render_human(&plan)),

@@ -5,12 +5,14 @@ use serde_json::{Value, json};
 
 use super::{Finding, Location, Sources, Summary};
 
-pub const JSON_FORMAT_VERSION: u32 = 1;
+/// 2: the version key is `formatVersion` (as in every JSON output of
+/// asctl), and each finding has `domain`.
+pub const JSON_FORMAT_VERSION: u32 = 2;
 
 pub fn render_json(findings: &[Finding], sources: &Sources, documents: usize) -> String {
     let s = Summary::of(findings);
     let report = json!({
-        "version": JSON_FORMAT_VERSION,
+        "formatVersion": JSON_FORMAT_VERSION,
         "tool": { "name": "asctl", "version": env!("CARGO_PKG_VERSION") },
         "summary": {
             "files": sources.len(),
@@ -43,6 +45,7 @@ fn finding(f: &Finding, sources: &Sources) -> Value {
         }).collect::<Vec<_>>(),
         "objects": f.objects,
         "suppressed": f.suppressed.as_ref().map(|reason| json!({ "reason": reason })),
+        "domain": f.domain,
     })
 }
 

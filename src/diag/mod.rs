@@ -8,42 +8,19 @@
 mod github;
 mod human;
 mod json;
+mod junit;
 mod sarif;
-
-use std::fmt;
 
 use serde::Serialize;
 
-use crate::rules::Rule;
+use crate::catalog::Rule;
+pub use crate::catalog::Severity;
 
 pub use github::render_github;
-pub use human::render_human;
+pub use human::{render_human, render_human_styled};
 pub use json::{JSON_FORMAT_VERSION, render_json};
+pub use junit::render_junit;
 pub use sarif::render_sarif;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-    Note,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Note => "note",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Index of a file in [`Sources`].
 pub type FileId = usize;
@@ -71,6 +48,13 @@ pub struct Related {
     pub message: String,
 }
 
+/// The domain a finding is in: its name and the directory that roots it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct DomainRef {
+    pub name: String,
+    pub root: String,
+}
+
 /// One problem found in the configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
@@ -87,6 +71,8 @@ pub struct Finding {
     pub objects: Vec<String>,
     /// Set when the Domain accepts this finding on purpose: the recorded reason.
     pub suppressed: Option<String>,
+    /// The domain the finding is in; `None` for a file checked alone.
+    pub domain: Option<DomainRef>,
 }
 
 impl Finding {
@@ -104,6 +90,7 @@ impl Finding {
             help: None,
             objects: Vec::new(),
             suppressed: None,
+            domain: None,
         }
     }
 
@@ -123,7 +110,7 @@ impl Finding {
     }
 
     pub fn about(mut self, kind: crate::model::Kind, name: &str) -> Self {
-        self.objects.push(format!("{kind}/{name}"));
+        self.objects.push(kind.key(name));
         self
     }
 
@@ -137,6 +124,9 @@ impl Finding {
         self.suppressed.is_none()
     }
 }
+
+/// The name standard input is shown as, everywhere (human, JSON, SARIF).
+pub const STDIN_NAME: &str = "<stdin>";
 
 /// The text of every file read, for showing source lines under findings.
 #[derive(Debug, Default, Clone)]
@@ -214,13 +204,20 @@ impl Summary {
     }
 }
 
-/// Orders findings for output: by file, position, then rule.
+/// Orders findings for output: by domain (files checked alone last), file,
+/// position, then rule.
 pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
+        fn domain(f: &Finding) -> (bool, Option<&str>) {
+            (
+                f.domain.is_none(),
+                f.domain.as_ref().map(|d| d.root.as_str()),
+            )
+        }
         let key = |f: &Finding| f.location.map(|l| (l.file, l.start));
-        key(a)
-            .map(|k| (0, k))
-            .cmp(&key(b).map(|k| (0, k)))
+        domain(a)
+            .cmp(&domain(b))
+            .then_with(|| key(a).map(|k| (0, k)).cmp(&key(b).map(|k| (0, k))))
             .then_with(|| a.rule.id.cmp(b.rule.id))
             .then_with(|| a.message.cmp(&b.message))
     });

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Finding, Location, Severity, Sources};
-use crate::rules::ALL;
+use crate::catalog::ALL;
 
 pub fn render_sarif(findings: &[Finding], sources: &Sources) -> String {
     let rules: Vec<Value> = ALL
@@ -56,6 +56,9 @@ pub fn render_sarif(findings: &[Finding], sources: &Sources) -> String {
                     })
                     .collect();
             }
+            if let Some(d) = &f.domain {
+                result["properties"] = json!({ "domain": d });
+            }
             if let Some(reason) = &f.suppressed {
                 result["suppressions"] = json!([{ "kind": "inSource", "justification": reason }]);
             }
@@ -90,8 +93,10 @@ fn level(s: Severity) -> &'static str {
 }
 
 fn physical(l: Location, sources: &Sources) -> Value {
+    // Standard input keeps its one spelling, `<stdin>`, percent-encoded
+    // as a URI reference must be.
     let uri = match sources.name(l.file) {
-        "<stdin>" => "stdin".to_owned(),
+        super::STDIN_NAME => "%3Cstdin%3E".to_owned(),
         name => name.replace('\\', "/").trim_start_matches("./").to_owned(),
     };
     json!({

@@ -82,12 +82,9 @@ pub fn node_id(name: &str) -> NodeId {
 
 #[derive(Debug, Error)]
 pub enum DomainError {
-    #[error("cannot open the domain database in {dir}: {source}")]
-    Open {
-        dir: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The store's message names the file and, for damage, how to rejoin.
+    #[error("cannot open the domain database: {0}")]
+    Open(#[from] store::StoreError),
     #[error("cannot start raft: {0}")]
     Raft(String),
     #[error("the domain has no leader (is a majority of its members running?)")]
@@ -274,12 +271,8 @@ fn save_timing_on_change(dir: &Path, running: RaftTiming, mut applied: watch::Re
 impl Replica {
     /// Opens this member's database under `dir` and starts raft.
     pub async fn open(dir: &Path, me: Member, client: Client) -> Result<Replica, DomainError> {
-        let open = |source| DomainError::Open {
-            dir: dir.display().to_string(),
-            source,
-        };
-        let log = LogStore::open(dir).map_err(open)?;
-        let (sm, applied) = StateMachine::open(dir).map_err(open)?;
+        let log = LogStore::open(dir)?;
+        let (sm, applied) = StateMachine::open(dir)?;
         let id = node_id(&me.name);
         let contact = Arc::new(contact::Contact::new());
         let network = network::Network {

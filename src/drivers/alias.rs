@@ -1,8 +1,8 @@
 //! Node alias: the seed's Windows node alias, a second NetBIOS name that
 //! moves with the group. NetBIOS naming exists only on Windows, and the
 //! rules already require every preferred node of a group with an alias to
-//! run Windows (DESIGN.md §4: Windows-only resources are modelled and
-//! validated in full, and their drivers say "unsupported" elsewhere). So on
+//! run Windows (Windows-only resources are modelled and validated in full,
+//! and their drivers say "unsupported" elsewhere). So on
 //! any other platform the driver refuses with
 //! [`DriverError::Unsupported`]: the group never reports Online with a name
 //! nobody answers. On Linux, give clients a DNS name for the group's managed

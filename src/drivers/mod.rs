@@ -8,17 +8,20 @@
 //! not decide. Deciding (what should run, when to give up) is the
 //! reconciler's job.
 //!
-//! Kinds a later issue fills in (data sources) fail with
-//! [`DriverError::Unavailable`]; Windows-only kinds (modules, node alias) fail
-//! with [`DriverError::Unsupported`]. Neither ever pretends to succeed, so a
-//! group that needs one never reports Online.
+//! Data source types without a driver on this platform (and without an OCF
+//! `agent`) fail with [`DriverError::Unavailable`]; Windows-only kinds
+//! (modules, node alias) fail with [`DriverError::Unsupported`]. Neither
+//! ever pretends to succeed, so a group that needs one never reports Online.
 
 pub mod alias;
+pub mod cgroup;
 pub mod datasource;
 pub mod ip;
 pub mod module;
+pub mod ocf;
 pub mod probe;
 pub mod process;
+pub mod storage;
 pub mod systemd;
 
 use std::path::PathBuf;
@@ -130,18 +133,25 @@ pub enum Resource {
     NodeAlias(alias::AliasDriver),
     Module(module::ModuleDriver),
     Service(systemd::ServiceDriver),
+    Ocf(Box<ocf::OcfDriver>),
     Process(Box<process::ProcessDriver>),
 }
 
 impl Resource {
     /// The resources of a group in online order: data sources → IP addresses
-    /// → node alias → module → services → processes. Offline is the reverse.
-    pub fn for_group(ctx: &GroupContext, spec: &ResourceGroupSpec) -> Vec<Resource> {
+    /// → node alias → module → services → OCF resources → processes. Offline
+    /// is the reverse. `sources` are the data sources the group uses
+    /// ([`datasource::resolve`]).
+    pub fn for_group(
+        ctx: &GroupContext,
+        spec: &ResourceGroupSpec,
+        sources: &datasource::DataSources,
+    ) -> Vec<Resource> {
         let mut out = Vec::new();
         out.extend(
             spec.data_sources
                 .iter()
-                .map(|d| Resource::DataSource(datasource::DataSourceDriver::new(d.clone()))),
+                .map(|d| Resource::DataSource(datasource::DataSourceDriver::new(ctx, d, sources))),
         );
         out.extend(spec.ip_addresses.iter().map(|ip| {
             Resource::IpAddress(ip::IpDriver::new(ip.clone()).recorded_in(ctx.data_dir.clone()))
@@ -157,6 +167,14 @@ impl Resource {
                 unit.clone(),
                 ctx.systemctl.clone(),
             ))
+        }));
+        out.extend(spec.resources.iter().map(|r| {
+            Resource::Ocf(Box::new(ocf::OcfDriver::new(
+                format!("resource {} ({})", r.name, r.ocf),
+                r.name.as_str(),
+                r.agent(),
+                ocf::ocf_root(),
+            )))
         }));
         out.extend(spec.processes.iter().map(|p| {
             Resource::Process(Box::new(process::ProcessDriver::new(
@@ -175,6 +193,7 @@ impl Resource {
             Resource::NodeAlias(d) => d.label(),
             Resource::Module(d) => d.label(),
             Resource::Service(d) => d.label(),
+            Resource::Ocf(d) => d.label(),
             Resource::Process(d) => d.label(),
         }
     }
@@ -188,6 +207,7 @@ impl Resource {
             Resource::NodeAlias(d) => d.start().await,
             Resource::Module(d) => d.start().await,
             Resource::Service(d) => d.start().await,
+            Resource::Ocf(d) => d.start().await,
             Resource::Process(d) => d.start().await,
         }
     }
@@ -201,6 +221,7 @@ impl Resource {
             Resource::NodeAlias(d) => d.stop().await,
             Resource::Module(d) => d.stop().await,
             Resource::Service(d) => d.stop().await,
+            Resource::Ocf(d) => d.stop().await,
             Resource::Process(d) => d.stop().await,
         }
     }
@@ -210,11 +231,12 @@ impl Resource {
     /// answers from what it last saw.
     pub async fn check(&mut self) -> Health {
         match self {
-            Resource::DataSource(d) => d.check(),
+            Resource::DataSource(d) => d.check().await,
             Resource::IpAddress(d) => d.check().await,
             Resource::NodeAlias(d) => d.check(),
             Resource::Module(d) => d.check(),
             Resource::Service(d) => d.check().await,
+            Resource::Ocf(d) => d.check().await,
             Resource::Process(d) => d.check().await,
         }
     }

@@ -29,6 +29,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::cgroup::{self, Cgroup};
 use crate::model::{Name, Process};
 
 use super::{DriverError, GroupContext, Health, probe};
@@ -261,6 +263,15 @@ impl ProcessDriver {
         if let Some(dir) = &self.spec.working_dir {
             cmd.current_dir(dir);
         }
+        if let Some(cg) = self.cgroup() {
+            let procs = cg
+                .prepare()
+                .map_err(|e| DriverError::io(format!("cgroup {}", cg.path().display()), e))?;
+            // SAFETY: join_in_child makes only async-signal-safe calls.
+            unsafe {
+                cmd.pre_exec(move || cgroup::join_in_child(&procs));
+            }
+        }
         let mut child = cmd.spawn().map_err(|source| DriverError::Spawn {
             what: format!("{} (`{}`)", what(), program.display()),
             source,
@@ -302,10 +313,31 @@ impl ProcessDriver {
         Ok(())
     }
 
-    /// SIGTERM to the process group, SIGKILL after `stopTimeout`.
+    /// The process's cgroup, where cgroup v2 is usable.
+    fn cgroup(&self) -> Option<Cgroup> {
+        Cgroup::for_process(
+            &self.ctx.data_dir,
+            self.ctx.group.as_str(),
+            self.spec.name.as_str(),
+        )
+    }
+
+    /// SIGTERM to the process group (and its cgroup), SIGKILL after
+    /// `stopTimeout`; then SIGKILL to whatever is left in its cgroup (a
+    /// descendant that left the process group).
     pub async fn stop(&mut self) -> Result<(), DriverError> {
         self.next_probe = None;
         let timeout = self.spec.stop_timeout.get();
+        let cgroup = self.cgroup();
+        if let Some(cg) = &cgroup {
+            cg.signal(Signal::SIGTERM);
+        }
+        self.stop_leader(timeout).await?;
+        end_cgroup(cgroup).await?;
+        remove_file(&self.pid_path())
+    }
+
+    async fn stop_leader(&mut self, timeout: Duration) -> Result<(), DriverError> {
         match self.running.take() {
             Some(Running::Child { mut child, pid }) => {
                 let deadline = Instant::now() + timeout;
@@ -331,7 +363,7 @@ impl ProcessDriver {
             }
             None => {}
         }
-        remove_file(&self.pid_path())
+        Ok(())
     }
 
     /// Alive, and the probe (when one is due) answers.
@@ -437,6 +469,11 @@ pub async fn stop_stale(ctx: &GroupContext, keep: &BTreeSet<Name>) -> Vec<Driver
                 continue;
             }
         }
+        let cgroup = Cgroup::for_process(&ctx.data_dir, ctx.group.as_str(), name);
+        if let Err(e) = end_cgroup(cgroup).await {
+            errors.push(e);
+            continue;
+        }
         if let Err(e) = remove_file(&path) {
             errors.push(e);
         }
@@ -475,6 +512,17 @@ pub fn kill_recorded(data_dir: &Path) -> Vec<i32> {
                 signal_group(rec.pid, Signal::SIGKILL);
                 killed.push(rec.pid);
             }
+            // What left the process group is in the cgroup.
+            let names = (
+                group.file_name(),
+                f.path().file_stem().map(|s| s.to_owned()),
+            );
+            if let (g, Some(p)) = names {
+                let (g, p) = (g.to_string_lossy(), p.to_string_lossy());
+                if let Some(cg) = Cgroup::for_process(data_dir, &g, &p) {
+                    cg.kill_all(KILL_GRACE);
+                }
+            }
         }
     }
     let deadline = std::time::Instant::now() + KILL_GRACE;
@@ -507,14 +555,25 @@ fn pid_path(ctx: &GroupContext, process: &Name) -> PathBuf {
     run_dir(ctx).join(format!("{process}.pid"))
 }
 
+/// Creates `dir` 0700 (and missing parents): process output and pid files
+/// are the agent's business only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Process output may print its environment: created 0600.
 fn open_log(path: &Path) -> Result<fs::File, DriverError> {
     let what = || format!("log file {}", path.display());
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| DriverError::io(what(), e))?;
+        create_private_dir(dir).map_err(|e| DriverError::io(what(), e))?;
     }
     OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| DriverError::io(what(), e))
 }
@@ -534,11 +593,18 @@ fn read_pid_record(path: &Path) -> Option<PidRecord> {
 fn write_pid_record(path: &Path, rec: &PidRecord) -> Result<(), DriverError> {
     let what = || format!("pid file {}", path.display());
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| DriverError::io(what(), e))?;
+        create_private_dir(dir).map_err(|e| DriverError::io(what(), e))?;
     }
     let tmp = path.with_extension("pid.tmp");
     let text = serde_json::to_string(rec).map_err(|e| DriverError::Failed(e.to_string()))?;
-    fs::write(&tmp, text).map_err(|e| DriverError::io(what(), e))?;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| DriverError::io(what(), e))?;
     fs::rename(&tmp, path).map_err(|e| DriverError::io(what(), e))
 }
 
@@ -567,6 +633,23 @@ fn signal_child(pid: i32, sig: Signal) {
     match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(e) => warn!(pid, "cannot send {sig}: {e}"),
+    }
+}
+
+/// SIGKILL to whatever is left in `cgroup`, then removes it.
+async fn end_cgroup(cgroup: Option<Cgroup>) -> Result<(), DriverError> {
+    let Some(cg) = cgroup else { return Ok(()) };
+    let path = cg.path().display().to_string();
+    let empty = tokio::task::spawn_blocking(move || cg.kill_all(KILL_GRACE))
+        .await
+        .unwrap_or(false);
+    if empty {
+        Ok(())
+    } else {
+        Err(DriverError::Failed(format!(
+            "processes in cgroup {path} survived SIGKILL for {}",
+            humantime::format_duration(KILL_GRACE)
+        )))
     }
 }
 
@@ -657,7 +740,32 @@ fn group_alive(pgid: i32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).expect("stat").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn process_output_and_pid_files_are_private_from_their_creation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("logs/web/server.log");
+        open_log(&log).expect("log");
+        let pid = dir.path().join("run/web/server.pid");
+        let rec = PidRecord {
+            pid: 1,
+            start_time: 0,
+            fingerprint: String::new(),
+        };
+        write_pid_record(&pid, &rec).expect("pid");
+        assert_eq!(mode(&log), 0o600);
+        assert_eq!(mode(&pid), 0o600);
+        for d in ["logs", "logs/web", "run", "run/web"] {
+            assert_eq!(mode(&dir.path().join(d)), 0o700, "{d}");
+        }
+    }
 
     #[test]
     fn stat_fields_are_counted_from_the_last_parenthesis() {

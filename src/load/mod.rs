@@ -6,6 +6,7 @@
 //! path that does not exist, an unreadable directory) are errors, because
 //! they mean the input itself is wrong (exit code 2).
 
+mod domains;
 mod schema_check;
 pub mod yaml;
 
@@ -14,10 +15,11 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::catalog as cat;
 use crate::diag::{FileId, Finding, Location, Pos, Sources};
 use crate::model::{self, API_VERSION, Config, Kind, Metadata, Object};
-use crate::rules::catalog as cat;
 
+pub use domains::{Grouping, STDIN_NAME, Unit};
 pub use schema_check::SchemaChecker;
 
 /// Largest file accepted, in bytes.
@@ -72,15 +74,15 @@ pub struct Doc {
 pub struct Loaded {
     pub sources: Sources,
     pub docs: Vec<Doc>,
+    /// The typed objects when everything read is one unit (one domain, or
+    /// one file alone); empty otherwise: each unit then has its own.
     pub config: Config,
     pub findings: Vec<Finding>,
-    /// True when some document could not be read far enough to know its kind
-    /// and name. Rules about the whole configuration (one Domain, dangling
-    /// references) are then not reported: the missing object may be there.
-    pub incomplete: bool,
-    /// Names of documents that declared a kind and name but failed the schema:
-    /// they exist as far as references are concerned.
-    pub invalid_names: Vec<(Kind, String)>,
+    /// The documents grouped as they are validated: one unit per domain,
+    /// and one per file checked alone.
+    pub units: Vec<Unit>,
+    /// The unit of every file.
+    pub unit_of_file: Vec<usize>,
 }
 
 impl Loaded {
@@ -99,14 +101,54 @@ impl Loaded {
         Some(location(d.file, key.unwrap_or(node).span))
     }
 
-    /// Whether an object of `kind` named `name` is declared, valid or not.
-    pub fn declares(&self, kind: Kind, name: &str) -> bool {
-        self.config.has(kind, name)
-            || self
-                .invalid_names
-                .iter()
-                .any(|(k, n)| *k == kind && n == name)
+    /// The typed objects of a unit.
+    pub fn config_of<'a>(&'a self, unit: &'a Unit) -> &'a Config {
+        unit.config.as_ref().unwrap_or(&self.config)
     }
+
+    /// The one domain read, for commands that act on a single domain
+    /// (`plan`, `apply`, `watch`): an error when the input holds none, or
+    /// several (a tree of domain directories).
+    pub fn single_domain(&self) -> Result<&Config, DomainsError> {
+        let domains: Vec<&Unit> = self.units.iter().filter(|u| !u.alone()).collect();
+        match domains.as_slice() {
+            [one] if self.units.len() == 1 => Ok(self.config_of(one)),
+            [] => Err(DomainsError::NoDomain),
+            [_] => Err(DomainsError::Strays(self.alone_files())),
+            many => Err(DomainsError::Several(
+                many.len(),
+                many.iter()
+                    .filter_map(|u| u.domain.as_ref())
+                    .map(|d| format!("`{}` in {}", d.name, d.root))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
+    fn alone_files(&self) -> String {
+        self.units
+            .iter()
+            .filter(|u| u.alone())
+            .flat_map(|u| u.files.iter().map(|&f| self.sources.name(f)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Why a command that acts on one domain cannot use what was read.
+#[derive(Debug, Error)]
+pub enum DomainsError {
+    #[error("no Domain document: this command needs one domain's configuration (its directory)")]
+    NoDomain,
+    #[error(
+        "{0} domains were read ({1}); this command acts on one domain: give the directory of one of them"
+    )]
+    Several(usize, String),
+    #[error(
+        "files outside the domain's directory were read ({0}); give the domain's directory alone"
+    )]
+    Strays(String),
 }
 
 pub(crate) fn location(file: FileId, span: yaml::Span) -> Location {
@@ -117,10 +159,16 @@ pub(crate) fn location(file: FileId, span: yaml::Span) -> Location {
     }
 }
 
-/// Reads every input. Directories are walked recursively in sorted order.
-/// A file named twice (`f.yaml f.yaml`, or a file and its directory, or
-/// through a symbolic link) is read once, where it first appears.
+/// Reads every input, grouped by domain. Directories are walked
+/// recursively in sorted order. A file named twice (`f.yaml f.yaml`, or a
+/// file and its directory, or through a symbolic link) is read once, where
+/// it first appears.
 pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
+    load_with(inputs, Grouping::Domains)
+}
+
+/// [`load`] with a choice of grouping (`--file-only`).
+pub fn load_with(inputs: &[Input], grouping: Grouping) -> Result<Loaded, LoadError> {
     let mut files = Files::default();
     for input in inputs {
         match input {
@@ -130,16 +178,17 @@ pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
                     .take(MAX_FILE_BYTES as u64 + 1)
                     .read_to_end(&mut buf)
                     .map_err(|source| LoadError::Io {
-                        path: "<stdin>".into(),
+                        path: STDIN_NAME.into(),
                         source,
                     })?;
-                files.read.push(("<stdin>".into(), buf));
+                files.read.push((STDIN_NAME.into(), buf));
             }
             Input::Path(path) => read_path(path, &mut files)?,
         }
     }
     Ok(assemble(
         files.read.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
+        grouping,
     ))
 }
 
@@ -153,13 +202,24 @@ struct Files {
 
 /// Reads in-memory files (tests, benchmarks, `explain` examples).
 pub fn load_texts<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Loaded {
-    assemble(files)
+    assemble(files, Grouping::Domains)
+}
+
+/// [`load_texts`] with a choice of grouping.
+pub fn load_texts_with<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    grouping: Grouping,
+) -> Loaded {
+    assemble(files, grouping)
 }
 
 /// Reads every file in parallel (files are independent until names are
 /// compared), then assembles the results in input order so that document
 /// IDs, findings and "first definition" are deterministic.
-fn assemble<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Loaded {
+fn assemble<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    grouping: Grouping,
+) -> Loaded {
     use rayon::prelude::*;
     let files: Vec<(&str, &[u8])> = files.into_iter().collect();
     let results: Vec<FileLoader> = files
@@ -171,20 +231,44 @@ fn assemble<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Loaded 
             loader
         })
         .collect();
+    let facts: Vec<domains::FileFacts> = files
+        .iter()
+        .zip(&results)
+        .map(|((name, _), r)| domains::FileFacts {
+            name,
+            domains: r
+                .docs
+                .iter()
+                .filter(|(d, _)| d.kind == Kind::Domain)
+                .map(|(d, _)| d.name.clone().unwrap_or_default())
+                .collect(),
+        })
+        .collect();
+    let (unit_of_file, mut units) = domains::partition(&facts, grouping);
+    let single = units.len() == 1;
+    if !single {
+        for u in &mut units {
+            u.config = Some(Config::default());
+        }
+    }
     let mut out = Loaded::default();
-    for ((name, _), result) in files.iter().zip(results) {
+    for (((name, _), result), &u) in files.iter().zip(results).zip(&unit_of_file) {
         out.sources.add((*name).to_owned(), result.text);
         out.findings.extend(result.findings);
-        out.incomplete |= result.incomplete;
-        out.invalid_names.extend(result.invalid_names);
+        let unit = &mut units[u];
+        unit.incomplete |= result.incomplete;
+        unit.invalid_names.extend(result.invalid_names);
         for (doc, typed) in result.docs {
             let id = out.docs.len();
             out.docs.push(doc);
+            unit.docs.push(id);
             if let Some(typed) = typed {
-                typed.add_to(&mut out.config, id);
+                typed.add_to(unit.config.as_mut().unwrap_or(&mut out.config), id);
             }
         }
     }
+    out.units = units;
+    out.unit_of_file = unit_of_file;
     out
 }
 
@@ -367,7 +451,9 @@ impl FileLoader {
         self.text = text;
         for problem in parsed.problems {
             let loc = Some(location(file, problem.span));
-            self.incomplete = true;
+            // A duplicate key leaves the document readable: it is kept,
+            // flagged, and left out of the rules by `add_document`.
+            self.incomplete |= problem.kind != yaml::ProblemKind::DuplicateKey;
             let finding = match problem.kind {
                 yaml::ProblemKind::Syntax => Finding::new(&cat::YAML_SYNTAX, problem.message, loc),
                 yaml::ProblemKind::Limit => {
@@ -488,11 +574,20 @@ impl FileLoader {
                 .with_help("write the key as plain text: complex keys (`? [a, b]`) are not part of the format"),
             );
         }
-        let json = root.to_json();
-        SchemaChecker::get().check(&json, &root, file, &mut self.findings);
-        let schema_ok = self.findings.len() == before;
+        let mut json = root.to_json();
+        let unknown = SchemaChecker::get().check(&json, &root, file, &mut self.findings);
+        // Unknown fields alone do not make the object unusable: without
+        // them it is what the user meant, and the rules still judge it.
+        let schema_ok = self.findings[before..]
+            .iter()
+            .all(|f| std::ptr::eq(f.rule, &cat::UNKNOWN_FIELD));
+        if schema_ok {
+            for pointer in &unknown {
+                remove_pointer(&mut json, pointer);
+            }
+        }
 
-        let typed = if schema_ok {
+        let typed = if schema_ok && !document.duplicate_keys {
             self.typed(kind, &json, &root, file)
         } else {
             None
@@ -559,6 +654,16 @@ impl FileLoader {
         self.findings
             .push(Finding::new(&cat::INVALID_VALUE, message, loc));
         None
+    }
+}
+
+/// Removes the value at a JSON pointer (an unknown field), if it is there.
+fn remove_pointer(json: &mut serde_json::Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    if let Some(serde_json::Value::Object(map)) = json.pointer_mut(parent) {
+        map.remove(yaml::unescape_pointer(last).as_ref());
     }
 }
 

@@ -1,7 +1,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Name;
+use super::{Duration, Name, OcfAgent};
 
 /// A data source: how a resource group reaches its data (a disk, a mirror,
 /// a replicated LUN, a network share...).
@@ -38,6 +38,56 @@ pub struct DataSourceSpec {
     /// mountPoint: the file system type (e.g. `ext4`, `ntfs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs_type: Option<String>,
+    /// mountPoint: mount options, comma-separated as for `mount -o`
+    /// (e.g. `noatime,nodev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<String>,
+    /// How often, and within how long, a Linux node checks the data source
+    /// (sharedDisk: a read of the device; mountPoint: a write, fsync and
+    /// read of a hidden file). Defaults: every `10s`, within `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<IoMonitor>,
+    /// mountPoint: how long stopping may take — the processes still using
+    /// the mount get SIGTERM for the first half, SIGKILL for the second —
+    /// before the unmount counts as failed (default `20s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<Duration>,
+    /// How a Linux node drives this data source when no built-in driver
+    /// does: an OCF resource agent. The `type` still says what the data
+    /// source is; `agent` only says how to run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<OcfAgent>,
+}
+
+/// When a data source is checked on a Linux node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IoMonitor {
+    /// Time between two checks (default `10s`).
+    #[serde(default = "IoMonitor::default_interval")]
+    pub interval: Duration,
+    /// Time a check may take before the data source counts as failed
+    /// (default `5s`); hung storage is a failure.
+    #[serde(default = "IoMonitor::default_timeout")]
+    pub timeout: Duration,
+}
+
+impl IoMonitor {
+    fn default_interval() -> Duration {
+        Duration::from_secs(10)
+    }
+    fn default_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+}
+
+impl Default for IoMonitor {
+    fn default() -> Self {
+        IoMonitor {
+            interval: Self::default_interval(),
+            timeout: Self::default_timeout(),
+        }
+    }
 }
 
 #[derive(

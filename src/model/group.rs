@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Cidr, Duration, Endpoint, Name};
+use super::{Cidr, Duration, Endpoint, Name, OcfResource};
 
 /// A resource group: an application with its data, addresses and processes,
 /// kept online on one node at a time.
@@ -35,9 +35,35 @@ pub struct ResourceGroupSpec {
     /// systemd units the group starts and stops.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<String>,
+    /// OCF resource agents run with the group (Linux), online after the
+    /// services and before the processes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<OcfResource>,
     /// Local restarts allowed before the group fails over.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// `online` (default): the domain keeps the group running. `offline`: the
+    /// operator takes it down (on every node) without removing it from the
+    /// configuration.
+    #[serde(default, skip_serializing_if = "DesiredState::is_online")]
+    pub state: DesiredState,
+}
+
+/// Whether the operator wants a group running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DesiredState {
+    /// Placed and kept running.
+    #[default]
+    Online,
+    /// Placed nowhere: stopped on every node.
+    Offline,
+}
+
+impl DesiredState {
+    pub fn is_online(&self) -> bool {
+        *self == DesiredState::Online
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

@@ -2,7 +2,7 @@
 //!
 //! The live state, saved plans and the diff all need a configuration as
 //! plain data. The canonical form is one JSON document per object, in the
-//! file format of DESIGN.md §1 (`apiVersion`, `kind`, `metadata`, `spec`),
+//! file format of docs/format.md (`apiVersion`, `kind`, `metadata`, `spec`),
 //! sorted by kind and then name so that the same configuration gives the same
 //! text however it was split into files. Defaults are written out (serde
 //! serialises every field), so leaving a field at its default and writing the

@@ -8,14 +8,15 @@
 //! one is an error and accepts nothing. Accepted findings stay in the
 //! report, marked suppressed with the reason.
 
-use super::catalog as cat;
 use super::find_rule;
+use crate::catalog as cat;
 use crate::diag::{Finding, Severity};
 use crate::load::Loaded;
-use crate::model::Kind;
+use crate::model::{Config, Kind};
 
-pub fn apply(loaded: &Loaded, findings: &mut Vec<Finding>) {
-    let Some(domain) = &loaded.config.domain else {
+/// Applies the acceptances of `config`'s Domain to the findings of its unit.
+pub fn apply(loaded: &Loaded, config: &Config, findings: &mut Vec<Finding>) {
+    let Some(domain) = &config.domain else {
         return;
     };
     let mut extra = Vec::new();

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::Ctx;
-use super::catalog as cat;
 use super::profile;
 use super::topology;
+use crate::catalog as cat;
 use crate::diag::{Finding, Location};
 use crate::model::{Backing, DataSourceType, Kind, LineRole, Name, NicTeaming};
 

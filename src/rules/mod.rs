@@ -1,26 +1,38 @@
-//! The rule catalog and the checks behind it.
+//! The checks behind the rule catalog.
 //!
-//! `catalog` holds every rule's metadata (ID, severity, texts, seed
-//! reference, examples); the other modules hold the checks. Checks are pure:
+//! `crate::catalog` holds every rule's metadata (ID, severity, texts, seed
+//! reference, examples); these modules hold the checks. Checks are pure:
 //! they read the typed [`Config`] and the documents' spans (through
 //! [`Ctx`]) and report findings. Which findings count depends on the
 //! qualification profile of the Domain (see `profile`).
 
 mod accept;
-pub mod catalog;
+mod composites;
 mod consistency;
+pub mod datasources;
+mod guest_os;
+mod hypervisor;
+mod mirroring;
+mod modules;
+mod network;
 pub mod profile;
-mod seed;
+mod replication;
+mod sharing;
 mod structure;
 pub mod tables;
 #[cfg(test)]
 mod tests;
 pub mod topology;
+mod vm_hardware;
+mod vmotion;
 
-pub use catalog::*;
+// The catalog is its own module below `load` and `diag`; re-exported so
+// that the checks' callers can name a rule through `rules` too.
+pub use crate::catalog;
+pub use crate::catalog::*;
 
 use crate::diag::{Finding, Location, sort_findings};
-use crate::load::Loaded;
+use crate::load::{Loaded, Unit};
 use std::collections::HashMap;
 
 use crate::model::{
@@ -30,6 +42,8 @@ use crate::model::{
 /// What a check sees: the typed configuration, spans, and a sink.
 pub struct Ctx<'a> {
     pub loaded: &'a Loaded,
+    /// The unit being checked: one domain, or one file alone.
+    pub unit: &'a Unit,
     pub config: &'a Config,
     /// Per node: the groups it is a preferred node of, and the lines it is
     /// on. Built once so that rules stay linear in the size of the domain.
@@ -39,8 +53,8 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(loaded: &'a Loaded) -> Self {
-        let config = &loaded.config;
+    pub fn new(loaded: &'a Loaded, unit: &'a Unit) -> Self {
+        let config = loaded.config_of(unit);
         let mut groups_by_node: HashMap<&str, Vec<_>> = HashMap::new();
         for g in &config.groups {
             for n in &g.spec.preferred_nodes {
@@ -62,6 +76,7 @@ impl<'a> Ctx<'a> {
         }
         Ctx {
             loaded,
+            unit,
             config,
             groups_by_node,
             lines_by_node,
@@ -94,6 +109,17 @@ impl<'a> Ctx<'a> {
         self.at(obj.doc, "/metadata/name")
     }
 
+    /// The documents of the unit, with their IDs, in input order.
+    pub fn docs(&self) -> impl Iterator<Item = (DocId, &'a crate::load::Doc)> + 'a {
+        let docs = &self.loaded.docs;
+        self.unit.docs.iter().map(move |&id| (id, &docs[id]))
+    }
+
+    /// Whether an object of `kind` named `name` is declared, valid or not.
+    pub fn declares(&self, kind: Kind, name: &str) -> bool {
+        self.unit.declares(self.config, kind, name)
+    }
+
     pub fn report(&mut self, finding: Finding) {
         self.findings.push(finding);
     }
@@ -103,23 +129,117 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Runs every check and returns their findings (not yet accepted or sorted).
+/// Rules that conclude from what is absent: a count of nodes or lines, the
+/// Domain's own presence, a reference that resolves nowhere. A file checked
+/// alone does not hold the rest of its domain, so they say nothing there.
+const NEED_WHOLE_DOMAIN: &[&Rule] = &[
+    &catalog::DOMAIN_COUNT,
+    &catalog::DANGLING_REFERENCE,
+    &catalog::TWO_NODE_SPLIT_BRAIN,
+    &catalog::NETWORK_LINES,
+];
+
+/// Rules that count objects of a kind (nodes of the domain, lines of a
+/// node): when an object of that kind was dropped, the count is wrong, and
+/// the rule says nothing rather than something false.
+fn counts_a_dropped_kind(unit: &Unit, rule: &Rule) -> bool {
+    let kind = if std::ptr::eq(rule, &catalog::TWO_NODE_SPLIT_BRAIN) {
+        Kind::Node
+    } else if std::ptr::eq(rule, &catalog::NETWORK_LINES) {
+        Kind::NetworkLine
+    } else {
+        return false;
+    };
+    unit.incomplete || unit.invalid_names.iter().any(|(k, _)| *k == kind)
+}
+
+/// Runs every check on every unit and returns their findings with the
+/// Domain's acceptances applied (not sorted), each tagged with its domain.
 pub fn check(loaded: &Loaded) -> Vec<Finding> {
-    let mut ctx = Ctx::new(loaded);
+    check_units(loaded, Vec::new(), None)
+}
+
+/// [`check`], with the findings of the reading stages (`earlier`) joined
+/// to the unit of their file, so that a Domain may accept them too.
+/// `ocf`: the meta-data of the OCF agents the configuration names (see
+/// [`datasources`]); `None` skips the checks that need it.
+fn check_units(
+    loaded: &Loaded,
+    earlier: Vec<Finding>,
+    ocf: Option<&datasources::OcfCatalog>,
+) -> Vec<Finding> {
+    use rayon::prelude::*;
+    let mut per_unit: Vec<Vec<Finding>> = loaded.units.iter().map(|_| Vec::new()).collect();
+    for f in earlier {
+        let unit = f.location.map_or(0, |l| loaded.unit_of_file[l.file]);
+        if let Some(list) = per_unit.get_mut(unit) {
+            list.push(f);
+        }
+    }
+    loaded
+        .units
+        .par_iter()
+        .zip(per_unit)
+        .flat_map_iter(|(unit, earlier)| check_unit(loaded, unit, earlier, ocf))
+        .collect()
+}
+
+/// Runs every check on one unit; `earlier` are the unit's findings of the
+/// reading stages.
+fn check_unit(
+    loaded: &Loaded,
+    unit: &Unit,
+    mut earlier: Vec<Finding>,
+    ocf: Option<&datasources::OcfCatalog>,
+) -> Vec<Finding> {
+    let mut ctx = Ctx::new(loaded, unit);
     structure::check(&mut ctx);
     topology::check(&mut ctx);
-    seed::check(&mut ctx);
+    prose(&mut ctx);
     consistency::check(&mut ctx);
+    datasources::check(&mut ctx, ocf);
     // Without a Domain the profile is unknown (and AS0013 already says so):
     // only structural rules, rather than a cascade of profile findings.
-    let qualification = match loaded.config.domain {
-        Some(_) => loaded.config.qualification(),
+    let config = ctx.config;
+    let qualification = match config.domain {
+        Some(_) => config.qualification(),
         None => Qualification::Generic,
     };
-    ctx.into_findings()
+    let findings = ctx
+        .into_findings()
         .into_iter()
         .filter(|f| applies(f.rule, qualification))
-        .collect()
+        .filter(|f| !(unit.alone() && NEED_WHOLE_DOMAIN.iter().any(|r| std::ptr::eq(*r, f.rule))))
+        .filter(|f| !counts_a_dropped_kind(unit, f.rule));
+    earlier.extend(findings);
+    let mut findings = earlier;
+    accept::apply(loaded, config, &mut findings);
+    for f in &mut findings {
+        f.domain = unit.domain.clone();
+    }
+    findings
+}
+
+/// The seed's prose rules (AS02xx): every sentence of the seed that
+/// constrains a configuration and is not one of its tables, one family per
+/// module. Limits come from the profile in force.
+fn prose(ctx: &mut Ctx) {
+    let profile = profile::of(ctx.config);
+    hypervisor::hypervisor_versions(ctx, profile);
+    guest_os::guest_os(ctx, profile);
+    modules::modules(ctx, profile);
+    modules::windows_only(ctx);
+    mirroring::mirroring(ctx);
+    sharing::mount_points(ctx);
+    sharing::shared_disks(ctx);
+    replication::replication_pairing(ctx);
+    composites::composites(ctx, profile);
+    vmotion::vmotion(ctx);
+    network::nic_teaming(ctx);
+    hypervisor::vmware_ha(ctx);
+    hypervisor::cluster_in_a_box(ctx);
+    network::network(ctx, profile);
+    vm_hardware::pci_and_scsi(ctx, profile);
 }
 
 /// Whether a rule is in force under a qualification profile.
@@ -146,15 +266,15 @@ impl Validation {
 }
 
 /// Runs every stage on what was loaded.
-pub fn validate(mut loaded: Loaded) -> Validation {
-    let mut findings = std::mem::take(&mut loaded.findings);
-    findings.extend(check(&loaded));
-    accept::apply(&loaded, &mut findings);
-    sort_findings(&mut findings);
-    Validation { loaded, findings }
+pub fn validate(loaded: Loaded) -> Validation {
+    validate_with(loaded, None)
 }
 
-/// The `Kind/name` key used in findings and `accept.objects`.
-pub fn object_key(kind: Kind, name: &str) -> String {
-    format!("{kind}/{name}")
+/// [`validate`], with the meta-data of the OCF agents the configuration
+/// names (gathered where validate runs).
+pub fn validate_with(mut loaded: Loaded, ocf: Option<&datasources::OcfCatalog>) -> Validation {
+    let earlier = std::mem::take(&mut loaded.findings);
+    let mut findings = check_units(&loaded, earlier, ocf);
+    sort_findings(&mut findings);
+    Validation { loaded, findings }
 }

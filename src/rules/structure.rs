@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::Ctx;
-use super::catalog as cat;
+use crate::catalog as cat;
 use crate::diag::Finding;
 use crate::load::did_you_mean;
 use crate::model::{DocId, Kind, Name};
@@ -17,7 +17,7 @@ pub fn check(ctx: &mut Ctx) {
 
 fn duplicate_names(ctx: &mut Ctx) {
     let mut first: HashMap<(Kind, &str), DocId> = HashMap::new();
-    for (id, doc) in ctx.loaded.docs.iter().enumerate() {
+    for (id, doc) in ctx.docs() {
         let Some(name) = doc.name.as_deref() else {
             continue;
         };
@@ -38,15 +38,12 @@ fn duplicate_names(ctx: &mut Ctx) {
 
 fn domain_count(ctx: &mut Ctx) {
     let domains: Vec<DocId> = ctx
-        .loaded
-        .docs
-        .iter()
-        .enumerate()
+        .docs()
         .filter(|(_, d)| d.kind == Kind::Domain)
         .map(|(i, _)| i)
         .collect();
     match domains.as_slice() {
-        [] if !ctx.loaded.incomplete => ctx.report(
+        [] if !ctx.unit.incomplete => ctx.report(
             Finding::new(&cat::DOMAIN_COUNT, "the configuration has no Domain", None)
                 .with_help("add a document with `kind: Domain` describing the domain"),
         ),
@@ -197,11 +194,11 @@ fn references(ctx: &mut Ctx) {
             );
         }
     }
-    if ctx.loaded.incomplete {
+    if ctx.unit.incomplete {
         return;
     }
     for r in refs {
-        if ctx.loaded.declares(r.target, r.name) {
+        if ctx.declares(r.target, r.name) {
             continue;
         }
         let candidates = names_of(ctx, r.target);
@@ -232,9 +229,8 @@ fn references(ctx: &mut Ctx) {
 }
 
 fn names_of(ctx: &Ctx, kind: Kind) -> Vec<String> {
-    ctx.loaded
-        .docs
-        .iter()
+    ctx.docs()
+        .map(|(_, d)| d)
         .filter(|d| d.kind == kind)
         .filter_map(|d| d.name.clone())
         .collect()

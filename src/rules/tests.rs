@@ -366,7 +366,7 @@ fn the_seeds_findings_and_asctls_warnings_can_be_accepted() {
 
 #[test]
 fn which_rules_are_acceptable() {
-    use super::catalog::{ALL, Origin};
+    use crate::catalog::{ALL, Origin};
     for r in ALL {
         let expected = match r.origin {
             Origin::Seed(_) => true,

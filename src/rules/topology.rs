@@ -3,9 +3,9 @@
 //! against the profile's tables for every pair of its preferred nodes.
 
 use super::Ctx;
-use super::catalog as cat;
 use super::profile;
 use super::tables::{self, Cell, Subject, Topology};
+use crate::catalog as cat;
 use crate::diag::{Finding, Location};
 use crate::model::{
     Backing, DataSourceSpec, DataSourceType, Kind, Name, NodeSpec, Object, ResourceGroupSpec,
@@ -45,11 +45,26 @@ pub fn classify(a: &NodeSpec, b: &NodeSpec) -> Option<PairKind> {
     })
 }
 
-/// The existing, distinct preferred nodes of a group, in order.
+/// The existing, distinct preferred nodes of a group, in order. Empty when
+/// the group cannot be judged: one of its nodes was dropped (it failed the
+/// schema), or, in a file checked alone, is simply elsewhere — judging the
+/// others alone would be judging another group.
 pub fn preferred<'a>(
     ctx: &Ctx<'a>,
     group: &'a Object<ResourceGroupSpec>,
 ) -> Vec<&'a Object<NodeSpec>> {
+    let unknown = |n: &str| {
+        ctx.config.nodes.get(n).is_none()
+            && (ctx.unit.alone() || ctx.unit.incomplete || ctx.declares(Kind::Node, n))
+    };
+    if group
+        .spec
+        .preferred_nodes
+        .iter()
+        .any(|n| unknown(n.as_str()))
+    {
+        return Vec::new();
+    }
     let mut out: Vec<&Object<NodeSpec>> = Vec::new();
     for n in &group.spec.preferred_nodes {
         if let Some(node) = ctx.config.nodes.get(n.as_str())
@@ -167,36 +182,7 @@ pub fn check(ctx: &mut Ctx) {
         if matrix.is_empty() {
             continue;
         }
-        let mut refs: Vec<(String, Vec<Judged>)> = Vec::new();
-        for (i, name) in group.spec.data_sources.iter().enumerate() {
-            let Some(ds) = cfg.data_sources.get(name.as_str()) else {
-                continue;
-            };
-            refs.push((format!("/spec/dataSources/{i}"), judged(ctx, ds)));
-        }
-        for i in 0..group.spec.ip_addresses.len() {
-            refs.push((
-                format!("/spec/ipAddresses/{i}"),
-                vec![Judged {
-                    subject: Subject::ManagedIp,
-                    backing: None,
-                    what: "managed IP address".into(),
-                    objects: vec![],
-                }],
-            ));
-        }
-        if group.spec.node_alias.is_some() {
-            refs.push((
-                "/spec/nodeAlias".into(),
-                vec![Judged {
-                    subject: Subject::NodeAlias,
-                    backing: None,
-                    what: "Windows node alias".into(),
-                    objects: vec![],
-                }],
-            ));
-        }
-        for (pointer, judged) in refs {
+        for (pointer, judged) in references(ctx, group) {
             for j in judged {
                 for topology in Topology::ALL {
                     let with: Vec<&&NodePair> = matrix
@@ -263,6 +249,74 @@ pub fn check(ctx: &mut Ctx) {
             }
         }
     }
+}
+
+/// What a group asks the tables about, with the pointer of each reference:
+/// its data sources, managed IP addresses and node alias.
+fn references<'a>(
+    ctx: &Ctx<'a>,
+    group: &'a Object<ResourceGroupSpec>,
+) -> Vec<(String, Vec<Judged<'a>>)> {
+    let mut refs: Vec<(String, Vec<Judged>)> = Vec::new();
+    for (i, name) in group.spec.data_sources.iter().enumerate() {
+        let Some(ds) = ctx.config.data_sources.get(name.as_str()) else {
+            continue;
+        };
+        refs.push((format!("/spec/dataSources/{i}"), judged(ctx, ds)));
+    }
+    let fixed = |subject, what: &str| Judged {
+        subject,
+        backing: None,
+        what: what.into(),
+        objects: vec![],
+    };
+    for i in 0..group.spec.ip_addresses.len() {
+        refs.push((
+            format!("/spec/ipAddresses/{i}"),
+            vec![fixed(Subject::ManagedIp, "managed IP address")],
+        ));
+    }
+    if group.spec.node_alias.is_some() {
+        refs.push((
+            "/spec/nodeAlias".into(),
+            vec![fixed(Subject::NodeAlias, "Windows node alias")],
+        ));
+    }
+    refs
+}
+
+/// Why the profile's tables do not support `group` failing over between
+/// nodes `a` and `b`: the first reference whose cell for the pair's topology
+/// is not `yes`, with the table that says so. `None` when every reference is
+/// supported or the tables do not judge the pair (two physical machines, an
+/// unplaceable node, a profile without tables) — the same judgement as the
+/// matrix rule, for one pair, so that what-if answers agree with `validate`.
+pub fn pair_unsupported(
+    ctx: &Ctx,
+    group: &Object<ResourceGroupSpec>,
+    a: &NodeSpec,
+    b: &NodeSpec,
+) -> Option<String> {
+    let profile = profile::of(ctx.config);
+    let PairKind::Matrix(topology) = classify(a, b)? else {
+        return None;
+    };
+    references(ctx, group)
+        .into_iter()
+        .flat_map(|(_, judged)| judged)
+        .find_map(|j| {
+            let v = tables::verdict(profile.tables, j.subject, j.backing, topology)?;
+            (v.cell != Cell::Yes).then(|| {
+                format!(
+                    "{} ({topology}): {}, row \"{}\", column \"{}\" says {}",
+                    j.what,
+                    v.table.reference(),
+                    v.row.label,
+                    topology.seed_label(),
+                    v.cell.as_str()
+                )
+            })
+        })
 }
 
 /// The table lookups a data source reference stands for: its own type and

@@ -65,6 +65,12 @@ pub enum AgentError {
     Tls(#[from] tls::TlsError),
     #[error("{0}")]
     Domain(#[from] crate::domain::DomainError),
+    /// The agent exits non-zero so that a service manager restarts it.
+    #[error(
+        "the raft core stopped: {0}; this node's groups were taken offline (fix the cause, then \
+         restart the agent)"
+    )]
+    RaftStopped(String),
     #[error("{what}: {source}")]
     Io {
         what: String,

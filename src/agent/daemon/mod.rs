@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::agent::detection::packet::DomainKey;
 use crate::agent::execution::reconciler::{self, Options, ReconcilerHandle};
@@ -70,7 +70,9 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             .clone()
             .unwrap_or_else(|| cfg.listen.to_string()),
     };
-    std::fs::create_dir_all(&cfg.data_dir).map_err(io_error("creating the data directory"))?;
+    // 0700: the raft log and process output hold environment values.
+    crate::domain::store::create_private_dir(&cfg.data_dir)
+        .map_err(io_error("creating the data directory"))?;
     let domain = Replica::open(&cfg.data_dir.join("raft"), me.clone(), client).await?;
 
     let metrics = Arc::new(Metrics::new());
@@ -132,19 +134,46 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         Some(NodeTasks::start(start, &shutdown).await?)
     };
 
-    shutdown.requested().await;
-    info!("{name}: stopping");
+    // Fail-stop: a raft core that quits on its own (a storage error: disk
+    // full, EIO, a read-only file system) leaves this node unable to hear
+    // the domain, which is about to start its groups elsewhere.
+    let raft_died = tokio::select! {
+        () = shutdown.requested() => None,
+        cause = raft_stopped(&domain) => Some(cause),
+    };
+    match &raft_died {
+        None => info!("{name}: stopping"),
+        Some(cause) => error!(
+            "{name}: the raft core stopped ({cause}); taking this node's groups offline and exiting"
+        ),
+    }
     let _ = stop.send(true);
     if let Some(node) = node {
-        node.stop(opts.leave_running).await;
+        node.stop(opts.leave_running, raft_died.is_some()).await;
     }
     let _ = leader_task.await;
     server.stop().await;
     if let Err(e) = domain.raft.shutdown().await {
         warn!("raft did not stop cleanly: {e}");
     }
+    if let Some(cause) = raft_died {
+        return Err(AgentError::RaftStopped(cause));
+    }
     info!("{name}: stopped");
     Ok(())
+}
+
+/// Resolves, with the cause, when the raft core has quit on its own.
+async fn raft_stopped(domain: &Replica) -> String {
+    let mut metrics = domain.raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_and_update().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "the raft core ended".into();
+        }
+    }
 }
 
 /// The HTTPS server (control API and the domain's member routes).
@@ -296,8 +325,16 @@ impl NodeTasks {
 
     /// Once the agent's stop signal went out: the reconciler's feeders end,
     /// the groups go offline (or are left running for the next agent), and
-    /// only then may the guard go without fencing.
-    async fn stop(self, leave_running: bool) {
+    /// only then may the guard go without fencing. After the raft core died
+    /// nothing is left running and the guard fences whatever is left
+    /// (addresses included).
+    async fn stop(self, leave_running: bool, raft_died: bool) {
+        if raft_died {
+            // No more renewals: the guard fences within one lease (the
+            // heartbeat timeout), as for a frozen agent, however long the
+            // graceful stop below takes.
+            let _ = self.guard_stop.send(true);
+        }
         let reconciler = match self.reconciling {
             Some(r) => {
                 let _ = r.feed.await;
@@ -309,11 +346,15 @@ impl NodeTasks {
         let _ = self.policy.await;
         let _ = self.lapse.await;
         if let Some(rec) = reconciler {
-            rec.shutdown(leave_running).await;
+            rec.shutdown(leave_running && !raft_died).await;
         }
         let _ = self.guard_stop.send(true);
         if let Ok(guard) = self.guard.await {
-            guard.detach().await;
+            if raft_died {
+                guard.fence().await;
+            } else {
+                guard.detach().await;
+            }
         }
     }
 }

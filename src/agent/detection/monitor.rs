@@ -353,9 +353,7 @@ fn wake_at(at: Option<Instant>) -> Option<tokio::time::Instant> {
 mod tests {
     use super::*;
 
-    fn n(s: &str) -> Name {
-        s.parse().expect("valid name")
-    }
+    use crate::model::testing::n;
 
     #[test]
     fn a_majority_counts_this_node_and_every_peer_not_failed() {

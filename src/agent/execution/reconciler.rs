@@ -42,6 +42,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use crate::drivers::datasource::DataSources;
 use crate::drivers::process::StartGate;
 use crate::drivers::{self, GroupContext, Health, Resource};
 use crate::model::{Config, Name, ResourceGroupSpec};
@@ -177,7 +178,9 @@ pub fn spawn_reporting_to(
 /// What the node task asks of one group task.
 #[derive(Debug, Clone, PartialEq)]
 enum Want {
-    Online(Arc<ResourceGroupSpec>),
+    /// Online with this spec, using these data sources (resolved from the
+    /// configuration, so that a changed data source restarts the group).
+    Online(Arc<ResourceGroupSpec>, Arc<DataSources>),
     /// Offline, then the task ends.
     Offline,
     /// End the task and leave everything running (agent shutdown with
@@ -255,9 +258,10 @@ impl NodeLoop {
         for name in &names {
             let spec = config.groups.get(name.as_str()).map(|g| &g.spec);
             let want = match spec {
-                Some(spec) if desired.groups_here.contains(name) => {
-                    Want::Online(Arc::new(spec.clone()))
-                }
+                Some(spec) if desired.groups_here.contains(name) => Want::Online(
+                    Arc::new(spec.clone()),
+                    Arc::new(drivers::datasource::resolve(config, spec)),
+                ),
                 _ => Want::Offline,
             };
             if let Some(w) = self.workers.get(name) {
@@ -266,7 +270,7 @@ impl NodeLoop {
                     *cur = want;
                     changed
                 });
-            } else if matches!(want, Want::Online(_))
+            } else if matches!(want, Want::Online(..))
                 || recorded.contains(name)
                 || self.reported_active(name)
             {
@@ -316,6 +320,7 @@ impl NodeLoop {
             report: Arc::clone(&self.report),
             running: None,
             failed: None,
+            sources: Arc::default(),
             recent_restarts: VecDeque::new(),
             restarts: 0,
         };
@@ -345,6 +350,7 @@ impl NodeLoop {
 /// The group's resources while it is (being) online.
 struct RunningGroup {
     spec: Arc<ResourceGroupSpec>,
+    sources: Arc<DataSources>,
     resources: Vec<Resource>,
 }
 
@@ -357,7 +363,9 @@ struct GroupWorker {
     running: Option<RunningGroup>,
     /// The spec that failed here; the group stays Failed while it is wanted
     /// with this same spec.
-    failed: Option<Arc<ResourceGroupSpec>>,
+    failed: Option<(Arc<ResourceGroupSpec>, Arc<DataSources>)>,
+    /// The data sources of the latest want.
+    sources: Arc<DataSources>,
     /// Restarts inside the current `restart.window`.
     recent_restarts: VecDeque<Instant>,
     restarts: u32,
@@ -373,7 +381,7 @@ impl GroupWorker {
                     self.go_offline().await;
                     return;
                 }
-                Want::Online(spec) => self.keep_online(spec).await,
+                Want::Online(spec, sources) => self.keep_online(spec, sources).await,
             }
             tokio::select! {
                 changed = self.want.changed() => {
@@ -389,7 +397,7 @@ impl GroupWorker {
 
     /// One step towards "online with this spec": start, restart on a spec
     /// change, or check what runs.
-    async fn keep_online(&mut self, spec: Arc<ResourceGroupSpec>) {
+    async fn keep_online(&mut self, spec: Arc<ResourceGroupSpec>, sources: Arc<DataSources>) {
         if self.lease.as_ref().is_some_and(|l| !l.may_start()) {
             // The agent was frozen or starved long enough for the guard to
             // fence this node, and the group may be starting elsewhere: do
@@ -397,8 +405,9 @@ impl GroupWorker {
             // takes the group offline or the node has caught up.
             return;
         }
-        if let Some(failed) = &self.failed {
-            if *failed == spec {
+        self.sources = sources;
+        if let Some((failed, failed_sources)) = &self.failed {
+            if *failed == spec && *failed_sources == self.sources {
                 return;
             }
             // A new spec deserves a fresh start: the operator changed something.
@@ -414,7 +423,7 @@ impl GroupWorker {
             }
         }
         if let Some(run) = &self.running {
-            if run.spec != spec {
+            if run.spec != spec || run.sources != self.sources {
                 info!(group = %self.ctx.group, "spec changed; restarting the group");
                 self.set(
                     GroupState::Stopping,
@@ -456,7 +465,8 @@ impl GroupWorker {
         for e in drivers::process::stop_stale(&self.ctx, &keep).await {
             warn!(group = %self.ctx.group, "{e}");
         }
-        let mut resources = Resource::for_group(&self.ctx, &spec);
+        let sources = Arc::clone(&self.sources);
+        let mut resources = Resource::for_group(&self.ctx, &spec, &sources);
         for i in 0..resources.len() {
             if let Err(e) = resources[i].start().await {
                 let why = format!("{}: {e}", resources[i].label());
@@ -472,7 +482,11 @@ impl GroupWorker {
             }
         }
         info!(group = %self.ctx.group, "group online");
-        self.running = Some(RunningGroup { spec, resources });
+        self.running = Some(RunningGroup {
+            spec,
+            sources,
+            resources,
+        });
         self.set(GroupState::Online, None);
     }
 
@@ -492,7 +506,7 @@ impl GroupWorker {
                 )
             };
             warn!(group = %self.ctx.group, "group failed on this node: {why}");
-            self.failed = Some(Arc::clone(spec));
+            self.failed = Some((Arc::clone(spec), Arc::clone(&self.sources)));
             self.set(GroupState::Failed, Some(why));
         } else {
             self.recent_restarts.push_back(now);

@@ -1,0 +1,304 @@
+//! OCF resource agents: the Linux ecosystem's standard scripts for starting,
+//! stopping and monitoring a resource (Debian's `resource-agents`:
+//! Filesystem, IPaddr2, LVM-activate, DRBD...; storage vendors' agents).
+//!
+//! [`OcfDriver`] drives one agent instance — a data source's `agent` or a
+//! group's `resources` entry — through `start`, `stop` and `monitor`, with
+//! the timeouts of the agent's `meta-data` unless the configuration
+//! overrides them. Exit codes are read as Pacemaker reads them
+//! ([`exec::verdict`]): a hard or fatal error fails the group over at once,
+//! a soft one counts against the restart limit.
+
+pub mod exec;
+pub mod metadata;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::model::OcfAgent;
+
+use super::{DriverError, Health};
+use exec::{Agent, RunError, Verdict};
+use metadata::Metadata;
+
+/// Pacemaker's default operation timeout, used when neither the
+/// configuration nor the agent's meta-data gives one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The monitor interval when neither the configuration nor the meta-data
+/// gives one.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// How long `meta-data` may take.
+pub const META_DATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `OCF_ROOT`: the `OCF_ROOT` environment variable of the agent process if
+/// set, else `/usr/lib/ocf`.
+pub fn ocf_root() -> PathBuf {
+    std::env::var_os("OCF_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(exec::DEFAULT_OCF_ROOT))
+}
+
+/// Builds the runner of `spec` for instance `instance`; `None` when `ocf`
+/// is not a `PROVIDER:TYPE` name.
+pub fn agent_for(spec: &OcfAgent, instance: &str, root: PathBuf) -> Option<Agent> {
+    let (provider, kind) = spec.provider_and_type()?;
+    Some(Agent {
+        root,
+        provider: provider.into(),
+        kind: kind.into(),
+        instance: instance.into(),
+        params: spec
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
+    })
+}
+
+/// Runs the agent's `meta-data` and parses it.
+pub async fn fetch_metadata(agent: &Agent) -> Result<Metadata, DriverError> {
+    let out = agent
+        .run("meta-data", META_DATA_TIMEOUT, Duration::ZERO)
+        .await
+        .map_err(|e| DriverError::Failed(format!("{}: {e}", agent.name())))?;
+    if out.code != 0 {
+        return Err(DriverError::Failed(format!(
+            "{} meta-data exited {}",
+            agent.name(),
+            out.code
+        )));
+    }
+    Metadata::parse(&out.stdout).map_err(|e| DriverError::Failed(format!("{}: {e}", agent.name())))
+}
+
+#[derive(Debug)]
+pub struct OcfDriver {
+    label: String,
+    spec: OcfAgent,
+    agent: Option<Agent>,
+    /// The meta-data, read at the first start.
+    metadata: Option<Metadata>,
+    next_check: Instant,
+    last: Health,
+}
+
+impl OcfDriver {
+    pub fn new(label: String, instance: &str, spec: OcfAgent, root: PathBuf) -> Self {
+        let agent = agent_for(&spec, instance, root);
+        OcfDriver {
+            label,
+            spec,
+            agent,
+            metadata: None,
+            next_check: Instant::now(),
+            last: Health::Healthy,
+        }
+    }
+
+    pub fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn agent(&self) -> Result<&Agent, DriverError> {
+        self.agent.as_ref().ok_or_else(|| {
+            DriverError::Unavailable(format!(
+                "`{}` is not an OCF agent name: write it as PROVIDER:TYPE, e.g. heartbeat:Filesystem",
+                self.spec.ocf
+            ))
+        })
+    }
+
+    fn timeout(&self, action: &str) -> Duration {
+        let configured = match action {
+            "start" => self.spec.timeouts.and_then(|t| t.start),
+            "stop" => self.spec.timeouts.and_then(|t| t.stop),
+            "monitor" => self.spec.monitor.and_then(|m| m.timeout),
+            _ => None,
+        };
+        configured
+            .map(|d| d.get())
+            .or_else(|| self.metadata.as_ref().and_then(|m| m.timeout(action)))
+            .unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    fn interval(&self) -> Duration {
+        self.spec
+            .monitor
+            .and_then(|m| m.interval)
+            .map(|d| d.get())
+            .or_else(|| self.metadata.as_ref().and_then(|m| m.interval("monitor")))
+            .unwrap_or(DEFAULT_INTERVAL)
+    }
+
+    pub async fn start(&mut self) -> Result<(), DriverError> {
+        let agent = self.agent()?.clone();
+        if !exec::installed(&agent.path()) {
+            return Err(DriverError::Unavailable(format!(
+                "{} is not installed on this node ({} missing)",
+                agent.name(),
+                agent.path().display()
+            )));
+        }
+        if self.metadata.is_none() {
+            // Without meta-data the defaults apply; the agent itself will
+            // say at `start` what is wrong with it.
+            self.metadata = fetch_metadata(&agent).await.ok();
+        }
+        let out = agent
+            .run("start", self.timeout("start"), Duration::ZERO)
+            .await
+            .map_err(|e| run_error(&agent, e))?;
+        self.next_check = Instant::now();
+        match exec::verdict(out.code) {
+            Verdict::Success => Ok(()),
+            v => Err(failure(&agent, "start", &out, v)),
+        }
+    }
+
+    /// `stop` succeeds with 0; "not running" (7, outside the API for stop
+    /// but what a stopped resource truthfully is) counts as stopped too.
+    pub async fn stop(&mut self) -> Result<(), DriverError> {
+        let agent = self.agent()?.clone();
+        if !exec::installed(&agent.path()) {
+            // Never started here (start checks the same): nothing to stop.
+            return Ok(());
+        }
+        let out = agent
+            .run("stop", self.timeout("stop"), Duration::ZERO)
+            .await
+            .map_err(|e| run_error(&agent, e))?;
+        match exec::verdict(out.code) {
+            Verdict::Success | Verdict::NotRunning => Ok(()),
+            v => Err(failure(&agent, "stop", &out, v)),
+        }
+    }
+
+    pub async fn check(&mut self) -> Health {
+        if Instant::now() < self.next_check {
+            return self.last.clone();
+        }
+        let interval = self.interval();
+        let health = match self.agent() {
+            Err(e) => Health::Unhealthy(e.to_string()),
+            Ok(agent) => {
+                let agent = agent.clone();
+                match agent
+                    .run("monitor", self.timeout("monitor"), interval)
+                    .await
+                {
+                    Err(e) => Health::Unhealthy(format!("{}: {e}", self.label)),
+                    Ok(out) => match exec::verdict(out.code) {
+                        Verdict::Success => Health::Healthy,
+                        Verdict::NotRunning => Health::Unhealthy(format!(
+                            "{}: not running (monitor returned 7)",
+                            self.label
+                        )),
+                        v => Health::Unhealthy(failure(&agent, "monitor", &out, v).to_string()),
+                    },
+                }
+            }
+        };
+        self.next_check = Instant::now() + interval;
+        self.last = health.clone();
+        health
+    }
+}
+
+fn run_error(agent: &Agent, e: RunError) -> DriverError {
+    DriverError::Failed(format!("{}: {e}", agent.name()))
+}
+
+/// The error for a failed action: hard and fatal codes are permanent on this
+/// node (the group fails over at once), the rest may be retried.
+fn failure(agent: &Agent, action: &str, out: &exec::Outcome, v: Verdict) -> DriverError {
+    let reason = out
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    let text = format!(
+        "{} `{action}` returned {} ({}){reason}",
+        agent.name(),
+        out.code,
+        exec::code_name(out.code)
+    );
+    match v {
+        Verdict::Hard | Verdict::Fatal => DriverError::Unavailable(text),
+        _ => DriverError::Failed(text),
+    }
+}
+
+/// The meta-data of every OCF agent `config` names, for `asctl validate`
+/// ([`crate::rules::datasources`]): each agent's `meta-data` action run
+/// once, under `root`. An agent that is not installed there, or whose
+/// meta-data cannot be read, maps to `None`.
+pub fn gather_metadata(
+    configs: &[&crate::model::Config],
+    root: &std::path::Path,
+) -> crate::rules::datasources::OcfCatalog {
+    let names = configs.iter().flat_map(|config| {
+        let sources = config
+            .data_sources
+            .iter()
+            .filter_map(|d| d.spec.agent.as_ref().map(|a| a.ocf.clone()));
+        let resources = config
+            .groups
+            .iter()
+            .flat_map(|g| g.spec.resources.iter().map(|r| r.ocf.clone()));
+        sources.chain(resources)
+    });
+    let mut out = crate::rules::datasources::OcfCatalog::new();
+    for name in names {
+        if out.contains_key(&name) {
+            continue;
+        }
+        let Some((provider, kind)) = crate::model::split_ocf(&name) else {
+            continue;
+        };
+        let path = root.join("resource.d").join(provider).join(kind);
+        let md = exec::installed(&path)
+            .then(|| metadata_blocking(&path, root))
+            .flatten();
+        out.insert(name, md);
+    }
+    out
+}
+
+/// Runs `meta-data` without an async runtime (validate is synchronous),
+/// killed at [`META_DATA_TIMEOUT`].
+fn metadata_blocking(path: &std::path::Path, root: &std::path::Path) -> Option<Metadata> {
+    use std::io::Read;
+    let mut child = std::process::Command::new(path)
+        .arg("meta-data")
+        .env("OCF_ROOT", root)
+        .env("OCF_RA_VERSION_MAJOR", "1")
+        .env("OCF_RA_VERSION_MINOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + META_DATA_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    Metadata::parse(&reader.join().ok()?).ok()
+}

@@ -1,0 +1,166 @@
+//! Which processes use a file system, as `fuser -m` finds them: by the
+//! device number of what each process has open, has as its working or root
+//! directory, runs, or has mapped.
+//!
+//! Comparing device numbers rather than paths is what makes this work
+//! across mount namespaces: `/proc/<pid>/fd/<n>` is a link the kernel
+//! resolves to the open file itself, so `stat` through it gives the file's
+//! device even when its path means nothing in this namespace.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// A process that uses the file system, and how (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: i32,
+    pub how: &'static str,
+}
+
+/// `st_dev` of a file system whose device is `major:minor`, as the kernel
+/// encodes it (glibc's `makedev`).
+pub fn dev_number(major: u32, minor: u32) -> u64 {
+    libc::makedev(major, minor)
+}
+
+/// Every process under `proc_root` (normally `/proc`) that uses the file
+/// system with device number `dev`, except `skip` (the caller itself).
+/// Processes that exit during the search, or that this process may not
+/// inspect, are passed over: the caller retries until the unmount succeeds.
+pub fn find(proc_root: &Path, dev: u64, skip: i32) -> Vec<Holder> {
+    let Ok(dir) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Holder> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != skip)
+        .filter_map(|pid| {
+            uses(&proc_root.join(pid.to_string()), dev).map(|how| Holder { pid, how })
+        })
+        .collect();
+    out.sort_by_key(|h| h.pid);
+    out
+}
+
+/// How the process at `dir` (`/proc/<pid>`) uses device `dev`, if it does.
+fn uses(dir: &Path, dev: u64) -> Option<&'static str> {
+    let on_dev = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.dev() == dev);
+    for (link, how) in [
+        ("cwd", "working directory"),
+        ("root", "root directory"),
+        ("exe", "executable"),
+    ] {
+        if on_dev(&dir.join(link)) {
+            return Some(how);
+        }
+    }
+    if let Ok(fds) = std::fs::read_dir(dir.join("fd")) {
+        if fds.flatten().any(|fd| on_dev(&fd.path())) {
+            return Some("open file");
+        }
+    }
+    let maps = std::fs::read_to_string(dir.join("maps")).unwrap_or_default();
+    maps_use(&maps, dev).then_some("mapped file")
+}
+
+/// Whether a `/proc/<pid>/maps` text maps a file of device `dev`. The
+/// device column is `major:minor` in hex.
+pub fn maps_use(maps: &str, dev: u64) -> bool {
+    maps.lines().any(|line| {
+        let mut f = line.split_ascii_whitespace();
+        let dev_field = f.nth(3);
+        let inode = f.next();
+        let (Some(d), Some(inode)) = (dev_field, inode) else {
+            return false;
+        };
+        if inode == "0" {
+            return false; // anonymous memory, not a file
+        }
+        let Some((ma, mi)) = d.split_once(':') else {
+            return false;
+        };
+        match (u32::from_str_radix(ma, 16), u32::from_str_radix(mi, 16)) {
+            (Ok(ma), Ok(mi)) => dev_number(ma, mi) == dev,
+            _ => false,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn maps_match_by_hex_device_and_skip_anonymous() {
+        let maps = "\
+55d0c0a00000-55d0c0a21000 r--p 00000000 fd:01 1311 /usr/bin/cat
+7f00-7f01 rw-p 00000000 00:00 0 [heap]
+7f02-7f03 r--p 00000000 07:28 12 /srv/db/lib.so
+";
+        assert!(maps_use(maps, dev_number(7, 40)));
+        assert!(maps_use(maps, dev_number(0xfd, 1)));
+        assert!(
+            !maps_use(maps, dev_number(0, 0)),
+            "anonymous memory is no use"
+        );
+        assert!(!maps_use(maps, dev_number(7, 41)));
+        assert!(!maps_use("garbage\n\n", dev_number(7, 40)));
+    }
+
+    /// A fake /proc: process 10 has a file of the target file system open,
+    /// 11 has its working directory there, 12 maps a library from it, 13
+    /// uses nothing of it, 14 is the caller. The "file system" is the
+    /// temporary directory's, so its device number is the real one of a
+    /// file the links point at.
+    #[test]
+    fn finds_holders_in_a_fake_proc_tree() {
+        let data = tempfile::tempdir().unwrap();
+        let file = data.path().join("table.db");
+        std::fs::write(&file, b"x").unwrap();
+        let dev = std::fs::metadata(&file).unwrap().dev();
+        let (ma, mi) = (libc::major(dev), libc::minor(dev));
+        let proc_root = tempfile::tempdir().unwrap();
+        let p = |pid: &str| {
+            let d = proc_root.path().join(pid);
+            std::fs::create_dir_all(d.join("fd")).unwrap();
+            d
+        };
+        let elsewhere = Path::new("/proc/self/fake-nonexistent");
+        for pid in ["10", "11", "12", "13", "14"] {
+            let d = p(pid);
+            symlink(elsewhere, d.join("cwd")).unwrap();
+            symlink(elsewhere, d.join("root")).unwrap();
+        }
+        symlink(&file, proc_root.path().join("10/fd/3")).unwrap();
+        std::fs::remove_file(proc_root.path().join("11/cwd")).unwrap();
+        symlink(data.path(), proc_root.path().join("11/cwd")).unwrap();
+        std::fs::write(
+            proc_root.path().join("12/maps"),
+            format!("7f02-7f03 r--p 00000000 {ma:02x}:{mi:02x} 12 /x/lib.so\n"),
+        )
+        .unwrap();
+        symlink(&file, proc_root.path().join("14/fd/0")).unwrap();
+        std::fs::create_dir(proc_root.path().join("not-a-pid")).unwrap();
+
+        let found = find(proc_root.path(), dev, 14);
+        assert_eq!(
+            found,
+            [
+                Holder {
+                    pid: 10,
+                    how: "open file"
+                },
+                Holder {
+                    pid: 11,
+                    how: "working directory"
+                },
+                Holder {
+                    pid: 12,
+                    how: "mapped file"
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Storage checks run off the async runtime, bounded by a timeout.
+//!
+//! I/O on hung storage blocks the calling thread in the kernel (state D),
+//! where no signal or timeout reaches it. So a check runs on a thread of its
+//! own and the agent waits for it only up to the timeout; past it the check
+//! counts as failed and the thread is left behind. While a check is still
+//! stuck, the next one is not started — one stuck thread per data source at
+//! most, and it keeps reporting the failure.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::drivers::Health;
+
+/// A periodic check of one data source.
+#[derive(Debug)]
+pub struct IoCheck {
+    interval: Duration,
+    timeout: Duration,
+    next_due: Instant,
+    last: Health,
+    /// A check that outlived its timeout, and since when it runs.
+    stuck: Option<(oneshot::Receiver<Result<(), String>>, Instant)>,
+}
+
+impl IoCheck {
+    pub fn new(interval: Duration, timeout: Duration) -> Self {
+        IoCheck {
+            interval,
+            timeout,
+            next_due: Instant::now(),
+            last: Health::Healthy,
+            stuck: None,
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The result of the check, running `work` when one is due. `work`
+    /// returns why the data source is unhealthy, if it is.
+    pub async fn check<F>(&mut self, what: &str, work: F) -> Health
+    where
+        F: FnOnce() -> Result<(), String> + Send + 'static,
+    {
+        if let Some((rx, since)) = &mut self.stuck {
+            match rx.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => {
+                    return Health::Unhealthy(format!(
+                        "{what}: I/O still hung after {:.1?}",
+                        since.elapsed()
+                    ));
+                }
+                // It finished (or its thread died): check afresh now.
+                _ => {
+                    self.stuck = None;
+                    self.next_due = Instant::now();
+                }
+            }
+        }
+        if Instant::now() < self.next_due {
+            return self.last.clone();
+        }
+        let (tx, mut rx) = oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("asctl-io-check".into())
+            .spawn(move || {
+                let _ = tx.send(work());
+            });
+        let started = Instant::now();
+        let health = match spawned {
+            Err(e) => Health::Unhealthy(format!("{what}: cannot start the check: {e}")),
+            Ok(_) => match tokio::time::timeout(self.timeout, &mut rx).await {
+                Ok(Ok(Ok(()))) => Health::Healthy,
+                Ok(Ok(Err(why))) => Health::Unhealthy(format!("{what}: {why}")),
+                Ok(Err(_)) => Health::Unhealthy(format!("{what}: the check thread died")),
+                Err(_) => {
+                    self.stuck = Some((rx, started));
+                    Health::Unhealthy(format!(
+                        "{what}: I/O did not complete within {:?}",
+                        self.timeout
+                    ))
+                }
+            },
+        };
+        self.next_due = Instant::now() + self.interval;
+        self.last = health.clone();
+        health
+    }
+}
+
+/// Runs blocking `work` on its own thread and waits up to `timeout`; for
+/// one-off steps (start, stop) that may touch hung storage.
+pub async fn bounded<T: Send + 'static>(
+    timeout: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("asctl-io".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .ok()?;
+    tokio::time::timeout(timeout, rx).await.ok()?.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hung_check_fails_at_its_timeout_and_is_not_repeated() {
+        let mut c = IoCheck::new(Duration::from_millis(10), Duration::from_millis(50));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let h = c
+            .check("disk", move || {
+                let _ = wait.recv();
+                Ok(())
+            })
+            .await;
+        assert!(
+            matches!(&h, Health::Unhealthy(w) if w.contains("did not complete")),
+            "{h:?}"
+        );
+        // Still stuck: the new work is not run (it would panic the thread).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let h = c.check("disk", || panic!("must not run")).await;
+        assert!(
+            matches!(&h, Health::Unhealthy(w) if w.contains("still hung")),
+            "{h:?}"
+        );
+        release.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(c.check("disk", || Ok(())).await, Health::Healthy);
+        let h = c.check("disk", || Err("x".into())).await;
+        assert_eq!(h, Health::Healthy, "not due yet: the last result stands");
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let h = c.check("disk", || Err("short read".into())).await;
+        assert_eq!(h, Health::Unhealthy("disk: short read".into()));
+    }
+}

@@ -1,0 +1,8 @@
+//! Storage on Linux: shared block devices and the file systems mounted from
+//! them (see `docs/storage.md`).
+
+pub mod holders;
+pub mod io_check;
+pub mod mount;
+pub mod mountinfo;
+pub mod shared_disk;

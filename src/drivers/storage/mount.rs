@@ -1,0 +1,315 @@
+//! `mountPoint`: a file system on a shared disk, mounted where the group
+//! expects its data.
+//!
+//! Start: check the file system where a crash may have left it dirty, create
+//! the directory, mount. Monitor: still mounted there, and a write, fsync
+//! and read of a hidden file completes within the timeout. Stop: unmount
+//! what is mounted below first, then unmount; while the kernel says busy,
+//! signal every process still using the file system (TERM for the first
+//! half of the stop timeout, KILL for the second) and retry. A mount that
+//! is still there at the deadline is a stop failure: this node still holds
+//! the disk and must not be reported clean.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::Command;
+use tokio::time::Instant;
+
+use crate::drivers::{DriverError, Health};
+use crate::model::Name;
+
+use super::io_check::{IoCheck, bounded};
+use super::{holders, mountinfo};
+
+#[derive(Debug, Clone)]
+pub struct MountSpec {
+    pub name: Name,
+    /// The block device (the `on` shared disk's `device.path`).
+    pub device: PathBuf,
+    pub path: PathBuf,
+    pub fs_type: String,
+    pub options: Option<String>,
+    pub stop_timeout: Duration,
+    /// This node's name: the monitor's file is per node, so two nodes that
+    /// (wrongly) both mount the disk do not read each other's writes.
+    pub node: Name,
+}
+
+#[derive(Debug)]
+pub struct MountPoint {
+    spec: MountSpec,
+    /// The device number the file system was mounted from, kept for a stop
+    /// after the device node itself vanished.
+    dev: Option<(u32, u32)>,
+    check: IoCheck,
+}
+
+/// How long `mount` and `fsck` may take.
+const START_STEP_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl MountPoint {
+    pub fn new(spec: MountSpec, interval: Duration, timeout: Duration) -> Self {
+        MountPoint {
+            spec,
+            dev: None,
+            check: IoCheck::new(interval, timeout),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        format!(
+            "mount point {} ({})",
+            self.spec.name,
+            self.spec.path.display()
+        )
+    }
+
+    pub async fn start(&mut self) -> Result<(), DriverError> {
+        let s = &self.spec;
+        let meta = std::fs::metadata(&s.device).map_err(|e| {
+            DriverError::Unavailable(format!(
+                "{}: no such device on this node ({e})",
+                s.device.display()
+            ))
+        })?;
+        if !meta.file_type().is_block_device() {
+            return Err(DriverError::Unavailable(format!(
+                "{} is not a block device",
+                s.device.display()
+            )));
+        }
+        let dev = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+        self.dev = Some(dev);
+        let entries = mountinfo::read().map_err(|e| DriverError::io("reading mountinfo", e))?;
+        if let Some(top) = mountinfo::mounted_at(&entries, &s.path).first() {
+            if top.dev == dev {
+                return Ok(()); // already mounted here: a restart, or adoption
+            }
+            return Err(DriverError::Failed(format!(
+                "{} already has another file system mounted ({})",
+                s.path.display(),
+                top.source
+            )));
+        }
+        if let Some(m) = mountinfo::mounts_of(&entries, dev).first() {
+            return Err(DriverError::Failed(format!(
+                "{} is already mounted on this node at {}",
+                s.device.display(),
+                m.mount_point.display()
+            )));
+        }
+        fsck(s).await?;
+        std::fs::create_dir_all(&s.path)
+            .map_err(|e| DriverError::io(format!("creating {}", s.path.display()), e))?;
+        let mut cmd = Command::new("mount");
+        cmd.arg("-t").arg(&s.fs_type);
+        if let Some(o) = &s.options {
+            cmd.arg("-o").arg(o);
+        }
+        cmd.arg(&s.device).arg(&s.path);
+        let (code, out) = run(cmd, "mount").await?;
+        if code != 0 {
+            return Err(DriverError::Failed(format!(
+                "mount {} on {} failed (exit {code}): {out}",
+                s.device.display(),
+                s.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn stop(&mut self) -> Result<(), DriverError> {
+        let dev = match std::fs::metadata(&self.spec.device) {
+            Ok(m) if m.file_type().is_block_device() => {
+                Some((libc::major(m.rdev()), libc::minor(m.rdev())))
+            }
+            _ => self.dev,
+        };
+        let deadline = Instant::now() + self.spec.stop_timeout;
+        let entries = mountinfo::read().map_err(|e| DriverError::io("reading mountinfo", e))?;
+        let ours = |e: &mountinfo::MountEntry| dev.is_none_or(|d| e.dev == d);
+        if !mountinfo::mounted_at(&entries, &self.spec.path)
+            .into_iter()
+            .any(ours)
+        {
+            return Ok(());
+        }
+        let half = deadline - self.spec.stop_timeout / 2;
+        for sub in mountinfo::below(&entries, &self.spec.path) {
+            unmount(&sub.mount_point, sub.dev, half, deadline).await?;
+        }
+        let dev = dev.unwrap_or_else(|| mountinfo::mounted_at(&entries, &self.spec.path)[0].dev);
+        unmount(&self.spec.path, dev, half, deadline).await
+    }
+
+    pub async fn check(&mut self) -> Health {
+        let (path, dev) = (self.spec.path.clone(), self.dev);
+        let file = path.join(format!(".asctl-monitor-{}", self.spec.node));
+        let what = self.label();
+        self.check
+            .check(&what, move || {
+                let entries = mountinfo::read().map_err(|e| format!("reading mountinfo: {e}"))?;
+                let top = mountinfo::mounted_at(&entries, &path);
+                match (top.first(), dev) {
+                    (None, _) => return Err("no longer mounted".into()),
+                    (Some(t), Some(d)) if t.dev != d => {
+                        return Err(format!(
+                            "another file system is mounted there ({})",
+                            t.source
+                        ));
+                    }
+                    _ => {}
+                }
+                write_fsync_read(&file)
+            })
+            .await
+    }
+}
+
+/// The file system check before mounting, with `fsck -p` semantics: repair
+/// what is safe to repair without a human, refuse the mount otherwise. Run
+/// for the ext family, where `e2fsck -p` also replays the journal and is
+/// quick on a clean file system; xfs and btrfs replay their logs at mount
+/// time and have no safe automatic repair, so they are mounted directly.
+async fn fsck(s: &MountSpec) -> Result<(), DriverError> {
+    if !matches!(s.fs_type.as_str(), "ext2" | "ext3" | "ext4") {
+        return Ok(());
+    }
+    let mut cmd = Command::new("fsck");
+    cmd.arg("-t").arg(&s.fs_type).arg("-p").arg(&s.device);
+    let (code, out) = run(cmd, "fsck").await?;
+    match code {
+        // 0: clean; 1: errors corrected; 2: corrected, reboot advised (only
+        // meaningful for the root file system).
+        0..=2 => Ok(()),
+        _ => Err(DriverError::Unavailable(format!(
+            "the file system on {} has errors `fsck -p` does not repair safely (exit {code}): \
+             check it by hand (`fsck -t {} {}`) before the group can start: {out}",
+            s.device.display(),
+            s.fs_type,
+            s.device.display()
+        ))),
+    }
+}
+
+/// Runs a start-up command, killed at [`START_STEP_TIMEOUT`]: its exit code
+/// (-1 for a signal) and its output for messages.
+async fn run(mut cmd: Command, what: &str) -> Result<(i32, String), DriverError> {
+    cmd.kill_on_drop(true).stdin(std::process::Stdio::null());
+    let out = tokio::time::timeout(START_STEP_TIMEOUT, cmd.output())
+        .await
+        .map_err(|_| {
+            DriverError::Failed(format!(
+                "{what} did not finish within {START_STEP_TIMEOUT:?}"
+            ))
+        })?
+        .map_err(|e| DriverError::Spawn {
+            what: what.into(),
+            source: e,
+        })?;
+    let text = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    let text = if text.is_empty() {
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    } else {
+        text
+    };
+    Ok((out.status.code().unwrap_or(-1), text))
+}
+
+/// Unmounts `path`, signalling the file system's users while it is busy:
+/// SIGTERM until `half`, SIGKILL until `deadline`.
+async fn unmount(
+    path: &Path,
+    dev: (u32, u32),
+    half: Instant,
+    deadline: Instant,
+) -> Result<(), DriverError> {
+    let dev_number = holders::dev_number(dev.0, dev.1);
+    let me = std::process::id() as i32;
+    let mut last_holders = Vec::new();
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        let p = path.to_path_buf();
+        let result = bounded(left, move || {
+            nix::mount::umount2(&p, nix::mount::MntFlags::empty())
+        })
+        .await;
+        match result {
+            Some(Ok(())) | Some(Err(Errno::EINVAL)) | Some(Err(Errno::ENOENT)) => return Ok(()),
+            Some(Err(Errno::EBUSY)) => {}
+            Some(Err(e)) => {
+                return Err(DriverError::Failed(format!(
+                    "cannot unmount {}: {e}",
+                    path.display()
+                )));
+            }
+            None => {
+                return Err(DriverError::Failed(format!(
+                    "unmounting {} hung (the storage does not answer): it is still mounted",
+                    path.display()
+                )));
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let who: Vec<String> = last_holders
+                .iter()
+                .map(|h: &holders::Holder| format!("{} ({})", h.pid, h.how))
+                .collect();
+            return Err(DriverError::Failed(format!(
+                "cannot unmount {}: still busy at the stop timeout{}",
+                path.display(),
+                if who.is_empty() {
+                    String::new()
+                } else {
+                    format!("; used by pid {}", who.join(", "))
+                }
+            )));
+        }
+        let signal = if now < half {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGKILL
+        };
+        last_holders = holders::find(Path::new("/proc"), dev_number, me);
+        for h in &last_holders {
+            // Already gone is fine; anything else shows in the final error.
+            let _ = kill(Pid::from_raw(h.pid), signal);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The monitor's I/O: write a small record, fsync it, read it back.
+fn write_fsync_read(file: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let stamp = format!(
+        "{:?}\n",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    );
+    let mut f =
+        std::fs::File::create(file).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    f.write_all(stamp.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("write+fsync of {} failed: {e}", file.display()))?;
+    drop(f);
+    let back = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    if back == stamp {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} reads back other data than written",
+            file.display()
+        ))
+    }
+}

@@ -1,0 +1,113 @@
+//! Rules about the network (AS02xx): NIC teaming in the guest, the domain
+//! and verification lines per node, multicast heartbeats, isolation
+//! addresses, and NICs per host.
+//!
+//! Limits come from the profile in force, so that a later qualification
+//! changes data, not these checks.
+
+use super::Ctx;
+use super::profile::Profile;
+use crate::catalog as cat;
+use crate::diag::Finding;
+use crate::model::{Kind, LineRole, NicTeaming};
+
+pub(super) fn nic_teaming(ctx: &mut Ctx) {
+    for node in &ctx.config.nodes {
+        if node.spec.nic_teaming != NicTeaming::Guest {
+            continue;
+        }
+        let f = Finding::new(
+            &cat::GUEST_NIC_TEAMING,
+            format!(
+                "node `{}` teams NICs in the guest OS, which AutoStart does not support",
+                node.name()
+            ),
+            ctx.at(node.doc, "/spec/nicTeaming"),
+        )
+        .with_help("team the NICs in ESX (`nicTeaming: hypervisor`), or use several domain lines")
+        .about(Kind::Node, node.name().as_str());
+        ctx.report(f);
+    }
+}
+
+pub(super) fn network(ctx: &mut Ctx, profile: &Profile) {
+    let cfg = ctx.config;
+    for node in &cfg.nodes {
+        let lines = ctx.lines_of(node.name().as_str());
+        let count = |role: LineRole| lines.iter().filter(|l| l.spec.role == role).count();
+        let (domain, verification) = (count(LineRole::Domain), count(LineRole::Verification));
+        if domain >= profile.min_domain_lines && verification >= profile.min_verification_lines {
+            continue;
+        }
+        let f = Finding::new(
+            &cat::NETWORK_LINES,
+            format!(
+                "node `{}` is on {domain} domain line{} and {verification} verification line{}: at least {} domain lines and {} verification line are recommended",
+                node.name(),
+                if domain == 1 { "" } else { "s" },
+                if verification == 1 { "" } else { "s" },
+                profile.min_domain_lines,
+                profile.min_verification_lines
+            ),
+            ctx.at_name(node),
+        )
+        .with_help("add the node to two `role: domain` lines and one `role: verification` line, each on its own NIC")
+        .about(Kind::Node, node.name().as_str());
+        ctx.report(f);
+    }
+    let Some(domain) = &cfg.domain else { return };
+    if domain.spec.heartbeat.multicast.is_none() {
+        let loc = ctx
+            .at(domain.doc, "/spec/heartbeat")
+            .or_else(|| ctx.at_name(domain));
+        let f = Finding::new(
+            &cat::NO_MULTICAST_HEARTBEAT,
+            format!(
+                "domain `{}` sends heartbeats without multicast",
+                domain.name()
+            ),
+            loc,
+        )
+        .with_help("add `heartbeat: {multicast: 239.192.0.1}` (an administratively scoped group)")
+        .about(Kind::Domain, domain.name().as_str());
+        ctx.report(f);
+    }
+    let has_addresses = domain
+        .spec
+        .isolation
+        .as_ref()
+        .is_some_and(|i| !i.addresses.is_empty());
+    if !has_addresses {
+        let loc = ctx
+            .at(domain.doc, "/spec/isolation/addresses")
+            .or_else(|| ctx.at(domain.doc, "/spec/isolation"))
+            .or_else(|| ctx.at_name(domain));
+        let f = Finding::new(
+            &cat::NO_ISOLATION_ADDRESSES,
+            format!("domain `{}` has no isolation addresses", domain.name()),
+            loc,
+        )
+        .with_help("add external addresses, e.g. the lines' default gateways: `isolation: {addresses: [10.0.1.1]}`")
+        .about(Kind::Domain, domain.name().as_str());
+        ctx.report(f);
+    }
+    for host in &cfg.hosts {
+        let Some(nics) = host.spec.nics else { continue };
+        if nics >= profile.min_host_nics {
+            continue;
+        }
+        let f = Finding::new(
+            &cat::HOST_NICS,
+            format!(
+                "host `{}` has {nics} network card{}: at least {} are recommended, one per network line",
+                host.name(),
+                if nics == 1 { "" } else { "s" },
+                profile.min_host_nics
+            ),
+            ctx.at(host.doc, "/spec/nics"),
+        )
+        .with_help("give the host at least three physical NICs")
+        .about(Kind::Host, host.name().as_str());
+        ctx.report(f);
+    }
+}

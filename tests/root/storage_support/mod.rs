@@ -1,0 +1,109 @@
+//! The storage lab: a backing file is the SAN LUN, loop devices over it with
+//! direct I/O are each node's view of the LUN (distinct block devices, so
+//! distinct superblocks: a double mount is as real a hazard as with two
+//! hosts on one LUN). Needs root; every loop device is detached on drop.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn sh(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A formatted LUN (the backing file) in a temporary directory.
+pub struct Lun {
+    pub dir: tempfile::TempDir,
+    pub file: PathBuf,
+}
+
+impl Lun {
+    /// `fs_type`: ext4 (64 MiB) or xfs (300 MiB, its minimum); sparse.
+    pub fn new(fs_type: &str) -> Lun {
+        assert!(is_root(), "the storage lab needs root");
+        let dir = tempfile::Builder::new().prefix("h4-lun").tempdir().unwrap();
+        let file = dir.path().join("lun.img");
+        let size = if fs_type == "xfs" {
+            300 << 20
+        } else {
+            64 << 20
+        };
+        std::fs::File::create(&file).unwrap().set_len(size).unwrap();
+        let path = file.to_str().unwrap();
+        match fs_type {
+            "xfs" => sh("mkfs.xfs", &["-q", "-f", path]),
+            _ => sh("mkfs.ext4", &["-q", "-F", path]),
+        };
+        Lun { dir, file }
+    }
+
+    /// A node's own loop device over the LUN, with direct I/O.
+    pub fn attach(&self) -> Loop {
+        let dev = sh(
+            "losetup",
+            &[
+                "--direct-io=on",
+                "--find",
+                "--show",
+                self.file.to_str().unwrap(),
+            ],
+        );
+        Loop {
+            dev: PathBuf::from(dev),
+        }
+    }
+
+    /// A mount point directory inside the lab.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+pub struct Loop {
+    pub dev: PathBuf,
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        // Whatever a failed test left mounted from this device goes first.
+        if let Ok(m) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let dev = self.dev.to_str().unwrap_or_default();
+            for line in m.lines().filter(|l| l.contains(&format!(" {dev} "))) {
+                if let Some(point) = line.split(' ').nth(4) {
+                    let _ = Command::new("umount").arg("-l").arg(point).status();
+                }
+            }
+        }
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+    }
+}
+
+/// Whether `path` is a mount point in this process's mount namespace.
+pub fn mounted(path: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(path.to_str().unwrap()))
+}
+
+pub fn live(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|t| t.rsplit_once(')').map(|(_, r)| r.trim().to_string()))
+        .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
+}
