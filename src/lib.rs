@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod clock;
 pub mod diag;
 pub mod domain;
 pub mod drivers;

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::model::Name;
 
-use super::packet::DropReason;
-use crate::wire::{DetectorView, GroupState, LineView, PeerLinesView, PeerState};
+use crate::agent::detection::packet::DropReason;
+use crate::wire::{GroupState, LineView, LinesView, PeerLinesView, PeerState};
 
 /// Bucket bounds (seconds) of the detection and failover histograms:
 /// dense around the 1 s / 2 s targets so the 99th percentile can be read.
@@ -201,7 +201,7 @@ impl Metrics {
     /// The failure detector's view for `GET /v1/status`: each peer's state
     /// and each line to it, up or down, with the time since its last valid
     /// packet.
-    pub fn detector_view(&self) -> DetectorView {
+    pub fn detector_view(&self) -> LinesView {
         let now = Instant::now();
         self.with(|m| {
             let mut peers: BTreeMap<String, PeerLinesView> = m
@@ -235,7 +235,7 @@ impl Metrics {
                     );
                 }
             }
-            DetectorView {
+            LinesView {
                 isolated: m.isolated,
                 peers,
             }

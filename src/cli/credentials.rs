@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use asctl::agent::auth::generate_token;
-use asctl::agent::tls::{generate_local_ca, write_file};
+use asctl::agent::server::auth::generate_token;
+use asctl::agent::server::tls::{generate_local_ca, write_file};
 use asctl::domain::WITNESS;
 use asctl::model::Config;
 use clap::Args;

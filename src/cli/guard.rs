@@ -1,5 +1,5 @@
 //! `asctl guard` (hidden): the lease guard the agent starts on every node
-//! (`asctl::agent::guard`). Not meant to be run by hand.
+//! (`asctl::agent::failover::guard`). Not meant to be run by hand.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +16,6 @@ pub struct GuardArgs {
 }
 
 pub fn run(args: GuardArgs) -> anyhow::Result<ExitCode> {
-    asctl::agent::guard::serve(&args.data_dir);
+    asctl::agent::failover::guard::serve(&args.data_dir);
     Ok(ExitCode::from(EXIT_OK))
 }

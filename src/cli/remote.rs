@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use asctl::agent::tls;
+use asctl::agent::server::tls;
 use asctl::domain::{Client, ClientError, Command, Outcome, WriteAnswer};
 use asctl::model::Config;
 use asctl::plan::LiveState;
@@ -135,7 +135,7 @@ impl Remote {
             (None, Some(t), _) if !t.is_empty() => t,
             (_, _, Some((dir, s))) => {
                 let path = dir.join(&s.token_file);
-                asctl::agent::auth::read_token(&path)
+                asctl::agent::server::auth::read_token(&path)
                     .with_context(|| format!("reading the token from {}", path.display()))?
             }
             _ => bail!(

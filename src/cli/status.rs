@@ -232,7 +232,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use asctl::domain::DomainState;
-    use asctl::wire::{DetectorView, LineView, PeerLinesView, PeerState};
+    use asctl::wire::{LineView, LinesView, PeerLinesView, PeerState};
 
     use super::*;
 
@@ -270,7 +270,7 @@ mod tests {
                 .collect(),
             },
         );
-        let view = DetectorView {
+        let view = LinesView {
             isolated: false,
             peers,
         };
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(json["lines"]["peers"]["node2"]["lines"]["d2"]["up"], false);
         let back: StatusView = serde_json::from_value(json).expect("parse");
         assert_eq!(back.lines, Some(view));
-        let empty = s.with_lines(DetectorView::default());
+        let empty = s.with_lines(LinesView::default());
         assert!(
             serde_json::to_value(&empty)
                 .expect("json")

@@ -20,17 +20,23 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::clock::sleep_until;
 use tracing::{info, warn};
 
 use openraft::ChangeMembers;
 
-use super::{Command, Domain, DomainState, Member, NodeId, Outcome, WITNESS, WriteAnswer, node_id};
+use super::{
+    Command, DomainState, Member, NodeId, Outcome, Replica, WITNESS, WriteAnswer, node_id,
+};
 use crate::model::{Config, Name};
 use crate::plan::{Health, NodeState, Placement, place};
 use crate::wire::{GroupState, NodeReport, StatusView};
 
-/// Where node health comes from. For now, the freshness of node reports
-/// ([`ReportFreshness`]); the heartbeat failure detector plugs in here.
+/// Where node health comes from: implemented by the agent (its failure
+/// detector, falling back to the freshness of node reports,
+/// [`ReportFreshness`]), so the leader places from health without knowing
+/// how it was observed.
 pub trait HealthSource: Send + Sync + 'static {
     /// The state of each of `nodes` now.
     fn health(&self, nodes: &[Name]) -> Health;
@@ -145,7 +151,7 @@ pub fn desired_members(config: &Config) -> BTreeMap<NodeId, Member> {
 
 /// The nodes whose health the leader decides: the configuration's nodes, or
 /// before any configuration, the members that are not the witness.
-fn tracked_nodes(domain: &Domain, config: Option<&Config>) -> Vec<Name> {
+fn tracked_nodes(domain: &Replica, config: Option<&Config>) -> Vec<Name> {
     match config {
         Some(c) => c.nodes.iter().map(|n| n.name().clone()).collect(),
         None => domain
@@ -247,7 +253,7 @@ pub fn decide(state: &DomainState, health: Health) -> Option<Command> {
 
 /// Runs until `stop` changes. `kick` wakes it early (a report arrived).
 pub async fn run(
-    domain: Domain,
+    domain: Replica,
     health: Arc<dyn HealthSource>,
     freshness: Arc<ReportFreshness>,
     kick: Arc<Notify>,
@@ -284,11 +290,7 @@ pub async fn run(
                 .collect();
             health.leadership_gained(&up);
         }
-        let timeout = config
-            .as_ref()
-            .and_then(|c| c.domain.as_ref())
-            .map(|d| d.spec.heartbeat.timeout.get())
-            .unwrap_or(Duration::from_secs(1));
+        let timeout = state.heartbeat().unwrap_or_default().timeout.get();
         freshness.set_down_after(timeout * 3);
         let nodes = tracked_nodes(&domain, config.as_deref());
         if let Some(cmd) = decide(&state, health.health(&nodes)) {
@@ -344,13 +346,6 @@ fn log_moves(before: &Placement, cmd: &Command) {
     }
 }
 
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// What it takes to make the raft membership the one the configuration asks
 /// for (pure: [`membership_change`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -400,7 +395,7 @@ pub fn membership_change(
 
 /// Starts a membership change when the configuration's members differ from
 /// the membership ([`membership_change`]).
-fn sync_membership(domain: &Domain, config: &Config) -> Option<JoinHandle<()>> {
+fn sync_membership(domain: &Replica, config: &Config) -> Option<JoinHandle<()>> {
     let (nodes, voters) = domain.members();
     let change = membership_change(&desired_members(config), &nodes, &voters)?;
     let raft = domain.raft.clone();

@@ -96,7 +96,7 @@ pub enum DomainError {
 }
 
 /// The answer of `/raft/read-index`: the leader's commit point, confirmed
-/// with a quorum ([`Domain::catch_up`]).
+/// with a quorum ([`Replica::catch_up`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ReadIndex {
@@ -118,9 +118,10 @@ pub enum WriteAnswer {
     },
 }
 
-/// One member's handle on the domain database.
+/// One member's replica of the domain database: raft, the applied state
+/// and the quorum evidence (apart from the `Domain` kind of a configuration).
 #[derive(Clone)]
-pub struct Domain {
+pub struct Replica {
     pub raft: Raft<TypeConfig>,
     pub me: Member,
     pub id: NodeId,
@@ -133,9 +134,9 @@ pub struct Domain {
     log: LogStore,
 }
 
-impl fmt::Debug for Domain {
+impl fmt::Debug for Replica {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Domain").field("me", &self.me).finish()
+        f.debug_struct("Replica").field("me", &self.me).finish()
     }
 }
 
@@ -267,9 +268,9 @@ fn save_timing_on_change(dir: &Path, running: RaftTiming, mut applied: watch::Re
     });
 }
 
-impl Domain {
+impl Replica {
     /// Opens this member's database under `dir` and starts raft.
-    pub async fn open(dir: &Path, me: Member, client: Client) -> Result<Domain, DomainError> {
+    pub async fn open(dir: &Path, me: Member, client: Client) -> Result<Replica, DomainError> {
         let log = LogStore::open(dir)?;
         let (sm, applied) = StateMachine::open(dir)?;
         let id = node_id(&me.name);
@@ -285,7 +286,7 @@ impl Domain {
             .map_err(|e| DomainError::Raft(e.to_string()))?;
         save_timing_on_change(dir, timing, applied.clone());
         contact.attach(raft.metrics());
-        Ok(Domain {
+        Ok(Replica {
             raft,
             me,
             id,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::load::load_texts;
-use crate::model::{Config, Name};
+use crate::model::{Config, Heartbeat, Name};
 use crate::plan::{Health, LiveState, NodeState, Placement, carry_over, place};
 use crate::wire::{GroupState, NodeReport};
 
@@ -178,7 +178,7 @@ pub fn config_from_documents(documents: &[String]) -> Result<Config, String> {
 ///
 /// The one gate for every configuration the domain commits, whichever way it
 /// came (`POST /v1/apply`, a raw `POST /v1/write`, a member forwarding):
-/// [`super::Domain::write_local`] runs it before raft sees the command. The
+/// [`super::Replica::write_local`] runs it before raft sees the command. The
 /// state machine ([`DomainState::apply`]) does not: it replays committed
 /// entries, and a rule added by a newer asctl must not make members disagree
 /// about an entry committed under an older one.
@@ -230,6 +230,16 @@ impl DomainState {
     }
 
     /// The applied configuration, if any.
+    /// The applied heartbeat settings: `None` before a configuration with a
+    /// Domain is applied (callers fall back to `Heartbeat::default()`). The
+    /// one place the runtime reads them from.
+    pub fn heartbeat(&self) -> Option<Heartbeat> {
+        self.config()?
+            .domain
+            .as_ref()
+            .map(|d| d.spec.heartbeat.clone())
+    }
+
     pub fn config(&self) -> Option<Arc<Config>> {
         if self.documents.is_empty() {
             return None;

@@ -4,10 +4,10 @@
 use crate::plan::FORMAT_VERSION;
 use crate::wire::{MemberView, NodeView, StatusView};
 
-use super::{Domain, DomainState};
+use super::{DomainState, Replica};
 
 /// This member's answer to `GET /v1/status` (without its detector view).
-pub fn status_of(domain: &Domain) -> StatusView {
+pub fn status_of(domain: &Replica) -> StatusView {
     let state = domain.state();
     let (nodes, voters) = domain.members();
     let members = nodes

@@ -28,7 +28,7 @@
 //!
 //! **Records for the lease guard.** Before adding an address the driver
 //! writes it to `<data_dir>/ips/` (and deletes the record after removing
-//! the address), so that the node's lease guard (`crate::agent::guard`) can
+//! the address), so that the node's lease guard (`crate::agent::failover::guard`) can
 //! remove every managed address of a node whose agent was killed or frozen
 //! without asking the agent ([`remove_recorded`]).
 //!

@@ -3,7 +3,7 @@
 //!
 //! One module per resource kind; [`Resource`] puts them behind one small
 //! interface (`start`, `stop`, `check`) so the node reconciler
-//! (`crate::agent::reconciler`) never needs to know which kind it holds.
+//! (`crate::agent::execution::reconciler`) never needs to know which kind it holds.
 //! Drivers are I/O at the edge: they act on the machine and report, they do
 //! not decide. Deciding (what should run, when to give up) is the
 //! reconciler's job.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::lines::DetectorView;
+use super::lines::LinesView;
 use super::report::NodeReport;
 use crate::model::Name;
 use crate::plan::{NodeState, Placement};
@@ -51,7 +51,7 @@ pub struct StatusView {
     /// each peer's state and each line to it up or down. Absent on the
     /// witness and before the detector runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lines: Option<DetectorView>,
+    pub lines: Option<LinesView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,7 +74,7 @@ pub struct NodeView {
 impl StatusView {
     /// With the answering member's detector view (left out when it watches
     /// no peer: the witness, or no configuration yet).
-    pub fn with_lines(mut self, view: DetectorView) -> StatusView {
+    pub fn with_lines(mut self, view: LinesView) -> StatusView {
         self.lines = (!view.peers.is_empty()).then_some(view);
         self
     }

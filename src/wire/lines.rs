@@ -20,7 +20,7 @@ pub enum PeerState {
 /// What this node's failure detector sees (`GET /v1/status`, `lines`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DetectorView {
+pub struct LinesView {
     /// This node considers itself isolated.
     pub isolated: bool,
     pub peers: BTreeMap<String, PeerLinesView>,

@@ -21,5 +21,5 @@ pub mod lines;
 pub mod report;
 
 pub use api::{ApplyRequest, ApplyResponse, MemberView, NodeView, StatusView};
-pub use lines::{DetectorView, LineView, PeerLinesView, PeerState};
+pub use lines::{LineView, LinesView, PeerLinesView, PeerState};
 pub use report::{GroupState, LocalGroupStatus, NodeReport};

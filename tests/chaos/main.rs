@@ -334,7 +334,8 @@ impl Lab {
             members.push("witness".into());
             hosts.push("10.210.1.50".into());
         }
-        asctl::agent::tls::generate_local_ca(&self.path("tls"), &members, &hosts).expect("certs");
+        asctl::agent::server::tls::generate_local_ca(&self.path("tls"), &members, &hosts)
+            .expect("certs");
         for n in self.nodes.iter().chain(&self.witness) {
             let d = self.path(&format!("nodes/{}", n.name));
             std::fs::create_dir_all(&d).expect("mkdir");

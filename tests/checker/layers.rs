@@ -26,6 +26,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("plan", &["catalog", "diag", "load", "model", "rules"]),
     // What a driver does on a node (processes, addresses, storage).
     ("drivers", &["model"]),
+    // Timer helpers of the runtime's loops: names nothing.
+    ("clock", &[]),
     // What crosses a process boundary: never the agent or the domain.
     (
         "wire",
@@ -36,13 +38,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The replicated domain: knows nothing of what runs on a node.
     (
         "domain",
-        &["catalog", "diag", "load", "model", "rules", "plan", "wire"],
+        &[
+            "catalog", "diag", "load", "model", "rules", "plan", "wire", "clock",
+        ],
     ),
     // The node agent: everything below it.
     (
         "agent",
         &[
             "catalog", "diag", "load", "model", "rules", "plan", "drivers", "domain", "wire",
+            "clock",
         ],
     ),
 ];

@@ -248,7 +248,7 @@ fn the_api_refuses_bad_clients_and_invalid_documents_and_followers_forward_write
         r#"{"apiVersion":"asctl/v1","kind":"ResourceGroup","metadata":{"name":"x"},"spec":{"preferredNodes":["nowhere"]}}"#.to_owned(),
     ];
     let token = std::fs::read_to_string(d.state.join("token")).expect("token");
-    let tls = asctl::agent::tls::client_config(&d.state.join("tls/ca.crt")).expect("ca");
+    let tls = asctl::agent::server::tls::client_config(&d.state.join("tls/ca.crt")).expect("ca");
     let good = asctl::domain::Client::new(tls.clone(), token.trim());
     rt.block_on(async {
         // No Authorization header at all.
@@ -288,10 +288,10 @@ fn the_api_refuses_bad_clients_and_invalid_documents_and_followers_forward_write
         // The right token over a connection that does not trust the
         // domain's CA: the TLS handshake fails, the token is never sent.
         let other_ca = tempfile::tempdir().expect("tempdir");
-        asctl::agent::tls::generate_local_ca(other_ca.path(), &["node1".into()], &[])
+        asctl::agent::server::tls::generate_local_ca(other_ca.path(), &["node1".into()], &[])
             .expect("another CA");
         let untrusting = asctl::domain::Client::new(
-            asctl::agent::tls::client_config(&other_ca.path().join("ca.crt")).expect("ca"),
+            asctl::agent::server::tls::client_config(&other_ca.path().join("ca.crt")).expect("ca"),
             token.trim(),
         );
         let err = untrusting

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asctl::agent::reconciler::{self, Desired, Options, ReconcilerHandle};
+use asctl::agent::execution::reconciler::{self, Desired, Options, ReconcilerHandle};
 use asctl::model::{Config, Name};
 use asctl::wire::{GroupState, LocalGroupStatus, NodeReport};
 use tokio::sync::watch;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::agent::{Agent, KEY, LIMIT, holds_for, n};
 use crate::support::{Netns, veth, wait_for};
-use asctl::agent::packet::{DomainKey, DropReason, Kind, Packet};
+use asctl::agent::detection::packet::{DomainKey, DropReason, Kind, Packet};
 use asctl::model::Config;
 use asctl::wire::PeerState;
 

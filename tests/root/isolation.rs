@@ -4,7 +4,7 @@
 
 use crate::support::agent::{Agent, LIMIT, holds_for};
 use crate::support::{Netns, bridge_port, veth, wait_for};
-use asctl::agent::isolation::Method;
+use asctl::agent::detection::isolation::Method;
 use asctl::model::Config;
 use asctl::wire::PeerState;
 use std::time::Duration;

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asctl::agent::reconciler::{self, Desired, Options};
+use asctl::agent::execution::reconciler::{self, Desired, Options};
 use asctl::model::{Config, Name};
 use asctl::wire::{GroupState, NodeReport};
 use crate::storage_support::{Lun, live, mounted};

@@ -5,7 +5,7 @@
 //! - `POST /raft/{append,vote,snapshot}` — raft's RPCs; each answers with
 //!   the JSON of `Result<Response, RaftError>` ([`super::outbound`] reads it).
 //! - `POST /raft/read-index` — the leader's commit point, confirmed with a
-//!   quorum ([`ReadIndex`], for [`Domain::catch_up`]).
+//!   quorum ([`ReadIndex`], for [`Replica::catch_up`]).
 //! - `POST /v1/write` — a raw [`Command`] for the leader (members forward
 //!   writes here); a configuration is validated as for `/v1/apply` and
 //!   `refused` with its findings ([`WriteAnswer`]).
@@ -23,7 +23,7 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use tokio::sync::Notify;
 
 use crate::domain::leader::ReportFreshness;
-use crate::domain::{Command, Domain, NodeId, ReadIndex, TypeConfig, WriteAnswer};
+use crate::domain::{Command, NodeId, ReadIndex, Replica, TypeConfig, WriteAnswer};
 use crate::wire::NodeReport;
 
 /// What the members' routes share: this member's handle on the domain, the
@@ -31,7 +31,7 @@ use crate::wire::NodeReport;
 /// loop's wake-up.
 #[derive(Clone)]
 pub struct Inbound {
-    pub domain: Domain,
+    pub domain: Replica,
     pub freshness: Arc<ReportFreshness>,
     pub kick: Arc<Notify>,
 }
@@ -103,7 +103,7 @@ async fn write(State(s): State<Inbound>, Json(cmd): Json<Command>) -> Response {
     }
 }
 
-/// The read-index protocol's question to the leader (`Domain::catch_up`).
+/// The read-index protocol's question to the leader (`Replica::catch_up`).
 async fn raft_read_index(State(s): State<Inbound>) -> Response {
     // A leader that cannot confirm itself with a quorum soon is no leader
     // to catch up with.

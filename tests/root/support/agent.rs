@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use asctl::agent::detector::Event;
-use asctl::agent::heartbeat;
-use asctl::agent::isolation::Method;
+use asctl::agent::detection::detector::Event;
+use asctl::agent::detection::heartbeat;
+use asctl::agent::detection::isolation::Method;
+use asctl::agent::detection::monitor::{self, DetectorSnapshot};
+use asctl::agent::detection::packet::DomainKey;
 use asctl::agent::metrics::Metrics;
-use asctl::agent::monitor::{self, HealthView};
-use asctl::agent::packet::DomainKey;
 use asctl::model::{Config, Name};
 use asctl::wire::PeerState;
 use tokio::sync::oneshot;
@@ -29,7 +29,7 @@ pub struct Agent {
     pub incarnation: u64,
     /// The isolation probe method the agent chose (or was given).
     pub method: Arc<Mutex<Option<Method>>>,
-    view: Arc<Mutex<HealthView>>,
+    view: Arc<Mutex<DetectorSnapshot>>,
     events: Arc<Mutex<Vec<(Instant, Event)>>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -42,7 +42,7 @@ impl Agent {
         let node = n(node);
         let incarnation = heartbeat::incarnation_now();
         let metrics = Arc::new(Metrics::new());
-        let view = Arc::new(Mutex::new(HealthView::default()));
+        let view = Arc::new(Mutex::new(DetectorSnapshot::default()));
         let events = Arc::new(Mutex::new(Vec::new()));
         let method = Arc::new(Mutex::new(None));
         let (stop, mut stop_rx) = oneshot::channel();

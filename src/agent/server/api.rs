@@ -7,7 +7,7 @@
 //!   validates first; 422 with the findings when the configuration has
 //!   errors, 409 when its base generation is stale.
 //! - `GET  /metrics` — this agent's metrics in the Prometheus text format
-//!   ([`super::metrics::Metrics::render_prometheus`]).
+//!   ([`crate::agent::metrics::Metrics::render_prometheus`]).
 //!
 //! The same server also mounts the domain's own routes between members
 //! (`/raft/*`, `/v1/write`, `/v1/report`: [`crate::domain::network::inbound`]).
@@ -20,17 +20,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 
-use super::auth::{Token, require_token};
-use super::metrics::Metrics;
+use crate::agent::metrics::Metrics;
+use crate::agent::server::auth::{Token, require_token};
 use crate::domain::network::{self, Inbound};
 use crate::domain::status::status_of;
-use crate::domain::{Command, Domain, Outcome};
+use crate::domain::{Command, Outcome, Replica};
 use crate::wire::{ApplyRequest, ApplyResponse, StatusView};
 
 /// What the control API's handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    pub domain: Domain,
+    pub domain: Replica,
     pub metrics: Arc<Metrics>,
 }
 
@@ -70,7 +70,7 @@ async fn live(State(s): State<ApiState>) -> Json<crate::plan::LiveState> {
 }
 
 async fn apply(State(s): State<ApiState>, Json(req): Json<ApplyRequest>) -> Response {
-    // Validated where every write is, on the leader (`Domain::write_local`):
+    // Validated where every write is, on the leader (`Replica::write_local`):
     // a configuration with errors never reaches the domain, whether it came
     // here or to `/v1/write`.
     let cmd = Command::ApplyConfig {

@@ -15,7 +15,7 @@
 //!   `timeout`. Only this state moves the peer's groups.
 //!
 //! The verification line is probed continuously (one request per interval,
-//! see `crate::agent::heartbeat`), not only once a peer is suspected: so when
+//! see `crate::agent::detection::heartbeat`), not only once a peer is suspected: so when
 //! the domain lines have been silent for `timeout`, the evidence of the
 //! verification line is already at hand and a dead peer is declared failed
 //! at `timeout`, not `timeout` plus a probe round trip. A peer that dies is
@@ -106,7 +106,7 @@ pub const GUARD_KILL_BOUND: Duration = Duration::from_millis(100);
 ///   stopped at the same moment, the last one up to `I` earlier, so the
 ///   survivor declares the peer failed no earlier than `T − I` after the
 ///   freeze: `W ≥ L + ε + K − (T − I)`. With `L = T`
-///   ([`super::guard::lease_time`]) that is `I + ε + K`.
+///   ([`crate::agent::failover::guard::lease_time`]) that is `I + ε + K`.
 pub fn takeover_wait(interval: Duration) -> Duration {
     let cut_off = interval + interval / 4 + SCHEDULING_SLACK + ISOLATION_STOP_BOUND;
     let frozen = interval + SCHEDULING_SLACK + GUARD_KILL_BOUND;
@@ -208,7 +208,7 @@ pub enum Event {
     Isolation { isolated: bool },
     /// A peer's packets started (`true`) or stopped (`false`) announcing
     /// that it runs groups outside the committed placement
-    /// (`super::packet::FLAG_TAKEOVER`).
+    /// (`crate::agent::detection::packet::FLAG_TAKEOVER`).
     Takeover { peer: Name, announced: bool },
     /// The detector itself was not run for `timeout` or longer (the agent
     /// was frozen, e.g. SIGSTOP, or starved of CPU). Its peers may have
@@ -263,7 +263,7 @@ impl PeerWatch {
 /// The detector's view of one peer, for status and metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PeerView {
+pub struct PeerSnapshot {
     pub state: PeerState,
     /// When the peer entered `state` (this process's clock).
     #[serde(skip)]
@@ -378,7 +378,7 @@ impl Detector {
     /// announcement changed.
     pub fn flags(&mut self, peer: &str, flags: u8) -> Option<Event> {
         let w = self.peers.get_mut(peer)?;
-        let announced = flags & super::packet::FLAG_TAKEOVER != 0;
+        let announced = flags & crate::agent::detection::packet::FLAG_TAKEOVER != 0;
         if w.takeover == announced {
             return None;
         }
@@ -527,14 +527,14 @@ impl Detector {
     }
 
     /// Every peer's state and lines.
-    pub fn view(&self) -> BTreeMap<Name, PeerView> {
+    pub fn view(&self) -> BTreeMap<Name, PeerSnapshot> {
         self.peers
             .iter()
             .map(|(name, w)| {
                 let lines = w.lines.iter().map(|(n, l)| (n.clone(), l.up)).collect();
                 (
                     name.clone(),
-                    PeerView {
+                    PeerSnapshot {
                         state: w.state,
                         since: Some(w.since),
                         lines,
@@ -850,7 +850,7 @@ mod tests {
             for t_mult in [2u32, 4, 8] {
                 let i = ms(i_ms);
                 let t = i * t_mult;
-                let l = crate::agent::guard::lease_time(t);
+                let l = crate::agent::failover::guard::lease_time(t);
                 assert!(
                     t + takeover_wait(i) >= i + l + SCHEDULING_SLACK + GUARD_KILL_BOUND,
                     "I={i:?} T={t:?}"

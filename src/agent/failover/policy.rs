@@ -13,11 +13,11 @@
 //!   moment, or a grace period), so it never restarts groups from a
 //!   placement the others have moved on from.
 //! - In a domain of two nodes without a witness it also runs the local
-//!   takeover ([`super::takeover`]): what this node takes over, whether it
+//!   takeover ([`crate::agent::failover::takeover`]): what this node takes over, whether it
 //!   announces groups outside the placement, whether it holds.
 //! - It feeds the group metrics and the failover time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,16 +26,17 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::domain::leader::{HealthSource, ReportFreshness};
-use crate::domain::{Domain, node_id};
+use crate::domain::{DomainState, Replica, node_id};
 use crate::model::{Config, IsolationResponse, Name};
 use crate::plan::{Health, NodeState};
 
-use super::detector::{Event, quorum_lease, takeover_wait};
-use super::heartbeat::incarnation_now;
-use super::metrics::Metrics;
-use super::monitor::{self, HealthView, NodeMonitor};
-use super::packet::DomainKey;
-use super::takeover::{self, Gate, Taken};
+use crate::agent::detection::detector::{Event, quorum_lease, takeover_wait};
+use crate::agent::detection::heartbeat::incarnation_now;
+use crate::agent::detection::monitor::{self, DetectorSnapshot, NodeMonitor};
+use crate::agent::detection::packet::DomainKey;
+use crate::agent::failover::takeover::{self, Clearance, Taken};
+use crate::agent::metrics::Metrics;
+use crate::clock::sleep_until;
 use crate::wire::{GroupState, NodeReport, PeerState};
 
 /// A group coming online here this long after a peer failed counts as that
@@ -54,8 +55,8 @@ const DETECTOR_RETRY: Duration = Duration::from_secs(2);
 pub struct DetectorHealth {
     me: Option<Name>,
     fallback: Arc<ReportFreshness>,
-    domain: Domain,
-    view: Mutex<Option<(watch::Receiver<HealthView>, Duration)>>,
+    domain: Replica,
+    view: Mutex<Option<(watch::Receiver<DetectorSnapshot>, Duration)>>,
     /// Without a detector of its own (the witness): since when some live
     /// node has reported each node Failed ([`Self::reported_down`]).
     claimed: Mutex<BTreeMap<Name, Instant>>,
@@ -63,7 +64,7 @@ pub struct DetectorHealth {
 
 impl DetectorHealth {
     /// `me`: this node (`None` on the witness, which has no detector).
-    pub fn new(me: Option<Name>, fallback: Arc<ReportFreshness>, domain: Domain) -> Self {
+    pub fn new(me: Option<Name>, fallback: Arc<ReportFreshness>, domain: Replica) -> Self {
         DetectorHealth {
             me,
             fallback,
@@ -97,7 +98,7 @@ impl DetectorHealth {
         down_by_reports(&state, nodes, &heard, &mut claimed, now, timing)
     }
 
-    fn set(&self, view: Option<(watch::Receiver<HealthView>, Duration)>) {
+    fn set(&self, view: Option<(watch::Receiver<DetectorSnapshot>, Duration)>) {
         *self.view.lock().unwrap_or_else(|e| e.into_inner()) = view;
     }
 
@@ -107,12 +108,13 @@ impl DetectorHealth {
     fn lease_over_at(&self, node: &Name) -> Option<Instant> {
         let config = self.domain.state().config()?;
         let lease = quorum_lease_of(&config, &self.domain)?;
-        let wait = config
+        let wait = self
             .domain
-            .as_ref()
-            .map_or(Duration::from_millis(250), |d| {
-                d.spec.heartbeat.interval.get()
-            });
+            .state()
+            .heartbeat()
+            .unwrap_or_default()
+            .interval
+            .get();
         let last = self.domain.contact.last_append_ok(node_id(node.as_str()))?;
         Some(last + lease + takeover_wait(wait))
     }
@@ -139,10 +141,7 @@ impl HealthSource for DetectorHealth {
             }
         }
         let state = self.domain.state();
-        let timeout = state
-            .config()
-            .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.timeout.get()))
-            .unwrap_or(Duration::from_secs(1));
+        let timeout = state.heartbeat().unwrap_or_default().timeout.get();
         let heard = |n: &Name, d: Duration| self.fallback.heard_within(n, d);
         for (n, s) in h.iter_mut() {
             if *s == NodeState::Down
@@ -183,7 +182,7 @@ impl HealthSource for DetectorHealth {
 /// peer answers none of this node's: the peer hears nothing from this node,
 /// declares it failed and takes over, so this node must stop first. A
 /// verification line down both ways (no requests either) is not this.
-fn muted(view: &HealthView) -> bool {
+fn muted(view: &DetectorSnapshot) -> bool {
     view.peers
         .values()
         .any(|p| p.verification == Some(true) && p.answers == Some(false))
@@ -192,7 +191,7 @@ fn muted(view: &HealthView) -> bool {
 /// Whether a node of two must hold (start nothing new): a peer that is not
 /// Down in `local` announces a takeover, or has not been heard since this
 /// agent started (its flag is unknown until its first packet).
-fn holds(view: &HealthView, local: Option<&Health>) -> bool {
+fn holds(view: &DetectorSnapshot, local: Option<&Health>) -> bool {
     view.peers.iter().any(|(peer, p)| {
         (p.takeover || !p.heard) && local.and_then(|h| h.get(peer)) != Some(&NodeState::Down)
     })
@@ -259,7 +258,12 @@ fn down_by_reports(
 /// Whether this node must fence for want of a quorum: the domain has a
 /// quorum lease, the node does not hear a majority of the voters on its
 /// lines, and its raft evidence of a quorum is older than the lease.
-fn lacks_quorum(config: &Config, domain: &Domain, view: Option<&HealthView>, now: Instant) -> bool {
+fn lacks_quorum(
+    config: &Config,
+    domain: &Replica,
+    view: Option<&DetectorSnapshot>,
+    now: Instant,
+) -> bool {
     let Some(lease) = quorum_lease_of(config, domain) else {
         return false;
     };
@@ -276,7 +280,7 @@ fn lacks_quorum(config: &Config, domain: &Domain, view: Option<&HealthView>, now
 
 /// The quorum lease of this domain ([`quorum_lease`]); `None` with fewer
 /// than three voters (two nodes without a witness use the tie-break).
-pub fn quorum_lease_of(config: &Config, domain: &Domain) -> Option<Duration> {
+pub fn quorum_lease_of(config: &Config, domain: &Replica) -> Option<Duration> {
     let d = config.domain.as_ref()?;
     let witness = d.spec.witness.is_some();
     if config.nodes.len() + usize::from(witness) < 3 {
@@ -293,27 +297,26 @@ pub fn quorum_lease_of(config: &Config, domain: &Domain) -> Option<Duration> {
 /// The grace a member gives the domain before it decides on its own:
 /// `T + W + 1 s`, the time the others need to declare this member failed
 /// and move its groups, plus a second (3 s before any configuration).
-pub fn catch_up_grace(domain: &Domain) -> Duration {
+pub fn catch_up_grace(domain: &Replica) -> Duration {
     domain
         .state()
-        .config()
-        .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.clone()))
+        .heartbeat()
         .map_or(Duration::from_secs(3), |hb| {
             hb.timeout.get() + takeover_wait(hb.interval.get()) + Duration::from_secs(1)
         })
 }
 
 /// Waits until this member has applied everything the domain committed
-/// before it started waiting ([`Domain::catch_up`], the read-index
+/// before it started waiting ([`Replica::catch_up`], the read-index
 /// protocol), so that its reconciler never starts groups from a stale
 /// placement: a restarted agent replays only its own log, and a member back
-/// from a freeze or a cut still holds the state from before (the chaos
-/// harness caught each of them starting a group next to its new holder).
+/// from a freeze or a cut still holds the state from before, and either
+/// would otherwise start a group next to its new holder.
 /// With no leader answering for four times [`catch_up_grace`] (a member
 /// alone: the other of two nodes is down, or the domain is restarting), it
 /// gives up and the caller goes on from the local state; the quorum lease
 /// and the takeover rules decide from there.
-pub async fn wait_caught_up(domain: &Domain) {
+pub async fn wait_caught_up(domain: &Replica) {
     let give_up = tokio::time::Instant::now() + catch_up_grace(domain) * 4;
     loop {
         match domain.catch_up(Duration::from_secs(2)).await {
@@ -342,241 +345,321 @@ fn fingerprint(config: &Config) -> String {
 }
 
 /// Everything [`run`] needs.
-pub struct HaContext {
-    pub domain: Domain,
+pub struct PolicyContext {
+    pub domain: Replica,
     pub node: Name,
     pub key: DomainKey,
     pub metrics: Arc<Metrics>,
     pub health: Arc<DetectorHealth>,
     /// What this node may run: fenced (every group offline), local
-    /// takeovers and the hold of `super::takeover`.
-    pub gate: watch::Sender<Gate>,
+    /// takeovers and the hold of `crate::agent::failover::takeover`.
+    pub clearance: watch::Sender<Clearance>,
     pub reports: watch::Receiver<NodeReport>,
 }
 
+/// The failover policy's state between events: the node monitor it runs
+/// and why the node is fenced. One method per event; [`run`] is the driver.
+struct Policy {
+    cx: PolicyContext,
+    /// The node monitor with the fingerprint of the configuration it was
+    /// started from (`None` inside: it could not start).
+    monitor: Option<(String, Option<NodeMonitor>)>,
+    response: IsolationResponse,
+    /// The takeover wait of the running configuration ([`takeover_wait`]).
+    wait: Duration,
+    /// Running while fenced after an isolation, a stall or a lost quorum
+    /// ended: the fence lifts when it has caught up with the domain's
+    /// leader ([`catch_up_task`]), never on a timer — a node that reaches
+    /// no leader does not know where the groups are.
+    resync: Option<JoinHandle<()>>,
+    /// When the latest peer failure was last heard from, for the failover
+    /// time of the groups that come online here after it.
+    last_failure: Option<Instant>,
+    /// Set when the detector could not start (a heartbeat port still held
+    /// by a process on its way out): try again then, not only on the next
+    /// configuration change.
+    retry: Option<tokio::time::Instant>,
+    /// Fenced for want of a quorum (domains of three voters or more, or a
+    /// mute link with two): lifted, through the same catch-up as after an
+    /// isolation, once a quorum is in touch again.
+    quorum_lost: bool,
+    /// Groups run here by local takeover (two nodes without a witness).
+    taken: Taken,
+    /// Each group's latest state here, to see it come online.
+    online: BTreeMap<Name, GroupState>,
+}
+
 /// Runs until `stop` changes.
-pub async fn run(mut cx: HaContext, mut stop: watch::Receiver<bool>) {
+pub async fn run(cx: PolicyContext, mut stop: watch::Receiver<bool>) {
     let mut applied = cx.domain.applied.clone();
-    let mut current: Option<(String, Option<NodeMonitor>)> = None;
-    let mut response = IsolationResponse::Offline;
-    let mut timeout = Duration::from_secs(1);
-    let mut wait = Duration::ZERO;
-    // Running while fenced after an isolation, a stall or a lost quorum
-    // ended: the fence lifts when it has caught up with the domain's leader
-    // (`catch_up_task`), never on a timer — a node that reaches no leader
-    // does not know where the groups are.
-    let mut resync: Option<JoinHandle<()>> = None;
-    let mut last_failure: Option<Instant> = None;
-    // Set when the detector could not start (a heartbeat port still held by
-    // a process on its way out): try again then, not only on the next
-    // configuration change.
-    let mut retry: Option<tokio::time::Instant> = None;
-    // Set while fenced for want of a quorum (domains of three voters or
-    // more): lifted, through the same catch-up as after an isolation, once
-    // a quorum is in touch again.
-    let mut quorum_lost = false;
-    // Groups run here by local takeover (two nodes without a witness).
-    let mut taken = Taken::default();
+    let mut p = Policy::new(cx);
     let mut quorum_tick = tokio::time::interval(QUORUM_CHECK);
     quorum_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut online: BTreeMap<Name, GroupState> = BTreeMap::new();
     loop {
-        let state = cx.domain.state();
-        if let Some(config) = state.config() {
-            let fp = fingerprint(&config);
-            if current.as_ref().map(|(f, _)| f) != Some(&fp) {
-                // The old sockets go before the new ones bind the same port:
-                // waited for, since an aborted task closes them only later.
-                if let Some((_, Some(old))) = current.take() {
-                    old.stop().await;
-                }
-                cx.health.set(None);
-                match monitor::start_node(
-                    &config,
-                    &cx.node,
-                    cx.key.clone(),
-                    incarnation_now(),
-                    cx.metrics.clone(),
-                ) {
-                    Ok(m) => {
-                        retry = None;
-                        let hb = config.domain.as_ref().map(|d| &d.spec);
-                        let interval =
-                            hb.map_or(Duration::from_millis(250), |d| d.heartbeat.interval.get());
-                        timeout = hb.map_or(timeout, |d| d.heartbeat.timeout.get());
-                        response = hb
-                            .and_then(|d| d.isolation.as_ref())
-                            .map_or(IsolationResponse::Offline, |i| i.response);
-                        wait = takeover_wait(interval);
-                        cx.health.set(Some((m.monitor.view.clone(), wait)));
-                        info!(method = ?m.isolation_method, "failure detector running");
-                        current = Some((fp, Some(m)));
-                    }
-                    Err(e) => {
-                        // Health falls back to report freshness.
-                        warn!(
-                            "no failure detector on this node: {e}; retrying in {DETECTOR_RETRY:?}"
-                        );
-                        current = Some((fp, None));
-                        retry = Some(tokio::time::Instant::now() + DETECTOR_RETRY);
-                    }
-                }
-            }
-        }
-        let view = current
-            .as_ref()
-            .and_then(|(_, m)| m.as_ref())
-            .map(|m| m.monitor.view.clone());
-        let events = current.as_mut().and_then(|(_, m)| m.as_mut());
+        p.follow_config().await;
+        let events = p.monitor.as_mut().and_then(|(_, m)| m.as_mut());
         tokio::select! {
             _ = stop.changed() => return,
-            r = applied.changed() => {
+            r = applied.changed() => if r.is_err() { return },
+            r = p.cx.reports.changed() => {
                 if r.is_err() {
                     return;
                 }
+                p.on_report();
             }
-            r = cx.reports.changed() => {
-                if r.is_err() {
-                    return;
-                }
-                let report = cx.reports.borrow_and_update().clone();
-                for (group, status) in &report.groups {
-                    cx.metrics.group_state(group, status.state);
-                    let was = online.insert(group.clone(), status.state);
-                    if status.state == GroupState::Online
-                        && was != Some(GroupState::Online)
-                        && let Some(t) = last_failure.filter(|t| t.elapsed() < FAILOVER_WINDOW)
-                    {
-                        cx.metrics.failover(t.elapsed());
-                        info!(%group, failover_ms = t.elapsed().as_millis() as u64, "group online after a peer failure");
-                    }
+            () = sleep_until(p.retry) => {
+                p.retry = None;
+                p.monitor = None;
+            }
+            _ = quorum_tick.tick() => p.on_quorum_check(),
+            () = joined(&mut p.resync) => p.on_caught_up(),
+            Some((_, e)) = next_event(events) => p.on_event(e),
+        }
+    }
+}
+
+impl Policy {
+    fn new(cx: PolicyContext) -> Policy {
+        Policy {
+            cx,
+            monitor: None,
+            response: IsolationResponse::Offline,
+            wait: Duration::ZERO,
+            resync: None,
+            last_failure: None,
+            retry: None,
+            quorum_lost: false,
+            taken: Taken::default(),
+            online: BTreeMap::new(),
+        }
+    }
+
+    fn fence(&mut self, fenced: bool) {
+        self.cx.clearance.send_modify(|g| g.fenced = fenced);
+    }
+
+    fn view(&self) -> Option<watch::Receiver<DetectorSnapshot>> {
+        self.monitor
+            .as_ref()
+            .and_then(|(_, m)| m.as_ref())
+            .map(|m| m.monitor.view.clone())
+    }
+
+    /// Keeps the node monitor in step with the applied configuration:
+    /// restarted when its lines, heartbeat or isolation settings change.
+    async fn follow_config(&mut self) {
+        let Some(config) = self.cx.domain.state().config() else {
+            return;
+        };
+        let fp = fingerprint(&config);
+        if self.monitor.as_ref().map(|(f, _)| f) == Some(&fp) {
+            return;
+        }
+        // The old sockets go before the new ones bind the same port:
+        // waited for, since an aborted task closes them only later.
+        if let Some((_, Some(old))) = self.monitor.take() {
+            old.stop().await;
+        }
+        let cx = &self.cx;
+        cx.health.set(None);
+        let started = monitor::start_node(
+            &config,
+            &cx.node,
+            cx.key.clone(),
+            incarnation_now(),
+            cx.metrics.clone(),
+        );
+        match started {
+            Ok(m) => {
+                self.retry = None;
+                let hb = config.domain.as_ref().map(|d| &d.spec.heartbeat);
+                let interval = hb.cloned().unwrap_or_default().interval.get();
+                self.response = config
+                    .domain
+                    .as_ref()
+                    .and_then(|d| d.spec.isolation.as_ref())
+                    .map_or(IsolationResponse::Offline, |i| i.response);
+                self.wait = takeover_wait(interval);
+                cx.health.set(Some((m.monitor.view.clone(), self.wait)));
+                info!(method = ?m.isolation_method, "failure detector running");
+                self.monitor = Some((fp, Some(m)));
+            }
+            Err(e) => {
+                // Health falls back to report freshness.
+                warn!("no failure detector on this node: {e}; retrying in {DETECTOR_RETRY:?}");
+                self.monitor = Some((fp, None));
+                self.retry = Some(tokio::time::Instant::now() + DETECTOR_RETRY);
+            }
+        }
+    }
+
+    /// A new report from the reconciler: group metrics, and the failover
+    /// time of a group that came online after a peer failed.
+    fn on_report(&mut self) {
+        let report = self.cx.reports.borrow_and_update().clone();
+        for (group, status) in &report.groups {
+            self.cx.metrics.group_state(group, status.state);
+            let was = self.online.insert(group.clone(), status.state);
+            if status.state == GroupState::Online
+                && was != Some(GroupState::Online)
+                && let Some(t) = self.last_failure.filter(|t| t.elapsed() < FAILOVER_WINDOW)
+            {
+                self.cx.metrics.failover(t.elapsed());
+                info!(%group, failover_ms = t.elapsed().as_millis() as u64, "group online after a peer failure");
+            }
+        }
+    }
+
+    /// Every [`QUORUM_CHECK`]: local takeover with two nodes, then the
+    /// quorum fence.
+    fn on_quorum_check(&mut self) {
+        let now = Instant::now();
+        let state = self.cx.domain.state();
+        let config = state.config();
+        let view = self.view().map(|v| v.borrow().clone());
+        match config.as_deref().filter(|c| takeover::applies(c)) {
+            Some(config) => self.two_nodes(config, &state, view.as_ref(), now),
+            None => {
+                self.cx
+                    .clearance
+                    .send_if_modified(|g| !std::mem::replace(&mut g.settled, true));
+            }
+        }
+        let muted =
+            config.as_deref().is_some_and(takeover::applies) && view.as_ref().is_some_and(muted);
+        let lost = muted
+            || config
+                .is_some_and(|config| lacks_quorum(&config, &self.cx.domain, view.as_ref(), now));
+        if lost && !self.quorum_lost {
+            if muted {
+                warn!(
+                    "the peer's requests arrive but it does not answer this node's: this node's traffic out is cut, and the peer takes over; taking every group offline"
+                );
+            }
+            warn!("out of touch with a quorum of the domain: taking every group offline");
+            self.quorum_lost = true;
+            cancel(self.resync.take());
+            self.fence(true);
+        } else if !lost && self.quorum_lost {
+            info!("in touch with a quorum again: catching up before groups run here");
+            self.quorum_lost = false;
+            self.resync = Some(catch_up_task(&self.cx.domain, self.resync.take()));
+        }
+    }
+
+    /// Two nodes without a witness: what this node takes over, whether it
+    /// announces that, and whether it holds for its peer's takeover.
+    fn two_nodes(
+        &mut self,
+        config: &Config,
+        state: &DomainState,
+        view: Option<&DetectorSnapshot>,
+        now: Instant,
+    ) {
+        let me = self.cx.node.clone();
+        let local = view.map(|v| v.health(&me, now, self.wait));
+        // With the peer down there is no leader to catch up with; having
+        // won the tie-break, this node decides alone (the takeover below).
+        let won = local.as_ref().is_some_and(|h| {
+            h.get(&me) == Some(&NodeState::Up) && h.values().any(|s| *s == NodeState::Down)
+        });
+        if won && self.resync.is_some() {
+            cancel(self.resync.take());
+            info!("the peer is down and this node is not isolated: groups may run here again");
+            self.fence(false);
+        }
+        let next = takeover::next(config, state, &me, local.as_ref(), &self.taken);
+        if next != self.taken {
+            info!(groups = ?next.groups(), "groups run here by local takeover (two nodes, no quorum to commit)");
+            self.taken = next;
+        }
+        let report = self.cx.reports.borrow().clone();
+        if let Some(m) = self.monitor.as_ref().and_then(|(_, m)| m.as_ref()) {
+            m.announce_takeover(takeover::announce(state, &me, &self.taken, &report));
+        }
+        // A peer's announcement is its last packet's; once the peer has been
+        // Failed for the takeover wait (Down), what it ran has stopped, and
+        // holding for it would hold forever after a crash. A peer not heard
+        // yet since this agent started may be announcing: hold until its
+        // first packet says (or until it is Down), so a restarted node never
+        // starts its stale placement's groups before the taker's flag
+        // reached it.
+        let hold = view.is_some_and(|v| holds(v, local.as_ref()));
+        let settled = view.is_some_and(|v| {
+            v.peers.iter().all(|(peer, p)| {
+                p.heard || local.as_ref().and_then(|h| h.get(peer)) == Some(&NodeState::Down)
+            })
+        });
+        let down: BTreeSet<Name> = local
+            .iter()
+            .flatten()
+            .filter(|(n, s)| **s == NodeState::Down && **n != me)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let next = Clearance {
+            fenced: false,
+            taken: self.taken.revisions(),
+            hold,
+            settled,
+            down,
+            alone: won,
+        };
+        self.cx.clearance.send_if_modified(|g| {
+            let fenced = g.fenced;
+            let changed = *g
+                != Clearance {
+                    fenced,
+                    ..next.clone()
+                };
+            *g = Clearance { fenced, ..next };
+            changed
+        });
+    }
+
+    /// The catch-up after a fence's cause ended is done.
+    fn on_caught_up(&mut self) {
+        self.resync = None;
+        info!("caught up with the domain's leader: groups may run here again");
+        self.fence(false);
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Isolation { isolated: true } if self.response == IsolationResponse::Offline => {
+                warn!("isolated: taking every group offline");
+                cancel(self.resync.take());
+                self.fence(true);
+            }
+            Event::Isolation { isolated: false }
+                if self.cx.clearance.borrow().fenced && !self.quorum_lost =>
+            {
+                // Anything committed meanwhile reaches us within a few raft
+                // heartbeats once the lines are back.
+                self.resync = Some(catch_up_task(&self.cx.domain, self.resync.take()));
+            }
+            Event::Stalled { gap } => {
+                warn!(
+                    gap_ms = gap.as_millis() as u64,
+                    "the agent was frozen: taking every group offline until caught up"
+                );
+                self.fence(true);
+                if !self.quorum_lost {
+                    self.resync = Some(catch_up_task(&self.cx.domain, self.resync.take()));
                 }
             }
-            _ = sleep_until(retry) => {
-                retry = None;
-                current = None;
-            }
-            _ = quorum_tick.tick() => {
-                let now = Instant::now();
-                let state = cx.domain.state();
-                let config = state.config();
-                let view = view.as_ref().map(|v| v.borrow().clone());
-                if let Some(config) = config.as_deref().filter(|c| takeover::applies(c)) {
-                    let local = view.as_ref().map(|v| v.health(&cx.node, now, wait));
-                    // Two nodes: with the peer down there is no leader to
-                    // catch up with; having won the tie-break, this node
-                    // decides alone (the takeover below).
-                    let won = local.as_ref().is_some_and(|h| {
-                        h.get(&cx.node) == Some(&NodeState::Up)
-                            && h.values().any(|s| *s == NodeState::Down)
-                    });
-                    if won && resync.is_some() {
-                        cancel(resync.take());
-                        info!("the peer is down and this node is not isolated: groups may run here again");
-                        cx.gate.send_modify(|g| g.fenced = false);
-                    }
-                    let next = takeover::next(config, &state, &cx.node, local.as_ref(), &taken);
-                    if next != taken {
-                        info!(groups = ?next.groups(), "groups run here by local takeover (two nodes, no quorum to commit)");
-                        taken = next;
-                    }
-                    let report = cx.reports.borrow().clone();
-                    if let Some(m) = current.as_ref().and_then(|(_, m)| m.as_ref()) {
-                        m.announce_takeover(takeover::announce(&state, &cx.node, &taken, &report));
-                    }
-                    // A peer's announcement is its last packet's; once the
-                    // peer has been Failed for the takeover wait (Down), what
-                    // it ran has stopped, and holding for it would hold
-                    // forever after a crash.
-                    // A peer not heard yet since this agent started may be
-                    // announcing: hold until its first packet says (or until
-                    // it is Down) — a restarted node that catches up at once
-                    // would otherwise start its stale placement's groups
-                    // before the taker's flag reached it.
-                    let hold = view.as_ref().is_some_and(|v| holds(v, local.as_ref()));
-                    let settled = view.as_ref().is_some_and(|v| {
-                        v.peers.iter().all(|(peer, p)| {
-                            p.heard || local.as_ref().and_then(|h| h.get(peer)) == Some(&NodeState::Down)
-                        })
-                    });
-                    let down: std::collections::BTreeSet<Name> = local
-                        .iter()
-                        .flatten()
-                        .filter(|(n, s)| **s == NodeState::Down && **n != cx.node)
-                        .map(|(n, _)| n.clone())
-                        .collect();
-                    let groups = taken.revisions();
-                    cx.gate.send_if_modified(|g| {
-                        let changed = g.taken != groups
-                            || g.hold != hold
-                            || g.settled != settled
-                            || g.down != down
-                            || g.alone != won;
-                        g.taken = groups;
-                        g.hold = hold;
-                        g.settled = settled;
-                        g.down = down;
-                        g.alone = won;
-                        changed
-                    });
-                } else {
-                    cx.gate.send_if_modified(|g| !std::mem::replace(&mut g.settled, true));
-                }
-                let muted = config.as_deref().is_some_and(takeover::applies)
-                    && view.as_ref().is_some_and(muted);
-                let lost = muted
-                    || config.is_some_and(|config| {
-                        lacks_quorum(&config, &cx.domain, view.as_ref(), now)
-                    });
-                if lost && !quorum_lost {
-                    if muted {
-                        warn!("the peer's requests arrive but it does not answer this node's: this node's traffic out is cut, and the peer takes over; taking every group offline");
-                    }
-                    warn!("out of touch with a quorum of the domain: taking every group offline");
-                    quorum_lost = true;
-                    cancel(resync.take());
-                    cx.gate.send_modify(|g| g.fenced = true);
-                } else if !lost && quorum_lost {
-                    info!("in touch with a quorum again: catching up before groups run here");
-                    quorum_lost = false;
-                    resync = Some(catch_up_task(&cx.domain, resync.take()));
-                }
-            }
-            _ = joined(&mut resync) => {
-                resync = None;
-                info!("caught up with the domain's leader: groups may run here again");
-                cx.gate.send_modify(|g| g.fenced = false);
-            }
-            Some((_, e)) = next_event(events) => match e {
-                Event::Isolation { isolated: true } if response == IsolationResponse::Offline => {
-                    warn!("isolated: taking every group offline");
-                    cancel(resync.take());
-                    cx.gate.send_modify(|g| g.fenced = true);
-                }
-                Event::Isolation { isolated: false } if cx.gate.borrow().fenced && !quorum_lost => {
-                    // Anything committed meanwhile reaches us within a few
-                    // raft heartbeats once the lines are back.
-                    resync = Some(catch_up_task(&cx.domain, resync.take()));
-                }
-                Event::Stalled { gap } => {
-                    warn!(gap_ms = gap.as_millis() as u64, "the agent was frozen: taking every group offline until caught up");
-                    cx.gate.send_modify(|g| g.fenced = true);
-                    if !quorum_lost {
-                        resync = Some(catch_up_task(&cx.domain, resync.take()));
-                    }
-                }
-                Event::Peer { to: PeerState::Failed, last_heard, .. } => {
-                    last_failure = Some(last_heard);
-                }
-                _ => {}
-            },
+            Event::Peer {
+                to: PeerState::Failed,
+                last_heard,
+                ..
+            } => self.last_failure = Some(last_heard),
+            _ => {}
         }
     }
 }
 
 /// Catches up with the domain's leader in the background, retrying until
 /// it answers (replacing `previous`).
-fn catch_up_task(domain: &Domain, previous: Option<JoinHandle<()>>) -> JoinHandle<()> {
+fn catch_up_task(domain: &Replica, previous: Option<JoinHandle<()>>) -> JoinHandle<()> {
     cancel(previous);
     let domain = domain.clone();
     tokio::spawn(async move {
@@ -598,13 +681,6 @@ async fn joined(task: &mut Option<JoinHandle<()>>) {
         Some(t) => {
             let _ = t.await;
         }
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
 }
@@ -641,11 +717,11 @@ mod tests {
 
     #[test]
     fn a_node_of_two_is_muted_when_its_peer_asks_but_never_answers() {
-        use crate::agent::detector::PeerView;
-        let view = |verification, answers| HealthView {
+        use crate::agent::detection::detector::PeerSnapshot;
+        let view = |verification, answers| DetectorSnapshot {
             peers: [(
                 n("b"),
-                PeerView {
+                PeerSnapshot {
                     state: PeerState::Up,
                     since: None,
                     lines: BTreeMap::new(),
@@ -704,11 +780,11 @@ mod tests {
 
     #[test]
     fn a_node_of_two_holds_for_an_announcing_or_unheard_peer_until_it_is_down() {
-        use crate::agent::detector::PeerView;
-        let view = |takeover, heard| HealthView {
+        use crate::agent::detection::detector::PeerSnapshot;
+        let view = |takeover, heard| DetectorSnapshot {
             peers: [(
                 n("b"),
-                PeerView {
+                PeerSnapshot {
                     state: PeerState::Up,
                     since: None,
                     lines: BTreeMap::new(),

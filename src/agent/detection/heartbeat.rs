@@ -14,10 +14,10 @@
 //!   interval; the peer's agent answers each valid request. The probe runs
 //!   all the time rather than only on suspicion, so the failure detector has
 //!   the line's evidence at hand when the domain lines fall silent (see
-//!   `crate::agent::detector`).
+//!   `crate::agent::detection::detector`).
 //!
 //! All packets use the same port (`heartbeat.port`, default 7500) and the
-//! format of `crate::agent::packet`. A received packet is accepted only if it
+//! format of `crate::agent::detection::packet`. A received packet is accepted only if it
 //! parses, names our domain, carries a valid HMAC, names this socket's line,
 //! comes from the sender's own address on that line, and is newer than what
 //! was accepted from that sender on that line. Anything else is dropped and
@@ -41,8 +41,10 @@ use tracing::{debug, trace, warn};
 
 use crate::model::{Config, LineRole, MulticastGroup, Name};
 
-use super::metrics::Metrics;
-use super::packet::{DomainKey, DropReason, Kind, MAX_PACKET, Packet, ReplayGuard};
+use crate::agent::detection::packet::{
+    DomainKey, DropReason, Kind, MAX_PACKET, Packet, ReplayGuard,
+};
+use crate::agent::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HeartbeatError {
@@ -76,7 +78,7 @@ pub struct HeartbeatConfig {
     pub domain: Name,
     pub node: Name,
     pub key: DomainKey,
-    /// This agent run; see `crate::agent::packet`. [`incarnation_now`] gives
+    /// This agent run; see `crate::agent::detection::packet`. [`incarnation_now`] gives
     /// one from the clock.
     pub incarnation: u64,
     pub interval: Duration,

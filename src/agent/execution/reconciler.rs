@@ -48,7 +48,7 @@ use crate::drivers::{self, GroupContext, Health, Resource};
 use crate::model::{Config, Name, ResourceGroupSpec};
 use crate::wire::{GroupState, LocalGroupStatus, NodeReport};
 
-use super::guard::Lease;
+use crate::agent::failover::guard::Lease;
 
 /// What this node should run, as decided by the domain.
 #[derive(Debug, Clone, Default)]
@@ -75,7 +75,7 @@ pub struct Options {
     pub systemctl: PathBuf,
     /// How often running groups are checked (process alive, probes due).
     pub tick: Duration,
-    /// The node's lease (`super::guard`): while it is not valid, no group
+    /// The node's lease (`crate::agent::failover::guard`): while it is not valid, no group
     /// starts and running groups are left alone (the guard may have fenced
     /// them; the agent's fence takes them offline). `None`: no lease.
     pub lease: Option<Arc<Lease>>,

@@ -41,13 +41,12 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::domain::Domain;
+use crate::domain::Replica;
 use crate::drivers;
 
 /// The lease when no configuration is applied yet (the default heartbeat
 /// timeout).
 const DEFAULT_LEASE: Duration = Duration::from_secs(1);
-const DEFAULT_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The lease length `L` for a heartbeat timeout `T`: `L = T`, so the guard
 /// fires exactly when a peer may start to suspect this node (docs/ha.md
@@ -302,16 +301,11 @@ impl Guard {
 
     /// Renews every quarter heartbeat interval until `stop` changes; the
     /// lease is `L` = the heartbeat timeout of the applied configuration.
-    pub async fn run(mut self, domain: Domain, mut stop: watch::Receiver<bool>) -> Guard {
+    pub async fn run(mut self, domain: Replica, mut stop: watch::Receiver<bool>) -> Guard {
         loop {
-            let hb = domain
-                .state()
-                .config()
-                .and_then(|c| c.domain.as_ref().map(|d| d.spec.heartbeat.clone()));
-            let interval = hb.as_ref().map_or(DEFAULT_INTERVAL, |h| h.interval.get());
-            let length = hb
-                .as_ref()
-                .map_or(DEFAULT_LEASE, |h| lease_time(h.timeout.get()));
+            let hb = domain.state().heartbeat().unwrap_or_default();
+            let interval = hb.interval.get();
+            let length = lease_time(hb.timeout.get());
             self.renew(length).await;
             tokio::select! {
                 _ = tokio::time::sleep(interval / 4) => {}
@@ -370,9 +364,9 @@ fn spawn(exe: &Path, data_dir: &Path) -> std::io::Result<(Child, ChildStdin)> {
 /// placed here may start again.
 pub async fn hold_after_lapse(
     lease: Arc<Lease>,
-    domain: Domain,
+    domain: Replica,
     fence: watch::Sender<bool>,
-    gate: watch::Receiver<super::takeover::Gate>,
+    gate: watch::Receiver<crate::agent::failover::takeover::Clearance>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut lapses = lease.lapses();
@@ -388,12 +382,11 @@ pub async fn hold_after_lapse(
         // Right after waking, the applied state and the raft metrics are
         // those from before the freeze: a member frozen as the leader still
         // reads as a leader with a recent quorum, and its placement may still
-        // put groups here that the others have moved (the chaos harness
-        // caught exactly that). So first give the domain the time it needs
+        // put groups here that the others have moved. So first give the domain the time it needs
         // to reach this member — the time the others take to declare it
         // failed and move its groups, plus a second — then wait until caught
         // up on fresh metrics.
-        let grace = super::ha::catch_up_grace(&domain);
+        let grace = crate::agent::failover::policy::catch_up_grace(&domain);
         let mut alone = gate.clone();
         tokio::select! {
             _ = async {
@@ -403,7 +396,7 @@ pub async fn hold_after_lapse(
                 // no leader to catch up with; the survivor takes over now
                 // rather than after the catch-up's give-up.
                 tokio::select! {
-                    () = super::ha::wait_caught_up(&domain) => {}
+                    () = crate::agent::failover::policy::wait_caught_up(&domain) => {}
                     Ok(_) = alone.wait_for(|g| g.alone) => {}
                 }
             } => {}

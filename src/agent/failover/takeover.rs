@@ -14,7 +14,7 @@
 //!   any group running here that the committed placement puts elsewhere,
 //!   which also covers a group still stopping after a move) and in its node
 //!   reports (`takenOver`).
-//! - A node whose peer announces starts nothing new ([`Gate::hold`]): the
+//! - A node whose peer announces starts nothing new ([`Clearance::hold`]): the
 //!   node that comes back does not start the groups its stale placement
 //!   still gives it.
 //! - Once both nodes commit again, the leader adopts the running copies
@@ -23,7 +23,7 @@
 //!   changes (adopted here, or moved on by a decision made with both nodes
 //!   voting), and the announcement when nothing runs here outside it.
 //!
-//! [`FLAG_TAKEOVER`]: super::packet::FLAG_TAKEOVER
+//! [`FLAG_TAKEOVER`]: crate::agent::detection::packet::FLAG_TAKEOVER
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,7 +36,7 @@ use crate::wire::{GroupState, NodeReport};
 
 /// What the HA loop lets this node run, on top of the committed placement.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Gate {
+pub struct Clearance {
     /// Nothing runs here (isolation, a stall, no quorum, a lapsed lease).
     pub fenced: bool,
     /// Groups this node runs by local takeover, each with the placement
@@ -132,7 +132,7 @@ pub fn next(
     Taken(out)
 }
 
-/// Whether this node must announce [`super::packet::FLAG_TAKEOVER`]: it
+/// Whether this node must announce [`crate::agent::detection::packet::FLAG_TAKEOVER`]: it
 /// runs (or is still stopping) a group the committed placement does not
 /// put here.
 pub fn announce(state: &DomainState, me: &Name, taken: &Taken, report: &NodeReport) -> bool {
@@ -153,10 +153,10 @@ pub fn announce(state: &DomainState, me: &Name, taken: &Taken, report: &NodeRepo
 pub fn groups_here(
     state: &DomainState,
     me: &Name,
-    gate: &Gate,
+    clearance: &Clearance,
     report: &NodeReport,
 ) -> BTreeSet<Name> {
-    if gate.fenced {
+    if clearance.fenced {
         return BTreeSet::new();
     }
     let running_here = |g: &Name| {
@@ -166,9 +166,9 @@ pub fn groups_here(
             .is_some_and(|s| matches!(s.state, GroupState::Starting | GroupState::Online))
     };
     let mut groups = state.groups_on(me);
-    groups.retain(|g| running_here(g) || !held_elsewhere(state, me, &gate.down, g));
-    groups.extend(gate.taken.keys().cloned());
-    if gate.hold {
+    groups.retain(|g| running_here(g) || !held_elsewhere(state, me, &clearance.down, g));
+    groups.extend(clearance.taken.keys().cloned());
+    if clearance.hold {
         groups.retain(|g| running_here(g));
     }
     groups
@@ -358,23 +358,23 @@ mod tests {
         let b = n("b");
         let idle = report("b", &[]);
         let running = report("b", &[("db", GroupState::Online)]);
-        let open = Gate::default();
-        let hold = Gate {
+        let open = Clearance::default();
+        let hold = Clearance {
             hold: true,
-            ..Gate::default()
+            ..Clearance::default()
         };
-        let fenced = Gate {
+        let fenced = Clearance {
             fenced: true,
-            ..Gate::default()
+            ..Clearance::default()
         };
         let db: BTreeSet<Name> = [n("db")].into_iter().collect();
         assert_eq!(groups_here(&s, &b, &open, &idle), db);
         assert!(groups_here(&s, &b, &hold, &idle).is_empty());
         assert_eq!(groups_here(&s, &b, &hold, &running), db);
         assert!(groups_here(&s, &b, &fenced, &running).is_empty());
-        let taken = Gate {
+        let taken = Clearance {
             taken: [(n("web"), 1)].into_iter().collect(),
-            ..Gate::default()
+            ..Clearance::default()
         };
         assert_eq!(groups_here(&s, &b, &taken, &idle).len(), 2);
     }
@@ -429,7 +429,7 @@ mod tests {
         place_on(&mut s, "b", NodeState::Up);
         let b = n("b");
         let idle = report("b", &[]);
-        let open = Gate::default();
+        let open = Clearance::default();
         assert!(held_elsewhere(&s, &b, &BTreeSet::new(), &n("web")));
         assert!(groups_here(&s, &b, &open, &idle).is_empty());
         // a reports it stopping, still waited for; then offline: b starts.
@@ -467,11 +467,11 @@ mod tests {
         });
         let a = n("a");
         let idle = report("a", &[]);
-        let open = Gate::default();
+        let open = Clearance::default();
         assert!(!groups_here(&s, &a, &open, &idle).contains(&n("web")));
-        let b_down = Gate {
+        let b_down = Clearance {
             down: [n("b")].into_iter().collect(),
-            ..Gate::default()
+            ..Clearance::default()
         };
         assert!(groups_here(&s, &a, &b_down, &idle).contains(&n("web")));
     }

@@ -17,32 +17,35 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::clock::sleep_until;
 use crate::model::{Config, Name};
 use crate::plan::{Health, NodeState};
 
-use super::detector::{Detector, DetectorConfig, Event, PeerView};
-use super::heartbeat::{self, HeartbeatConfig, HeartbeatError, Heartbeats, Observation};
-use super::isolation::{IsolationError, Method, Prober};
-use super::metrics::Metrics;
-use super::packet::DomainKey;
+use crate::agent::detection::detector::{Detector, DetectorConfig, Event, PeerSnapshot};
+use crate::agent::detection::heartbeat::{
+    self, HeartbeatConfig, HeartbeatError, Heartbeats, Observation,
+};
+use crate::agent::detection::isolation::{IsolationError, Method, Prober};
+use crate::agent::detection::packet::DomainKey;
+use crate::agent::metrics::Metrics;
 use crate::wire::PeerState;
 
 /// What the detector currently believes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HealthView {
-    pub peers: BTreeMap<Name, PeerView>,
+pub struct DetectorSnapshot {
+    pub peers: BTreeMap<Name, PeerSnapshot>,
     pub isolated: bool,
 }
 
-impl HealthView {
+impl DetectorSnapshot {
     /// The node states the leader's placement reads, as this node sees them:
     /// itself Up unless isolated; a peer Up unless Failed (a Suspected peer
     /// still answers on the verification line). Nodes this one shares no
     /// line with are left out, i.e. Down (`crate::plan::Health`).
     ///
     /// A Failed peer counts as Down only once it has been Failed for `wait`
-    /// ([`super::detector::takeover_wait`]): the time a peer that is alive
+    /// ([`crate::agent::detection::detector::takeover_wait`]): the time a peer that is alive
     /// but cut off needs to notice and stop its groups. Placement then moves
     /// its groups no earlier than that.
     pub fn health(&self, me: &Name, now: Instant, wait: Duration) -> Health {
@@ -115,7 +118,11 @@ impl NodeMonitor {
     /// Announces (or stops announcing) in every packet sent from now on
     /// that this node runs groups outside the committed placement.
     pub fn announce_takeover(&self, on: bool) {
-        let flags = if on { super::packet::FLAG_TAKEOVER } else { 0 };
+        let flags = if on {
+            crate::agent::detection::packet::FLAG_TAKEOVER
+        } else {
+            0
+        };
         self.heartbeats.set_flags(flags);
     }
 
@@ -161,7 +168,7 @@ pub fn start_node(
 
 #[derive(Debug)]
 pub struct MonitorHandle {
-    pub view: watch::Receiver<HealthView>,
+    pub view: watch::Receiver<DetectorSnapshot>,
     /// Every transition, in order. Unread events are dropped when the
     /// buffer is full; the view is always current.
     pub events: mpsc::Receiver<(Instant, Event)>,
@@ -188,7 +195,7 @@ pub fn spawn(
     let timeout = cfg.timeout;
     let addresses: Vec<IpAddr> = cfg.isolation.iter().map(|t| t.address).collect();
     let mut detector = Detector::new(cfg, Instant::now());
-    let (view_tx, view) = watch::channel(HealthView {
+    let (view_tx, view) = watch::channel(DetectorSnapshot {
         peers: detector.view(),
         isolated: false,
     });
@@ -250,7 +257,7 @@ pub fn spawn(
                 },
                 _ = tick.tick() => detector.tick(Instant::now()),
                 // At the deadline itself, not up to a tick later.
-                _ = sleep_until(detector.next_deadline(Instant::now())) => detector.tick(Instant::now()),
+                _ = sleep_until(wake_at(detector.next_deadline(Instant::now()))) => detector.tick(Instant::now()),
             };
             if events.is_empty() {
                 continue;
@@ -261,7 +268,7 @@ pub fn spawn(
                 // A full or closed event queue must not stop detection.
                 let _ = events_tx.try_send((now, e));
             }
-            view_tx.send_replace(HealthView {
+            view_tx.send_replace(DetectorSnapshot {
                 peers: detector.view(),
                 isolated: detector.is_isolated(),
             });
@@ -336,16 +343,10 @@ fn record(metrics: &Metrics, now: Instant, e: &Event) {
     }
 }
 
-/// Sleeps until `at` (and a millisecond, so the detector sees the deadline
-/// passed); never returns without one.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => {
-            let at = tokio::time::Instant::from_std(at + Duration::from_millis(1));
-            tokio::time::sleep_until(at).await;
-        }
-        None => std::future::pending().await,
-    }
+/// Wakes the detector at `at` plus a millisecond, so it sees the deadline
+/// passed.
+fn wake_at(at: Option<Instant>) -> Option<tokio::time::Instant> {
+    at.map(|at| tokio::time::Instant::from_std(at + Duration::from_millis(1)))
 }
 
 #[cfg(test)]
@@ -356,12 +357,12 @@ mod tests {
 
     #[test]
     fn a_majority_counts_this_node_and_every_peer_not_failed() {
-        let view = |states: &[PeerState]| HealthView {
+        let view = |states: &[PeerState]| DetectorSnapshot {
             peers: states
                 .iter()
                 .enumerate()
                 .map(|(i, s)| {
-                    let p = PeerView {
+                    let p = PeerSnapshot {
                         state: *s,
                         since: None,
                         lines: BTreeMap::new(),
@@ -404,7 +405,7 @@ mod tests {
     #[test]
     fn health_for_placement() {
         let t0 = Instant::now();
-        let peer = |state| PeerView {
+        let peer = |state| PeerSnapshot {
             state,
             since: Some(t0),
             lines: BTreeMap::new(),
@@ -414,7 +415,7 @@ mod tests {
             verification: None,
         };
         let wait = Duration::from_millis(500);
-        let mut v = HealthView {
+        let mut v = DetectorSnapshot {
             peers: [
                 (n("b"), peer(PeerState::Up)),
                 (n("c"), peer(PeerState::Suspected)),

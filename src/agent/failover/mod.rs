@@ -1,0 +1,13 @@
+//! What the node does with the failure detector's verdicts:
+//!
+//! - [`policy`]: the fence (every group offline on isolation, a stall or a
+//!   lost quorum, until caught up with the domain), local takeover with two
+//!   nodes, and the node health the leader places from.
+//! - [`takeover`]: the pure rules of local takeover and of what the
+//!   reconciler may run (break before make).
+//! - [`guard`]: the lease guard, a separate process that fences the node
+//!   when the agent stops renewing its lease.
+
+pub mod guard;
+pub mod policy;
+pub mod takeover;
