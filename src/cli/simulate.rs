@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use asctl::diag::{self, Severity};
 use asctl::load::{self, Input};
-use asctl::model::{Config, Name};
+use asctl::model::{Config, DesiredState, Name};
 use asctl::plan::whatif::{self, Loss, Move};
 use asctl::plan::{FORMAT_VERSION, Placement};
 use asctl::rules::{self, Ctx, Validation, topology};
@@ -74,6 +74,8 @@ struct Report {
     moves: Vec<Move>,
     /// Groups without a node in `placement` that are not declared offline.
     homeless: Vec<Name>,
+    /// Groups declared `state: offline`: no node on purpose.
+    declared_offline: BTreeSet<Name>,
     /// `--each-node`: one entry per node lost.
     #[serde(skip_serializing_if = "Option::is_none")]
     each_node: Option<Vec<Loss>>,
@@ -93,6 +95,8 @@ impl Report {
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let loaded =
         load::load(&[Input::from_arg(&args.path)]).context("cannot read the configuration")?;
+    // One domain: a tree of several (or a file alone) has no placement.
+    loaded.single_domain()?;
     let v = rules::validate(loaded);
     if v.has_errors() {
         eprint!(
@@ -121,10 +125,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn simulate(v: &Validation, args: &SimulateArgs) -> Report {
-    let config = &v.loaded.config;
-    // The whole input as one unit: simulate reads one domain.
-    let whole = asctl::load::Unit::default();
-    let unit = v.loaded.units.first().unwrap_or(&whole);
+    let unit = &v.loaded.units[0];
+    let config = v.loaded.config_of(unit);
     let ctx = Ctx::new(&v.loaded, unit);
     let judge = |group: &Name, from: &Name, to: &Name| unsupported(v, &ctx, group, from, to);
     let failed: BTreeSet<Name> = args.fail.iter().cloned().collect();
@@ -150,6 +152,7 @@ fn simulate(v: &Validation, args: &SimulateArgs) -> Report {
         placement,
         moves,
         homeless,
+        declared_offline: offline,
         each_node,
         n_plus_one,
     }
@@ -157,8 +160,13 @@ fn simulate(v: &Validation, args: &SimulateArgs) -> Report {
 
 /// Groups the configuration takes offline on purpose: having no node is
 /// what their operator asked for, not a lack of capacity.
-fn declared_offline(_config: &Config) -> BTreeSet<Name> {
-    BTreeSet::new()
+fn declared_offline(config: &Config) -> BTreeSet<Name> {
+    config
+        .groups
+        .iter()
+        .filter(|g| g.spec.state == DesiredState::Offline)
+        .map(|g| g.name().clone())
+        .collect()
 }
 
 /// Why the rules do not support `group` moving from `from` to `to`.
@@ -218,12 +226,12 @@ fn render(config: &Config, r: &Report) -> String {
         .max()
         .unwrap_or(0);
     for (group, p) in &r.placement {
-        let _ = write!(
-            out,
-            "  {:<width$}  {}",
-            group.as_str(),
+        let node = if r.declared_offline.contains(group) {
+            "(offline: state: offline)"
+        } else {
             node_or_none(&p.node)
-        );
+        };
+        let _ = write!(out, "  {:<width$}  {node}", group.as_str());
         if let Some(m) = r.moves.iter().find(|m| &m.group == group) {
             let _ = write!(out, "  (from {})", node_or_none(&m.from));
             if let Some(why) = &m.unsupported {

@@ -139,6 +139,20 @@ const NEED_WHOLE_DOMAIN: &[&Rule] = &[
     &catalog::NETWORK_LINES,
 ];
 
+/// Rules that count objects of a kind (nodes of the domain, lines of a
+/// node): when an object of that kind was dropped, the count is wrong, and
+/// the rule says nothing rather than something false.
+fn counts_a_dropped_kind(unit: &Unit, rule: &Rule) -> bool {
+    let kind = if std::ptr::eq(rule, &catalog::TWO_NODE_SPLIT_BRAIN) {
+        Kind::Node
+    } else if std::ptr::eq(rule, &catalog::NETWORK_LINES) {
+        Kind::NetworkLine
+    } else {
+        return false;
+    };
+    unit.incomplete || unit.invalid_names.iter().any(|(k, _)| *k == kind)
+}
+
 /// Runs every check on every unit and returns their findings with the
 /// Domain's acceptances applied (not sorted), each tagged with its domain.
 pub fn check(loaded: &Loaded) -> Vec<Finding> {
@@ -195,7 +209,8 @@ fn check_unit(
         .into_findings()
         .into_iter()
         .filter(|f| applies(f.rule, qualification))
-        .filter(|f| !(unit.alone() && NEED_WHOLE_DOMAIN.iter().any(|r| std::ptr::eq(*r, f.rule))));
+        .filter(|f| !(unit.alone() && NEED_WHOLE_DOMAIN.iter().any(|r| std::ptr::eq(*r, f.rule))))
+        .filter(|f| !counts_a_dropped_kind(unit, f.rule));
     earlier.extend(findings);
     let mut findings = earlier;
     accept::apply(loaded, config, &mut findings);
@@ -262,9 +277,4 @@ pub fn validate_with(mut loaded: Loaded, ocf: Option<&datasources::OcfCatalog>) 
     let mut findings = check_units(&loaded, earlier, ocf);
     sort_findings(&mut findings);
     Validation { loaded, findings }
-}
-
-/// The `Kind/name` key used in findings and `accept.objects`.
-pub fn object_key(kind: Kind, name: &str) -> String {
-    format!("{kind}/{name}")
 }
