@@ -16,6 +16,7 @@ mod host;
 mod line;
 mod node;
 mod ocf;
+pub mod ocf_metadata;
 pub mod schema;
 
 pub use common::*;

@@ -3,7 +3,7 @@
 //! against their meta-data.
 //!
 //! The meta-data is gathered by the caller (running each agent's
-//! `meta-data` is I/O: `crate::drivers::ocf::gather_metadata`) and passed
+//! `meta-data` is I/O, done by the validate command) and passed
 //! in, so the checks stay pure. Without it (`None`: nobody gathered) the
 //! parameter rules are skipped; an agent gathered but not installed where
 //! validate runs gets a note.
@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diag::Finding;
-use crate::drivers::ocf::metadata::Metadata;
 use crate::load::did_you_mean;
+use crate::model::ocf_metadata::Metadata;
 use crate::model::{DataSourceType, Kind, OcfAgent, OsName, split_ocf};
 
 use super::{Ctx, catalog as cat};

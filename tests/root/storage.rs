@@ -16,6 +16,9 @@ fn name(s: &str) -> asctl::model::Name {
 }
 
 const FAST: Duration = Duration::from_millis(50);
+/// Generous: these tests check what the monitor finds, not how fast the
+/// storage answers on a loaded machine.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn disk(dev: &Path, own: &[PathBuf]) -> SharedDisk {
     SharedDisk::new(
@@ -23,7 +26,7 @@ fn disk(dev: &Path, own: &[PathBuf]) -> SharedDisk {
         dev.to_path_buf(),
         own.to_vec(),
         FAST,
-        Duration::from_secs(2),
+        IO_TIMEOUT,
     )
 }
 
@@ -39,7 +42,7 @@ fn mount_point(dev: &Path, path: &Path, fs_type: &str, stop_timeout: Duration) -
             node: name("node1"),
         },
         FAST,
-        Duration::from_secs(2),
+        IO_TIMEOUT,
     )
 }
 

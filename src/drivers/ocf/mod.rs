@@ -10,7 +10,9 @@
 //! a soft one counts against the restart limit.
 
 pub mod exec;
-pub mod metadata;
+/// The agent's meta-data (a pure parser, in the model so that `rules` can
+/// name it too).
+pub use crate::model::ocf_metadata as metadata;
 
 use std::path::PathBuf;
 use std::time::Duration;
