@@ -12,6 +12,7 @@
 //! `snapshots/` beside this file, named `checker__<module>__<name>.snap`.
 
 mod cli;
+mod cli_conventions;
 mod layers;
 mod load_props;
 mod place_props;

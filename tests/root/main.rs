@@ -3,7 +3,8 @@
 //! managed IP driver with gratuitous ARP, the lease guard fencing a real
 //! address, the README's walk-through of `scripts/netns-domain.sh`) and
 //! block devices (`storage.rs`: shared disks and mount points on loop
-//! devices over ext4 and xfs).
+//! devices over ext4 and xfs; `storage_group.rs`: a group with its data
+//! through the node reconciler).
 //!
 //! Every test here is `#[ignore = "needs root: run with --include-ignored"]`,
 //! so a plain `cargo test` reports it as ignored, never as passed; without
@@ -24,3 +25,4 @@ mod heartbeat;
 mod ip;
 mod isolation;
 mod storage;
+mod storage_group;

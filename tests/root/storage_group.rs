@@ -2,8 +2,6 @@
 //! point → writer process online in that order, offline in reverse, with the
 //! acknowledged records on the disk. Root only (loop devices, mounts).
 
-mod storage_support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -11,10 +9,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::storage_support::{Lun, live, mounted};
 use asctl::agent::reconciler::{self, Desired, Options};
 use asctl::model::{Config, Name};
 use asctl::wire::{GroupState, NodeReport};
-use storage_support::{Lun, live, mounted};
 use tokio::sync::watch;
 
 fn name(s: &str) -> Name {

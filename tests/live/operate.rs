@@ -3,12 +3,10 @@
 //! member costs a fraction of a second, and the member that answered is
 //! asked first next time).
 
-mod live_support;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use live_support::{ASCTL, LiveDomain, Owned, alive, eventually, log_text, text};
+use crate::support::{ASCTL, LiveDomain, Owned, alive, eventually, log_text, text};
 
 const LONG: Duration = Duration::from_secs(90);
 
