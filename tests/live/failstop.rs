@@ -1,7 +1,7 @@
 //! Fail-stop on storage faults, with real agents: a node whose data
 //! directory fills up must take its groups offline and exit, not keep them
 //! running while the domain starts them elsewhere. Needs root (a tmpfs):
-//! ignored unless run with --include-ignored.
+//! ignored unless run with `--include-ignored`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -461,12 +461,13 @@ async fn a_snapshot_built_on_one_member_installs_on_another_and_survives_restart
 /// loss: what was acknowledged is on disk, what failed is not in memory,
 /// and the store opens again once there is room. Needs root (a tmpfs).
 #[tokio::test]
+#[ignore = "needs root: run with --include-ignored"]
 async fn a_full_disk_fails_the_write_and_keeps_what_was_acknowledged() {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: needs root to mount a tmpfs");
-        return;
-    }
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "this test needs root to mount a tmpfs"
+    );
     let mnt = PathBuf::from(format!("/tmp/h5-store-{}", std::process::id()));
     fs::create_dir_all(&mnt).expect("mount point");
     let mount = |opts: &str| {
