@@ -98,12 +98,8 @@ pub enum AgentError {
          restart the agent)"
     )]
     RaftStopped(String),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{what}: {err}")]
+    Io { what: String, err: std::io::Error },
 }
 
 impl AgentConfig {
@@ -174,7 +170,7 @@ pub struct RunOptions {
 pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     let io = |what: &str| {
         let what = what.to_owned();
-        move |source| AgentError::Io { what, source }
+        move |source| AgentError::Io { what, err: source }
     };
     // First of all: a SIGTERM from here on is a request to stop cleanly,
     // not the default action that kills the process mid-start-up (with its
@@ -238,7 +234,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
             };
             return Err(AgentError::Io {
                 what: format!("listening on {}", cfg.listen),
-                source: std::io::Error::other(detail),
+                err: std::io::Error::other(detail),
             });
         }
     }
