@@ -70,6 +70,10 @@ fn indent(example: &[u8]) -> String {
         .collect()
 }
 
+/// Version of `rules --format json`; 1 is the first versioned form (an
+/// object with `formatVersion`, `tool` and `rules`).
+pub const RULES_FORMAT_VERSION: u32 = 1;
+
 pub fn rules(args: RulesArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         ListFormat::Human => {
@@ -101,7 +105,12 @@ pub fn rules(args: RulesArgs) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&list)?);
+            let report = json!({
+                "formatVersion": RULES_FORMAT_VERSION,
+                "tool": { "name": "asctl", "version": env!("CARGO_PKG_VERSION") },
+                "rules": list,
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
     }
     Ok(ExitCode::from(EXIT_OK))

@@ -6,6 +6,7 @@ mod catalog;
 mod clear;
 mod credentials;
 mod demo_server;
+mod demo_writer;
 mod exec_gate;
 mod guard;
 mod matrix;
@@ -19,7 +20,7 @@ mod watch;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Exit code: no errors (warnings allowed).
 pub const EXIT_OK: u8 = 0;
@@ -28,20 +29,48 @@ pub const EXIT_FINDINGS: u8 = 1;
 /// Exit code: usage error or I/O failure.
 pub const EXIT_USAGE: u8 = 2;
 
+/// The one-line description: `-h` shows it, `--help` starts with it.
+const ABOUT: &str = "High-availability cluster manager driven by configuration files";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "asctl",
     version,
-    about = "High-availability cluster manager driven by configuration files",
-    long_about = "asctl validates HA domain definitions (nodes, hosts, network lines, data sources, \
-resource groups) written in YAML against the compatibility rules of EMC AutoStart on VMware, \
-and reports every finding with its file, line and column.\n\n\
+    about = ABOUT,
+    long_about = "High-availability cluster manager driven by configuration files.\n\n\
+asctl checks HA domain definitions (nodes, hosts, network lines, data sources, resource \
+groups) written in YAML against the compatibility rules of EMC AutoStart on VMware and \
+reports every finding with its file, line and column; it plans and applies a configuration \
+to a running domain, and runs the node agents that keep the groups online.\n\n\
 Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 usage or I/O failure.",
-    after_help = "Examples:\n  asctl validate examples/\n  asctl validate --format sarif cluster/ > asctl.sarif\n  asctl explain AS0101\n  asctl matrix sharedDisk"
+    after_help = "Examples:\n  asctl validate examples/\n  asctl validate --format sarif cluster/ > asctl.sarif\n  asctl explain AS0101\n  asctl up\n  asctl plan my-domain/"
 )]
 pub struct Cli {
+    /// When to colour the output: `auto` on a terminal unless NO_COLOR is
+    /// set, `always`, or `never`.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Sets the choice for every `anstream` stream of the process.
+    fn apply(self) {
+        let choice = match self {
+            ColorWhen::Auto => anstream::ColorChoice::Auto,
+            ColorWhen::Always => anstream::ColorChoice::Always,
+            ColorWhen::Never => anstream::ColorChoice::Never,
+        };
+        choice.write_global();
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +87,10 @@ pub enum Command {
     Matrix(matrix::MatrixArgs),
     /// Serve HTTP answering the node's name: the quickstart's demo application.
     DemoServer(demo_server::DemoServerArgs),
+    /// Append each line a client sends to DIR/records.log with a sequence
+    /// number, answering `ack SEQ` only after fsync: a demo database for
+    /// data failover.
+    DemoWriter(demo_writer::DemoWriterArgs),
     /// Start a local domain (agents on loopback) and apply its configuration.
     Up(up::UpArgs),
     /// Run the agent of one node (or the witness) of a domain.
@@ -84,9 +117,82 @@ pub enum Command {
     /// Where every group would run with some nodes failed, and the N+1 check (no domain needed).
     #[command(long_about = simulate::LONG_ABOUT)]
     Simulate(simulate::SimulateArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Write the man pages (asctl.1 and one per command).
+    Man(ManArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `asctl completions bash > /etc/bash_completion.d/asctl`.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Directory to write asctl.1 and asctl-COMMAND.1 into; without it,
+    /// asctl.1 is printed.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+/// The clap definition of the command line (for completions and man pages).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+fn completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    // Into memory first: the generator panics on a write error (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command(), "asctl", &mut script);
+    std::io::stdout().write_all(&script)?;
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+/// Every page: the tool's and one per visible command, as (file name, roff).
+pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let cmd = command();
+    let mut pages = Vec::new();
+    let mut page = |name: String, man: clap_mangen::Man| -> anyhow::Result<()> {
+        let mut roff = Vec::new();
+        man.render(&mut roff)?;
+        pages.push((name, roff));
+        Ok(())
+    };
+    page("asctl.1".into(), clap_mangen::Man::new(cmd.clone()))?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("asctl-{}", sub.get_name());
+        let man = clap_mangen::Man::new(sub.clone()).title(name.to_uppercase());
+        page(format!("{name}.1"), man)?;
+    }
+    Ok(pages)
+}
+
+fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let pages = man_pages()?;
+    match args.out {
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&pages[0].1)?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            for (name, roff) in pages {
+                let path = dir.join(name);
+                std::fs::write(&path, roff)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+    }
+    Ok(ExitCode::from(EXIT_OK))
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    cli.color.apply();
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema => {
@@ -97,6 +203,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules(args) => catalog::rules(args),
         Command::Matrix(args) => matrix::run(args),
         Command::DemoServer(args) => demo_server::run(args),
+        Command::DemoWriter(args) => demo_writer::run(args),
         Command::Up(args) => up::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Credentials(args) => credentials::run(args),
@@ -108,5 +215,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => watch::run(args),
         Command::Clear(args) => clear::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Completions(args) => completions(args),
+        Command::Man(args) => man(args),
     }
 }

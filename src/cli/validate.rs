@@ -36,6 +36,8 @@ pub enum Format {
     Sarif,
     /// GitHub Actions workflow annotations.
     Github,
+    /// JUnit XML: one test case per file, a failure per error.
+    Junit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,7 +54,13 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         Grouping::Domains
     };
     let loaded = load::load_with(&inputs, grouping).context("cannot read the configuration")?;
-    let mut validation = rules::validate(loaded);
+    // The OCF agents the configuration names, read where validate runs.
+    let configs: Vec<&asctl::model::Config> = std::iter::once(&loaded.config)
+        .chain(loaded.units.iter().filter_map(|u| u.config.as_ref()))
+        .collect();
+    let root = asctl::drivers::ocf::ocf_root();
+    let ocf = asctl::drivers::ocf::gather_metadata(&configs, &root);
+    let mut validation = rules::validate_with(loaded, Some(&ocf));
     if args.deny == Some(Deny::Warnings) {
         for f in &mut validation.findings {
             if f.severity == Severity::Warning {
@@ -63,12 +71,20 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let sources = &validation.loaded.sources;
     let documents = validation.loaded.docs.len();
     let text = match args.format {
-        Format::Human => diag::render_human(&validation.findings, sources, documents),
+        Format::Human => diag::render_human_styled(&validation.findings, sources, documents),
         Format::Json => diag::render_json(&validation.findings, sources, documents),
         Format::Sarif => diag::render_sarif(&validation.findings, sources),
         Format::Github => diag::render_github(&validation.findings, sources),
+        Format::Junit => diag::render_junit(&validation.findings, sources),
     };
-    print!("{text}");
+    // anstream drops the colours when they do not belong (--color, NO_COLOR,
+    // not a terminal); the other formats carry none.
+    {
+        use std::io::Write;
+        let mut out = anstream::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+    }
     Ok(ExitCode::from(if validation.has_errors() {
         EXIT_FINDINGS
     } else {

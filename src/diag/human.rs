@@ -3,13 +3,64 @@
 
 use std::fmt::Write;
 
-use super::{DomainRef, Finding, Location, Sources, Summary};
+use anstyle::{AnsiColor, Style};
+
+use super::{DomainRef, Finding, Location, Severity, Sources, Summary};
+
+/// The styles of human output; all plain when colour is off.
+#[derive(Debug, Clone, Copy, Default)]
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn severity(self, s: Severity) -> Style {
+        if !self.on {
+            return Style::new();
+        }
+        let color = match s {
+            Severity::Error => AnsiColor::BrightRed,
+            Severity::Warning => AnsiColor::BrightYellow,
+            Severity::Note => AnsiColor::BrightGreen,
+        };
+        Style::new().bold().fg_color(Some(color.into()))
+    }
+
+    fn frame(self) -> Style {
+        if self.on {
+            Style::new()
+                .bold()
+                .fg_color(Some(AnsiColor::BrightBlue.into()))
+        } else {
+            Style::new()
+        }
+    }
+
+    fn bold(self) -> Style {
+        if self.on {
+            Style::new().bold()
+        } else {
+            Style::new()
+        }
+    }
+}
+
+/// [`render_human`] with ANSI colours, as rustc shows them on a terminal.
+/// Print it through `anstream`, which removes the colours where they do not
+/// belong (not a terminal, `--color never`, `NO_COLOR`).
+pub fn render_human_styled(findings: &[Finding], sources: &Sources, documents: usize) -> String {
+    render(findings, sources, documents, Paint { on: true })
+}
 
 /// Findings are expected in output order ([`super::sort_findings`]): those
 /// of one domain together. When they come from more than one domain (or
 /// from files checked alone as well), each domain's findings follow a
 /// header line naming it.
 pub fn render_human(findings: &[Finding], sources: &Sources, documents: usize) -> String {
+    render(findings, sources, documents, Paint::default())
+}
+
+fn render(findings: &[Finding], sources: &Sources, documents: usize, paint: Paint) -> String {
     let mut out = String::new();
     let active = || findings.iter().filter(|f| f.is_active());
     let first = active().next().map(|f| f.domain.as_ref());
@@ -18,20 +69,38 @@ pub fn render_human(findings: &[Finding], sources: &Sources, documents: usize) -
     for f in active() {
         if headers && current != Some(f.domain.as_ref()) {
             current = Some(f.domain.as_ref());
+            let b = paint.bold();
             let _ = match &f.domain {
-                Some(d) => writeln!(out, "== domain `{}` ({})\n", d.name, d.root),
-                None => writeln!(out, "== files checked alone (under no Domain)\n"),
+                Some(d) => writeln!(out, "{b}== domain `{}` ({}){b:#}\n", d.name, d.root),
+                None => writeln!(out, "{b}== files checked alone (under no Domain){b:#}\n"),
             };
         }
-        let _ = writeln!(out, "{}[{}]: {}", f.severity, f.rule.id, f.message);
+        let (sev, b) = (paint.severity(f.severity), paint.bold());
+        let _ = writeln!(
+            out,
+            "{sev}{}[{}]{sev:#}{b}: {}{b:#}",
+            f.severity, f.rule.id, f.message
+        );
         let gutter = gutter_width(f);
         if let Some(loc) = f.location {
-            snippet(&mut out, sources, loc, "-->", "", gutter, '^');
+            let mark = Mark {
+                arrow: "-->",
+                label: "",
+                gutter,
+                mark: '^',
+                style: sev,
+            };
+            snippet(&mut out, sources, loc, mark, paint);
         }
         for r in &f.related {
-            snippet(
-                &mut out, sources, r.location, ":::", &r.message, gutter, '-',
-            );
+            let mark = Mark {
+                arrow: ":::",
+                label: &r.message,
+                gutter,
+                mark: '-',
+                style: paint.frame(),
+            };
+            snippet(&mut out, sources, r.location, mark, paint);
         }
         let pad = " ".repeat(gutter);
         if f.location.is_some() || !f.related.is_empty() {
@@ -46,9 +115,14 @@ pub fn render_human(findings: &[Finding], sources: &Sources, documents: usize) -
     }
     let s = Summary::of(findings);
     let files = sources.len();
+    let verdict = if s.errors > 0 {
+        paint.severity(Severity::Error)
+    } else {
+        paint.severity(Severity::Note)
+    };
     let _ = write!(
         out,
-        "{}: {} file{}, {} document{}: {} error{}, {} warning{}",
+        "{verdict}{}{verdict:#}: {} file{}, {} document{}: {} error{}, {} warning{}",
         if s.errors > 0 { "failed" } else { "ok" },
         files,
         plural(files),
@@ -84,19 +158,28 @@ fn gutter_width(f: &Finding) -> usize {
     max.to_string().len()
 }
 
-fn snippet(
-    out: &mut String,
-    sources: &Sources,
-    loc: Location,
-    arrow: &str,
-    label: &str,
+/// How one location is drawn: its arrow, label, gutter width and marks.
+struct Mark<'a> {
+    arrow: &'a str,
+    label: &'a str,
     gutter: usize,
     mark: char,
-) {
+    style: Style,
+}
+
+fn snippet(out: &mut String, sources: &Sources, loc: Location, m: Mark, paint: Paint) {
+    let Mark {
+        arrow,
+        label,
+        gutter,
+        mark,
+        style,
+    } = m;
+    let frame = paint.frame();
     let pad = " ".repeat(gutter);
     let _ = writeln!(
         out,
-        "{pad}{arrow} {}:{}:{}",
+        "{pad}{frame}{arrow}{frame:#} {}:{}:{}",
         sources.name(loc.file),
         loc.start.line,
         loc.start.column
@@ -105,8 +188,12 @@ fn snippet(
         return;
     };
     let line = line.replace('\t', " ");
-    let _ = writeln!(out, "{pad} |");
-    let _ = writeln!(out, "{:>gutter$} | {}", loc.start.line, line);
+    let _ = writeln!(out, "{pad} {frame}|{frame:#}");
+    let _ = writeln!(
+        out,
+        "{frame}{:>gutter$} |{frame:#} {}",
+        loc.start.line, line
+    );
     let chars = line.chars().count() as u32;
     let start = loc.start.column.saturating_sub(1).min(chars);
     let end = if loc.end.line == loc.start.line && loc.end.column > loc.start.column {
@@ -121,5 +208,9 @@ fn snippet(
     } else {
         format!(" {label}")
     };
-    let _ = writeln!(out, "{pad} | {}{marks}{label}", " ".repeat(start as usize));
+    let _ = writeln!(
+        out,
+        "{pad} {frame}|{frame:#} {}{style}{marks}{label}{style:#}",
+        " ".repeat(start as usize)
+    );
 }

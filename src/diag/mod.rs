@@ -8,6 +8,7 @@
 mod github;
 mod human;
 mod json;
+mod junit;
 mod sarif;
 
 use serde::Serialize;
@@ -16,8 +17,9 @@ use crate::catalog::Rule;
 pub use crate::catalog::Severity;
 
 pub use github::render_github;
-pub use human::render_human;
+pub use human::{render_human, render_human_styled};
 pub use json::{JSON_FORMAT_VERSION, render_json};
+pub use junit::render_junit;
 pub use sarif::render_sarif;
 
 /// Index of a file in [`Sources`].
@@ -108,7 +110,7 @@ impl Finding {
     }
 
     pub fn about(mut self, kind: crate::model::Kind, name: &str) -> Self {
-        self.objects.push(format!("{kind}/{name}"));
+        self.objects.push(kind.key(name));
         self
     }
 
@@ -122,6 +124,9 @@ impl Finding {
         self.suppressed.is_none()
     }
 }
+
+/// The name standard input is shown as, everywhere (human, JSON, SARIF).
+pub const STDIN_NAME: &str = "<stdin>";
 
 /// The text of every file read, for showing source lines under findings.
 #[derive(Debug, Default, Clone)]

@@ -496,7 +496,9 @@ impl FileLoader {
         self.text = text;
         for problem in parsed.problems {
             let loc = Some(location(file, problem.span));
-            self.incomplete = true;
+            // A duplicate key leaves the document readable: it is kept,
+            // flagged, and left out of the rules by `add_document`.
+            self.incomplete |= problem.kind != yaml::ProblemKind::DuplicateKey;
             let finding = match problem.kind {
                 yaml::ProblemKind::Syntax => Finding::new(&cat::YAML_SYNTAX, problem.message, loc),
                 yaml::ProblemKind::Limit => {
@@ -617,11 +619,20 @@ impl FileLoader {
                 .with_help("write the key as plain text: complex keys (`? [a, b]`) are not part of the format"),
             );
         }
-        let json = root.to_json();
-        SchemaChecker::get().check(&json, &root, file, &mut self.findings);
-        let schema_ok = self.findings.len() == before;
+        let mut json = root.to_json();
+        let unknown = SchemaChecker::get().check(&json, &root, file, &mut self.findings);
+        // Unknown fields alone do not make the object unusable: without
+        // them it is what the user meant, and the rules still judge it.
+        let schema_ok = self.findings[before..]
+            .iter()
+            .all(|f| std::ptr::eq(f.rule, &cat::UNKNOWN_FIELD));
+        if schema_ok {
+            for pointer in &unknown {
+                remove_pointer(&mut json, pointer);
+            }
+        }
 
-        let typed = if schema_ok {
+        let typed = if schema_ok && !document.duplicate_keys {
             self.typed(kind, &json, &root, file)
         } else {
             None
@@ -688,6 +699,16 @@ impl FileLoader {
         self.findings
             .push(Finding::new(&cat::INVALID_VALUE, message, loc));
         None
+    }
+}
+
+/// Removes the value at a JSON pointer (an unknown field), if it is there.
+fn remove_pointer(json: &mut serde_json::Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    if let Some(serde_json::Value::Object(map)) = json.pointer_mut(parent) {
+        map.remove(yaml::unescape_pointer(last).as_ref());
     }
 }
 

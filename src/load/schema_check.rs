@@ -42,13 +42,27 @@ impl SchemaChecker {
         self.validator.is_valid(doc)
     }
 
-    /// Appends a finding for every schema error of `doc`.
-    pub fn check(&self, doc: &Value, root: &yaml::Node, file: FileId, out: &mut Vec<Finding>) {
+    /// Appends a finding for every schema error of `doc`, and returns where
+    /// the unknown fields are (JSON pointers): a field that is not part of
+    /// the format means nothing, so the document without it can still take
+    /// part in the rules.
+    pub fn check(
+        &self,
+        doc: &Value,
+        root: &yaml::Node,
+        file: FileId,
+        out: &mut Vec<Finding>,
+    ) -> Vec<String> {
+        let mut unknown = Vec::new();
         if self.validator.is_valid(doc) {
-            return;
+            return unknown;
         }
         let first = out.len();
         for error in self.validator.iter_errors(doc) {
+            if let ValidationErrorKind::AdditionalProperties { unexpected } = error.kind() {
+                let at = error.instance_path().as_str();
+                unknown.extend(unexpected.iter().map(|n| format!("{at}/{}", escape(n))));
+            }
             for f in self.findings(&error, root, file) {
                 // One invalid-value finding per value: a value that fails
                 // both its format and its pattern (`heartbeat.multicast:
@@ -64,6 +78,7 @@ impl SchemaChecker {
                 }
             }
         }
+        unknown
     }
 
     fn findings(
@@ -133,15 +148,8 @@ impl SchemaChecker {
                         node.key_text()
                     ));
                 }
-                if expected.contains("boolean")
-                    && matches!(
-                        node.as_str(),
-                        Some("yes" | "no" | "on" | "off" | "y" | "n" | "Yes" | "No" | "YES" | "NO")
-                    )
-                {
-                    f = f.with_help(
-                        "YAML 1.2 reads `yes`/`no`/`on`/`off` as strings: write `true` or `false`",
-                    );
+                if expected.contains("boolean") && is_yaml11_bool(node) {
+                    f = f.with_help(YAML11_BOOL_HELP);
                 }
                 f
             }
@@ -225,6 +233,9 @@ impl SchemaChecker {
                         format!("{field} has none of the accepted forms"),
                         at_value,
                     );
+                    if is_yaml11_bool(node) && schema.is_some_and(accepts_boolean) {
+                        return vec![f.with_help(YAML11_BOOL_HELP)];
+                    }
                     if let Some(d) = schema
                         .and_then(|s| s.get("description"))
                         .and_then(Value::as_str)
@@ -260,6 +271,30 @@ impl SchemaChecker {
             .map(|p| p.keys().cloned().collect())
             .unwrap_or_default()
     }
+}
+
+const YAML11_BOOL_HELP: &str =
+    "YAML 1.2 reads `yes`/`no`/`on`/`off` as strings: write `true` or `false`";
+
+/// A string that YAML 1.1 (and many a habit) reads as a boolean.
+fn is_yaml11_bool(node: &yaml::Node) -> bool {
+    node.as_str().is_some_and(|s| {
+        matches!(
+            s.to_ascii_lowercase().as_str(),
+            "yes" | "no" | "on" | "off" | "y" | "n"
+        )
+    })
+}
+
+/// Whether a schema (or one of its alternatives) accepts a boolean.
+fn accepts_boolean(schema: &Value) -> bool {
+    schema.get("type").and_then(Value::as_str) == Some("boolean")
+        || ["anyOf", "oneOf"].iter().any(|k| {
+            schema
+                .get(*k)
+                .and_then(Value::as_array)
+                .is_some_and(|alts| alts.iter().any(accepts_boolean))
+        })
 }
 
 fn is_name_schema(schema: Option<&Value>) -> bool {

@@ -218,6 +218,10 @@ pub struct Document {
     pub start: Pos,
     /// `None` for an empty document.
     pub root: Option<Node>,
+    /// Some mapping of the document has a key twice. The first entry is
+    /// kept (so the rest of the document is still checked), but the
+    /// document's meaning is ambiguous: it takes no part in the rules.
+    pub duplicate_keys: bool,
 }
 
 /// Why reading a file stopped early.
@@ -238,7 +242,8 @@ pub enum ProblemKind {
 }
 
 /// The documents read from one text, and the problems met. Syntax errors and
-/// limits stop the reading; duplicate keys do not (the document is dropped).
+/// limits stop the reading; duplicate keys do not (the document is kept with
+/// the first entry of each key, and flagged).
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub documents: Vec<Document>,
@@ -256,6 +261,8 @@ enum Frame {
         anchor: usize,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
+        /// The pending key repeats an earlier one: its value is dropped.
+        duplicate: bool,
     },
 }
 
@@ -314,12 +321,11 @@ pub fn parse(text: &str) -> Parsed {
                 continue;
             }
             Event::DocumentEnd => {
-                if !doc_has_duplicate {
-                    out.documents.push(Document {
-                        start: doc_start,
-                        root: root.take(),
-                    });
-                }
+                out.documents.push(Document {
+                    start: doc_start,
+                    root: root.take(),
+                    duplicate_keys: doc_has_duplicate,
+                });
                 continue;
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -379,6 +385,7 @@ pub fn parse(text: &str) -> Parsed {
                         anchor,
                         entries: Vec::new(),
                         key: None,
+                        duplicate: false,
                     }
                 });
                 continue;
@@ -427,7 +434,12 @@ pub fn parse(text: &str) -> Parsed {
         match stack.last_mut() {
             None => root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
+            Some(Frame::Map {
+                entries,
+                key,
+                duplicate,
+                ..
+            }) => match key.take() {
                 None => {
                     let text = node.key_text();
                     // Complex keys have no text to compare; the loader
@@ -448,9 +460,11 @@ pub fn parse(text: &str) -> Parsed {
                             first: Some(first.span),
                         });
                         doc_has_duplicate = true;
+                        *duplicate = true;
                     }
                     *key = Some(node);
                 }
+                Some(_) if std::mem::take(duplicate) => {}
                 Some(k) => entries.push((k, node)),
             },
         }

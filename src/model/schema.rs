@@ -65,7 +65,9 @@ pub fn root_schema() -> Value {
 
     for def in definitions.values_mut() {
         strip_null(def);
+        describe_enums(def);
     }
+    keys_keep_their_description(&mut definitions);
     let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
@@ -96,6 +98,103 @@ pub fn root_schema() -> Value {
 /// The schema as committed in `schemas/asctl.schema.json`.
 pub fn schema_text() -> String {
     serde_json::to_string_pretty(&root_schema()).unwrap_or_default()
+}
+
+/// An enum whose values carry descriptions comes out of schemars as a
+/// `oneOf` of `const`s, each with its description. An editor hovering the
+/// *field* then shows the matching value's description instead of the
+/// field's (`nicTeaming` → "No NIC teaming."). Written as `enum` with
+/// `enumDescriptions` (and `markdownEnumDescriptions`, which the YAML and
+/// JSON language servers show next to the value and in completion), the
+/// field keeps its own description.
+fn describe_enums(schema: &mut Value) {
+    let Value::Object(map) = schema else {
+        return;
+    };
+    let consts: Option<Vec<(Value, String)>> =
+        map.get("oneOf").and_then(Value::as_array).and_then(|alts| {
+            alts.iter()
+                .map(|a| {
+                    let c = a.get("const")?;
+                    let d = a.get("description").and_then(Value::as_str).unwrap_or("");
+                    Some((c.clone(), d.to_owned()))
+                })
+                .collect()
+        });
+    if let Some(consts) = consts.filter(|c| !c.is_empty() && c.iter().all(|(v, _)| v.is_string())) {
+        map.remove("oneOf");
+        map.insert("type".into(), json!("string"));
+        map.insert(
+            "enum".into(),
+            consts.iter().map(|(v, _)| v.clone()).collect(),
+        );
+        let descriptions: Vec<&str> = consts.iter().map(|(_, d)| d.as_str()).collect();
+        map.insert("enumDescriptions".into(), json!(descriptions));
+        map.insert("markdownEnumDescriptions".into(), json!(descriptions));
+    }
+    map.values_mut().for_each(describe_enums);
+}
+
+/// A language server describes a key with the *first* description among
+/// the schemas its value matches, deepest first: a referenced definition or
+/// an `anyOf` alternative would hide the field's own text. So descriptions
+/// live on the properties only: a property without one takes its
+/// definition's, then definitions and alternatives lose theirs.
+fn keys_keep_their_description(definitions: &mut Map<String, Value>) {
+    let described: Map<String, Value> = definitions
+        .iter()
+        .filter_map(|(k, v)| Some((format!("#/definitions/{k}"), v.get("description")?.clone())))
+        .collect();
+    for def in definitions.values_mut() {
+        fill_property_descriptions(def, &described);
+        strip_alternative_descriptions(def);
+        if let Value::Object(map) = def {
+            map.remove("description");
+        }
+    }
+}
+
+fn fill_property_descriptions(schema: &mut Value, described: &Map<String, Value>) {
+    let Value::Object(map) = schema else {
+        if let Value::Array(items) = schema {
+            items
+                .iter_mut()
+                .for_each(|i| fill_property_descriptions(i, described));
+        }
+        return;
+    };
+    if let Some(Value::Object(props)) = map.get_mut("properties") {
+        for prop in props.values_mut() {
+            let target = prop
+                .get("$ref")
+                .or_else(|| prop.pointer("/allOf/0/$ref"))
+                .and_then(Value::as_str)
+                .and_then(|r| described.get(r))
+                .cloned();
+            if let (Some(d), Value::Object(p)) = (target, &mut *prop) {
+                p.entry("description").or_insert(d);
+            }
+        }
+    }
+    map.values_mut()
+        .for_each(|v| fill_property_descriptions(v, described));
+}
+
+fn strip_alternative_descriptions(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            for key in ["anyOf", "oneOf"] {
+                if let Some(Value::Array(alts)) = map.get_mut(key) {
+                    for alt in alts.iter_mut().filter_map(Value::as_object_mut) {
+                        alt.remove("description");
+                    }
+                }
+            }
+            map.values_mut().for_each(strip_alternative_descriptions);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_alternative_descriptions),
+        _ => {}
+    }
 }
 
 /// Optional fields are written by leaving them out, not by `null`: remove the

@@ -45,11 +45,26 @@ pub fn classify(a: &NodeSpec, b: &NodeSpec) -> Option<PairKind> {
     })
 }
 
-/// The existing, distinct preferred nodes of a group, in order.
+/// The existing, distinct preferred nodes of a group, in order. Empty when
+/// the group cannot be judged: one of its nodes was dropped (it failed the
+/// schema), or, in a file checked alone, is simply elsewhere — judging the
+/// others alone would be judging another group.
 pub fn preferred<'a>(
     ctx: &Ctx<'a>,
     group: &'a Object<ResourceGroupSpec>,
 ) -> Vec<&'a Object<NodeSpec>> {
+    let unknown = |n: &str| {
+        ctx.config.nodes.get(n).is_none()
+            && (ctx.unit.alone() || ctx.unit.incomplete || ctx.declares(Kind::Node, n))
+    };
+    if group
+        .spec
+        .preferred_nodes
+        .iter()
+        .any(|n| unknown(n.as_str()))
+    {
+        return Vec::new();
+    }
     let mut out: Vec<&Object<NodeSpec>> = Vec::new();
     for n in &group.spec.preferred_nodes {
         if let Some(node) = ctx.config.nodes.get(n.as_str())

@@ -1,0 +1,182 @@
+//! Shell and CI conventions of the binary: completions, man pages (the
+//! committed docs/man/ must match the binary), colour, JUnit, and one
+//! version key in every JSON output.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn asctl() -> Command {
+    Command::cargo_bin("asctl").unwrap()
+}
+
+#[test]
+fn completions_are_printed_for_every_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F _asctl"),
+        ("zsh", "#compdef asctl"),
+        ("fish", "complete -c asctl"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        asctl()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(marker))
+            .stdout(predicate::str::contains("validate"));
+    }
+}
+
+/// docs/man/ holds what `asctl man --out docs/man` writes; regenerate it
+/// with that command when the command line changes.
+#[test]
+fn committed_man_pages_are_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    asctl()
+        .args(["man", "--out"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let mut generated: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    generated.sort();
+    assert!(generated.contains(&"asctl.1".to_owned()));
+    assert!(generated.contains(&"asctl-validate.1".to_owned()));
+    let mut stale = Vec::new();
+    for name in &generated {
+        let fresh = std::fs::read(dir.path().join(name)).unwrap();
+        match std::fs::read(format!("docs/man/{name}")) {
+            Ok(committed) if committed == fresh => {}
+            _ => stale.push(name.clone()),
+        }
+    }
+    let mut committed: Vec<String> = std::fs::read_dir("docs/man")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    committed.sort();
+    assert!(
+        stale.is_empty() && committed == generated,
+        "docs/man is stale ({stale:?}): run `cargo run -- man --out docs/man`"
+    );
+}
+
+#[test]
+fn colour_follows_the_flag_and_no_color() {
+    let args = ["validate", "tests/fixtures/broken/wrong-type.yaml"];
+    let esc = predicate::str::contains("\u{1b}[");
+    asctl()
+        .args(["--color", "always"])
+        .args(args)
+        .assert()
+        .code(1)
+        .stdout(esc.clone());
+    // Not a terminal (a pipe): no colour by default.
+    asctl()
+        .args(args)
+        .assert()
+        .code(1)
+        .stdout(esc.clone().not());
+    asctl()
+        .args(["--color", "never"])
+        .args(args)
+        .assert()
+        .code(1)
+        .stdout(esc.clone().not());
+    asctl()
+        .env("NO_COLOR", "1")
+        .args(args)
+        .assert()
+        .code(1)
+        .stdout(esc.not());
+}
+
+#[test]
+fn junit_has_a_test_case_per_file_and_a_failure_per_error() {
+    let out = asctl()
+        .args([
+            "validate",
+            "--format",
+            "junit",
+            "tests/fixtures/multi-fault",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let xml = String::from_utf8(out).unwrap();
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
+    assert!(
+        xml.contains("<testsuite name=\"asctl validate\" tests=\"4\" failures=\"4\""),
+        "{xml}"
+    );
+    assert_eq!(xml.matches("<testcase ").count(), 4);
+    assert_eq!(xml.matches("<failure ").count(), 9, "{xml}");
+    assert!(xml.contains("type=\"AS0009\" message=\"unknown field `failbak` in `spec`\""));
+    assert!(xml.contains("<system-out>"), "warnings are listed");
+    // Clean files pass.
+    asctl()
+        .args(["validate", "--format", "junit", "examples/quickstart"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("failures=\"0\""))
+        .stdout(predicate::str::contains("<failure").not());
+}
+
+#[test]
+fn short_and_long_help_describe_the_same_tool() {
+    let short = asctl().arg("-h").output().unwrap().stdout;
+    let long = asctl().arg("--help").output().unwrap().stdout;
+    let first = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .next()
+            .unwrap()
+            .trim_end_matches('.')
+            .to_owned()
+    };
+    assert_eq!(first(&short), first(&long));
+    assert!(String::from_utf8_lossy(&long).contains("--color <WHEN>"));
+}
+
+fn yaml_root(path: &str) -> asctl::load::yaml::Node {
+    let text = std::fs::read_to_string(path).unwrap();
+    let parsed = asctl::load::yaml::parse(&text);
+    assert!(parsed.problems.is_empty(), "{path} parses");
+    parsed.documents[0].root.clone().unwrap()
+}
+
+/// The per-file hook runs `--file-only`: a file of a domain, alone, passes.
+#[test]
+fn the_pre_commit_hook_checks_files_alone() {
+    let hooks = yaml_root(".pre-commit-hooks.yaml").to_json();
+    let hook = &hooks[0];
+    assert_eq!(hook["id"], "asctl-validate");
+    let entry: Vec<&str> = hook["entry"].as_str().unwrap().split(' ').collect();
+    assert_eq!(entry[..2], ["asctl", "validate"]);
+    asctl()
+        .args(&entry[1..])
+        .args([
+            "examples/standby-host/groups.yaml",
+            "examples/standby-host/nodes.yaml",
+        ])
+        .assert()
+        .success();
+}
+
+/// The action validates to SARIF and uploads it, and fails on errors.
+#[test]
+fn the_github_action_uploads_sarif() {
+    let action = yaml_root("action.yml").to_json();
+    assert_eq!(action["runs"]["using"], "composite");
+    let steps = action["runs"]["steps"].as_array().unwrap();
+    let run = steps[1]["run"].as_str().unwrap();
+    assert!(run.contains("asctl validate --format sarif"));
+    assert!(steps.iter().any(|s| {
+        s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("github/codeql-action/upload-sarif"))
+    }));
+}
