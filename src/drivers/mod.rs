@@ -42,19 +42,11 @@ pub enum DriverError {
         platform: &'static str,
     },
     /// A program could not be started at all.
-    #[error("cannot start {what}: {source}")]
-    Spawn {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot start {what}: {err}")]
+    Spawn { what: String, err: std::io::Error },
     /// A file or system call around the resource failed.
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{what}: {err}")]
+    Io { what: String, err: std::io::Error },
     /// The resource was started or stopped but did not do what it should.
     #[error("{0}")]
     Failed(String),
@@ -73,7 +65,7 @@ impl DriverError {
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         DriverError::Io {
             what: what.into(),
-            source,
+            err: source,
         }
     }
 }

@@ -232,7 +232,7 @@ impl ProcessDriver {
                 if !runnable(&program) {
                     return Err(DriverError::Spawn {
                         what: format!("{} (`{}`)", what(), program.display()),
-                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                        err: std::io::Error::from(std::io::ErrorKind::NotFound),
                     });
                 }
                 let mut c = Command::new(&gate.exe);
@@ -274,7 +274,7 @@ impl ProcessDriver {
         }
         let mut child = cmd.spawn().map_err(|source| DriverError::Spawn {
             what: format!("{} (`{}`)", what(), program.display()),
-            source,
+            err: source,
         })?;
         let gate = child.stdin.take();
         let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {

@@ -101,7 +101,7 @@ impl ServiceDriver {
             )),
             _ => DriverError::Spawn {
                 what: format!("`{}`", self.systemctl.display()),
-                source: e,
+                err: e,
             },
         })
     }

@@ -11,6 +11,7 @@ mod schema_check;
 pub mod yaml;
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -46,14 +47,14 @@ impl Input {
 
 #[derive(Debug, Error)]
 pub enum LoadError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {err}")]
+    Io { path: String, err: std::io::Error },
     #[error("{0}: no such file or directory")]
     NotFound(String),
+    /// Only regular files are read: a FIFO would hang the reader, a device
+    /// could be read forever.
+    #[error("{path}: not a regular file ({kind}); only regular files are read")]
+    NotRegular { path: String, kind: &'static str },
     #[error("{0}: no *.yaml or *.yml file in this directory")]
     EmptyDirectory(String),
 }
@@ -179,7 +180,7 @@ pub fn load_with(inputs: &[Input], grouping: Grouping) -> Result<Loaded, LoadErr
                     .read_to_end(&mut buf)
                     .map_err(|source| LoadError::Io {
                         path: STDIN_NAME.into(),
-                        source,
+                        err: source,
                     })?;
                 files.read.push((STDIN_NAME.into(), buf));
             }
@@ -313,7 +314,7 @@ fn read_path(path: &Path, out: &mut Files) -> Result<(), LoadError> {
         } else {
             LoadError::Io {
                 path: shown.clone(),
-                source,
+                err: source,
             }
         }
     })?;
@@ -336,7 +337,7 @@ fn read_path(path: &Path, out: &mut Files) -> Result<(), LoadError> {
 fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     let io = |source| LoadError::Io {
         path: dir.display().to_string(),
-        source,
+        err: source,
     };
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -354,25 +355,69 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     Ok(())
 }
 
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
 fn read_file(path: &Path, out: &mut Files) -> Result<(), LoadError> {
     let shown = path.display().to_string();
     let canonical = std::fs::canonicalize(path).map_err(|source| LoadError::Io {
         path: shown.clone(),
-        source,
+        err: source,
     })?;
     if !out.seen.insert(canonical) {
         return Ok(());
     }
-    let file = std::fs::File::open(path).map_err(|source| LoadError::Io {
+    let not_regular = |meta: &std::fs::Metadata| {
+        (!meta.is_file()).then(|| LoadError::NotRegular {
+            path: shown.clone(),
+            kind: file_kind(meta.file_type()),
+        })
+    };
+    // Checked before opening: opening a device can have effects of its own.
+    let meta = std::fs::metadata(path).map_err(|source| LoadError::Io {
         path: shown.clone(),
-        source,
+        err: source,
     })?;
+    if let Some(e) = not_regular(&meta) {
+        return Err(e);
+    }
+    // Non-blocking, and checked again on what was opened: a file swapped
+    // for a FIFO in between must not hang the command.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|source| LoadError::Io {
+            path: shown.clone(),
+            err: source,
+        })?;
+    let meta = file.metadata().map_err(|source| LoadError::Io {
+        path: shown.clone(),
+        err: source,
+    })?;
+    if let Some(e) = not_regular(&meta) {
+        return Err(e);
+    }
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|source| LoadError::Io {
             path: shown.clone(),
-            source,
+            err: source,
         })?;
     out.read.push((shown, bytes));
     Ok(())

@@ -22,12 +22,11 @@ use crate::model::{API_VERSION, Config, Kind, Metadata, Object};
 pub enum DocumentError {
     #[error("document {index}: {message}")]
     Shape { index: usize, message: String },
-    #[error("document {index} ({kind}): {source}")]
+    #[error("document {index} ({kind}): {err}")]
     Spec {
         index: usize,
         kind: Kind,
-        #[source]
-        source: serde_json::Error,
+        err: serde_json::Error,
     },
 }
 
@@ -166,7 +165,7 @@ fn field<T: DeserializeOwned>(
     serde_json::from_value(value).map_err(|source| DocumentError::Spec {
         index,
         kind,
-        source,
+        err: source,
     })
 }
 

@@ -555,3 +555,54 @@ fn plan_with_detailed_exitcode_exits_1_on_errors_never_2() {
         .assert()
         .code(1);
 }
+
+/// A FIFO named like a configuration file, in a directory or given
+/// directly, is refused at once with what it is: reading it would wait for
+/// a writer forever.
+#[test]
+fn a_fifo_named_yaml_is_refused_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        "examples/quickstart/domain.yaml",
+        dir.path().join("domain.yaml"),
+    )
+    .unwrap();
+    let fifo = dir.path().join("pipe.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (cmd, target) in [
+        ("validate", dir.path()),
+        ("validate", fifo.as_path()),
+        ("plan", dir.path()),
+    ] {
+        asctl()
+            .arg(cmd)
+            .arg(target)
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(format!(
+                "{}: not a regular file (a FIFO)",
+                fifo.display()
+            )));
+    }
+}
+
+/// An I/O error says its cause once, not once per level of the chain.
+#[test]
+fn an_io_error_names_its_cause_once() {
+    let out = asctl()
+        .args(["validate", "examples/quickstart/domain.yaml/x.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr.matches("Not a directory").count(),
+        1,
+        "one cause: {stderr}"
+    );
+}

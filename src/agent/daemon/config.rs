@@ -71,12 +71,8 @@ pub enum AgentError {
          restart the agent)"
     )]
     RaftStopped(String),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{what}: {err}")]
+    Io { what: String, err: std::io::Error },
 }
 
 impl AgentConfig {

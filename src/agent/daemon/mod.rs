@@ -43,7 +43,7 @@ pub use config::{AgentConfig, AgentError, TlsFiles};
 
 fn io_error(what: &str) -> impl FnOnce(std::io::Error) -> AgentError {
     let what = what.to_owned();
-    move |source| AgentError::Io { what, source }
+    move |source| AgentError::Io { what, err: source }
 }
 
 /// How the agent stops.
@@ -211,7 +211,7 @@ impl Server {
                 };
                 Err(AgentError::Io {
                     what: format!("listening on {}", cfg.listen),
-                    source: std::io::Error::other(detail),
+                    err: std::io::Error::other(detail),
                 })
             }
         }

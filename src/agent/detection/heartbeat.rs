@@ -52,13 +52,12 @@ pub enum HeartbeatError {
     NoDomain,
     #[error("node `{0}` is on no domain line: it cannot heartbeat")]
     NoDomainLine(Name),
-    #[error("cannot open the {what} socket of line `{line}` on {addr}: {source}")]
+    #[error("cannot open the {what} socket of line `{line}` on {addr}: {err}")]
     Socket {
         what: &'static str,
         line: Name,
         addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
 }
 
@@ -257,7 +256,7 @@ pub fn start(
                     what: "multicast send",
                     line: line.name.clone(),
                     addr: local,
-                    source,
+                    err: source,
                 };
                 s.set_multicast_if_v4(&ifaddr).map_err(err)?;
                 s.set_multicast_ttl_v4(1).map_err(err)?;
@@ -310,7 +309,7 @@ fn open(
         what,
         line: line.name.clone(),
         addr,
-        source,
+        err: source,
     };
     let s =
         Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(err)?;

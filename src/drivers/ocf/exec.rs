@@ -44,12 +44,8 @@ pub struct Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot run {path}: {source}")]
-    Spawn {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot run {path}: {err}")]
+    Spawn { path: String, err: std::io::Error },
     #[error("`{action}` did not finish within {timeout:?}: the agent was killed")]
     Timeout { action: String, timeout: Duration },
     #[error("`{action}` was killed by signal {signal}")]
@@ -105,7 +101,7 @@ impl Agent {
         }
         let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
             path: path.display().to_string(),
-            source,
+            err: source,
         })?;
         // The agent leads its own group: killing the group reaches whatever
         // it started too. Armed until the agent has exited, so that a
@@ -130,7 +126,7 @@ impl Agent {
         std::mem::forget(group);
         let status = status.map_err(|source| RunError::Spawn {
             path: path.display().to_string(),
-            source,
+            err: source,
         })?;
         let code = match status.code() {
             Some(c) => c,

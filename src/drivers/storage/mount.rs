@@ -210,7 +210,7 @@ async fn run(mut cmd: Command, what: &str) -> Result<(i32, String), DriverError>
         })?
         .map_err(|e| DriverError::Spawn {
             what: what.into(),
-            source: e,
+            err: e,
         })?;
     let text = String::from_utf8_lossy(&out.stderr).trim().to_string();
     let text = if text.is_empty() {
