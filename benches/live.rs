@@ -5,7 +5,7 @@
 //! (`asctl guard`, the agent's child), and of both together, read from
 //! /proc.
 
-#[path = "../tests/live_support/mod.rs"]
+#[path = "../tests/live/support/mod.rs"]
 mod live_support;
 
 use std::time::{Duration, Instant};

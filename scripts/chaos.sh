@@ -31,4 +31,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 if [ -n "$keep" ]; then export CHAOS_KEEP_LOGS=1; fi
 CHAOS_ROUNDS="$rounds" CHAOS_SEED="$seed" CHAOS_TOPOLOGIES="$topologies" CHAOS_FAULTS="$faults" \
-  cargo test --release --test chaos -- --nocapture
+  cargo test --release --test chaos -- --include-ignored --nocapture

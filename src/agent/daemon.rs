@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 use tokio::sync::{Notify, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::api::{self, ApiState};
 use super::auth::{Token, read_token};
@@ -92,6 +92,12 @@ pub enum AgentError {
     Tls(#[from] tls::TlsError),
     #[error("{0}")]
     Domain(#[from] crate::domain::DomainError),
+    /// The agent exits non-zero so that a service manager restarts it.
+    #[error(
+        "the raft core stopped: {0}; this node's groups were taken offline (fix the cause, then \
+         restart the agent)"
+    )]
+    RaftStopped(String),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -353,10 +359,27 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         Some((reconciling, ha_task, (guard_stop, guard_task), lapse_task))
     };
 
-    shutdown.requested().await;
-    info!("{name}: stopping");
+    // Fail-stop: a raft core that quits on its own (a storage error: disk
+    // full, EIO, a read-only file system) leaves this node unable to hear
+    // the domain, which is about to start its groups elsewhere.
+    let raft_died = tokio::select! {
+        () = shutdown.requested() => None,
+        cause = raft_stopped(&domain) => Some(cause),
+    };
+    match &raft_died {
+        None => info!("{name}: stopping"),
+        Some(cause) => error!(
+            "{name}: the raft core stopped ({cause}); taking this node's groups offline and exiting"
+        ),
+    }
     let _ = stop_tx.send(true);
     if let Some((reconciling, ha_task, (guard_stop, guard_task), lapse_task)) = node {
+        if raft_died.is_some() {
+            // No more renewals: the guard fences within one lease (the
+            // heartbeat timeout), as for a frozen agent, however long the
+            // graceful stop below takes.
+            let _ = guard_stop.send(true);
+        }
         let rec = match reconciling {
             Some((rec, feed, reports)) => {
                 let _ = feed.await;
@@ -368,13 +391,19 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         let _ = ha_task.await;
         let _ = lapse_task.await;
         if let Some(rec) = rec {
-            rec.shutdown(opts.leave_running).await;
+            rec.shutdown(opts.leave_running && raft_died.is_none())
+                .await;
         }
         // Only now, with the groups offline or deliberately left running for
-        // the next agent, may the guard go without fencing.
+        // the next agent, may the guard go without fencing. After a raft
+        // failure it fences whatever is left (addresses included).
         let _ = guard_stop.send(true);
         if let Ok(guard) = guard_task.await {
-            guard.detach().await;
+            if raft_died.is_some() {
+                guard.fence().await;
+            } else {
+                guard.detach().await;
+            }
         }
     }
     let _ = leader_task.await;
@@ -383,8 +412,24 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     if let Err(e) = domain.raft.shutdown().await {
         warn!("raft did not stop cleanly: {e}");
     }
+    if let Some(cause) = raft_died {
+        return Err(AgentError::RaftStopped(cause));
+    }
     info!("{name}: stopped");
     Ok(())
+}
+
+/// Resolves, with the cause, when the raft core has quit on its own.
+async fn raft_stopped(domain: &Domain) -> String {
+    let mut metrics = domain.raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_and_update().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "the raft core ended".into();
+        }
+    }
 }
 
 /// Who forms the domain with this member on its very first start.

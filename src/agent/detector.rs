@@ -92,7 +92,7 @@ pub const ISOLATION_STOP_BOUND: Duration = Duration::from_millis(100);
 
 /// The bound on the lease guard's fence (`K` in docs/ha.md): SIGKILL to the
 /// recorded process groups and removal of the recorded addresses, measured
-/// at 3–15 ms (tests/netns_guard.rs).
+/// at 3–15 ms (tests/root/guard.rs).
 pub const GUARD_KILL_BOUND: Duration = Duration::from_millis(100);
 
 /// How long a survivor waits after declaring a peer failed before its
@@ -553,9 +553,7 @@ impl Detector {
 mod tests {
     use super::*;
 
-    fn n(s: &str) -> Name {
-        s.parse().expect("valid name")
-    }
+    use crate::model::testing::n;
 
     const T: Duration = Duration::from_millis(1000);
 

@@ -320,6 +320,17 @@ impl Guard {
         }
     }
 
+    /// An exit that fences now: the pipe closes without `detach`, the guard
+    /// kills the node's group processes and removes its addresses, then
+    /// exits.
+    pub async fn fence(mut self) {
+        drop(self.stdin);
+        match tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await {
+            Ok(_) => {}
+            Err(_) => warn!("the lease guard did not finish its fence in time"),
+        }
+    }
+
     /// A graceful exit: the guard leaves the groups as they are.
     pub async fn detach(mut self) {
         let _ = self.stdin.write_all(b"detach\n").await;

@@ -624,9 +624,7 @@ mod tests {
     use crate::domain::{Command, DomainState};
     use crate::wire::NodeReport;
 
-    fn n(s: &str) -> Name {
-        s.parse().expect("name")
-    }
+    use crate::model::testing::n;
 
     fn reporting(state: &mut DomainState, node: &str, failed: &[&str]) {
         state.apply(Command::NodeReport {

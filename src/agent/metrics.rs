@@ -346,9 +346,7 @@ fn histogram(o: &mut String, name: &str, help: &str, h: &Histogram) {
 mod tests {
     use super::*;
 
-    fn n(s: &str) -> Name {
-        s.parse().expect("valid name")
-    }
+    use crate::model::testing::n;
 
     #[test]
     fn renders_every_family_with_labels() {

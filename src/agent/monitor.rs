@@ -352,9 +352,7 @@ async fn sleep_until(at: Option<Instant>) {
 mod tests {
     use super::*;
 
-    fn n(s: &str) -> Name {
-        s.parse().expect("valid name")
-    }
+    use crate::model::testing::n;
 
     #[test]
     fn a_majority_counts_this_node_and_every_peer_not_failed() {

@@ -252,9 +252,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn n(s: &str) -> Name {
-        s.parse().expect("valid name")
-    }
+    use crate::model::testing::n;
 
     fn sample() -> Packet {
         Packet {

@@ -208,9 +208,7 @@ mod tests {
     use crate::plan::{GroupPlacement, Placement};
     use crate::wire::LocalGroupStatus;
 
-    fn n(s: &str) -> Name {
-        s.parse().expect("name")
-    }
+    use crate::model::testing::n;
 
     /// Two nodes a and b, no witness; web prefers a, db prefers b.
     fn config() -> Config {

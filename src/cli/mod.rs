@@ -6,6 +6,7 @@ mod catalog;
 mod clear;
 mod credentials;
 mod demo_server;
+mod demo_writer;
 mod exec_gate;
 mod guard;
 mod matrix;
@@ -86,6 +87,10 @@ pub enum Command {
     Matrix(matrix::MatrixArgs),
     /// Serve HTTP answering the node's name: the quickstart's demo application.
     DemoServer(demo_server::DemoServerArgs),
+    /// Append each line a client sends to DIR/records.log with a sequence
+    /// number, answering `ack SEQ` only after fsync: a demo database for
+    /// data failover.
+    DemoWriter(demo_writer::DemoWriterArgs),
     /// Start a local domain (agents on loopback) and apply its configuration.
     Up(up::UpArgs),
     /// Run the agent of one node (or the witness) of a domain.
@@ -198,6 +203,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules(args) => catalog::rules(args),
         Command::Matrix(args) => matrix::run(args),
         Command::DemoServer(args) => demo_server::run(args),
+        Command::DemoWriter(args) => demo_writer::run(args),
         Command::Up(args) => up::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Credentials(args) => credentials::run(args),

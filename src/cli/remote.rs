@@ -91,11 +91,22 @@ fn find_state_dir(explicit: Option<&Path>, domain: Option<&str>) -> Option<PathB
     }
 }
 
-/// A connection to a domain: a client and the members to try, in order.
+/// A connection to a domain: a client and the members to try, in order
+/// (the member that answered last first).
 pub struct Remote {
     pub client: Client,
     pub endpoints: Vec<String>,
+    /// Where the member that answered last is remembered (in the state
+    /// directory), so that the next command asks it first.
+    memory: Option<PathBuf>,
 }
+
+/// The file of a state directory naming the member that answered last.
+pub const LAST_MEMBER_FILE: &str = "last-member";
+
+/// How long a member has to answer a read before the next one is asked as
+/// well: a member that is down or frozen costs this, not a timeout.
+const HEDGE: Duration = Duration::from_millis(300);
 
 impl Remote {
     /// Resolves credentials for the domain of `config` (when known).
@@ -157,26 +168,79 @@ impl Remote {
         if endpoints.is_empty() {
             bail!("no agent to ask: pass --endpoint HOST:PORT");
         }
+        let memory = state.as_ref().map(|(dir, _)| dir.join(LAST_MEMBER_FILE));
+        if let Some(last) = memory
+            .as_deref()
+            .and_then(|m| std::fs::read_to_string(m).ok())
+            && let Some(i) = endpoints.iter().position(|e| e == last.trim())
+        {
+            let e = endpoints.remove(i);
+            endpoints.insert(0, e);
+        }
         Ok(Remote {
             client: Client::new(tls, &token).with_timeout(Duration::from_secs(10)),
             endpoints,
+            memory,
         })
     }
 
-    /// `GET path` from the first member that answers.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let mut last = None;
-        for e in &self.endpoints {
-            match self.client.get(e, path).await {
-                Ok(v) => return Ok(v),
-                Err(err) if err.is_unreachable() => last = Some(err),
-                Err(err) => return Err(err.into()),
-            }
+    /// Remembers `endpoint` as the member that answered. Best effort: a
+    /// state directory that cannot be written only costs the order.
+    fn answered(&self, endpoint: &str) {
+        if let Some(m) = &self.memory
+            && self.endpoints.first().map(String::as_str) != Some(endpoint)
+        {
+            let _ = std::fs::write(m, endpoint);
         }
-        Err(unreachable(last, &self.endpoints))
     }
 
-    /// `POST path` to the first member that answers.
+    /// `GET path` from the first member that answers. The members are asked
+    /// in order, each [`HEDGE`] after the previous one (at once when it
+    /// failed), and the first answer wins: a member that is down or frozen
+    /// delays the answer by [`HEDGE`], not by the request timeout.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        use futures_util::StreamExt;
+        use futures_util::stream::FuturesUnordered;
+        let ask = |e: &String| {
+            let e = e.clone();
+            async move { (self.client.get::<T>(&e, path).await, e) }
+        };
+        let mut waiting = self.endpoints.iter();
+        let mut asking = FuturesUnordered::new();
+        let mut last = None;
+        loop {
+            if asking.is_empty() {
+                match waiting.next() {
+                    Some(e) => asking.push(ask(e)),
+                    None => return Err(unreachable(last, &self.endpoints)),
+                }
+            }
+            tokio::select! {
+                Some((answer, e)) = asking.next() => match answer {
+                    Ok(v) => {
+                        self.answered(&e);
+                        return Ok(v);
+                    }
+                    Err(err) if err.is_unreachable() => {
+                        last = Some(err);
+                        if let Some(e) = waiting.next() {
+                            asking.push(ask(e));
+                        }
+                    }
+                    Err(err) => return Err(err.into()),
+                },
+                () = tokio::time::sleep(HEDGE) => {
+                    if let Some(e) = waiting.next() {
+                        asking.push(ask(e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `POST path` to the first member that answers, one after the other (a
+    /// write is not sent twice): a member that is down costs at most the
+    /// client's connect timeout.
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -185,7 +249,10 @@ impl Remote {
         let mut last = None;
         for e in &self.endpoints {
             match self.client.post(e, path, body).await {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    self.answered(e);
+                    return Ok(v);
+                }
                 Err(err) if err.is_unreachable() => last = Some(err),
                 Err(err) => return Err(err),
             }

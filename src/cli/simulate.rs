@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use asctl::diag::{self, Severity};
 use asctl::load::{self, Input};
-use asctl::model::{Config, Name};
+use asctl::model::{Config, DesiredState, Name};
 use asctl::plan::whatif::{self, Loss, Move};
 use asctl::plan::{FORMAT_VERSION, Placement};
 use asctl::rules::{self, Ctx, Validation, topology};
@@ -74,6 +74,8 @@ struct Report {
     moves: Vec<Move>,
     /// Groups without a node in `placement` that are not declared offline.
     homeless: Vec<Name>,
+    /// Groups declared `state: offline`: no node on purpose.
+    declared_offline: BTreeSet<Name>,
     /// `--each-node`: one entry per node lost.
     #[serde(skip_serializing_if = "Option::is_none")]
     each_node: Option<Vec<Loss>>,
@@ -150,6 +152,7 @@ fn simulate(v: &Validation, args: &SimulateArgs) -> Report {
         placement,
         moves,
         homeless,
+        declared_offline: offline,
         each_node,
         n_plus_one,
     }
@@ -157,8 +160,13 @@ fn simulate(v: &Validation, args: &SimulateArgs) -> Report {
 
 /// Groups the configuration takes offline on purpose: having no node is
 /// what their operator asked for, not a lack of capacity.
-fn declared_offline(_config: &Config) -> BTreeSet<Name> {
-    BTreeSet::new()
+fn declared_offline(config: &Config) -> BTreeSet<Name> {
+    config
+        .groups
+        .iter()
+        .filter(|g| g.spec.state == DesiredState::Offline)
+        .map(|g| g.name().clone())
+        .collect()
 }
 
 /// Why the rules do not support `group` moving from `from` to `to`.
@@ -218,12 +226,12 @@ fn render(config: &Config, r: &Report) -> String {
         .max()
         .unwrap_or(0);
     for (group, p) in &r.placement {
-        let _ = write!(
-            out,
-            "  {:<width$}  {}",
-            group.as_str(),
+        let node = if r.declared_offline.contains(group) {
+            "(offline: state: offline)"
+        } else {
             node_or_none(&p.node)
-        );
+        };
+        let _ = write!(out, "  {:<width$}  {node}", group.as_str());
         if let Some(m) = r.moves.iter().find(|m| &m.group == group) {
             let _ = write!(out, "  (from {})", node_or_none(&m.from));
             if let Some(why) = &m.unsupported {

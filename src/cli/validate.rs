@@ -54,7 +54,13 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         Grouping::Domains
     };
     let loaded = load::load_with(&inputs, grouping).context("cannot read the configuration")?;
-    let mut validation = rules::validate(loaded);
+    // The OCF agents the configuration names, read where validate runs.
+    let configs: Vec<&asctl::model::Config> = std::iter::once(&loaded.config)
+        .chain(loaded.units.iter().filter_map(|u| u.config.as_ref()))
+        .collect();
+    let root = asctl::drivers::ocf::ocf_root();
+    let ocf = asctl::drivers::ocf::gather_metadata(&configs, &root);
+    let mut validation = rules::validate_with(loaded, Some(&ocf));
     if args.deny == Some(Deny::Warnings) {
         for f in &mut validation.findings {
             if f.severity == Severity::Warning {

@@ -110,7 +110,7 @@ impl Finding {
     }
 
     pub fn about(mut self, kind: crate::model::Kind, name: &str) -> Self {
-        self.objects.push(format!("{kind}/{name}"));
+        self.objects.push(kind.key(name));
         self
     }
 
@@ -124,6 +124,9 @@ impl Finding {
         self.suppressed.is_none()
     }
 }
+
+/// The name standard input is shown as, everywhere (human, JSON, SARIF).
+pub const STDIN_NAME: &str = "<stdin>";
 
 /// The text of every file read, for showing source lines under findings.
 #[derive(Debug, Default, Clone)]

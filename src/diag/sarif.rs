@@ -96,7 +96,7 @@ fn physical(l: Location, sources: &Sources) -> Value {
     // Standard input keeps its one spelling, `<stdin>`, percent-encoded
     // as a URI reference must be.
     let uri = match sources.name(l.file) {
-        crate::load::STDIN_NAME => "%3Cstdin%3E".to_owned(),
+        super::STDIN_NAME => "%3Cstdin%3E".to_owned(),
         name => name.replace('\\', "/").trim_start_matches("./").to_owned(),
     };
     json!({

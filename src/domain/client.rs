@@ -47,6 +47,10 @@ impl ClientError {
     }
 }
 
+/// How long a TCP connection to a member may take to open. Members are on
+/// one LAN (or loopback): a connection not open by then is a member down.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A client bound to a CA and a token.
 #[derive(Clone)]
 pub struct Client {
@@ -64,11 +68,16 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// `tls` carries the roots that agents' certificates must chain to.
     pub fn new(tls: rustls::ClientConfig, token: &str) -> Client {
+        // A member that is down must cost a caller that has others to ask
+        // a second at most, not the whole request timeout.
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only()
             .enable_http1()
-            .build();
+            .wrap_connector(tcp);
         let http = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);

@@ -461,12 +461,9 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
+    use crate::model::testing::n as name;
     use crate::plan::documents::to_document_texts;
     use crate::wire::{LocalGroupStatus, NodeReport};
-
-    fn name(s: &str) -> Name {
-        s.parse().expect("name")
-    }
 
     fn all_up() -> Health {
         ["node1", "node2", "node3"]

@@ -14,6 +14,7 @@
 //! ever pretends to succeed, so a group that needs one never reports Online.
 
 pub mod alias;
+pub mod cgroup;
 pub mod datasource;
 pub mod ip;
 pub mod module;

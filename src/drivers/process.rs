@@ -42,6 +42,7 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::cgroup::{self, Cgroup};
 use crate::model::{Name, Process};
 
 use super::{DriverError, GroupContext, Health, probe};
@@ -262,6 +263,15 @@ impl ProcessDriver {
         if let Some(dir) = &self.spec.working_dir {
             cmd.current_dir(dir);
         }
+        if let Some(cg) = self.cgroup() {
+            let procs = cg
+                .prepare()
+                .map_err(|e| DriverError::io(format!("cgroup {}", cg.path().display()), e))?;
+            // SAFETY: join_in_child makes only async-signal-safe calls.
+            unsafe {
+                cmd.pre_exec(move || cgroup::join_in_child(&procs));
+            }
+        }
         let mut child = cmd.spawn().map_err(|source| DriverError::Spawn {
             what: format!("{} (`{}`)", what(), program.display()),
             source,
@@ -303,10 +313,31 @@ impl ProcessDriver {
         Ok(())
     }
 
-    /// SIGTERM to the process group, SIGKILL after `stopTimeout`.
+    /// The process's cgroup, where cgroup v2 is usable.
+    fn cgroup(&self) -> Option<Cgroup> {
+        Cgroup::for_process(
+            &self.ctx.data_dir,
+            self.ctx.group.as_str(),
+            self.spec.name.as_str(),
+        )
+    }
+
+    /// SIGTERM to the process group (and its cgroup), SIGKILL after
+    /// `stopTimeout`; then SIGKILL to whatever is left in its cgroup (a
+    /// descendant that left the process group).
     pub async fn stop(&mut self) -> Result<(), DriverError> {
         self.next_probe = None;
         let timeout = self.spec.stop_timeout.get();
+        let cgroup = self.cgroup();
+        if let Some(cg) = &cgroup {
+            cg.signal(Signal::SIGTERM);
+        }
+        self.stop_leader(timeout).await?;
+        end_cgroup(cgroup).await?;
+        remove_file(&self.pid_path())
+    }
+
+    async fn stop_leader(&mut self, timeout: Duration) -> Result<(), DriverError> {
         match self.running.take() {
             Some(Running::Child { mut child, pid }) => {
                 let deadline = Instant::now() + timeout;
@@ -332,7 +363,7 @@ impl ProcessDriver {
             }
             None => {}
         }
-        remove_file(&self.pid_path())
+        Ok(())
     }
 
     /// Alive, and the probe (when one is due) answers.
@@ -438,6 +469,11 @@ pub async fn stop_stale(ctx: &GroupContext, keep: &BTreeSet<Name>) -> Vec<Driver
                 continue;
             }
         }
+        let cgroup = Cgroup::for_process(&ctx.data_dir, ctx.group.as_str(), name);
+        if let Err(e) = end_cgroup(cgroup).await {
+            errors.push(e);
+            continue;
+        }
         if let Err(e) = remove_file(&path) {
             errors.push(e);
         }
@@ -475,6 +511,17 @@ pub fn kill_recorded(data_dir: &Path) -> Vec<i32> {
             if same_process(rec.pid, rec.start_time) || proc_stat(rec.pid).is_none() {
                 signal_group(rec.pid, Signal::SIGKILL);
                 killed.push(rec.pid);
+            }
+            // What left the process group is in the cgroup.
+            let names = (
+                group.file_name(),
+                f.path().file_stem().map(|s| s.to_owned()),
+            );
+            if let (g, Some(p)) = names {
+                let (g, p) = (g.to_string_lossy(), p.to_string_lossy());
+                if let Some(cg) = Cgroup::for_process(data_dir, &g, &p) {
+                    cg.kill_all(KILL_GRACE);
+                }
             }
         }
     }
@@ -586,6 +633,23 @@ fn signal_child(pid: i32, sig: Signal) {
     match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
         Err(e) => warn!(pid, "cannot send {sig}: {e}"),
+    }
+}
+
+/// SIGKILL to whatever is left in `cgroup`, then removes it.
+async fn end_cgroup(cgroup: Option<Cgroup>) -> Result<(), DriverError> {
+    let Some(cg) = cgroup else { return Ok(()) };
+    let path = cg.path().display().to_string();
+    let empty = tokio::task::spawn_blocking(move || cg.kill_all(KILL_GRACE))
+        .await
+        .unwrap_or(false);
+    if empty {
+        Ok(())
+    } else {
+        Err(DriverError::Failed(format!(
+            "processes in cgroup {path} survived SIGKILL for {}",
+            humantime::format_duration(KILL_GRACE)
+        )))
     }
 }
 

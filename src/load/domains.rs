@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::diag::{DomainRef, FileId};
 use crate::model::{Config, DocId, Kind};
 
-/// The name standard input is shown as, everywhere (human, JSON, SARIF).
-pub const STDIN_NAME: &str = "<stdin>";
+pub use crate::diag::STDIN_NAME;
 
 /// How files are grouped into units.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

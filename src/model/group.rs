@@ -42,6 +42,28 @@ pub struct ResourceGroupSpec {
     /// Local restarts allowed before the group fails over.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// `online` (default): the domain keeps the group running. `offline`: the
+    /// operator takes it down (on every node) without removing it from the
+    /// configuration.
+    #[serde(default, skip_serializing_if = "DesiredState::is_online")]
+    pub state: DesiredState,
+}
+
+/// Whether the operator wants a group running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DesiredState {
+    /// Placed and kept running.
+    #[default]
+    Online,
+    /// Placed nowhere: stopped on every node.
+    Offline,
+}
+
+impl DesiredState {
+    pub fn is_online(&self) -> bool {
+        *self == DesiredState::Online
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

@@ -28,6 +28,17 @@ pub use line::*;
 pub use node::*;
 pub use ocf::*;
 
+/// Helpers for the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Name;
+
+    /// A name the test knows to be valid.
+    pub fn n(s: &str) -> Name {
+        s.parse().expect("valid name")
+    }
+}
+
 /// The only `apiVersion` this build understands.
 pub const API_VERSION: &str = "asctl/v1";
 
@@ -65,6 +76,12 @@ impl Kind {
 
     pub fn parse(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The `Kind/name` key of an object, as findings, `accept.objects` and
+    /// plan addresses write it.
+    pub fn key(self, name: &str) -> String {
+        format!("{self}/{name}")
     }
 }
 

@@ -40,6 +40,11 @@ pub struct NodeSpec {
     /// How asctl reaches the node's agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentEndpoint>,
+    /// `true` drains the node: no group is placed on it (the groups it runs
+    /// move to their next preferred node), and it stays a member of the
+    /// domain (heartbeats, votes). Default `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standby: bool,
 }
 
 impl NodeSpec {

@@ -12,8 +12,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::place::{Health, NodeState, Placement};
-use crate::model::{Cidr, Config, Name, ResourceGroupSpec};
+use super::place::{Health, NodeState, Placement, standby_nodes};
+use crate::model::{Cidr, Config, DesiredState, Name, ResourceGroupSpec};
 
 /// One thing that will happen at runtime when the plan is applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,14 +129,15 @@ impl fmt::Display for Action {
 ///
 /// Everything the node reconciler starts (data sources, IP addresses, node
 /// alias, module, services, processes) requires a restart when it changes.
-/// Three fields do not, because they only matter to the leader or to the next
-/// failure: `preferredNodes` and `failback` (placement: when they change where
-/// the group goes, that is a move, not a restart) and `restart` (the limit
-/// applies from the next failure on).
+/// Four fields do not, because they only matter to the leader or to the next
+/// failure: `preferredNodes`, `failback` and `state` (placement: when they
+/// change where the group goes, that is a move, a start or a stop, not a
+/// restart) and `restart` (the limit applies from the next failure on).
 pub fn restart_reasons(old: &ResourceGroupSpec, new: &ResourceGroupSpec) -> Vec<String> {
     let mut same_runtime = new.clone();
     same_runtime.preferred_nodes = old.preferred_nodes.clone();
     same_runtime.failback = old.failback;
+    same_runtime.state = old.state;
     same_runtime.restart = old.restart.clone();
     if same_runtime == *old {
         return Vec::new();
@@ -216,6 +217,7 @@ pub(crate) fn actions(
                 .flat_map(|o| o.groups.iter().map(|g| g.name())),
         )
         .collect();
+    let standby = standby_nodes(new);
     let mut out = Vec::new();
     for name in names {
         let before = old
@@ -226,7 +228,11 @@ pub(crate) fn actions(
         let placed = next.get(name);
         let to = placed.and_then(|p| p.node.as_ref());
         let failed_on = placed.map(|p| p.failed_on.clone()).unwrap_or_default();
-        group_actions(name, before, after, from, to, health, &failed_on, &mut out);
+        let nodes = NodeView {
+            health,
+            standby: &standby,
+        };
+        group_actions(name, before, after, from, to, &nodes, &failed_on, &mut out);
     }
     out
 }
@@ -238,7 +244,7 @@ fn group_actions(
     after: Option<&ResourceGroupSpec>,
     from: Option<&Name>,
     to: Option<&Name>,
-    health: &Health,
+    nodes: &NodeView,
     failed_on: &BTreeSet<Name>,
     out: &mut Vec<Action>,
 ) {
@@ -292,7 +298,7 @@ fn group_actions(
                 group: group.clone(),
                 from: a.clone(),
                 to: b.clone(),
-                reason: move_reason(after, health, failed_on, a),
+                reason: move_reason(after, nodes, failed_on, a),
             });
             ip_actions(&group, &old_ips, &new_ips, Some(a), Some(b), out);
         }
@@ -312,13 +318,13 @@ fn group_actions(
             out.push(Action::Stop {
                 group: group.clone(),
                 node: a.clone(),
-                reason: no_node_reason(after, health, failed_on),
+                reason: no_node_reason(after, nodes, failed_on),
             });
             ip_actions(&group, &old_ips, &[], Some(a), None, out);
         }
         (None, None) => out.push(Action::Offline {
             group,
-            reason: no_node_reason(after, health, failed_on),
+            reason: no_node_reason(after, nodes, failed_on),
         }),
     }
 }
@@ -355,18 +361,26 @@ fn ip_actions(
     }
 }
 
+/// The domain's view of the nodes that the reasons of actions cite.
+struct NodeView<'a> {
+    health: &'a Health,
+    standby: &'a BTreeSet<Name>,
+}
+
 /// Why a group leaves `from`: the first reason [`super::place`] would not
 /// keep it there.
 fn move_reason(
     spec: &ResourceGroupSpec,
-    health: &Health,
+    nodes: &NodeView,
     failed_on: &BTreeSet<Name>,
     from: &Name,
 ) -> String {
     if !spec.preferred_nodes.contains(from) {
         format!("{from} no longer in preferredNodes")
-    } else if health.get(from) != Some(&NodeState::Up) {
+    } else if nodes.health.get(from) != Some(&NodeState::Up) {
         format!("{from} is down")
+    } else if nodes.standby.contains(from) {
+        format!("{from} is on standby")
     } else if failed_on.contains(from) {
         format!("failed on {from}")
     } else {
@@ -374,13 +388,22 @@ fn move_reason(
     }
 }
 
-fn no_node_reason(spec: &ResourceGroupSpec, health: &Health, failed_on: &BTreeSet<Name>) -> String {
+fn no_node_reason(
+    spec: &ResourceGroupSpec,
+    nodes: &NodeView,
+    failed_on: &BTreeSet<Name>,
+) -> String {
+    if spec.state == DesiredState::Offline {
+        return "state: offline".into();
+    }
     let why: Vec<String> = spec
         .preferred_nodes
         .iter()
         .map(|n| {
-            if health.get(n) != Some(&NodeState::Up) {
+            if nodes.health.get(n) != Some(&NodeState::Up) {
                 format!("{n} down")
+            } else if nodes.standby.contains(n) {
+                format!("{n} on standby")
             } else if failed_on.contains(n) {
                 format!("failed on {n}")
             } else {

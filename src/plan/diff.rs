@@ -79,7 +79,7 @@ pub struct ObjectChange {
 impl ObjectChange {
     /// `Kind/name`, as findings and acceptances write it.
     pub fn address(&self) -> String {
-        format!("{}/{}", self.kind, self.name)
+        self.kind.key(self.name.as_str())
     }
 }
 

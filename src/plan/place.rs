@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Config, Failback, Name, ResourceGroupSpec};
+use crate::model::{Config, DesiredState, Failback, Name, ResourceGroupSpec};
 
 /// Whether a node can run groups, as the domain sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -43,8 +43,11 @@ pub type Placement = BTreeMap<Name, GroupPlacement>;
 
 /// Places every group of `config`.
 ///
-/// - A group goes to the first node of its `preferredNodes` that is Up and
-///   not in its `failed_on` (an *eligible* node).
+/// - A group goes to the first node of its `preferredNodes` that is Up, not
+///   in its `failed_on` and not on standby (`standby: true`): an *eligible*
+///   node.
+/// - A group declared `state: offline` is placed nowhere (`node: None`);
+///   its `failed_on` is kept.
 /// - Stickiness: a group whose current node is still eligible stays there,
 ///   so an unrelated change (another group, a node coming back) never moves
 ///   it — except with `failback: auto`, where it goes to the most preferred
@@ -58,30 +61,51 @@ pub type Placement = BTreeMap<Name, GroupPlacement>;
 /// construction. The result is a fixed point: placing it again with the same
 /// inputs returns it unchanged.
 pub fn place(config: &Config, health: &Health, current: &Placement) -> Placement {
+    let standby = standby_nodes(config);
     config
         .groups
         .iter()
         .map(|group| {
             let previous = current.get(group.name());
             let failed_on = previous.map(|p| p.failed_on.clone()).unwrap_or_default();
-            let node = choose(
-                &group.spec,
-                health,
-                &failed_on,
-                previous.and_then(|p| p.node.as_ref()),
-            );
+            let node = match group.spec.state {
+                DesiredState::Offline => None,
+                DesiredState::Online => choose(
+                    &group.spec,
+                    &Unavailable {
+                        health,
+                        failed_on: &failed_on,
+                        standby: &standby,
+                    },
+                    previous.and_then(|p| p.node.as_ref()),
+                ),
+            };
             (group.name().clone(), GroupPlacement { node, failed_on })
         })
         .collect()
 }
 
-fn choose(
-    spec: &ResourceGroupSpec,
-    health: &Health,
-    failed_on: &BTreeSet<Name>,
-    current: Option<&Name>,
-) -> Option<Name> {
-    let eligible = |node: &Name| is_eligible(spec, health, failed_on, node);
+/// The nodes the configuration puts on standby.
+pub fn standby_nodes(config: &Config) -> BTreeSet<Name> {
+    config
+        .nodes
+        .iter()
+        .filter(|n| n.spec.standby)
+        .map(|n| n.name().clone())
+        .collect()
+}
+
+/// What keeps nodes from taking a group, besides its `preferredNodes`.
+struct Unavailable<'a> {
+    health: &'a Health,
+    failed_on: &'a BTreeSet<Name>,
+    standby: &'a BTreeSet<Name>,
+}
+
+fn choose(spec: &ResourceGroupSpec, not: &Unavailable, current: Option<&Name>) -> Option<Name> {
+    let eligible = |node: &Name| {
+        is_eligible(spec, not.health, not.failed_on, node) && !not.standby.contains(node)
+    };
     let best = spec.preferred_nodes.iter().find(|n| eligible(n));
     match current {
         Some(here) if eligible(here) => match spec.failback {
@@ -94,7 +118,8 @@ fn choose(
 }
 
 /// Whether `node` is eligible for `spec` under `health` and `failed_on`:
-/// what [`place`] requires of the node it picks.
+/// what [`place`] requires of the node it picks, besides not being on
+/// standby ([`standby_nodes`]).
 pub fn is_eligible(
     spec: &ResourceGroupSpec,
     health: &Health,

@@ -9,6 +9,7 @@
 mod accept;
 mod composites;
 mod consistency;
+pub mod datasources;
 mod guest_os;
 mod hypervisor;
 mod mirroring;
@@ -155,12 +156,18 @@ fn counts_a_dropped_kind(unit: &Unit, rule: &Rule) -> bool {
 /// Runs every check on every unit and returns their findings with the
 /// Domain's acceptances applied (not sorted), each tagged with its domain.
 pub fn check(loaded: &Loaded) -> Vec<Finding> {
-    check_units(loaded, Vec::new())
+    check_units(loaded, Vec::new(), None)
 }
 
 /// [`check`], with the findings of the reading stages (`earlier`) joined
 /// to the unit of their file, so that a Domain may accept them too.
-fn check_units(loaded: &Loaded, earlier: Vec<Finding>) -> Vec<Finding> {
+/// `ocf`: the meta-data of the OCF agents the configuration names (see
+/// [`datasources`]); `None` skips the checks that need it.
+fn check_units(
+    loaded: &Loaded,
+    earlier: Vec<Finding>,
+    ocf: Option<&datasources::OcfCatalog>,
+) -> Vec<Finding> {
     use rayon::prelude::*;
     let mut per_unit: Vec<Vec<Finding>> = loaded.units.iter().map(|_| Vec::new()).collect();
     for f in earlier {
@@ -173,18 +180,24 @@ fn check_units(loaded: &Loaded, earlier: Vec<Finding>) -> Vec<Finding> {
         .units
         .par_iter()
         .zip(per_unit)
-        .flat_map_iter(|(unit, earlier)| check_unit(loaded, unit, earlier))
+        .flat_map_iter(|(unit, earlier)| check_unit(loaded, unit, earlier, ocf))
         .collect()
 }
 
 /// Runs every check on one unit; `earlier` are the unit's findings of the
 /// reading stages.
-fn check_unit(loaded: &Loaded, unit: &Unit, mut earlier: Vec<Finding>) -> Vec<Finding> {
+fn check_unit(
+    loaded: &Loaded,
+    unit: &Unit,
+    mut earlier: Vec<Finding>,
+    ocf: Option<&datasources::OcfCatalog>,
+) -> Vec<Finding> {
     let mut ctx = Ctx::new(loaded, unit);
     structure::check(&mut ctx);
     topology::check(&mut ctx);
     prose(&mut ctx);
     consistency::check(&mut ctx);
+    datasources::check(&mut ctx, ocf);
     // Without a Domain the profile is unknown (and AS0013 already says so):
     // only structural rules, rather than a cascade of profile findings.
     let config = ctx.config;
@@ -253,14 +266,15 @@ impl Validation {
 }
 
 /// Runs every stage on what was loaded.
-pub fn validate(mut loaded: Loaded) -> Validation {
-    let earlier = std::mem::take(&mut loaded.findings);
-    let mut findings = check_units(&loaded, earlier);
-    sort_findings(&mut findings);
-    Validation { loaded, findings }
+pub fn validate(loaded: Loaded) -> Validation {
+    validate_with(loaded, None)
 }
 
-/// The `Kind/name` key used in findings and `accept.objects`.
-pub fn object_key(kind: Kind, name: &str) -> String {
-    format!("{kind}/{name}")
+/// [`validate`], with the meta-data of the OCF agents the configuration
+/// names (gathered where validate runs).
+pub fn validate_with(mut loaded: Loaded, ocf: Option<&datasources::OcfCatalog>) -> Validation {
+    let earlier = std::mem::take(&mut loaded.findings);
+    let mut findings = check_units(&loaded, earlier, ocf);
+    sort_findings(&mut findings);
+    Validation { loaded, findings }
 }

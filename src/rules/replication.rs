@@ -23,96 +23,113 @@ pub(super) fn replication_pairing(ctx: &mut Ctx) {
         ) {
             continue;
         }
-        let target = ds
-            .spec
-            .paired_with
-            .as_ref()
-            .and_then(|p| ctx.config.data_sources.get(p.as_str()));
-        let Some(dev) = &ds.spec.device else {
-            // No device (`data-source-field-missing`): the mode is unknown,
-            // but a partner of either kind still belongs in the group.
-            if let Some(t) = target
-                && matches!(
-                    t.spec.kind,
-                    DataSourceType::SharedDisk | DataSourceType::Vmfs
-                )
-            {
-                paired.push((ds, t));
-            }
-            continue;
-        };
-        let need = if dev.backing.is_rdm() {
-            DataSourceType::SharedDisk
-        } else {
-            DataSourceType::Vmfs
-        };
-        let mode = if dev.backing.is_rdm() { "RDM" } else { "VMFS" };
-        let (loc, problem, related) = match (&ds.spec.paired_with, target) {
-            (None, _) => (
-                ctx.at(ds.doc, "/spec/device/backing"),
-                "has no `pairedWith`".to_owned(),
-                None,
-            ),
-            // A dangling name is `dangling-reference`.
-            (Some(_), None) => continue,
-            (Some(p), Some(target)) if target.spec.kind != need => (
-                ctx.at(ds.doc, "/spec/pairedWith"),
-                format!("is paired with `{p}`, a {} data source", target.spec.kind),
-                Some((ctx.at(target.doc, "/spec/type"), "its type")),
-            ),
-            // RDM mode: the shared disk is the replicated LUN, mapped as an
-            // RDM; a virtual disk on a VMFS volume is not that LUN.
-            (Some(p), Some(target))
-                if need == DataSourceType::SharedDisk
-                    && target.spec.device.as_ref().map(|d| d.backing) == Some(Backing::Vmfs) =>
-            {
-                (
-                    ctx.at(ds.doc, "/spec/pairedWith"),
-                    format!("is paired with `{p}`, a sharedDisk on a VMFS virtual disk"),
-                    Some((ctx.at(target.doc, "/spec/device/backing"), "its backing")),
-                )
-            }
-            (Some(_), Some(target)) => {
-                paired.push((ds, target));
-                continue;
-            }
-        };
-        let need_text = match need {
-            DataSourceType::SharedDisk => {
-                "Shared Disk data source on the RDM device (`backing: rdm-physical` or `rdm-virtual`)"
-            }
-            _ => "VMFS data source (`type: vmfs`)",
-        };
-        let mut f = Finding::new(
-            &cat::REPLICATION_PAIRING,
-            format!(
-                "{} `{}` in {mode} mode {problem}: in {mode} mode it must be combined with a {need_text}",
-                ds.spec.kind,
-                ds.name()
-            ),
-            loc,
-        )
-        .with_help(format!(
-            "set `pairedWith:` to a data source of `type: {need}`{}",
-            if need == DataSourceType::SharedDisk {
-                " whose device is the same RDM"
-            } else {
-                ""
-            }
-        ))
-        .about(Kind::DataSource, ds.name().as_str());
-        if let Some((at, label)) = related {
-            f = f.with_related(at, label);
+        if let Some(partner) = pairing(ctx, ds) {
+            paired.push((ds, partner));
         }
-        ctx.report(f);
     }
+    partners_in_groups(ctx, &paired);
+}
+
+/// Checks what a MirrorView/SRDF data source is paired with, reporting a
+/// wrong or missing partner; returns the partner when it is the right kind
+/// (or, without a device, either kind).
+fn pairing<'a>(
+    ctx: &mut Ctx<'a>,
+    ds: &'a Object<DataSourceSpec>,
+) -> Option<&'a Object<DataSourceSpec>> {
+    let target = ds
+        .spec
+        .paired_with
+        .as_ref()
+        .and_then(|p| ctx.config.data_sources.get(p.as_str()));
+    let Some(dev) = &ds.spec.device else {
+        // No device (`data-source-field-missing`): the mode is unknown,
+        // but a partner of either kind still belongs in the group.
+        if let Some(t) = target
+            && matches!(
+                t.spec.kind,
+                DataSourceType::SharedDisk | DataSourceType::Vmfs
+            )
+        {
+            return Some(t);
+        }
+        return None;
+    };
+    let need = if dev.backing.is_rdm() {
+        DataSourceType::SharedDisk
+    } else {
+        DataSourceType::Vmfs
+    };
+    let mode = if dev.backing.is_rdm() { "RDM" } else { "VMFS" };
+    let (loc, problem, related) = match (&ds.spec.paired_with, target) {
+        (None, _) => (
+            ctx.at(ds.doc, "/spec/device/backing"),
+            "has no `pairedWith`".to_owned(),
+            None,
+        ),
+        // A dangling name is `dangling-reference`.
+        (Some(_), None) => return None,
+        (Some(p), Some(target)) if target.spec.kind != need => (
+            ctx.at(ds.doc, "/spec/pairedWith"),
+            format!("is paired with `{p}`, a {} data source", target.spec.kind),
+            Some((ctx.at(target.doc, "/spec/type"), "its type")),
+        ),
+        // RDM mode: the shared disk is the replicated LUN, mapped as an
+        // RDM; a virtual disk on a VMFS volume is not that LUN.
+        (Some(p), Some(target))
+            if need == DataSourceType::SharedDisk
+                && target.spec.device.as_ref().map(|d| d.backing) == Some(Backing::Vmfs) =>
+        {
+            (
+                ctx.at(ds.doc, "/spec/pairedWith"),
+                format!("is paired with `{p}`, a sharedDisk on a VMFS virtual disk"),
+                Some((ctx.at(target.doc, "/spec/device/backing"), "its backing")),
+            )
+        }
+        (Some(_), Some(target)) => return Some(target),
+    };
+    let need_text = match need {
+        DataSourceType::SharedDisk => {
+            "Shared Disk data source on the RDM device (`backing: rdm-physical` or `rdm-virtual`)"
+        }
+        _ => "VMFS data source (`type: vmfs`)",
+    };
+    let mut f = Finding::new(
+        &cat::REPLICATION_PAIRING,
+        format!(
+            "{} `{}` in {mode} mode {problem}: in {mode} mode it must be combined with a {need_text}",
+            ds.spec.kind,
+            ds.name()
+        ),
+        loc,
+    )
+    .with_help(format!(
+        "set `pairedWith:` to a data source of `type: {need}`{}",
+        if need == DataSourceType::SharedDisk {
+            " whose device is the same RDM"
+        } else {
+            ""
+        }
+    ))
+    .about(Kind::DataSource, ds.name().as_str());
+    if let Some((at, label)) = related {
+        f = f.with_related(at, label);
+    }
+    ctx.report(f);
+    None
+}
+
+/// The two work together in the resource group (the VMFS data source adds
+/// and removes the disks when the group goes online or offline): a group
+/// that uses MirrorView/SRDF uses its partner too, which is then checked
+/// like any data source of the group (tables, bus sharing, VMotion).
+fn partners_in_groups(
+    ctx: &mut Ctx,
+    paired: &[(&Object<DataSourceSpec>, &Object<DataSourceSpec>)],
+) {
     if paired.is_empty() {
         return;
     }
-    // The two work together in the resource group (the VMFS data source adds
-    // and removes the disks when the group goes online or offline): a group
-    // that uses MirrorView/SRDF uses its partner too, which is then checked
-    // like any data source of the group (tables, bus sharing, VMotion).
     for group in &ctx.config.groups {
         let mut used: Vec<&Name> = Vec::new();
         for name in &group.spec.data_sources {

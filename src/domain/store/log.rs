@@ -47,13 +47,24 @@ impl LogInner {
 
     /// Appends `entries` to the file and fsyncs it (what
     /// [`RaftLogStorage::append`] reports durable). On an error (disk full,
-    /// EIO) nothing is taken into memory: openraft hears of the failure and
-    /// stops, and the next start reads what reached the disk.
+    /// EIO) nothing of the batch is kept, in memory or on disk: openraft
+    /// hears of the failure and stops its core (and the agent with it).
     pub(crate) fn append(&mut self, entries: impl IntoIterator<Item = Ent>) -> std::io::Result<()> {
         let entries: Vec<Ent> = entries.into_iter().collect();
         let text = sealed_entries(&entries)?;
-        self.file.write_all(&text)?;
-        self.file.sync_data()?;
+        let before = self.file.metadata()?.len();
+        if let Err(e) = self
+            .file
+            .write_all(&text)
+            .and_then(|()| self.file.sync_data())
+        {
+            // Whatever part of the batch reached the file goes too (cutting
+            // needs no space), so that disk and memory agree; if even that
+            // fails, the next start cuts the torn tail or keeps whole lines
+            // raft never counted, which a leader may overwrite.
+            let _ = self.file.set_len(before);
+            return Err(e);
+        }
         for e in entries {
             self.log.insert(e.log_id.index, e);
         }

@@ -7,6 +7,7 @@ use openraft::{Membership, RaftLogReader};
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
+use std::path::PathBuf;
 
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::{Entry, EntryPayload, RaftSnapshotBuilder, StorageError, Vote};
@@ -454,4 +455,62 @@ async fn a_snapshot_built_on_one_member_installs_on_another_and_survives_restart
             (Some(log_id(1, 1, 3)), snapshot.meta.last_membership.clone())
         );
     }
+}
+
+/// A full disk is an error from every write, never a panic or a silent
+/// loss: what was acknowledged is on disk, what failed is not in memory,
+/// and the store opens again once there is room. Needs root (a tmpfs).
+#[tokio::test]
+async fn a_full_disk_fails_the_write_and_keeps_what_was_acknowledged() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root to mount a tmpfs");
+        return;
+    }
+    let mnt = PathBuf::from(format!("/tmp/h5-store-{}", std::process::id()));
+    fs::create_dir_all(&mnt).expect("mount point");
+    let mount = |opts: &str| {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "h5-tmpfs"])
+            .arg(&mnt)
+            .status()
+            .expect("mount");
+        assert!(ok.success(), "mount {opts}");
+    };
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+            let _ = fs::remove_dir(self.0);
+        }
+    }
+    mount("size=64k");
+    let _unmount = Unmount(&mnt);
+    let dir = mnt.join("raft");
+    let mut store = store_with(&dir, 0).await;
+    let mut last = 0;
+    let err = loop {
+        // Batches of entries as openraft appends them.
+        match store.lock().append((last + 1..=last + 20).map(blank)) {
+            Ok(()) => last += 20,
+            Err(e) => break e,
+        }
+        assert!(last < 100_000, "the tmpfs never filled");
+    };
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    assert_eq!(indexes(&store).await, (0..=last).collect::<Vec<_>>());
+    let vote = store.save_vote(&Vote::new(2, 0)).await;
+    assert!(vote.is_err(), "saving a vote on a full disk fails");
+    assert_eq!(
+        store.read_vote().await.expect("vote"),
+        Some(Vote::new(1, 0))
+    );
+    drop(store);
+    std::process::Command::new("mount")
+        .args(["-o", "remount,size=1m"])
+        .arg(&mnt)
+        .status()
+        .expect("remount");
+    let store = LogStore::open(&dir).expect("opens again with room");
+    assert_eq!(indexes(&store).await, (0..=last).collect::<Vec<_>>());
 }

@@ -229,3 +229,76 @@ fn failure(agent: &Agent, action: &str, out: &exec::Outcome, v: Verdict) -> Driv
         _ => DriverError::Failed(text),
     }
 }
+
+/// The meta-data of every OCF agent `config` names, for `asctl validate`
+/// ([`crate::rules::datasources`]): each agent's `meta-data` action run
+/// once, under `root`. An agent that is not installed there, or whose
+/// meta-data cannot be read, maps to `None`.
+pub fn gather_metadata(
+    configs: &[&crate::model::Config],
+    root: &std::path::Path,
+) -> crate::rules::datasources::OcfCatalog {
+    let names = configs.iter().flat_map(|config| {
+        let sources = config
+            .data_sources
+            .iter()
+            .filter_map(|d| d.spec.agent.as_ref().map(|a| a.ocf.clone()));
+        let resources = config
+            .groups
+            .iter()
+            .flat_map(|g| g.spec.resources.iter().map(|r| r.ocf.clone()));
+        sources.chain(resources)
+    });
+    let mut out = crate::rules::datasources::OcfCatalog::new();
+    for name in names {
+        if out.contains_key(&name) {
+            continue;
+        }
+        let Some((provider, kind)) = crate::model::split_ocf(&name) else {
+            continue;
+        };
+        let path = root.join("resource.d").join(provider).join(kind);
+        let md = exec::installed(&path)
+            .then(|| metadata_blocking(&path, root))
+            .flatten();
+        out.insert(name, md);
+    }
+    out
+}
+
+/// Runs `meta-data` without an async runtime (validate is synchronous),
+/// killed at [`META_DATA_TIMEOUT`].
+fn metadata_blocking(path: &std::path::Path, root: &std::path::Path) -> Option<Metadata> {
+    use std::io::Read;
+    let mut child = std::process::Command::new(path)
+        .arg("meta-data")
+        .env("OCF_ROOT", root)
+        .env("OCF_RA_VERSION_MAJOR", "1")
+        .env("OCF_RA_VERSION_MINOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let deadline = std::time::Instant::now() + META_DATA_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    Metadata::parse(&reader.join().ok()?).ok()
+}

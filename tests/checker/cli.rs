@@ -1,0 +1,557 @@
+//! The real binary: exit codes, every output format, SARIF checked against
+//! the SARIF 2.1.0 schema.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn asctl() -> Command {
+    Command::cargo_bin("asctl").unwrap()
+}
+
+#[test]
+fn a_valid_example_exits_0() {
+    asctl()
+        .args(["validate", "examples/quickstart"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("ok: 6 files"));
+}
+
+/// A file given twice, or a file and its directory, is read once: no
+/// "defined twice" errors, the same report as the directory alone.
+#[test]
+fn a_file_named_twice_is_read_once() {
+    let dir = "examples/cluster-in-a-box";
+    let alone = asctl()
+        .args(["validate", "--format", "json", dir])
+        .output()
+        .unwrap();
+    for args in [
+        vec![dir, "examples/cluster-in-a-box/domain.yaml"],
+        vec!["examples/cluster-in-a-box/domain.yaml", dir],
+        vec![dir, "examples/cluster-in-a-box/"],
+        vec![dir, "./examples/cluster-in-a-box/nodes.yaml", dir],
+    ] {
+        let out = asctl()
+            .args(["validate", "--format", "json"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["summary"]["files"], 6, "{args:?}");
+        assert_eq!(report["summary"]["documents"], 10, "{args:?}");
+        let rules: Vec<&str> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["rule"].as_str().unwrap())
+            .collect();
+        assert_eq!(rules, ["AS0219"], "{args:?}");
+        if args[0] == dir {
+            assert_eq!(out.stdout, alone.stdout, "{args:?}");
+        }
+    }
+    let domain = "examples/cluster-in-a-box/domain.yaml";
+    asctl()
+        .args(["validate", domain, domain])
+        .assert()
+        .stdout(predicate::str::contains("1 file, 1 document"))
+        .stdout(predicate::str::contains("defined twice").not());
+}
+
+#[test]
+fn errors_exit_1_with_a_rustc_style_snippet() {
+    asctl()
+        .args(["validate", "tests/fixtures/broken/wrong-type.yaml"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "error[AS0010]: `nics` must be an integer, found a string\n  --> tests/fixtures/broken/wrong-type.yaml:16:9",
+        ))
+        .stdout(predicate::str::contains("16 |   nics: three\n   |         ^^^^^"));
+}
+
+#[test]
+fn usage_and_io_failures_exit_2() {
+    asctl()
+        .args(["validate", "does/not/exist.yaml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "does/not/exist.yaml: no such file or directory",
+        ));
+    asctl().args(["validate"]).assert().code(2);
+    asctl()
+        .args(["validate", "--format", "xml", "examples"])
+        .assert()
+        .code(2);
+    asctl().args(["explain", "AS9999"]).assert().code(2);
+}
+
+#[test]
+fn deny_warnings_turns_warnings_into_errors() {
+    let fixture = "tests/fixtures/broken/empty-document.yaml";
+    asctl().args(["validate", fixture]).assert().code(0);
+    asctl()
+        .args(["validate", "--deny", "warnings", fixture])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("error[AS0004]"));
+}
+
+/// An accept entry cannot silence a reading or schema error: the unknown
+/// field stays an error, the entry is one too, and the run exits 1.
+#[test]
+fn accepting_an_unknown_field_fails_the_run() {
+    let text = "\
+apiVersion: asctl/v1
+kind: Domain
+metadata: {name: demo}
+spec:
+  qualification: generic
+  accept:
+    - {rule: AS0009, reason: we like colours, acknowledgeUnsupported: true}
+---
+apiVersion: asctl/v1
+kind: Node
+metadata: {name: node1}
+spec: {physical: true, colour: blue}
+";
+    let out = asctl()
+        .args(["validate", "--format", "json", "-"])
+        .write_stdin(text)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["summary"]["errors"], 2);
+    assert_eq!(report["summary"]["suppressed"], 0);
+    let rules: Vec<(&str, i64, bool)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap(),
+                f["location"]["line"].as_i64().unwrap(),
+                f["suppressed"].is_null(),
+            )
+        })
+        .collect();
+    assert_eq!(rules, [("AS0019", 7, true), ("AS0009", 12, true)]);
+}
+
+#[test]
+fn stdin_is_read_with_a_dash() {
+    let text = std::fs::read("tests/fixtures/broken/unknown-field.yaml").unwrap();
+    asctl()
+        .args(["validate", "-"])
+        .write_stdin(text)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("--> <stdin>:14:3"));
+}
+
+#[test]
+fn json_output_is_the_documented_report() {
+    let out = asctl()
+        .args([
+            "validate",
+            "--format",
+            "json",
+            "tests/fixtures/broken/unknown-field.yaml",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["formatVersion"], 2);
+    assert!(report.get("version").is_none(), "one version key");
+    assert_eq!(report["summary"]["errors"], 1);
+    let f = &report["findings"][0];
+    assert_eq!(f["rule"], "AS0009");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(
+        f["location"]["file"],
+        "tests/fixtures/broken/unknown-field.yaml"
+    );
+    assert_eq!(f["location"]["line"], 14);
+    assert_eq!(f["location"]["column"], 3);
+    assert_eq!(f["location"]["endColumn"], 11);
+    assert_eq!(f["help"], "did you mean `failback`?");
+}
+
+#[test]
+fn github_output_is_workflow_annotations() {
+    asctl()
+        .args(["validate", "--format", "github", "tests/fixtures/broken/wrong-type.yaml"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(
+            "::error file=tests/fixtures/broken/wrong-type.yaml,line=15,col=14,endLine=15,endColumn=17,title=AS0010 a value has the wrong type::`version` must be a string, found a number%0Ahelp: quote the value to make it a string: \"3.5\"\n",
+        ));
+}
+
+/// The SARIF 2.1.0 schema as shipped in the serde-sarif package (a
+/// dev-dependency), read from cargo's registry sources.
+fn sarif_schema() -> Value {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
+        .expect("CARGO_HOME or HOME is set");
+    let registry = cargo_home.join("registry/src");
+    let schema = std::fs::read_dir(&registry)
+        .unwrap()
+        .flat_map(|index| std::fs::read_dir(index.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("serde-sarif-"))
+        })
+        .map(|p| p.join("src/schema.json"))
+        .find(|p| p.exists())
+        .expect("serde-sarif (dev-dependency) ships the SARIF schema");
+    serde_json::from_str(&std::fs::read_to_string(schema).unwrap()).unwrap()
+}
+
+/// The SARIF 2.1.0 schema, compiled (draft-07).
+fn sarif_validator() -> jsonschema::Validator {
+    let mut schema = sarif_schema();
+    assert!(schema["title"].as_str().unwrap().contains("2.1.0"));
+    // The published schema's `language` patterns have a stray `]` that
+    // strict regex engines reject; asctl never emits `language`.
+    fn drop_bad_patterns(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if map.get("pattern").and_then(Value::as_str) == Some(BAD_LANGUAGE_PATTERN) {
+                    map.remove("pattern");
+                }
+                map.values_mut().for_each(drop_bad_patterns);
+            }
+            Value::Array(items) => items.iter_mut().for_each(drop_bad_patterns),
+            _ => {}
+        }
+    }
+    const BAD_LANGUAGE_PATTERN: &str = "^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$";
+    drop_bad_patterns(&mut schema);
+    jsonschema::draft7::options().build(&schema).unwrap()
+}
+
+/// Errors of `sarif` against the SARIF 2.1.0 schema.
+fn sarif_errors(validator: &jsonschema::Validator, sarif: &Value) -> Vec<String> {
+    validator
+        .iter_errors(sarif)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn sarif_output_conforms_to_sarif_2_1_0() {
+    let validator = sarif_validator();
+    for target in [
+        "tests/fixtures/broken/many-errors.yaml",
+        "tests/fixtures/broken/duplicate-names",
+        "tests/fixtures/broken/no-domain.yaml",
+        "examples",
+    ] {
+        let out = asctl()
+            .args(["validate", "--format", "sarif", target])
+            .output()
+            .unwrap();
+        let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let errors = sarif_errors(&validator, &sarif);
+        assert!(errors.is_empty(), "{target}: {errors:#?}");
+        // And it reads back as typed SARIF.
+        let typed: serde_sarif::sarif::Sarif = serde_json::from_value(sarif.clone()).unwrap();
+        assert_eq!(typed.runs.len(), 1);
+    }
+}
+
+/// examples/cluster-in-a-box copied to a temporary directory, with the
+/// Domain accepting its Cluster in a Box warning and, acknowledged, a seed
+/// error added for the purpose (a thin shared VMFS disk, AS0210).
+fn accepted_example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("examples/cluster-in-a-box").unwrap() {
+        let path = entry.unwrap().path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name == "domain.yaml" {
+            text.push_str(
+                "  accept:\n    - rule: AS0219\n      reason: test domain on one host\n    - rule: AS0210\n      reason: lab disk, thin on purpose\n      acknowledgeUnsupported: true\n",
+            );
+        }
+        if name == "storage.yaml" {
+            assert!(
+                text.contains("provisioning: thick"),
+                "the example has a thick disk"
+            );
+            text = text.replacen("provisioning: thick", "provisioning: thin", 1);
+        }
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn json_output_shows_suppressed_findings_with_their_reason() {
+    let dir = accepted_example();
+    let out = asctl()
+        .args(["validate", "--format", "json"])
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["summary"]["errors"], 0);
+    assert_eq!(report["summary"]["warnings"], 0);
+    assert_eq!(report["summary"]["suppressed"], 2);
+    let mut got: Vec<(&str, &str, &Value)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap(),
+                f["severity"].as_str().unwrap(),
+                &f["suppressed"],
+            )
+        })
+        .collect();
+    got.sort_by_key(|f| f.0);
+    assert_eq!(
+        got,
+        [
+            (
+                "AS0210",
+                "error",
+                &serde_json::json!({ "reason": "lab disk, thin on purpose" })
+            ),
+            (
+                "AS0219",
+                "warning",
+                &serde_json::json!({ "reason": "test domain on one host" })
+            ),
+        ]
+    );
+    // The human summary counts them and shows none.
+    asctl()
+        .arg("validate")
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "0 errors, 0 warnings (2 accepted in the Domain)",
+        ))
+        .stdout(predicate::str::contains("AS0210").not());
+}
+
+#[test]
+fn sarif_output_carries_suppressions_and_stays_valid() {
+    let dir = accepted_example();
+    let out = asctl()
+        .args(["validate", "--format", "sarif"])
+        .arg(dir.path())
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let sarif: Value = serde_json::from_slice(&out).unwrap();
+    let validator = sarif_validator();
+    let errors = sarif_errors(&validator, &sarif);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The schema does check suppressions: a kind SARIF does not know fails.
+    let mut bad = sarif.clone();
+    bad["runs"][0]["results"][0]["suppressions"] = serde_json::json!([{ "kind": "onPurpose" }]);
+    assert!(!sarif_errors(&validator, &bad).is_empty());
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let mut got: Vec<(&str, &Value)> = results
+        .iter()
+        .map(|r| (r["ruleId"].as_str().unwrap(), &r["suppressions"]))
+        .collect();
+    got.sort_by_key(|r| r.0);
+    assert_eq!(
+        got,
+        [
+            (
+                "AS0210",
+                &serde_json::json!([{ "kind": "inSource", "justification": "lab disk, thin on purpose" }])
+            ),
+            (
+                "AS0219",
+                &serde_json::json!([{ "kind": "inSource", "justification": "test domain on one host" }])
+            ),
+        ]
+    );
+    let typed: serde_sarif::sarif::Sarif = serde_json::from_value(sarif.clone()).unwrap();
+    let suppressed = typed.runs[0]
+        .results
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|r| r.suppressions.as_ref().is_some_and(|s| !s.is_empty()))
+        .count();
+    assert_eq!(suppressed, 2);
+}
+
+#[test]
+fn sarif_results_carry_rule_ids_and_regions() {
+    let out = asctl()
+        .args([
+            "validate",
+            "--format",
+            "sarif",
+            "tests/fixtures/broken/duplicate-names",
+        ])
+        .output()
+        .unwrap();
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = &sarif["runs"][0];
+    let result = &run["results"][0];
+    assert_eq!(result["ruleId"], "AS0012");
+    let index = result["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(run["tool"]["driver"]["rules"][index]["id"], "AS0012");
+    let region = &result["locations"][0]["physicalLocation"]["region"];
+    assert_eq!(region["startLine"], 4);
+    assert_eq!(region["startColumn"], 9);
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "tests/fixtures/broken/duplicate-names/b.yaml"
+    );
+    assert_eq!(
+        result["relatedLocations"][0]["message"]["text"],
+        "first defined here"
+    );
+}
+
+#[test]
+fn schema_command_prints_the_committed_schema() {
+    let committed = std::fs::read_to_string("schemas/asctl.schema.json").unwrap();
+    asctl()
+        .arg("schema")
+        .assert()
+        .code(0)
+        .stdout(predicate::function(move |out: &str| {
+            out.trim_end() == committed.trim_end()
+        }));
+}
+
+#[test]
+fn explain_prints_text_reference_and_both_examples() {
+    let rule = asctl::rules::find_rule("AS0002").unwrap();
+    asctl()
+        .args(["explain", "as0002"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(rule.explanation))
+        .stdout(predicate::str::contains("Failing example:"))
+        .stdout(predicate::str::contains("Passing example:"))
+        .stdout(predicate::str::contains("asctl's own rule"));
+}
+
+#[test]
+fn rules_lists_the_catalog_as_json() {
+    let out = asctl()
+        .args(["rules", "--format", "json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["formatVersion"], 1);
+    let ids: Vec<&str> = report["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), asctl::catalog::ALL.len());
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "IDs are sorted and unique"
+    );
+}
+
+#[test]
+fn format_help_points_to_the_document_of_each_format() {
+    let plan = asctl().args(["plan", "--help"]).assert().success();
+    let plan = String::from_utf8_lossy(&plan.get_output().stdout).into_owned();
+    assert!(
+        plan.contains("JSON form of the plan (docs/plan.md)"),
+        "{plan}"
+    );
+    let status = asctl().args(["status", "--help"]).assert().success();
+    let status = String::from_utf8_lossy(&status.get_output().stdout).into_owned();
+    assert!(status.contains("JSON form of the status"), "{status}");
+    assert!(status.contains("docs/runtime.md"), "{status}");
+    assert!(!status.contains("of the plan"), "{status}");
+}
+
+/// A state directory with credentials (`asctl up --init-only`) and nothing
+/// running: the domain's agents cannot be reached.
+fn unreachable_domain() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    asctl()
+        .args(["up", "examples/quickstart", "--init-only", "--state-dir"])
+        .arg(&state)
+        .assert()
+        .success();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    (dir, format!("127.0.0.1:{port}"))
+}
+
+#[test]
+fn plan_with_detailed_exitcode_exits_1_on_errors_never_2() {
+    let (dir, nowhere) = unreachable_domain();
+    let state = dir.path().join("state");
+    // The domain cannot be reached: an error, not "changes".
+    let out = asctl()
+        .args([
+            "plan",
+            "examples/quickstart",
+            "--detailed-exitcode",
+            "--endpoint",
+            &nowhere,
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("no member of the domain answered"),
+        "{stderr}"
+    );
+    // Without the flag, the same failure is exit 2 (I/O).
+    asctl()
+        .args(["plan", "examples/quickstart", "--endpoint", &nowhere])
+        .arg("--state-dir")
+        .arg(&state)
+        .assert()
+        .code(2);
+    // A configuration with errors: 1, before the domain is even asked.
+    asctl()
+        .args([
+            "plan",
+            "tests/fixtures/broken/wrong-type.yaml",
+            "--detailed-exitcode",
+            "--endpoint",
+            &nowhere,
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .assert()
+        .code(1);
+}

@@ -1,0 +1,26 @@
+//! Tier 3, root only: what needs root to be real — network namespaces
+//! (heartbeats and failure detection between namespaces, isolation, the
+//! managed IP driver with gratuitous ARP, the lease guard fencing a real
+//! address, the README's walk-through of `scripts/netns-domain.sh`) and
+//! block devices (`storage.rs`: shared disks and mount points on loop
+//! devices over ext4 and xfs).
+//!
+//! Every test here is `#[ignore = "needs root: run with --include-ignored"]`,
+//! so a plain `cargo test` reports it as ignored, never as passed; without
+//! root, run anyway, it fails rather than skips. `support` builds network
+//! namespaces, links and addresses; `storage_support` backing files and
+//! loop devices; both remove what they made when their guards drop.
+//!
+//! Run as root: `cargo test --test root -- --include-ignored [filter]`
+//! (or `scripts/test`, which does so for every tier and installs the
+//! packages these tests use).
+
+mod storage_support;
+mod support;
+
+mod demo;
+mod guard;
+mod heartbeat;
+mod ip;
+mod isolation;
+mod storage;
