@@ -500,7 +500,11 @@ impl FileLoader {
             // flagged, and left out of the rules by `add_document`.
             self.incomplete |= problem.kind != yaml::ProblemKind::DuplicateKey;
             let finding = match problem.kind {
-                yaml::ProblemKind::Syntax => Finding::new(&cat::YAML_SYNTAX, problem.message, loc),
+                yaml::ProblemKind::Syntax => Finding::new(&cat::YAML_SYNTAX, problem.message, loc)
+                    .with_related(
+                        problem.first.map(|s| location(file, s)),
+                        "the parser stopped here",
+                    ),
                 yaml::ProblemKind::Limit => {
                     Finding::new(&cat::RESOURCE_LIMIT, problem.message, loc)
                 }

@@ -301,11 +301,28 @@ pub fn parse(text: &str) -> Parsed {
                 } else {
                     (ProblemKind::Syntax, e.info().to_owned(), p)
                 };
-                out.problems.push(Problem {
-                    kind,
-                    message,
-                    span: Span { start: p, end },
-                    first: None,
+                // Inside an unclosed `[` or `{`, the parser notices only
+                // where the text stops making sense, often lines later: the
+                // bracket is where the user must look.
+                let open = (kind == ProblemKind::Syntax)
+                    .then(|| innermost_flow(&stack, text))
+                    .flatten();
+                out.problems.push(match open {
+                    Some((bracket, at)) => Problem {
+                        kind,
+                        message: format!(
+                            "{message}: the `{bracket}` opened here is not closed where the parser expected (it stopped at {}:{})",
+                            p.line, p.column
+                        ),
+                        span: at,
+                        first: Some(Span { start: p, end }),
+                    },
+                    None => Problem {
+                        kind,
+                        message,
+                        span: Span { start: p, end },
+                        first: None,
+                    },
                 });
                 return out;
             }
@@ -470,6 +487,24 @@ pub fn parse(text: &str) -> Parsed {
         }
     }
     out
+}
+
+/// The innermost open flow collection (`[` or `{`) and its bracket.
+fn innermost_flow(stack: &[Frame], text: &str) -> Option<(char, Span)> {
+    stack.iter().rev().find_map(|frame| {
+        let start = match frame {
+            Frame::Seq { start, .. } | Frame::Map { start, .. } => start.start,
+        };
+        let line = text.split('\n').nth(start.line.checked_sub(1)? as usize)?;
+        let c = line.chars().nth(start.column.checked_sub(1)? as usize)?;
+        matches!(c, '[' | '{').then(|| {
+            let end = Pos {
+                column: start.column + 1,
+                ..start
+            };
+            (c, Span { start, end })
+        })
+    })
 }
 
 fn remember(anchors: &mut Vec<Option<(Node, usize)>>, anchor: usize, node: &Node, size: usize) {

@@ -123,7 +123,7 @@ fn plan_refuses_a_tree_of_several_domains_and_a_file_without_domain() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "error: 4 domains were read (`cluster-across-boxes` in examples/cluster-across-boxes",
+            "error: 5 domains were read (`cluster-across-boxes` in examples/cluster-across-boxes",
         ))
         .stderr(predicate::str::contains(
             "give the directory of one of them",
