@@ -192,6 +192,13 @@ pub fn validate_documents(documents: &[String]) -> Result<(), String> {
             .zip(documents)
             .map(|(n, d)| (n.as_str(), d.as_bytes())),
     );
+    // What the domain runs is one whole domain: the checks `plan` and
+    // `apply` make first, made again here for every route a write comes by.
+    if let Err(e) = loaded.single_domain() {
+        return Err(format!(
+            "the configuration is not one domain: {e}; nothing was applied"
+        ));
+    }
     let validation = crate::rules::validate(loaded);
     if !validation.has_errors() {
         return Ok(());

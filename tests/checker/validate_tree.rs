@@ -31,7 +31,7 @@ fn rules(report: &Value) -> Vec<String> {
 }
 
 #[test]
-fn the_examples_tree_is_four_domains_each_valid() {
+fn the_examples_tree_is_five_domains_each_valid() {
     let (code, report) = json(&["examples/"], None);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["summary"]["errors"], 0);

@@ -9,10 +9,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::storage_support::{Lun, live, mounted};
 use asctl::agent::execution::reconciler::{self, Desired, Options};
 use asctl::model::{Config, Name};
 use asctl::wire::{GroupState, NodeReport};
-use crate::storage_support::{Lun, live, mounted};
 use tokio::sync::watch;
 
 fn name(s: &str) -> Name {
