@@ -4,6 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// Meta-data of the OCF agents a configuration names, by their `ocf` text;
+/// `None` for an agent not installed where it was gathered. Gathered by the
+/// validate command (I/O), judged by the rules (pure).
+pub type OcfCatalog = BTreeMap<String, Option<Metadata>>;
+
 /// What asctl uses of an agent's meta-data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata {

@@ -8,18 +8,14 @@
 //! parameter rules are skipped; an agent gathered but not installed where
 //! validate runs gets a note.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::diag::Finding;
 use crate::load::did_you_mean;
-use crate::model::ocf_metadata::Metadata;
+pub use crate::model::ocf_metadata::OcfCatalog;
 use crate::model::{DataSourceType, Kind, OcfAgent, OsName, split_ocf};
 
 use super::{Ctx, catalog as cat};
-
-/// Meta-data of the OCF agents a configuration names, by their `ocf` text;
-/// `None` for an agent not installed where it was gathered.
-pub type OcfCatalog = BTreeMap<String, Option<Metadata>>;
 
 /// Types a Linux node runs without an `agent`.
 fn has_linux_driver(t: DataSourceType) -> bool {

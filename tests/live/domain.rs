@@ -244,8 +244,13 @@ fn the_api_refuses_bad_clients_and_invalid_documents_and_followers_forward_write
         .enable_all()
         .build()
         .expect("runtime");
+    // A whole domain with a dangling reference, and a group alone (no
+    // Domain: not a configuration the domain can run).
+    let lone_group =
+        r#"{"apiVersion":"asctl/v1","kind":"ResourceGroup","metadata":{"name":"x"},"spec":{"preferredNodes":["nowhere"]}}"#.to_owned();
     let invalid = vec![
-        r#"{"apiVersion":"asctl/v1","kind":"ResourceGroup","metadata":{"name":"x"},"spec":{"preferredNodes":["nowhere"]}}"#.to_owned(),
+        r#"{"apiVersion":"asctl/v1","kind":"Domain","metadata":{"name":"x"},"spec":{"qualification":"generic"}}"#.to_owned(),
+        lone_group.clone(),
     ];
     let token = std::fs::read_to_string(d.state.join("token")).expect("token");
     let tls = asctl::agent::server::tls::client_config(&d.state.join("tls/ca.crt")).expect("ca");
@@ -353,6 +358,20 @@ fn the_api_refuses_bad_clients_and_invalid_documents_and_followers_forward_write
                 assert!(message.contains("nowhere"), "{message}")
             }
             other => panic!("an invalid configuration was not refused: {other:?}"),
+        }
+        let cmd = asctl::domain::Command::ApplyConfig {
+            base_generation: 0,
+            documents: vec![lone_group.clone()],
+        };
+        let answer = good
+            .post::<_, asctl::domain::WriteAnswer>(&leader, "/v1/write", &cmd)
+            .await
+            .expect("an answer");
+        match answer {
+            asctl::domain::WriteAnswer::Refused { message } => {
+                assert!(message.contains("no Domain document"), "{message}")
+            }
+            other => panic!("a group without its domain was not refused: {other:?}"),
         }
     });
     assert_eq!(d.generation(), 0, "nothing was committed");

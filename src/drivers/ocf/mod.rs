@@ -233,13 +233,13 @@ fn failure(agent: &Agent, action: &str, out: &exec::Outcome, v: Verdict) -> Driv
 }
 
 /// The meta-data of every OCF agent `config` names, for `asctl validate`
-/// ([`crate::rules::datasources`]): each agent's `meta-data` action run
+/// (checked by the rules on data sources): each agent's `meta-data` action run
 /// once, under `root`. An agent that is not installed there, or whose
 /// meta-data cannot be read, maps to `None`.
 pub fn gather_metadata(
     configs: &[&crate::model::Config],
     root: &std::path::Path,
-) -> crate::rules::datasources::OcfCatalog {
+) -> crate::model::ocf_metadata::OcfCatalog {
     let names = configs.iter().flat_map(|config| {
         let sources = config
             .data_sources
@@ -251,7 +251,7 @@ pub fn gather_metadata(
             .flat_map(|g| g.spec.resources.iter().map(|r| r.ocf.clone()));
         sources.chain(resources)
     });
-    let mut out = crate::rules::datasources::OcfCatalog::new();
+    let mut out = crate::model::ocf_metadata::OcfCatalog::new();
     for name in names {
         if out.contains_key(&name) {
             continue;
