@@ -345,33 +345,24 @@ fn the_api_refuses_bad_clients_and_invalid_documents_and_followers_forward_write
     // committed: validated like /v1/apply, refused, nothing changes.
     let (leader, follower) = leader_and_follower(&d);
     rt.block_on(async {
-        let cmd = asctl::domain::Command::ApplyConfig {
-            base_generation: 0,
-            documents: invalid.clone(),
-        };
-        let answer = good
-            .post::<_, asctl::domain::WriteAnswer>(&leader, "/v1/write", &cmd)
-            .await
-            .expect("an answer");
-        match answer {
-            asctl::domain::WriteAnswer::Refused { message } => {
-                assert!(message.contains("nowhere"), "{message}")
+        for (documents, why) in [
+            (invalid.clone(), "nowhere"),
+            (vec![lone_group.clone()], "no Domain document"),
+        ] {
+            let cmd = asctl::domain::Command::ApplyConfig {
+                base_generation: 0,
+                documents,
+            };
+            let answer = good
+                .post::<_, asctl::domain::WriteAnswer>(&leader, "/v1/write", &cmd)
+                .await
+                .expect("an answer");
+            match answer {
+                asctl::domain::WriteAnswer::Refused { message } => {
+                    assert!(message.contains(why), "{message}")
+                }
+                other => panic!("an invalid configuration was not refused: {other:?}"),
             }
-            other => panic!("an invalid configuration was not refused: {other:?}"),
-        }
-        let cmd = asctl::domain::Command::ApplyConfig {
-            base_generation: 0,
-            documents: vec![lone_group.clone()],
-        };
-        let answer = good
-            .post::<_, asctl::domain::WriteAnswer>(&leader, "/v1/write", &cmd)
-            .await
-            .expect("an answer");
-        match answer {
-            asctl::domain::WriteAnswer::Refused { message } => {
-                assert!(message.contains("no Domain document"), "{message}")
-            }
-            other => panic!("a group without its domain was not refused: {other:?}"),
         }
     });
     assert_eq!(d.generation(), 0, "nothing was committed");
