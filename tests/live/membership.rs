@@ -628,25 +628,7 @@ fn last_event(d: &LiveDomain, node: &str, what: &str, field: &str) -> Option<Str
     let log = std::fs::read_to_string(d.state.join("nodes").join(node).join("agent.log")).ok()?;
     log.lines()
         .rev()
-        .map(strip_ansi)
+        .map(|l| anstream::adapter::strip_str(l).to_string())
         .find(|l| l.contains(what) && l.contains(field))
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters, up to the final letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -236,23 +236,10 @@ fn last_lines(path: &Path, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// `line` without the ANSI colour sequences (ESC `[` … letter) of the
-/// agents' log output: `up` quotes it on a terminal that may not want them.
+/// `line` without the ANSI colour sequences of the agents' log output: `up`
+/// quotes it on a terminal that may not want them.
 fn without_colours(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    anstream::adapter::strip_str(line).to_string()
 }
 
 /// Agents die with `up` even if it is killed: the kernel sends them SIGTERM

@@ -387,21 +387,7 @@ pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
 /// A log file without the ANSI colours of the agents' tracing output.
 pub fn log_text(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters, up to the final letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    anstream::adapter::strip_str(&text).to_string()
 }
 
 /// A child process the test owns: SIGTERM and a wait when the test ends,
