@@ -211,6 +211,27 @@ impl LiveDomain {
             });
             up.then_some(leader)
         });
+        // A member restarted within the heartbeat timeout still shows "up"
+        // before its own API listens: wait for every running agent's port.
+        for node in self.agents.keys() {
+            let Some(addr) = self.listen_address(node) else {
+                continue;
+            };
+            eventually(
+                &format!("{node}'s API to listen"),
+                Duration::from_secs(60),
+                || TcpStream::connect(addr).ok(),
+            );
+        }
+    }
+
+    /// The `listen:` address of a member's agent.yaml.
+    pub fn listen_address(&self, node: &str) -> Option<std::net::SocketAddr> {
+        let text =
+            std::fs::read_to_string(self.state.join("nodes").join(node).join("agent.yaml")).ok()?;
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("listen:"))
+            .and_then(|a| a.trim().trim_matches('"').parse().ok())
     }
 
     /// `asctl ARGS --state-dir STATE`.
