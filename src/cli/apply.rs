@@ -220,6 +220,51 @@ fn group_converged(
     }
 }
 
+/// A group the domain has given up on: placed nowhere although the plan
+/// placed it, after failing on some node. No node is left to try until the
+/// operator acts (`asctl clear`, a fix applied), so waiting longer is
+/// pointless.
+fn given_up(status: &StatusView, group: &Name, planned: Option<&Name>) -> Option<String> {
+    let p = status.placement.get(group)?;
+    if p.node.is_some() || p.failed_on.is_empty() || planned.is_none() {
+        return None;
+    }
+    let nodes: Vec<&str> = p.failed_on.iter().map(|n| n.as_str()).collect();
+    Some(format!(
+        "failed on {}; no node is left to try (`asctl status` says why; `asctl clear {group}` \
+         retries)",
+        nodes.join(", ")
+    ))
+}
+
+/// Failures of the plan's groups that the nodes report since they acted on
+/// `generation`, each once (by group, node and when it failed): what
+/// `apply` prints the moment they happen.
+fn new_failures(
+    status: &StatusView,
+    plan: &Plan,
+    generation: u64,
+    seen: &mut BTreeSet<(Name, Name, std::time::SystemTime)>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (node, view) in &status.nodes {
+        let Some(report) = &view.report else { continue };
+        if report.generation_seen < generation {
+            continue;
+        }
+        for group in plan.placement.keys() {
+            let Some(g) = report.groups.get(group) else {
+                continue;
+            };
+            if g.state == GroupState::Failed && seen.insert((group.clone(), node.clone(), g.since))
+            {
+                out.extend(super::status::failure_lines(group, node, g));
+            }
+        }
+    }
+    out
+}
+
 /// Every group of the plan (and every removed one) against `status`.
 fn convergence(
     status: &StatusView,
@@ -268,16 +313,30 @@ pub async fn follow(
     bar.enable_steady_tick(Duration::from_millis(120));
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = Vec::new();
+    let mut seen_failures = BTreeSet::new();
+    let mut gave_up: Vec<(Name, String)> = Vec::new();
     loop {
         match remote.status().await {
             Ok(status) => {
+                // Said the moment the domain knows, not at the timeout.
+                for line in new_failures(&status, plan, generation, &mut seen_failures) {
+                    bar.suspend(|| println!("  ✗ {line}"));
+                }
                 last = convergence(&status, plan, generation, &removed);
+                gave_up = last
+                    .iter()
+                    .filter(|(_, r)| r.is_err())
+                    .filter_map(|(g, _)| {
+                        let planned = plan.placement.get(g).and_then(|p| p.node.as_ref());
+                        given_up(&status, g, planned).map(|why| (g.clone(), why))
+                    })
+                    .collect();
                 let done = last.iter().filter(|(_, r)| r.is_ok()).count() as u64;
                 bar.set_position(done);
                 if let Some((g, Err(why))) = last.iter().find(|(_, r)| r.is_err()) {
                     bar.set_message(format!("{g}: {why}"));
                 }
-                if done == total {
+                if done + gave_up.len() as u64 == total {
                     break;
                 }
             }
@@ -292,13 +351,18 @@ pub async fn follow(
     let ok = !last.is_empty() && last.iter().all(|(_, r)| r.is_ok()) || total == 0;
     println!();
     for (g, r) in &last {
-        match r {
-            Ok(where_) => println!("  ✓ {g}: {where_}"),
-            Err(why) => println!("  ✗ {g}: not converged: {why}"),
+        match (r, gave_up.iter().find(|(f, _)| f == g)) {
+            (Ok(where_), _) => println!("  ✓ {g}: {where_}"),
+            (Err(_), Some((_, why))) => println!("  ✗ {g}: {why}"),
+            (Err(why), None) => println!("  ✗ {g}: not converged: {why}"),
         }
     }
     if ok {
         println!("Converged: every group is where the plan said.");
+    } else if !gave_up.is_empty()
+        && gave_up.len() == last.iter().filter(|(_, r)| r.is_err()).count()
+    {
+        println!("Failed: the domain has no node left to try for what is marked ✗ above.");
     } else {
         println!(
             "Not converged within {}; the domain keeps working on it (`asctl status`).",
@@ -363,9 +427,38 @@ mod tests {
             )
             .is_err()
         );
+        // Not given up on while it has a node.
+        assert_eq!(given_up(&s, &n("web"), Some(&n("node1"))), None);
         // Removed: converged only once nothing runs it.
         assert!(group_converged(&s, &n("web"), None, true, 2).is_err());
         // The answering member is behind the applied generation.
         assert!(group_converged(&s, &n("web"), Some(&n("node1")), false, 3).is_err());
+    }
+
+    #[test]
+    fn a_failure_is_said_once_and_a_group_failed_everywhere_is_given_up() {
+        let mut s = status("failed", 2);
+        let plan: Plan = serde_json::from_value(serde_json::json!({
+            "formatVersion": 1, "baseGeneration": 1, "changes": [], "placement": {"web": {"node": "node1"}}, "actions": []
+        }))
+        .unwrap_or_else(|e| panic!("a plan: {e}"));
+        let mut seen = BTreeSet::new();
+        let first = new_failures(&s, &plan, 2, &mut seen);
+        assert_eq!(first, ["web failed on node1: no reason reported"]);
+        assert!(new_failures(&s, &plan, 2, &mut seen).is_empty());
+        // A report older than the applied generation is not this apply's failure.
+        let mut seen = BTreeSet::new();
+        assert!(new_failures(&s, &plan, 3, &mut seen).is_empty());
+        // The domain placed it nowhere after it failed on node1: given up.
+        let p = s.placement.get_mut(&n("web")).expect("web");
+        p.node = None;
+        p.failed_on.insert(n("node1"));
+        let why = given_up(&s, &n("web"), Some(&n("node1"))).expect("given up");
+        assert!(
+            why.starts_with("failed on node1; no node is left to try"),
+            "{why}"
+        );
+        // Planned offline: nothing to give up on.
+        assert_eq!(given_up(&s, &n("web"), None), None);
     }
 }

@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+use asctl::model::Name;
 use asctl::plan::NodeState;
-use asctl::wire::{GroupState, StatusView};
+use asctl::wire::{GroupState, LocalGroupStatus, ResourceError, StatusView};
 use clap::{Args, ValueEnum};
 
 use super::EXIT_OK;
@@ -133,6 +134,9 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
             restarts,
             msg
         );
+        for line in group_reasons(s, group, p.node.as_ref(), &p.failed_on) {
+            let _ = writeln!(out, "  {line}");
+        }
     }
     // Groups a node still runs although the domain placed them elsewhere
     // (being stopped, or left over from a removed group).
@@ -174,6 +178,70 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
         }
     }
     render_lines(&mut out, s);
+    out
+}
+
+/// Why `group` failed or restarted: the newest resource error each node
+/// reported for it, on the node it is placed on and on every node it failed
+/// on, with the driver's details.
+fn group_reasons(
+    s: &StatusView,
+    group: &Name,
+    placed: Option<&Name>,
+    failed_on: &std::collections::BTreeSet<Name>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for node in placed
+        .into_iter()
+        .chain(failed_on.iter().filter(|n| Some(*n) != placed))
+    {
+        let local = s
+            .nodes
+            .get(node)
+            .and_then(|v| v.report.as_ref())
+            .and_then(|r| r.groups.get(group));
+        let Some((resource, e)) = local.and_then(|l| ResourceError::newest(&l.errors)) else {
+            continue;
+        };
+        out.push(format!(
+            "↳ {node}, {}: {resource}: {}",
+            humantime::format_rfc3339_seconds(e.at),
+            e.error
+        ));
+        out.extend(error_details(e).into_iter().map(|l| format!("    {l}")));
+    }
+    out
+}
+
+/// A resource error's details, one per line: the probe's last answer, how
+/// the process ended, its log's last lines.
+pub(crate) fn error_details(e: &ResourceError) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(p) = &e.probe {
+        out.push(format!("probe's last answer: {p}"));
+    }
+    if let Some(x) = &e.exit {
+        out.push(format!("process ended: {x}"));
+    }
+    if !e.log_tail.is_empty() {
+        out.push("log (last lines):".to_owned());
+        out.extend(e.log_tail.iter().map(|l| format!("| {l}")));
+    }
+    out
+}
+
+/// How a group's failure on a node reads, with its newest error's details
+/// (the lines after the first): what `apply` prints the moment it fails.
+pub(crate) fn failure_lines(group: &Name, node: &Name, local: &LocalGroupStatus) -> Vec<String> {
+    let why = local
+        .message
+        .clone()
+        .or_else(|| ResourceError::newest(&local.errors).map(|(r, e)| format!("{r}: {}", e.error)))
+        .unwrap_or_else(|| "no reason reported".to_owned());
+    let mut out = vec![format!("{group} failed on {node}: {why}")];
+    if let Some((_, e)) = ResourceError::newest(&local.errors) {
+        out.extend(error_details(e).into_iter().map(|l| format!("  {l}")));
+    }
     out
 }
 
@@ -235,6 +303,57 @@ mod tests {
     use asctl::wire::{LineView, LinesView, PeerLinesView, PeerState};
 
     use super::*;
+
+    #[test]
+    fn a_failed_group_shows_each_node_s_reason_under_it() {
+        let s: StatusView = serde_json::from_value(serde_json::json!({
+            "formatVersion": 1, "domain": "d", "generation": 2, "answeredBy": "node1",
+            "leader": "node1", "members": [],
+            "nodes": {
+                "node1": {"state": "up", "report": {"node": "node1", "generationSeen": 2,
+                    "groups": {"web": {"state": "failed", "since": "2026-11-25T00:00:00Z",
+                        "restarts": 3, "message": "gave up",
+                        "errors": {"process server": {"at": "2026-11-25T00:00:00Z",
+                            "error": "cannot start process `web/server` (`nope`): entity not found"}}}}}},
+                "node2": {"state": "up", "report": {"node": "node2", "generationSeen": 2,
+                    "groups": {"web": {"state": "failed", "since": "2026-11-25T00:00:01Z",
+                        "restarts": 0, "errors": {"process server": {"at": "2026-11-25T00:00:01Z",
+                            "error": "process server (pid 7) exited: exit status: 3",
+                            "exit": "exit status: 3", "logTail": ["boom"]}}}}}}
+            },
+            "placement": {"web": {"node": null, "failedOn": ["node1", "node2"]}}
+        }))
+        .expect("a status");
+        let out = render(&s, SystemTime::now());
+        let expected = [
+            "  ↳ node1, 2026-11-25T00:00:00Z: process server: cannot start process `web/server` (`nope`): entity not found",
+            "  ↳ node2, 2026-11-25T00:00:01Z: process server: process server (pid 7) exited: exit status: 3",
+            "      process ended: exit status: 3",
+            "      log (last lines):",
+            "      | boom",
+        ];
+        let at = out.find(expected[0]).unwrap_or_else(|| panic!("{out}"));
+        let tail: Vec<&str> = out[at..].lines().take(expected.len()).collect();
+        assert_eq!(tail, expected, "{out}");
+        let local = &s.nodes[&"node2".parse::<Name>().expect("name")]
+            .report
+            .as_ref()
+            .expect("report")
+            .groups[&"web".parse::<Name>().expect("name")];
+        assert_eq!(
+            failure_lines(
+                &"web".parse().expect("name"),
+                &"node2".parse().expect("name"),
+                local
+            ),
+            [
+                "web failed on node2: process server: process server (pid 7) exited: exit status: 3",
+                "  process ended: exit status: 3",
+                "  log (last lines):",
+                "  | boom",
+            ]
+        );
+    }
 
     #[test]
     fn renders_per_line_health() {

@@ -517,6 +517,7 @@ mod tests {
                 since: SystemTime::UNIX_EPOCH,
                 restarts: 3,
                 message: Some("restart limit".into()),
+                errors: Default::default(),
             },
         );
         let report = NodeReport {
@@ -559,6 +560,7 @@ mod tests {
             since: SystemTime::UNIX_EPOCH,
             restarts: 0,
             message: None,
+            errors: Default::default(),
         };
         let takeover = |state| NodeReport {
             node: name("node2"),

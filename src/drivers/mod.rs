@@ -76,6 +76,9 @@ pub enum Health {
     Healthy,
     /// Why the resource is not healthy, for the group's status message.
     Unhealthy(String),
+    /// Started, not ready yet, still within its start-up grace: what it
+    /// waits for (a process whose probe has not passed once).
+    Starting(String),
 }
 
 impl Health {
@@ -215,6 +218,15 @@ impl Resource {
             Resource::Service(d) => d.stop().await,
             Resource::Ocf(d) => d.stop().await,
             Resource::Process(d) => d.stop().await,
+        }
+    }
+
+    /// What the driver can add to a failure's message (a process's probe
+    /// answer, exit status and log tail); nothing for the other kinds.
+    pub fn failure_details(&self) -> process::FailureDetails {
+        match self {
+            Resource::Process(d) => d.failure_details(),
+            _ => process::FailureDetails::default(),
         }
     }
 

@@ -108,12 +108,40 @@ pub fn exec_gate(command: &[OsString]) -> std::io::Error {
         .exec()
 }
 
+/// How often a probe that has not passed yet is retried during the
+/// start-up grace (or at its `interval`, when that is shorter): often enough
+/// that a group is online a fraction of a second after it answers.
+const START_UP_PROBE_EVERY: Duration = Duration::from_millis(250);
+/// The log lines a failure report quotes.
+pub const LOG_TAIL_LINES: usize = 5;
+/// How much of the end of a log is read for its tail, and the longest line quoted.
+const LOG_TAIL_BYTES: u64 = 16 * 1024;
+const LOG_LINE_CHARS: usize = 300;
+/// The marker [`ProcessDriver::spawn`] writes before each run.
+const RUN_MARKER: &str = "--- asctl: starting ";
+
 #[derive(Debug)]
 pub struct ProcessDriver {
     ctx: GroupContext,
     spec: Process,
     running: Option<Running>,
     next_probe: Option<Instant>,
+    /// Since when the current run is up, and whether its probe has passed
+    /// once since (always, without a probe).
+    started_at: Option<Instant>,
+    ready: bool,
+    /// The probe's last answer, and how the last run ended, for a failure
+    /// report.
+    last_probe: Option<String>,
+    last_exit: Option<String>,
+}
+
+/// What a process driver can say about a failure beyond its message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureDetails {
+    pub probe: Option<String>,
+    pub exit: Option<String>,
+    pub log_tail: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -146,6 +174,20 @@ impl ProcessDriver {
             spec,
             running: None,
             next_probe: None,
+            started_at: None,
+            ready: false,
+            last_probe: None,
+            last_exit: None,
+        }
+    }
+
+    /// The probe's last answer, how the process ended and the last lines of
+    /// its last run's log.
+    pub fn failure_details(&self) -> FailureDetails {
+        FailureDetails {
+            probe: self.last_probe.clone(),
+            exit: self.last_exit.clone(),
+            log_tail: read_log_tail(&self.log_path(), LOG_TAIL_LINES),
         }
     }
 
@@ -188,7 +230,9 @@ impl ProcessDriver {
                         pid: rec.pid,
                         start_time: rec.start_time,
                     });
-                    self.schedule_probe();
+                    // Adopted processes prove themselves like new ones: the
+                    // probe passes once before the group counts as online.
+                    self.begin_run();
                     return Ok(());
                 }
                 info!(group = %self.ctx.group, process = %self.spec.name, pid = rec.pid,
@@ -217,7 +261,7 @@ impl ProcessDriver {
         // A marker between runs makes restarts visible in the log.
         let _ = writeln!(
             log,
-            "--- asctl: starting {} on {} at {} ---",
+            "{RUN_MARKER}{} on {} at {} ---",
             self.spec.name,
             self.ctx.node,
             humantime::format_rfc3339_seconds(SystemTime::now())
@@ -309,7 +353,7 @@ impl ProcessDriver {
             }
         }
         info!(group = %self.ctx.group, process = %self.spec.name, pid, "process started");
-        self.schedule_probe();
+        self.begin_run();
         Ok(())
     }
 
@@ -366,27 +410,69 @@ impl ProcessDriver {
         Ok(())
     }
 
-    /// Alive, and the probe (when one is due) answers.
+    /// A new run: not ready until its probe passes (at once, without one).
+    fn begin_run(&mut self) {
+        self.started_at = Some(Instant::now());
+        self.last_probe = None;
+        self.last_exit = None;
+        let probed = self
+            .spec
+            .monitor
+            .as_ref()
+            .is_some_and(|m| m.probe.is_some());
+        self.ready = !probed;
+        // The first start-up probe runs at the first check.
+        self.next_probe = probed.then(Instant::now);
+    }
+
+    /// Alive, and the probe (when one is due) answers. Before the probe has
+    /// passed once, within `startTimeout`, a failed probe is
+    /// [`Health::Starting`], not a failure.
     pub async fn check(&mut self) -> Health {
         if let Some(reason) = self.alive_reason() {
             return Health::Unhealthy(reason);
         }
         let Some(monitor) = &self.spec.monitor else {
+            self.ready = true;
             return Health::Healthy;
         };
         let (Some(probe), Some(due)) = (&monitor.probe, self.next_probe) else {
+            self.ready = true;
             return Health::Healthy;
         };
+        let name = self.spec.name.clone();
+        let name = &name;
         if Instant::now() < due {
-            return Health::Healthy;
+            return match (&self.ready, &self.last_probe) {
+                (true, _) => Health::Healthy,
+                (false, last) => Health::Starting(waiting(name, monitor.start_timeout, last)),
+            };
         }
         let health = probe::run(probe, monitor.timeout.get()).await;
-        // The interval runs from the end of a probe, so slow probes never pile up.
-        self.schedule_probe();
-        match health {
-            Health::Healthy => Health::Healthy,
-            Health::Unhealthy(why) => {
-                Health::Unhealthy(format!("process {}: {why}", self.spec.name))
+        self.last_probe = Some(match &health {
+            Health::Healthy => "passed".to_owned(),
+            Health::Unhealthy(why) | Health::Starting(why) => why.clone(),
+        });
+        let grace = monitor.start_timeout;
+        let every = monitor.interval.get().min(START_UP_PROBE_EVERY);
+        let started = self.started_at.unwrap_or_else(Instant::now);
+        match start_up_verdict(self.ready, health, started.elapsed(), grace.get()) {
+            Readiness::Ready => {
+                self.ready = true;
+                // The interval runs from the end of a probe, so slow probes never pile up.
+                self.schedule_probe();
+                Health::Healthy
+            }
+            Readiness::Waiting => {
+                self.next_probe = Some(Instant::now() + every);
+                Health::Starting(waiting(name, grace, &self.last_probe))
+            }
+            Readiness::NotReadyInTime(why) => Health::Unhealthy(format!(
+                "process {name}: not ready within its startTimeout of {grace}: {why}"
+            )),
+            Readiness::Failed(why) => {
+                self.schedule_probe();
+                Health::Unhealthy(format!("process {name}: {why}"))
             }
         }
     }
@@ -398,13 +484,18 @@ impl ProcessDriver {
             None => Some(format!("process {name} is not running")),
             Some(Running::Child { child, pid }) => match child.try_wait() {
                 Ok(None) => None,
-                Ok(Some(status)) => Some(format!("process {name} (pid {pid}) exited: {status}")),
+                Ok(Some(status)) => {
+                    self.last_exit = Some(status.to_string());
+                    Some(format!("process {name} (pid {pid}) exited: {status}"))
+                }
                 Err(e) => Some(format!("process {name} (pid {pid}): {e}")),
             },
             Some(Running::Adopted { pid, start_time }) => {
                 if same_process(*pid, *start_time) {
                     None
                 } else {
+                    // Not our child: init reaped it, and its status with it.
+                    self.last_exit = Some("gone (adopted: exit status unknown)".to_owned());
                     Some(format!("process {name} (pid {pid}) is gone"))
                 }
             }
@@ -438,6 +529,84 @@ impl ProcessDriver {
         }
         format!("{h:016x}")
     }
+}
+
+/// Where a run stands after one probe.
+#[derive(Debug, PartialEq, Eq)]
+enum Readiness {
+    Ready,
+    /// Not passed yet, still within the start-up grace.
+    Waiting,
+    /// Never passed within the grace: a failed start.
+    NotReadyInTime(String),
+    /// Failed after it had passed: a failure like any other.
+    Failed(String),
+}
+
+/// The start-up grace, pure: a probe's failures before its first success
+/// are not failures until `elapsed` reaches `grace`.
+fn start_up_verdict(ready: bool, probe: Health, elapsed: Duration, grace: Duration) -> Readiness {
+    match (probe, ready) {
+        (Health::Healthy, _) => Readiness::Ready,
+        (Health::Unhealthy(why) | Health::Starting(why), true) => Readiness::Failed(why),
+        (Health::Unhealthy(why) | Health::Starting(why), false) if elapsed >= grace => {
+            Readiness::NotReadyInTime(why)
+        }
+        (_, false) => Readiness::Waiting,
+    }
+}
+
+fn waiting(name: &Name, grace: crate::model::Duration, last: &Option<String>) -> String {
+    let mut m = format!("process {name}: waiting for its probe to pass (startTimeout {grace})");
+    if let Some(last) = last {
+        m.push_str(": ");
+        m.push_str(last);
+    }
+    m
+}
+
+/// The last `n` lines of the log at `path` written by the last run (after
+/// its start marker), each cut to a readable length; empty when there is
+/// no log.
+fn read_log_tail(path: &Path, n: usize) -> Vec<String> {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut f) = fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let from = len.saturating_sub(LOG_TAIL_BYTES);
+    let mut bytes = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    // A read from the middle of the file starts with part of a line.
+    let text = if from > 0 {
+        text.split_once('\n').map_or("", |(_, rest)| rest)
+    } else {
+        &text
+    };
+    log_tail(text, n)
+}
+
+/// The last `n` non-empty lines of `text` after the last run marker.
+fn log_tail(text: &str, n: usize) -> Vec<String> {
+    let run = match text.rfind(RUN_MARKER) {
+        Some(i) => text[i..].split_once('\n').map_or("", |(_, rest)| rest),
+        None => text,
+    };
+    let lines: Vec<&str> = run
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| match l.char_indices().nth(LOG_LINE_CHARS) {
+            Some((cut, _)) => format!("{}…", &l[..cut]),
+            None => (*l).to_owned(),
+        })
+        .collect()
 }
 
 /// Stops the processes recorded under the group's run directory whose names
@@ -774,6 +943,76 @@ mod tests {
         assert_eq!(s.state, 'S');
         assert_eq!(s.pgrp, 4242);
         assert_eq!(s.start_time, 987654);
+    }
+
+    #[test]
+    fn the_log_tail_is_the_end_of_the_last_run() {
+        let log = "--- asctl: starting server on node1 at 2026-01-01T00:00:00Z ---\n\
+                   old run\n\
+                   --- asctl: starting server on node1 at 2026-01-01T00:01:00Z ---\n\
+                   a\nb\n\nc\nd\ne\nf\n";
+        assert_eq!(log_tail(log, 5), ["b", "c", "d", "e", "f"]);
+        assert_eq!(log_tail(log, 2), ["e", "f"]);
+        // A run that printed nothing has no tail, not the previous run's.
+        let silent =
+            "--- asctl: starting x on n at t ---\nold\n--- asctl: starting x on n at t ---\n";
+        assert!(log_tail(silent, 5).is_empty());
+        // Without a marker (a log of another origin), its last lines.
+        assert_eq!(log_tail("1\n2\n3", 2), ["2", "3"]);
+        let long = "x".repeat(LOG_LINE_CHARS + 10);
+        let tail = log_tail(&long, 1);
+        assert_eq!(tail[0].chars().count(), LOG_LINE_CHARS + 1);
+        assert!(tail[0].ends_with('…'));
+    }
+
+    #[test]
+    fn the_log_tail_of_a_big_log_starts_at_a_whole_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.log");
+        let mut text = String::new();
+        for i in 0..5000 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        fs::write(&path, &text).expect("write");
+        assert_eq!(
+            read_log_tail(&path, 3),
+            ["line 4997", "line 4998", "line 4999"]
+        );
+        assert!(read_log_tail(&dir.path().join("none.log"), 3).is_empty());
+    }
+
+    #[test]
+    fn probe_failures_before_the_first_pass_are_not_failures_within_the_grace() {
+        let s = Duration::from_secs;
+        let no = || Health::Unhealthy("refused".into());
+        // Within the grace: waiting; at or past it: a failed start.
+        assert_eq!(
+            start_up_verdict(false, no(), s(1), s(30)),
+            Readiness::Waiting
+        );
+        assert_eq!(
+            start_up_verdict(false, no(), s(30), s(30)),
+            Readiness::NotReadyInTime("refused".into())
+        );
+        // The first pass makes it ready, however late within the grace.
+        assert_eq!(
+            start_up_verdict(false, Health::Healthy, s(29), s(30)),
+            Readiness::Ready
+        );
+        // Once ready, a failed probe is a failure at once.
+        assert_eq!(
+            start_up_verdict(true, no(), s(1), s(30)),
+            Readiness::Failed("refused".into())
+        );
+        assert_eq!(
+            start_up_verdict(true, Health::Healthy, s(100), s(30)),
+            Readiness::Ready
+        );
+        // A zero grace: the first failed probe fails the start.
+        assert_eq!(
+            start_up_verdict(false, no(), Duration::ZERO, Duration::ZERO),
+            Readiness::NotReadyInTime("refused".into())
+        );
     }
 
     #[test]

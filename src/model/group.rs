@@ -169,6 +169,12 @@ pub struct Monitor {
     /// The probe; without one only "is the process alive" is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<Probe>,
+    /// Start-up grace (default `30s`): after a start, the probe's failures
+    /// do not count until it has passed once, for at most this long. The
+    /// process is ready (and its group online) only once the probe passed; a
+    /// probe that has not passed within it is a failed start.
+    #[serde(default = "Monitor::default_start_timeout")]
+    pub start_timeout: Duration,
 }
 
 impl Monitor {
@@ -177,6 +183,9 @@ impl Monitor {
     }
     fn default_timeout() -> Duration {
         Duration::from_secs(5)
+    }
+    fn default_start_timeout() -> Duration {
+        Duration::from_secs(30)
     }
 }
 

@@ -22,4 +22,4 @@ pub mod report;
 
 pub use api::{ApplyRequest, ApplyResponse, MemberView, NodeView, StatusView};
 pub use lines::{LineView, LinesView, PeerLinesView, PeerState};
-pub use report::{GroupState, LocalGroupStatus, NodeReport};
+pub use report::{GroupState, LocalGroupStatus, NodeReport, ResourceError};

@@ -36,6 +36,44 @@ pub struct LocalGroupStatus {
     /// Why the group is in this state, when there is more to say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The last error of each resource that had one since the group was
+    /// placed on this node, by resource label (`process server`, `ip
+    /// 10.0.0.5/24`). Kept when the group fails here and moves on, so the
+    /// domain can still say why; cleared when it is taken offline for any
+    /// other reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, ResourceError>,
+}
+
+/// Why one resource failed, as precisely as its driver can say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceError {
+    /// When it happened.
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    /// The error: a driver's (`cannot start …: entity not found`), a dead
+    /// process, a probe that failed or never passed within `startTimeout`.
+    pub error: String,
+    /// The probe's last answer, when the resource has a probe that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
+    /// How the process ended (`exit status: 1`, `signal: 9 (SIGKILL)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<String>,
+    /// The last lines the process wrote to its log in its last run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_tail: Vec<String>,
+}
+
+impl ResourceError {
+    /// The newest of `errors`, with its resource label.
+    pub fn newest(errors: &BTreeMap<String, ResourceError>) -> Option<(&str, &ResourceError)> {
+        errors
+            .iter()
+            .max_by_key(|(_, e)| e.at)
+            .map(|(r, e)| (r.as_str(), e))
+    }
 }
 
 /// What this node reports about its groups: every group of the configuration

@@ -260,7 +260,8 @@ async fn a_missing_program_is_a_spawn_error_naming_it() {
 #[tokio::test]
 async fn a_probe_runs_at_its_interval_and_reports_failure() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = closed_port();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
     let mut driver = ProcessDriver::new(
         ctx(dir.path()),
         process(&format!(
@@ -269,14 +270,93 @@ async fn a_probe_runs_at_its_interval_and_reports_failure() {
         )),
     );
     driver.start().await.expect("starts");
-    // Before the first interval the probe is not due: alive is enough.
+    // The first probe runs at once and passes: ready.
+    assert!(driver.check().await.is_healthy());
+    drop(listener);
+    // Before the interval the probe is not due: alive is enough.
     assert!(driver.check().await.is_healthy());
     tokio::time::sleep(Duration::from_millis(250)).await;
     match driver.check().await {
         Health::Unhealthy(why) => assert!(why.contains("tcp probe"), "{why}"),
-        Health::Healthy => panic!("the probe of a closed port passed"),
+        other => panic!("the probe of a closed port passed: {other:?}"),
     }
+    assert!(
+        driver
+            .failure_details()
+            .probe
+            .is_some_and(|p| p.contains("tcp probe")),
+        "{:?}",
+        driver.failure_details()
+    );
     driver.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_probe_that_never_passes_within_start_timeout_is_a_failed_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = closed_port();
+    let mut driver = ProcessDriver::new(
+        ctx(dir.path()),
+        process(&format!(
+            r#"{{"name": "p", "command": ["sleep", "60"],
+                "monitor": {{"interval": "10s", "timeout": "1s", "startTimeout": "600ms",
+                             "probe": {{"tcp": "127.0.0.1:{port}"}}}}}}"#
+        )),
+    );
+    driver.start().await.expect("starts");
+    // Within the grace a failed probe is "starting", with its answer.
+    match driver.check().await {
+        Health::Starting(what) => assert!(
+            what.contains("waiting for its probe") && what.contains("tcp probe"),
+            "{what}"
+        ),
+        other => panic!("not starting: {other:?}"),
+    }
+    // Retried often during the grace (not at the 10 s interval), then it
+    // is a failure naming the start timeout.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let why = loop {
+        match driver.check().await {
+            Health::Unhealthy(why) => break why,
+            Health::Starting(_) => {}
+            Health::Healthy => panic!("a closed port passed"),
+        }
+        assert!(Instant::now() < deadline, "the start timeout never ran out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        why.contains("not ready within its startTimeout of 600ms"),
+        "{why}"
+    );
+    driver.stop().await.expect("stops");
+}
+
+#[tokio::test]
+async fn a_dead_process_reports_its_exit_status_and_log_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut driver = ProcessDriver::new(
+        ctx(dir.path()),
+        process(
+            r#"{"name": "p", "command": ["sh", "-c", "for i in 1 2 3 4 5 6 7; do echo line $i; done; echo bye >&2; exit 3"]}"#,
+        ),
+    );
+    driver.start().await.expect("starts");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let why = loop {
+        if let Health::Unhealthy(why) = driver.check().await {
+            break why;
+        }
+        assert!(Instant::now() < deadline, "exit not noticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(why.contains("exit status: 3"), "{why}");
+    let details = driver.failure_details();
+    assert_eq!(details.exit.as_deref(), Some("exit status: 3"));
+    assert_eq!(
+        details.log_tail,
+        ["line 4", "line 5", "line 6", "line 7", "bye"]
+    );
+    driver.stop().await.expect("stop after exit");
 }
 
 // --- probes -------------------------------------------------------------
@@ -312,7 +392,7 @@ fn responder(response: Option<&'static str>) -> u16 {
 fn unhealthy(h: Health) -> String {
     match h {
         Health::Unhealthy(why) => why,
-        Health::Healthy => panic!("expected unhealthy"),
+        other => panic!("expected unhealthy: {other:?}"),
     }
 }
 

@@ -336,7 +336,8 @@ async fn a_failing_probe_counts_as_a_failure() {
     let cfg = web(
         r#"["sleep", "60"]"#,
         &format!(
-            "      monitor: {{interval: 100ms, timeout: 1s, probe: {{tcp: \"127.0.0.1:{closed}\"}}}}\n  \
+            "      monitor: {{interval: 100ms, timeout: 1s, startTimeout: 500ms, \
+             probe: {{tcp: \"127.0.0.1:{closed}\"}}}}\n  \
              restart: {{limit: 0, window: 1m}}\n"
         ),
     );
@@ -344,7 +345,55 @@ async fn a_failing_probe_counts_as_a_failure() {
     let failed = node.wait_group("web", GroupState::Failed).await;
     let message = failed.message.unwrap_or_default();
     assert!(message.contains("tcp probe"), "{message}");
+    assert!(
+        message.contains("not ready within its startTimeout of 500ms"),
+        "{message}"
+    );
+    // The report keeps the probe's last answer with the resource's error.
+    let error = &failed.errors["process server"];
+    assert!(
+        error
+            .probe
+            .as_deref()
+            .is_some_and(|p| p.contains("tcp probe")),
+        "{error:?}"
+    );
     assert!(node.pid("web", "server").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_is_starting_until_its_probe_passes_then_online() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let cfg = web(
+        r#"["sleep", "60"]"#,
+        &format!(
+            "      monitor: {{interval: 1h, timeout: 1s, startTimeout: 1h, \
+             probe: {{tcp: \"127.0.0.1:{port}\"}}}}\n"
+        ),
+    );
+    let node = Node::start(dir.path(), cfg, &["web"]);
+    node.wait_group("web", GroupState::Starting).await;
+    // The process runs, its probe fails: starting (with the probe's
+    // answer), for as long as nothing listens.
+    let r = node
+        .wait("the probe's answer in the message", |r| {
+            r.groups["web"]
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("waiting for its probe") && m.contains("tcp probe"))
+        })
+        .await;
+    assert!(node.pid("web", "server").is_some(), "{r:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(node.report().groups["web"].state, GroupState::Starting);
+    // Something answers: online at a start-up probe (every 250 ms), not
+    // at the hour-long interval, which would time the wait out.
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    let online = node.wait_group("web", GroupState::Online).await;
+    assert!(online.message.is_none(), "{online:?}");
+    assert!(online.errors.is_empty(), "{online:?}");
+    drop(listener);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

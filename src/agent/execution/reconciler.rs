@@ -46,7 +46,7 @@ use crate::drivers::datasource::DataSources;
 use crate::drivers::process::StartGate;
 use crate::drivers::{self, GroupContext, Health, Resource};
 use crate::model::{Config, Name, ResourceGroupSpec};
-use crate::wire::{GroupState, LocalGroupStatus, NodeReport};
+use crate::wire::{GroupState, LocalGroupStatus, NodeReport, ResourceError};
 
 use crate::agent::failover::guard::Lease;
 
@@ -287,6 +287,7 @@ impl NodeLoop {
                             since: SystemTime::now(),
                             restarts: 0,
                             message: None,
+                            errors: BTreeMap::new(),
                         });
                     fresh
                 });
@@ -323,6 +324,7 @@ impl NodeLoop {
             sources: Arc::default(),
             recent_restarts: VecDeque::new(),
             restarts: 0,
+            errors: BTreeMap::new(),
         };
         let task = tokio::spawn(worker.run());
         self.workers.insert(name.clone(), Worker { want: tx, task });
@@ -369,6 +371,8 @@ struct GroupWorker {
     /// Restarts inside the current `restart.window`.
     recent_restarts: VecDeque<Instant>,
     restarts: u32,
+    /// Each resource's last error here, for the report.
+    errors: BTreeMap<String, ResourceError>,
 }
 
 impl GroupWorker {
@@ -413,6 +417,7 @@ impl GroupWorker {
             // A new spec deserves a fresh start: the operator changed something.
             self.failed = None;
             self.recent_restarts.clear();
+            self.errors.clear();
         }
         if let Some(run) = &mut self.running {
             // Placement-only changes (preferred nodes, failback, restart
@@ -434,27 +439,61 @@ impl GroupWorker {
                 }
             }
         }
-        let Some(run) = &mut self.running else {
+        if self.running.is_none() {
             self.start(spec).await;
             return;
-        };
-        let health = tokio::select! {
+        }
+        self.check_running(&spec).await;
+    }
+
+    /// Checks what runs: online once every resource is ready (every probe
+    /// passed once), starting until then, a failure when one fails or is
+    /// not ready within its start-up grace.
+    async fn check_running(&mut self, spec: &Arc<ResourceGroupSpec>) {
+        let Some(run) = &mut self.running else { return };
+        let (culprit, health) = tokio::select! {
             h = check_all(&mut run.resources) => h,
             // A new want is acted on at once rather than after a slow probe.
             _ = self.want.changed() => return,
         };
         match health {
             Health::Healthy => self.set(GroupState::Online, None),
+            Health::Starting(what) => self.set(GroupState::Starting, Some(what)),
             Health::Unhealthy(why) => {
                 warn!(group = %self.ctx.group, "{why}");
+                let culprit = culprit
+                    .and_then(|i| run.resources.get(i))
+                    .map(|r| (r.label(), r.failure_details()));
+                if let Some((label, details)) = culprit {
+                    self.record_error(label, &why, details);
+                }
                 self.set(GroupState::Stopping, Some(why.clone()));
                 let why = match self.stop_all().await {
                     Some(err) => format!("{why}; {err}"),
                     None => why,
                 };
-                self.on_failure(&spec, why, false);
+                self.on_failure(spec, why, false);
             }
         }
+    }
+
+    /// Keeps `error` as the resource's last error, with its driver's details.
+    fn record_error(
+        &mut self,
+        resource: String,
+        error: &str,
+        details: drivers::process::FailureDetails,
+    ) {
+        self.errors.insert(
+            resource,
+            ResourceError {
+                at: SystemTime::now(),
+                error: error.to_owned(),
+                probe: details.probe,
+                exit: details.exit,
+                log_tail: details.log_tail,
+            },
+        );
     }
 
     async fn start(&mut self, spec: Arc<ResourceGroupSpec>) {
@@ -471,6 +510,8 @@ impl GroupWorker {
             if let Err(e) = resources[i].start().await {
                 let why = format!("{}: {e}", resources[i].label());
                 warn!(group = %self.ctx.group, "cannot start {why}");
+                let details = resources[i].failure_details();
+                self.record_error(resources[i].label(), &e.to_string(), details);
                 // Including the one that failed: it may be half started.
                 let mut started: Vec<Resource> = resources.drain(..=i).collect();
                 let why = match stop_resources(&mut started).await {
@@ -481,13 +522,14 @@ impl GroupWorker {
                 return;
             }
         }
-        info!(group = %self.ctx.group, "group online");
+        info!(group = %self.ctx.group, "group started; online once every resource is ready");
         self.running = Some(RunningGroup {
-            spec,
+            spec: Arc::clone(&spec),
             sources,
             resources,
         });
-        self.set(GroupState::Online, None);
+        // Online at once when nothing has a probe to wait for.
+        self.check_running(&spec).await;
     }
 
     /// After a failure (everything already stopped): restart within the
@@ -539,6 +581,11 @@ impl GroupWorker {
         info!(group = %self.ctx.group, "group offline");
         self.restarts = 0;
         self.recent_restarts.clear();
+        // Why it failed here stays in the report after it moved on, for
+        // `status` and `apply` to say; any other way offline starts afresh.
+        if self.failed.is_none() {
+            self.errors.clear();
+        }
         self.failed = None;
         self.set(GroupState::Offline, message);
     }
@@ -567,6 +614,7 @@ impl GroupWorker {
                 },
                 restarts,
                 message,
+                errors: self.errors.clone(),
             };
             // A new entry is a change too, even in the state a default would have.
             if previous == Some(&next) {
@@ -578,14 +626,20 @@ impl GroupWorker {
     }
 }
 
-/// The first unhealthy resource, if any.
-async fn check_all(resources: &mut [Resource]) -> Health {
-    for r in resources.iter_mut() {
-        if let Health::Unhealthy(why) = r.check().await {
-            return Health::Unhealthy(why);
+/// The first unhealthy resource (its index and why), else the first that
+/// is not ready yet, else healthy.
+async fn check_all(resources: &mut [Resource]) -> (Option<usize>, Health) {
+    let mut starting = None;
+    for (i, r) in resources.iter_mut().enumerate() {
+        match r.check().await {
+            Health::Healthy => {}
+            Health::Unhealthy(why) => return (Some(i), Health::Unhealthy(why)),
+            Health::Starting(what) => {
+                starting.get_or_insert((Some(i), Health::Starting(what)));
+            }
         }
     }
-    Health::Healthy
+    starting.unwrap_or((None, Health::Healthy))
 }
 
 /// Stops resources in reverse order, every one even when some fail.
