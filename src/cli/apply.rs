@@ -11,9 +11,9 @@ use asctl::domain::ClientError;
 use asctl::model::{Config, Name};
 use asctl::plan::documents::to_document_texts;
 use asctl::plan::{NodeState, Plan, SavedPlan, render_human};
-use asctl::wire::GroupState;
 use asctl::wire::StatusView;
 use asctl::wire::{ApplyRequest, ApplyResponse};
+use asctl::wire::{GroupState, ResourceError};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -88,8 +88,12 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             eprintln!("Apply cancelled; nothing was changed.");
             return Ok(ExitCode::from(EXIT_FINDINGS));
         }
-        let ok = commit_and_follow(&remote, config, &plan, args.timeout).await?;
-        Ok(ExitCode::from(if ok { EXIT_OK } else { EXIT_FINDINGS }))
+        let followed = commit_and_follow(&remote, config, &plan, args.timeout).await?;
+        Ok(ExitCode::from(if followed == Followed::Converged {
+            EXIT_OK
+        } else {
+            EXIT_FINDINGS
+        }))
     })
 }
 
@@ -109,14 +113,26 @@ fn confirm() -> anyhow::Result<bool> {
     Ok(line.trim() == "yes")
 }
 
+/// How following an apply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followed {
+    /// Every group is where the plan said, and ready.
+    Converged,
+    /// Every group that did not converge failed on every node it could
+    /// run on: the domain has none left to try.
+    NoNodeLeft,
+    /// The timeout ran out first.
+    TimedOut,
+}
+
 /// Commits `config` on top of the plan's base generation, then follows the
-/// domain. True when everything converged.
+/// domain.
 pub async fn commit_and_follow(
     remote: &Remote,
     config: &Config,
     plan: &Plan,
     timeout: Duration,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Followed> {
     let req = ApplyRequest {
         base_generation: plan.base_generation,
         documents: to_document_texts(config),
@@ -237,9 +253,11 @@ fn given_up(status: &StatusView, group: &Name, planned: Option<&Name>) -> Option
     ))
 }
 
-/// Failures of the plan's groups that the nodes report since they acted on
-/// `generation`, each once (by group, node and when it failed): what
-/// `apply` prints the moment they happen.
+/// Failures of the plan's groups, each once (by group, node and when it
+/// failed): what `apply` prints the moment the domain knows. A failure is a
+/// group reported `failed` by a node that acted on `generation`, or one the
+/// domain counts as failed on a node (its `failedOn`) with the reason that
+/// node still reports after the group moved on.
 fn new_failures(
     status: &StatusView,
     plan: &Plan,
@@ -249,15 +267,22 @@ fn new_failures(
     let mut out = Vec::new();
     for (node, view) in &status.nodes {
         let Some(report) = &view.report else { continue };
-        if report.generation_seen < generation {
-            continue;
-        }
         for group in plan.placement.keys() {
             let Some(g) = report.groups.get(group) else {
                 continue;
             };
-            if g.state == GroupState::Failed && seen.insert((group.clone(), node.clone(), g.since))
-            {
+            let failed_on = status
+                .placement
+                .get(group)
+                .is_some_and(|p| p.failed_on.contains(node));
+            let failed_now = g.state == GroupState::Failed && report.generation_seen >= generation;
+            let newest = ResourceError::newest(&g.errors).map(|(_, e)| e.at);
+            let when = match (failed_now, failed_on, newest) {
+                (true, _, at) => at.unwrap_or(g.since),
+                (false, true, Some(at)) => at,
+                _ => continue,
+            };
+            if seen.insert((group.clone(), node.clone(), when)) {
                 out.extend(super::status::failure_lines(group, node, g));
             }
         }
@@ -297,7 +322,7 @@ pub async fn follow(
     plan: &Plan,
     generation: u64,
     timeout: Duration,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Followed> {
     let removed: BTreeSet<Name> = plan
         .changes
         .iter()
@@ -320,7 +345,9 @@ pub async fn follow(
             Ok(status) => {
                 // Said the moment the domain knows, not at the timeout.
                 for line in new_failures(&status, plan, generation, &mut seen_failures) {
-                    bar.suspend(|| println!("  ✗ {line}"));
+                    // A failure's first line is marked; its details under it.
+                    let mark = if line.starts_with(' ') { "  " } else { "✗ " };
+                    bar.suspend(|| println!("  {mark}{line}"));
                 }
                 last = convergence(&status, plan, generation, &removed);
                 gave_up = last
@@ -357,19 +384,22 @@ pub async fn follow(
             (Err(why), None) => println!("  ✗ {g}: not converged: {why}"),
         }
     }
-    if ok {
+    let followed = if ok {
         println!("Converged: every group is where the plan said.");
+        Followed::Converged
     } else if !gave_up.is_empty()
         && gave_up.len() == last.iter().filter(|(_, r)| r.is_err()).count()
     {
         println!("Failed: the domain has no node left to try for what is marked ✗ above.");
+        Followed::NoNodeLeft
     } else {
         println!(
             "Not converged within {}; the domain keeps working on it (`asctl status`).",
             humantime::format_duration(timeout)
         );
-    }
-    Ok(ok)
+        Followed::TimedOut
+    };
+    Ok(followed)
 }
 
 #[cfg(test)]

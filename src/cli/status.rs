@@ -233,11 +233,14 @@ pub(crate) fn error_details(e: &ResourceError) -> Vec<String> {
 /// How a group's failure on a node reads, with its newest error's details
 /// (the lines after the first): what `apply` prints the moment it fails.
 pub(crate) fn failure_lines(group: &Name, node: &Name, local: &LocalGroupStatus) -> Vec<String> {
-    let why = local
-        .message
-        .clone()
-        .or_else(|| ResourceError::newest(&local.errors).map(|(r, e)| format!("{r}: {}", e.error)))
-        .unwrap_or_else(|| "no reason reported".to_owned());
+    let newest = || ResourceError::newest(&local.errors).map(|(r, e)| format!("{r}: {}", e.error));
+    // A failed group's message is the whole reason (with the restart
+    // policy's verdict); once it moved on, its newest error is.
+    let why = match local.state {
+        GroupState::Failed => local.message.clone().or_else(newest),
+        _ => newest(),
+    }
+    .unwrap_or_else(|| "no reason reported".to_owned());
     let mut out = vec![format!("{group} failed on {node}: {why}")];
     if let Some((_, e)) = ResourceError::newest(&local.errors) {
         out.extend(error_details(e).into_iter().map(|l| format!("  {l}")));

@@ -737,9 +737,14 @@ fn up_without_a_directory_runs_the_built_in_quickstart_from_the_default_state_di
 /// to start on node2, then on node3, and is placed nowhere. (A command that
 /// exits at once would do in the end, but its group is reported online
 /// until the reconciler's next check, which a follow can catch.)
+/// A group that never becomes ready: its process runs, its probe never
+/// passes (nothing listens on port 1), and its start-up grace outlasts any
+/// test. (One whose start fails everywhere ends `apply` early instead:
+/// tests/live/readiness.rs.)
 const BROKEN_GROUP: &str = "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata:\n  name: broken\n\
 spec:\n  preferredNodes: [node2, node3]\n  processes:\n    - name: server\n      \
-command: [\"/nonexistent/asctl-test-server\"]\n  restart:\n    limit: 0\n    window: 5m\n";
+command: [\"sleep\", \"600\"]\n      monitor:\n        startTimeout: 1h\n        \
+probe: {tcp: \"127.0.0.1:1\"}\n  restart:\n    limit: 0\n    window: 5m\n";
 
 /// Runs `asctl up CONFIG --state-dir STATE ARGS` to its end, returning its
 /// exit status and output.
@@ -940,7 +945,7 @@ fn apply_on_a_terminal_asks_and_applies_only_on_yes() {
         .find(|l| l.contains("✗ broken: not converged: "))
         .unwrap_or_else(|| panic!("no line for broken: {}", text(&out)));
     assert!(
-        broken.contains("could not place it") || broken.contains("failed"),
+        broken.contains("starting on node2: process server: waiting for its probe"),
         "the reason: {broken}"
     );
     for group in ["web", "api", "batch"] {

@@ -22,4 +22,5 @@ mod guard;
 mod membership;
 mod ocf;
 mod operate;
+mod readiness;
 mod reconciler;

@@ -25,7 +25,7 @@ use asctl::model::Config;
 use asctl::plan::{NodeState, Plan, render_human};
 use clap::Args;
 
-use super::apply::commit_and_follow;
+use super::apply::{Followed, commit_and_follow};
 use super::credentials::{self, Member};
 use super::plan::load_desired;
 use super::remote::{Remote, RemoteArgs, runtime, state_root};
@@ -315,13 +315,17 @@ async fn bring_up(
     println!("\nApplying {}:\n", path.display());
     print!("{}", render_human(&plan));
     if !plan.is_empty() {
-        let converged = commit_and_follow(remote, config, &plan, timeout).await?;
-        if !converged {
-            bail!(
+        match commit_and_follow(remote, config, &plan, timeout).await? {
+            Followed::Converged => {}
+            Followed::NoNodeLeft => bail!(
+                "the configuration was applied but some groups failed on every node they may \
+                 run on (the lines above say where and why)"
+            ),
+            Followed::TimedOut => bail!(
                 "the configuration was applied but did not converge within {} (the summary \
                  above says which groups and why)",
                 humantime::format_duration(timeout)
-            );
+            ),
         }
     }
     let status = remote.status().await?;

@@ -1,0 +1,153 @@
+//! Readiness and reasons on a live loopback domain: `apply` returns only
+//! once a slow starter answers; a start that fails everywhere (a missing
+//! program, a start-up grace too short) ends `apply` early with the
+//! driver's reason, and `status` (human and JSON) keeps saying why.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{ASCTL, LiveDomain, demo_answer, text};
+
+/// The quickstart's `web` group replaced by one whose server runs `script`
+/// (with `exec` of the demo server at its end, or not), probed over HTTP
+/// with the given start-up grace, never restarted locally.
+fn write_web(d: &LiveDomain, script: &str, start_timeout: &str) {
+    let port = d.ports.demo[0];
+    let command = serde_json::json!(["sh", "-c", script.replace("PORT", &port.to_string())]);
+    let group = format!(
+        "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata:\n  name: web\nspec:\n  \
+         preferredNodes: [node1, node2, node3]\n  processes:\n    - name: server\n      \
+         command: {command}\n      monitor:\n        interval: 2s\n        timeout: 1s\n        \
+         startTimeout: {start_timeout}\n        probe:\n          \
+         http: \"http://127.0.0.1:{port}/health\"\n  restart:\n    limit: 0\n    window: 5m\n"
+    );
+    std::fs::write(d.config.join("group-web.yaml"), group).expect("write web");
+}
+
+fn slow_server() -> String {
+    format!("echo warming up; sleep 6; exec {ASCTL} demo-server --port PORT")
+}
+
+fn apply(d: &LiveDomain, timeout: &str) -> (std::process::Output, Duration) {
+    let cfg = d.config.to_string_lossy().into_owned();
+    let started = Instant::now();
+    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", timeout]);
+    (out, started.elapsed())
+}
+
+#[test]
+fn a_slow_starter_converges_within_its_start_timeout_and_answers_when_apply_returns() {
+    let mut d = LiveDomain::prepare();
+    write_web(&d, &slow_server(), "30s");
+    d.start();
+    let (out, _) = apply(&d, "90s");
+    // Checked before anything else: apply said converged, so it answers now.
+    let answer = demo_answer(d.ports.demo[0]);
+    assert!(out.status.success(), "{}\n{}", text(&out), d.agent_logs());
+    assert_eq!(answer.as_deref(), Some("node1"), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("✓ web: online on node1"), "{stdout}");
+    assert!(!stdout.contains("failed on"), "{stdout}");
+}
+
+#[test]
+fn a_start_that_fails_everywhere_ends_apply_early_with_the_reason() {
+    let mut d = LiveDomain::prepare();
+    // api's program does not exist.
+    let api = d.config.join("group-api.yaml");
+    let text_api = std::fs::read_to_string(&api).expect("api");
+    let broken = text_api.replace(
+        "command: [\"asctl\", \"demo-server\"",
+        "command: [\"no-such-binary-xyz\", \"demo-server\"",
+    );
+    assert_ne!(broken, text_api, "the quickstart's api command changed");
+    std::fs::write(&api, broken).expect("write api");
+    d.start();
+
+    let (out, took) = apply(&d, "5m");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        text(&out),
+        d.agent_logs()
+    );
+    // Early: the domain has no node left long before the timeout.
+    assert!(took < Duration::from_secs(60), "took {took:?}: {stdout}");
+    // Said as it happened, per node, with the driver's error.
+    for node in ["node1", "node2", "node3"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("  ✗ api failed on {node}: ")))
+            .unwrap_or_else(|| panic!("no failure line for {node}: {stdout}"));
+        assert!(line.contains("no-such-binary-xyz"), "{line}");
+    }
+    assert!(
+        stdout.contains("✗ api: failed on node1, node2, node3; no node is left to try"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("✓ batch: online on node3"), "{stdout}");
+
+    // status keeps the reason under the group, for every node.
+    let out = d.asctl(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    for node in ["node1", "node2", "node3"] {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("  ↳ {node}, ")))
+            .unwrap_or_else(|| panic!("no reason for {node}: {status}"));
+        assert!(
+            line.contains(
+                "process server: cannot start process `api/server` (`no-such-binary-xyz`)"
+            ),
+            "{line}"
+        );
+    }
+    // And the JSON carries it in the node's report.
+    let json = d.status_json().expect("status json");
+    let error = &json["nodes"]["node2"]["report"]["groups"]["api"]["errors"]["process server"];
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no-such-binary-xyz")),
+        "{error}"
+    );
+    assert_eq!(json["formatVersion"], 1);
+
+    // A slow starter whose grace is too short: never ready, a failed start
+    // on each node, with the probe's answer and the log's last lines.
+    write_web(&d, &slow_server(), "2s");
+    let (out, took) = apply(&d, "5m");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        text(&out),
+        d.agent_logs()
+    );
+    assert!(took < Duration::from_secs(90), "took {took:?}: {stdout}");
+    assert!(
+        stdout.contains("✗ web failed on node1: process server: not ready within its startTimeout of 2s: http probe"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| warming up"), "{stdout}");
+    assert!(
+        stdout.contains("✗ web: failed on node1, node2, node3; no node is left to try"),
+        "{stdout}"
+    );
+    let json = d.status_json().expect("status json");
+    let error = &json["nodes"]["node1"]["report"]["groups"]["web"]["errors"]["process server"];
+    assert!(
+        error["probe"]
+            .as_str()
+            .is_some_and(|p| p.contains("http probe")),
+        "{error}"
+    );
+    assert_eq!(
+        error["logTail"],
+        serde_json::json!(["warming up"]),
+        "{error}"
+    );
+}
