@@ -85,6 +85,10 @@ impl Health {
     pub fn is_healthy(&self) -> bool {
         matches!(self, Health::Healthy)
     }
+
+    pub fn is_unhealthy(&self) -> bool {
+        matches!(self, Health::Unhealthy(_))
+    }
 }
 
 /// What every driver of one group on one node shares.

@@ -47,6 +47,18 @@ fn a_slow_starter_converges_within_its_start_timeout_and_answers_when_apply_retu
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("✓ web: online on node1"), "{stdout}");
     assert!(!stdout.contains("failed on"), "{stdout}");
+
+    // A changed command restarts the running group: apply waits for the
+    // new process to answer, not the old one still reported online.
+    write_web(
+        &d,
+        &format!("sleep 4; exec {ASCTL} demo-server --port PORT --name second"),
+        "30s",
+    );
+    let (out, _) = apply(&d, "90s");
+    let answer = demo_answer(d.ports.demo[0]);
+    assert!(out.status.success(), "{}\n{}", text(&out), d.agent_logs());
+    assert_eq!(answer.as_deref(), Some("second"), "{}", text(&out));
 }
 
 #[test]

@@ -123,6 +123,11 @@ impl GroupWorker {
             // A new want is acted on at once rather than after a slow probe.
             _ = self.want.changed() => return,
         };
+        // A new want (the node task may have reported the group stopping
+        // for it already) is acted on before anything is reported.
+        if self.want.has_changed().unwrap_or(true) && !health.is_unhealthy() {
+            return;
+        }
         match health {
             Health::Healthy => self.set(GroupState::Online, None),
             Health::Starting(what) => self.set(GroupState::Starting, Some(what)),

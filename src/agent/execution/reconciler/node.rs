@@ -27,6 +27,18 @@ pub(super) struct NodeLoop {
     pub(super) workers: BTreeMap<Name, Worker>,
 }
 
+/// The change from `old` to `new` stops what runs: a restart (a spec
+/// change that needs one, other data sources) or offline.
+fn stops_what_runs(old: &Want, new: &Want) -> bool {
+    match (old, new) {
+        (Want::Online(a, sa), Want::Online(b, sb)) => {
+            sa != sb || (a != b && crate::plan::needs_restart(a, b))
+        }
+        (Want::Online(..), Want::Offline) => true,
+        _ => false,
+    }
+}
+
 impl NodeLoop {
     pub(super) async fn run(
         mut self,
@@ -93,11 +105,16 @@ impl NodeLoop {
                 _ => Want::Offline,
             };
             if let Some(w) = self.workers.get(name) {
+                let mut leaving = false;
                 w.want.send_if_modified(|cur| {
                     let changed = *cur != want;
+                    leaving = changed && stops_what_runs(cur, &want);
                     *cur = want;
                     changed
                 });
+                if leaving {
+                    self.mark_stopping(name);
+                }
             } else if matches!(want, Want::Online(..))
                 || recorded.contains(name)
                 || self.reported_active(name)
@@ -128,6 +145,24 @@ impl NodeLoop {
             let changed = r.generation_seen != desired.generation;
             r.generation_seen = desired.generation;
             changed
+        });
+    }
+
+    /// Reports `name` stopping at once, before `generation_seen` moves on:
+    /// its task acts on the new want a moment later, and until then the
+    /// report must not say "online, generation seen" of what is about to
+    /// restart or stop, or `apply` would count it converged.
+    fn mark_stopping(&self, name: &Name) {
+        self.report.send_if_modified(|r| {
+            let Some(g) = r.groups.get_mut(name) else {
+                return false;
+            };
+            if !matches!(g.state, GroupState::Online | GroupState::Starting) {
+                return false;
+            }
+            g.state = GroupState::Stopping;
+            g.since = SystemTime::now();
+            true
         });
     }
 
