@@ -1,5 +1,4 @@
 //! Shell and CI conventions of the binary: completions, man pages (the
-//! committed docs/man/ must match the binary), colour, JUnit, and one
 //! committed docs/man/ must match the binary), colour, JUnit, one version
 //! key in every JSON output, and one error style.
 
