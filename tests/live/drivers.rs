@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use asctl::drivers::process::ProcessDriver;
 use asctl::drivers::systemd::ServiceDriver;
-use asctl::drivers::{DriverError, GroupContext, Health, Resource, probe};
+use asctl::drivers::{DriverError, GroupContext, Resource, ResourceHealth, probe};
 use asctl::model::{Endpoint, Probe, Process, ResourceGroupSpec};
 
 fn name(s: &str) -> asctl::model::Name {
@@ -230,7 +230,7 @@ async fn a_process_that_exits_is_unhealthy_and_reaped() {
     let pid = driver.pid().expect("a pid");
     let deadline = Instant::now() + Duration::from_secs(5);
     let why = loop {
-        if let Health::Unhealthy(why) = driver.check().await {
+        if let ResourceHealth::Unhealthy(why) = driver.check().await {
             break why;
         }
         assert!(Instant::now() < deadline, "exit not noticed");
@@ -277,7 +277,7 @@ async fn a_probe_runs_at_its_interval_and_reports_failure() {
     assert!(driver.check().await.is_healthy());
     tokio::time::sleep(Duration::from_millis(250)).await;
     match driver.check().await {
-        Health::Unhealthy(why) => assert!(why.contains("tcp probe"), "{why}"),
+        ResourceHealth::Unhealthy(why) => assert!(why.contains("tcp probe"), "{why}"),
         other => panic!("the probe of a closed port passed: {other:?}"),
     }
     assert!(
@@ -306,7 +306,7 @@ async fn a_probe_that_never_passes_within_start_timeout_is_a_failed_start() {
     driver.start().await.expect("starts");
     // Within the grace a failed probe is "starting", with its answer.
     match driver.check().await {
-        Health::Starting(what) => assert!(
+        ResourceHealth::Starting(what) => assert!(
             what.contains("waiting for its probe") && what.contains("tcp probe"),
             "{what}"
         ),
@@ -317,9 +317,9 @@ async fn a_probe_that_never_passes_within_start_timeout_is_a_failed_start() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let why = loop {
         match driver.check().await {
-            Health::Unhealthy(why) => break why,
-            Health::Starting(_) => {}
-            Health::Healthy => panic!("a closed port passed"),
+            ResourceHealth::Unhealthy(why) => break why,
+            ResourceHealth::Starting(_) => {}
+            ResourceHealth::Healthy => panic!("a closed port passed"),
         }
         assert!(Instant::now() < deadline, "the start timeout never ran out");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -343,7 +343,7 @@ async fn a_dead_process_reports_its_exit_status_and_log_tail() {
     driver.start().await.expect("starts");
     let deadline = Instant::now() + Duration::from_secs(5);
     let why = loop {
-        if let Health::Unhealthy(why) = driver.check().await {
+        if let ResourceHealth::Unhealthy(why) = driver.check().await {
             break why;
         }
         assert!(Instant::now() < deadline, "exit not noticed");
@@ -389,9 +389,9 @@ fn responder(response: Option<&'static str>) -> u16 {
     port
 }
 
-fn unhealthy(h: Health) -> String {
+fn unhealthy(h: ResourceHealth) -> String {
     match h {
-        Health::Unhealthy(why) => why,
+        ResourceHealth::Unhealthy(why) => why,
         other => panic!("expected unhealthy: {other:?}"),
     }
 }
@@ -401,7 +401,7 @@ const T: Duration = Duration::from_secs(2);
 #[tokio::test]
 async fn exec_probe_passes_on_exit_zero_and_fails_otherwise() {
     let ok = Probe::Exec(vec!["true".into()]);
-    assert_eq!(probe::run(&ok, T).await, Health::Healthy);
+    assert_eq!(probe::run(&ok, T).await, ResourceHealth::Healthy);
 
     let bad = Probe::Exec(vec!["sh".into(), "-c".into(), "exit 4".into()]);
     assert!(unhealthy(probe::run(&bad, T).await).contains("exit status: 4"));
@@ -427,7 +427,7 @@ async fn tcp_probe_passes_on_a_listener_and_fails_on_a_closed_port() {
         host: "127.0.0.1".into(),
         port,
     });
-    assert_eq!(probe::run(&open, T).await, Health::Healthy);
+    assert_eq!(probe::run(&open, T).await, ResourceHealth::Healthy);
 
     let closed = Probe::Tcp(Endpoint {
         host: "127.0.0.1".into(),
@@ -642,7 +642,7 @@ async fn unimplemented_resources_fail_clearly_and_never_pretend() {
 
 fn gated(dir: &Path, allow: bool) -> GroupContext {
     let mut c = ctx(dir);
-    c.start_gate = Some(asctl::drivers::process::StartGate {
+    c.exec_gate = Some(asctl::drivers::process::ExecGate {
         exe: env!("CARGO_BIN_EXE_asctl").into(),
         may_start: std::sync::Arc::new(move || allow),
     });

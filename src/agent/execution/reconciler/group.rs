@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::Want;
 use crate::agent::failover::guard::Lease;
 use crate::drivers::datasource::DataSources;
-use crate::drivers::{self, GroupContext, Health, Resource};
+use crate::drivers::{self, GroupContext, Resource, ResourceHealth};
 use crate::model::{Name, ResourceGroupSpec};
 use crate::wire::{GroupState, LocalGroupStatus, NodeReport, ResourceError};
 
@@ -129,9 +129,9 @@ impl GroupWorker {
             return;
         }
         match health {
-            Health::Healthy => self.set(GroupState::Online, None),
-            Health::Starting(what) => self.set(GroupState::Starting, Some(what)),
-            Health::Unhealthy(why) => {
+            ResourceHealth::Healthy => self.set(GroupState::Online, None),
+            ResourceHealth::Starting(what) => self.set(GroupState::Starting, Some(what)),
+            ResourceHealth::Unhealthy(why) => {
                 warn!(group = %self.ctx.group, "{why}");
                 let culprit = culprit
                     .and_then(|i| run.resources.get(i))
@@ -302,18 +302,18 @@ impl GroupWorker {
 
 /// The first unhealthy resource (its index and why), else the first that
 /// is not ready yet, else healthy.
-async fn check_all(resources: &mut [Resource]) -> (Option<usize>, Health) {
+async fn check_all(resources: &mut [Resource]) -> (Option<usize>, ResourceHealth) {
     let mut starting = None;
     for (i, r) in resources.iter_mut().enumerate() {
         match r.check().await {
-            Health::Healthy => {}
-            Health::Unhealthy(why) => return (Some(i), Health::Unhealthy(why)),
-            Health::Starting(what) => {
-                starting.get_or_insert((Some(i), Health::Starting(what)));
+            ResourceHealth::Healthy => {}
+            ResourceHealth::Unhealthy(why) => return (Some(i), ResourceHealth::Unhealthy(why)),
+            ResourceHealth::Starting(what) => {
+                starting.get_or_insert((Some(i), ResourceHealth::Starting(what)));
             }
         }
     }
-    starting.unwrap_or((None, Health::Healthy))
+    starting.unwrap_or((None, ResourceHealth::Healthy))
 }
 
 /// Stops resources in reverse order, every one even when some fail.
