@@ -110,20 +110,25 @@ pub async fn run(cx: PolicyContext, mut stop: watch::Receiver<bool>) {
                 d.monitor = None;
                 continue;
             }
-            _ = quorum_tick.tick() => Input::Check(d.check(Instant::now())),
+            _ = quorum_tick.tick() => {
+                // One instant for what the check reads and what it decides.
+                let now = Instant::now();
+                d.step(Input::Check(d.check(now)), now);
+                continue;
+            }
             () = joined(&mut d.resync) => {
                 d.resync = None;
                 Input::CaughtUp
             }
             Some((_, e)) = next_event(events) => Input::Detector(e),
         };
-        d.step(input);
+        d.step(input, Instant::now());
     }
 }
 
 impl Driver {
-    fn step(&mut self, input: Input) {
-        for action in self.policy.step(input, Instant::now()) {
+    fn step(&mut self, input: Input, now: Instant) {
+        for action in self.policy.step(input, now) {
             self.act(action);
         }
     }
@@ -216,7 +221,7 @@ impl Driver {
                 cx.health.set(Some((m.monitor.view.clone(), wait)));
                 info!(method = ?m.isolation_method, "failure detector running");
                 self.monitor = Some((fp, Some(m)));
-                self.step(Input::DetectorStarted { response, wait });
+                self.step(Input::DetectorStarted { response, wait }, Instant::now());
             }
             Err(e) => {
                 // Health falls back to report freshness.
