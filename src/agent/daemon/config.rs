@@ -71,6 +71,11 @@ pub enum AgentError {
          restart the agent)"
     )]
     RaftStopped(String),
+    #[error(
+        "{0}; this node's groups were taken offline (restart the agent; report the failure if it \
+         repeats)"
+    )]
+    TaskFailed(String),
     #[error("{what}: {err}")]
     Io { what: String, err: std::io::Error },
 }

@@ -234,11 +234,14 @@ pub fn spawn(
         }
     }
     drop(reply_tx);
-    tasks.push(tokio::spawn(async move {
+    // Ends only when every heartbeat task is gone (the monitor stopped).
+    tasks.push(crate::agent::vital::spawn_may_end("detector", async move {
         let mut tick = tokio::time::interval(interval / 4);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut probes_open = true;
+        let pulse = crate::agent::vital::pulse("detector", interval / 4);
         loop {
+            pulse.beat();
             let events = tokio::select! {
                 o = observations.recv() => match o {
                     Some(o) => {

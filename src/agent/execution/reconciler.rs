@@ -167,7 +167,8 @@ pub fn spawn_reporting_to(
         report: Arc::new(report),
         workers: BTreeMap::new(),
     };
-    let task = tokio::spawn(node.run(desired, stop_rx));
+    // Ends only when told to (its handle's shutdown): a panic is the death.
+    let task = crate::agent::vital::spawn_may_end("reconciler", node.run(desired, stop_rx));
     ReconcilerHandle {
         reports,
         stop,
@@ -225,7 +226,9 @@ impl NodeLoop {
             info!(%address, "removed a managed address an earlier run left for a group not placed here");
         }
         let mut desired_open = true;
+        let pulse = crate::agent::vital::pulse("reconciler", self.opts.tick * 2);
         loop {
+            pulse.beat();
             let current = desired.borrow_and_update().clone();
             self.pass(&current, &std::mem::take(&mut recorded));
             tokio::select! {
