@@ -14,6 +14,7 @@
 
 mod support;
 
+mod connections;
 mod credentials;
 mod domain;
 mod drivers;

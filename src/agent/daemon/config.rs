@@ -42,6 +42,9 @@ pub struct AgentConfig {
     /// demo agent is never reachable from the network by accident.
     #[serde(default)]
     pub allow_remote: bool,
+    /// Time limits and the per-address cap of the API's connections.
+    #[serde(default)]
+    pub connections: crate::agent::server::hygiene::Limits,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -32,6 +32,7 @@ use crate::agent::failover::takeover::Clearance;
 use crate::agent::metrics::Metrics;
 use crate::agent::server::api::{self, ApiState};
 use crate::agent::server::auth::{Token, read_token};
+use crate::agent::server::hygiene::Hygiene;
 use crate::agent::server::tls;
 use crate::agent::vital;
 use crate::domain::leader::{self, HealthSource, ReportFreshness, desired_members};
@@ -227,11 +228,18 @@ impl Server {
             let handle = handle.clone();
             let listen = cfg.listen;
             let rustls = axum_server::tls_rustls::RustlsConfig::from_config(server_cfg);
+            let limits = cfg.connections;
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+                .handshake_timeout(limits.handshake_timeout.get())
+                .acceptor(Hygiene::new(limits));
+            let mut server = axum_server::bind(listen).acceptor(acceptor);
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout.get());
             vital::spawn("API server", async move {
-                axum_server::bind_rustls(listen, rustls)
-                    .handle(handle)
-                    .serve(app.into_make_service())
-                    .await
+                server.handle(handle).serve(app.into_make_service()).await
             })
         };
         match tokio::time::timeout(Duration::from_secs(5), handle.listening()).await {
