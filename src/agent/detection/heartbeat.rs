@@ -412,8 +412,15 @@ async fn receive(
                 shared.metrics.dropped(&line.name, reason);
                 if reason == DropReason::Malformed || reason == DropReason::ForeignDomain {
                     debug!(line = %line.name, %from, reason = reason.as_str(), "packet dropped");
-                } else {
-                    warn!(line = %line.name, %from, reason = reason.as_str(), "heartbeat rejected");
+                } else if let Some(unlogged) = shared.metrics.drop_warning(&line.name, at) {
+                    // Rate-limited: the counters (`/metrics`) count every one.
+                    warn!(
+                        line = %line.name,
+                        %from,
+                        reason = reason.as_str(),
+                        unlogged_since_last = unlogged,
+                        "heartbeat rejected"
+                    );
                 }
             }
         }
