@@ -20,7 +20,7 @@
 //!
 //! At most 40 + 3·64 + 32 = 264 bytes: one datagram on any network.
 //!
-//! Replays: each receiver keeps, per sender and line, the highest
+//! Replays: each receiver keeps, per sender, line and kind, the highest
 //! (incarnation, sequence) it accepted and drops anything not newer. The
 //! incarnation is chosen by the sender at start (microseconds since the
 //! epoch, or a persisted counter) so a restarted agent is accepted at once
