@@ -23,6 +23,8 @@
 #[path = "../root/support/mod.rs"]
 mod netns_support;
 
+mod addr_watch;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -501,7 +503,8 @@ fn pids(ns: &Netns) -> Vec<i32> {
 }
 
 fn kill_namespace(ns: &Netns) {
-    for pid in pids(ns) {
+    // The observer's address monitors run there but are not the node's.
+    for pid in pids(ns).into_iter().filter(|p| !addr_watch::is_monitor(*p)) {
         // SAFETY: kill(2) on a pid we just listed; ESRCH is harmless.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
@@ -718,11 +721,14 @@ fn get_service() -> Option<String> {
 }
 
 /// Background watchers: the client polls the service every 50 ms; the
-/// observer checks the invariants every 100 ms.
+/// observer checks the invariants every 100 ms, and the address on every
+/// change the kernel reports ([`addr_watch`]).
 /// Each poll of the service: when, and which node answered.
 type Answers = Arc<Mutex<Vec<(Instant, Option<String>)>>>;
 
 struct Watch {
+    /// Dropped last (after the pollers stopped).
+    _addresses: addr_watch::AddrWatch,
     stop: Arc<AtomicBool>,
     answers: Answers,
     violations: Arc<Mutex<Vec<String>>>,
@@ -754,6 +760,7 @@ impl Watch {
             .iter()
             .map(|n| (n.name.clone(), n.ns.name.clone()))
             .collect();
+        let addresses = addr_watch::AddrWatch::start(&nodes, VIP, violations.clone());
         {
             let (stop, violations) = (stop.clone(), violations.clone());
             threads.push(std::thread::spawn(move || {
@@ -773,6 +780,7 @@ impl Watch {
             }));
         }
         Watch {
+            _addresses: addresses,
             stop,
             answers,
             violations,
