@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -139,6 +140,9 @@ impl Shared {
 /// still open.
 pub struct AddrWatch {
     shared: Arc<Mutex<Shared>>,
+    /// Set when the watch ends: a monitor ending before is a violation (the
+    /// address would go unwatched).
+    stopping: Arc<AtomicBool>,
     children: Vec<Child>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -157,6 +161,7 @@ impl AddrWatch {
             overlap: None,
             violations,
         }));
+        let stopping = Arc::new(AtomicBool::new(false));
         let mut children = Vec::new();
         let mut threads = Vec::new();
         for (name, ns) in nodes {
@@ -171,7 +176,7 @@ impl AddrWatch {
             // The snapshot after the monitor started: a change in between
             // is in both, and applying it twice changes nothing.
             snapshot(&shared, name, ns);
-            let (shared, name) = (shared.clone(), name.clone());
+            let (shared, name, stopping) = (shared.clone(), name.clone(), stopping.clone());
             threads.push(std::thread::spawn(move || {
                 for line in BufReader::new(out).lines() {
                     let Ok(line) = line else { break };
@@ -180,10 +185,18 @@ impl AddrWatch {
                         s.apply(&name, change);
                     }
                 }
+                if !stopping.load(Ordering::SeqCst) {
+                    let s = shared.lock().expect("addr watch");
+                    s.violations
+                        .lock()
+                        .expect("violations")
+                        .push(format!("the address monitor of {name} ended: not watched"));
+                }
             }));
         }
         AddrWatch {
             shared,
+            stopping,
             children,
             threads,
         }
@@ -211,6 +224,7 @@ fn snapshot(shared: &Mutex<Shared>, node: &str, ns: &str) {
 
 impl Drop for AddrWatch {
     fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
