@@ -23,3 +23,4 @@ mod membership;
 mod ocf;
 mod operate;
 mod reconciler;
+mod unclean;

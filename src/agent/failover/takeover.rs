@@ -266,6 +266,7 @@ mod tests {
                         since: SystemTime::now(),
                         restarts: 0,
                         message: None,
+                        unclean: None,
                     };
                     (n(g), s)
                 })
