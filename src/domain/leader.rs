@@ -206,12 +206,21 @@ pub fn adopted_placement(state: &DomainState) -> Placement {
 /// which is what `place` starts from.
 pub fn with_failures(state: &DomainState) -> Placement {
     let mut placement = state.placement.clone();
+    let config = state.config();
     for (group, p) in placement.iter_mut() {
         let Some(node) = p.node.clone() else { continue };
         let failed = current_report(state, &node)
             .and_then(|r| r.groups.get(group))
-            .is_some_and(|g| g.state == GroupState::Failed);
-        if failed {
+            .filter(|g| g.state == GroupState::Failed);
+        if let Some(f) = failed {
+            // A configuration invalid anywhere fails on every node: trying
+            // each in turn would only fail the same way, node after node.
+            if f.fatal {
+                let spec = config.as_ref().and_then(|c| c.groups.get(group.as_str()));
+                if let Some(g) = spec {
+                    p.failed_on.extend(g.spec.preferred_nodes.iter().cloned());
+                }
+            }
             p.failed_on.insert(node);
         }
     }
@@ -518,6 +527,7 @@ mod tests {
                 restarts: 3,
                 message: Some("restart limit".into()),
                 unclean: None,
+                fatal: false,
             },
         );
         let report = NodeReport {
@@ -562,6 +572,7 @@ mod tests {
             restarts: 0,
             message: Some("cannot stop mount point data".into()),
             unclean: unclean.map(str::to_owned),
+            fatal: false,
         };
         let report = |unclean: Option<&str>| NodeReport {
             node: name("node2"),
@@ -627,6 +638,49 @@ mod tests {
         );
     }
 
+    /// An OCF agent answered 6 (not configured) on node2: `api` can run on
+    /// no node, so it is failed on all its preferred nodes at once, not
+    /// tried on node3 next.
+    #[test]
+    fn a_fatal_failure_fails_the_group_everywhere_at_once() {
+        let mut s = applied();
+        let status = LocalGroupStatus {
+            state: GroupState::Failed,
+            since: SystemTime::UNIX_EPOCH,
+            restarts: 0,
+            message: Some("OCF_ERR_CONFIGURED".into()),
+            unclean: None,
+            fatal: true,
+        };
+        s.apply(Command::NodeReport {
+            report: NodeReport {
+                node: name("node2"),
+                generation_seen: s.generation,
+                groups: [(name("api"), status)].into_iter().collect(),
+                taken_over: Default::default(),
+                failed_peers: Default::default(),
+                alive_peers: Default::default(),
+            },
+        });
+        let Some(Command::SetPlacement { placement, .. }) = decide(&s, all_up()) else {
+            panic!("a decision")
+        };
+        let api = placement.get("api").expect("api");
+        assert_eq!(api.node, None);
+        let config = s.config().expect("config");
+        let preferred = &config.groups.get("api").expect("api").spec.preferred_nodes;
+        assert!(preferred.len() > 1);
+        assert!(
+            preferred.iter().all(|n| api.failed_on.contains(n)),
+            "{api:?}"
+        );
+        assert_eq!(
+            placement.get("web").and_then(|p| p.node.clone()),
+            s.placement.get("web").and_then(|p| p.node.clone()),
+            "other groups are not affected"
+        );
+    }
+
     #[test]
     fn a_group_a_node_runs_by_takeover_is_adopted_not_started_again() {
         let s = applied();
@@ -639,6 +693,7 @@ mod tests {
             restarts: 0,
             message: None,
             unclean: None,
+            fatal: false,
         };
         let takeover = |state| NodeReport {
             node: name("node2"),

@@ -42,6 +42,11 @@ pub struct LocalGroupStatus {
     /// unclean for it (`asctl confirm-down` overrides, docs/storage.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unclean: Option<String>,
+    /// Failed because the group's configuration is invalid anywhere (an OCF
+    /// agent answered 6, `OCF_ERR_CONFIGURED`): the leader marks it failed
+    /// on every node at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fatal: bool,
 }
 
 /// What this node reports about its groups: every group of the configuration

@@ -4,7 +4,8 @@
 //! may still hold it: not when the node reports it failed, not when the
 //! node dies. It moves once the node's retried stop works (the node is
 //! clean again), or once an operator runs `asctl confirm-down` for a dead
-//! node.
+//! node. And an OCF agent that answers 6 (`OCF_ERR_CONFIGURED`: invalid
+//! anywhere) fails its group on every node at once.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -139,4 +140,54 @@ fn a_group_whose_stop_failed_starts_nowhere_until_released_or_confirmed_down() {
     d.eventually("store on node3", LONG, || {
         (placed(&d) == Some(Some("node3".into())) && state.exists()).then_some(())
     });
+}
+
+#[test]
+fn a_resource_configured_wrong_everywhere_fails_on_every_node_at_once() {
+    let mut d = LiveDomain::prepare();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("log");
+    std::fs::write(
+        d.config.join("group-store.yaml"),
+        format!(
+            "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata: {{name: store}}\nspec:\n  \
+             preferredNodes: [node1, node2, node3]\n  resources:\n    - name: disk\n      \
+             ocf: asctl-test:Probe\n      params: {{state: {}, log: {}, fail_on: start, \
+             fail_code: 6}}\n",
+            dir.path().join("state").display(),
+            log.display()
+        ),
+    )
+    .expect("group file");
+    start_agents(&mut d);
+    let cfg = d.config.display().to_string();
+    // The apply's convergence wait reports the failure; what matters is
+    // what the domain does next.
+    let _ = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "20s"]);
+    let failed_on = |d: &LiveDomain| -> Option<Vec<String>> {
+        let s = d.status_json()?;
+        let f = s["placement"]["store"]["failedOn"].as_array()?;
+        Some(
+            f.iter()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect(),
+        )
+    };
+    d.eventually("store failed on every node", LONG, || {
+        (failed_on(&d)? == ["node1", "node2", "node3"]).then_some(())
+    });
+    let t0 = Instant::now();
+    while t0.elapsed() < HOLD {
+        assert_eq!(placed(&d), Some(None), "placed nowhere");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let starts = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("start "))
+        .count();
+    assert_eq!(
+        starts, 1,
+        "one node tried, the others were not tried in turn"
+    );
 }

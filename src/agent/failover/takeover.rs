@@ -267,6 +267,7 @@ mod tests {
                         restarts: 0,
                         message: None,
                         unclean: None,
+                        fatal: false,
                     };
                     (n(g), s)
                 })

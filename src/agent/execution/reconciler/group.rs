@@ -43,6 +43,9 @@ pub(super) struct GroupWorker {
     /// is *unclean* for the group (reported, and the leader places the group
     /// nowhere) until a retried stop succeeds.
     pub(super) unclean: Unclean,
+    /// The last failure was fatal ([`crate::drivers::DriverError::is_fatal`]):
+    /// reported, so that the group fails everywhere at once.
+    pub(super) fatal: bool,
 }
 
 /// The storage resources of a group whose stop failed, and why.
@@ -115,6 +118,7 @@ impl GroupWorker {
             }
             // A new spec deserves a fresh start: the operator changed something.
             self.failed = None;
+            self.fatal = false;
             self.recent_restarts.clear();
         }
         if let Some(run) = &mut self.running {
@@ -182,6 +186,7 @@ impl GroupWorker {
                     None => why,
                 };
                 let permanent = e.is_permanent() || self.unclean.cause.is_some();
+                self.fatal = e.is_fatal();
                 self.on_failure(&spec, why, permanent);
                 return;
             }
@@ -259,6 +264,7 @@ impl GroupWorker {
         self.restarts = 0;
         self.recent_restarts.clear();
         self.failed = None;
+        self.fatal = false;
         if self.unclean.cause.is_some() {
             self.set(GroupState::Failed, message);
         } else {
@@ -352,6 +358,7 @@ impl GroupWorker {
                 restarts,
                 message,
                 unclean: self.unclean.cause.clone(),
+                fatal: self.fatal && state == GroupState::Failed,
             };
             // A new entry is a change too, even in the state a default would have.
             if previous == Some(&next) {

@@ -121,6 +121,7 @@ impl NodeLoop {
                             restarts: 0,
                             message: None,
                             unclean: None,
+                            fatal: false,
                         });
                     fresh
                 });
@@ -158,6 +159,7 @@ impl NodeLoop {
             recent_restarts: VecDeque::new(),
             restarts: 0,
             unclean: Default::default(),
+            fatal: false,
         };
         let task = tokio::spawn(worker.run());
         self.workers.insert(name.clone(), Worker { want: tx, task });
