@@ -15,7 +15,7 @@
 //! recorded processes that no spec wants any more. An adopted process is not
 //! our child: it is watched through `/proc`, and init reaps it.
 //!
-//! **Recorded before it runs.** With a [`StartGate`] (the agent always has
+//! **Recorded before it runs.** With a [`ExecGate`] (the agent always has
 //! one) a process is started as `asctl exec-gate -- <command>`: a small
 //! program that waits on its stdin. Only once the pid is recorded — so the
 //! lease guard can fence it — and the gate's check (the node's lease) still
@@ -45,7 +45,7 @@ use tracing::{info, warn};
 use super::cgroup::{self, Cgroup};
 use crate::model::{Name, Process};
 
-use super::{DriverError, GroupContext, Health, probe};
+use super::{DriverError, GroupContext, ResourceHealth, probe};
 
 /// How long stale processes of a previous agent run get between SIGTERM and
 /// SIGKILL: their spec (and so their `stopTimeout`) may be gone.
@@ -54,17 +54,18 @@ pub const STALE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const KILL_GRACE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(25);
 
-/// How processes are started in an agent: through `exe exec-gate`, and
-/// only if `may_start` still says yes once the pid is recorded.
+/// The `asctl exec-gate` wrapper every process of an agent starts through
+/// (`exe exec-gate -- <command>`): the go-ahead is given only if
+/// `may_start` still says yes once the pid is recorded.
 #[derive(Clone)]
-pub struct StartGate {
+pub struct ExecGate {
     pub exe: PathBuf,
     pub may_start: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
-impl std::fmt::Debug for StartGate {
+impl std::fmt::Debug for ExecGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StartGate").field("exe", &self.exe).finish()
+        f.debug_struct("ExecGate").field("exe", &self.exe).finish()
     }
 }
 
@@ -212,6 +213,43 @@ impl ProcessDriver {
             (Some(exe), "asctl") => exe.clone(),
             _ => PathBuf::from(program),
         };
+        let mut cmd = self.command(&program, args, &what)?;
+        let mut child = cmd.spawn().map_err(|source| DriverError::Spawn {
+            what: format!("{} (`{}`)", what(), program.display()),
+            err: source,
+        })?;
+        let gate = child.stdin.take();
+        let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
+            return Err(DriverError::Failed(format!("{} exited at once", what())));
+        };
+        // Not yet waited for, so /proc/<pid> exists even if it already exited.
+        let start_time = proc_stat(pid).map_or(0, |s| s.start_time);
+        self.running = Some(Running::Child { child, pid });
+        write_pid_record(
+            &self.pid_path(),
+            &PidRecord {
+                pid,
+                start_time,
+                fingerprint,
+            },
+        )?;
+        if let Some(stdin) = gate {
+            self.go_ahead(pid, stdin)?;
+        }
+        info!(group = %self.ctx.group, process = %self.spec.name, pid, "process started");
+        self.schedule_probe();
+        Ok(())
+    }
+
+    /// The command that starts the process: through the exec gate when
+    /// there is one, its output appended to its log, in its own process
+    /// group and cgroup.
+    fn command(
+        &self,
+        program: &Path,
+        args: &[String],
+        what: &dyn Fn() -> String,
+    ) -> Result<Command, DriverError> {
         let log_path = self.log_path();
         let mut log = open_log(&log_path)?;
         // A marker between runs makes restarts visible in the log.
@@ -225,22 +263,22 @@ impl ProcessDriver {
         let stderr = log
             .try_clone()
             .map_err(|e| DriverError::io(format!("log file {}", log_path.display()), e))?;
-        let mut cmd = match &self.ctx.start_gate {
+        let mut cmd = match &self.ctx.exec_gate {
             Some(gate) => {
                 // The gate would only find out after the go-ahead, in its
                 // log: say it here, as a direct start would.
-                if !runnable(&program) {
+                if !runnable(program) {
                     return Err(DriverError::Spawn {
                         what: format!("{} (`{}`)", what(), program.display()),
                         err: std::io::Error::from(std::io::ErrorKind::NotFound),
                     });
                 }
                 let mut c = Command::new(&gate.exe);
-                c.arg("exec-gate").arg("--").arg(&program).args(args);
+                c.arg("exec-gate").arg("--").arg(program).args(args);
                 c
             }
             None => {
-                let mut c = Command::new(&program);
+                let mut c = Command::new(program);
                 c.args(args);
                 c
             }
@@ -248,7 +286,7 @@ impl ProcessDriver {
         cmd.envs(&self.spec.env)
             .env("ASCTL_NODE", self.ctx.node.as_str())
             .env("ASCTL_GROUP", self.ctx.group.as_str())
-            .stdin(if self.ctx.start_gate.is_some() {
+            .stdin(if self.ctx.exec_gate.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -272,44 +310,30 @@ impl ProcessDriver {
                 cmd.pre_exec(move || cgroup::join_in_child(&procs));
             }
         }
-        let mut child = cmd.spawn().map_err(|source| DriverError::Spawn {
-            what: format!("{} (`{}`)", what(), program.display()),
-            err: source,
-        })?;
-        let gate = child.stdin.take();
-        let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
-            return Err(DriverError::Failed(format!("{} exited at once", what())));
+        Ok(cmd)
+    }
+
+    /// The gated process `pid` is recorded: let it run if the gate's check
+    /// still allows it, or kill it.
+    fn go_ahead(&mut self, pid: i32, stdin: tokio::process::ChildStdin) -> Result<(), DriverError> {
+        let Some(gate) = &self.ctx.exec_gate else {
+            return Ok(());
         };
-        // Not yet waited for, so /proc/<pid> exists even if it already exited.
-        let start_time = proc_stat(pid).map_or(0, |s| s.start_time);
-        self.running = Some(Running::Child { child, pid });
-        write_pid_record(
-            &self.pid_path(),
-            &PidRecord {
-                pid,
-                start_time,
-                fingerprint,
-            },
-        )?;
-        if let (Some(gate), Some(stdin)) = (&self.ctx.start_gate, gate) {
-            if !(gate.may_start)() {
-                // Recorded, so the guard may already have fenced it; either
-                // way it must not run now.
-                signal_child(pid, Signal::SIGKILL);
-                self.running = None;
-                remove_file(&self.pid_path())?;
-                return Err(DriverError::Failed(format!(
-                    "{}: the node's lease lapsed before it could run",
-                    what()
-                )));
-            }
-            // A gate that died already shows up as an exited process.
-            if let Ok(fd) = stdin.into_owned_fd() {
-                let _ = std::fs::File::from(fd).write_all(&[GO]);
-            }
+        if !(gate.may_start)() {
+            // Recorded, so the guard may already have fenced it; either
+            // way it must not run now.
+            signal_child(pid, Signal::SIGKILL);
+            self.running = None;
+            remove_file(&self.pid_path())?;
+            return Err(DriverError::Failed(format!(
+                "process `{}/{}`: the node's lease lapsed before it could run",
+                self.ctx.group, self.spec.name
+            )));
         }
-        info!(group = %self.ctx.group, process = %self.spec.name, pid, "process started");
-        self.schedule_probe();
+        // A gate that died already shows up as an exited process.
+        if let Ok(fd) = stdin.into_owned_fd() {
+            let _ = std::fs::File::from(fd).write_all(&[GO]);
+        }
         Ok(())
     }
 
@@ -367,26 +391,26 @@ impl ProcessDriver {
     }
 
     /// Alive, and the probe (when one is due) answers.
-    pub async fn check(&mut self) -> Health {
+    pub async fn check(&mut self) -> ResourceHealth {
         if let Some(reason) = self.alive_reason() {
-            return Health::Unhealthy(reason);
+            return ResourceHealth::Unhealthy(reason);
         }
         let Some(monitor) = &self.spec.monitor else {
-            return Health::Healthy;
+            return ResourceHealth::Healthy;
         };
         let (Some(probe), Some(due)) = (&monitor.probe, self.next_probe) else {
-            return Health::Healthy;
+            return ResourceHealth::Healthy;
         };
         if Instant::now() < due {
-            return Health::Healthy;
+            return ResourceHealth::Healthy;
         }
         let health = probe::run(probe, monitor.timeout.get()).await;
         // The interval runs from the end of a probe, so slow probes never pile up.
         self.schedule_probe();
         match health {
-            Health::Healthy => Health::Healthy,
-            Health::Unhealthy(why) => {
-                Health::Unhealthy(format!("process {}: {why}", self.spec.name))
+            ResourceHealth::Healthy => ResourceHealth::Healthy,
+            ResourceHealth::Unhealthy(why) => {
+                ResourceHealth::Unhealthy(format!("process {}: {why}", self.spec.name))
             }
         }
     }
