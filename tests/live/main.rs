@@ -25,3 +25,4 @@ mod ocf;
 mod operate;
 mod reconciler;
 mod supervise;
+mod unclean;
