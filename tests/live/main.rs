@@ -14,6 +14,7 @@
 
 mod support;
 
+mod connections;
 mod credentials;
 mod domain;
 mod drivers;
@@ -24,3 +25,5 @@ mod ocf;
 mod operate;
 mod readiness;
 mod reconciler;
+mod supervise;
+mod unclean;
