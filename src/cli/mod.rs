@@ -4,6 +4,7 @@ mod agent;
 mod apply;
 mod catalog;
 mod clear;
+mod confirm_down;
 mod credentials;
 mod demo_server;
 mod demo_writer;
@@ -114,6 +115,9 @@ pub enum Command {
     /// Clear a group's failures so that it may be placed on those nodes again.
     #[command(long_about = clear::LONG_ABOUT)]
     Clear(clear::ClearArgs),
+    /// Confirm that a node is really off, so that groups it is unclean for may start elsewhere.
+    #[command(long_about = confirm_down::LONG_ABOUT)]
+    ConfirmDown(confirm_down::ConfirmDownArgs),
     /// Where every group would run with some nodes failed, and the N+1 check (no domain needed).
     #[command(long_about = simulate::LONG_ABOUT)]
     Simulate(simulate::SimulateArgs),
@@ -214,6 +218,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Clear(args) => clear::run(args),
+        Command::ConfirmDown(args) => confirm_down::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),

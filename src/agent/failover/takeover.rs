@@ -268,6 +268,8 @@ pub(crate) mod fixtures {
                         since: SystemTime::now(),
                         restarts: 0,
                         message: None,
+                        unclean: None,
+                        fatal: false,
                     };
                     (n(g), s)
                 })

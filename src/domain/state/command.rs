@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{DomainState, NodeRecord, config_from_documents};
 use crate::model::Name;
-use crate::plan::{Health, NodeState, Placement, carry_over, place};
+use crate::plan::{Health, NodeState, Placement, carry_over, place_with};
 use crate::wire::NodeReport;
 
 /// A change to the domain, as written to the replicated log.
@@ -48,6 +48,11 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<Name>,
     },
+    /// An operator says `node` is really off (`asctl confirm-down`): the
+    /// groups it was unclean for (its last report says a storage stop
+    /// failed there) forget that, so the leader may place them again. Its
+    /// next report, if it ever sends one, counts as usual.
+    ConfirmDown { node: Name },
 }
 
 /// The outcome of a [`Command`].
@@ -78,6 +83,12 @@ pub enum Outcome {
         group: Name,
         nodes: Vec<Name>,
     },
+    /// [`Command::ConfirmDown`] ran: the groups `node` was unclean for
+    /// (empty when it was unclean for none).
+    ConfirmedDown {
+        node: Name,
+        groups: Vec<Name>,
+    },
     /// [`Command::ClearFailures`] named a group the applied configuration
     /// does not have; nothing changed.
     UnknownGroup {
@@ -106,6 +117,7 @@ impl DomainState {
             } => self.apply_placement(generation, placement, health, base),
             Command::NodeReport { report } => self.apply_report(report),
             Command::ClearFailures { group, node } => self.clear_failures(group, node),
+            Command::ConfirmDown { node } => self.confirm_down(node),
         }
     }
 
@@ -125,7 +137,7 @@ impl DomainState {
         // same live state (`Plan::compute`).
         let old = self.config();
         let carried = carry_over(old.as_deref(), &new, &self.placement);
-        let placement = place(&new, &self.health(), &carried);
+        let placement = place_with(&new, &self.health(), &carried, &self.unclean());
         self.set_placement(placement);
         // A node removed from the configuration is no longer the
         // domain's: its record (state, last report) goes with it.
@@ -214,5 +226,30 @@ impl DomainState {
             self.decisions += 1;
         }
         Outcome::Cleared { group, nodes }
+    }
+
+    fn confirm_down(&mut self, node: Name) -> Outcome {
+        let known = self
+            .config()
+            .is_some_and(|c| c.nodes.iter().any(|n| *n.name() == node));
+        if !known {
+            return Outcome::UnknownNode { node };
+        }
+        let mut groups = Vec::new();
+        if let Some(rep) = self
+            .nodes
+            .get_mut(&node)
+            .and_then(|r| r.last_report.as_mut())
+        {
+            for (g, s) in rep.groups.iter_mut() {
+                if s.unclean.take().is_some() {
+                    groups.push(g.clone());
+                }
+            }
+        }
+        if !groups.is_empty() {
+            self.decisions += 1;
+        }
+        Outcome::ConfirmedDown { node, groups }
     }
 }

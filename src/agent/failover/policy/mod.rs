@@ -93,7 +93,9 @@ pub async fn run(cx: PolicyContext, mut stop: watch::Receiver<bool>) {
     };
     let mut quorum_tick = tokio::time::interval(QUORUM_CHECK);
     quorum_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let pulse = crate::agent::vital::pulse("failover policy", QUORUM_CHECK);
     loop {
+        pulse.beat();
         d.follow_config().await;
         let events = d.monitor.as_mut().and_then(|(_, m)| m.as_mut());
         let input = tokio::select! {
