@@ -30,7 +30,7 @@ use super::{
     Command, DomainState, Member, NodeId, Outcome, Replica, WITNESS, WriteAnswer, node_id,
 };
 use crate::model::{Config, Name};
-use crate::plan::{Health, NodeState, Placement, place};
+use crate::plan::{Health, NodeState, Placement, place_with};
 use crate::wire::{GroupState, NodeReport, StatusView};
 
 /// Where node health comes from: implemented by the agent (its failure
@@ -46,6 +46,11 @@ pub trait HealthSource: Send + Sync + 'static {
     /// takeover wait ending), so the leader re-places at that instant rather
     /// than at its next tick.
     fn next_change(&self) -> Option<Instant> {
+        None
+    }
+    /// Why `node` is considered lost, as evidence for the domain's history
+    /// (e.g. which lines went silent); `None` when there is nothing to add.
+    fn evidence(&self, _node: &Name) -> Option<String> {
         None
     }
 }
@@ -219,8 +224,14 @@ pub fn with_failures(state: &DomainState) -> Placement {
 }
 
 /// The leader's decision for `state`: health and placement, or `None` when
-/// the committed ones are already right.
+/// the committed ones are already right. Overrides are judged at the time
+/// of the last committed command ([`decide_at`] takes the leader's clock).
 pub fn decide(state: &DomainState, health: Health) -> Option<Command> {
+    decide_at(state, health, state.clock_ms)
+}
+
+/// [`decide`] with the operator's overrides in force at `now_ms`.
+pub fn decide_at(state: &DomainState, health: Health, now_ms: u64) -> Option<Command> {
     // Adoptions are committed on their own first: the taker ends its
     // takeover when it sees the group's placement change, so a failback in
     // the same step (back to where the stale placement had it) must not
@@ -235,7 +246,13 @@ pub fn decide(state: &DomainState, health: Health) -> Option<Command> {
         });
     }
     let placement = match state.config() {
-        Some(config) => place(&config, &health, &with_failures(state)),
+        Some(config) => place_with(
+            &config,
+            &health,
+            &with_failures(state),
+            &state.overrides,
+            now_ms,
+        ),
         None => Placement::new(),
     };
     let committed = state.health();
@@ -265,7 +282,11 @@ pub async fn run(
     let mut leading = false;
     let mut membership: Option<JoinHandle<()>> = None;
     loop {
-        let wake = if leading { health.next_change() } else { None };
+        let wake = if leading {
+            earliest(health.next_change(), expiry(&domain.state()))
+        } else {
+            None
+        };
         tokio::select! {
             _ = tick.tick() => {}
             _ = sleep_until(wake) => {}
@@ -293,7 +314,17 @@ pub async fn run(
         let timeout = state.heartbeat().unwrap_or_default().timeout.get();
         freshness.set_down_after(timeout * 3);
         let nodes = tracked_nodes(&domain, config.as_deref());
-        if let Some(cmd) = decide(&state, health.health(&nodes)) {
+        let now = super::now_ms();
+        if state.overrides.any_expired_at(now) {
+            // Removed through the log, so every member sees it go; the
+            // commit wakes this loop again to place without it.
+            if let Err(e) = domain.write_local(Command::ExpireOverrides).await {
+                warn!("cannot remove the expired overrides: {e}");
+            }
+            continue;
+        }
+        if let Some(cmd) = decide_at(&state, health.health(&nodes), now) {
+            let cmd = with_evidence(&state, cmd, health.as_ref());
             // Committed here or not at all: a decision is this leader's,
             // from its own view of node health. Forwarded to whoever leads
             // next (a deposed leader's, decided while it was cut off), it
@@ -317,12 +348,51 @@ pub async fn run(
     }
 }
 
+/// The sooner of two wake-up times.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// When the next override in `state` ends, on this member's clock.
+fn expiry(state: &DomainState) -> Option<Instant> {
+    let until = state.overrides.next_expiry()?;
+    let wait = until.saturating_sub(super::now_ms());
+    Some(Instant::now() + Duration::from_millis(wait))
+}
+
+/// `cmd` with the health source's evidence about every node it declares
+/// lost, for the domain's history.
+fn with_evidence(state: &DomainState, cmd: Command, health: &dyn HealthSource) -> Command {
+    let Command::SetPlacement { health: h, .. } = &cmd else {
+        return cmd;
+    };
+    let evidence: BTreeMap<Name, String> = h
+        .iter()
+        .filter(|(n, s)| {
+            **s == NodeState::Down && state.nodes.get(*n).map(|r| r.state) == Some(NodeState::Up)
+        })
+        .filter_map(|(n, _)| Some((n.clone(), health.evidence(n)?)))
+        .collect();
+    if evidence.is_empty() {
+        return cmd;
+    }
+    Command::Stamped {
+        at_ms: 0,
+        by: None,
+        evidence,
+        stamped: Box::new(cmd),
+    }
+}
+
 /// Every group `cmd` moves, with the health it decided on: the trail an
 /// operator (or a chaos run) follows to see why a group went where it did.
 fn log_moves(before: &Placement, cmd: &Command) {
     let Command::SetPlacement {
         placement, health, ..
-    } = cmd
+    } = cmd.inner()
     else {
         return;
     };

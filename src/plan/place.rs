@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::overrides::Overrides;
 use crate::model::{Config, DesiredState, Failback, Name, ResourceGroupSpec};
 
 /// Whether a node can run groups, as the domain sees it.
@@ -61,24 +62,44 @@ pub type Placement = BTreeMap<Name, GroupPlacement>;
 /// construction. The result is a fixed point: placing it again with the same
 /// inputs returns it unchanged.
 pub fn place(config: &Config, health: &Health, current: &Placement) -> Placement {
-    let standby = standby_nodes(config);
+    place_with(config, health, current, &Overrides::default(), 0)
+}
+
+/// [`place`] with the operator's overrides in force at `now` (ms since the
+/// Unix epoch; an expired override counts for nothing):
+///
+/// - a node on standby by override is treated as `standby: true`;
+/// - a group moved to a node goes there while that node is eligible for it
+///   (Up, preferred, not failed, not on standby) — stickiness and failback
+///   do not apply to it; when the node is not eligible the group is placed
+///   as if there were no override.
+pub fn place_with(
+    config: &Config,
+    health: &Health,
+    current: &Placement,
+    overrides: &Overrides,
+    now: u64,
+) -> Placement {
+    let mut standby = standby_nodes(config);
+    standby.extend(overrides.standby_at(now));
     config
         .groups
         .iter()
         .map(|group| {
             let previous = current.get(group.name());
             let failed_on = previous.map(|p| p.failed_on.clone()).unwrap_or_default();
+            let not = Unavailable {
+                health,
+                failed_on: &failed_on,
+                standby: &standby,
+            };
             let node = match group.spec.state {
                 DesiredState::Offline => None,
-                DesiredState::Online => choose(
-                    &group.spec,
-                    &Unavailable {
-                        health,
-                        failed_on: &failed_on,
-                        standby: &standby,
-                    },
-                    previous.and_then(|p| p.node.as_ref()),
-                ),
+                DesiredState::Online => overrides
+                    .move_at(group.name(), now)
+                    .filter(|n| eligible(&group.spec, &not, n))
+                    .cloned()
+                    .or_else(|| choose(&group.spec, &not, previous.and_then(|p| p.node.as_ref()))),
             };
             (group.name().clone(), GroupPlacement { node, failed_on })
         })
@@ -102,10 +123,12 @@ struct Unavailable<'a> {
     standby: &'a BTreeSet<Name>,
 }
 
+fn eligible(spec: &ResourceGroupSpec, not: &Unavailable, node: &Name) -> bool {
+    is_eligible(spec, not.health, not.failed_on, node) && !not.standby.contains(node)
+}
+
 fn choose(spec: &ResourceGroupSpec, not: &Unavailable, current: Option<&Name>) -> Option<Name> {
-    let eligible = |node: &Name| {
-        is_eligible(spec, not.health, not.failed_on, node) && !not.standby.contains(node)
-    };
+    let eligible = |node: &Name| eligible(spec, not, node);
     let best = spec.preferred_nodes.iter().find(|n| eligible(n));
     match current {
         Some(here) if eligible(here) => match spec.failback {
