@@ -17,6 +17,7 @@ mod support;
 mod credentials;
 mod domain;
 mod drivers;
+mod events;
 mod failstop;
 mod guard;
 mod membership;
