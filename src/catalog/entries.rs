@@ -276,11 +276,11 @@ rules! {
         id: "AS0207",
         name: "mirroring-two-nodes",
         severity: Error,
-        title: "mirroring used by a group that does not have exactly two preferred nodes",
+        title: "a mirror is used on other than exactly two nodes",
         origin: Seed("EMC Mirroring"),
         scope: Structural,
-        fix: "give the group exactly two preferred nodes",
-        explanation: "Mirroring is supported only between two nodes: the two copies of the volume live on the two nodes. A group using a mirroring data source (directly or in a composite) must have exactly two distinct preferred nodes.",
+        fix: "let the groups that use the mirror have exactly two preferred nodes between them",
+        explanation: "\"Mirroring is synchronous and is supported only between two nodes\": the two copies of the volume live on the two nodes. A mirror is one volume whichever groups use it, so asctl takes the union of the preferred nodes of every group that uses the mirroring data source (directly or in a composite) and requires exactly two distinct nodes: two groups of two nodes each that share one node put the mirror on three nodes. The finding points at the group's reference that brings the third node (or, with a single node, at the first reference). A group with a node that was dropped (it failed the schema) or that is elsewhere (a file checked alone) leaves the union unknown, and the mirror is not judged.",
     }
     MOUNT_POINT_ON_SHARED_DISK = {
         id: "AS0208",
@@ -300,7 +300,7 @@ rules! {
         origin: Seed("Shared Disk"),
         scope: Qualification,
         fix: "use one disk for the VMs of one host (bus sharing virtual) and another for sharing across hosts (bus sharing physical)",
-        explanation: "Table 3 supports shared disks between VMs of one ESX Server and between VMs of different ESX Servers, but \"a given device cannot be configured to be shared between two virtual machines on an ESX Server and between virtual machines across ESX Servers at the same time\": the SCSI controller's bus sharing is `virtual` for the first and `physical` for the second. asctl collects every pair of nodes sharing the disk, across all groups that use it (directly, through a mount point or a composite); sharing with a physical machine counts as sharing across hosts.",
+        explanation: "Table 3 supports shared disks between VMs of one ESX Server and between VMs of different ESX Servers, but \"a given device cannot be configured to be shared between two virtual machines on an ESX Server and between virtual machines across ESX Servers at the same time\": the SCSI controller's bus sharing is `virtual` for the first and `physical` for the second. A disk is one device whichever groups use it: asctl takes the union of the preferred nodes of every group that uses the disk (directly, through a mount point or a composite, to any depth) and judges every pair of that union, so two groups that each keep to one kind of sharing still share the disk both ways when their nodes together do. Sharing with a physical machine counts as sharing across hosts.",
     }
     VMFS_SHARED_DISK_THICK = {
         id: "AS0210",
@@ -320,7 +320,7 @@ rules! {
         origin: Seed("Shared Disk"),
         scope: Qualification,
         fix: "`scsiBusSharing: virtual` for VMs of one host; `physical` across hosts or with a physical machine",
-        explanation: "To share a disk between VMs on a single ESX Server, the SCSI Bus Sharing of its controller is set to Virtual; across ESX Servers (and with a physical machine) it is set to Physical. Unset means VMware's default, `none`, which shares nothing.",
+        explanation: "To share a disk between VMs on a single ESX Server, the SCSI Bus Sharing of its controller is set to Virtual; across ESX Servers (and with a physical machine) it is set to Physical. Unset means VMware's default, `none`, which shares nothing. How a disk is shared is judged over the union of the preferred nodes of every group that uses it (as for `shared-disk-mixed-topology`): a group on one VM that shares the disk with another group's VM on another host shares it across hosts.",
     }
     REPLICATION_PAIRING = {
         id: "AS0212",
@@ -471,6 +471,16 @@ rules! {
         scope: Structural,
         fix: "add the `pairedWith` data source to the group's `dataSources`",
         explanation: "In RDM mode the MirrorView and SRDF data sources are used in combination with the Shared Disk data source, in VMFS mode with the VMFS data source, which adds and removes the virtual disks of a VM when the resource group is brought online or offline: the two work together, in the group. So a group that lists a MirrorView or SRDF data source also uses its `pairedWith` data source (listed directly or in a composite); it is then brought online with the group and judged like any of its data sources — the seed's tables (Table 3 for a shared disk) for the group's pairs of nodes, SCSI bus sharing, sharing within and across hosts, VMotion.",
+    }
+    ISOLATION_ADDRESS_NOT_EXTERNAL = {
+        id: "AS0227",
+        name: "isolation-address-not-external",
+        severity: Warning,
+        title: "an isolation address is an address of the domain itself",
+        origin: Seed("Virtual machine network configuration"),
+        scope: Qualification,
+        fix: "use addresses outside the domain as isolation addresses, e.g. the lines' default gateways",
+        explanation: "\"It is also recommended that external IP addresses be configured as the Isolation Addresses for the node. The virtual switch in ESX Server will make the nodes within the ESX Server box reachable even if external lines are down.\" A node that stops hearing the others pings its isolation addresses to tell whether it is cut off itself. An address of the domain — a node's own address on a network line, or a managed address of a group, which lives on whichever node runs the group — can still answer through the virtual switch of the node's own host when every external line is down, so the node wrongly concludes it is not isolated. asctl warns for each isolation address that is a line member's address or a group's managed address. (No isolation address at all is `no-isolation-addresses`.)",
     }
     MANAGED_IP_OUTSIDE_SUBNET = {
         id: "AS0301",

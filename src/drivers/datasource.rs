@@ -45,7 +45,7 @@ const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub enum DataSourceDriver {
     SharedDisk(SharedDisk),
-    Mount(MountPoint),
+    Mount(Box<MountPoint>),
     Composite {
         name: Name,
         members: Vec<DataSourceDriver>,
@@ -106,7 +106,7 @@ impl DataSourceDriver {
                 None => refuse(format!("shared disk `{name}` has no `device.path`")),
             },
             DataSourceType::MountPoint => match mount_spec(ctx, name, spec, sources) {
-                Ok(m) => DataSourceDriver::Mount(MountPoint::new(m, interval, timeout)),
+                Ok(m) => DataSourceDriver::Mount(Box::new(MountPoint::new(m, interval, timeout))),
                 Err(why) => refuse(why),
             },
             DataSourceType::Composite => DataSourceDriver::Composite {
@@ -249,5 +249,6 @@ fn mount_spec(
         options: spec.options.clone(),
         stop_timeout: spec.stop_timeout.map_or(DEFAULT_STOP_TIMEOUT, |d| d.get()),
         node: ctx.node.clone(),
+        record_in: Some((ctx.data_dir.clone(), ctx.group.clone())),
     })
 }

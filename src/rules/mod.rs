@@ -239,6 +239,7 @@ fn prose(ctx: &mut Ctx) {
     hypervisor::vmware_ha(ctx);
     hypervisor::cluster_in_a_box(ctx);
     network::network(ctx, profile);
+    network::isolation_not_external(ctx);
     vm_hardware::pci_and_scsi(ctx, profile);
 }
 

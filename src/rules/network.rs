@@ -1,14 +1,17 @@
 //! Rules about the network (AS02xx): NIC teaming in the guest, the domain
 //! and verification lines per node, multicast heartbeats, isolation
-//! addresses, and NICs per host.
+//! addresses (present, and external), and NICs per host.
 //!
 //! Limits come from the profile in force, so that a later qualification
 //! changes data, not these checks.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
 use super::Ctx;
 use super::profile::Profile;
 use crate::catalog as cat;
-use crate::diag::Finding;
+use crate::diag::{Finding, Location};
 use crate::model::{Kind, LineRole, NicTeaming};
 
 pub(super) fn nic_teaming(ctx: &mut Ctx) {
@@ -108,6 +111,59 @@ pub(super) fn network(ctx: &mut Ctx, profile: &Profile) {
         )
         .with_help("give the host at least three physical NICs")
         .about(Kind::Host, host.name().as_str());
+        ctx.report(f);
+    }
+}
+
+/// Isolation addresses that belong to the domain itself. A node pings its
+/// isolation addresses to tell "I am cut off" from "the others are down";
+/// the virtual switch of an ESX host keeps the VMs of that host reachable
+/// from each other when every external line is down, so an address of the
+/// domain (a node's own address on a line, or a managed address that moves
+/// with a group onto a node) may still answer an isolated node. Only an
+/// address outside the domain tells it the truth.
+pub(super) fn isolation_not_external(ctx: &mut Ctx) {
+    let cfg = ctx.config;
+    let Some(domain) = &cfg.domain else { return };
+    let Some(isolation) = &domain.spec.isolation else {
+        return;
+    };
+    // Every address of the domain, first use first, with how to name it.
+    let mut own: HashMap<IpAddr, (Option<Location>, String)> = HashMap::new();
+    for line in &cfg.lines {
+        for (node, ip) in &line.spec.members {
+            own.entry(*ip).or_insert_with(|| {
+                (
+                    ctx.at(line.doc, &format!("/spec/members/{node}")),
+                    format!("node `{node}`'s own address on line `{}`", line.name()),
+                )
+            });
+        }
+    }
+    for group in &cfg.groups {
+        for (i, ip) in group.spec.ip_addresses.iter().enumerate() {
+            own.entry(ip.address.addr()).or_insert_with(|| {
+                (
+                    ctx.at(group.doc, &format!("/spec/ipAddresses/{i}/address")),
+                    format!("a managed address of group `{}`", group.name()),
+                )
+            });
+        }
+    }
+    for (i, ip) in isolation.addresses.iter().enumerate() {
+        let Some((loc, what)) = own.get(ip) else {
+            continue;
+        };
+        let f = Finding::new(
+            &cat::ISOLATION_ADDRESS_NOT_EXTERNAL,
+            format!(
+                "isolation address {ip} is {what}: isolation addresses should be external to the domain"
+            ),
+            ctx.at(domain.doc, &format!("/spec/isolation/addresses/{i}")),
+        )
+        .with_related(*loc, format!("{ip} is {what}"))
+        .with_help("use an address outside the domain that every node reaches through its lines, e.g. a line's default gateway")
+        .about(Kind::Domain, domain.name().as_str());
         ctx.report(f);
     }
 }

@@ -5,7 +5,7 @@
 //! Limits come from the profile in force, so that a later qualification
 //! changes data, not these checks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::Ctx;
 use super::tables::Topology;
@@ -13,8 +13,8 @@ use super::topology::{self, NodePair, PairKind};
 use crate::catalog as cat;
 use crate::diag::Finding;
 use crate::model::{
-    Backing, BusSharing, DataSourceSpec, DataSourceType, Kind, Object, Provisioning,
-    ResourceGroupSpec,
+    Backing, BusSharing, DataSourceSpec, DataSourceType, DocId, Kind, NodeSpec, Object,
+    Provisioning, ResourceGroupSpec,
 };
 
 pub(super) fn mount_points(ctx: &mut Ctx) {
@@ -45,16 +45,109 @@ pub(super) fn mount_points(ctx: &mut Ctx) {
     }
 }
 
-/// A shared disk and every way groups share it.
+/// A node among the users of a disk, and the group reference that makes it
+/// one.
+#[derive(Clone, Copy)]
+struct User<'a> {
+    node: &'a Object<NodeSpec>,
+    group: &'a Object<ResourceGroupSpec>,
+    index: usize,
+}
+
+impl User<'_> {
+    fn at(&self) -> (DocId, usize) {
+        (self.group.doc, self.index)
+    }
+}
+
+/// Two users of a disk and how they relate; `b` is the later one.
+#[derive(Clone, Copy)]
+struct Use<'a> {
+    a: User<'a>,
+    b: User<'a>,
+    pair: NodePair<'a>,
+}
+
+impl Use<'_> {
+    /// "`vm1`, `vm2` in group `app`", or with two groups, each node's.
+    fn describe(&self) -> String {
+        let (a, b) = (self.a, self.b);
+        if std::ptr::eq(a.group, b.group) {
+            format!(
+                "`{}`, `{}` in group `{}`",
+                a.node.name(),
+                b.node.name(),
+                a.group.name()
+            )
+        } else {
+            format!(
+                "`{}` in group `{}`, `{}` in group `{}`",
+                a.node.name(),
+                a.group.name(),
+                b.node.name(),
+                b.group.name()
+            )
+        }
+    }
+}
+
+/// A shared disk and every way it is shared. A disk is one device whichever
+/// groups use it, so its users are the union of the preferred nodes of
+/// every group that uses it, and every pair of them shares it.
 struct Sharing<'a> {
     disk: &'a Object<DataSourceSpec>,
-    /// First (group, reference index, pair) per topology.
+    /// The first user per placement (a host, or physical machines): which
+    /// topologies a disk's users form depends only on their placements, so
+    /// a new user is classified against these alone.
+    firsts: Vec<User<'a>>,
+    users: HashSet<&'a str>,
+    /// The first pair per topology.
     uses: BTreeMap<Topology, Use<'a>>,
 }
 
-type Use<'a> = (&'a Object<ResourceGroupSpec>, usize, NodePair<'a>);
-
 impl<'a> Sharing<'a> {
+    fn new(disk: &'a Object<DataSourceSpec>) -> Self {
+        Sharing {
+            disk,
+            firsts: Vec::new(),
+            users: HashSet::new(),
+            uses: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, user: User<'a>) {
+        if !self.users.insert(user.node.name().as_str()) {
+            return;
+        }
+        let Some(place) = topology::placement(&user.node.spec) else {
+            return;
+        };
+        let mut first_here = true;
+        for &first in &self.firsts {
+            if topology::placement(&first.node.spec) == Some(place) {
+                first_here = false;
+            }
+            let pair = NodePair {
+                a: first.node,
+                b: user.node,
+                kind: match topology::classify(&first.node.spec, &user.node.spec) {
+                    Some(k) => k,
+                    None => continue,
+                },
+            };
+            if let PairKind::Matrix(t) = pair.kind {
+                self.uses.entry(t).or_insert(Use {
+                    a: first,
+                    b: user,
+                    pair,
+                });
+            }
+        }
+        if first_here {
+            self.firsts.push(user);
+        }
+    }
+
     /// The first use between VMs of one host, and the first across hosts
     /// (or with a physical machine).
     fn kinds(&self) -> (Option<&Use<'a>>, Option<&Use<'a>>) {
@@ -71,7 +164,7 @@ fn sharings<'a>(ctx: &Ctx<'a>) -> Vec<Sharing<'a>> {
     let mut out: Vec<Sharing> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for group in &ctx.config.groups {
-        let pairs = topology::pairs(ctx, group);
+        let nodes = topology::preferred(ctx, group);
         for (i, name) in group.spec.data_sources.iter().enumerate() {
             let Some(ds) = ctx.config.data_sources.get(name.as_str()) else {
                 continue;
@@ -81,16 +174,15 @@ fn sharings<'a>(ctx: &Ctx<'a>) -> Vec<Sharing<'a>> {
                     continue;
                 }
                 let idx = *index.entry(d.name().as_str()).or_insert_with(|| {
-                    out.push(Sharing {
-                        disk: d,
-                        uses: BTreeMap::new(),
-                    });
+                    out.push(Sharing::new(d));
                     out.len() - 1
                 });
-                for p in &pairs {
-                    if let PairKind::Matrix(t) = p.kind {
-                        out[idx].uses.entry(t).or_insert((group, i, *p));
-                    }
+                for &node in &nodes {
+                    out[idx].add(User {
+                        node,
+                        group,
+                        index: i,
+                    });
                 }
             }
         }
@@ -131,33 +223,43 @@ fn thin_vmfs_disks(ctx: &mut Ctx) {
 /// A disk shared both between VMs of one host and across hosts.
 fn mixed_sharing(ctx: &mut Ctx, s: &Sharing) {
     let (same, across) = s.kinds();
-    if let (Some(same), Some(across)) = (same, across) {
-        // Report where the second kind of sharing appears.
-        let (g, i, _) = if (same.0.doc, same.1) > (across.0.doc, across.1) {
-            same
-        } else {
-            across
-        };
-        let f = Finding::new(
-            &cat::SHARED_DISK_MIXED_TOPOLOGY,
-            format!(
-                "shared disk `{}` is shared between VMs of one host (`{}`, `{}`) and across hosts (`{}`, `{}`) at the same time",
-                s.disk.name(),
-                same.2.a.name(),
-                same.2.b.name(),
-                across.2.a.name(),
-                across.2.b.name()
-            ),
-            ctx.at(g.doc, &format!("/spec/dataSources/{i}")),
-        )
-        .with_related(ctx.at_name(s.disk), "the shared disk")
-        .with_related(topology::node_note(ctx, same.2.b).0, topology::node_note(ctx, same.2.b).1)
-        .with_related(topology::node_note(ctx, across.2.b).0, topology::node_note(ctx, across.2.b).1)
+    let (Some(same), Some(across)) = (same, across) else {
+        return;
+    };
+    // Report where the second kind of sharing appears.
+    let at = same.b.at().max(across.b.at());
+    let here = if same.b.at() == at { same.b } else { across.b };
+    let mut f = Finding::new(
+        &cat::SHARED_DISK_MIXED_TOPOLOGY,
+        format!(
+            "shared disk `{}` is shared between VMs of one host ({}) and across hosts ({}) at the same time",
+            s.disk.name(),
+            same.describe(),
+            across.describe()
+        ),
+        ctx.at(here.group.doc, &format!("/spec/dataSources/{}", here.index)),
+    )
+    .with_related(ctx.at_name(s.disk), "the shared disk");
+    // The other groups whose nodes share the disk, each once.
+    let mut noted = vec![here.at()];
+    for u in [same.a, same.b, across.a, across.b] {
+        if !noted.iter().any(|n| n.0 == u.at().0) {
+            noted.push(u.at());
+            f = f.with_related(
+                ctx.at(u.group.doc, &format!("/spec/dataSources/{}", u.index)),
+                format!("group `{}` uses it too", u.group.name()),
+            );
+        }
+    }
+    let (l1, n1) = topology::node_note(ctx, same.pair.b);
+    let (l2, n2) = topology::node_note(ctx, across.pair.b);
+    let f = f
+        .with_related(l1, n1)
+        .with_related(l2, n2)
         .with_help("use one disk per kind of sharing: one shared by the VMs of one host (bus sharing virtual), another across hosts (bus sharing physical)")
         .about(Kind::DataSource, s.disk.name().as_str())
-        .about(Kind::ResourceGroup, g.name().as_str());
-        ctx.report(f);
-    }
+        .about(Kind::ResourceGroup, here.group.name().as_str());
+    ctx.report(f);
 }
 
 /// The SCSI bus sharing the way a disk is shared needs.
@@ -193,17 +295,15 @@ fn bus_sharing(ctx: &mut Ctx, s: &Sharing) {
     let f = Finding::new(
         &cat::SCSI_BUS_SHARING,
         format!(
-            "shared disk `{}` is shared {kind} (`{}`, `{}` in group `{}`) but its SCSI bus sharing is {actual}: it must be `{}`",
+            "shared disk `{}` is shared {kind} ({}) but its SCSI bus sharing is {actual}: it must be `{}`",
             s.disk.name(),
-            why.2.a.name(),
-            why.2.b.name(),
-            why.0.name(),
+            why.describe(),
             required.as_str()
         ),
         loc,
     )
     .with_related(
-        ctx.at(why.0.doc, &format!("/spec/dataSources/{}", why.1)),
+        ctx.at(why.b.group.doc, &format!("/spec/dataSources/{}", why.b.index)),
         "the group sharing it",
     )
     .with_help(format!(

@@ -101,38 +101,29 @@ pub fn backing(ctx: &Ctx, ds: &DataSourceSpec) -> Option<Backing> {
 }
 
 /// A data source and what it stands on: itself, the disk of a mount point,
-/// the members of a composite (one level: nested composites are rejected by
-/// `composite-member-type`, and stopping here keeps reference cycles harmless).
+/// and the members of a composite with what they stand on, to any depth
+/// (nested composites are rejected by `composite-member-type`, but the
+/// devices under them are still used). Each once: reference cycles end.
 pub fn expand<'a>(
     ctx: &Ctx<'a>,
     ds: &'a Object<DataSourceSpec>,
 ) -> Vec<&'a Object<DataSourceSpec>> {
     let mut out = vec![ds];
-    let mut add = |name: &Name| {
-        if let Some(d) = ctx.config.data_sources.get(name.as_str())
-            && !out.iter().any(|o| o.name() == d.name())
-        {
-            out.push(d);
-        }
-    };
-    match ds.spec.kind {
-        DataSourceType::MountPoint => {
-            if let Some(on) = &ds.spec.on {
-                add(on);
+    let mut next = 0;
+    while let Some(&d) = out.get(next) {
+        next += 1;
+        let under: &[Name] = match d.spec.kind {
+            DataSourceType::MountPoint => d.spec.on.as_slice(),
+            DataSourceType::Composite => &d.spec.members,
+            _ => &[],
+        };
+        for name in under {
+            if let Some(u) = ctx.config.data_sources.get(name.as_str())
+                && !out.iter().any(|o| o.name() == u.name())
+            {
+                out.push(u);
             }
         }
-        DataSourceType::Composite => {
-            for m in &ds.spec.members {
-                add(m);
-                if let Some(member) = ctx.config.data_sources.get(m.as_str())
-                    && member.spec.kind == DataSourceType::MountPoint
-                    && let Some(on) = &member.spec.on
-                {
-                    add(on);
-                }
-            }
-        }
-        _ => {}
     }
     out
 }

@@ -1,6 +1,6 @@
 //! Shell and CI conventions of the binary: completions, man pages (the
-//! committed docs/man/ must match the binary), colour, JUnit, and one
-//! version key in every JSON output.
+//! committed docs/man/ must match the binary), colour, JUnit, one version
+//! key in every JSON output, and one error style.
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -179,4 +179,45 @@ fn the_github_action_uploads_sarif() {
             .as_str()
             .is_some_and(|u| u.starts_with("github/codeql-action/upload-sarif"))
     }));
+}
+
+/// One error style: whatever refuses — clap, a missing path, a saved plan
+/// this build cannot read, a domain that does not answer, a saved plan that
+/// no longer matches the domain (its text: `error: ... nothing was
+/// applied`, the same `eprintln!` style as the others; reaching it needs a
+/// live domain, `tests/live/domain.rs`) — stderr starts with `error: `,
+/// never Rust's default `Error: ` of a `main` returning `Result`.
+#[test]
+fn every_refusal_starts_with_lowercase_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("plan.json");
+    std::fs::write(&saved, r#"{"formatVersion": 99, "baseGeneration": 1}"#).unwrap();
+    let saved = saved.to_str().unwrap().to_owned();
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let state = dir.path().join("state");
+    let state = state.to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &["validate", "--no-such-flag"],
+        &["validate", "no/such/path.yaml"],
+        &["apply", &saved, "--auto-approve"],
+        &[
+            "apply",
+            "examples/quickstart",
+            "--auto-approve",
+            "--endpoint",
+            &nowhere,
+            "--state-dir",
+            state,
+        ],
+    ];
+    for args in cases {
+        let out = asctl().args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Error: "), "{args:?}: {stderr}");
+    }
 }

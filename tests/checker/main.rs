@@ -18,6 +18,7 @@ mod load_props;
 mod place_props;
 mod place_scenarios;
 mod plan_diff;
+mod rules_across_groups;
 mod rules_catalog;
 mod rules_examples;
 mod rules_matrix;

@@ -40,6 +40,7 @@ fn mount_point(dev: &Path, path: &Path, fs_type: &str, stop_timeout: Duration) -
             options: Some("noatime".into()),
             stop_timeout,
             node: name("node1"),
+            record_in: None,
         },
         FAST,
         IO_TIMEOUT,

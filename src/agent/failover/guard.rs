@@ -19,8 +19,11 @@
 //! SIGKILL to the process group of every process recorded under
 //! `<data_dir>/run/` (the pid files the process driver writes), then removal
 //! of every address recorded under `<data_dir>/ips/` (the IP driver records
-//! an address before adding it). SIGKILL, not SIGTERM: the timing argument
-//! of docs/ha.md needs a short bound, and a fence is not a stop.
+//! an address before adding it), then release of every mount recorded under
+//! `<data_dir>/mounts/` (the mount point driver records a mount before
+//! mounting): its remaining users SIGKILLed, then unmounted, newest first.
+//! SIGKILL, not SIGTERM: the timing argument of docs/ha.md needs a short
+//! bound, and a fence is not a stop.
 //!
 //! On the agent's side, [`Lease`] is the gate that keeps a woken agent from
 //! undoing the fence: a group may start only while the agent's own last
@@ -43,6 +46,7 @@ use tracing::{error, info, warn};
 
 use crate::domain::Replica;
 use crate::drivers;
+use crate::drivers::storage::records::{self, Released};
 
 /// The lease when no configuration is applied yet (the default heartbeat
 /// timeout).
@@ -147,14 +151,29 @@ pub fn serve(data_dir: &Path) {
     }
 }
 
-/// Kills every recorded process group and removes every recorded address.
+/// Kills every recorded process group, removes every recorded address,
+/// then releases every recorded mount (its remaining users SIGKILLed, then
+/// unmounted, newest mount first): the processes go first because they are
+/// the mounts' main users.
 fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, why: &str) {
     let t = Instant::now();
     let killed = drivers::process::kill_recorded(data_dir);
     let removed = rt.block_on(drivers::ip::remove_recorded(data_dir));
+    let mounts = rt.block_on(records::release_recorded(data_dir));
+    let mut unmounted = Vec::new();
+    for m in &mounts {
+        match m {
+            Released::Unmounted(p) => unmounted.push(p.display().to_string()),
+            Released::NotMounted(_) => {}
+            Released::Failed(p, e) => eprintln!(
+                "asctl guard: could not release {}: {e}; this node still holds the disk",
+                p.display()
+            ),
+        }
+    }
     eprintln!(
         "asctl guard: fenced the node ({why}): killed process groups {killed:?}, removed \
-         addresses {removed:?} in {} ms",
+         addresses {removed:?}, unmounted {unmounted:?} in {} ms",
         t.elapsed().as_millis()
     );
 }

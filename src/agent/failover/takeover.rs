@@ -198,8 +198,10 @@ pub fn held_elsewhere(state: &DomainState, me: &Name, down: &BTreeSet<Name>, gro
     })
 }
 
+/// A domain of two nodes for tests of local takeover and of the failover
+/// policy that runs it.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use std::time::SystemTime;
 
     use super::*;
@@ -211,7 +213,7 @@ mod tests {
     use crate::model::testing::n;
 
     /// Two nodes a and b, no witness; web prefers a, db prefers b.
-    fn config() -> Config {
+    pub(crate) fn config() -> Config {
         let yaml = "apiVersion: asctl/v1\nkind: Domain\nmetadata: {name: two}\nspec:\n  qualification: generic\n\
             ---\napiVersion: asctl/v1\nkind: Node\nmetadata: {name: a}\nspec: {physical: true}\n\
             ---\napiVersion: asctl/v1\nkind: Node\nmetadata: {name: b}\nspec: {physical: true}\n\
@@ -224,12 +226,12 @@ mod tests {
         loaded.config
     }
 
-    fn health(a: NodeState, b: NodeState) -> Health {
+    pub(crate) fn health(a: NodeState, b: NodeState) -> Health {
         [(n("a"), a), (n("b"), b)].into_iter().collect()
     }
 
     /// Committed: web on a, db on b.
-    fn state(config: &Config) -> DomainState {
+    pub(crate) fn state(config: &Config) -> DomainState {
         let mut s = DomainState::default();
         s.apply(Command::ApplyConfig {
             base_generation: 0,
@@ -254,7 +256,7 @@ mod tests {
         s
     }
 
-    fn report(node: &str, groups: &[(&str, GroupState)]) -> NodeReport {
+    pub(crate) fn report(node: &str, groups: &[(&str, GroupState)]) -> NodeReport {
         NodeReport {
             node: n(node),
             generation_seen: 1,
@@ -275,6 +277,17 @@ mod tests {
             alive_peers: Default::default(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{config, health, report, state};
+    use super::*;
+    use crate::domain::Command;
+    use crate::plan::documents::to_document_texts;
+    use crate::plan::{GroupPlacement, Placement};
+
+    use crate::model::testing::n;
 
     #[test]
     fn only_two_nodes_without_a_witness() {

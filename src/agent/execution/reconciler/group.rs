@@ -1,0 +1,306 @@
+//! One group's task: brings the group online in dependency order, keeps it
+//! there (checks, restarts within the window), takes it offline in reverse.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::Want;
+use crate::agent::failover::guard::Lease;
+use crate::drivers::datasource::DataSources;
+use crate::drivers::{self, GroupContext, Health, Resource};
+use crate::model::{Name, ResourceGroupSpec};
+use crate::wire::{GroupState, LocalGroupStatus, NodeReport};
+
+/// The group's resources while it is (being) online.
+pub(super) struct RunningGroup {
+    spec: Arc<ResourceGroupSpec>,
+    sources: Arc<DataSources>,
+    resources: Vec<Resource>,
+}
+
+pub(super) struct GroupWorker {
+    pub(super) ctx: GroupContext,
+    pub(super) tick: Duration,
+    pub(super) lease: Option<Arc<Lease>>,
+    pub(super) want: watch::Receiver<Want>,
+    pub(super) report: Arc<watch::Sender<NodeReport>>,
+    pub(super) running: Option<RunningGroup>,
+    /// The spec that failed here; the group stays Failed while it is wanted
+    /// with this same spec.
+    pub(super) failed: Option<(Arc<ResourceGroupSpec>, Arc<DataSources>)>,
+    /// The data sources of the latest want.
+    pub(super) sources: Arc<DataSources>,
+    /// Restarts inside the current `restart.window`.
+    pub(super) recent_restarts: VecDeque<Instant>,
+    pub(super) restarts: u32,
+}
+
+impl GroupWorker {
+    pub(super) async fn run(mut self) {
+        loop {
+            let want = self.want.borrow_and_update().clone();
+            match want {
+                Want::Abandon => return,
+                Want::Offline => {
+                    self.go_offline().await;
+                    return;
+                }
+                Want::Online(spec, sources) => self.keep_online(spec, sources).await,
+            }
+            tokio::select! {
+                changed = self.want.changed() => {
+                    if changed.is_err() {
+                        // The node task is gone; leave things as they are.
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(self.tick) => {}
+            }
+        }
+    }
+
+    /// One step towards "online with this spec": start, restart on a spec
+    /// change, or check what runs.
+    async fn keep_online(&mut self, spec: Arc<ResourceGroupSpec>, sources: Arc<DataSources>) {
+        if self.lease.as_ref().is_some_and(|l| !l.may_start()) {
+            // The agent was frozen or starved long enough for the guard to
+            // fence this node, and the group may be starting elsewhere: do
+            // nothing (a restart here would be a second copy) until the fence
+            // takes the group offline or the node has caught up.
+            return;
+        }
+        self.sources = sources;
+        if let Some((failed, failed_sources)) = &self.failed {
+            if *failed == spec && *failed_sources == self.sources {
+                return;
+            }
+            // A new spec deserves a fresh start: the operator changed something.
+            self.failed = None;
+            self.recent_restarts.clear();
+        }
+        if let Some(run) = &mut self.running {
+            // Placement-only changes (preferred nodes, failback, restart
+            // policy) take effect without a restart: the same rule `plan`
+            // uses to predict, so the plan is what happens.
+            if run.spec != spec && !crate::plan::needs_restart(&run.spec, &spec) {
+                run.spec = spec.clone();
+            }
+        }
+        if let Some(run) = &self.running {
+            if run.spec != spec || run.sources != self.sources {
+                info!(group = %self.ctx.group, "spec changed; restarting the group");
+                self.set(
+                    GroupState::Stopping,
+                    Some("restarting: the spec changed".into()),
+                );
+                if let Some(err) = self.stop_all().await {
+                    warn!(group = %self.ctx.group, "{err}");
+                }
+            }
+        }
+        let Some(run) = &mut self.running else {
+            self.start(spec).await;
+            return;
+        };
+        let health = tokio::select! {
+            h = check_all(&mut run.resources) => h,
+            // A new want is acted on at once rather than after a slow probe.
+            _ = self.want.changed() => return,
+        };
+        match health {
+            Health::Healthy => self.set(GroupState::Online, None),
+            Health::Unhealthy(why) => {
+                warn!(group = %self.ctx.group, "{why}");
+                self.set(GroupState::Stopping, Some(why.clone()));
+                let why = match self.stop_all().await {
+                    Some(err) => format!("{why}; {err}"),
+                    None => why,
+                };
+                self.on_failure(&spec, why, false);
+            }
+        }
+    }
+
+    async fn start(&mut self, spec: Arc<ResourceGroupSpec>) {
+        let message = self.current().and_then(|s| s.message);
+        self.set(GroupState::Starting, message);
+        // Processes a previous agent run recorded and this spec no longer has.
+        let keep: BTreeSet<Name> = spec.processes.iter().map(|p| p.name.clone()).collect();
+        for e in drivers::process::stop_stale(&self.ctx, &keep).await {
+            warn!(group = %self.ctx.group, "{e}");
+        }
+        let sources = Arc::clone(&self.sources);
+        let mut resources = Resource::for_group(&self.ctx, &spec, &sources);
+        for i in 0..resources.len() {
+            if let Err(e) = resources[i].start().await {
+                let why = format!("{}: {e}", resources[i].label());
+                warn!(group = %self.ctx.group, "cannot start {why}");
+                // Including the one that failed: it may be half started.
+                let mut started: Vec<Resource> = resources.drain(..=i).collect();
+                let why = match stop_resources(&mut started).await {
+                    Some(err) => format!("{why}; {err}"),
+                    None => why,
+                };
+                self.on_failure(&spec, why, e.is_permanent());
+                return;
+            }
+        }
+        info!(group = %self.ctx.group, "group online");
+        self.running = Some(RunningGroup {
+            spec,
+            sources,
+            resources,
+        });
+        self.set(GroupState::Online, None);
+    }
+
+    /// After a failure (everything already stopped): restart within the
+    /// policy, or give up on this node.
+    fn on_failure(&mut self, spec: &Arc<ResourceGroupSpec>, why: String, permanent: bool) {
+        let policy = &spec.restart;
+        let now = Instant::now();
+        let used = restarts_in_window(&mut self.recent_restarts, now, policy.window.get());
+        if permanent || used >= policy.limit {
+            let why = if permanent {
+                why
+            } else {
+                format!(
+                    "{why} (restart limit reached: {} in {})",
+                    policy.limit, policy.window
+                )
+            };
+            warn!(group = %self.ctx.group, "group failed on this node: {why}");
+            self.failed = Some((Arc::clone(spec), Arc::clone(&self.sources)));
+            self.set(GroupState::Failed, Some(why));
+        } else {
+            self.recent_restarts.push_back(now);
+            self.restarts += 1;
+            self.set(
+                GroupState::Starting,
+                Some(format!(
+                    "restart {} of {} in {}: {why}",
+                    used + 1,
+                    policy.limit,
+                    policy.window
+                )),
+            );
+        }
+    }
+
+    async fn go_offline(&mut self) {
+        let mut message = None;
+        if self.running.is_some() {
+            self.set(GroupState::Stopping, None);
+            message = self.stop_all().await;
+        }
+        for e in drivers::process::stop_stale(&self.ctx, &BTreeSet::new()).await {
+            warn!(group = %self.ctx.group, "{e}");
+            message.get_or_insert_with(|| e.to_string());
+        }
+        if let Some(m) = &message {
+            warn!(group = %self.ctx.group, "offline with errors: {m}");
+        }
+        info!(group = %self.ctx.group, "group offline");
+        self.restarts = 0;
+        self.recent_restarts.clear();
+        self.failed = None;
+        self.set(GroupState::Offline, message);
+    }
+
+    /// Stops every resource in reverse order; returns the errors, if any.
+    async fn stop_all(&mut self) -> Option<String> {
+        let mut run = self.running.take()?;
+        stop_resources(&mut run.resources).await
+    }
+
+    fn current(&self) -> Option<LocalGroupStatus> {
+        self.report.borrow().groups.get(&self.ctx.group).cloned()
+    }
+
+    /// Records the group's state; `since` moves only when the state does.
+    fn set(&self, state: GroupState, message: Option<String>) {
+        let restarts = self.restarts;
+        self.report.send_if_modified(|r| {
+            let now = SystemTime::now();
+            let previous = r.groups.get(&self.ctx.group);
+            let next = LocalGroupStatus {
+                state,
+                since: match previous {
+                    Some(p) if p.state == state => p.since,
+                    _ => now,
+                },
+                restarts,
+                message,
+            };
+            // A new entry is a change too, even in the state a default would have.
+            if previous == Some(&next) {
+                return false;
+            }
+            r.groups.insert(self.ctx.group.clone(), next);
+            true
+        });
+    }
+}
+
+/// The first unhealthy resource, if any.
+async fn check_all(resources: &mut [Resource]) -> Health {
+    for r in resources.iter_mut() {
+        if let Health::Unhealthy(why) = r.check().await {
+            return Health::Unhealthy(why);
+        }
+    }
+    Health::Healthy
+}
+
+/// Stops resources in reverse order, every one even when some fail.
+async fn stop_resources(resources: &mut [Resource]) -> Option<String> {
+    let mut errors: Vec<String> = Vec::new();
+    for r in resources.iter_mut().rev() {
+        if let Err(e) = r.stop().await {
+            errors.push(format!("cannot stop {}: {e}", r.label()));
+        }
+    }
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
+/// The restarts of `recent` (oldest first) still inside the sliding
+/// `restart.window` at `now`; older ones are dropped: a group that fails
+/// now and then, less often than `limit` per window, restarts forever.
+fn restarts_in_window(recent: &mut VecDeque<Instant>, now: Instant, window: Duration) -> u32 {
+    while recent
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+    {
+        recent.pop_front();
+    }
+    u32::try_from(recent.len()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_older_than_the_window_drop_out() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut recent: VecDeque<Instant> = [t0, t0 + s(10), t0 + s(50)].into_iter().collect();
+        let window = s(60);
+        // All three inside the window.
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(59), window), 3);
+        // Exactly one window after the first: it no longer counts.
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(60), window), 2);
+        assert_eq!(recent.front(), Some(&(t0 + s(10))));
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(109), window), 1);
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(200), window), 0);
+        assert!(recent.is_empty());
+        // A clock reading from before the restarts drops nothing.
+        let mut recent: VecDeque<Instant> = [t0 + s(5)].into_iter().collect();
+        assert_eq!(restarts_in_window(&mut recent, t0, window), 1);
+    }
+}
