@@ -551,6 +551,46 @@ pub type SnapshotData = Cursor<Vec<u8>>;
 mod tests {
     use super::*;
 
+    /// `path` applied to a fresh state with every node of it up.
+    fn applied(path: &str) -> DomainState {
+        let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let config = crate::load::load(&[crate::load::Input::Path(full)])
+            .expect("loads")
+            .config;
+        let mut s = DomainState::default();
+        let health = config
+            .nodes
+            .iter()
+            .map(|n| (n.name().clone(), crate::plan::NodeState::Up))
+            .collect();
+        s.apply(Command::SetPlacement {
+            generation: 0,
+            placement: Default::default(),
+            health,
+            base: None,
+        });
+        let out = s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: crate::plan::documents::to_document_texts(&config),
+        });
+        assert_eq!(out, Outcome::Applied { generation: 1 });
+        s
+    }
+
+    #[test]
+    fn a_move_between_nodes_the_support_tables_reject_is_refused() {
+        let n = |x: &str| -> Name { x.parse().expect("name") };
+        let s = applied("tests/fixtures/simulate/unsupported-failover.yaml");
+        assert_eq!(s.placement["sql"].node, Some(n("sql1")));
+        let why = seed_refusal(&s, &n("sql"), &n("sql2")).expect("refused");
+        assert!(why.contains("sql on sql1 and sql2"), "{why}");
+        assert!(why.contains("Table 3"), "{why}");
+        // Where it already runs, and a pair the tables support: allowed.
+        assert_eq!(seed_refusal(&s, &n("sql"), &n("sql1")), None);
+        let q = applied("examples/quickstart");
+        assert_eq!(seed_refusal(&q, &n("web"), &n("node2")), None);
+    }
+
     #[test]
     fn raft_timing_follows_the_heartbeat() {
         let t = RaftTiming::default();
