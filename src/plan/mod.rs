@@ -147,6 +147,10 @@ pub struct Plan {
     /// Where every group of the desired configuration will be once the plan
     /// is applied: what `apply` waits for.
     pub placement: Placement,
+    /// The operator's overrides the placement was predicted with (the live
+    /// domain's `asctl move`/`standby`); absent when there are none.
+    #[serde(default, skip_serializing_if = "overrides::Overrides::is_empty")]
+    pub overrides: overrides::Overrides,
 }
 
 impl Plan {
@@ -172,6 +176,7 @@ impl Plan {
             changes: diff_configs(old, desired),
             actions: actions::actions(old, desired, &live.health, &live.placement, &placement),
             placement,
+            overrides: live.overrides.clone(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! The domain's history and the operator's overrides on a live loopback
-//! domain: `events` shows an apply (with who), overrides and a failover
+//! domain (the move's lifetime leaves room for the checks made while it is
+//! in force on a loaded machine): `events` shows an apply (with who), overrides and a failover
 //! with its cause, `--follow` prints what happens while it runs; `move
 //! --for` moves a group and expires by itself, a refused move changes
 //! nothing, `standby`/`unstandby` empty a node and let failback happen,
@@ -87,7 +88,7 @@ fn events_and_overrides_on_a_live_domain() {
     std::thread::sleep(Duration::from_secs(1));
 
     // A move with a lifetime: there at once, back by itself.
-    let out = asctl_as(&d, &["move", "web", "node3", "--for", "3s"]);
+    let out = asctl_as(&d, &["move", "web", "node3", "--for", "6s"]);
     assert!(out.status.success(), "move: {}", text(&out));
     assert!(
         text(&out).contains("Override in force: web to node3 (until "),
@@ -107,6 +108,10 @@ fn events_and_overrides_on_a_live_domain() {
         "plan shows it: {}",
         text(&plan)
     );
+    let plan = d.asctl(&["plan", &cfg, "--format", "json"]);
+    let plan: Value = serde_json::from_slice(&plan.stdout).expect("plan json");
+    assert_eq!(plan["overrides"]["moves"]["web"]["node"], "node3");
+    assert_eq!(plan["placement"]["web"]["node"], "node3");
     wait_on(&d, "web", "node1");
     d.eventually("the expired move to be removed", LONG, || {
         overrides(&d).is_null().then_some(())
@@ -171,7 +176,7 @@ fn events_and_overrides_on_a_live_domain() {
     assert_eq!(apply["by"], "ops-test");
     assert!(apply["time"].as_str().is_some_and(|t| t.ends_with('Z')));
     assert!(
-        has(&all, "override", "move web to node3 for 3s"),
+        has(&all, "override", "move web to node3 for 6s"),
         "{all:#?}"
     );
     assert!(
@@ -232,7 +237,7 @@ fn events_and_overrides_on_a_live_domain() {
         .map(|l| serde_json::from_str(l).expect("one JSON event per line"))
         .collect();
     assert!(
-        has(&lines, "override", "move web to node3 for 3s"),
+        has(&lines, "override", "move web to node3 for 6s"),
         "{followed}"
     );
     assert!(lines.iter().all(|e| e["group"] == "web"), "{followed}");
