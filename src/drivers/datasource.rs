@@ -15,7 +15,7 @@ use crate::model::{Config, DataSourceSpec, DataSourceType, Name, ResourceGroupSp
 use super::ocf::{self, OcfDriver};
 use super::storage::mount::{MountPoint, MountSpec};
 use super::storage::shared_disk::SharedDisk;
-use super::{DriverError, GroupContext, Health};
+use super::{DriverError, GroupContext, ResourceHealth};
 
 /// The data sources a group uses — its own and, through `members` and `on`,
 /// those they refer to — by name.
@@ -172,7 +172,7 @@ impl DataSourceDriver {
     }
 
     /// Healthy when every member is.
-    pub async fn check(&mut self) -> Health {
+    pub async fn check(&mut self) -> ResourceHealth {
         match self {
             DataSourceDriver::SharedDisk(d) => d.check().await,
             DataSourceDriver::Mount(d) => d.check().await,
@@ -183,10 +183,10 @@ impl DataSourceDriver {
                         return h;
                     }
                 }
-                Health::Healthy
+                ResourceHealth::Healthy
             }
             DataSourceDriver::Ocf(d) => d.check().await,
-            DataSourceDriver::Refused { why, .. } => Health::Unhealthy(why.clone()),
+            DataSourceDriver::Refused { why, .. } => ResourceHealth::Unhealthy(why.clone()),
         }
     }
 }

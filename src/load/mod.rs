@@ -7,12 +7,12 @@
 //! they mean the input itself is wrong (exit code 2).
 
 mod domains;
+mod files;
 mod schema_check;
 pub mod yaml;
 
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use thiserror::Error;
 
@@ -170,7 +170,7 @@ pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
 
 /// [`load`] with a choice of grouping (`--file-only`).
 pub fn load_with(inputs: &[Input], grouping: Grouping) -> Result<Loaded, LoadError> {
-    let mut files = Files::default();
+    let mut files = files::Files::default();
     for input in inputs {
         match input {
             Input::Stdin => {
@@ -182,23 +182,15 @@ pub fn load_with(inputs: &[Input], grouping: Grouping) -> Result<Loaded, LoadErr
                         path: STDIN_NAME.into(),
                         err: source,
                     })?;
-                files.read.push((STDIN_NAME.into(), buf));
+                files.push_stdin(buf);
             }
-            Input::Path(path) => read_path(path, &mut files)?,
+            Input::Path(path) => files.read_path(path)?,
         }
     }
     Ok(assemble(
         files.read.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
         grouping,
     ))
-}
-
-/// The files read so far, as shown and with their bytes, and the canonical
-/// path of each so that none is read twice.
-#[derive(Default)]
-struct Files {
-    read: Vec<(String, Vec<u8>)>,
-    seen: std::collections::HashSet<PathBuf>,
 }
 
 /// Reads in-memory files (tests, benchmarks, `explain` examples).
@@ -304,123 +296,6 @@ impl Typed {
             Typed::ResourceGroup(m, s) => cfg.groups.push(obj(m, s, doc)),
         }
     }
-}
-
-fn read_path(path: &Path, out: &mut Files) -> Result<(), LoadError> {
-    let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            LoadError::NotFound(shown.clone())
-        } else {
-            LoadError::Io {
-                path: shown.clone(),
-                err: source,
-            }
-        }
-    })?;
-    if meta.is_dir() {
-        let mut found = Vec::new();
-        walk(path, &mut found)?;
-        if found.is_empty() {
-            return Err(LoadError::EmptyDirectory(shown));
-        }
-        found.sort();
-        for file in found {
-            read_file(&file, out)?;
-        }
-        Ok(())
-    } else {
-        read_file(path, out)
-    }
-}
-
-fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let io = |source| LoadError::Io {
-        path: dir.display().to_string(),
-        err: source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let path = entry.path();
-        let ty = entry.file_type().map_err(io)?;
-        if ty.is_dir() {
-            walk(&path, found)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        ) {
-            found.push(path);
-        }
-    }
-    Ok(())
-}
-
-fn file_kind(t: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "not a file"
-    }
-}
-
-fn read_file(path: &Path, out: &mut Files) -> Result<(), LoadError> {
-    let shown = path.display().to_string();
-    let canonical = std::fs::canonicalize(path).map_err(|source| LoadError::Io {
-        path: shown.clone(),
-        err: source,
-    })?;
-    if !out.seen.insert(canonical) {
-        return Ok(());
-    }
-    let not_regular = |meta: &std::fs::Metadata| {
-        (!meta.is_file()).then(|| LoadError::NotRegular {
-            path: shown.clone(),
-            kind: file_kind(meta.file_type()),
-        })
-    };
-    // Checked before opening: opening a device can have effects of its own.
-    let meta = std::fs::metadata(path).map_err(|source| LoadError::Io {
-        path: shown.clone(),
-        err: source,
-    })?;
-    if let Some(e) = not_regular(&meta) {
-        return Err(e);
-    }
-    // Non-blocking, and checked again on what was opened: a file swapped
-    // for a FIFO in between must not hang the command.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|source| LoadError::Io {
-            path: shown.clone(),
-            err: source,
-        })?;
-    let meta = file.metadata().map_err(|source| LoadError::Io {
-        path: shown.clone(),
-        err: source,
-    })?;
-    if let Some(e) = not_regular(&meta) {
-        return Err(e);
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| LoadError::Io {
-            path: shown.clone(),
-            err: source,
-        })?;
-    out.read.push((shown, bytes));
-    Ok(())
 }
 
 /// What one file yields; merged into [`Loaded`] by [`assemble`].

@@ -13,6 +13,7 @@
 
 mod cli;
 mod cli_conventions;
+mod editor;
 mod layers;
 mod load_props;
 mod place_props;

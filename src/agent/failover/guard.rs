@@ -81,14 +81,7 @@ pub fn serve(data_dir: &Path) {
     let mut pending = Vec::new();
     let mut buf = [0u8; 512];
     loop {
-        let timeout_ms = match lease {
-            None => -1,
-            Some((renewed, len)) => {
-                // Rounded up: never fire before the lease is over.
-                let left = len.saturating_sub(renewed.elapsed());
-                i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
-            }
-        };
+        let timeout_ms = poll_timeout_ms(lease);
         let mut pfd = libc::pollfd {
             fd,
             events: libc::POLLIN,
@@ -130,25 +123,50 @@ pub fn serve(data_dir: &Path) {
             return;
         }
         pending.extend_from_slice(&buf[..n as usize]);
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line);
-            let mut words = line.split_whitespace();
-            match (
-                words.next(),
-                words.next().and_then(|w| w.parse::<u64>().ok()),
-            ) {
-                (Some("renew"), Some(ms)) => {
-                    lease = Some((Instant::now(), Duration::from_millis(ms)));
-                }
-                (Some("detach"), _) => {
-                    eprintln!("asctl guard: the agent detached; leaving the groups running");
-                    return;
-                }
-                _ => eprintln!("asctl guard: ignoring `{}`", line.trim()),
-            }
+        if let Detached::Yes = read_commands(&mut pending, &mut lease) {
+            eprintln!("asctl guard: the agent detached; leaving the groups running");
+            return;
         }
     }
+}
+
+/// How long `poll` may wait: until the lease is over, rounded up so that
+/// the guard never fires before it is; forever while disarmed.
+fn poll_timeout_ms(lease: Option<(Instant, Duration)>) -> i32 {
+    match lease {
+        None => -1,
+        Some((renewed, len)) => {
+            let left = len.saturating_sub(renewed.elapsed());
+            i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+        }
+    }
+}
+
+enum Detached {
+    Yes,
+    No,
+}
+
+/// Carries out every whole line in `pending` (`renew <ms>` renews the
+/// lease from now; `detach` ends the guard without fencing) and keeps the
+/// unfinished rest.
+fn read_commands(pending: &mut Vec<u8>, lease: &mut Option<(Instant, Duration)>) -> Detached {
+    while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+        let line: Vec<u8> = pending.drain(..=end).collect();
+        let line = String::from_utf8_lossy(&line);
+        let mut words = line.split_whitespace();
+        match (
+            words.next(),
+            words.next().and_then(|w| w.parse::<u64>().ok()),
+        ) {
+            (Some("renew"), Some(ms)) => {
+                *lease = Some((Instant::now(), Duration::from_millis(ms)));
+            }
+            (Some("detach"), _) => return Detached::Yes,
+            _ => eprintln!("asctl guard: ignoring `{}`", line.trim()),
+        }
+    }
+    Detached::No
 }
 
 /// Kills every recorded process group, removes every recorded address,

@@ -20,7 +20,7 @@ use nix::unistd::Pid;
 use tokio::process::Command;
 use tokio::time::Instant;
 
-use crate::drivers::{DriverError, Health};
+use crate::drivers::{DriverError, ResourceHealth};
 use crate::model::Name;
 
 use super::io_check::{IoCheck, bounded};
@@ -184,7 +184,7 @@ impl MountPoint {
         unmount(&self.spec.path, dev, half, deadline, STOP_RETRY).await
     }
 
-    pub async fn check(&mut self) -> Health {
+    pub async fn check(&mut self) -> ResourceHealth {
         let (path, dev) = (self.spec.path.clone(), self.dev);
         let file = path.join(format!(".asctl-monitor-{}", self.spec.node));
         let what = self.label();

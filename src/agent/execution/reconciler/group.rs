@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use super::Want;
 use crate::agent::failover::guard::Lease;
 use crate::drivers::datasource::DataSources;
-use crate::drivers::{self, GroupContext, Health, Resource};
+use crate::drivers::{self, GroupContext, Resource, ResourceHealth};
 use crate::model::{Name, ResourceGroupSpec};
 use crate::wire::{GroupState, LocalGroupStatus, NodeReport};
 
@@ -113,8 +113,8 @@ impl GroupWorker {
             _ = self.want.changed() => return,
         };
         match health {
-            Health::Healthy => self.set(GroupState::Online, None),
-            Health::Unhealthy(why) => {
+            ResourceHealth::Healthy => self.set(GroupState::Online, None),
+            ResourceHealth::Unhealthy(why) => {
                 warn!(group = %self.ctx.group, "{why}");
                 self.set(GroupState::Stopping, Some(why.clone()));
                 let why = match self.stop_all().await {
@@ -248,13 +248,13 @@ impl GroupWorker {
 }
 
 /// The first unhealthy resource, if any.
-async fn check_all(resources: &mut [Resource]) -> Health {
+async fn check_all(resources: &mut [Resource]) -> ResourceHealth {
     for r in resources.iter_mut() {
-        if let Health::Unhealthy(why) = r.check().await {
-            return Health::Unhealthy(why);
+        if let ResourceHealth::Unhealthy(why) = r.check().await {
+            return ResourceHealth::Unhealthy(why);
         }
     }
-    Health::Healthy
+    ResourceHealth::Healthy
 }
 
 /// Stops resources in reverse order, every one even when some fail.

@@ -49,7 +49,7 @@ use tracing::warn;
 use crate::agent::failover::guard::Lease;
 use crate::drivers::GroupContext;
 use crate::drivers::datasource::DataSources;
-use crate::drivers::process::StartGate;
+use crate::drivers::process::ExecGate;
 use crate::model::{Config, Name, ResourceGroupSpec};
 use crate::wire::NodeReport;
 
@@ -106,9 +106,9 @@ impl Options {
             asctl_exe: self.asctl_exe.clone(),
             systemctl: self.systemctl.clone(),
             // The agent's own executable is the gate; its lease, the check.
-            start_gate: self.asctl_exe.clone().map(|exe| {
+            exec_gate: self.asctl_exe.clone().map(|exe| {
                 let lease = self.lease.clone();
-                StartGate {
+                ExecGate {
                     exe,
                     may_start: Arc::new(move || lease.as_ref().is_none_or(|l| l.may_start())),
                 }

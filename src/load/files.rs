@@ -1,0 +1,161 @@
+//! Reading the files of the inputs: directories walked recursively in
+//! sorted order, every file read once, only regular files.
+//!
+//! The files of a directory are read in parallel (tens of thousands of
+//! small files cost more in system calls than in bytes); the results are
+//! taken in sorted order, so the first error and the first appearance of a
+//! file are those of a sequential read.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::{LoadError, MAX_FILE_BYTES, STDIN_NAME};
+
+/// The files read so far, as shown and with their bytes, and the identity
+/// (device, inode) of each so that none is read twice: the same file named
+/// twice, a file and its directory, a symbolic or hard link to it.
+#[derive(Default)]
+pub(super) struct Files {
+    pub read: Vec<(String, Vec<u8>)>,
+    seen: HashSet<(u64, u64)>,
+}
+
+/// A file found by the walk; `regular` when its directory entry says it is
+/// a regular file (not a link), so that no `stat` is needed before opening.
+struct Found {
+    path: PathBuf,
+    regular: bool,
+}
+
+/// One file read: as shown, its identity, its bytes.
+type Read1 = (String, (u64, u64), Vec<u8>);
+
+impl Files {
+    pub fn push_stdin(&mut self, bytes: Vec<u8>) {
+        self.read.push((STDIN_NAME.into(), bytes));
+    }
+
+    /// Reads a file, or every `*.yaml` / `*.yml` below a directory.
+    pub fn read_path(&mut self, path: &Path) -> Result<(), LoadError> {
+        let shown = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                LoadError::NotFound(shown.clone())
+            } else {
+                LoadError::Io {
+                    path: shown.clone(),
+                    err: source,
+                }
+            }
+        })?;
+        if !meta.is_dir() {
+            let one = read_file(&Found {
+                path: path.to_owned(),
+                regular: false,
+            })?;
+            self.keep(one);
+            return Ok(());
+        }
+        let mut found = Vec::new();
+        walk(path, &mut found)?;
+        if found.is_empty() {
+            return Err(LoadError::EmptyDirectory(shown));
+        }
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        let results: Vec<Result<Read1, LoadError>> = found.par_iter().map(read_file).collect();
+        for r in results {
+            self.keep(r?);
+        }
+        Ok(())
+    }
+
+    fn keep(&mut self, (shown, id, bytes): Read1) {
+        if self.seen.insert(id) {
+            self.read.push((shown, bytes));
+        }
+    }
+}
+
+fn walk(dir: &Path, found: &mut Vec<Found>) -> Result<(), LoadError> {
+    let io = |source| LoadError::Io {
+        path: dir.display().to_string(),
+        err: source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        let ty = entry.file_type().map_err(io)?;
+        if ty.is_dir() {
+            walk(&path, found)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            found.push(Found {
+                path,
+                regular: ty.is_file(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
+fn read_file(f: &Found) -> Result<Read1, LoadError> {
+    let shown = f.path.display().to_string();
+    let io = |source| LoadError::Io {
+        path: shown.clone(),
+        err: source,
+    };
+    let not_regular = |meta: &std::fs::Metadata| {
+        (!meta.is_file()).then(|| LoadError::NotRegular {
+            path: shown.clone(),
+            kind: file_kind(meta.file_type()),
+        })
+    };
+    // Checked before opening — opening a device can have effects of its
+    // own — unless the directory entry already said "regular file".
+    if !f.regular {
+        let meta = std::fs::metadata(&f.path).map_err(io)?;
+        if let Some(e) = not_regular(&meta) {
+            return Err(e);
+        }
+    }
+    // Non-blocking, and checked again on what was opened: a file swapped
+    // for a FIFO in between must not hang the command.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&f.path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if let Some(e) = not_regular(&meta) {
+        return Err(e);
+    }
+    let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    let mut bytes = Vec::with_capacity(size.min(MAX_FILE_BYTES) + 1);
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    Ok((shown, (meta.dev(), meta.ino()), bytes))
+}
