@@ -4,6 +4,7 @@ mod agent;
 mod apply;
 mod catalog;
 mod clear;
+mod confirm_down;
 mod credentials;
 mod demo_server;
 mod demo_writer;
@@ -127,6 +128,9 @@ pub enum Command {
     /// List the domain's history: failures, failovers, applies, overrides.
     #[command(long_about = events::LONG_ABOUT)]
     Events(events::EventsArgs),
+    /// Confirm that a node is really off, so that groups it is unclean for may start elsewhere.
+    #[command(long_about = confirm_down::LONG_ABOUT)]
+    ConfirmDown(confirm_down::ConfirmDownArgs),
     /// Where every group would run with some nodes failed, and the N+1 check (no domain needed).
     #[command(long_about = simulate::LONG_ABOUT)]
     Simulate(simulate::SimulateArgs),
@@ -231,6 +235,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Standby(args) => overrides::run_standby(args),
         Command::Unstandby(args) => overrides::run_unstandby(args),
         Command::Events(args) => events::run(args),
+        Command::ConfirmDown(args) => confirm_down::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),

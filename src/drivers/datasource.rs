@@ -193,7 +193,9 @@ impl DataSourceDriver {
 
 fn in_member(m: &DataSourceDriver, e: DriverError) -> DriverError {
     let text = format!("{}: {e}", m.label());
-    if e.is_permanent() {
+    if e.is_fatal() {
+        DriverError::Misconfigured(text)
+    } else if e.is_permanent() {
         DriverError::Unavailable(text)
     } else {
         DriverError::Failed(text)

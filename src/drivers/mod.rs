@@ -50,6 +50,11 @@ pub enum DriverError {
     /// The resource was started or stopped but did not do what it should.
     #[error("{0}")]
     Failed(String),
+    /// The resource's configuration is invalid anywhere (OCF exit code 6,
+    /// `OCF_ERR_CONFIGURED`): it can run on no node, so the group fails on
+    /// every node at once rather than node after node.
+    #[error("{0}")]
+    Misconfigured(String),
 }
 
 impl DriverError {
@@ -58,8 +63,15 @@ impl DriverError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            DriverError::Unavailable(_) | DriverError::Unsupported { .. }
+            DriverError::Unavailable(_)
+                | DriverError::Unsupported { .. }
+                | DriverError::Misconfigured(_)
         )
+    }
+
+    /// True when no node can run the resource as configured.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, DriverError::Misconfigured(_))
     }
 
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {

@@ -27,8 +27,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub use actions::{Action, needs_restart, restart_reasons};
 pub use diff::{FieldDiff, ObjectChange, Op, SENSITIVE, diff_configs, forces_replacement};
 pub use place::{
-    GroupPlacement, Health, NodeState, Placement, carry_over, is_eligible, place, place_with,
-    standby_nodes,
+    GroupPlacement, Health, NodeState, Placement, Unclean, carry_over, is_eligible, place,
+    place_with, standby_nodes,
 };
 pub use render::{render_human, render_json};
 pub use saved::{PlanMismatch, SAVED_PLAN_VERSION, SavedPlan, SavedPlanError};
@@ -167,6 +167,7 @@ impl Plan {
             desired,
             &live.health,
             &carried,
+            &Unclean::new(),
             &live.overrides,
             live.now_ms,
         );

@@ -128,7 +128,7 @@ mod tests {
     mod placement {
         use super::*;
         use crate::model::Config;
-        use crate::plan::{Health, NodeState, Placement, place, place_with};
+        use crate::plan::{Health, NodeState, Placement, Unclean, place, place_with};
 
         fn quickstart() -> Config {
             let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart");
@@ -171,14 +171,14 @@ mod tests {
             let home = place(&c, &all_up(), &Placement::new());
             assert_eq!(node_of(&home, "web").as_deref(), Some("node1"));
             let o = moved("web", "node3", Some(1_000));
-            let p = place_with(&c, &all_up(), &home, &o, 999);
+            let p = place_with(&c, &all_up(), &home, &Unclean::new(), &o, 999);
             assert_eq!(node_of(&p, "web").as_deref(), Some("node3"));
             // A fixed point, and other groups stay where they were.
-            assert_eq!(place_with(&c, &all_up(), &p, &o, 999), p);
+            assert_eq!(place_with(&c, &all_up(), &p, &Unclean::new(), &o, 999), p);
             assert_eq!(node_of(&p, "api"), node_of(&home, "api"));
             // Expired: `web` (failback: auto) goes home without anyone
             // removing the override.
-            let after = place_with(&c, &all_up(), &p, &o, 1_000);
+            let after = place_with(&c, &all_up(), &p, &Unclean::new(), &o, 1_000);
             assert_eq!(node_of(&after, "web").as_deref(), Some("node1"));
         }
 
@@ -187,12 +187,26 @@ mod tests {
             let c = quickstart();
             let home = place(&c, &all_up(), &Placement::new());
             // batch prefers node3 then node1: node2 is not one of its nodes.
-            let p = place_with(&c, &all_up(), &home, &moved("batch", "node2", None), 5);
+            let p = place_with(
+                &c,
+                &all_up(),
+                &home,
+                &Unclean::new(),
+                &moved("batch", "node2", None),
+                5,
+            );
             assert_eq!(node_of(&p, "batch"), node_of(&home, "batch"));
             // The target is down: placed as without the override.
             let mut health = all_up();
             health.insert(n("node3"), NodeState::Down);
-            let p = place_with(&c, &health, &home, &moved("web", "node3", None), 5);
+            let p = place_with(
+                &c,
+                &health,
+                &home,
+                &Unclean::new(),
+                &moved("web", "node3", None),
+                5,
+            );
             assert_eq!(node_of(&p, "web").as_deref(), Some("node1"));
             // The group failed there.
             let mut failed = home.clone();
@@ -201,7 +215,14 @@ mod tests {
                 .expect("web")
                 .failed_on
                 .insert(n("node3"));
-            let p = place_with(&c, &all_up(), &failed, &moved("web", "node3", None), 5);
+            let p = place_with(
+                &c,
+                &all_up(),
+                &failed,
+                &Unclean::new(),
+                &moved("web", "node3", None),
+                5,
+            );
             assert_eq!(node_of(&p, "web").as_deref(), Some("node1"));
         }
 
@@ -218,17 +239,17 @@ mod tests {
                     until_ms: Some(50),
                 },
             );
-            let p = place_with(&c, &all_up(), &home, &o, 10);
+            let p = place_with(&c, &all_up(), &home, &Unclean::new(), &o, 10);
             assert!(p.values().all(|x| x.node.as_ref() != Some(&n("node2"))));
             assert_eq!(node_of(&p, "api").as_deref(), Some("node3"));
             // A move onto a node on standby is not followed either.
             let mut both = o.clone();
             both.moves = moved("web", "node2", None).moves;
-            let q = place_with(&c, &all_up(), &home, &both, 10);
+            let q = place_with(&c, &all_up(), &home, &Unclean::new(), &both, 10);
             assert_eq!(node_of(&q, "web").as_deref(), Some("node1"));
             // Ended: api (failback: manual) stays where it went; nothing
             // else has to move.
-            let r = place_with(&c, &all_up(), &p, &o, 50);
+            let r = place_with(&c, &all_up(), &p, &Unclean::new(), &o, 50);
             assert_eq!(node_of(&r, "api").as_deref(), Some("node3"));
         }
     }

@@ -62,12 +62,29 @@ pub type Placement = BTreeMap<Name, GroupPlacement>;
 /// construction. The result is a fixed point: placing it again with the same
 /// inputs returns it unchanged.
 pub fn place(config: &Config, health: &Health, current: &Placement) -> Placement {
-    place_with(config, health, current, &Overrides::default(), 0)
+    place_with(
+        config,
+        health,
+        current,
+        &Unclean::new(),
+        &Overrides::default(),
+        0,
+    )
 }
 
-/// [`place`] with the operator's overrides in force at `now` (ms since the
-/// Unix epoch; an expired override counts for nothing):
+/// Per group, the nodes that may still hold its storage because a stop
+/// there failed (docs/storage.md, "Unclean nodes").
+pub type Unclean = BTreeMap<Name, BTreeSet<Name>>;
+
+/// [`place`], with the nodes that are *unclean* for a group and the
+/// operator's overrides in force at `now` (ms since the Unix epoch; an
+/// expired override counts for nothing):
 ///
+/// - a group with any unclean node is placed nowhere (`node: None`),
+///   whatever else holds — its storage may still be held there, and
+///   starting it anywhere could mount it twice. It is placed again once no
+///   node is unclean for it (the node released it, or an operator
+///   confirmed the node down);
 /// - a node on standby by override is treated as `standby: true`;
 /// - a group moved to a node goes there while that node is eligible for it
 ///   (Up, preferred, not failed, not on standby) — stickiness and failback
@@ -77,6 +94,7 @@ pub fn place_with(
     config: &Config,
     health: &Health,
     current: &Placement,
+    unclean: &Unclean,
     overrides: &Overrides,
     now: u64,
 ) -> Placement {
@@ -88,6 +106,7 @@ pub fn place_with(
         .map(|group| {
             let previous = current.get(group.name());
             let failed_on = previous.map(|p| p.failed_on.clone()).unwrap_or_default();
+            let blocked = unclean.get(group.name()).is_some_and(|n| !n.is_empty());
             let not = Unavailable {
                 health,
                 failed_on: &failed_on,
@@ -95,6 +114,7 @@ pub fn place_with(
             };
             let node = match group.spec.state {
                 DesiredState::Offline => None,
+                DesiredState::Online if blocked => None,
                 DesiredState::Online => overrides
                     .move_at(group.name(), now)
                     .filter(|n| eligible(&group.spec, &not, n))
@@ -181,4 +201,53 @@ pub fn carry_over(old: Option<&Config>, new: &Config, placement: &Placement) -> 
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        s.parse().expect("name")
+    }
+
+    fn config() -> Config {
+        let yaml = "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata: {name: db}\nspec:\n  \
+                    preferredNodes: [n1, n2]\n---\napiVersion: asctl/v1\nkind: ResourceGroup\n\
+                    metadata: {name: web}\nspec:\n  preferredNodes: [n1, n2]\n";
+        crate::load::load_texts([("t.yaml", yaml.as_bytes())]).config
+    }
+
+    #[test]
+    fn a_group_with_an_unclean_node_is_placed_nowhere_and_others_are_not_affected() {
+        let cfg = config();
+        let health: Health = [(name("n1"), NodeState::Up), (name("n2"), NodeState::Up)].into();
+        let mut current = place(&cfg, &health, &Placement::new());
+        assert_eq!(current["db"].node, Some(name("n1")));
+        // db's stop failed on n1: it failed there, and n1 may hold its disk.
+        current
+            .get_mut("db")
+            .expect("db")
+            .failed_on
+            .insert(name("n1"));
+        let unclean: Unclean = [(name("db"), [name("n1")].into())].into();
+        let placed = place_with(&cfg, &health, &current, &unclean, &Overrides::default(), 0);
+        assert_eq!(placed["db"].node, None, "not on n2 either");
+        assert_eq!(placed["db"].failed_on, [name("n1")].into());
+        assert_eq!(placed["web"].node, Some(name("n1")), "web is not affected");
+        // Unclean on a node that is down (it crashed after the failed stop):
+        // still nowhere.
+        let n1_down: Health = [(name("n1"), NodeState::Down), (name("n2"), NodeState::Up)].into();
+        assert_eq!(
+            place_with(&cfg, &n1_down, &current, &unclean, &Overrides::default(), 0)["db"].node,
+            None
+        );
+        // An empty set for the group blocks nothing; without it db goes to n2.
+        let empty: Unclean = [(name("db"), BTreeSet::new())].into();
+        assert_eq!(
+            place_with(&cfg, &health, &current, &empty, &Overrides::default(), 0)["db"].node,
+            Some(name("n2"))
+        );
+        assert_eq!(place(&cfg, &health, &current)["db"].node, Some(name("n2")));
+    }
 }

@@ -14,6 +14,7 @@
 
 mod support;
 
+mod connections;
 mod credentials;
 mod domain;
 mod drivers;
@@ -24,3 +25,5 @@ mod membership;
 mod ocf;
 mod operate;
 mod reconciler;
+mod supervise;
+mod unclean;

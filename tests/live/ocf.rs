@@ -115,6 +115,11 @@ async fn hard_and_fatal_codes_are_permanent_soft_ones_are_not() {
         );
         let err = d.start().await.expect_err("start fails");
         assert_eq!(err.is_permanent(), permanent, "code {code}: {err}");
+        assert_eq!(
+            err.is_fatal(),
+            code == 6,
+            "only 6 is invalid anywhere: {err}"
+        );
         let text = err.to_string();
         assert!(
             text.contains(&format!(

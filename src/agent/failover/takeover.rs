@@ -123,7 +123,14 @@ pub fn next(
         // standby by override takes nothing over), judged at the last
         // committed stamp: this decision is pure.
         let current = with_failures(state);
-        for (g, p) in place_with(config, health, &current, &state.overrides, state.clock_ms) {
+        for (g, p) in place_with(
+            config,
+            health,
+            &current,
+            &state.unclean(),
+            &state.overrides,
+            state.clock_ms,
+        ) {
             if p.node.as_ref() == Some(me) && committed(&g).as_ref() != Some(me) {
                 let revision = state.revision_of(&g);
                 out.entry(g).or_insert(Overrode {
@@ -272,6 +279,8 @@ pub(crate) mod fixtures {
                         since: SystemTime::now(),
                         restarts: 0,
                         message: None,
+                        unclean: None,
+                        fatal: false,
                     };
                     (n(g), s)
                 })

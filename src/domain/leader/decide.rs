@@ -52,12 +52,21 @@ pub fn adopted_placement(state: &DomainState) -> Placement {
 /// which is what `place` starts from.
 pub fn with_failures(state: &DomainState) -> Placement {
     let mut placement = state.placement.clone();
+    let config = state.config();
     for (group, p) in placement.iter_mut() {
         let Some(node) = p.node.clone() else { continue };
         let failed = current_report(state, &node)
             .and_then(|r| r.groups.get(group))
-            .is_some_and(|g| g.state == GroupState::Failed);
-        if failed {
+            .filter(|g| g.state == GroupState::Failed);
+        if let Some(f) = failed {
+            // A configuration invalid anywhere fails on every node: trying
+            // each in turn would only fail the same way, node after node.
+            if f.fatal {
+                let spec = config.as_ref().and_then(|c| c.groups.get(group.as_str()));
+                if let Some(g) = spec {
+                    p.failed_on.extend(g.spec.preferred_nodes.iter().cloned());
+                }
+            }
             p.failed_on.insert(node);
         }
     }
@@ -91,6 +100,7 @@ pub fn decide_at(state: &DomainState, health: Health, now_ms: u64) -> Option<Com
             &config,
             &health,
             &with_failures(state),
+            &state.unclean(),
             &state.overrides,
             now_ms,
         ),

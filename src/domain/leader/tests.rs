@@ -67,6 +67,8 @@ fn a_group_failed_on_its_node_moves_and_remembers_it() {
             since: SystemTime::UNIX_EPOCH,
             restarts: 3,
             message: Some("restart limit".into()),
+            unclean: None,
+            fatal: false,
         },
     );
     let report = NodeReport {
@@ -98,6 +100,128 @@ fn a_group_failed_on_its_node_moves_and_remembers_it() {
     assert_eq!(decide(&old, all_up()), None);
 }
 
+/// The storage stop of `api` failed on node2: node2 may still hold
+/// its disk, so `api` is placed nowhere — not on node3 as a plain
+/// failure would have it — until an operator confirms node2 down, or
+/// node2 reports the storage released.
+#[test]
+fn a_group_its_node_is_unclean_for_starts_nowhere_until_confirmed_down() {
+    let mut s = applied();
+    let failed = |unclean: Option<&str>| LocalGroupStatus {
+        state: GroupState::Failed,
+        since: SystemTime::UNIX_EPOCH,
+        restarts: 0,
+        message: Some("cannot stop mount point data".into()),
+        unclean: unclean.map(str::to_owned),
+        fatal: false,
+    };
+    let report = |unclean: Option<&str>| NodeReport {
+        node: name("node2"),
+        generation_seen: s.generation,
+        groups: [(name("api"), failed(unclean))].into_iter().collect(),
+        taken_over: Default::default(),
+        failed_peers: Default::default(),
+        alive_peers: Default::default(),
+    };
+    let unclean = report(Some("cannot unmount /srv/api: busy"));
+    let clean = report(None);
+    s.apply(Command::NodeReport { report: unclean });
+    assert_eq!(
+        s.unclean().get("api").map(|n| n.len()),
+        Some(1),
+        "node2 is unclean for api"
+    );
+    let decide_api = |s: &DomainState| {
+        let Some(Command::SetPlacement { placement, .. }) = decide(s, all_up()) else {
+            panic!("a decision")
+        };
+        placement.get("api").expect("api").clone()
+    };
+    let api = decide_api(&s);
+    assert_eq!(api.node, None, "not on node3 while node2 may hold the disk");
+    assert!(api.failed_on.contains(&name("node2")));
+
+    // A released storage (the agent's retried stop worked) clears it.
+    let mut released = s.clone();
+    released.apply(Command::NodeReport { report: clean });
+    assert!(released.unclean().is_empty());
+    assert_eq!(decide_api(&released).node, Some(name("node3")));
+
+    // So does the operator's word; unknown nodes are refused.
+    assert_eq!(
+        s.apply(Command::ConfirmDown {
+            node: name("node9")
+        }),
+        Outcome::UnknownNode {
+            node: name("node9")
+        }
+    );
+    assert_eq!(
+        s.apply(Command::ConfirmDown {
+            node: name("node2")
+        }),
+        Outcome::ConfirmedDown {
+            node: name("node2"),
+            groups: vec![name("api")]
+        }
+    );
+    assert!(s.unclean().is_empty());
+    assert_eq!(decide_api(&s).node, Some(name("node3")));
+    assert_eq!(
+        s.apply(Command::ConfirmDown {
+            node: name("node2")
+        }),
+        Outcome::ConfirmedDown {
+            node: name("node2"),
+            groups: vec![]
+        },
+        "a second confirmation changes nothing"
+    );
+}
+
+/// An OCF agent answered 6 (not configured) on node2: `api` can run on
+/// no node, so it is failed on all its preferred nodes at once, not
+/// tried on node3 next.
+#[test]
+fn a_fatal_failure_fails_the_group_everywhere_at_once() {
+    let mut s = applied();
+    let status = LocalGroupStatus {
+        state: GroupState::Failed,
+        since: SystemTime::UNIX_EPOCH,
+        restarts: 0,
+        message: Some("OCF_ERR_CONFIGURED".into()),
+        unclean: None,
+        fatal: true,
+    };
+    s.apply(Command::NodeReport {
+        report: NodeReport {
+            node: name("node2"),
+            generation_seen: s.generation,
+            groups: [(name("api"), status)].into_iter().collect(),
+            taken_over: Default::default(),
+            failed_peers: Default::default(),
+            alive_peers: Default::default(),
+        },
+    });
+    let Some(Command::SetPlacement { placement, .. }) = decide(&s, all_up()) else {
+        panic!("a decision")
+    };
+    let api = placement.get("api").expect("api");
+    assert_eq!(api.node, None);
+    let config = s.config().expect("config");
+    let preferred = &config.groups.get("api").expect("api").spec.preferred_nodes;
+    assert!(preferred.len() > 1);
+    assert!(
+        preferred.iter().all(|n| api.failed_on.contains(n)),
+        "{api:?}"
+    );
+    assert_eq!(
+        placement.get("web").and_then(|p| p.node.clone()),
+        s.placement.get("web").and_then(|p| p.node.clone()),
+        "other groups are not affected"
+    );
+}
+
 #[test]
 fn a_group_a_node_runs_by_takeover_is_adopted_not_started_again() {
     let s = applied();
@@ -109,6 +233,8 @@ fn a_group_a_node_runs_by_takeover_is_adopted_not_started_again() {
         since: SystemTime::UNIX_EPOCH,
         restarts: 0,
         message: None,
+        unclean: None,
+        fatal: false,
     };
     let takeover = |state| NodeReport {
         node: name("node2"),

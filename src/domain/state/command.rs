@@ -49,6 +49,11 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         node: Option<Name>,
     },
+    /// An operator says `node` is really off (`asctl confirm-down`): the
+    /// groups it was unclean for (its last report says a storage stop
+    /// failed there) forget that, so the leader may place them again. Its
+    /// next report, if it ever sends one, counts as usual.
+    ConfirmDown { node: Name },
     /// `asctl move GROUP NODE [--for D]`: run the group on the node (while
     /// the node is eligible for it) until `for_ms` has passed or the
     /// override is cleared. Refused when the rules do not let the group run
@@ -181,6 +186,12 @@ pub enum Outcome {
         group: Name,
         nodes: Vec<Name>,
     },
+    /// [`Command::ConfirmDown`] ran: the groups `node` was unclean for
+    /// (empty when it was unclean for none).
+    ConfirmedDown {
+        node: Name,
+        groups: Vec<Name>,
+    },
     /// [`Command::ClearFailures`] named a group the applied configuration
     /// does not have; nothing changed.
     UnknownGroup {
@@ -243,6 +254,7 @@ impl DomainState {
             } => self.apply_placement(generation, placement, health, base),
             Command::NodeReport { report } => self.apply_report(report),
             Command::ClearFailures { group, node } => self.clear_failures(group, node),
+            Command::ConfirmDown { node } => self.confirm_down(node),
         }
     }
 
@@ -267,6 +279,7 @@ impl DomainState {
             &new,
             &self.health(),
             &carried,
+            &self.unclean(),
             &self.overrides,
             self.clock_ms,
         );
@@ -364,5 +377,30 @@ impl DomainState {
             self.decisions += 1;
         }
         Outcome::Cleared { group, nodes }
+    }
+
+    fn confirm_down(&mut self, node: Name) -> Outcome {
+        let known = self
+            .config()
+            .is_some_and(|c| c.nodes.iter().any(|n| *n.name() == node));
+        if !known {
+            return Outcome::UnknownNode { node };
+        }
+        let mut groups = Vec::new();
+        if let Some(rep) = self
+            .nodes
+            .get_mut(&node)
+            .and_then(|r| r.last_report.as_mut())
+        {
+            for (g, s) in rep.groups.iter_mut() {
+                if s.unclean.take().is_some() {
+                    groups.push(g.clone());
+                }
+            }
+        }
+        if !groups.is_empty() {
+            self.decisions += 1;
+        }
+        Outcome::ConfirmedDown { node, groups }
     }
 }

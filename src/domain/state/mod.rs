@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Config, Heartbeat, Name};
 use crate::plan::overrides::Overrides;
-use crate::plan::{Health, LiveState, NodeState, Placement};
+use crate::plan::{Health, LiveState, NodeState, Placement, Unclean};
 use crate::wire::{GroupState, NodeReport};
 
 pub use command::{Command, Outcome};
@@ -201,6 +201,22 @@ impl DomainState {
             overrides: self.overrides.clone(),
             now_ms: self.clock_ms,
         }
+    }
+
+    /// Per group, the nodes whose last report says they may still hold its
+    /// storage (a stop failed there). A node that went silent stays so: only
+    /// its own clean report or an operator's `confirm-down` clears it.
+    pub fn unclean(&self) -> Unclean {
+        let mut out = Unclean::new();
+        for (node, r) in &self.nodes {
+            let Some(rep) = &r.last_report else { continue };
+            for (group, s) in &rep.groups {
+                if s.unclean.is_some() {
+                    out.entry(group.clone()).or_default().insert(node.clone());
+                }
+            }
+        }
+        out
     }
 
     /// Where `group` is reported online (or on its way), by node.

@@ -204,6 +204,7 @@ impl DomainState {
             &config,
             &self.health(),
             &current,
+            &self.unclean(),
             &self.overrides,
             self.clock_ms,
         );

@@ -229,7 +229,8 @@ fn failure(agent: &Agent, action: &str, out: &exec::Outcome, v: Verdict) -> Driv
         exec::code_name(out.code)
     );
     match v {
-        Verdict::Hard | Verdict::Fatal => DriverError::Unavailable(text),
+        Verdict::Hard => DriverError::Unavailable(text),
+        Verdict::Fatal => DriverError::Misconfigured(text),
         _ => DriverError::Failed(text),
     }
 }

@@ -86,6 +86,19 @@ pub fn remove(data_dir: &Path, group: &str, name: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The groups with mount records (an agent starting up gives each a task,
+/// which adopts or releases the mounts).
+pub fn recorded_groups(data_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("mounts")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| std::fs::read_dir(e.path()).is_ok_and(|mut d| d.next().is_some()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect()
+}
+
 /// Parses a record's text; `None` for anything else (a half-written file).
 pub fn parse(text: &str) -> Option<((u32, u32), PathBuf)> {
     let line = text.strip_suffix('\n')?;
@@ -146,8 +159,39 @@ pub enum Released {
 /// grace). A record goes once its mount is gone; a mount that stays keeps
 /// its record, so the next agent run still knows about it.
 pub async fn release_recorded(data_dir: &Path) -> Vec<Released> {
+    release(
+        recorded(data_dir),
+        Duration::ZERO,
+        FENCE_UNMOUNT_LIMIT,
+        FENCE_RETRY,
+    )
+    .await
+}
+
+/// The agent's release of what an earlier run of it recorded for `group`
+/// and did not unmount: users get SIGTERM for `term`, then SIGKILL for as
+/// long again (at least [`FENCE_UNMOUNT_LIMIT`]).
+pub async fn release_group(data_dir: &Path, group: &str) -> Vec<Released> {
+    let dir = group_dir(data_dir, group);
+    let mine = recorded(data_dir)
+        .into_iter()
+        .filter(|r| r.file.parent() == Some(dir.as_path()))
+        .collect();
+    let limit = RESTART_TERM.max(FENCE_UNMOUNT_LIMIT) * 2;
+    release(mine, RESTART_TERM, limit, Duration::from_millis(200)).await
+}
+
+/// SIGTERM time for the users of a mount found on record at start-up.
+const RESTART_TERM: Duration = Duration::from_secs(5);
+
+async fn release(
+    records: Vec<MountRecord>,
+    term: Duration,
+    limit: Duration,
+    retry: Duration,
+) -> Vec<Released> {
     let mut out = Vec::new();
-    for rec in recorded(data_dir) {
+    for rec in records {
         let entries = match mountinfo::read() {
             Ok(e) => e,
             Err(e) => {
@@ -167,16 +211,16 @@ pub async fn release_recorded(data_dir: &Path) -> Vec<Released> {
             continue;
         }
         let now = Instant::now();
-        let deadline = now + FENCE_UNMOUNT_LIMIT;
+        let (half, deadline) = (now + term, now + limit);
         let mut result = Ok(());
         for sub in mountinfo::below(&entries, &rec.path) {
-            result = unmount(&sub.mount_point, sub.dev, now, deadline, FENCE_RETRY).await;
+            result = unmount(&sub.mount_point, sub.dev, half, deadline, retry).await;
             if result.is_err() {
                 break;
             }
         }
         if result.is_ok() {
-            result = unmount(&rec.path, rec.dev, now, deadline, FENCE_RETRY).await;
+            result = unmount(&rec.path, rec.dev, half, deadline, retry).await;
         }
         match result {
             Ok(()) => {

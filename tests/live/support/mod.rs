@@ -171,6 +171,11 @@ impl LiveDomain {
     }
 
     pub fn start_agent(&mut self, node: &str) {
+        self.start_agent_env(node, &[]);
+    }
+
+    /// [`Self::start_agent`] with extra environment variables.
+    pub fn start_agent_env(&mut self, node: &str, env: &[(&str, &str)]) {
         let nd = self.state.join("nodes").join(node);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -181,6 +186,7 @@ impl LiveDomain {
             .arg("agent")
             .arg("--config")
             .arg(nd.join("agent.yaml"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

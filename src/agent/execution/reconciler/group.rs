@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::Want;
 use crate::agent::failover::guard::Lease;
 use crate::drivers::datasource::DataSources;
+use crate::drivers::storage::records::{self, Released};
 use crate::drivers::{self, GroupContext, Resource, ResourceHealth};
 use crate::model::{Name, ResourceGroupSpec};
 use crate::wire::{GroupState, LocalGroupStatus, NodeReport};
@@ -38,7 +39,25 @@ pub(super) struct GroupWorker {
     /// Restarts inside the current `restart.window`.
     pub(super) recent_restarts: VecDeque<Instant>,
     pub(super) restarts: u32,
+    /// Storage whose stop failed: this node may still hold it, so the node
+    /// is *unclean* for the group (reported, and the leader places the group
+    /// nowhere) until a retried stop succeeds.
+    pub(super) unclean: Unclean,
+    /// The last failure was fatal ([`crate::drivers::DriverError::is_fatal`]):
+    /// reported, so that the group fails everywhere at once.
+    pub(super) fatal: bool,
 }
+
+/// The storage resources of a group whose stop failed, and why.
+#[derive(Default)]
+pub(super) struct Unclean {
+    resources: Vec<Resource>,
+    cause: Option<String>,
+    last_try: Option<Instant>,
+}
+
+/// How often a failed storage stop is tried again.
+const RELEASE_RETRY: Duration = Duration::from_secs(2);
 
 impl GroupWorker {
     pub(super) async fn run(mut self) {
@@ -46,7 +65,19 @@ impl GroupWorker {
             let want = self.want.borrow_and_update().clone();
             match want {
                 Want::Abandon => return,
+                Want::Offline if self.unclean.cause.is_some() => {
+                    // Still holding storage: the task stays and retries.
+                    if self.retry_release().await {
+                        return;
+                    }
+                }
                 Want::Offline => {
+                    self.go_offline().await;
+                    if self.unclean.cause.is_none() {
+                        return;
+                    }
+                }
+                Want::Shutdown => {
                     self.go_offline().await;
                     return;
                 }
@@ -74,6 +105,12 @@ impl GroupWorker {
             // takes the group offline or the node has caught up.
             return;
         }
+        if !self.retry_release().await {
+            // The node may still hold the group's storage: starting here
+            // again could not mount it anyway, and the report keeps the
+            // group placed nowhere until the release is done.
+            return;
+        }
         self.sources = sources;
         if let Some((failed, failed_sources)) = &self.failed {
             if *failed == spec && *failed_sources == self.sources {
@@ -81,6 +118,7 @@ impl GroupWorker {
             }
             // A new spec deserves a fresh start: the operator changed something.
             self.failed = None;
+            self.fatal = false;
             self.recent_restarts.clear();
         }
         if let Some(run) = &mut self.running {
@@ -121,7 +159,8 @@ impl GroupWorker {
                     Some(err) => format!("{why}; {err}"),
                     None => why,
                 };
-                self.on_failure(&spec, why, false);
+                let unclean = self.unclean.cause.is_some();
+                self.on_failure(&spec, why, unclean);
             }
         }
     }
@@ -141,12 +180,14 @@ impl GroupWorker {
                 let why = format!("{}: {e}", resources[i].label());
                 warn!(group = %self.ctx.group, "cannot start {why}");
                 // Including the one that failed: it may be half started.
-                let mut started: Vec<Resource> = resources.drain(..=i).collect();
-                let why = match stop_resources(&mut started).await {
+                let started: Vec<Resource> = resources.drain(..=i).collect();
+                let why = match self.stop_resources(started).await {
                     Some(err) => format!("{why}; {err}"),
                     None => why,
                 };
-                self.on_failure(&spec, why, e.is_permanent());
+                let permanent = e.is_permanent() || self.unclean.cause.is_some();
+                self.fatal = e.is_fatal();
+                self.on_failure(&spec, why, permanent);
                 return;
             }
         }
@@ -202,20 +243,100 @@ impl GroupWorker {
             warn!(group = %self.ctx.group, "{e}");
             message.get_or_insert_with(|| e.to_string());
         }
+        // Mounts an earlier agent run recorded and did not release (none
+        // when the stop above went well: each mount's record goes with it).
+        let left = if self.unclean.cause.is_none() {
+            records::release_group(&self.ctx.data_dir, self.ctx.group.as_str()).await
+        } else {
+            Vec::new()
+        };
+        for r in left {
+            if let Released::Failed(path, e) = r {
+                let e = format!("cannot release {}: {e}", path.display());
+                self.unclean.cause.get_or_insert_with(|| e.clone());
+                message.get_or_insert(e);
+            }
+        }
+        self.retry_release().await;
         if let Some(m) = &message {
             warn!(group = %self.ctx.group, "offline with errors: {m}");
         }
-        info!(group = %self.ctx.group, "group offline");
         self.restarts = 0;
         self.recent_restarts.clear();
         self.failed = None;
-        self.set(GroupState::Offline, message);
+        self.fatal = false;
+        if self.unclean.cause.is_some() {
+            self.set(GroupState::Failed, message);
+        } else {
+            info!(group = %self.ctx.group, "group offline");
+            self.set(GroupState::Offline, message);
+        }
     }
 
     /// Stops every resource in reverse order; returns the errors, if any.
     async fn stop_all(&mut self) -> Option<String> {
-        let mut run = self.running.take()?;
-        stop_resources(&mut run.resources).await
+        let run = self.running.take()?;
+        self.stop_resources(run.resources).await
+    }
+
+    /// Stops `resources` in reverse order, every one even when some fail;
+    /// returns the errors, if any. Storage (data sources, OCF resources)
+    /// whose stop failed is kept in [`Self::unclean`].
+    async fn stop_resources(&mut self, resources: Vec<Resource>) -> Option<String> {
+        let mut errors: Vec<String> = Vec::new();
+        for mut r in resources.into_iter().rev() {
+            if let Err(e) = r.stop().await {
+                let e = format!("cannot stop {}: {e}", r.label());
+                if matches!(r, Resource::DataSource(_) | Resource::Ocf(_)) {
+                    warn!(group = %self.ctx.group, "this node is unclean: {e}");
+                    self.unclean.cause.get_or_insert_with(|| e.clone());
+                    self.unclean.resources.push(r);
+                }
+                errors.push(e);
+            }
+        }
+        (!errors.is_empty()).then(|| errors.join("; "))
+    }
+
+    /// Tries again, at most every [`RELEASE_RETRY`], to stop the storage
+    /// whose stop failed; `true` once nothing is held (the node is clean for
+    /// this group again).
+    async fn retry_release(&mut self) -> bool {
+        if self.unclean.cause.is_none() {
+            return true;
+        }
+        if self
+            .unclean
+            .last_try
+            .is_some_and(|t| t.elapsed() < RELEASE_RETRY)
+        {
+            return false;
+        }
+        self.unclean.last_try = Some(Instant::now());
+        let mut still = Vec::new();
+        for mut r in std::mem::take(&mut self.unclean.resources) {
+            if let Err(e) = r.stop().await {
+                self.unclean.cause = Some(format!("cannot stop {}: {e}", r.label()));
+                still.push(r);
+            }
+        }
+        let dir = &self.ctx.data_dir;
+        if records::release_group(dir, self.ctx.group.as_str())
+            .await
+            .iter()
+            .any(|r| matches!(r, Released::Failed(..)))
+        {
+            return false;
+        }
+        self.unclean.resources = still;
+        if !self.unclean.resources.is_empty() {
+            return false;
+        }
+        info!(group = %self.ctx.group, "the group's storage is released: clean again");
+        self.unclean = Unclean::default();
+        // The Failed state the release failure caused ends with it.
+        self.set(GroupState::Offline, None);
+        true
     }
 
     fn current(&self) -> Option<LocalGroupStatus> {
@@ -236,6 +357,8 @@ impl GroupWorker {
                 },
                 restarts,
                 message,
+                unclean: self.unclean.cause.clone(),
+                fatal: self.fatal && state == GroupState::Failed,
             };
             // A new entry is a change too, even in the state a default would have.
             if previous == Some(&next) {
@@ -255,17 +378,6 @@ async fn check_all(resources: &mut [Resource]) -> ResourceHealth {
         }
     }
     ResourceHealth::Healthy
-}
-
-/// Stops resources in reverse order, every one even when some fail.
-async fn stop_resources(resources: &mut [Resource]) -> Option<String> {
-    let mut errors: Vec<String> = Vec::new();
-    for r in resources.iter_mut().rev() {
-        if let Err(e) = r.stop().await {
-            errors.push(format!("cannot stop {}: {e}", r.label()));
-        }
-    }
-    (!errors.is_empty()).then(|| errors.join("; "))
 }
 
 /// The restarts of `recent` (oldest first) still inside the sliding

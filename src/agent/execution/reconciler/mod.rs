@@ -172,7 +172,8 @@ pub fn spawn_reporting_to(
         report: Arc::new(report),
         workers: BTreeMap::new(),
     };
-    let task = tokio::spawn(node.run(desired, stop_rx));
+    // Ends only when told to (its handle's shutdown): a panic is the death.
+    let task = crate::agent::vital::spawn_may_end("reconciler", node.run(desired, stop_rx));
     ReconcilerHandle {
         reports,
         stop,
@@ -186,8 +187,11 @@ enum Want {
     /// Online with this spec, using these data sources (resolved from the
     /// configuration, so that a changed data source restarts the group).
     Online(Arc<ResourceGroupSpec>, Arc<DataSources>),
-    /// Offline, then the task ends.
+    /// Offline, then the task ends — unless storage could not be released:
+    /// then the task stays and retries.
     Offline,
+    /// Offline, then the task ends in any case (agent shutdown).
+    Shutdown,
     /// End the task and leave everything running (agent shutdown with
     /// `leave_running`).
     Abandon,

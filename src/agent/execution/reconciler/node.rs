@@ -38,6 +38,11 @@ impl NodeLoop {
         let mut recorded: BTreeSet<Name> = drivers::process::recorded_groups(&self.opts.data_dir)
             .into_iter()
             .collect();
+        recorded.extend(
+            drivers::storage::records::recorded_groups(&self.opts.data_dir)
+                .iter()
+                .filter_map(|g| g.parse::<Name>().ok()),
+        );
         // Managed addresses an earlier run added for groups that are not
         // placed here now (it stopped with --leave-running, and the group
         // moved meanwhile): nobody else would ever remove them.
@@ -53,7 +58,9 @@ impl NodeLoop {
             info!(%address, "removed a managed address an earlier run left for a group not placed here");
         }
         let mut desired_open = true;
+        let pulse = crate::agent::vital::pulse("reconciler", self.opts.tick * 2);
         loop {
+            pulse.beat();
             let current = desired.borrow_and_update().clone();
             self.pass(&current, &std::mem::take(&mut recorded));
             tokio::select! {
@@ -115,6 +122,8 @@ impl NodeLoop {
                             since: SystemTime::now(),
                             restarts: 0,
                             message: None,
+                            unclean: None,
+                            fatal: false,
                         });
                     fresh
                 });
@@ -151,6 +160,8 @@ impl NodeLoop {
             sources: Arc::default(),
             recent_restarts: VecDeque::new(),
             restarts: 0,
+            unclean: Default::default(),
+            fatal: false,
         };
         let task = tokio::spawn(worker.run());
         self.workers.insert(name.clone(), Worker { want: tx, task });
@@ -161,7 +172,7 @@ impl NodeLoop {
         let want = if leave_running {
             Want::Abandon
         } else {
-            Want::Offline
+            Want::Shutdown
         };
         for w in self.workers.values() {
             w.want.send_replace(want.clone());

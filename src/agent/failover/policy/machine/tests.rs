@@ -305,6 +305,8 @@ fn a_stall_fences_and_a_group_online_after_a_peer_failure_is_timed() {
                 since: SystemTime::now(),
                 restarts: 0,
                 message: None,
+                unclean: None,
+                fatal: false,
             },
         );
         Input::Report(r)
