@@ -11,8 +11,10 @@ mod files;
 mod schema_check;
 pub mod yaml;
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use thiserror::Error;
 
@@ -60,10 +62,15 @@ pub enum LoadError {
 }
 
 /// One document that declared a kind, whether or not it passed the schema.
+///
+/// Its spanned tree is not kept: it is most of the memory of a large
+/// configuration, and only findings need it (for their locations). The
+/// file is parsed again, once, when the first location in it is asked for.
 #[derive(Debug, Clone)]
 pub struct Doc {
     pub file: FileId,
-    pub root: yaml::Node,
+    /// Which document of its file (counting every document the parser saw).
+    pub index: usize,
     pub kind: Kind,
     /// The declared name, if it is a string (valid or not).
     pub name: Option<String>,
@@ -84,13 +91,15 @@ pub struct Loaded {
     pub units: Vec<Unit>,
     /// The unit of every file.
     pub unit_of_file: Vec<usize>,
+    /// Per file, the documents' spanned trees, parsed again on first use.
+    trees: Vec<OnceLock<Vec<Option<yaml::Node>>>>,
 }
 
 impl Loaded {
     /// The location of the value at `pointer` in document `doc`.
     pub fn locate(&self, doc: model::DocId, pointer: &str) -> Option<Location> {
         let d = self.docs.get(doc)?;
-        let (_, node) = d.root.lookup(pointer)?;
+        let (_, node) = self.root(d)?.lookup(pointer)?;
         Some(location(d.file, node.span))
     }
 
@@ -98,8 +107,21 @@ impl Loaded {
     /// value for list items).
     pub fn locate_key(&self, doc: model::DocId, pointer: &str) -> Option<Location> {
         let d = self.docs.get(doc)?;
-        let (key, node) = d.root.lookup(pointer)?;
+        let (key, node) = self.root(d)?.lookup(pointer)?;
         Some(location(d.file, key.unwrap_or(node).span))
+    }
+
+    /// The spanned tree of a document: its file parsed again (the same text
+    /// gives the same documents), once per file.
+    pub fn root(&self, doc: &Doc) -> Option<&yaml::Node> {
+        let trees = self.trees.get(doc.file)?.get_or_init(|| {
+            yaml::parse(self.sources.text(doc.file))
+                .documents
+                .into_iter()
+                .map(|d| d.root)
+                .collect()
+        });
+        trees.get(doc.index)?.as_ref()
     }
 
     /// The typed objects of a unit.
@@ -188,14 +210,17 @@ pub fn load_with(inputs: &[Input], grouping: Grouping) -> Result<Loaded, LoadErr
         }
     }
     Ok(assemble(
-        files.read.iter().map(|(n, b)| (n.as_str(), b.as_slice())),
+        files
+            .read
+            .into_iter()
+            .map(|(n, b)| (Cow::Owned(n), Cow::Owned(b))),
         grouping,
     ))
 }
 
 /// Reads in-memory files (tests, benchmarks, `explain` examples).
 pub fn load_texts<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Loaded {
-    assemble(files, Grouping::Domains)
+    load_texts_with(files, Grouping::Domains)
 }
 
 /// [`load_texts`] with a choice of grouping.
@@ -203,31 +228,37 @@ pub fn load_texts_with<'a>(
     files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     grouping: Grouping,
 ) -> Loaded {
-    assemble(files, grouping)
+    assemble(
+        files
+            .into_iter()
+            .map(|(n, b)| (Cow::Borrowed(n), Cow::Borrowed(b))),
+        grouping,
+    )
 }
 
 /// Reads every file in parallel (files are independent until names are
 /// compared), then assembles the results in input order so that document
 /// IDs, findings and "first definition" are deterministic.
 fn assemble<'a>(
-    files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    files: impl IntoIterator<Item = (Cow<'a, str>, Cow<'a, [u8]>)>,
     grouping: Grouping,
 ) -> Loaded {
     use rayon::prelude::*;
-    let files: Vec<(&str, &[u8])> = files.into_iter().collect();
-    let results: Vec<FileLoader> = files
-        .par_iter()
+    // The bytes are handed over (not copied) to become each file's text.
+    let (names, bytes): (Vec<Cow<str>>, Vec<Cow<[u8]>>) = files.into_iter().unzip();
+    let results: Vec<FileLoader> = bytes
+        .into_par_iter()
         .enumerate()
-        .map(|(file, (_, bytes))| {
+        .map(|(file, bytes)| {
             let mut loader = FileLoader::new(file);
             loader.read(bytes);
             loader
         })
         .collect();
-    let facts: Vec<domains::FileFacts> = files
+    let facts: Vec<domains::FileFacts> = names
         .iter()
         .zip(&results)
-        .map(|((name, _), r)| domains::FileFacts {
+        .map(|(name, r)| domains::FileFacts {
             name,
             domains: r
                 .docs
@@ -244,9 +275,12 @@ fn assemble<'a>(
             u.config = Some(Config::default());
         }
     }
-    let mut out = Loaded::default();
-    for (((name, _), result), &u) in files.iter().zip(results).zip(&unit_of_file) {
-        out.sources.add((*name).to_owned(), result.text);
+    let mut out = Loaded {
+        trees: names.iter().map(|_| OnceLock::new()).collect(),
+        ..Loaded::default()
+    };
+    for ((name, result), &u) in names.into_iter().zip(results).zip(&unit_of_file) {
+        out.sources.add(name.into_owned(), result.text);
         out.findings.extend(result.findings);
         let unit = &mut units[u];
         unit.incomplete |= result.incomplete;
@@ -320,7 +354,7 @@ impl FileLoader {
         }
     }
 
-    fn read(&mut self, bytes: &[u8]) {
+    fn read(&mut self, bytes: Cow<[u8]>) {
         let file = self.file;
         let at = |line, column| {
             let p = Pos { line, column };
@@ -345,10 +379,23 @@ impl FileLoader {
             ));
             return;
         }
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        let text = match std::str::from_utf8(bytes) {
-            Ok(t) => t.to_owned(),
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
+        let checked = std::str::from_utf8(bytes.strip_prefix(BOM).unwrap_or(&bytes)).map(|_| ());
+        let text = match checked {
+            Ok(()) => match bytes {
+                Cow::Borrowed(b) => {
+                    String::from_utf8_lossy(b.strip_prefix(BOM).unwrap_or(b)).into_owned()
+                }
+                Cow::Owned(mut v) => {
+                    if v.starts_with(BOM) {
+                        v.drain(..BOM.len());
+                    }
+                    // Checked just above.
+                    String::from_utf8(v).unwrap_or_default()
+                }
+            },
             Err(e) => {
+                let bytes = bytes.strip_prefix(BOM).unwrap_or(&bytes);
                 let valid = &bytes[..e.valid_up_to()];
                 // Safe: the prefix up to `valid_up_to` is valid UTF-8 by definition.
                 let valid = std::str::from_utf8(valid).unwrap_or_default();
@@ -392,12 +439,14 @@ impl FileLoader {
             };
             self.findings.push(finding);
         }
-        for document in parsed.documents {
-            self.add_document(file, document);
+        // Exactly: a typed object is large, and most files hold one.
+        self.docs.reserve_exact(parsed.documents.len());
+        for (index, document) in parsed.documents.into_iter().enumerate() {
+            self.add_document(file, index, document);
         }
     }
 
-    fn add_document(&mut self, file: FileId, document: yaml::Document) {
+    fn add_document(&mut self, file: FileId, index: usize, document: yaml::Document) {
         let Some(root) = document.root.filter(|r| r.value != yaml::Value::Null) else {
             let p = document.start;
             self.findings.push(Finding::new(
@@ -525,7 +574,7 @@ impl FileLoader {
         self.docs.push((
             Doc {
                 file,
-                root,
+                index,
                 kind,
                 name,
             },

@@ -10,7 +10,10 @@ use super::profile;
 use super::topology;
 use crate::catalog as cat;
 use crate::diag::{Finding, Location};
-use crate::model::{Backing, DataSourceType, Kind, LineRole, Name, NicTeaming};
+use crate::model::{
+    Backing, DataSourceType, Kind, LineRole, Name, NetworkLineSpec, NicTeaming, Object,
+    ResourceGroupSpec,
+};
 
 pub fn check(ctx: &mut Ctx) {
     managed_ips(ctx);
@@ -108,48 +111,77 @@ fn line_members(ctx: &mut Ctx) {
     }
 }
 
+/// Where an address is used: a node's address on a line, or a managed IP.
+#[derive(Clone, Copy)]
+enum AddressUse<'a> {
+    Member(&'a Object<NetworkLineSpec>, &'a Name),
+    Managed(&'a Object<ResourceGroupSpec>, usize),
+}
+
+impl AddressUse<'_> {
+    /// Located only for a finding: locating reads the file's spans again.
+    fn at(&self, ctx: &Ctx) -> Option<Location> {
+        match self {
+            AddressUse::Member(line, node) => ctx.at(line.doc, &format!("/spec/members/{node}")),
+            AddressUse::Managed(group, i) => {
+                ctx.at(group.doc, &format!("/spec/ipAddresses/{i}/address"))
+            }
+        }
+    }
+
+    fn what(&self) -> String {
+        match self {
+            AddressUse::Member(line, node) => format!("node `{node}` on line `{}`", line.name()),
+            AddressUse::Managed(group, _) => format!("a managed IP of group `{}`", group.name()),
+        }
+    }
+
+    fn about(&self) -> (Kind, &str) {
+        match self {
+            AddressUse::Member(line, _) => (Kind::NetworkLine, line.name().as_str()),
+            AddressUse::Managed(group, _) => (Kind::ResourceGroup, group.name().as_str()),
+        }
+    }
+}
+
 fn duplicate_addresses(ctx: &mut Ctx) {
     let cfg = ctx.config;
     // Line members first, then managed IPs, in document order.
-    let mut seen: HashMap<IpAddr, (Option<Location>, String)> = HashMap::new();
-    let mut found: Vec<Finding> = Vec::new();
-    let mut visit = |ip: IpAddr, loc: Option<Location>, what: String, about: (Kind, &str)| {
-        if let Some((first, first_what)) = seen.get(&ip) {
-            found.push(
-                Finding::new(
-                    &cat::DUPLICATE_ADDRESS,
-                    format!("address {ip} is used twice: by {what} and by {first_what}"),
-                    loc,
-                )
-                .with_related(*first, format!("first used by {first_what}"))
-                .with_help("give every node address and managed IP its own address")
-                .about(about.0, about.1),
-            );
-        } else {
-            seen.insert(ip, (loc, what));
-        }
-    };
-    for line in &cfg.lines {
-        for (node, ip) in &line.spec.members {
-            visit(
-                *ip,
-                ctx.at(line.doc, &format!("/spec/members/{node}")),
-                format!("node `{node}` on line `{}`", line.name()),
-                (Kind::NetworkLine, line.name().as_str()),
-            );
+    let members = cfg.lines.iter().flat_map(|line| {
+        line.spec
+            .members
+            .iter()
+            .map(move |(node, ip)| (*ip, AddressUse::Member(line, node)))
+    });
+    let managed = cfg.groups.iter().flat_map(|group| {
+        group
+            .spec
+            .ip_addresses
+            .iter()
+            .enumerate()
+            .map(move |(i, ip)| (ip.address.addr(), AddressUse::Managed(group, i)))
+    });
+    let mut seen: HashMap<IpAddr, AddressUse> = HashMap::new();
+    let mut found = Vec::new();
+    for (ip, use_) in members.chain(managed) {
+        match seen.get(&ip) {
+            Some(first) => found.push((ip, use_, *first)),
+            None => {
+                seen.insert(ip, use_);
+            }
         }
     }
-    for group in &cfg.groups {
-        for (i, ip) in group.spec.ip_addresses.iter().enumerate() {
-            visit(
-                ip.address.addr(),
-                ctx.at(group.doc, &format!("/spec/ipAddresses/{i}/address")),
-                format!("a managed IP of group `{}`", group.name()),
-                (Kind::ResourceGroup, group.name().as_str()),
-            );
-        }
-    }
-    for f in found {
+    for (ip, second, first) in found {
+        let (what, first_what) = (second.what(), first.what());
+        let (kind, name) = second.about();
+        let f = Finding::new(
+            &cat::DUPLICATE_ADDRESS,
+            format!("address {ip} is used twice: by {what} and by {first_what}"),
+            second.at(ctx),
+        )
+        .with_related(first.at(ctx), format!("first used by {first_what}"))
+        .with_help("give every node address and managed IP its own address")
+        .about(kind, name);
         ctx.report(f);
     }
 }

@@ -5,14 +5,14 @@
 //! Limits come from the profile in force, so that a later qualification
 //! changes data, not these checks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use super::Ctx;
 use super::profile::Profile;
 use crate::catalog as cat;
-use crate::diag::{Finding, Location};
-use crate::model::{Kind, LineRole, NicTeaming};
+use crate::diag::Finding;
+use crate::model::{DocId, Kind, LineRole, NicTeaming};
 
 pub(super) fn nic_teaming(ctx: &mut Ctx) {
     for node in &ctx.config.nodes {
@@ -128,13 +128,22 @@ pub(super) fn isolation_not_external(ctx: &mut Ctx) {
     let Some(isolation) = &domain.spec.isolation else {
         return;
     };
-    // Every address of the domain, first use first, with how to name it.
-    let mut own: HashMap<IpAddr, (Option<Location>, String)> = HashMap::new();
+    // Every address of the domain, first use first: the document and
+    // pointer where it is written (located only for a finding: locating
+    // reads the file's spans again), and how to name it.
+    let wanted: HashSet<&IpAddr> = isolation.addresses.iter().collect();
+    let mut own: HashMap<IpAddr, (DocId, String, String)> = HashMap::new();
     for line in &cfg.lines {
-        for (node, ip) in &line.spec.members {
+        for (node, ip) in line
+            .spec
+            .members
+            .iter()
+            .filter(|(_, ip)| wanted.contains(ip))
+        {
             own.entry(*ip).or_insert_with(|| {
                 (
-                    ctx.at(line.doc, &format!("/spec/members/{node}")),
+                    line.doc,
+                    format!("/spec/members/{node}"),
                     format!("node `{node}`'s own address on line `{}`", line.name()),
                 )
             });
@@ -142,16 +151,20 @@ pub(super) fn isolation_not_external(ctx: &mut Ctx) {
     }
     for group in &cfg.groups {
         for (i, ip) in group.spec.ip_addresses.iter().enumerate() {
+            if !wanted.contains(&ip.address.addr()) {
+                continue;
+            }
             own.entry(ip.address.addr()).or_insert_with(|| {
                 (
-                    ctx.at(group.doc, &format!("/spec/ipAddresses/{i}/address")),
+                    group.doc,
+                    format!("/spec/ipAddresses/{i}/address"),
                     format!("a managed address of group `{}`", group.name()),
                 )
             });
         }
     }
     for (i, ip) in isolation.addresses.iter().enumerate() {
-        let Some((loc, what)) = own.get(ip) else {
+        let Some((doc, pointer, what)) = own.get(ip) else {
             continue;
         };
         let f = Finding::new(
@@ -161,7 +174,7 @@ pub(super) fn isolation_not_external(ctx: &mut Ctx) {
             ),
             ctx.at(domain.doc, &format!("/spec/isolation/addresses/{i}")),
         )
-        .with_related(*loc, format!("{ip} is {what}"))
+        .with_related(ctx.at(*doc, pointer), format!("{ip} is {what}"))
         .with_help("use an address outside the domain that every node reaches through its lines, e.g. a line's default gateway")
         .about(Kind::Domain, domain.name().as_str());
         ctx.report(f);

@@ -14,6 +14,7 @@
 
 mod support;
 
+mod connections;
 mod credentials;
 mod domain;
 mod drivers;
@@ -23,4 +24,5 @@ mod membership;
 mod ocf;
 mod operate;
 mod reconciler;
+mod supervise;
 mod unclean;

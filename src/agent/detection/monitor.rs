@@ -222,7 +222,11 @@ pub fn spawn(
         events: events_tx,
         view: view_tx,
     };
-    tasks.push(tokio::spawn(drive(detector, inputs, outputs)));
+    // Ends only when every heartbeat task is gone (the monitor stopped).
+    tasks.push(crate::agent::vital::spawn_may_end(
+        "detector",
+        drive(detector, inputs, outputs),
+    ));
     MonitorHandle {
         view,
         events,
@@ -288,7 +292,9 @@ async fn drive(mut detector: Detector, mut inputs: Inputs, out: Outputs) {
     let mut tick = tokio::time::interval(inputs.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut probes_open = true;
+    let pulse = crate::agent::vital::pulse("detector", inputs.tick);
     loop {
+        pulse.beat();
         let events = tokio::select! {
             o = inputs.observations.recv() => match o {
                 Some(o) => {

@@ -339,7 +339,15 @@ impl Guard {
     /// Renews every quarter heartbeat interval until `stop` changes; the
     /// lease is `L` = the heartbeat timeout of the applied configuration.
     pub async fn run(mut self, domain: Replica, mut stop: watch::Receiver<bool>) -> Guard {
+        let first = domain
+            .state()
+            .heartbeat()
+            .unwrap_or_default()
+            .interval
+            .get();
+        let pulse = crate::agent::vital::pulse("lease renewal", first / 4);
         loop {
+            pulse.beat();
             let hb = domain.state().heartbeat().unwrap_or_default();
             let interval = hb.interval.get();
             let length = lease_time(hb.timeout.get());

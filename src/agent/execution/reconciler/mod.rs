@@ -172,7 +172,8 @@ pub fn spawn_reporting_to(
         report: Arc::new(report),
         workers: BTreeMap::new(),
     };
-    let task = tokio::spawn(node.run(desired, stop_rx));
+    // Ends only when told to (its handle's shutdown): a panic is the death.
+    let task = crate::agent::vital::spawn_may_end("reconciler", node.run(desired, stop_rx));
     ReconcilerHandle {
         reports,
         stop,

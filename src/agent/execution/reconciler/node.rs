@@ -58,7 +58,9 @@ impl NodeLoop {
             info!(%address, "removed a managed address an earlier run left for a group not placed here");
         }
         let mut desired_open = true;
+        let pulse = crate::agent::vital::pulse("reconciler", self.opts.tick * 2);
         loop {
+            pulse.beat();
             let current = desired.borrow_and_update().clone();
             self.pass(&current, &std::mem::take(&mut recorded));
             tokio::select! {

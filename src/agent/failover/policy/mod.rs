@@ -93,7 +93,9 @@ pub async fn run(cx: PolicyContext, mut stop: watch::Receiver<bool>) {
     };
     let mut quorum_tick = tokio::time::interval(QUORUM_CHECK);
     quorum_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let pulse = crate::agent::vital::pulse("failover policy", QUORUM_CHECK);
     loop {
+        pulse.beat();
         d.follow_config().await;
         let events = d.monitor.as_mut().and_then(|(_, m)| m.as_mut());
         let input = tokio::select! {
@@ -110,20 +112,25 @@ pub async fn run(cx: PolicyContext, mut stop: watch::Receiver<bool>) {
                 d.monitor = None;
                 continue;
             }
-            _ = quorum_tick.tick() => Input::Check(d.check(Instant::now())),
+            _ = quorum_tick.tick() => {
+                // One instant for what the check reads and what it decides.
+                let now = Instant::now();
+                d.step(Input::Check(d.check(now)), now);
+                continue;
+            }
             () = joined(&mut d.resync) => {
                 d.resync = None;
                 Input::CaughtUp
             }
             Some((_, e)) = next_event(events) => Input::Detector(e),
         };
-        d.step(input);
+        d.step(input, Instant::now());
     }
 }
 
 impl Driver {
-    fn step(&mut self, input: Input) {
-        for action in self.policy.step(input, Instant::now()) {
+    fn step(&mut self, input: Input, now: Instant) {
+        for action in self.policy.step(input, now) {
             self.act(action);
         }
     }
@@ -216,7 +223,7 @@ impl Driver {
                 cx.health.set(Some((m.monitor.view.clone(), wait)));
                 info!(method = ?m.isolation_method, "failure detector running");
                 self.monitor = Some((fp, Some(m)));
-                self.step(Input::DetectorStarted { response, wait });
+                self.step(Input::DetectorStarted { response, wait }, Instant::now());
             }
             Err(e) => {
                 // Health falls back to report freshness.

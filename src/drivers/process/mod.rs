@@ -25,25 +25,30 @@
 //! finds its lease lapsed on waking and kills the gate instead. So nothing
 //! of a group ever runs unrecorded.
 
-use std::collections::BTreeSet;
-use std::ffi::OsString;
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+//!
+//! Files: this one is the driver; `gate.rs` the exec gate; `records.rs` the
+//! pid files and logs under the data directory, and what acts on them
+//! without a driver (stale processes, the guard's fence); `signals.rs`
+//! signals to processes and their groups, and what `/proc` says of them.
+
+mod gate;
+mod records;
+mod signals;
+#[cfg(test)]
+mod tests;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
+use nix::sys::signal::Signal;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::cgroup::{self, Cgroup};
-use crate::model::{Name, Process};
+use crate::model::Process;
 
 use super::{DriverError, GroupContext, ResourceHealth, probe};
 
@@ -54,60 +59,11 @@ pub const STALE_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const KILL_GRACE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(25);
 
-/// The `asctl exec-gate` wrapper every process of an agent starts through
-/// (`exe exec-gate -- <command>`): the go-ahead is given only if
-/// `may_start` still says yes once the pid is recorded.
-#[derive(Clone)]
-pub struct ExecGate {
-    pub exe: PathBuf,
-    pub may_start: Arc<dyn Fn() -> bool + Send + Sync>,
-}
-
-impl std::fmt::Debug for ExecGate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExecGate").field("exe", &self.exe).finish()
-    }
-}
-
-/// `program` names an executable file, directly or through `PATH`.
-fn runnable(program: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.components().count() > 1 {
-        return executable(program);
-    }
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|d| executable(&d.join(program))))
-}
-
-/// The exit code of `asctl exec-gate` when it ran nothing.
-pub const EXEC_GATE_REFUSED: u8 = 125;
-/// The go-ahead byte on the gate's stdin.
-const GO: u8 = b'g';
-
-/// `asctl exec-gate`: waits for the go-ahead on stdin, then replaces itself
-/// with `command` (stdin becomes /dev/null). Returns only when told nothing
-/// (the pipe closed) or when the command could not be run.
-pub fn exec_gate(command: &[OsString]) -> std::io::Error {
-    use std::os::unix::process::CommandExt;
-    let mut byte = [0u8; 1];
-    match std::io::stdin().read(&mut byte) {
-        Ok(1) if byte[0] == GO => {}
-        Ok(_) => return std::io::Error::other("no go-ahead from the agent: not started"),
-        Err(e) => return e,
-    }
-    let Some((program, args)) = command.split_first() else {
-        return std::io::Error::other("no command");
-    };
-    // exec keeps the pid (the recorded one) and everything else the agent
-    // set up: process group, environment, working directory, log files.
-    std::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .exec()
-}
+pub use gate::{EXEC_GATE_REFUSED, ExecGate, exec_gate};
+use gate::{GO, runnable};
+use records::*;
+pub use records::{kill_recorded, recorded_groups, stop_stale};
+use signals::*;
 
 #[derive(Debug)]
 pub struct ProcessDriver {
@@ -129,15 +85,6 @@ impl Running {
             Running::Child { pid, .. } | Running::Adopted { pid, .. } => *pid,
         }
     }
-}
-
-/// What a pid file records.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PidRecord {
-    pid: i32,
-    start_time: u64,
-    fingerprint: String,
 }
 
 impl ProcessDriver {
@@ -461,347 +408,5 @@ impl ProcessDriver {
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
         format!("{h:016x}")
-    }
-}
-
-/// Stops the processes recorded under the group's run directory whose names
-/// are not in `keep`: leftovers of a previous agent run that no spec wants.
-/// Returns the errors of the ones that could not be stopped.
-pub async fn stop_stale(ctx: &GroupContext, keep: &BTreeSet<Name>) -> Vec<DriverError> {
-    let dir = run_dir(ctx);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut errors = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(name) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".pid"))
-        else {
-            continue;
-        };
-        if keep.iter().any(|k| k.as_str() == name) {
-            continue;
-        }
-        if let Some(rec) = read_pid_record(&path) {
-            info!(group = %ctx.group, process = name, pid = rec.pid,
-                "stopping a process no spec wants any more");
-            if let Err(e) = stop_recorded(rec.pid, rec.start_time, STALE_STOP_TIMEOUT).await {
-                errors.push(e);
-                continue;
-            }
-        }
-        let cgroup = Cgroup::for_process(&ctx.data_dir, ctx.group.as_str(), name);
-        if let Err(e) = end_cgroup(cgroup).await {
-            errors.push(e);
-            continue;
-        }
-        if let Err(e) = remove_file(&path) {
-            errors.push(e);
-        }
-    }
-    let _ = fs::remove_dir(&dir);
-    errors
-}
-
-/// Sends SIGKILL to the process group of every process recorded under
-/// `<data_dir>/run/` and waits (briefly) for them to be gone: the lease
-/// guard's fence, for an agent that was killed or frozen. Synchronous and
-/// without a runtime, so the guard stays small. The pid files stay: the next
-/// agent run finds the processes gone and acts from its placement. Returns
-/// the process groups signalled.
-pub fn kill_recorded(data_dir: &Path) -> Vec<i32> {
-    let Ok(groups) = fs::read_dir(data_dir.join("run")) else {
-        return Vec::new();
-    };
-    let mut killed = Vec::new();
-    for group in groups.flatten() {
-        let Ok(files) = fs::read_dir(group.path()) else {
-            continue;
-        };
-        for f in files.flatten() {
-            if f.path().extension().is_none_or(|e| e != "pid") {
-                continue;
-            }
-            let Some(rec) = read_pid_record(&f.path()) else {
-                continue;
-            };
-            // The recorded leader itself; or, with the leader gone, what is
-            // left of its group: a pid cannot be reused while a process group
-            // of that id lives, so a group `pid` without a process `pid` is
-            // still ours. A reused pid (another start time) is left alone.
-            if same_process(rec.pid, rec.start_time) || proc_stat(rec.pid).is_none() {
-                signal_group(rec.pid, Signal::SIGKILL);
-                killed.push(rec.pid);
-            }
-            // What left the process group is in the cgroup.
-            let names = (
-                group.file_name(),
-                f.path().file_stem().map(|s| s.to_owned()),
-            );
-            if let (g, Some(p)) = names {
-                let (g, p) = (g.to_string_lossy(), p.to_string_lossy());
-                if let Some(cg) = Cgroup::for_process(data_dir, &g, &p) {
-                    cg.kill_all(KILL_GRACE);
-                }
-            }
-        }
-    }
-    let deadline = std::time::Instant::now() + KILL_GRACE;
-    while killed.iter().any(|g| group_alive(*g)) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    killed
-}
-
-/// The groups that have pid files under `<data_dir>/run/`.
-pub fn recorded_groups(data_dir: &Path) -> Vec<Name> {
-    let Ok(entries) = fs::read_dir(data_dir.join("run")) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-        .collect()
-}
-
-fn log_dir(ctx: &GroupContext) -> PathBuf {
-    ctx.data_dir.join("logs").join(ctx.group.as_str())
-}
-
-fn run_dir(ctx: &GroupContext) -> PathBuf {
-    ctx.data_dir.join("run").join(ctx.group.as_str())
-}
-
-fn pid_path(ctx: &GroupContext, process: &Name) -> PathBuf {
-    run_dir(ctx).join(format!("{process}.pid"))
-}
-
-/// Creates `dir` 0700 (and missing parents): process output and pid files
-/// are the agent's business only.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-/// Process output may print its environment: created 0600.
-fn open_log(path: &Path) -> Result<fs::File, DriverError> {
-    let what = || format!("log file {}", path.display());
-    if let Some(dir) = path.parent() {
-        create_private_dir(dir).map_err(|e| DriverError::io(what(), e))?;
-    }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| DriverError::io(what(), e))
-}
-
-fn read_pid_record(path: &Path) -> Option<PidRecord> {
-    let text = fs::read_to_string(path).ok()?;
-    match serde_json::from_str(&text) {
-        Ok(rec) => Some(rec),
-        Err(e) => {
-            warn!(path = %path.display(), "ignoring an unreadable pid file: {e}");
-            None
-        }
-    }
-}
-
-/// Written to a temporary file and renamed, so a crash never leaves half a record.
-fn write_pid_record(path: &Path, rec: &PidRecord) -> Result<(), DriverError> {
-    let what = || format!("pid file {}", path.display());
-    if let Some(dir) = path.parent() {
-        create_private_dir(dir).map_err(|e| DriverError::io(what(), e))?;
-    }
-    let tmp = path.with_extension("pid.tmp");
-    let text = serde_json::to_string(rec).map_err(|e| DriverError::Failed(e.to_string()))?;
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| DriverError::io(what(), e))?;
-    fs::rename(&tmp, path).map_err(|e| DriverError::io(what(), e))
-}
-
-fn remove_file(path: &Path) -> Result<(), DriverError> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(DriverError::io(format!("removing {}", path.display()), e))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Sends `sig` to a process group; a group already gone is not an error.
-fn signal_group(pgid: i32, sig: Signal) {
-    match killpg(Pid::from_raw(pgid), sig) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-        Err(e) => warn!(pgid, "cannot send {sig} to process group: {e}"),
-    }
-}
-
-/// Signals our child and its process group. The child itself too: right
-/// after spawning it may not have made its own group yet, and being unreaped
-/// its pid cannot have been reused.
-fn signal_child(pid: i32, sig: Signal) {
-    signal_group(pid, sig);
-    match nix::sys::signal::kill(Pid::from_raw(pid), sig) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-        Err(e) => warn!(pid, "cannot send {sig}: {e}"),
-    }
-}
-
-/// SIGKILL to whatever is left in `cgroup`, then removes it.
-async fn end_cgroup(cgroup: Option<Cgroup>) -> Result<(), DriverError> {
-    let Some(cg) = cgroup else { return Ok(()) };
-    let path = cg.path().display().to_string();
-    let empty = tokio::task::spawn_blocking(move || cg.kill_all(KILL_GRACE))
-        .await
-        .unwrap_or(false);
-    if empty {
-        Ok(())
-    } else {
-        Err(DriverError::Failed(format!(
-            "processes in cgroup {path} survived SIGKILL for {}",
-            humantime::format_duration(KILL_GRACE)
-        )))
-    }
-}
-
-/// Stops a process that is not our child (recorded by a previous agent run),
-/// with the same SIGTERM → SIGKILL escalation, watching it through /proc.
-async fn stop_recorded(pid: i32, start_time: u64, timeout: Duration) -> Result<(), DriverError> {
-    if !same_process(pid, start_time) {
-        return Ok(());
-    }
-    let deadline = Instant::now() + timeout;
-    signal_group(pid, Signal::SIGTERM);
-    while same_process(pid, start_time) && Instant::now() < deadline {
-        tokio::time::sleep(POLL).await;
-    }
-    stop_group_members(pid, deadline).await
-}
-
-/// Waits until no live process is left in the group, sending SIGKILL at
-/// `deadline`. Zombies do not count: reaping them is their parent's job.
-async fn stop_group_members(pgid: i32, deadline: Instant) -> Result<(), DriverError> {
-    while group_alive(pgid) && Instant::now() < deadline {
-        tokio::time::sleep(POLL).await;
-    }
-    if !group_alive(pgid) {
-        return Ok(());
-    }
-    signal_group(pgid, Signal::SIGKILL);
-    let grace = Instant::now() + KILL_GRACE;
-    while group_alive(pgid) {
-        if Instant::now() >= grace {
-            return Err(DriverError::Failed(format!(
-                "process group {pgid} survived SIGKILL for {}",
-                humantime::format_duration(KILL_GRACE)
-            )));
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    Ok(())
-}
-
-/// The fields of `/proc/<pid>/stat` the driver relies on.
-struct ProcStat {
-    state: char,
-    pgrp: i32,
-    start_time: u64,
-}
-
-impl ProcStat {
-    fn is_live(&self) -> bool {
-        !matches!(self.state, 'Z' | 'X' | 'x')
-    }
-}
-
-fn proc_stat(pid: i32) -> Option<ProcStat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
-}
-
-/// The command name (field 2) may contain spaces and parentheses, so fields
-/// are counted from the last `)`.
-fn parse_stat(text: &str) -> Option<ProcStat> {
-    let rest = text.get(text.rfind(')')? + 1..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(ProcStat {
-        state: fields.first()?.chars().next()?,
-        pgrp: fields.get(2)?.parse().ok()?,
-        start_time: fields.get(19)?.parse().ok()?,
-    })
-}
-
-/// The pid still names the live process that was recorded (not a reused pid).
-fn same_process(pid: i32, start_time: u64) -> bool {
-    proc_stat(pid).is_some_and(|s| s.is_live() && s.start_time == start_time)
-}
-
-fn group_alive(pgid: i32) -> bool {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        e.file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-            .and_then(proc_stat)
-            .is_some_and(|s| s.pgrp == pgid && s.is_live())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::*;
-
-    fn mode(path: &Path) -> u32 {
-        fs::metadata(path).expect("stat").permissions().mode() & 0o777
-    }
-
-    #[test]
-    fn process_output_and_pid_files_are_private_from_their_creation() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("logs/web/server.log");
-        open_log(&log).expect("log");
-        let pid = dir.path().join("run/web/server.pid");
-        let rec = PidRecord {
-            pid: 1,
-            start_time: 0,
-            fingerprint: String::new(),
-        };
-        write_pid_record(&pid, &rec).expect("pid");
-        assert_eq!(mode(&log), 0o600);
-        assert_eq!(mode(&pid), 0o600);
-        for d in ["logs", "logs/web", "run", "run/web"] {
-            assert_eq!(mode(&dir.path().join(d)), 0o700, "{d}");
-        }
-    }
-
-    #[test]
-    fn stat_fields_are_counted_from_the_last_parenthesis() {
-        let line = "4242 (we(ird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        let s = parse_stat(line).expect("parses");
-        assert_eq!(s.state, 'S');
-        assert_eq!(s.pgrp, 4242);
-        assert_eq!(s.start_time, 987654);
-    }
-
-    #[test]
-    fn a_truncated_stat_line_is_rejected() {
-        assert!(parse_stat("12 (x) S 1").is_none());
     }
 }
