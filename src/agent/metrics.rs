@@ -63,7 +63,15 @@ struct Inner {
     detection: Histogram,
     failover: Histogram,
     groups: BTreeMap<Name, GroupState>,
+    /// Per line: when a rejected packet was last logged, and how many were
+    /// rejected without a log line since.
+    drop_warned: BTreeMap<Name, (Instant, u64)>,
 }
+
+/// At most one log line per line and this period for rejected heartbeats:
+/// an unauthenticated sender must not be able to grow the log at its own
+/// packet rate (the counters count every packet).
+pub const DROP_WARNING_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -124,6 +132,26 @@ impl Metrics {
                 .entry(reason)
                 .or_default() += 1
         });
+    }
+
+    /// Whether a packet rejected on `line` at `now` is to be logged: the
+    /// first one, then one per [`DROP_WARNING_EVERY`]. `Some(n)`: log it,
+    /// saying that `n` more were rejected unlogged since the last line.
+    pub fn drop_warning(&self, line: &Name, now: Instant) -> Option<u64> {
+        self.with(|m| match m.drop_warned.get_mut(line) {
+            Some((at, quiet)) if now.saturating_duration_since(*at) < DROP_WARNING_EVERY => {
+                *quiet += 1;
+                None
+            }
+            Some((at, quiet)) => {
+                *at = now;
+                Some(std::mem::take(quiet))
+            }
+            None => {
+                m.drop_warned.insert(line.clone(), (now, 0));
+                Some(0)
+            }
+        })
     }
 
     pub fn line_state(&self, peer: &Name, line: &Name, up: bool) {
@@ -344,6 +372,27 @@ fn histogram(o: &mut String, name: &str, help: &str, h: &Histogram) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rejected_packets_are_logged_once_per_period_and_counted_always() {
+        let m = Metrics::new();
+        let line = crate::model::testing::n("d1");
+        let t0 = Instant::now();
+        assert_eq!(m.drop_warning(&line, t0), Some(0), "the first is logged");
+        for i in 1..=1000 {
+            m.dropped(&line, DropReason::BadMac);
+            assert_eq!(m.drop_warning(&line, t0 + Duration::from_millis(i)), None);
+        }
+        // Another line has its own budget.
+        assert_eq!(m.drop_warning(&crate::model::testing::n("d2"), t0), Some(0));
+        assert_eq!(
+            m.drop_warning(&line, t0 + DROP_WARNING_EVERY),
+            Some(1000),
+            "the next line says how many went unlogged"
+        );
+        assert_eq!(m.drop_warning(&line, t0 + DROP_WARNING_EVERY), None);
+        assert_eq!(m.line_stats("d1").dropped(DropReason::BadMac), 1000);
+    }
+
     use super::*;
 
     use crate::model::testing::n;

@@ -8,7 +8,8 @@
 //!   the lease guard, and the node health the leader places from.
 //! - [`execution`]: the node reconciler, which runs the groups placed here.
 //! - [`daemon`]: wiring one agent together from the above and the domain
-//!   member (`crate::domain`); [`metrics`]: what `/metrics` shows.
+//!   member (`crate::domain`); [`metrics`]: what `/metrics` shows;
+//!   [`vital`]: the supervision of the tasks the node cannot do without.
 
 pub mod daemon;
 pub mod detection;
@@ -16,3 +17,4 @@ pub mod execution;
 pub mod failover;
 pub mod metrics;
 pub mod server;
+pub mod vital;

@@ -37,16 +37,16 @@ pub struct ApplyArgs {
 }
 
 /// What to apply: a configuration, or a saved plan (which carries its own).
-enum Desired {
+enum ToApply {
     Config(Config),
     Saved(Box<SavedPlan>, Config),
 }
 
-fn read_desired(path: &str) -> anyhow::Result<Option<Desired>> {
+fn read_desired(path: &str) -> anyhow::Result<Option<ToApply>> {
     if path.ends_with(".json") {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
         if let Ok(saved) = SavedPlan::from_json(&text) {
-            return Ok(validated(saved.load()).map(|c| Desired::Saved(Box::new(saved), c)));
+            return Ok(validated(saved.load()).map(|c| ToApply::Saved(Box::new(saved), c)));
         }
         // Not a saved plan: a configuration written in JSON, or a saved plan
         // this build cannot read — say which.
@@ -56,7 +56,7 @@ fn read_desired(path: &str) -> anyhow::Result<Option<Desired>> {
             }
         }
     }
-    Ok(load_desired(path)?.map(Desired::Config))
+    Ok(load_desired(path)?.map(ToApply::Config))
 }
 
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
@@ -64,15 +64,15 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_FINDINGS));
     };
     let config = match &desired {
-        Desired::Config(c) | Desired::Saved(_, c) => c,
+        ToApply::Config(c) | ToApply::Saved(_, c) => c,
     };
     let remote = Remote::resolve(&args.remote, Some(config))?;
     let rt = runtime()?;
     rt.block_on(async {
         let live = remote.live().await?;
         let plan = match &desired {
-            Desired::Config(c) => Plan::compute(c, &live),
-            Desired::Saved(saved, desired) => {
+            ToApply::Config(c) => Plan::compute(c, &live),
+            ToApply::Saved(saved, desired) => {
                 if let Err(mismatch) = saved.check_current(&live, desired) {
                     eprintln!("error: {mismatch}; nothing was applied");
                     return Ok(ExitCode::from(EXIT_FINDINGS));

@@ -10,7 +10,8 @@ use super::EXIT_OK;
 
 #[derive(Debug, Args)]
 pub struct GuardArgs {
-    /// The agent's data directory (pid files under run/, addresses under ips/).
+    /// The agent's data directory (pid files under run/, addresses under ips/,
+    /// mounts under mounts/).
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
 }

@@ -123,6 +123,22 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
             }
             msg.push_str(&format!("failed on {}", failed.join(", ")));
         }
+        // Nodes that may still hold the group's storage: it starts nowhere.
+        for (n, v) in &s.nodes {
+            let unclean = v
+                .report
+                .as_ref()
+                .and_then(|r| r.groups.get(group)?.unclean.as_ref());
+            if let Some(cause) = unclean {
+                if !msg.is_empty() {
+                    msg.push_str("; ");
+                }
+                msg.push_str(&format!(
+                    "UNCLEAN on {n} ({cause}): starts nowhere until {n} releases the storage or \
+                     `asctl confirm-down {n}`"
+                ));
+            }
+        }
         let _ = writeln!(
             out,
             "{:<16} {:<10} {:<9} {:<10} {:<8} {}",
@@ -173,6 +189,7 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
             }
         }
     }
+    out.push_str(&super::overrides::render(&s.overrides, s.now_ms));
     render_lines(&mut out, s);
     out
 }

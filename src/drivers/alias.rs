@@ -8,7 +8,7 @@
 //! nobody answers. On Linux, give clients a DNS name for the group's managed
 //! IP address instead (docs/ha.md).
 
-use super::{DriverError, Health};
+use super::{DriverError, ResourceHealth};
 
 #[derive(Debug)]
 pub struct AliasDriver {
@@ -36,8 +36,8 @@ impl AliasDriver {
         Ok(())
     }
 
-    pub fn check(&self) -> Health {
-        Health::Unhealthy(format!(
+    pub fn check(&self) -> ResourceHealth {
+        ResourceHealth::Unhealthy(format!(
             "node alias `{}` is not published on this platform",
             self.alias
         ))

@@ -15,7 +15,7 @@ use crate::model::{Config, DataSourceSpec, DataSourceType, Name, ResourceGroupSp
 use super::ocf::{self, OcfDriver};
 use super::storage::mount::{MountPoint, MountSpec};
 use super::storage::shared_disk::SharedDisk;
-use super::{DriverError, GroupContext, Health};
+use super::{DriverError, GroupContext, ResourceHealth};
 
 /// The data sources a group uses — its own and, through `members` and `on`,
 /// those they refer to — by name.
@@ -45,7 +45,7 @@ const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub enum DataSourceDriver {
     SharedDisk(SharedDisk),
-    Mount(MountPoint),
+    Mount(Box<MountPoint>),
     Composite {
         name: Name,
         members: Vec<DataSourceDriver>,
@@ -106,7 +106,7 @@ impl DataSourceDriver {
                 None => refuse(format!("shared disk `{name}` has no `device.path`")),
             },
             DataSourceType::MountPoint => match mount_spec(ctx, name, spec, sources) {
-                Ok(m) => DataSourceDriver::Mount(MountPoint::new(m, interval, timeout)),
+                Ok(m) => DataSourceDriver::Mount(Box::new(MountPoint::new(m, interval, timeout))),
                 Err(why) => refuse(why),
             },
             DataSourceType::Composite => DataSourceDriver::Composite {
@@ -172,7 +172,7 @@ impl DataSourceDriver {
     }
 
     /// Healthy when every member is.
-    pub async fn check(&mut self) -> Health {
+    pub async fn check(&mut self) -> ResourceHealth {
         match self {
             DataSourceDriver::SharedDisk(d) => d.check().await,
             DataSourceDriver::Mount(d) => d.check().await,
@@ -183,17 +183,19 @@ impl DataSourceDriver {
                         return h;
                     }
                 }
-                Health::Healthy
+                ResourceHealth::Healthy
             }
             DataSourceDriver::Ocf(d) => d.check().await,
-            DataSourceDriver::Refused { why, .. } => Health::Unhealthy(why.clone()),
+            DataSourceDriver::Refused { why, .. } => ResourceHealth::Unhealthy(why.clone()),
         }
     }
 }
 
 fn in_member(m: &DataSourceDriver, e: DriverError) -> DriverError {
     let text = format!("{}: {e}", m.label());
-    if e.is_permanent() {
+    if e.is_fatal() {
+        DriverError::Misconfigured(text)
+    } else if e.is_permanent() {
         DriverError::Unavailable(text)
     } else {
         DriverError::Failed(text)
@@ -249,5 +251,6 @@ fn mount_spec(
         options: spec.options.clone(),
         stop_timeout: spec.stop_timeout.map_or(DEFAULT_STOP_TIMEOUT, |d| d.get()),
         node: ctx.node.clone(),
+        record_in: Some((ctx.data_dir.clone(), ctx.group.clone())),
     })
 }

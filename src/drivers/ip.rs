@@ -48,7 +48,7 @@ use tracing::{info, warn};
 
 use crate::model::ManagedIp;
 
-use super::{DriverError, Health};
+use super::{DriverError, ResourceHealth};
 
 #[derive(Debug)]
 pub struct IpDriver {
@@ -130,26 +130,26 @@ impl IpDriver {
         Ok(())
     }
 
-    pub async fn check(&mut self) -> Health {
+    pub async fn check(&mut self) -> ResourceHealth {
         let addr = self.ip.address.addr();
         let probe = async {
             let nl = Netlink::open()?;
             let table = nl.addresses().await?;
             let Some(a) = table.iter().find(|a| a.ip == addr) else {
-                return Ok(Health::Unhealthy(format!(
+                return Ok(ResourceHealth::Unhealthy(format!(
                     "{addr} is no longer on any interface"
                 )));
             };
             let link = nl.link(a.index).await?;
             Ok::<_, DriverError>(if link.up {
-                Health::Healthy
+                ResourceHealth::Healthy
             } else {
-                Health::Unhealthy(format!("interface {} of {addr} is down", link.name))
+                ResourceHealth::Unhealthy(format!("interface {} of {addr} is down", link.name))
             })
         };
         probe
             .await
-            .unwrap_or_else(|e| Health::Unhealthy(format!("cannot check {addr}: {e}")))
+            .unwrap_or_else(|e| ResourceHealth::Unhealthy(format!("cannot check {addr}: {e}")))
     }
 
     /// The interface whose addresses share the managed address's network.

@@ -50,6 +50,11 @@ pub enum DriverError {
     /// The resource was started or stopped but did not do what it should.
     #[error("{0}")]
     Failed(String),
+    /// The resource's configuration is invalid anywhere (OCF exit code 6,
+    /// `OCF_ERR_CONFIGURED`): it can run on no node, so the group fails on
+    /// every node at once rather than node after node.
+    #[error("{0}")]
+    Misconfigured(String),
 }
 
 impl DriverError {
@@ -58,8 +63,15 @@ impl DriverError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            DriverError::Unavailable(_) | DriverError::Unsupported { .. }
+            DriverError::Unavailable(_)
+                | DriverError::Unsupported { .. }
+                | DriverError::Misconfigured(_)
         )
+    }
+
+    /// True when no node can run the resource as configured.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, DriverError::Misconfigured(_))
     }
 
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
@@ -70,17 +82,18 @@ impl DriverError {
     }
 }
 
-/// The result of a check or a probe.
+/// The result of a resource's check or probe (not node health: that is
+/// [`crate::plan::Health`], the state of every node).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Health {
+pub enum ResourceHealth {
     Healthy,
     /// Why the resource is not healthy, for the group's status message.
     Unhealthy(String),
 }
 
-impl Health {
+impl ResourceHealth {
     pub fn is_healthy(&self) -> bool {
-        matches!(self, Health::Healthy)
+        matches!(self, ResourceHealth::Healthy)
     }
 }
 
@@ -100,8 +113,8 @@ pub struct GroupContext {
     /// The `systemctl` program (a path, or a name looked up in `PATH`).
     pub systemctl: PathBuf,
     /// Processes start through `asctl exec-gate` and run only once recorded
-    /// and allowed (`process::StartGate`); `None` starts them directly.
-    pub start_gate: Option<process::StartGate>,
+    /// and allowed (`process::ExecGate`); `None` starts them directly.
+    pub exec_gate: Option<process::ExecGate>,
 }
 
 impl GroupContext {
@@ -112,7 +125,7 @@ impl GroupContext {
             data_dir,
             asctl_exe: None,
             systemctl: PathBuf::from("systemctl"),
-            start_gate: None,
+            exec_gate: None,
         }
     }
 }
@@ -221,7 +234,7 @@ impl Resource {
     /// Checks an online resource. Cheap to call often: each driver decides
     /// when real work (a probe, a `systemctl` call) is due and otherwise
     /// answers from what it last saw.
-    pub async fn check(&mut self) -> Health {
+    pub async fn check(&mut self) -> ResourceHealth {
         match self {
             Resource::DataSource(d) => d.check().await,
             Resource::IpAddress(d) => d.check().await,

@@ -4,7 +4,7 @@
 
 use crate::model::Module;
 
-use super::{DriverError, Health};
+use super::{DriverError, ResourceHealth};
 
 #[derive(Debug)]
 pub struct ModuleDriver {
@@ -32,8 +32,8 @@ impl ModuleDriver {
         Ok(())
     }
 
-    pub fn check(&self) -> Health {
-        Health::Unhealthy(format!(
+    pub fn check(&self) -> ResourceHealth {
+        ResourceHealth::Unhealthy(format!(
             "the {} module is unsupported on this platform",
             self.module.kind.as_str()
         ))

@@ -2,7 +2,7 @@
 //! accepted), `http` (a GET answers 2xx/3xx) — each within a timeout.
 //!
 //! A probe never fails the caller: whatever goes wrong (timeout, refused
-//! connection, bad URL) is an [`Health::Unhealthy`] with the reason, because
+//! connection, bad URL) is an [`ResourceHealth::Unhealthy`] with the reason, because
 //! to the reconciler all of them mean the same thing.
 
 use std::process::Stdio;
@@ -17,10 +17,10 @@ use tokio::process::Command;
 
 use crate::model::Probe;
 
-use super::Health;
+use super::ResourceHealth;
 
 /// Runs one probe, bounded by `timeout`.
-pub async fn run(probe: &Probe, timeout: Duration) -> Health {
+pub async fn run(probe: &Probe, timeout: Duration) -> ResourceHealth {
     let work = async {
         match probe {
             Probe::Exec(argv) => exec(argv).await,
@@ -30,7 +30,7 @@ pub async fn run(probe: &Probe, timeout: Duration) -> Health {
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(health) => health,
-        Err(_) => Health::Unhealthy(format!(
+        Err(_) => ResourceHealth::Unhealthy(format!(
             "{} probe did not answer within {}",
             kind(probe),
             humantime::format_duration(timeout)
@@ -46,9 +46,9 @@ fn kind(probe: &Probe) -> &'static str {
     }
 }
 
-async fn exec(argv: &[String]) -> Health {
+async fn exec(argv: &[String]) -> ResourceHealth {
     let Some((program, args)) = argv.split_first() else {
-        return Health::Unhealthy("exec probe has an empty command".into());
+        return ResourceHealth::Unhealthy("exec probe has an empty command".into());
     };
     let child = Command::new(program)
         .args(args)
@@ -60,27 +60,29 @@ async fn exec(argv: &[String]) -> Health {
         .spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(e) => return Health::Unhealthy(format!("exec probe `{program}` cannot start: {e}")),
+        Err(e) => {
+            return ResourceHealth::Unhealthy(format!("exec probe `{program}` cannot start: {e}"));
+        }
     };
     match child.wait().await {
-        Ok(s) if s.success() => Health::Healthy,
-        Ok(s) => Health::Unhealthy(format!("exec probe `{program}` exited with {s}")),
-        Err(e) => Health::Unhealthy(format!("exec probe `{program}`: {e}")),
+        Ok(s) if s.success() => ResourceHealth::Healthy,
+        Ok(s) => ResourceHealth::Unhealthy(format!("exec probe `{program}` exited with {s}")),
+        Err(e) => ResourceHealth::Unhealthy(format!("exec probe `{program}`: {e}")),
     }
 }
 
-async fn tcp(host: &str, port: u16) -> Health {
+async fn tcp(host: &str, port: u16) -> ResourceHealth {
     match TcpStream::connect((host, port)).await {
-        Ok(_) => Health::Healthy,
-        Err(e) => Health::Unhealthy(format!("tcp probe {host}:{port}: {e}")),
+        Ok(_) => ResourceHealth::Healthy,
+        Err(e) => ResourceHealth::Unhealthy(format!("tcp probe {host}:{port}: {e}")),
     }
 }
 
-async fn http(url: &str) -> Health {
+async fn http(url: &str) -> ResourceHealth {
     match http_status(url).await {
-        Ok(status) if status.is_success() || status.is_redirection() => Health::Healthy,
-        Ok(status) => Health::Unhealthy(format!("http probe {url} answered {status}")),
-        Err(reason) => Health::Unhealthy(format!("http probe {url}: {reason}")),
+        Ok(status) if status.is_success() || status.is_redirection() => ResourceHealth::Healthy,
+        Ok(status) => ResourceHealth::Unhealthy(format!("http probe {url} answered {status}")),
+        Err(reason) => ResourceHealth::Unhealthy(format!("http probe {url}: {reason}")),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::time::Instant;
 
-use super::{DriverError, Health};
+use super::{DriverError, ResourceHealth};
 
 /// How often an online unit is asked `is-active`: a `systemctl` call per
 /// reconciler tick would be a fork every quarter second for nothing.
@@ -22,7 +22,7 @@ pub struct ServiceDriver {
     unit: String,
     systemctl: PathBuf,
     next_check: Option<Instant>,
-    last: Health,
+    last: ResourceHealth,
 }
 
 impl ServiceDriver {
@@ -32,7 +32,7 @@ impl ServiceDriver {
             unit,
             systemctl,
             next_check: None,
-            last: Health::Healthy,
+            last: ResourceHealth::Healthy,
         }
     }
 
@@ -43,7 +43,7 @@ impl ServiceDriver {
     pub async fn start(&mut self) -> Result<(), DriverError> {
         self.systemctl("start").await?;
         self.next_check = Some(Instant::now() + CHECK_INTERVAL);
-        self.last = Health::Healthy;
+        self.last = ResourceHealth::Healthy;
         Ok(())
     }
 
@@ -52,7 +52,7 @@ impl ServiceDriver {
         self.systemctl("stop").await
     }
 
-    pub async fn check(&mut self) -> Health {
+    pub async fn check(&mut self) -> ResourceHealth {
         let now = Instant::now();
         if self.next_check.is_some_and(|t| t > now) {
             return self.last.clone();
@@ -63,11 +63,11 @@ impl ServiceDriver {
     }
 
     /// `systemctl is-active`: exit status 0 means active.
-    pub async fn is_active(&self) -> Health {
+    pub async fn is_active(&self) -> ResourceHealth {
         match self.run(&["is-active", "--quiet", &self.unit]).await {
-            Ok(out) if out.status.success() => Health::Healthy,
-            Ok(_) => Health::Unhealthy(format!("unit {} is not active", self.unit)),
-            Err(e) => Health::Unhealthy(e.to_string()),
+            Ok(out) if out.status.success() => ResourceHealth::Healthy,
+            Ok(_) => ResourceHealth::Unhealthy(format!("unit {} is not active", self.unit)),
+            Err(e) => ResourceHealth::Unhealthy(e.to_string()),
         }
     }
 

@@ -36,6 +36,17 @@ pub struct LocalGroupStatus {
     /// Why the group is in this state, when there is more to say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Set while this node may still hold the group's storage because its
+    /// stop failed (an unmount refused, an OCF `stop` failed or timed out):
+    /// the cause. The leader places the group nowhere while any node is
+    /// unclean for it (`asctl confirm-down` overrides, docs/storage.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unclean: Option<String>,
+    /// Failed because the group's configuration is invalid anywhere (an OCF
+    /// agent answered 6, `OCF_ERR_CONFIGURED`): the leader marks it failed
+    /// on every node at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fatal: bool,
 }
 
 /// What this node reports about its groups: every group of the configuration

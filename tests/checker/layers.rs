@@ -5,6 +5,9 @@
 //! (and `src/<module>.rs`), collects the `crate::<module>` paths its code
 //! names (comments excluded), and fails on any path the table below does
 //! not allow. A new top-level module must be added to the table.
+//!
+//! It also keeps the runtime's pure state machines pure ([`PURE`]): none
+//! of them names I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -229,4 +232,100 @@ fn every_layer_in_the_table_exists_or_is_expected() {
             );
         }
     }
+}
+
+/// The pure state machines: every decision of the runtime that can be made
+/// without I/O is made in one of these, and their drivers do the I/O. They
+/// must stay testable with made-up instants and no sockets.
+const PURE: &[&str] = &[
+    "src/agent/detection/detector/mod.rs",
+    "src/agent/detection/detector/setup.rs",
+    "src/agent/detection/detector/timing.rs",
+    "src/agent/failover/policy/machine.rs",
+    "src/agent/failover/takeover.rs",
+    "src/domain/state/mod.rs",
+    "src/domain/state/command.rs",
+    "src/domain/state/documents.rs",
+    "src/domain/leader/decide.rs",
+];
+
+/// What a pure file must not name: the async runtime, files, processes,
+/// sockets, the clock, the drivers and the runtime's timers.
+const IMPURE: &[&str] = &[
+    "tokio",
+    "std::fs",
+    "std::process",
+    "std::thread",
+    "UdpSocket",
+    "TcpStream",
+    "TcpListener",
+    "Instant::now",
+    "SystemTime::now",
+    "crate::drivers",
+    "crate::clock",
+];
+
+/// (file, name) pairs allowed anyway, each with the reason.
+const IMPURE_ALLOWED: &[(&str, &str)] = &[
+    // The fallback of `PeerWatch::last_heard` for a peer without lines,
+    // which is never watched: unreachable, but not a panic.
+    ("src/agent/detection/detector/mod.rs", "Instant::now"),
+];
+
+/// `code` without comments and without its `#[cfg(test)]` inline modules.
+fn non_test_code(code: &str) -> String {
+    let mut out = String::new();
+    let mut lines = code.lines().peekable();
+    while let Some(line) = lines.next() {
+        let is_test_module = line.trim() == "#[cfg(test)]"
+            && lines
+                .peek()
+                .is_some_and(|next| next.contains("mod ") && next.trim_end().ends_with('{'));
+        if is_test_module {
+            let mut depth = 0i32;
+            for inner in lines.by_ref() {
+                depth += inner.matches('{').count() as i32 - inner.matches('}').count() as i32;
+                if depth <= 0 {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push_str(line.find("//").map_or(line, |i| &line[..i]));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn the_pure_state_machines_do_no_io() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for file in PURE {
+        let code = std::fs::read_to_string(root.join(file))
+            .unwrap_or_else(|e| panic!("{file} is listed as pure but cannot be read: {e}"));
+        let code = non_test_code(&code);
+        for name in IMPURE {
+            if code.contains(name) && !IMPURE_ALLOWED.contains(&(file, name)) {
+                found.push((*file, *name));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a pure state machine names I/O (file, name): {found:?}; do it in the driver"
+    );
+}
+
+#[test]
+fn the_purity_scan_skips_comments_and_test_modules() {
+    let code = "use std::time::Instant; // tokio in a comment\n\
+                fn f() {}\n\
+                #[cfg(test)]\n\
+                mod tests {\n    fn g() { let _ = std::fs::read(\"x\"); }\n}\n\
+                fn h() { tokio::spawn(x); }\n";
+    let kept = non_test_code(code);
+    assert!(kept.contains("fn h() { tokio::spawn"), "{kept}");
+    assert!(!kept.contains("std::fs"), "{kept}");
+    assert!(!kept.contains("in a comment"), "{kept}");
 }

@@ -45,13 +45,7 @@ fn a_three_node_domain_converges_and_keeps_its_state() {
     let cfg = d.config.to_string_lossy().into_owned();
 
     // First apply: a diff against the empty domain.
-    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
-    assert!(
-        out.status.success(),
-        "apply: {}\n{}",
-        text(&out),
-        d.agent_logs()
-    );
+    let out = d.apply();
     assert!(String::from_utf8_lossy(&out.stdout).contains("Converged"));
     let expected = expected_placement(&d.config);
     assert_eq!(expected.len(), 3);
@@ -200,8 +194,7 @@ fn a_three_node_domain_converges_and_keeps_its_state() {
 
     // Removing a group takes it offline.
     std::fs::remove_file(d.config.join("group-batch.yaml")).expect("rm");
-    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
-    assert!(out.status.success(), "{}\n{}", text(&out), d.agent_logs());
+    d.apply();
     eventually("batch to stop", LONG, || {
         demo_answer(d.ports.demo[2]).is_none().then_some(())
     });
@@ -888,11 +881,8 @@ fn on_terminal(
 
 #[test]
 fn apply_on_a_terminal_asks_and_applies_only_on_yes() {
-    let mut d = LiveDomain::prepare();
-    d.start();
+    let d = LiveDomain::applied();
     let cfg = d.config.to_string_lossy().into_owned();
-    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
-    assert!(out.status.success(), "{}\n{}", text(&out), d.agent_logs());
     assert_eq!(d.generation(), 1);
 
     let web = d.config.join("group-web.yaml");

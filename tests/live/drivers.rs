@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use asctl::drivers::process::ProcessDriver;
 use asctl::drivers::systemd::ServiceDriver;
-use asctl::drivers::{DriverError, GroupContext, Health, Resource, probe};
+use asctl::drivers::{DriverError, GroupContext, Resource, ResourceHealth, probe};
 use asctl::model::{Endpoint, Probe, Process, ResourceGroupSpec};
 
 fn name(s: &str) -> asctl::model::Name {
@@ -230,7 +230,7 @@ async fn a_process_that_exits_is_unhealthy_and_reaped() {
     let pid = driver.pid().expect("a pid");
     let deadline = Instant::now() + Duration::from_secs(5);
     let why = loop {
-        if let Health::Unhealthy(why) = driver.check().await {
+        if let ResourceHealth::Unhealthy(why) = driver.check().await {
             break why;
         }
         assert!(Instant::now() < deadline, "exit not noticed");
@@ -273,8 +273,8 @@ async fn a_probe_runs_at_its_interval_and_reports_failure() {
     assert!(driver.check().await.is_healthy());
     tokio::time::sleep(Duration::from_millis(250)).await;
     match driver.check().await {
-        Health::Unhealthy(why) => assert!(why.contains("tcp probe"), "{why}"),
-        Health::Healthy => panic!("the probe of a closed port passed"),
+        ResourceHealth::Unhealthy(why) => assert!(why.contains("tcp probe"), "{why}"),
+        ResourceHealth::Healthy => panic!("the probe of a closed port passed"),
     }
     driver.stop().await.expect("stops");
 }
@@ -309,10 +309,10 @@ fn responder(response: Option<&'static str>) -> u16 {
     port
 }
 
-fn unhealthy(h: Health) -> String {
+fn unhealthy(h: ResourceHealth) -> String {
     match h {
-        Health::Unhealthy(why) => why,
-        Health::Healthy => panic!("expected unhealthy"),
+        ResourceHealth::Unhealthy(why) => why,
+        ResourceHealth::Healthy => panic!("expected unhealthy"),
     }
 }
 
@@ -321,7 +321,7 @@ const T: Duration = Duration::from_secs(2);
 #[tokio::test]
 async fn exec_probe_passes_on_exit_zero_and_fails_otherwise() {
     let ok = Probe::Exec(vec!["true".into()]);
-    assert_eq!(probe::run(&ok, T).await, Health::Healthy);
+    assert_eq!(probe::run(&ok, T).await, ResourceHealth::Healthy);
 
     let bad = Probe::Exec(vec!["sh".into(), "-c".into(), "exit 4".into()]);
     assert!(unhealthy(probe::run(&bad, T).await).contains("exit status: 4"));
@@ -347,7 +347,7 @@ async fn tcp_probe_passes_on_a_listener_and_fails_on_a_closed_port() {
         host: "127.0.0.1".into(),
         port,
     });
-    assert_eq!(probe::run(&open, T).await, Health::Healthy);
+    assert_eq!(probe::run(&open, T).await, ResourceHealth::Healthy);
 
     let closed = Probe::Tcp(Endpoint {
         host: "127.0.0.1".into(),
@@ -562,7 +562,7 @@ async fn unimplemented_resources_fail_clearly_and_never_pretend() {
 
 fn gated(dir: &Path, allow: bool) -> GroupContext {
     let mut c = ctx(dir);
-    c.start_gate = Some(asctl::drivers::process::StartGate {
+    c.exec_gate = Some(asctl::drivers::process::ExecGate {
         exe: env!("CARGO_BIN_EXE_asctl").into(),
         may_start: std::sync::Arc::new(move || allow),
     });

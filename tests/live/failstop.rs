@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{LiveDomain, alive, demo_answer, eventually, recorded_pid, text};
+use crate::support::{LiveDomain, alive, demo_answer, eventually, recorded_pid};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -69,9 +69,7 @@ fn a_full_disk_stops_the_agent_and_its_groups_before_they_run_elsewhere() {
     let data = d.state.join("nodes/node1/data");
     std::os::unix::fs::symlink(&fs.0, &data).expect("node1's data dir on the tmpfs");
     d.start();
-    let cfg = d.config.display().to_string();
-    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
-    assert!(out.status.success(), "{}", text(&out));
+    d.apply();
     let web_port = d.ports.demo[0];
     let pid = eventually("web to run on node1", LONG, || {
         demo_answer(web_port)?;

@@ -8,7 +8,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{ASCTL, LiveDomain, alive, demo_answer, recorded_pid, text};
+use crate::support::{ASCTL, LiveDomain, alive, demo_answer, recorded_pid};
 
 /// The lease: the heartbeat timeout of [`LiveDomain::prepare`].
 const LEASE: Duration = Duration::from_secs(4);
@@ -67,11 +67,7 @@ fn gone_within(pid: i32, t0: Instant, limit: Duration) -> Option<Duration> {
 }
 
 fn converged() -> LiveDomain {
-    let mut d = LiveDomain::prepare();
-    d.start();
-    let cfg = d.config.display().to_string();
-    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
-    assert!(out.status.success(), "{}\n{}", text(&out), d.agent_logs());
+    let d = LiveDomain::applied();
     d.eventually("web on node1 and api on node2", LONG, || {
         (demo_answer(d.ports.demo[0]).as_deref() == Some("node1")
             && demo_answer(d.ports.demo[1]).as_deref() == Some("node2"))

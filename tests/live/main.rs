@@ -14,12 +14,16 @@
 
 mod support;
 
+mod connections;
 mod credentials;
 mod domain;
 mod drivers;
+mod events;
 mod failstop;
 mod guard;
 mod membership;
 mod ocf;
 mod operate;
 mod reconciler;
+mod supervise;
+mod unclean;

@@ -130,16 +130,6 @@ fn placed_on(status: &serde_json::Value, group: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn apply(d: &LiveDomain, cfg: &str) {
-    let out = d.asctl(&["apply", cfg, "--auto-approve", "--timeout", "60s"]);
-    assert!(
-        out.status.success(),
-        "apply: {}\n{}",
-        text(&out),
-        d.agent_logs()
-    );
-}
-
 #[test]
 fn membership_follows_the_configurations_nodes() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -197,7 +187,7 @@ fn membership_follows_the_configurations_nodes() {
     let cfg = config.to_string_lossy().into_owned();
     d.start();
     d.start_agent("node4");
-    apply(&d, &cfg);
+    d.apply_path(Path::new(&cfg));
     assert_eq!(d.generation(), 1);
     let status = d.status_json().expect("status");
     assert_eq!(role(&status, "node4"), None, "{status:#}");
@@ -212,7 +202,7 @@ fn membership_follows_the_configurations_nodes() {
     // Add node4: it joins as a learner, then becomes a voter, and the
     // domain sees it Up.
     write(&config, "nodes.yaml", &l.nodes_yaml(&[1, 2, 3, 4]));
-    apply(&d, &cfg);
+    d.apply_path(Path::new(&cfg));
     assert_eq!(d.generation(), 2);
     d.nodes.push("node4".into());
     eventually("node4 to become a voter", LONG, || {
@@ -226,7 +216,7 @@ fn membership_follows_the_configurations_nodes() {
         "group-extra.yaml",
         &Layout::group_yaml("extra", &[4, 1], l.demo[3], ""),
     );
-    apply(&d, &cfg);
+    d.apply_path(Path::new(&cfg));
     assert_eq!(d.generation(), 3);
     assert_eq!(
         eventually("extra online", LONG, || demo_answer(l.demo[3])),
@@ -263,7 +253,7 @@ fn membership_follows_the_configurations_nodes() {
         "group-batch.yaml",
         &Layout::group_yaml("batch", &[1], l.demo[2], ""),
     );
-    apply(&d, &cfg);
+    d.apply_path(Path::new(&cfg));
     assert_eq!(d.generation(), 4);
     d.nodes.retain(|n| n != "node3");
     eventually("node3 to leave the membership", LONG, || {
@@ -294,7 +284,7 @@ fn membership_follows_the_configurations_nodes() {
             &format!("\"{}\", \"--name\", \"web-v2\"]", l.demo[0]),
         ),
     );
-    apply(&d, &cfg);
+    d.apply_path(Path::new(&cfg));
     assert_eq!(d.generation(), 5);
     eventually("web to restart with its new command", LONG, || {
         (demo_answer(l.demo[0]).as_deref() == Some("web-v2")).then_some(())
@@ -357,26 +347,27 @@ fn membership_follows_the_configurations_nodes() {
     d.stop();
 }
 
-#[test]
-fn a_witness_keeps_a_two_node_domain_committing_when_a_node_dies() {
+/// A domain of two nodes (with a witness or not), not started: web prefers
+/// node1 (its spec gets `web_extra`), api node2.
+fn two_nodes(witness: bool, web_extra: &str) -> (LiveDomain, Layout) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let l = Layout::new(2, true);
+    let l = Layout::new(2, witness);
     let config = dir.path().join("config");
     std::fs::create_dir_all(&config).expect("mkdir");
     write(&config, "domain.yaml", &l.domain_yaml());
     write(&config, "nodes.yaml", &l.nodes_yaml(&[1, 2]));
-    write(
-        &config,
-        "group-web.yaml",
-        &Layout::group_yaml("web", &[1, 2], l.demo[0], ""),
-    );
-    write(
-        &config,
-        "group-api.yaml",
-        &Layout::group_yaml("api", &[2, 1], l.demo[1], ""),
-    );
-    let cfg = config.to_string_lossy().into_owned();
-    let mut d = LiveDomain::init(dir, config.clone(), l.ports(), &["node1", "node2"]);
+    let web = Layout::group_yaml("web", &[1, 2], l.demo[0], web_extra);
+    write(&config, "group-web.yaml", &web);
+    let api = Layout::group_yaml("api", &[2, 1], l.demo[1], "");
+    write(&config, "group-api.yaml", &api);
+    let d = LiveDomain::init(dir, config, l.ports(), &["node1", "node2"]);
+    (d, l)
+}
+
+#[test]
+fn a_witness_keeps_a_two_node_domain_committing_when_a_node_dies() {
+    let (mut d, l) = two_nodes(true, "");
+    let (config, cfg) = (d.config.clone(), d.config.to_string_lossy().into_owned());
     assert!(d.members.contains(&"witness".to_owned()), "{:?}", d.members);
     let witness_yaml = std::fs::read_to_string(d.state.join("nodes/witness/agent.yaml"))
         .expect("the witness's agent.yaml");
@@ -387,7 +378,7 @@ fn a_witness_keeps_a_two_node_domain_committing_when_a_node_dies() {
     assert_eq!(role(&s, "witness").as_deref(), Some("voter"), "{s:#}");
     assert_eq!(s["members"].as_array().map(Vec::len), Some(3), "{s:#}");
 
-    apply(&d, &cfg);
+    d.apply_path(Path::new(&cfg));
     assert_eq!(
         eventually("web online", LONG, || demo_answer(l.demo[0])),
         "node1"
@@ -433,7 +424,7 @@ fn a_witness_keeps_a_two_node_domain_committing_when_a_node_dies() {
         ),
     )
     .expect("write");
-    apply(&d, &cfg);
+    d.apply_path(Path::new(&cfg));
     assert_eq!(d.generation(), 2);
     eventually("api to restart with its new command", LONG, || {
         (demo_answer(l.demo[1]).as_deref() == Some("api-v2")).then_some(())
@@ -446,7 +437,7 @@ fn watch_applies_an_editors_save_and_leaves_the_domain_alone_on_a_broken_file() 
     let mut d = LiveDomain::prepare();
     d.start();
     let cfg = d.config.to_string_lossy().into_owned();
-    apply(&d, &cfg);
+    d.apply_path(Path::new(&cfg));
     assert_eq!(d.generation(), 1);
     eventually("web online", LONG, || demo_answer(d.ports.demo[0]));
 
@@ -535,26 +526,9 @@ fn running_on_both(d: &LiveDomain, group: &str) -> bool {
 
 #[test]
 fn two_nodes_without_a_witness_fail_over_by_local_takeover() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let l = Layout::new(2, false);
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(&config).expect("mkdir");
-    write(&config, "domain.yaml", &l.domain_yaml());
-    write(&config, "nodes.yaml", &l.nodes_yaml(&[1, 2]));
-    write(
-        &config,
-        "group-web.yaml",
-        &Layout::group_yaml("web", &[1, 2], l.demo[0], "  failback: auto\n"),
-    );
-    write(
-        &config,
-        "group-api.yaml",
-        &Layout::group_yaml("api", &[2, 1], l.demo[1], ""),
-    );
-    let cfg = config.to_string_lossy().into_owned();
-    let mut d = LiveDomain::init(dir, config.clone(), l.ports(), &["node1", "node2"]);
+    let (mut d, l) = two_nodes(false, "  failback: auto\n");
     d.start();
-    apply(&d, &cfg);
+    d.apply();
     assert_eq!(
         d.eventually("web online", LONG, || demo_answer(l.demo[0])),
         "node1"

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use asctl::drivers::ocf::OcfDriver;
 use asctl::drivers::ocf::exec::Agent;
-use asctl::drivers::{DriverError, Health};
+use asctl::drivers::{DriverError, ResourceHealth};
 use asctl::model::OcfAgent;
 
 fn fixture_root() -> PathBuf {
@@ -50,7 +50,7 @@ async fn start_monitor_stop_with_the_contracts_environment() {
     let mut d = probe(dir.path(), serde_json::json!({}));
     d.start().await.expect("start");
     assert!(dir.path().join("state").exists());
-    assert_eq!(d.check().await, Health::Healthy);
+    assert_eq!(d.check().await, ResourceHealth::Healthy);
     d.stop().await.expect("stop");
     assert!(!dir.path().join("state").exists());
     let log = log(dir.path());
@@ -91,7 +91,7 @@ async fn monitor_not_running_is_unhealthy() {
     std::fs::remove_file(dir.path().join("state")).unwrap();
     let h = d.check().await;
     assert!(
-        matches!(&h, Health::Unhealthy(w) if w.contains("not running (monitor returned 7)")),
+        matches!(&h, ResourceHealth::Unhealthy(w) if w.contains("not running (monitor returned 7)")),
         "{h:?}"
     );
 }
@@ -115,6 +115,11 @@ async fn hard_and_fatal_codes_are_permanent_soft_ones_are_not() {
         );
         let err = d.start().await.expect_err("start fails");
         assert_eq!(err.is_permanent(), permanent, "code {code}: {err}");
+        assert_eq!(
+            err.is_fatal(),
+            code == 6,
+            "only 6 is invalid anywhere: {err}"
+        );
         let text = err.to_string();
         assert!(
             text.contains(&format!(
@@ -140,7 +145,7 @@ async fn a_failing_stop_is_an_error_and_monitor_errors_are_unhealthy() {
     d.start().await.expect("start");
     let h = d.check().await;
     assert!(
-        matches!(&h, Health::Unhealthy(w) if w.contains("monitor failed on purpose")),
+        matches!(&h, ResourceHealth::Unhealthy(w) if w.contains("monitor failed on purpose")),
         "{h:?}"
     );
 }
@@ -270,7 +275,7 @@ async fn the_real_dummy_agent() {
         agent("heartbeat:Dummy", serde_json::json!({"state": state})),
         DEBIAN_ROOT.into(),
     );
-    assert_eq!(d2.check().await, Health::Healthy);
+    assert_eq!(d2.check().await, ResourceHealth::Healthy);
     std::fs::remove_file(&state).unwrap();
     let mut d3 = OcfDriver::new(
         "resource dummy".into(),
@@ -280,7 +285,7 @@ async fn the_real_dummy_agent() {
     );
     let h = d3.check().await;
     assert!(
-        matches!(&h, Health::Unhealthy(w) if w.contains("returned 7")),
+        matches!(&h, ResourceHealth::Unhealthy(w) if w.contains("returned 7")),
         "{h:?}"
     );
     d.start().await.expect("start again");

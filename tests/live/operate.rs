@@ -32,16 +32,8 @@ fn signal(d: &LiveDomain, node: &str, sig: i32) {
 
 #[test]
 fn plan_fail_and_client_failover_between_members() {
-    let mut d = LiveDomain::prepare();
-    d.start();
+    let mut d = LiveDomain::applied();
     let cfg = d.config.to_string_lossy().into_owned();
-    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
-    assert!(
-        out.status.success(),
-        "apply: {}\n{}",
-        text(&out),
-        d.agent_logs()
-    );
 
     // What-if against the live placement: web (on node1) would move.
     let out = d.asctl(&["plan", &cfg, "--fail", "node1"]);

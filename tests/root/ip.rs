@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::support::agent::n;
 use crate::support::{Netns, veth};
 use asctl::drivers::ip::IpDriver;
-use asctl::drivers::{DriverError, Health};
+use asctl::drivers::{DriverError, ResourceHealth};
 use asctl::model::ManagedIp;
 
 fn managed(addr: &str) -> ManagedIp {
@@ -153,21 +153,23 @@ fn add_announce_monitor_and_remove_a_managed_address() {
         // Idempotent: a second start changes nothing.
         d.start().await.expect("start again");
         assert_eq!(count(&ns, "lan", "10.207.1.100/24"), 1);
-        assert_eq!(d.check().await, Health::Healthy);
+        assert_eq!(d.check().await, ResourceHealth::Healthy);
 
         // Someone removes it behind our back: the monitor notices.
         ip("addr del 10.207.1.100/24 dev lan");
         match d.check().await {
-            Health::Unhealthy(m) => assert!(m.contains("no longer on any interface"), "{m}"),
+            ResourceHealth::Unhealthy(m) => {
+                assert!(m.contains("no longer on any interface"), "{m}")
+            }
             h => panic!("expected unhealthy, got {h:?}"),
         }
         d.start().await.expect("start re-adds");
-        assert_eq!(d.check().await, Health::Healthy);
+        assert_eq!(d.check().await, ResourceHealth::Healthy);
 
         // Its interface goes down: unhealthy, the group should move.
         ip("link set lan down");
         match d.check().await {
-            Health::Unhealthy(m) => {
+            ResourceHealth::Unhealthy(m) => {
                 assert!(m.contains("interface lan of 10.207.1.100 is down"), "{m}")
             }
             h => panic!("expected unhealthy, got {h:?}"),

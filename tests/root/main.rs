@@ -26,3 +26,4 @@ mod ip;
 mod isolation;
 mod storage;
 mod storage_group;
+mod storage_guard;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::storage_support::{Lun, live, mounted, sh};
 use asctl::drivers::storage::mount::{MountPoint, MountSpec};
 use asctl::drivers::storage::shared_disk::SharedDisk;
-use asctl::drivers::{DriverError, Health};
+use asctl::drivers::{DriverError, ResourceHealth};
 
 fn name(s: &str) -> asctl::model::Name {
     s.parse().expect("valid name")
@@ -40,6 +40,7 @@ fn mount_point(dev: &Path, path: &Path, fs_type: &str, stop_timeout: Duration) -
             options: Some("noatime".into()),
             stop_timeout,
             node: name("node1"),
+            record_in: None,
         },
         FAST,
         IO_TIMEOUT,
@@ -62,7 +63,7 @@ async fn a_shared_disk_is_claimed_only_when_nothing_else_here_holds_it() {
     let own = lun.dir("own");
     let mut d = disk(&lo.dev, std::slice::from_ref(&own));
     d.start().await.expect("free disk");
-    assert_eq!(d.check().await, Health::Healthy);
+    assert_eq!(d.check().await, ResourceHealth::Healthy);
     d.stop().await.expect("nothing to release");
 
     // Mounted by hand somewhere else on this node: not ours to take.
@@ -98,7 +99,7 @@ async fn a_shared_disk_is_claimed_only_when_nothing_else_here_holds_it() {
     );
     // The device vanishing is a monitor failure.
     let mut gone = disk(Path::new("/dev/h4-no-such-disk"), &[]);
-    assert!(matches!(gone.check().await, Health::Unhealthy(w) if w.contains("gone")));
+    assert!(matches!(gone.check().await, ResourceHealth::Unhealthy(w) if w.contains("gone")));
 }
 
 /// Start, monitor, and a stop that must kill the mount's users: one with
@@ -119,7 +120,7 @@ async fn mount_lifecycle(fs_type: &str) {
     m.start()
         .await
         .expect("starting a mounted mount point is a no-op");
-    assert_eq!(m.check().await, Health::Healthy);
+    assert_eq!(m.check().await, ResourceHealth::Healthy);
     assert!(path.join(".asctl-monitor-node1").exists());
 
     let p = path.display();
@@ -144,7 +145,7 @@ async fn mount_lifecycle(fs_type: &str) {
         .expect("stopping an unmounted mount point is a no-op");
     let h = m.check().await;
     assert!(
-        matches!(&h, Health::Unhealthy(w) if w.contains("no longer mounted")),
+        matches!(&h, ResourceHealth::Unhealthy(w) if w.contains("no longer mounted")),
         "{h:?}"
     );
 }
@@ -237,7 +238,7 @@ async fn what_one_node_fsynced_is_there_when_another_mounts_after_it_died() {
         std::fs::read_to_string(path.join("log")).unwrap(),
         "seq 1\n"
     );
-    assert_eq!(m.check().await, Health::Healthy);
+    assert_eq!(m.check().await, ResourceHealth::Healthy);
     m.stop().await.expect("unmount");
     let out = Command::new("fsck")
         .args(["-n", lo2.dev.to_str().unwrap()])
@@ -274,7 +275,7 @@ async fn the_real_filesystem_agent_mounts_monitors_and_unmounts() {
     );
     d.start().await.expect("Filesystem start");
     assert!(mounted(&path));
-    assert_eq!(d.check().await, Health::Healthy);
+    assert_eq!(d.check().await, ResourceHealth::Healthy);
     let mut holder = spawn_sh(&format!("cd {} && exec sleep 1000", path.display()));
     tokio::time::sleep(Duration::from_millis(100)).await;
     d.stop()
@@ -286,7 +287,7 @@ async fn the_real_filesystem_agent_mounts_monitors_and_unmounts() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     let h = d.check().await;
     assert!(
-        matches!(&h, Health::Unhealthy(w) if w.contains("returned 7")),
+        matches!(&h, ResourceHealth::Unhealthy(w) if w.contains("returned 7")),
         "{h:?}"
     );
 }

@@ -42,6 +42,9 @@ pub struct AgentConfig {
     /// demo agent is never reachable from the network by accident.
     #[serde(default)]
     pub allow_remote: bool,
+    /// Time limits and the per-address cap of the API's connections.
+    #[serde(default)]
+    pub connections: crate::agent::server::hygiene::Limits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +74,11 @@ pub enum AgentError {
          restart the agent)"
     )]
     RaftStopped(String),
+    #[error(
+        "{0}; this node's groups were taken offline (restart the agent; report the failure if it \
+         repeats)"
+    )]
+    TaskFailed(String),
     #[error("{what}: {err}")]
     Io { what: String, err: std::io::Error },
 }

@@ -32,7 +32,9 @@ use crate::agent::failover::takeover::Clearance;
 use crate::agent::metrics::Metrics;
 use crate::agent::server::api::{self, ApiState};
 use crate::agent::server::auth::{Token, read_token};
+use crate::agent::server::hygiene::Hygiene;
 use crate::agent::server::tls;
+use crate::agent::vital;
 use crate::domain::leader::{self, HealthSource, ReportFreshness, desired_members};
 use crate::domain::network::Inbound;
 use crate::domain::{Client, Member, Replica, node_id};
@@ -82,11 +84,10 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         kick: Arc::new(Notify::new()),
     };
     let me_node: Option<Name> = if cfg.witness { None } else { name.parse().ok() };
-    let detector_health = Arc::new(DetectorHealth::new(
-        me_node,
-        members.freshness.clone(),
-        domain.clone(),
-    ));
+    let detector_health = Arc::new(
+        DetectorHealth::new(me_node, members.freshness.clone(), domain.clone())
+            .with_lines(metrics.clone()),
+    );
     let state = ApiState {
         domain: domain.clone(),
         metrics: metrics.clone(),
@@ -107,13 +108,16 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
 
     let (stop, stop_rx) = watch::channel(false);
     let health: Arc<dyn HealthSource> = detector_health.clone();
-    let leader_task = tokio::spawn(leader::run(
-        domain.clone(),
-        health,
-        members.freshness.clone(),
-        members.kick.clone(),
-        stop_rx.clone(),
-    ));
+    let leader_task = vital::spawn(
+        "leader",
+        leader::run(
+            domain.clone(),
+            health,
+            members.freshness.clone(),
+            members.kick.clone(),
+            stop_rx.clone(),
+        ),
+    );
     let node = if cfg.witness {
         None
     } else {
@@ -136,31 +140,62 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
 
     // Fail-stop: a raft core that quits on its own (a storage error: disk
     // full, EIO, a read-only file system) leaves this node unable to hear
-    // the domain, which is about to start its groups elsewhere.
-    let raft_died = tokio::select! {
-        () = shutdown.requested() => None,
-        cause = raft_stopped(&domain) => Some(cause),
+    // the domain, which is about to start its groups elsewhere; so does a
+    // vital task that died or stalls (the heartbeats, the detector, the
+    // lease renewal, ...: `agent::vital`).
+    let stalls = {
+        let domain = domain.clone();
+        tokio::spawn(vital::global().watch_stalls(move || {
+            let hb = domain.state().heartbeat().unwrap_or_default();
+            guard::lease_time(hb.timeout.get())
+        }))
     };
-    match &raft_died {
+    let fatal = tokio::select! {
+        () = shutdown.requested() => None,
+        cause = raft_stopped(&domain) => Some(AgentError::RaftStopped(cause)),
+        cause = vital::global().failed() => Some(AgentError::TaskFailed(cause)),
+    };
+    // From here on tasks end by design.
+    vital::global().stopping();
+    stalls.abort();
+    match &fatal {
         None => info!("{name}: stopping"),
-        Some(cause) => error!(
-            "{name}: the raft core stopped ({cause}); taking this node's groups offline and exiting"
-        ),
+        Some(cause) => error!("{name}: {cause}: fencing this node's groups and exiting"),
     }
     let _ = stop.send(true);
+    let failed = fatal.is_some();
     if let Some(node) = node {
-        node.stop(opts.leave_running, raft_died.is_some()).await;
+        node.stop(opts.leave_running, failed).await;
     }
-    let _ = leader_task.await;
-    server.stop().await;
+    let _ = settle(leader_task, failed).await;
+    server.stop(failed).await;
     if let Err(e) = domain.raft.shutdown().await {
         warn!("raft did not stop cleanly: {e}");
     }
-    if let Some(cause) = raft_died {
-        return Err(AgentError::RaftStopped(cause));
+    if let Some(e) = fatal {
+        return Err(e);
     }
     info!("{name}: stopped");
     Ok(())
+}
+
+/// How long a fail-stop waits for each task: one that stalled never ends.
+const FAILED_TASK_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits for a task to end; after a fatal failure, for at most
+/// [`FAILED_TASK_WAIT`] (the stalled task is left behind: the process exits
+/// soon).
+async fn settle<T>(task: JoinHandle<T>, failed: bool) -> Option<T> {
+    if !failed {
+        return task.await.ok();
+    }
+    match tokio::time::timeout(FAILED_TASK_WAIT, task).await {
+        Ok(out) => out.ok(),
+        Err(_) => {
+            warn!("a task did not end within {FAILED_TASK_WAIT:?} of the fail-stop; leaving it");
+            None
+        }
+    }
 }
 
 /// Resolves, with the cause, when the raft core has quit on its own.
@@ -192,11 +227,18 @@ impl Server {
             let handle = handle.clone();
             let listen = cfg.listen;
             let rustls = axum_server::tls_rustls::RustlsConfig::from_config(server_cfg);
-            tokio::spawn(async move {
-                axum_server::bind_rustls(listen, rustls)
-                    .handle(handle)
-                    .serve(app.into_make_service())
-                    .await
+            let limits = cfg.connections;
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+                .handshake_timeout(limits.handshake_timeout.get())
+                .acceptor(Hygiene::new(limits));
+            let mut server = axum_server::bind(listen).acceptor(acceptor);
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout.get());
+            vital::spawn("API server", async move {
+                server.handle(handle).serve(app.into_make_service()).await
             })
         };
         match tokio::time::timeout(Duration::from_secs(5), handle.listening()).await {
@@ -217,9 +259,9 @@ impl Server {
         }
     }
 
-    async fn stop(self) {
+    async fn stop(self, failed: bool) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
-        let _ = self.task.await;
+        let _ = settle(self.task, failed).await;
     }
 }
 
@@ -271,33 +313,39 @@ impl NodeTasks {
         // Renewed until the very end of a graceful stop, not just until the
         // stop begins: a slow graceful stop must not be cut short by a fence.
         let (guard_stop, guard_stop_rx) = watch::channel(false);
-        let guard = tokio::spawn(guard.run(s.domain.clone(), guard_stop_rx));
+        let guard = vital::spawn("lease renewal", guard.run(s.domain.clone(), guard_stop_rx));
         let (clearance_tx, clearance_rx) = watch::channel(Clearance::default());
         let (lapse_tx, lapse_rx) = watch::channel(false);
-        let lapse = tokio::spawn(guard::hold_after_lapse(
-            lease.clone(),
-            s.domain.clone(),
-            lapse_tx,
-            clearance_rx.clone(),
-            s.stop.clone(),
-        ));
+        let lapse = vital::spawn(
+            "lease lapse",
+            guard::hold_after_lapse(
+                lease.clone(),
+                s.domain.clone(),
+                lapse_tx,
+                clearance_rx.clone(),
+                s.stop.clone(),
+            ),
+        );
         // Heartbeats and the failure detector run from the replayed state
         // at once, not after the catch-up below: a restarted agent that
         // stayed silent through it would be declared failed by its peers,
         // and its groups (left running for it to adopt) moved away.
         let (report_tx, report_rx) = reconciler::report_channel(&s.node);
-        let policy = tokio::spawn(policy::run(
-            PolicyContext {
-                domain: s.domain.clone(),
-                node: s.node.clone(),
-                key: s.key.clone(),
-                metrics: s.metrics.clone(),
-                health: s.health.clone(),
-                clearance: clearance_tx,
-                reports: report_rx,
-            },
-            s.stop.clone(),
-        ));
+        let policy = vital::spawn(
+            "failover policy",
+            policy::run(
+                PolicyContext {
+                    domain: s.domain.clone(),
+                    node: s.node.clone(),
+                    key: s.key.clone(),
+                    metrics: s.metrics.clone(),
+                    health: s.health.clone(),
+                    clearance: clearance_tx,
+                    reports: report_rx,
+                },
+                s.stop.clone(),
+            ),
+        );
         // Groups start only from a current placement
         // ([`policy::wait_caught_up`]). The guard is already running: an
         // agent frozen while it waits here comes back with stale metrics
@@ -325,37 +373,52 @@ impl NodeTasks {
 
     /// Once the agent's stop signal went out: the reconciler's feeders end,
     /// the groups go offline (or are left running for the next agent), and
-    /// only then may the guard go without fencing. After the raft core died
-    /// nothing is left running and the guard fences whatever is left
-    /// (addresses included).
-    async fn stop(self, leave_running: bool, raft_died: bool) {
-        if raft_died {
-            // No more renewals: the guard fences within one lease (the
-            // heartbeat timeout), as for a frozen agent, however long the
-            // graceful stop below takes.
+    /// only then may the guard go without fencing.
+    ///
+    /// After a fatal failure (`failed`) the guard fences first — it kills
+    /// the node's processes and removes its addresses now, from its own
+    /// process, whichever task is stuck — and the rest is waited for only
+    /// [`FAILED_TASK_WAIT`] each. If the lease renewal itself is the stuck
+    /// task, no renewal follows and the guard fences when the lease runs
+    /// out, as for a frozen agent.
+    async fn stop(self, leave_running: bool, failed: bool) {
+        let mut guard = Some(self.guard);
+        if failed {
             let _ = self.guard_stop.send(true);
+            if let Some(Some(g)) = settle_opt(guard.take(), failed).await {
+                g.fence().await;
+                info!("the lease guard fenced this node's groups");
+            }
         }
         let reconciler = match self.reconciling {
             Some(r) => {
-                let _ = r.feed.await;
-                let _ = r.reports.await;
+                let _ = settle(r.feed, failed).await;
+                let _ = settle(r.reports, failed).await;
                 Some(r.reconciler)
             }
             None => None,
         };
-        let _ = self.policy.await;
-        let _ = self.lapse.await;
+        let _ = settle(self.policy, failed).await;
+        let _ = settle(self.lapse, failed).await;
         if let Some(rec) = reconciler {
-            rec.shutdown(leave_running && !raft_died).await;
-        }
-        let _ = self.guard_stop.send(true);
-        if let Ok(guard) = self.guard.await {
-            if raft_died {
-                guard.fence().await;
+            let offline = rec.shutdown(leave_running && !failed);
+            if failed {
+                let _ = tokio::time::timeout(FAILED_TASK_WAIT, offline).await;
             } else {
-                guard.detach().await;
+                offline.await;
             }
         }
+        let _ = self.guard_stop.send(true);
+        if let Some(Some(g)) = settle_opt(guard, failed).await {
+            g.detach().await;
+        }
+    }
+}
+
+async fn settle_opt<T>(task: Option<JoinHandle<T>>, failed: bool) -> Option<Option<T>> {
+    match task {
+        Some(t) => Some(settle(t, failed).await),
+        None => None,
     }
 }
 
@@ -377,24 +440,30 @@ impl Reconciling {
         info!(groups = ?first.groups_here, "groups wanted here at start");
         let (desired_tx, desired_rx) = watch::channel(first);
         let reconciler = reconciler::spawn_reporting_to(ropts, desired_rx, report_tx);
-        let feed = tokio::spawn(feed::feed_reconciler(
-            s.domain.clone(),
-            s.node.clone(),
-            desired_tx,
-            feed::FeedInputs {
-                clearance: clearance.clone(),
-                lapse,
-                reports: reconciler.reports.clone(),
-            },
-            s.stop.clone(),
-        ));
-        let reports = tokio::spawn(feed::send_reports(
-            s.members,
-            s.metrics,
-            reconciler.reports.clone(),
-            clearance,
-            s.stop,
-        ));
+        let feed = vital::spawn(
+            "reconciler feed",
+            feed::feed_reconciler(
+                s.domain.clone(),
+                s.node.clone(),
+                desired_tx,
+                feed::FeedInputs {
+                    clearance: clearance.clone(),
+                    lapse,
+                    reports: reconciler.reports.clone(),
+                },
+                s.stop.clone(),
+            ),
+        );
+        let reports = vital::spawn(
+            "report sender",
+            feed::send_reports(
+                s.members,
+                s.metrics,
+                reconciler.reports.clone(),
+                clearance,
+                s.stop,
+            ),
+        );
         Reconciling {
             reconciler,
             feed,

@@ -45,6 +45,7 @@ use crate::agent::detection::packet::{
     DomainKey, DropReason, Kind, MAX_PACKET, Packet, ReplayGuard,
 };
 use crate::agent::metrics::Metrics;
+use crate::agent::vital;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HeartbeatError {
@@ -263,12 +264,10 @@ pub fn start(
                 s.set_multicast_loop_v4(false).map_err(err)?;
                 let addr = SocketAddr::new(IpAddr::V4(g), shared.cfg.port);
                 let rx = open(line, addr, Some((g, ifaddr)))?;
-                tasks.push(tokio::spawn(receive(
-                    shared.clone(),
-                    index,
-                    Arc::new(rx),
-                    guard.clone(),
-                )));
+                tasks.push(vital::spawn_may_end(
+                    "heartbeat receive",
+                    receive(shared.clone(), index, Arc::new(rx), guard.clone()),
+                ));
                 vec![addr]
             }
             None => line
@@ -281,14 +280,15 @@ pub fn start(
             LineRole::Domain => Kind::Heartbeat,
             LineRole::Verification => Kind::VerifyRequest,
         };
-        tasks.push(tokio::spawn(send(
-            shared.clone(),
-            index,
-            unicast.clone(),
-            kind,
-            targets,
-        )));
-        tasks.push(tokio::spawn(receive(shared.clone(), index, unicast, guard)));
+        tasks.push(vital::spawn(
+            "heartbeat send",
+            send(shared.clone(), index, unicast.clone(), kind, targets),
+        ));
+        // Ends when the detector it feeds is gone (a monitor restarted).
+        tasks.push(vital::spawn_may_end(
+            "heartbeat receive",
+            receive(shared.clone(), index, unicast, guard),
+        ));
     }
     Ok(Heartbeats { tasks, flags })
 }
@@ -344,8 +344,10 @@ async fn send(
     // After a stall (a frozen agent, a saturated CPU) send one heartbeat now,
     // not a burst of stale ones.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let pulse = vital::pulse("heartbeat send", shared.cfg.interval);
     loop {
         tick.tick().await;
+        pulse.beat();
         for target in &targets {
             let bytes = shared.packet(kind, line, 0);
             match socket.send_to(&bytes, target).await {
@@ -410,8 +412,15 @@ async fn receive(
                 shared.metrics.dropped(&line.name, reason);
                 if reason == DropReason::Malformed || reason == DropReason::ForeignDomain {
                     debug!(line = %line.name, %from, reason = reason.as_str(), "packet dropped");
-                } else {
-                    warn!(line = %line.name, %from, reason = reason.as_str(), "heartbeat rejected");
+                } else if let Some(unlogged) = shared.metrics.drop_warning(&line.name, at) {
+                    // Rate-limited: the counters (`/metrics`) count every one.
+                    warn!(
+                        line = %line.name,
+                        %from,
+                        reason = reason.as_str(),
+                        unlogged_since_last = unlogged,
+                        "heartbeat rejected"
+                    );
                 }
             }
         }

@@ -188,13 +188,13 @@ impl Drop for MonitorHandle {
 pub fn spawn(
     cfg: DetectorConfig,
     interval: Duration,
-    mut observations: mpsc::Receiver<Observation>,
+    observations: mpsc::Receiver<Observation>,
     prober: Option<Prober>,
     metrics: Arc<Metrics>,
 ) -> MonitorHandle {
     let timeout = cfg.timeout;
     let addresses: Vec<IpAddr> = cfg.isolation.iter().map(|t| t.address).collect();
-    let mut detector = Detector::new(cfg, Instant::now());
+    let detector = Detector::new(cfg, Instant::now());
     let (view_tx, view) = watch::channel(DetectorSnapshot {
         peers: detector.view(),
         isolated: false,
@@ -206,18 +206,54 @@ pub fn spawn(
         }
     }
     let (events_tx, events) = mpsc::channel(1024);
-    let (reply_tx, mut replies) = mpsc::channel::<(Instant, IpAddr)>(64);
-    let mut tasks = Vec::new();
-    if let Some(prober) = prober {
-        let prober = Arc::new(prober);
-        info!(
-            method = prober.method().as_str(),
-            "probing isolation addresses"
-        );
-        for addr in addresses {
+    let (reply_tx, replies) = mpsc::channel::<(Instant, IpAddr)>(64);
+    let mut tasks = match prober {
+        Some(prober) => spawn_probes(prober, addresses, interval, timeout, &reply_tx),
+        None => Vec::new(),
+    };
+    drop(reply_tx);
+    let inputs = Inputs {
+        observations,
+        replies,
+        tick: interval / 4,
+    };
+    let outputs = Outputs {
+        metrics,
+        events: events_tx,
+        view: view_tx,
+    };
+    // Ends only when every heartbeat task is gone (the monitor stopped).
+    tasks.push(crate::agent::vital::spawn_may_end(
+        "detector",
+        drive(detector, inputs, outputs),
+    ));
+    MonitorHandle {
+        view,
+        events,
+        tasks,
+    }
+}
+
+/// One task per isolation address, probing it every `interval` and sending
+/// each answer (with its time) to `replies`.
+fn spawn_probes(
+    prober: Prober,
+    addresses: Vec<IpAddr>,
+    interval: Duration,
+    timeout: Duration,
+    replies: &mpsc::Sender<(Instant, IpAddr)>,
+) -> Vec<JoinHandle<()>> {
+    let prober = Arc::new(prober);
+    info!(
+        method = prober.method().as_str(),
+        "probing isolation addresses"
+    );
+    addresses
+        .into_iter()
+        .map(|addr| {
             let prober = prober.clone();
-            let tx = reply_tx.clone();
-            tasks.push(tokio::spawn(async move {
+            let tx = replies.clone();
+            tokio::spawn(async move {
                 let mut tick = tokio::time::interval(interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -230,54 +266,68 @@ pub fn spawn(
                         return;
                     }
                 }
-            }));
-        }
-    }
-    drop(reply_tx);
-    tasks.push(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval / 4);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut probes_open = true;
-        loop {
-            let events = tokio::select! {
-                o = observations.recv() => match o {
-                    Some(o) => {
-                        let mut events = detector.heard(o.at, o.peer.as_str(), o.line.as_str());
-                        if o.reply {
-                            events.extend(detector.answered(o.at, o.peer.as_str()));
-                        }
-                        events.extend(detector.flags(o.peer.as_str(), o.flags));
-                        events
+            })
+        })
+        .collect()
+}
+
+/// What the detector is fed.
+struct Inputs {
+    observations: mpsc::Receiver<Observation>,
+    replies: mpsc::Receiver<(Instant, IpAddr)>,
+    tick: Duration,
+}
+
+/// Where its transitions go.
+struct Outputs {
+    metrics: Arc<Metrics>,
+    events: mpsc::Sender<(Instant, Event)>,
+    view: watch::Sender<DetectorSnapshot>,
+}
+
+/// Feeds the detector until the observations end: every observation,
+/// isolation answer and tick in; every transition logged, counted, queued,
+/// and the view published.
+async fn drive(mut detector: Detector, mut inputs: Inputs, out: Outputs) {
+    let mut tick = tokio::time::interval(inputs.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut probes_open = true;
+    let pulse = crate::agent::vital::pulse("detector", inputs.tick);
+    loop {
+        pulse.beat();
+        let events = tokio::select! {
+            o = inputs.observations.recv() => match o {
+                Some(o) => {
+                    let mut events = detector.heard(o.at, o.peer.as_str(), o.line.as_str());
+                    if o.reply {
+                        events.extend(detector.answered(o.at, o.peer.as_str()));
                     }
-                    None => return,
-                },
-                r = replies.recv(), if probes_open => match r {
-                    Some((at, addr)) => detector.isolation_reply(at, addr),
-                    None => { probes_open = false; continue; }
-                },
-                _ = tick.tick() => detector.tick(Instant::now()),
-                // At the deadline itself, not up to a tick later.
-                _ = sleep_until(wake_at(detector.next_deadline(Instant::now()))) => detector.tick(Instant::now()),
-            };
-            if events.is_empty() {
-                continue;
-            }
-            let now = Instant::now();
-            for e in events {
-                record(&metrics, now, &e);
-                // A full or closed event queue must not stop detection.
-                let _ = events_tx.try_send((now, e));
-            }
-            view_tx.send_replace(DetectorSnapshot {
-                peers: detector.view(),
-                isolated: detector.is_isolated(),
-            });
+                    events.extend(detector.flags(o.peer.as_str(), o.flags));
+                    events
+                }
+                None => return,
+            },
+            r = inputs.replies.recv(), if probes_open => match r {
+                Some((at, addr)) => detector.isolation_reply(at, addr),
+                None => { probes_open = false; continue; }
+            },
+            _ = tick.tick() => detector.tick(Instant::now()),
+            // At the deadline itself, not up to a tick later.
+            _ = sleep_until(wake_at(detector.next_deadline(Instant::now()))) => detector.tick(Instant::now()),
+        };
+        if events.is_empty() {
+            continue;
         }
-    }));
-    MonitorHandle {
-        view,
-        events,
-        tasks,
+        let now = Instant::now();
+        for e in events {
+            record(&out.metrics, now, &e);
+            // A full or closed event queue must not stop detection.
+            let _ = out.events.try_send((now, e));
+        }
+        out.view.send_replace(DetectorSnapshot {
+            peers: detector.view(),
+            isolated: detector.is_isolated(),
+        });
     }
 }
 

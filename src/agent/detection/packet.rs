@@ -20,7 +20,7 @@
 //!
 //! At most 40 + 3·64 + 32 = 264 bytes: one datagram on any network.
 //!
-//! Replays: each receiver keeps, per sender and line, the highest
+//! Replays: each receiver keeps, per sender, line and kind, the highest
 //! (incarnation, sequence) it accepted and drops anything not newer. The
 //! incarnation is chosen by the sender at start (microseconds since the
 //! epoch, or a persisted counter) so a restarted agent is accepted at once
@@ -220,10 +220,17 @@ impl Packet {
     }
 }
 
-/// The newest (incarnation, sequence) accepted per sender and line.
+/// The newest (incarnation, sequence) accepted per sender, line and kind.
+///
+/// Per kind, because a sender numbers all its packets from one counter but
+/// sends them from different tasks — heartbeats and verification requests
+/// from its send task, verification replies from its receive task — so two
+/// kinds can leave it in the opposite order of their numbers (a request
+/// numbered 10 sent after a reply numbered 11). Within one kind the order
+/// sent is the order numbered, and a replay is still refused.
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
-    seen: HashMap<(Name, Name), (u64, u64)>,
+    seen: HashMap<(Name, Name, Kind), (u64, u64)>,
 }
 
 impl ReplayGuard {
@@ -231,7 +238,7 @@ impl ReplayGuard {
     /// accepted from that sender on that line; otherwise it is a replay (or
     /// a reordered duplicate, which the detector has no use for either).
     pub fn accept(&mut self, p: &Packet) -> Result<(), DropReason> {
-        let key = (p.sender.clone(), p.line.clone());
+        let key = (p.sender.clone(), p.line.clone(), p.kind);
         let new = (p.incarnation, p.sequence);
         match self.seen.get_mut(&key) {
             Some(old) if *old >= new => Err(DropReason::Replay),
@@ -333,6 +340,25 @@ mod tests {
         // Lines are tracked apart.
         p.line = n("private");
         assert_eq!(g.accept(&p), Ok(()));
+    }
+
+    #[test]
+    fn kinds_sent_by_different_tasks_may_arrive_out_of_order() {
+        let mut g = ReplayGuard::default();
+        let mut reply = sample();
+        reply.kind = Kind::VerifyReply;
+        reply.sequence = 11;
+        let mut request = sample();
+        request.kind = Kind::VerifyRequest;
+        request.sequence = 10;
+        assert_eq!(g.accept(&reply), Ok(()));
+        assert_eq!(
+            g.accept(&request),
+            Ok(()),
+            "a genuine request, numbered first"
+        );
+        assert_eq!(g.accept(&request), Err(DropReason::Replay));
+        assert_eq!(g.accept(&reply), Err(DropReason::Replay));
     }
 
     proptest! {

@@ -19,8 +19,11 @@
 //! SIGKILL to the process group of every process recorded under
 //! `<data_dir>/run/` (the pid files the process driver writes), then removal
 //! of every address recorded under `<data_dir>/ips/` (the IP driver records
-//! an address before adding it). SIGKILL, not SIGTERM: the timing argument
-//! of docs/ha.md needs a short bound, and a fence is not a stop.
+//! an address before adding it), then release of every mount recorded under
+//! `<data_dir>/mounts/` (the mount point driver records a mount before
+//! mounting): its remaining users SIGKILLed, then unmounted, newest first.
+//! SIGKILL, not SIGTERM: the timing argument of docs/ha.md needs a short
+//! bound, and a fence is not a stop.
 //!
 //! On the agent's side, [`Lease`] is the gate that keeps a woken agent from
 //! undoing the fence: a group may start only while the agent's own last
@@ -43,6 +46,7 @@ use tracing::{error, info, warn};
 
 use crate::domain::Replica;
 use crate::drivers;
+use crate::drivers::storage::records::{self, Released};
 
 /// The lease when no configuration is applied yet (the default heartbeat
 /// timeout).
@@ -77,14 +81,7 @@ pub fn serve(data_dir: &Path) {
     let mut pending = Vec::new();
     let mut buf = [0u8; 512];
     loop {
-        let timeout_ms = match lease {
-            None => -1,
-            Some((renewed, len)) => {
-                // Rounded up: never fire before the lease is over.
-                let left = len.saturating_sub(renewed.elapsed());
-                i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
-            }
-        };
+        let timeout_ms = poll_timeout_ms(lease);
         let mut pfd = libc::pollfd {
             fd,
             events: libc::POLLIN,
@@ -126,35 +123,75 @@ pub fn serve(data_dir: &Path) {
             return;
         }
         pending.extend_from_slice(&buf[..n as usize]);
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line);
-            let mut words = line.split_whitespace();
-            match (
-                words.next(),
-                words.next().and_then(|w| w.parse::<u64>().ok()),
-            ) {
-                (Some("renew"), Some(ms)) => {
-                    lease = Some((Instant::now(), Duration::from_millis(ms)));
-                }
-                (Some("detach"), _) => {
-                    eprintln!("asctl guard: the agent detached; leaving the groups running");
-                    return;
-                }
-                _ => eprintln!("asctl guard: ignoring `{}`", line.trim()),
-            }
+        if let Detached::Yes = read_commands(&mut pending, &mut lease) {
+            eprintln!("asctl guard: the agent detached; leaving the groups running");
+            return;
         }
     }
 }
 
-/// Kills every recorded process group and removes every recorded address.
+/// How long `poll` may wait: until the lease is over, rounded up so that
+/// the guard never fires before it is; forever while disarmed.
+fn poll_timeout_ms(lease: Option<(Instant, Duration)>) -> i32 {
+    match lease {
+        None => -1,
+        Some((renewed, len)) => {
+            let left = len.saturating_sub(renewed.elapsed());
+            i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+        }
+    }
+}
+
+enum Detached {
+    Yes,
+    No,
+}
+
+/// Carries out every whole line in `pending` (`renew <ms>` renews the
+/// lease from now; `detach` ends the guard without fencing) and keeps the
+/// unfinished rest.
+fn read_commands(pending: &mut Vec<u8>, lease: &mut Option<(Instant, Duration)>) -> Detached {
+    while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+        let line: Vec<u8> = pending.drain(..=end).collect();
+        let line = String::from_utf8_lossy(&line);
+        let mut words = line.split_whitespace();
+        match (
+            words.next(),
+            words.next().and_then(|w| w.parse::<u64>().ok()),
+        ) {
+            (Some("renew"), Some(ms)) => {
+                *lease = Some((Instant::now(), Duration::from_millis(ms)));
+            }
+            (Some("detach"), _) => return Detached::Yes,
+            _ => eprintln!("asctl guard: ignoring `{}`", line.trim()),
+        }
+    }
+    Detached::No
+}
+
+/// Kills every recorded process group, removes every recorded address,
+/// then releases every recorded mount (its remaining users SIGKILLed, then
+/// unmounted, newest mount first): the processes go first because they are
+/// the mounts' main users.
 fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, why: &str) {
     let t = Instant::now();
     let killed = drivers::process::kill_recorded(data_dir);
     let removed = rt.block_on(drivers::ip::remove_recorded(data_dir));
+    let mounts = rt.block_on(records::release_recorded(data_dir));
+    let mut unmounted = Vec::new();
+    for m in &mounts {
+        match m {
+            Released::Unmounted(p) => unmounted.push(p.display().to_string()),
+            Released::NotMounted(_) => {}
+            Released::Failed(p, e) => eprintln!(
+                "asctl guard: could not release {}: {e}; this node still holds the disk",
+                p.display()
+            ),
+        }
+    }
     eprintln!(
         "asctl guard: fenced the node ({why}): killed process groups {killed:?}, removed \
-         addresses {removed:?} in {} ms",
+         addresses {removed:?}, unmounted {unmounted:?} in {} ms",
         t.elapsed().as_millis()
     );
 }
@@ -302,7 +339,15 @@ impl Guard {
     /// Renews every quarter heartbeat interval until `stop` changes; the
     /// lease is `L` = the heartbeat timeout of the applied configuration.
     pub async fn run(mut self, domain: Replica, mut stop: watch::Receiver<bool>) -> Guard {
+        let first = domain
+            .state()
+            .heartbeat()
+            .unwrap_or_default()
+            .interval
+            .get();
+        let pulse = crate::agent::vital::pulse("lease renewal", first / 4);
         loop {
+            pulse.beat();
             let hb = domain.state().heartbeat().unwrap_or_default();
             let interval = hb.interval.get();
             let length = lease_time(hb.timeout.get());

@@ -2,7 +2,8 @@
 //!
 //! - [`policy`]: the fence (every group offline on isolation, a stall or a
 //!   lost quorum, until caught up with the domain), local takeover with two
-//!   nodes, and the node health the leader places from.
+//!   nodes, and the node health the leader places from; a pure state
+//!   machine (`policy::machine`) and its driver.
 //! - [`takeover`]: the pure rules of local takeover and of what the
 //!   reconciler may run (break before make).
 //! - [`guard`]: the lease guard, a separate process that fences the node

@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::domain::DomainState;
 use crate::domain::leader::with_failures;
 use crate::model::{Config, Name};
-use crate::plan::{Health, NodeState, place};
+use crate::plan::{Health, NodeState, place_with};
 
 use crate::wire::{GroupState, NodeReport};
 
@@ -119,7 +119,18 @@ pub fn next(
     let won = local
         .filter(|h| h.get(me) == Some(&NodeState::Up) && h.values().any(|s| *s == NodeState::Down));
     if let Some(health) = won {
-        for (g, p) in place(config, health, &with_failures(state)) {
+        // The operator's overrides count here as for the leader (a node on
+        // standby by override takes nothing over), judged at the last
+        // committed stamp: this decision is pure.
+        let current = with_failures(state);
+        for (g, p) in place_with(
+            config,
+            health,
+            &current,
+            &state.unclean(),
+            &state.overrides,
+            state.clock_ms,
+        ) {
             if p.node.as_ref() == Some(me) && committed(&g).as_ref() != Some(me) {
                 let revision = state.revision_of(&g);
                 out.entry(g).or_insert(Overrode {
@@ -198,8 +209,10 @@ pub fn held_elsewhere(state: &DomainState, me: &Name, down: &BTreeSet<Name>, gro
     })
 }
 
+/// A domain of two nodes for tests of local takeover and of the failover
+/// policy that runs it.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use std::time::SystemTime;
 
     use super::*;
@@ -211,7 +224,7 @@ mod tests {
     use crate::model::testing::n;
 
     /// Two nodes a and b, no witness; web prefers a, db prefers b.
-    fn config() -> Config {
+    pub(crate) fn config() -> Config {
         let yaml = "apiVersion: asctl/v1\nkind: Domain\nmetadata: {name: two}\nspec:\n  qualification: generic\n\
             ---\napiVersion: asctl/v1\nkind: Node\nmetadata: {name: a}\nspec: {physical: true}\n\
             ---\napiVersion: asctl/v1\nkind: Node\nmetadata: {name: b}\nspec: {physical: true}\n\
@@ -224,12 +237,12 @@ mod tests {
         loaded.config
     }
 
-    fn health(a: NodeState, b: NodeState) -> Health {
+    pub(crate) fn health(a: NodeState, b: NodeState) -> Health {
         [(n("a"), a), (n("b"), b)].into_iter().collect()
     }
 
     /// Committed: web on a, db on b.
-    fn state(config: &Config) -> DomainState {
+    pub(crate) fn state(config: &Config) -> DomainState {
         let mut s = DomainState::default();
         s.apply(Command::ApplyConfig {
             base_generation: 0,
@@ -254,7 +267,7 @@ mod tests {
         s
     }
 
-    fn report(node: &str, groups: &[(&str, GroupState)]) -> NodeReport {
+    pub(crate) fn report(node: &str, groups: &[(&str, GroupState)]) -> NodeReport {
         NodeReport {
             node: n(node),
             generation_seen: 1,
@@ -266,6 +279,8 @@ mod tests {
                         since: SystemTime::now(),
                         restarts: 0,
                         message: None,
+                        unclean: None,
+                        fatal: false,
                     };
                     (n(g), s)
                 })
@@ -275,6 +290,17 @@ mod tests {
             alive_peers: Default::default(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{config, health, report, state};
+    use super::*;
+    use crate::domain::Command;
+    use crate::plan::documents::to_document_texts;
+    use crate::plan::{GroupPlacement, Placement};
+
+    use crate::model::testing::n;
 
     #[test]
     fn only_two_nodes_without_a_witness() {

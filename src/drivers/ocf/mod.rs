@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::model::OcfAgent;
 
-use super::{DriverError, Health};
+use super::{DriverError, ResourceHealth};
 use exec::{Agent, RunError, Verdict};
 use metadata::Metadata;
 
@@ -83,7 +83,7 @@ pub struct OcfDriver {
     /// The meta-data, read at the first start.
     metadata: Option<Metadata>,
     next_check: Instant,
-    last: Health,
+    last: ResourceHealth,
 }
 
 impl OcfDriver {
@@ -95,7 +95,7 @@ impl OcfDriver {
             agent,
             metadata: None,
             next_check: Instant::now(),
-            last: Health::Healthy,
+            last: ResourceHealth::Healthy,
         }
     }
 
@@ -177,27 +177,29 @@ impl OcfDriver {
         }
     }
 
-    pub async fn check(&mut self) -> Health {
+    pub async fn check(&mut self) -> ResourceHealth {
         if Instant::now() < self.next_check {
             return self.last.clone();
         }
         let interval = self.interval();
         let health = match self.agent() {
-            Err(e) => Health::Unhealthy(e.to_string()),
+            Err(e) => ResourceHealth::Unhealthy(e.to_string()),
             Ok(agent) => {
                 let agent = agent.clone();
                 match agent
                     .run("monitor", self.timeout("monitor"), interval)
                     .await
                 {
-                    Err(e) => Health::Unhealthy(format!("{}: {e}", self.label)),
+                    Err(e) => ResourceHealth::Unhealthy(format!("{}: {e}", self.label)),
                     Ok(out) => match exec::verdict(out.code) {
-                        Verdict::Success => Health::Healthy,
-                        Verdict::NotRunning => Health::Unhealthy(format!(
+                        Verdict::Success => ResourceHealth::Healthy,
+                        Verdict::NotRunning => ResourceHealth::Unhealthy(format!(
                             "{}: not running (monitor returned 7)",
                             self.label
                         )),
-                        v => Health::Unhealthy(failure(&agent, "monitor", &out, v).to_string()),
+                        v => ResourceHealth::Unhealthy(
+                            failure(&agent, "monitor", &out, v).to_string(),
+                        ),
                     },
                 }
             }
@@ -227,7 +229,8 @@ fn failure(agent: &Agent, action: &str, out: &exec::Outcome, v: Verdict) -> Driv
         exec::code_name(out.code)
     );
     match v {
-        Verdict::Hard | Verdict::Fatal => DriverError::Unavailable(text),
+        Verdict::Hard => DriverError::Unavailable(text),
+        Verdict::Fatal => DriverError::Misconfigured(text),
         _ => DriverError::Failed(text),
     }
 }

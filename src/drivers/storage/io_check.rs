@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::drivers::Health;
+use crate::drivers::ResourceHealth;
 
 /// A periodic check of one data source.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub struct IoCheck {
     interval: Duration,
     timeout: Duration,
     next_due: Instant,
-    last: Health,
+    last: ResourceHealth,
     /// A check that outlived its timeout, and since when it runs.
     stuck: Option<(oneshot::Receiver<Result<(), String>>, Instant)>,
 }
@@ -30,7 +30,7 @@ impl IoCheck {
             interval,
             timeout,
             next_due: Instant::now(),
-            last: Health::Healthy,
+            last: ResourceHealth::Healthy,
             stuck: None,
         }
     }
@@ -41,14 +41,14 @@ impl IoCheck {
 
     /// The result of the check, running `work` when one is due. `work`
     /// returns why the data source is unhealthy, if it is.
-    pub async fn check<F>(&mut self, what: &str, work: F) -> Health
+    pub async fn check<F>(&mut self, what: &str, work: F) -> ResourceHealth
     where
         F: FnOnce() -> Result<(), String> + Send + 'static,
     {
         if let Some((rx, since)) = &mut self.stuck {
             match rx.try_recv() {
                 Err(oneshot::error::TryRecvError::Empty) => {
-                    return Health::Unhealthy(format!(
+                    return ResourceHealth::Unhealthy(format!(
                         "{what}: I/O still hung after {:.1?}",
                         since.elapsed()
                     ));
@@ -71,14 +71,14 @@ impl IoCheck {
             });
         let started = Instant::now();
         let health = match spawned {
-            Err(e) => Health::Unhealthy(format!("{what}: cannot start the check: {e}")),
+            Err(e) => ResourceHealth::Unhealthy(format!("{what}: cannot start the check: {e}")),
             Ok(_) => match tokio::time::timeout(self.timeout, &mut rx).await {
-                Ok(Ok(Ok(()))) => Health::Healthy,
-                Ok(Ok(Err(why))) => Health::Unhealthy(format!("{what}: {why}")),
-                Ok(Err(_)) => Health::Unhealthy(format!("{what}: the check thread died")),
+                Ok(Ok(Ok(()))) => ResourceHealth::Healthy,
+                Ok(Ok(Err(why))) => ResourceHealth::Unhealthy(format!("{what}: {why}")),
+                Ok(Err(_)) => ResourceHealth::Unhealthy(format!("{what}: the check thread died")),
                 Err(_) => {
                     self.stuck = Some((rx, started));
-                    Health::Unhealthy(format!(
+                    ResourceHealth::Unhealthy(format!(
                         "{what}: I/O did not complete within {:?}",
                         self.timeout
                     ))
@@ -122,23 +122,27 @@ mod tests {
             })
             .await;
         assert!(
-            matches!(&h, Health::Unhealthy(w) if w.contains("did not complete")),
+            matches!(&h, ResourceHealth::Unhealthy(w) if w.contains("did not complete")),
             "{h:?}"
         );
         // Still stuck: the new work is not run (it would panic the thread).
         tokio::time::sleep(Duration::from_millis(20)).await;
         let h = c.check("disk", || panic!("must not run")).await;
         assert!(
-            matches!(&h, Health::Unhealthy(w) if w.contains("still hung")),
+            matches!(&h, ResourceHealth::Unhealthy(w) if w.contains("still hung")),
             "{h:?}"
         );
         release.send(()).unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(c.check("disk", || Ok(())).await, Health::Healthy);
+        assert_eq!(c.check("disk", || Ok(())).await, ResourceHealth::Healthy);
         let h = c.check("disk", || Err("x".into())).await;
-        assert_eq!(h, Health::Healthy, "not due yet: the last result stands");
+        assert_eq!(
+            h,
+            ResourceHealth::Healthy,
+            "not due yet: the last result stands"
+        );
         tokio::time::sleep(Duration::from_millis(15)).await;
         let h = c.check("disk", || Err("short read".into())).await;
-        assert_eq!(h, Health::Unhealthy("disk: short read".into()));
+        assert_eq!(h, ResourceHealth::Unhealthy("disk: short read".into()));
     }
 }

@@ -5,4 +5,5 @@ pub mod holders;
 pub mod io_check;
 pub mod mount;
 pub mod mountinfo;
+pub mod records;
 pub mod shared_disk;

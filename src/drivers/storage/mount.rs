@@ -20,11 +20,11 @@ use nix::unistd::Pid;
 use tokio::process::Command;
 use tokio::time::Instant;
 
-use crate::drivers::{DriverError, Health};
+use crate::drivers::{DriverError, ResourceHealth};
 use crate::model::Name;
 
 use super::io_check::{IoCheck, bounded};
-use super::{holders, mountinfo};
+use super::{holders, mountinfo, records};
 
 #[derive(Debug, Clone)]
 pub struct MountSpec {
@@ -38,6 +38,11 @@ pub struct MountSpec {
     /// This node's name: the monitor's file is per node, so two nodes that
     /// (wrongly) both mount the disk do not read each other's writes.
     pub node: Name,
+    /// The agent's data directory and the group: the mount is recorded under
+    /// `mounts/` while it may be present, for the lease guard
+    /// ([`super::records`]). `None` records nothing (tests of the driver
+    /// alone).
+    pub record_in: Option<(PathBuf, Name)>,
 }
 
 #[derive(Debug)]
@@ -88,7 +93,8 @@ impl MountPoint {
         let entries = mountinfo::read().map_err(|e| DriverError::io("reading mountinfo", e))?;
         if let Some(top) = mountinfo::mounted_at(&entries, &s.path).first() {
             if top.dev == dev {
-                return Ok(()); // already mounted here: a restart, or adoption
+                // Already mounted here: a restart, or adoption.
+                return self.record(dev);
             }
             return Err(DriverError::Failed(format!(
                 "{} already has another file system mounted ({})",
@@ -104,6 +110,10 @@ impl MountPoint {
             )));
         }
         fsck(s).await?;
+        // Recorded before the mount, so the guard knows of it at every instant
+        // it may exist.
+        self.record(dev)?;
+        let s = &self.spec;
         std::fs::create_dir_all(&s.path)
             .map_err(|e| DriverError::io(format!("creating {}", s.path.display()), e))?;
         let mut cmd = Command::new("mount");
@@ -123,7 +133,34 @@ impl MountPoint {
         Ok(())
     }
 
+    fn record(&self, dev: (u32, u32)) -> Result<(), DriverError> {
+        let Some((data_dir, group)) = &self.spec.record_in else {
+            return Ok(());
+        };
+        records::write(
+            data_dir,
+            group.as_str(),
+            self.spec.name.as_str(),
+            dev,
+            &self.spec.path,
+        )
+        .map_err(|e| DriverError::io("recording the mount for the lease guard", e))
+    }
+
+    fn forget(&self) -> Result<(), DriverError> {
+        let Some((data_dir, group)) = &self.spec.record_in else {
+            return Ok(());
+        };
+        records::remove(data_dir, group.as_str(), self.spec.name.as_str())
+            .map_err(|e| DriverError::io("removing the mount's record", e))
+    }
+
     pub async fn stop(&mut self) -> Result<(), DriverError> {
+        self.stop_mount().await?;
+        self.forget()
+    }
+
+    async fn stop_mount(&mut self) -> Result<(), DriverError> {
         let dev = match std::fs::metadata(&self.spec.device) {
             Ok(m) if m.file_type().is_block_device() => {
                 Some((libc::major(m.rdev()), libc::minor(m.rdev())))
@@ -141,13 +178,13 @@ impl MountPoint {
         }
         let half = deadline - self.spec.stop_timeout / 2;
         for sub in mountinfo::below(&entries, &self.spec.path) {
-            unmount(&sub.mount_point, sub.dev, half, deadline).await?;
+            unmount(&sub.mount_point, sub.dev, half, deadline, STOP_RETRY).await?;
         }
         let dev = dev.unwrap_or_else(|| mountinfo::mounted_at(&entries, &self.spec.path)[0].dev);
-        unmount(&self.spec.path, dev, half, deadline).await
+        unmount(&self.spec.path, dev, half, deadline, STOP_RETRY).await
     }
 
-    pub async fn check(&mut self) -> Health {
+    pub async fn check(&mut self) -> ResourceHealth {
         let (path, dev) = (self.spec.path.clone(), self.dev);
         let file = path.join(format!(".asctl-monitor-{}", self.spec.node));
         let what = self.label();
@@ -221,13 +258,19 @@ async fn run(mut cmd: Command, what: &str) -> Result<(i32, String), DriverError>
     Ok((out.status.code().unwrap_or(-1), text))
 }
 
+/// The stop's retry step while the file system is busy: holders given
+/// SIGTERM need time to exit cleanly.
+const STOP_RETRY: Duration = Duration::from_millis(200);
+
 /// Unmounts `path`, signalling the file system's users while it is busy:
-/// SIGTERM until `half`, SIGKILL until `deadline`.
-async fn unmount(
+/// SIGTERM until `half`, SIGKILL until `deadline`, retrying every `retry`.
+/// The lease guard passes `half` = now: a fence kills at once.
+pub(super) async fn unmount(
     path: &Path,
     dev: (u32, u32),
     half: Instant,
     deadline: Instant,
+    retry: Duration,
 ) -> Result<(), DriverError> {
     let dev_number = holders::dev_number(dev.0, dev.1);
     let me = std::process::id() as i32;
@@ -283,7 +326,7 @@ async fn unmount(
             // Already gone is fine; anything else shows in the final error.
             let _ = kill(Pid::from_raw(h.pid), signal);
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(retry).await;
     }
 }
 

@@ -13,7 +13,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::drivers::{DriverError, Health};
+use crate::drivers::{DriverError, ResourceHealth};
 use crate::model::Name;
 
 use super::io_check::{IoCheck, bounded};
@@ -86,7 +86,7 @@ impl SharedDisk {
         }
     }
 
-    pub async fn check(&mut self) -> Health {
+    pub async fn check(&mut self) -> ResourceHealth {
         let path = self.path.clone();
         let what = self.label();
         self.check

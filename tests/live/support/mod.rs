@@ -171,6 +171,11 @@ impl LiveDomain {
     }
 
     pub fn start_agent(&mut self, node: &str) {
+        self.start_agent_env(node, &[]);
+    }
+
+    /// [`Self::start_agent`] with extra environment variables.
+    pub fn start_agent_env(&mut self, node: &str, env: &[(&str, &str)]) {
         let nd = self.state.join("nodes").join(node);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -181,12 +186,43 @@ impl LiveDomain {
             .arg("agent")
             .arg("--config")
             .arg(nd.join("agent.yaml"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("agent");
         self.agents.insert(node.to_owned(), child);
+    }
+
+    /// The quickstart copy ([`Self::prepare`]), started and with its
+    /// configuration applied ([`Self::apply`]): the set-up most live tests
+    /// begin from.
+    pub fn applied() -> LiveDomain {
+        let mut d = LiveDomain::prepare();
+        d.start();
+        d.apply();
+        d
+    }
+
+    /// `asctl apply` of this domain's configuration directory
+    /// ([`Self::apply_path`]).
+    pub fn apply(&self) -> Output {
+        self.apply_path(&self.config)
+    }
+
+    /// `asctl apply CONFIG --auto-approve --timeout 60s`; fails the test,
+    /// with the agents' logs, unless it succeeds (converged).
+    pub fn apply_path(&self, config: &Path) -> Output {
+        let cfg = config.to_string_lossy();
+        let out = self.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
+        assert!(
+            out.status.success(),
+            "apply {cfg}: {}\n{}",
+            text(&out),
+            self.agent_logs()
+        );
+        out
     }
 
     pub fn start(&mut self) {

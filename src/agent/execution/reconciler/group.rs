@@ -1,0 +1,418 @@
+//! One group's task: brings the group online in dependency order, keeps it
+//! there (checks, restarts within the window), takes it offline in reverse.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::Want;
+use crate::agent::failover::guard::Lease;
+use crate::drivers::datasource::DataSources;
+use crate::drivers::storage::records::{self, Released};
+use crate::drivers::{self, GroupContext, Resource, ResourceHealth};
+use crate::model::{Name, ResourceGroupSpec};
+use crate::wire::{GroupState, LocalGroupStatus, NodeReport};
+
+/// The group's resources while it is (being) online.
+pub(super) struct RunningGroup {
+    spec: Arc<ResourceGroupSpec>,
+    sources: Arc<DataSources>,
+    resources: Vec<Resource>,
+}
+
+pub(super) struct GroupWorker {
+    pub(super) ctx: GroupContext,
+    pub(super) tick: Duration,
+    pub(super) lease: Option<Arc<Lease>>,
+    pub(super) want: watch::Receiver<Want>,
+    pub(super) report: Arc<watch::Sender<NodeReport>>,
+    pub(super) running: Option<RunningGroup>,
+    /// The spec that failed here; the group stays Failed while it is wanted
+    /// with this same spec.
+    pub(super) failed: Option<(Arc<ResourceGroupSpec>, Arc<DataSources>)>,
+    /// The data sources of the latest want.
+    pub(super) sources: Arc<DataSources>,
+    /// Restarts inside the current `restart.window`.
+    pub(super) recent_restarts: VecDeque<Instant>,
+    pub(super) restarts: u32,
+    /// Storage whose stop failed: this node may still hold it, so the node
+    /// is *unclean* for the group (reported, and the leader places the group
+    /// nowhere) until a retried stop succeeds.
+    pub(super) unclean: Unclean,
+    /// The last failure was fatal ([`crate::drivers::DriverError::is_fatal`]):
+    /// reported, so that the group fails everywhere at once.
+    pub(super) fatal: bool,
+}
+
+/// The storage resources of a group whose stop failed, and why.
+#[derive(Default)]
+pub(super) struct Unclean {
+    resources: Vec<Resource>,
+    cause: Option<String>,
+    last_try: Option<Instant>,
+}
+
+/// How often a failed storage stop is tried again.
+const RELEASE_RETRY: Duration = Duration::from_secs(2);
+
+impl GroupWorker {
+    pub(super) async fn run(mut self) {
+        loop {
+            let want = self.want.borrow_and_update().clone();
+            match want {
+                Want::Abandon => return,
+                Want::Offline if self.unclean.cause.is_some() => {
+                    // Still holding storage: the task stays and retries.
+                    if self.retry_release().await {
+                        return;
+                    }
+                }
+                Want::Offline => {
+                    self.go_offline().await;
+                    if self.unclean.cause.is_none() {
+                        return;
+                    }
+                }
+                Want::Shutdown => {
+                    self.go_offline().await;
+                    return;
+                }
+                Want::Online(spec, sources) => self.keep_online(spec, sources).await,
+            }
+            tokio::select! {
+                changed = self.want.changed() => {
+                    if changed.is_err() {
+                        // The node task is gone; leave things as they are.
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(self.tick) => {}
+            }
+        }
+    }
+
+    /// One step towards "online with this spec": start, restart on a spec
+    /// change, or check what runs.
+    async fn keep_online(&mut self, spec: Arc<ResourceGroupSpec>, sources: Arc<DataSources>) {
+        if self.lease.as_ref().is_some_and(|l| !l.may_start()) {
+            // The agent was frozen or starved long enough for the guard to
+            // fence this node, and the group may be starting elsewhere: do
+            // nothing (a restart here would be a second copy) until the fence
+            // takes the group offline or the node has caught up.
+            return;
+        }
+        if !self.retry_release().await {
+            // The node may still hold the group's storage: starting here
+            // again could not mount it anyway, and the report keeps the
+            // group placed nowhere until the release is done.
+            return;
+        }
+        self.sources = sources;
+        if let Some((failed, failed_sources)) = &self.failed {
+            if *failed == spec && *failed_sources == self.sources {
+                return;
+            }
+            // A new spec deserves a fresh start: the operator changed something.
+            self.failed = None;
+            self.fatal = false;
+            self.recent_restarts.clear();
+        }
+        if let Some(run) = &mut self.running {
+            // Placement-only changes (preferred nodes, failback, restart
+            // policy) take effect without a restart: the same rule `plan`
+            // uses to predict, so the plan is what happens.
+            if run.spec != spec && !crate::plan::needs_restart(&run.spec, &spec) {
+                run.spec = spec.clone();
+            }
+        }
+        if let Some(run) = &self.running {
+            if run.spec != spec || run.sources != self.sources {
+                info!(group = %self.ctx.group, "spec changed; restarting the group");
+                self.set(
+                    GroupState::Stopping,
+                    Some("restarting: the spec changed".into()),
+                );
+                if let Some(err) = self.stop_all().await {
+                    warn!(group = %self.ctx.group, "{err}");
+                }
+            }
+        }
+        let Some(run) = &mut self.running else {
+            self.start(spec).await;
+            return;
+        };
+        let health = tokio::select! {
+            h = check_all(&mut run.resources) => h,
+            // A new want is acted on at once rather than after a slow probe.
+            _ = self.want.changed() => return,
+        };
+        match health {
+            ResourceHealth::Healthy => self.set(GroupState::Online, None),
+            ResourceHealth::Unhealthy(why) => {
+                warn!(group = %self.ctx.group, "{why}");
+                self.set(GroupState::Stopping, Some(why.clone()));
+                let why = match self.stop_all().await {
+                    Some(err) => format!("{why}; {err}"),
+                    None => why,
+                };
+                let unclean = self.unclean.cause.is_some();
+                self.on_failure(&spec, why, unclean);
+            }
+        }
+    }
+
+    async fn start(&mut self, spec: Arc<ResourceGroupSpec>) {
+        let message = self.current().and_then(|s| s.message);
+        self.set(GroupState::Starting, message);
+        // Processes a previous agent run recorded and this spec no longer has.
+        let keep: BTreeSet<Name> = spec.processes.iter().map(|p| p.name.clone()).collect();
+        for e in drivers::process::stop_stale(&self.ctx, &keep).await {
+            warn!(group = %self.ctx.group, "{e}");
+        }
+        let sources = Arc::clone(&self.sources);
+        let mut resources = Resource::for_group(&self.ctx, &spec, &sources);
+        for i in 0..resources.len() {
+            if let Err(e) = resources[i].start().await {
+                let why = format!("{}: {e}", resources[i].label());
+                warn!(group = %self.ctx.group, "cannot start {why}");
+                // Including the one that failed: it may be half started.
+                let started: Vec<Resource> = resources.drain(..=i).collect();
+                let why = match self.stop_resources(started).await {
+                    Some(err) => format!("{why}; {err}"),
+                    None => why,
+                };
+                let permanent = e.is_permanent() || self.unclean.cause.is_some();
+                self.fatal = e.is_fatal();
+                self.on_failure(&spec, why, permanent);
+                return;
+            }
+        }
+        info!(group = %self.ctx.group, "group online");
+        self.running = Some(RunningGroup {
+            spec,
+            sources,
+            resources,
+        });
+        self.set(GroupState::Online, None);
+    }
+
+    /// After a failure (everything already stopped): restart within the
+    /// policy, or give up on this node.
+    fn on_failure(&mut self, spec: &Arc<ResourceGroupSpec>, why: String, permanent: bool) {
+        let policy = &spec.restart;
+        let now = Instant::now();
+        let used = restarts_in_window(&mut self.recent_restarts, now, policy.window.get());
+        if permanent || used >= policy.limit {
+            let why = if permanent {
+                why
+            } else {
+                format!(
+                    "{why} (restart limit reached: {} in {})",
+                    policy.limit, policy.window
+                )
+            };
+            warn!(group = %self.ctx.group, "group failed on this node: {why}");
+            self.failed = Some((Arc::clone(spec), Arc::clone(&self.sources)));
+            self.set(GroupState::Failed, Some(why));
+        } else {
+            self.recent_restarts.push_back(now);
+            self.restarts += 1;
+            self.set(
+                GroupState::Starting,
+                Some(format!(
+                    "restart {} of {} in {}: {why}",
+                    used + 1,
+                    policy.limit,
+                    policy.window
+                )),
+            );
+        }
+    }
+
+    async fn go_offline(&mut self) {
+        let mut message = None;
+        if self.running.is_some() {
+            self.set(GroupState::Stopping, None);
+            message = self.stop_all().await;
+        }
+        for e in drivers::process::stop_stale(&self.ctx, &BTreeSet::new()).await {
+            warn!(group = %self.ctx.group, "{e}");
+            message.get_or_insert_with(|| e.to_string());
+        }
+        // Mounts an earlier agent run recorded and did not release (none
+        // when the stop above went well: each mount's record goes with it).
+        let left = if self.unclean.cause.is_none() {
+            records::release_group(&self.ctx.data_dir, self.ctx.group.as_str()).await
+        } else {
+            Vec::new()
+        };
+        for r in left {
+            if let Released::Failed(path, e) = r {
+                let e = format!("cannot release {}: {e}", path.display());
+                self.unclean.cause.get_or_insert_with(|| e.clone());
+                message.get_or_insert(e);
+            }
+        }
+        self.retry_release().await;
+        if let Some(m) = &message {
+            warn!(group = %self.ctx.group, "offline with errors: {m}");
+        }
+        self.restarts = 0;
+        self.recent_restarts.clear();
+        self.failed = None;
+        self.fatal = false;
+        if self.unclean.cause.is_some() {
+            self.set(GroupState::Failed, message);
+        } else {
+            info!(group = %self.ctx.group, "group offline");
+            self.set(GroupState::Offline, message);
+        }
+    }
+
+    /// Stops every resource in reverse order; returns the errors, if any.
+    async fn stop_all(&mut self) -> Option<String> {
+        let run = self.running.take()?;
+        self.stop_resources(run.resources).await
+    }
+
+    /// Stops `resources` in reverse order, every one even when some fail;
+    /// returns the errors, if any. Storage (data sources, OCF resources)
+    /// whose stop failed is kept in [`Self::unclean`].
+    async fn stop_resources(&mut self, resources: Vec<Resource>) -> Option<String> {
+        let mut errors: Vec<String> = Vec::new();
+        for mut r in resources.into_iter().rev() {
+            if let Err(e) = r.stop().await {
+                let e = format!("cannot stop {}: {e}", r.label());
+                if matches!(r, Resource::DataSource(_) | Resource::Ocf(_)) {
+                    warn!(group = %self.ctx.group, "this node is unclean: {e}");
+                    self.unclean.cause.get_or_insert_with(|| e.clone());
+                    self.unclean.resources.push(r);
+                }
+                errors.push(e);
+            }
+        }
+        (!errors.is_empty()).then(|| errors.join("; "))
+    }
+
+    /// Tries again, at most every [`RELEASE_RETRY`], to stop the storage
+    /// whose stop failed; `true` once nothing is held (the node is clean for
+    /// this group again).
+    async fn retry_release(&mut self) -> bool {
+        if self.unclean.cause.is_none() {
+            return true;
+        }
+        if self
+            .unclean
+            .last_try
+            .is_some_and(|t| t.elapsed() < RELEASE_RETRY)
+        {
+            return false;
+        }
+        self.unclean.last_try = Some(Instant::now());
+        let mut still = Vec::new();
+        for mut r in std::mem::take(&mut self.unclean.resources) {
+            if let Err(e) = r.stop().await {
+                self.unclean.cause = Some(format!("cannot stop {}: {e}", r.label()));
+                still.push(r);
+            }
+        }
+        let dir = &self.ctx.data_dir;
+        if records::release_group(dir, self.ctx.group.as_str())
+            .await
+            .iter()
+            .any(|r| matches!(r, Released::Failed(..)))
+        {
+            return false;
+        }
+        self.unclean.resources = still;
+        if !self.unclean.resources.is_empty() {
+            return false;
+        }
+        info!(group = %self.ctx.group, "the group's storage is released: clean again");
+        self.unclean = Unclean::default();
+        // The Failed state the release failure caused ends with it.
+        self.set(GroupState::Offline, None);
+        true
+    }
+
+    fn current(&self) -> Option<LocalGroupStatus> {
+        self.report.borrow().groups.get(&self.ctx.group).cloned()
+    }
+
+    /// Records the group's state; `since` moves only when the state does.
+    fn set(&self, state: GroupState, message: Option<String>) {
+        let restarts = self.restarts;
+        self.report.send_if_modified(|r| {
+            let now = SystemTime::now();
+            let previous = r.groups.get(&self.ctx.group);
+            let next = LocalGroupStatus {
+                state,
+                since: match previous {
+                    Some(p) if p.state == state => p.since,
+                    _ => now,
+                },
+                restarts,
+                message,
+                unclean: self.unclean.cause.clone(),
+                fatal: self.fatal && state == GroupState::Failed,
+            };
+            // A new entry is a change too, even in the state a default would have.
+            if previous == Some(&next) {
+                return false;
+            }
+            r.groups.insert(self.ctx.group.clone(), next);
+            true
+        });
+    }
+}
+
+/// The first unhealthy resource, if any.
+async fn check_all(resources: &mut [Resource]) -> ResourceHealth {
+    for r in resources.iter_mut() {
+        if let ResourceHealth::Unhealthy(why) = r.check().await {
+            return ResourceHealth::Unhealthy(why);
+        }
+    }
+    ResourceHealth::Healthy
+}
+
+/// The restarts of `recent` (oldest first) still inside the sliding
+/// `restart.window` at `now`; older ones are dropped: a group that fails
+/// now and then, less often than `limit` per window, restarts forever.
+fn restarts_in_window(recent: &mut VecDeque<Instant>, now: Instant, window: Duration) -> u32 {
+    while recent
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+    {
+        recent.pop_front();
+    }
+    u32::try_from(recent.len()).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_older_than_the_window_drop_out() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut recent: VecDeque<Instant> = [t0, t0 + s(10), t0 + s(50)].into_iter().collect();
+        let window = s(60);
+        // All three inside the window.
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(59), window), 3);
+        // Exactly one window after the first: it no longer counts.
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(60), window), 2);
+        assert_eq!(recent.front(), Some(&(t0 + s(10))));
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(109), window), 1);
+        assert_eq!(restarts_in_window(&mut recent, t0 + s(200), window), 0);
+        assert!(recent.is_empty());
+        // A clock reading from before the restarts drops nothing.
+        let mut recent: VecDeque<Instant> = [t0 + s(5)].into_iter().collect();
+        assert_eq!(restarts_in_window(&mut recent, t0, window), 1);
+    }
+}

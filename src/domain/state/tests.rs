@@ -1,0 +1,287 @@
+use super::*;
+use crate::plan::documents::to_document_texts;
+
+fn quickstart() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart");
+    let loaded = crate::load::load(&[crate::load::Input::Path(dir.into())]).expect("loads");
+    to_document_texts(&loaded.config)
+}
+
+fn up(state: &mut DomainState) {
+    let health = ["node1", "node2", "node3"]
+        .iter()
+        .map(|n| (n.parse().expect("name"), NodeState::Up))
+        .collect();
+    state.apply(Command::SetPlacement {
+        generation: state.generation,
+        placement: state.placement.clone(),
+        health,
+        base: None,
+    });
+}
+
+#[test]
+fn a_decision_taken_on_a_state_that_moved_on_changes_nothing() {
+    let mut s = DomainState::default();
+    up(&mut s);
+    s.apply(Command::ApplyConfig {
+        base_generation: 0,
+        documents: quickstart(),
+    });
+    let name = |n: &str| -> Name { n.parse().expect("name") };
+    let moved = |to: &str, down: &str| {
+        let mut p = s.placement.clone();
+        p.get_mut("web").expect("web").node = Some(name(to));
+        let mut health = s.health();
+        health.insert(name(down), NodeState::Down);
+        (p, health)
+    };
+    // Two leaders decided on the same state: the one committed first wins.
+    let base = s.decisions;
+    let (first, h1) = moved("node2", "node1");
+    let (stale, h2) = moved("node3", "node2");
+    let out = s.apply(Command::SetPlacement {
+        generation: s.generation,
+        placement: first.clone(),
+        health: h1,
+        base: Some(base),
+    });
+    assert_eq!(out, Outcome::Done);
+    assert_eq!(s.decisions, base + 1);
+    let before = s.clone();
+    let out = s.apply(Command::SetPlacement {
+        generation: s.generation,
+        placement: stale,
+        health: h2,
+        base: Some(base),
+    });
+    assert_eq!(out, Outcome::Ignored);
+    // Neither its placement nor its health: node2 stays up.
+    assert_eq!(s, before);
+    assert_eq!(s.nodes.get("node2").map(|r| r.state), Some(NodeState::Up));
+    // A configuration and cleared failures count as decisions too.
+    let d = s.decisions;
+    s.apply(Command::ApplyConfig {
+        base_generation: s.generation,
+        documents: quickstart(),
+    });
+    assert_eq!(s.decisions, d + 1);
+}
+
+#[test]
+fn apply_places_groups_and_refuses_a_stale_base() {
+    let mut s = DomainState::default();
+    up(&mut s);
+    let docs = quickstart();
+    let out = s.apply(Command::ApplyConfig {
+        base_generation: 0,
+        documents: docs.clone(),
+    });
+    assert_eq!(out, Outcome::Applied { generation: 1 });
+    let web = s.placement.get("web").and_then(|p| p.node.clone());
+    assert_eq!(web.as_ref().map(Name::as_str), Some("node1"));
+    let before = s.clone();
+    let out = s.apply(Command::ApplyConfig {
+        base_generation: 0,
+        documents: vec![],
+    });
+    assert_eq!(
+        out,
+        Outcome::Stale {
+            expected: 0,
+            current: 1
+        }
+    );
+    assert_eq!(s, before, "a refused apply changes nothing");
+}
+
+#[test]
+fn validation_runs_the_rules_not_just_the_loader() {
+    assert_eq!(validate_documents(&quickstart()), Ok(()));
+    // Loads (schema and types are fine) but a rule refuses it: the
+    // state machine alone would have applied it.
+    let mut docs = quickstart();
+    docs.push(
+        r#"{"apiVersion":"asctl/v1","kind":"ResourceGroup","metadata":{"name":"x"},"spec":{"preferredNodes":["nowhere"]}}"#
+            .into(),
+    );
+    assert!(config_from_documents(&docs).is_ok());
+    let err = validate_documents(&docs).expect_err("refused");
+    assert!(err.contains("nothing was applied"), "{err}");
+    assert!(err.contains("nowhere"), "{err}");
+}
+
+#[test]
+fn placement_for_an_old_generation_is_ignored() {
+    let mut s = DomainState::default();
+    up(&mut s);
+    s.apply(Command::ApplyConfig {
+        base_generation: 0,
+        documents: quickstart(),
+    });
+    let out = s.apply(Command::SetPlacement {
+        generation: 0,
+        placement: Placement::new(),
+        health: Health::new(),
+        base: None,
+    });
+    assert_eq!(out, Outcome::Ignored);
+    assert_eq!(s.placement.len(), 3);
+}
+
+#[test]
+fn reports_of_nodes_outside_the_configuration_are_ignored() {
+    let mut s = DomainState::default();
+    up(&mut s);
+    let report = |node: &str| Command::NodeReport {
+        report: NodeReport {
+            node: node.parse().expect("name"),
+            generation_seen: 0,
+            groups: Default::default(),
+            taken_over: Default::default(),
+            failed_peers: Default::default(),
+            alive_peers: Default::default(),
+        },
+    };
+    // Before any configuration, every member's report counts.
+    assert_eq!(s.apply(report("node9")), Outcome::Done);
+    s.apply(Command::ApplyConfig {
+        base_generation: 0,
+        documents: quickstart(),
+    });
+    assert!(!s.nodes.contains_key("node9"), "dropped with the apply");
+    assert_eq!(s.apply(report("node9")), Outcome::Ignored);
+    assert!(!s.nodes.contains_key("node9"));
+    assert_eq!(s.apply(report("node1")), Outcome::Done);
+}
+
+#[test]
+fn clear_failures_removes_one_node_or_all_and_refuses_unknown_names() {
+    let mut s = DomainState::default();
+    up(&mut s);
+    s.apply(Command::ApplyConfig {
+        base_generation: 0,
+        documents: quickstart(),
+    });
+    let n = |x: &str| -> Name { x.parse().expect("name") };
+    let web = s.placement.get_mut("web").expect("web placed");
+    web.failed_on = [n("node1"), n("node2")].into_iter().collect();
+    let placed = web.node.clone();
+    let revision = s.revision_of(&n("web"));
+    let before = s.clone();
+
+    let out = s.apply(Command::ClearFailures {
+        group: n("nope"),
+        node: None,
+    });
+    assert_eq!(out, Outcome::UnknownGroup { group: n("nope") });
+    assert_eq!(s, before, "an unknown group changes nothing");
+    let out = s.apply(Command::ClearFailures {
+        group: n("web"),
+        node: Some(n("node9")),
+    });
+    assert_eq!(out, Outcome::UnknownNode { node: n("node9") });
+    assert_eq!(s, before, "an unknown node changes nothing");
+
+    let out = s.apply(Command::ClearFailures {
+        group: n("web"),
+        node: Some(n("node2")),
+    });
+    assert_eq!(
+        out,
+        Outcome::Cleared {
+            group: n("web"),
+            nodes: vec![n("node2")]
+        }
+    );
+    let web = &s.placement["web"];
+    assert_eq!(web.failed_on, [n("node1")].into_iter().collect());
+    assert_eq!(web.node, placed, "clearing places nothing itself");
+    assert_eq!(s.revision_of(&n("web")), revision);
+    // Again: nothing left to clear on node2.
+    let out = s.apply(Command::ClearFailures {
+        group: n("web"),
+        node: Some(n("node2")),
+    });
+    assert_eq!(
+        out,
+        Outcome::Cleared {
+            group: n("web"),
+            nodes: vec![]
+        }
+    );
+
+    s.placement.get_mut("web").expect("web").failed_on =
+        [n("node1"), n("node3")].into_iter().collect();
+    let out = s.apply(Command::ClearFailures {
+        group: n("web"),
+        node: None,
+    });
+    assert_eq!(
+        out,
+        Outcome::Cleared {
+            group: n("web"),
+            nodes: vec![n("node1"), n("node3")]
+        }
+    );
+    assert!(s.placement["web"].failed_on.is_empty());
+    // Other groups are untouched.
+    assert_eq!(s.placement["api"], before.placement["api"]);
+}
+
+#[test]
+fn clear_failures_before_any_configuration_is_an_unknown_group() {
+    let mut s = DomainState::default();
+    let out = s.apply(Command::ClearFailures {
+        group: "web".parse().expect("name"),
+        node: None,
+    });
+    assert_eq!(
+        out,
+        Outcome::UnknownGroup {
+            group: "web".parse().expect("name")
+        }
+    );
+}
+
+#[test]
+fn clear_failures_is_a_tagged_camel_case_command() {
+    let cmd = Command::ClearFailures {
+        group: "web".parse().expect("name"),
+        node: Some("node1".parse().expect("name")),
+    };
+    let text = serde_json::to_string(&cmd).expect("serialises");
+    assert_eq!(
+        text,
+        r#"{"command":"clearFailures","group":"web","node":"node1"}"#
+    );
+    let all: Command =
+        serde_json::from_str(r#"{"command":"clearFailures","group":"web"}"#).expect("parses");
+    assert_eq!(
+        all,
+        Command::ClearFailures {
+            group: "web".parse().expect("name"),
+            node: None
+        }
+    );
+    let out = serde_json::to_string(&Outcome::UnknownGroup {
+        group: "web".parse().expect("name"),
+    })
+    .expect("serialises");
+    assert_eq!(out, r#"{"outcome":"unknownGroup","group":"web"}"#);
+}
+
+#[test]
+fn state_round_trips_through_json_with_its_config() {
+    let mut s = DomainState::default();
+    up(&mut s);
+    s.apply(Command::ApplyConfig {
+        base_generation: 0,
+        documents: quickstart(),
+    });
+    let text = serde_json::to_string(&s).expect("serialises");
+    let mut back: DomainState = serde_json::from_str(&text).expect("parses");
+    back.restore();
+    assert_eq!(back, s);
+    assert_eq!(back.config(), s.config());
+}

@@ -1,0 +1,206 @@
+//! What the process driver keeps under the data directory — pid files
+//! (`run/<group>/<process>.pid`) and logs (`logs/<group>/<process>.log`) —
+//! and what acts on the records without a driver: stopping processes no
+//! spec wants, the lease guard's fence, the groups a previous run left.
+
+use std::collections::BTreeSet;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::cgroup::Cgroup;
+use super::signals::*;
+use super::{DriverError, GroupContext, KILL_GRACE, STALE_STOP_TIMEOUT};
+use crate::model::Name;
+
+/// What a pid file records.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PidRecord {
+    pub(super) pid: i32,
+    pub(super) start_time: u64,
+    pub(super) fingerprint: String,
+}
+
+/// Stops the processes recorded under the group's run directory whose names
+/// are not in `keep`: leftovers of a previous agent run that no spec wants.
+/// Returns the errors of the ones that could not be stopped.
+pub async fn stop_stale(ctx: &GroupContext, keep: &BTreeSet<Name>) -> Vec<DriverError> {
+    let dir = run_dir(ctx);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut errors = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".pid"))
+        else {
+            continue;
+        };
+        if keep.iter().any(|k| k.as_str() == name) {
+            continue;
+        }
+        if let Some(rec) = read_pid_record(&path) {
+            info!(group = %ctx.group, process = name, pid = rec.pid,
+                "stopping a process no spec wants any more");
+            if let Err(e) = stop_recorded(rec.pid, rec.start_time, STALE_STOP_TIMEOUT).await {
+                errors.push(e);
+                continue;
+            }
+        }
+        let cgroup = Cgroup::for_process(&ctx.data_dir, ctx.group.as_str(), name);
+        if let Err(e) = end_cgroup(cgroup).await {
+            errors.push(e);
+            continue;
+        }
+        if let Err(e) = remove_file(&path) {
+            errors.push(e);
+        }
+    }
+    let _ = fs::remove_dir(&dir);
+    errors
+}
+
+/// Sends SIGKILL to the process group of every process recorded under
+/// `<data_dir>/run/` and waits (briefly) for them to be gone: the lease
+/// guard's fence, for an agent that was killed or frozen. Synchronous and
+/// without a runtime, so the guard stays small. The pid files stay: the next
+/// agent run finds the processes gone and acts from its placement. Returns
+/// the process groups signalled.
+pub fn kill_recorded(data_dir: &Path) -> Vec<i32> {
+    let Ok(groups) = fs::read_dir(data_dir.join("run")) else {
+        return Vec::new();
+    };
+    let mut killed = Vec::new();
+    for group in groups.flatten() {
+        let Ok(files) = fs::read_dir(group.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            if f.path().extension().is_none_or(|e| e != "pid") {
+                continue;
+            }
+            let Some(rec) = read_pid_record(&f.path()) else {
+                continue;
+            };
+            // The recorded leader itself; or, with the leader gone, what is
+            // left of its group: a pid cannot be reused while a process group
+            // of that id lives, so a group `pid` without a process `pid` is
+            // still ours. A reused pid (another start time) is left alone.
+            if same_process(rec.pid, rec.start_time) || proc_stat(rec.pid).is_none() {
+                signal_group(rec.pid, Signal::SIGKILL);
+                killed.push(rec.pid);
+            }
+            // What left the process group is in the cgroup.
+            let names = (
+                group.file_name(),
+                f.path().file_stem().map(|s| s.to_owned()),
+            );
+            if let (g, Some(p)) = names {
+                let (g, p) = (g.to_string_lossy(), p.to_string_lossy());
+                if let Some(cg) = Cgroup::for_process(data_dir, &g, &p) {
+                    cg.kill_all(KILL_GRACE);
+                }
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + KILL_GRACE;
+    while killed.iter().any(|g| group_alive(*g)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    killed
+}
+
+/// The groups that have pid files under `<data_dir>/run/`.
+pub fn recorded_groups(data_dir: &Path) -> Vec<Name> {
+    let Ok(entries) = fs::read_dir(data_dir.join("run")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+pub(super) fn log_dir(ctx: &GroupContext) -> PathBuf {
+    ctx.data_dir.join("logs").join(ctx.group.as_str())
+}
+
+pub(super) fn run_dir(ctx: &GroupContext) -> PathBuf {
+    ctx.data_dir.join("run").join(ctx.group.as_str())
+}
+
+pub(super) fn pid_path(ctx: &GroupContext, process: &Name) -> PathBuf {
+    run_dir(ctx).join(format!("{process}.pid"))
+}
+
+/// Creates `dir` 0700 (and missing parents): process output and pid files
+/// are the agent's business only.
+pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Process output may print its environment: created 0600.
+pub(super) fn open_log(path: &Path) -> Result<fs::File, DriverError> {
+    let what = || format!("log file {}", path.display());
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir).map_err(|e| DriverError::io(what(), e))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| DriverError::io(what(), e))
+}
+
+pub(super) fn read_pid_record(path: &Path) -> Option<PidRecord> {
+    let text = fs::read_to_string(path).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(rec) => Some(rec),
+        Err(e) => {
+            warn!(path = %path.display(), "ignoring an unreadable pid file: {e}");
+            None
+        }
+    }
+}
+
+/// Written to a temporary file and renamed, so a crash never leaves half a record.
+pub(super) fn write_pid_record(path: &Path, rec: &PidRecord) -> Result<(), DriverError> {
+    let what = || format!("pid file {}", path.display());
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir).map_err(|e| DriverError::io(what(), e))?;
+    }
+    let tmp = path.with_extension("pid.tmp");
+    let text = serde_json::to_string(rec).map_err(|e| DriverError::Failed(e.to_string()))?;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| DriverError::io(what(), e))?;
+    fs::rename(&tmp, path).map_err(|e| DriverError::io(what(), e))
+}
+
+pub(super) fn remove_file(path: &Path) -> Result<(), DriverError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(DriverError::io(format!("removing {}", path.display()), e))
+        }
+        _ => Ok(()),
+    }
+}

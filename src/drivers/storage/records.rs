@@ -1,0 +1,283 @@
+//! Mount records: what the lease guard releases when the agent cannot.
+//!
+//! The `mountPoint` driver writes `<data_dir>/mounts/<group>/<stamp>-<name>`
+//! *before* it mounts (`MAJOR:MINOR<TAB>PATH`) and deletes it only once the
+//! file system is unmounted, so every mount a node may hold is on record
+//! while it may be there — the same rule as the process driver's pid files
+//! and the IP driver's address records. The stamp (nanoseconds since the
+//! epoch, zero-padded) orders a group's mounts by start, so the reverse of
+//! that order is the reverse dependency order that a stop follows.
+//!
+//! [`release_recorded`] is the guard's half: after the group processes are
+//! killed, every recorded mount, newest first, has its remaining users
+//! SIGKILLed and is unmounted (what is mounted below it first), with the
+//! same code the driver's stop uses.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::mount::unmount;
+use super::mountinfo;
+
+/// How long the guard keeps killing a mount's users and retrying its
+/// unmount before it reports the mount as not released.
+pub const FENCE_UNMOUNT_LIMIT: Duration = Duration::from_secs(2);
+/// The guard's retry step: a SIGKILLed holder is gone within milliseconds.
+const FENCE_RETRY: Duration = Duration::from_millis(5);
+
+/// One recorded mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountRecord {
+    pub file: PathBuf,
+    pub dev: (u32, u32),
+    pub path: PathBuf,
+}
+
+fn group_dir(data_dir: &Path, group: &str) -> PathBuf {
+    data_dir.join("mounts").join(group)
+}
+
+/// Records that `name` of `group` may mount `dev` at `path`, replacing an
+/// older record of the same mount point.
+pub fn write(
+    data_dir: &Path,
+    group: &str,
+    name: &str,
+    dev: (u32, u32),
+    path: &Path,
+) -> std::io::Result<()> {
+    let dir = group_dir(data_dir, group);
+    std::fs::create_dir_all(&dir)?;
+    remove(data_dir, group, name)?;
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let file = dir.join(format!("{stamp:020}-{name}"));
+    let text = format!("{}:{}\t{}\n", dev.0, dev.1, path.display());
+    // Written in full and synced before the mount: a crash in between leaves
+    // a record of a mount that never happened, which the guard skips.
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &file)
+}
+
+/// Deletes the record of `name` of `group`, if any.
+pub fn remove(data_dir: &Path, group: &str, name: &str) -> std::io::Result<()> {
+    let suffix = format!("-{name}");
+    let Ok(entries) = std::fs::read_dir(group_dir(data_dir, group)) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().ends_with(&suffix) {
+            match std::fs::remove_file(e.path()) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The groups with mount records (an agent starting up gives each a task,
+/// which adopts or releases the mounts).
+pub fn recorded_groups(data_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("mounts")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| std::fs::read_dir(e.path()).is_ok_and(|mut d| d.next().is_some()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .collect()
+}
+
+/// Parses a record's text; `None` for anything else (a half-written file).
+pub fn parse(text: &str) -> Option<((u32, u32), PathBuf)> {
+    let line = text.strip_suffix('\n')?;
+    let (dev, path) = line.split_once('\t')?;
+    let (major, minor) = dev.split_once(':')?;
+    let path = PathBuf::from(path);
+    path.is_absolute()
+        .then_some(((major.parse().ok()?, minor.parse().ok()?), path))
+}
+
+/// Every recorded mount of every group, newest first (the order to release
+/// them in).
+pub fn recorded(data_dir: &Path) -> Vec<MountRecord> {
+    let mut out = Vec::new();
+    let Ok(groups) = std::fs::read_dir(data_dir.join("mounts")) else {
+        return out;
+    };
+    for g in groups.flatten() {
+        let Ok(files) = std::fs::read_dir(g.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            if f.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Some((dev, path)) = std::fs::read_to_string(f.path())
+                .ok()
+                .as_deref()
+                .and_then(parse)
+            else {
+                continue;
+            };
+            out.push(MountRecord {
+                file: f.path(),
+                dev,
+                path,
+            });
+        }
+    }
+    // The stamp leads the file name: newest first across groups too.
+    out.sort_by(|a, b| b.file.file_name().cmp(&a.file.file_name()));
+    out
+}
+
+/// What [`release_recorded`] did with one recorded mount.
+#[derive(Debug)]
+pub enum Released {
+    /// Unmounted now.
+    Unmounted(PathBuf),
+    /// Not mounted (any more) from the recorded device.
+    NotMounted(PathBuf),
+    /// Still mounted: the node still holds the disk.
+    Failed(PathBuf, String),
+}
+
+/// The guard's release: every recorded mount, newest first, is unmounted
+/// after its users are SIGKILLed (a fence is not a stop: no SIGTERM
+/// grace). A record goes once its mount is gone; a mount that stays keeps
+/// its record, so the next agent run still knows about it.
+pub async fn release_recorded(data_dir: &Path) -> Vec<Released> {
+    release(
+        recorded(data_dir),
+        Duration::ZERO,
+        FENCE_UNMOUNT_LIMIT,
+        FENCE_RETRY,
+    )
+    .await
+}
+
+/// The agent's release of what an earlier run of it recorded for `group`
+/// and did not unmount: users get SIGTERM for `term`, then SIGKILL for as
+/// long again (at least [`FENCE_UNMOUNT_LIMIT`]).
+pub async fn release_group(data_dir: &Path, group: &str) -> Vec<Released> {
+    let dir = group_dir(data_dir, group);
+    let mine = recorded(data_dir)
+        .into_iter()
+        .filter(|r| r.file.parent() == Some(dir.as_path()))
+        .collect();
+    let limit = RESTART_TERM.max(FENCE_UNMOUNT_LIMIT) * 2;
+    release(mine, RESTART_TERM, limit, Duration::from_millis(200)).await
+}
+
+/// SIGTERM time for the users of a mount found on record at start-up.
+const RESTART_TERM: Duration = Duration::from_secs(5);
+
+async fn release(
+    records: Vec<MountRecord>,
+    term: Duration,
+    limit: Duration,
+    retry: Duration,
+) -> Vec<Released> {
+    let mut out = Vec::new();
+    for rec in records {
+        let entries = match mountinfo::read() {
+            Ok(e) => e,
+            Err(e) => {
+                out.push(Released::Failed(
+                    rec.path.clone(),
+                    format!("reading mountinfo: {e}"),
+                ));
+                continue;
+            }
+        };
+        let ours = mountinfo::mounted_at(&entries, &rec.path)
+            .iter()
+            .any(|e| e.dev == rec.dev);
+        if !ours {
+            let _ = std::fs::remove_file(&rec.file);
+            out.push(Released::NotMounted(rec.path));
+            continue;
+        }
+        let now = Instant::now();
+        let (half, deadline) = (now + term, now + limit);
+        let mut result = Ok(());
+        for sub in mountinfo::below(&entries, &rec.path) {
+            result = unmount(&sub.mount_point, sub.dev, half, deadline, retry).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = unmount(&rec.path, rec.dev, half, deadline, retry).await;
+        }
+        match result {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&rec.file);
+                out.push(Released::Unmounted(rec.path));
+            }
+            Err(e) => out.push(Released::Failed(rec.path, e.to_string())),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_newest_first_and_replace_older_ones() {
+        let data = tempfile::tempdir().unwrap();
+        let d = data.path();
+        write(d, "db", "db-data", (7, 3), Path::new("/srv/db")).unwrap();
+        write(d, "db", "db-logs", (7, 4), Path::new("/srv/db/logs")).unwrap();
+        write(d, "web", "web-data", (8, 1), Path::new("/srv/web")).unwrap();
+        let r = recorded(d);
+        let paths: Vec<_> = r.iter().map(|r| r.path.to_str().unwrap()).collect();
+        assert_eq!(paths, ["/srv/web", "/srv/db/logs", "/srv/db"]);
+        assert_eq!(r[1].dev, (7, 4));
+        // A restart records db-data again: one record, now the newest.
+        write(d, "db", "db-data", (7, 5), Path::new("/srv/db")).unwrap();
+        let r = recorded(d);
+        assert_eq!(r.len(), 3);
+        assert_eq!((r[0].path.to_str().unwrap(), r[0].dev), ("/srv/db", (7, 5)));
+        remove(d, "db", "db-data").unwrap();
+        remove(d, "db", "never-recorded").unwrap();
+        assert_eq!(recorded(d).len(), 2);
+    }
+
+    #[test]
+    fn malformed_records_are_skipped() {
+        assert_eq!(
+            parse("7:3\t/srv/db\n"),
+            Some(((7, 3), PathBuf::from("/srv/db")))
+        );
+        for bad in [
+            "",
+            "7:3\t/srv/db",
+            "7:3 /srv/db\n",
+            "x:3\t/a\n",
+            "7:3\trel\n",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().join("mounts/db");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("00000000000000000001-half"), "7:").unwrap();
+        std::fs::write(dir.join(".db-data.tmp"), "7:3\t/srv/db\n").unwrap();
+        assert!(recorded(data.path()).is_empty());
+    }
+}
