@@ -35,6 +35,10 @@ pub enum EventKind {
     Takeover,
     /// An operator override was given, cleared, or expired.
     Override,
+    /// Storage fencing: a node reported it may still hold a group's storage
+    /// (a stop failed there, the group starts nowhere), or an operator
+    /// confirmed the node down (`asctl confirm-down`).
+    Fencing,
 }
 
 impl EventKind {
@@ -51,6 +55,7 @@ impl EventKind {
             EventKind::GroupFailed => "groupFailed",
             EventKind::Takeover => "takeover",
             EventKind::Override => "override",
+            EventKind::Fencing => "fencing",
         }
     }
 }

@@ -400,6 +400,12 @@ impl DomainState {
         }
         if !groups.is_empty() {
             self.decisions += 1;
+            let names: Vec<&str> = groups.iter().map(Name::as_str).collect();
+            let detail = format!(
+                "an operator confirmed {node} down: {} may start elsewhere",
+                names.join(", ")
+            );
+            self.record(EventKind::Fencing, Some(&node), None, detail);
         }
         Outcome::ConfirmedDown { node, groups }
     }

@@ -98,7 +98,7 @@ impl DomainState {
         detail: String,
     ) {
         let by = match kind {
-            EventKind::Apply | EventKind::Override => self.stamp.by.clone(),
+            EventKind::Apply | EventKind::Override | EventKind::Fencing => self.stamp.by.clone(),
             _ => None,
         };
         self.events.push(Event {
@@ -262,6 +262,16 @@ impl DomainState {
                     format!(
                         "{group} restarted on {node} (restart {}): {why}",
                         now.restarts
+                    ),
+                ));
+            }
+            if let (Some(cause), None) = (&now.unclean, was.and_then(|w| w.unclean.as_ref())) {
+                found.push((
+                    EventKind::Fencing,
+                    group,
+                    format!(
+                        "{group} is unclean on {node} ({cause}): it starts nowhere until {node} \
+                         releases it or is confirmed down"
                     ),
                 ));
             }
