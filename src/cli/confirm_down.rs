@@ -17,7 +17,7 @@ use asctl::domain::{Command, Outcome};
 use asctl::model::Name;
 use clap::Args;
 
-use super::remote::{Remote, RemoteArgs, runtime};
+use super::remote::{Remote, RemoteArgs, runtime, who};
 use super::{EXIT_FINDINGS, EXIT_OK};
 
 /// `asctl confirm-down --help` (set on the subcommand in `super::Command`).
@@ -52,6 +52,8 @@ pub fn run(args: ConfirmDownArgs) -> anyhow::Result<ExitCode> {
     let cmd = Command::ConfirmDown {
         node: args.node.clone(),
     };
+    // Who confirmed is recorded with the event in the domain's history.
+    let cmd = cmd.by(Some(who()));
     let outcome = runtime()?.block_on(remote.write(&cmd, args.timeout))?;
     Ok(ExitCode::from(report(&outcome)?))
 }

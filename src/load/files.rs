@@ -1,5 +1,6 @@
 //! Reading the files of the inputs: directories walked recursively in
-//! sorted order, every file read once, only regular files.
+//! sorted order (by path, component by component), every file read once,
+//! only regular files.
 //!
 //! The files of a directory are read in parallel (tens of thousands of
 //! small files cost more in system calls than in bytes); the results are
@@ -65,7 +66,6 @@ impl Files {
         if found.is_empty() {
             return Err(LoadError::EmptyDirectory(shown));
         }
-        found.sort_by(|a, b| a.path.cmp(&b.path));
         let results: Vec<Result<Read1, LoadError>> = found.par_iter().map(read_file).collect();
         for r in results {
             self.keep(r?);
@@ -80,13 +80,20 @@ impl Files {
     }
 }
 
+/// Depth first, each directory's entries sorted by name: the order of the
+/// paths compared component by component (`Path`'s order), without
+/// comparing whole paths.
 fn walk(dir: &Path, found: &mut Vec<Found>) -> Result<(), LoadError> {
     let io = |source| LoadError::Io {
         path: dir.display().to_string(),
         err: source,
     };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io)?;
+    entries.sort_by_cached_key(|e| e.file_name());
+    for entry in entries {
         let path = entry.path();
         let ty = entry.file_type().map_err(io)?;
         if ty.is_dir() {

@@ -169,6 +169,20 @@ fn a_group_its_node_is_unclean_for_starts_nowhere_until_confirmed_down() {
     );
     assert!(s.unclean().is_empty());
     assert_eq!(decide_api(&s).node, Some(name("node3")));
+    // Both are in the domain's history.
+    let fencing: Vec<String> = (s.events.after(0).into_iter())
+        .filter(|e| e.kind == crate::wire::EventKind::Fencing)
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(
+        fencing,
+        vec![
+            "api is unclean on node2 (cannot unmount /srv/api: busy): it starts nowhere until \
+             node2 releases it or is confirmed down"
+                .to_string(),
+            "an operator confirmed node2 down: api may start elsewhere".to_string(),
+        ]
+    );
     assert_eq!(
         s.apply(Command::ConfirmDown {
             node: name("node2")
