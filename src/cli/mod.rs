@@ -8,9 +8,11 @@ mod confirm_down;
 mod credentials;
 mod demo_server;
 mod demo_writer;
+mod events;
 mod exec_gate;
 mod guard;
 mod matrix;
+mod overrides;
 mod plan;
 mod remote;
 mod simulate;
@@ -112,9 +114,20 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Re-plan on every change of the files; apply with --apply.
     Watch(watch::WatchArgs),
-    /// Clear a group's failures so that it may be placed on those nodes again.
+    /// Clear a group's failures and end operator overrides.
     #[command(long_about = clear::LONG_ABOUT)]
     Clear(clear::ClearArgs),
+    /// Move a resource group to a node, for a while or until cleared.
+    #[command(long_about = overrides::MOVE_ABOUT)]
+    Move(overrides::MoveArgs),
+    /// Put a node on standby (it takes no group), for a while or until unstandby.
+    #[command(long_about = overrides::STANDBY_ABOUT)]
+    Standby(overrides::StandbyArgs),
+    /// End a node's standby override.
+    Unstandby(overrides::UnstandbyArgs),
+    /// List the domain's history: failures, failovers, applies, overrides.
+    #[command(long_about = events::LONG_ABOUT)]
+    Events(events::EventsArgs),
     /// Confirm that a node is really off, so that groups it is unclean for may start elsewhere.
     #[command(long_about = confirm_down::LONG_ABOUT)]
     ConfirmDown(confirm_down::ConfirmDownArgs),
@@ -218,6 +231,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Clear(args) => clear::run(args),
+        Command::Move(args) => overrides::run_move(args),
+        Command::Standby(args) => overrides::run_standby(args),
+        Command::Unstandby(args) => overrides::run_unstandby(args),
+        Command::Events(args) => events::run(args),
         Command::ConfirmDown(args) => confirm_down::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Completions(args) => completions(args),

@@ -112,7 +112,10 @@ fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     }
     let plan = Plan::compute(&desired, &live);
     match args.format {
-        PlanFormat::Human => print!("{}", render_human(&plan)),
+        PlanFormat::Human => {
+            print!("{}", render_human(&plan));
+            print!("{}", super::overrides::render(&live.overrides, live.now_ms));
+        }
         PlanFormat::Json => print!("{}", render_json(&plan)),
     }
     if let Some(out) = &args.out {

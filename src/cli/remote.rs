@@ -178,7 +178,9 @@ impl Remote {
             endpoints.insert(0, e);
         }
         Ok(Remote {
-            client: Client::new(tls, &token).with_timeout(Duration::from_secs(10)),
+            client: Client::new(tls, &token)
+                .with_timeout(Duration::from_secs(10))
+                .with_by(&who()),
             endpoints,
             memory,
         })
@@ -335,6 +337,28 @@ fn unreachable(last: Option<ClientError>, endpoints: &[String]) -> anyhow::Error
         ),
         None => anyhow::anyhow!("no member of the domain to ask"),
     }
+}
+
+/// Who runs the CLI, as recorded with applies and overrides in the domain's
+/// history: `ASCTL_BY` when set, else `user@host`. Declared, not proven:
+/// the domain has one token. Kept to printable ASCII (an HTTP header).
+pub fn who() -> String {
+    let declared = std::env::var("ASCTL_BY")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let name = declared.unwrap_or_else(|| {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{user}@{host}")
+    });
+    name.chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(200)
+        .collect()
 }
 
 /// A current-thread runtime: the CLI waits on one thing at a time.

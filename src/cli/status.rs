@@ -189,6 +189,7 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
             }
         }
     }
+    out.push_str(&super::overrides::render(&s.overrides, s.now_ms));
     render_lines(&mut out, s);
     out
 }

@@ -57,6 +57,8 @@ pub struct Client {
     http: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
     token: Arc<str>,
     pub timeout: Duration,
+    /// Who asks ([`crate::wire::api::BY_HEADER`]), sent with every request.
+    by: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -85,7 +87,14 @@ impl Client {
             http,
             token: token.into(),
             timeout: Duration::from_secs(10),
+            by: None,
         }
+    }
+
+    /// Names who asks in every request (`user@host`; the CLI's own name).
+    pub fn with_by(mut self, by: &str) -> Client {
+        self.by = Some(by.into());
+        self
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
@@ -123,11 +132,15 @@ impl Client {
             Some(b) => serde_json::to_vec(b).map_err(|e| decode(e.to_string()))?,
             None => Vec::new(),
         };
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(format!("https://{addr}{path}"))
             .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(by) = &self.by {
+            req = req.header(crate::wire::api::BY_HEADER, by.as_ref());
+        }
+        let req = req
             .body(Full::new(Bytes::from(bytes)))
             .map_err(|e| ClientError::Connect {
                 addr: addr.to_owned(),

@@ -36,6 +36,8 @@ use openraft::{Config as RaftConfig, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+use crate::model::Name;
 use tokio::sync::watch;
 
 pub use client::{Client, ClientError};
@@ -412,7 +414,23 @@ impl Replica {
     /// it has errors: every write, from any route, ends here on the leader,
     /// so this is the one place that keeps invalid configurations out.
     pub async fn write_local(&self, cmd: Command) -> Result<WriteAnswer, DomainError> {
-        if let Command::ApplyConfig { documents, .. } = &cmd {
+        // Every command carries the leader's time: the state machine has no
+        // clock of its own (events, overrides' expiry).
+        let cmd = cmd.at(now_ms());
+        if let Command::MoveGroup { group, node, .. } = cmd.inner() {
+            if !self.is_leader() {
+                return Ok(WriteAnswer::NotLeader);
+            }
+            let (state, group, node) = (self.state(), group.clone(), node.clone());
+            // Loading the domain for the rules takes a while: off the workers.
+            let refusal = tokio::task::spawn_blocking(move || seed_refusal(&state, &group, &node))
+                .await
+                .map_err(|e| DomainError::Fatal(format!("the move check stopped: {e}")))?;
+            if let Some(reason) = refusal {
+                return Ok(WriteAnswer::Committed(Outcome::Refused { reason }));
+            }
+        }
+        if let Command::ApplyConfig { documents, .. } = cmd.inner() {
             if !self.is_leader() {
                 // Not validated here for nothing: the leader does it.
                 return Ok(WriteAnswer::NotLeader);
@@ -467,6 +485,16 @@ impl Replica {
         }
     }
 
+    /// The events after `seq` ([`crate::wire::EventsView`]).
+    pub fn events_after(&self, seq: u64) -> crate::wire::EventsView {
+        let state = self.state();
+        crate::wire::EventsView {
+            format_version: crate::plan::FORMAT_VERSION,
+            events: state.events.after(seq),
+            last_seq: state.events.last_seq(),
+        }
+    }
+
     /// Members and learners as the current membership has them.
     pub fn members(&self) -> (BTreeMap<NodeId, Member>, std::collections::BTreeSet<NodeId>) {
         let m = self.raft.metrics();
@@ -478,6 +506,43 @@ impl Replica {
     }
 }
 
+/// The leader's clock, in ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Why the seed's support tables do not let `group` move to `node` from
+/// where it runs now: the pair judgement `asctl simulate` makes. Checked by
+/// the leader before a move is committed (the state machine checks the
+/// domain's own rules, `DomainState::move_refusal`).
+fn seed_refusal(state: &DomainState, group: &Name, node: &Name) -> Option<String> {
+    let config = state.config()?;
+    let from = state.placement.get(group)?.node.clone()?;
+    if from == *node {
+        return None;
+    }
+    let names: Vec<String> = (0..state.documents.len())
+        .map(|i| format!("domain/{i}.json"))
+        .collect();
+    let loaded = crate::load::load_texts(
+        names
+            .iter()
+            .zip(&state.documents)
+            .map(|(n, d)| (n.as_str(), d.as_bytes())),
+    );
+    let unit = loaded.units.first()?;
+    let ctx = crate::rules::Ctx::new(&loaded, unit);
+    let g = config.groups.get(group.as_str())?;
+    let (a, b) = (
+        config.nodes.get(from.as_str())?,
+        config.nodes.get(node.as_str())?,
+    );
+    crate::rules::topology::pair_unsupported(&ctx, g, &a.spec, &b.spec)
+        .map(|why| format!("the support tables do not allow {group} on {from} and {node}: {why}"))
+}
+
 /// The snapshot payload type openraft moves around (declared by the
 /// `declare_raft_types!` defaults).
 pub type SnapshotData = Cursor<Vec<u8>>;
@@ -485,6 +550,46 @@ pub type SnapshotData = Cursor<Vec<u8>>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `path` applied to a fresh state with every node of it up.
+    fn applied(path: &str) -> DomainState {
+        let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let config = crate::load::load(&[crate::load::Input::Path(full)])
+            .expect("loads")
+            .config;
+        let mut s = DomainState::default();
+        let health = config
+            .nodes
+            .iter()
+            .map(|n| (n.name().clone(), crate::plan::NodeState::Up))
+            .collect();
+        s.apply(Command::SetPlacement {
+            generation: 0,
+            placement: Default::default(),
+            health,
+            base: None,
+        });
+        let out = s.apply(Command::ApplyConfig {
+            base_generation: 0,
+            documents: crate::plan::documents::to_document_texts(&config),
+        });
+        assert_eq!(out, Outcome::Applied { generation: 1 });
+        s
+    }
+
+    #[test]
+    fn a_move_between_nodes_the_support_tables_reject_is_refused() {
+        let n = |x: &str| -> Name { x.parse().expect("name") };
+        let s = applied("tests/fixtures/simulate/unsupported-failover.yaml");
+        assert_eq!(s.placement["sql"].node, Some(n("sql1")));
+        let why = seed_refusal(&s, &n("sql"), &n("sql2")).expect("refused");
+        assert!(why.contains("sql on sql1 and sql2"), "{why}");
+        assert!(why.contains("Table 3"), "{why}");
+        // Where it already runs, and a pair the tables support: allowed.
+        assert_eq!(seed_refusal(&s, &n("sql"), &n("sql1")), None);
+        let q = applied("examples/quickstart");
+        assert_eq!(seed_refusal(&q, &n("web"), &n("node2")), None);
+    }
 
     #[test]
     fn raft_timing_follows_the_heartbeat() {

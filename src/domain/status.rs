@@ -62,5 +62,7 @@ pub fn status_from_state(
             .collect(),
         placement: state.placement.clone(),
         lines: None,
+        overrides: state.overrides.clone(),
+        now_ms: super::now_ms(),
     }
 }

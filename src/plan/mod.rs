@@ -16,6 +16,7 @@
 mod actions;
 mod diff;
 pub mod documents;
+pub mod overrides;
 mod place;
 mod render;
 mod saved;
@@ -49,6 +50,13 @@ pub struct LiveState {
     pub placement: Placement,
     /// The state of every node.
     pub health: Health,
+    /// The operator's overrides in the domain database
+    /// ([`overrides::Overrides`]); `plan` predicts with them.
+    pub overrides: overrides::Overrides,
+    /// When the answering member read the state (ms since the Unix epoch;
+    /// 0: unknown, every override counts as in force): what `plan` judges
+    /// the overrides' expiry by.
+    pub now_ms: u64,
 }
 
 /// The JSON form of [`LiveState`]: versioned, the configuration as canonical
@@ -61,6 +69,14 @@ struct LiveStateOut<'a> {
     config: Option<Vec<serde_json::Value>>,
     placement: &'a Placement,
     health: &'a Health,
+    #[serde(skip_serializing_if = "overrides::Overrides::is_empty")]
+    overrides: &'a overrides::Overrides,
+    #[serde(skip_serializing_if = "is_zero")]
+    now_ms: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 #[derive(Deserialize)]
@@ -74,6 +90,10 @@ struct LiveStateIn {
     placement: Placement,
     #[serde(default)]
     health: Health,
+    #[serde(default)]
+    overrides: overrides::Overrides,
+    #[serde(default)]
+    now_ms: u64,
 }
 
 impl Serialize for LiveState {
@@ -84,6 +104,8 @@ impl Serialize for LiveState {
             config: self.config.as_ref().map(documents::to_documents),
             placement: &self.placement,
             health: &self.health,
+            overrides: &self.overrides,
+            now_ms: self.now_ms,
         }
         .serialize(s)
     }
@@ -103,6 +125,8 @@ impl<'de> Deserialize<'de> for LiveState {
             config: w.config,
             placement: w.placement,
             health: w.health,
+            overrides: w.overrides,
+            now_ms: w.now_ms,
         })
     }
 }
@@ -123,23 +147,37 @@ pub struct Plan {
     /// Where every group of the desired configuration will be once the plan
     /// is applied: what `apply` waits for.
     pub placement: Placement,
+    /// The operator's overrides the placement was predicted with (the live
+    /// domain's `asctl move`/`standby`); absent when there are none.
+    #[serde(default, skip_serializing_if = "overrides::Overrides::is_empty")]
+    pub overrides: overrides::Overrides,
 }
 
 impl Plan {
     /// Plans `desired` (already validated) against `live`.
     ///
     /// The predicted placement is [`place`] applied to the live placement as
-    /// the leader will see it after the commit ([`carry_over`]).
+    /// the leader will see it after the commit ([`carry_over`]), with the
+    /// operator's overrides in force when the live state was read
+    /// ([`place_with`]).
     pub fn compute(desired: &Config, live: &LiveState) -> Plan {
         let old = live.config.as_ref();
         let carried = carry_over(old, desired, &live.placement);
-        let placement = place(desired, &live.health, &carried);
+        let placement = place_with(
+            desired,
+            &live.health,
+            &carried,
+            &Unclean::new(),
+            &live.overrides,
+            live.now_ms,
+        );
         Plan {
             format_version: FORMAT_VERSION,
             base_generation: live.generation,
             changes: diff_configs(old, desired),
             actions: actions::actions(old, desired, &live.health, &live.placement, &placement),
             placement,
+            overrides: live.overrides.clone(),
         }
     }
 

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::overrides::Overrides;
 use crate::model::{Config, DesiredState, Failback, Name, ResourceGroupSpec};
 
 /// Whether a node can run groups, as the domain sees it.
@@ -61,25 +62,44 @@ pub type Placement = BTreeMap<Name, GroupPlacement>;
 /// construction. The result is a fixed point: placing it again with the same
 /// inputs returns it unchanged.
 pub fn place(config: &Config, health: &Health, current: &Placement) -> Placement {
-    place_with(config, health, current, &Unclean::new())
+    place_with(
+        config,
+        health,
+        current,
+        &Unclean::new(),
+        &Overrides::default(),
+        0,
+    )
 }
 
 /// Per group, the nodes that may still hold its storage because a stop
 /// there failed (docs/storage.md, "Unclean nodes").
 pub type Unclean = BTreeMap<Name, BTreeSet<Name>>;
 
-/// [`place`], with the nodes that are *unclean* for a group: a group with
-/// any unclean node is placed nowhere (`node: None`), whatever else holds —
-/// its storage may still be held there, and starting it anywhere could
-/// mount it twice. It is placed again once no node is unclean for it (the
-/// node released it, or an operator confirmed the node down).
+/// [`place`], with the nodes that are *unclean* for a group and the
+/// operator's overrides in force at `now` (ms since the Unix epoch; an
+/// expired override counts for nothing):
+///
+/// - a group with any unclean node is placed nowhere (`node: None`),
+///   whatever else holds — its storage may still be held there, and
+///   starting it anywhere could mount it twice. It is placed again once no
+///   node is unclean for it (the node released it, or an operator
+///   confirmed the node down);
+/// - a node on standby by override is treated as `standby: true`;
+/// - a group moved to a node goes there while that node is eligible for it
+///   (Up, preferred, not failed, not on standby) — stickiness and failback
+///   do not apply to it; when the node is not eligible the group is placed
+///   as if there were no override.
 pub fn place_with(
     config: &Config,
     health: &Health,
     current: &Placement,
     unclean: &Unclean,
+    overrides: &Overrides,
+    now: u64,
 ) -> Placement {
-    let standby = standby_nodes(config);
+    let mut standby = standby_nodes(config);
+    standby.extend(overrides.standby_at(now));
     config
         .groups
         .iter()
@@ -87,18 +107,19 @@ pub fn place_with(
             let previous = current.get(group.name());
             let failed_on = previous.map(|p| p.failed_on.clone()).unwrap_or_default();
             let blocked = unclean.get(group.name()).is_some_and(|n| !n.is_empty());
+            let not = Unavailable {
+                health,
+                failed_on: &failed_on,
+                standby: &standby,
+            };
             let node = match group.spec.state {
                 DesiredState::Offline => None,
                 DesiredState::Online if blocked => None,
-                DesiredState::Online => choose(
-                    &group.spec,
-                    &Unavailable {
-                        health,
-                        failed_on: &failed_on,
-                        standby: &standby,
-                    },
-                    previous.and_then(|p| p.node.as_ref()),
-                ),
+                DesiredState::Online => overrides
+                    .move_at(group.name(), now)
+                    .filter(|n| eligible(&group.spec, &not, n))
+                    .cloned()
+                    .or_else(|| choose(&group.spec, &not, previous.and_then(|p| p.node.as_ref()))),
             };
             (group.name().clone(), GroupPlacement { node, failed_on })
         })
@@ -122,10 +143,12 @@ struct Unavailable<'a> {
     standby: &'a BTreeSet<Name>,
 }
 
+fn eligible(spec: &ResourceGroupSpec, not: &Unavailable, node: &Name) -> bool {
+    is_eligible(spec, not.health, not.failed_on, node) && !not.standby.contains(node)
+}
+
 fn choose(spec: &ResourceGroupSpec, not: &Unavailable, current: Option<&Name>) -> Option<Name> {
-    let eligible = |node: &Name| {
-        is_eligible(spec, not.health, not.failed_on, node) && !not.standby.contains(node)
-    };
+    let eligible = |node: &Name| eligible(spec, not, node);
     let best = spec.preferred_nodes.iter().find(|n| eligible(n));
     match current {
         Some(here) if eligible(here) => match spec.failback {
@@ -208,7 +231,7 @@ mod tests {
             .failed_on
             .insert(name("n1"));
         let unclean: Unclean = [(name("db"), [name("n1")].into())].into();
-        let placed = place_with(&cfg, &health, &current, &unclean);
+        let placed = place_with(&cfg, &health, &current, &unclean, &Overrides::default(), 0);
         assert_eq!(placed["db"].node, None, "not on n2 either");
         assert_eq!(placed["db"].failed_on, [name("n1")].into());
         assert_eq!(placed["web"].node, Some(name("n1")), "web is not affected");
@@ -216,13 +239,13 @@ mod tests {
         // still nowhere.
         let n1_down: Health = [(name("n1"), NodeState::Down), (name("n2"), NodeState::Up)].into();
         assert_eq!(
-            place_with(&cfg, &n1_down, &current, &unclean)["db"].node,
+            place_with(&cfg, &n1_down, &current, &unclean, &Overrides::default(), 0)["db"].node,
             None
         );
         // An empty set for the group blocks nothing; without it db goes to n2.
         let empty: Unclean = [(name("db"), BTreeSet::new())].into();
         assert_eq!(
-            place_with(&cfg, &health, &current, &empty)["db"].node,
+            place_with(&cfg, &health, &current, &empty, &Overrides::default(), 0)["db"].node,
             Some(name("n2"))
         );
         assert_eq!(place(&cfg, &health, &current)["db"].node, Some(name("n2")));

@@ -8,11 +8,17 @@ use serde::{Deserialize, Serialize};
 use super::lines::LinesView;
 use super::report::NodeReport;
 use crate::model::Name;
+use crate::plan::overrides::Overrides;
 use crate::plan::{NodeState, Placement};
 
 /// The member name of the witness (`Domain.spec.witness`): it votes and runs
 /// no groups. A Node may not use this name in a domain with a witness.
 pub const WITNESS: &str = "witness";
+
+/// The request header in which the CLI names who asks (`user@host`),
+/// recorded with an apply in the domain's history. Declared by the client,
+/// not authenticated: the domain has one token.
+pub const BY_HEADER: &str = "x-asctl-by";
 
 /// `POST /v1/apply`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +58,14 @@ pub struct StatusView {
     /// witness and before the detector runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lines: Option<LinesView>,
+    /// The operator's overrides in the domain database (`asctl move`,
+    /// `asctl standby`), with their lifetimes in ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub overrides: Overrides,
+    /// When the answering member built this answer (ms since the Unix
+    /// epoch): what an override's expiry is judged by.
+    #[serde(default)]
+    pub now_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

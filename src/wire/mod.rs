@@ -8,6 +8,7 @@
 //! - [`lines`]: a failure detector's view of its peers and lines.
 //! - [`api`]: the control API's requests and answers (`/v1/apply`,
 //!   `/v1/status`).
+//! - [`events`]: the domain's history (`/v1/events`).
 //!
 //! Not here: raft's own messages and the members' write forwarding
 //! (`crate::domain::network`: both ends are the domain), the heartbeat
@@ -17,9 +18,11 @@
 //! domain depend on it, never the other way.
 
 pub mod api;
+pub mod events;
 pub mod lines;
 pub mod report;
 
 pub use api::{ApplyRequest, ApplyResponse, MemberView, NodeView, StatusView};
+pub use events::{Event, EventKind, EventsView};
 pub use lines::{LineView, LinesView, PeerLinesView, PeerState};
 pub use report::{GroupState, LocalGroupStatus, NodeReport};

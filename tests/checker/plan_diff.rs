@@ -76,6 +76,7 @@ fn live() -> LiveState {
         config: Some(cfg),
         placement,
         health,
+        ..LiveState::default()
     }
 }
 
@@ -306,6 +307,7 @@ fn failover_removal_addition_and_replacement() {
             ("node2", NodeState::Up),
             ("node3", NodeState::Up),
         ]),
+        ..LiveState::default()
     };
     // batch failed on node3 earlier and runs on node1, which is now down.
     live.placement.insert(
@@ -657,6 +659,7 @@ fn declared_overrides_stop_and_drain_with_their_reason() {
         placement: place(&offline, &all_up(), &live().placement),
         config: Some(offline),
         health: all_up(),
+        ..LiveState::default()
     };
     assert_eq!(live.placement[&name("batch")].node, None);
     let plan = Plan::compute(&config(&quickstart()), &live);

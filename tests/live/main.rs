@@ -18,6 +18,7 @@ mod connections;
 mod credentials;
 mod domain;
 mod drivers;
+mod events;
 mod failstop;
 mod guard;
 mod membership;

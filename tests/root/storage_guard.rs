@@ -216,6 +216,14 @@ fn a_frozen_agents_guard_unmounts_before_the_others_may_take_the_disk() {
     let agent = NodeAgent { unshare, log };
     let pid = agent.unshare.id();
 
+    // The agent answers before the apply is sent (on a loaded machine it
+    // takes a while to open its API).
+    poll("the agent to answer", Duration::from_secs(60), || {
+        asctl(&["status", "--state-dir", st])
+            .status
+            .success()
+            .then_some(())
+    });
     let out = asctl(&[
         "apply",
         cfg,

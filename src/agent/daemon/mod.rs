@@ -86,11 +86,10 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         kick: Arc::new(Notify::new()),
     };
     let me_node: Option<Name> = if cfg.witness { None } else { name.parse().ok() };
-    let detector_health = Arc::new(DetectorHealth::new(
-        me_node,
-        members.freshness.clone(),
-        domain.clone(),
-    ));
+    let detector_health = Arc::new(
+        DetectorHealth::new(me_node, members.freshness.clone(), domain.clone())
+            .with_lines(metrics.clone()),
+    );
     let state = ApiState {
         domain: domain.clone(),
         metrics: metrics.clone(),

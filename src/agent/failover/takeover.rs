@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::domain::DomainState;
 use crate::domain::leader::with_failures;
 use crate::model::{Config, Name};
-use crate::plan::{Health, NodeState, place};
+use crate::plan::{Health, NodeState, place_with};
 
 use crate::wire::{GroupState, NodeReport};
 
@@ -119,7 +119,18 @@ pub fn next(
     let won = local
         .filter(|h| h.get(me) == Some(&NodeState::Up) && h.values().any(|s| *s == NodeState::Down));
     if let Some(health) = won {
-        for (g, p) in place(config, health, &with_failures(state)) {
+        // The operator's overrides count here as for the leader (a node on
+        // standby by override takes nothing over), judged at the last
+        // committed stamp: this decision is pure.
+        let current = with_failures(state);
+        for (g, p) in place_with(
+            config,
+            health,
+            &current,
+            &state.unclean(),
+            &state.overrides,
+            state.clock_ms,
+        ) {
             if p.node.as_ref() == Some(me) && committed(&g).as_ref() != Some(me) {
                 let revision = state.revision_of(&g);
                 out.entry(g).or_insert(Overrode {

@@ -6,6 +6,8 @@
 //! - `POST /v1/apply` — [`ApplyRequest`]: commit through the leader, which
 //!   validates first; 422 with the findings when the configuration has
 //!   errors, 409 when its base generation is stale.
+//! - `GET  /v1/events?after=SEQ` — [`crate::wire::EventsView`]: the
+//!   domain's history after event SEQ (all that is kept without it).
 //! - `GET  /metrics` — this agent's metrics in the Prometheus text format
 //!   ([`crate::agent::metrics::Metrics::render_prometheus`]).
 //!
@@ -14,7 +16,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,7 +28,7 @@ use crate::agent::server::auth::{Token, require_token};
 use crate::domain::network::{self, Inbound};
 use crate::domain::status::status_of;
 use crate::domain::{Command, Outcome, Replica};
-use crate::wire::{ApplyRequest, ApplyResponse, StatusView};
+use crate::wire::{ApplyRequest, ApplyResponse, EventsView, StatusView};
 
 /// What the control API's handlers share.
 #[derive(Clone)]
@@ -41,6 +44,7 @@ pub fn router(state: ApiState, members: Inbound, token: Token) -> Router {
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
         .route("/v1/live", get(live))
+        .route("/v1/events", get(events))
         .route("/v1/apply", post(apply))
         .with_state(state)
         .merge(network::routes(members))
@@ -66,17 +70,45 @@ async fn status(State(s): State<ApiState>) -> Json<StatusView> {
 }
 
 async fn live(State(s): State<ApiState>) -> Json<crate::plan::LiveState> {
-    Json(s.domain.state().live())
+    let mut live = s.domain.state().live();
+    live.now_ms = crate::domain::now_ms();
+    Json(live)
 }
 
-async fn apply(State(s): State<ApiState>, Json(req): Json<ApplyRequest>) -> Response {
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+async fn events(State(s): State<ApiState>, Query(q): Query<EventsQuery>) -> Json<EventsView> {
+    Json(s.domain.events_after(q.after))
+}
+
+/// Who asks, as the request names it: printable and at most 200 bytes, or
+/// nobody.
+fn asked_by(headers: &HeaderMap) -> Option<String> {
+    let v = headers
+        .get(crate::wire::api::BY_HEADER)?
+        .to_str()
+        .ok()?
+        .trim();
+    (!v.is_empty() && v.len() <= 200 && v.chars().all(|c| !c.is_control())).then(|| v.to_owned())
+}
+
+async fn apply(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    Json(req): Json<ApplyRequest>,
+) -> Response {
     // Validated where every write is, on the leader (`Replica::write_local`):
     // a configuration with errors never reaches the domain, whether it came
     // here or to `/v1/write`.
     let cmd = Command::ApplyConfig {
         base_generation: req.base_generation,
         documents: req.documents,
-    };
+    }
+    .by(asked_by(&headers));
     match s.domain.write(cmd).await {
         Ok(Outcome::Applied { generation }) => Json(ApplyResponse { generation }).into_response(),
         Ok(Outcome::Stale { expected, current }) => error(

@@ -1,6 +1,9 @@
 //! The leader's decision, pure: node health and the placement to commit
 //! from the committed state.
 
+use std::collections::BTreeMap;
+
+use super::HealthSource;
 use crate::domain::{Command, DomainState};
 use crate::model::Name;
 use crate::plan::{Health, NodeState, Placement, place_with};
@@ -71,8 +74,14 @@ pub fn with_failures(state: &DomainState) -> Placement {
 }
 
 /// The leader's decision for `state`: health and placement, or `None` when
-/// the committed ones are already right.
+/// the committed ones are already right. Overrides are judged at the time
+/// of the last committed command ([`decide_at`] takes the leader's clock).
 pub fn decide(state: &DomainState, health: Health) -> Option<Command> {
+    decide_at(state, health, state.clock_ms)
+}
+
+/// [`decide`] with the operator's overrides in force at `now_ms`.
+pub fn decide_at(state: &DomainState, health: Health, now_ms: u64) -> Option<Command> {
     // Adoptions are committed on their own first: the taker ends its
     // takeover when it sees the group's placement change, so a failback in
     // the same step (back to where the stale placement had it) must not
@@ -87,7 +96,14 @@ pub fn decide(state: &DomainState, health: Health) -> Option<Command> {
         });
     }
     let placement = match state.config() {
-        Some(config) => place_with(&config, &health, &with_failures(state), &state.unclean()),
+        Some(config) => place_with(
+            &config,
+            &health,
+            &with_failures(state),
+            &state.unclean(),
+            &state.overrides,
+            now_ms,
+        ),
         None => Placement::new(),
     };
     let committed = state.health();
@@ -103,12 +119,40 @@ pub fn decide(state: &DomainState, health: Health) -> Option<Command> {
     })
 }
 
+/// `cmd` with the health source's evidence about every node it declares
+/// lost, for the domain's history.
+pub(super) fn with_evidence(
+    state: &DomainState,
+    cmd: Command,
+    health: &dyn HealthSource,
+) -> Command {
+    let Command::SetPlacement { health: h, .. } = &cmd else {
+        return cmd;
+    };
+    let evidence: BTreeMap<Name, String> = h
+        .iter()
+        .filter(|(n, s)| {
+            **s == NodeState::Down && state.nodes.get(*n).map(|r| r.state) == Some(NodeState::Up)
+        })
+        .filter_map(|(n, _)| Some((n.clone(), health.evidence(n)?)))
+        .collect();
+    if evidence.is_empty() {
+        return cmd;
+    }
+    Command::Stamped {
+        at_ms: 0,
+        by: None,
+        evidence,
+        stamped: Box::new(cmd),
+    }
+}
+
 /// Every group `cmd` moves, with the health it decided on: the trail an
 /// operator (or a chaos run) follows to see why a group went where it did.
 pub(super) fn log_moves(before: &Placement, cmd: &Command) {
     let Command::SetPlacement {
         placement, health, ..
-    } = cmd
+    } = cmd.inner()
     else {
         return;
     };

@@ -25,6 +25,11 @@ pub trait HealthSource: Send + Sync + 'static {
     fn next_change(&self) -> Option<Instant> {
         None
     }
+    /// Why `node` is considered lost, as evidence for the domain's history
+    /// (e.g. which lines went silent); `None` when there is nothing to add.
+    fn evidence(&self, _node: &Name) -> Option<String> {
+        None
+    }
 }
 
 /// A node is Up while its agent reported within `down_after`

@@ -6,7 +6,9 @@
 //! ([`crate::plan::place`], the same function `plan` predicts with), and
 //! commits them when they differ from what is committed. A group that a node
 //! reports Failed (for the current generation) gets that node added to its
-//! `failed_on`, so `place` moves it.
+//! `failed_on`, so `place` moves it. The operator's overrides are an input
+//! (`place_with`), and the leader removes each one at its end
+//! (`Command::ExpireOverrides`).
 //!
 //! Membership follows the configuration: members are the configuration's
 //! nodes (by their agent address) plus the witness; a change adds the new
@@ -29,15 +31,16 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{Outcome, Replica, WITNESS, WriteAnswer};
+use super::{Command, DomainState, Outcome, Replica, WITNESS, WriteAnswer};
 use crate::clock::sleep_until;
 use crate::model::{Config, Name};
 use crate::plan::NodeState;
 
-use decide::log_moves;
-pub use decide::{adopted_placement, decide, with_failures};
+pub use decide::{adopted_placement, decide, decide_at, with_failures};
+use decide::{log_moves, with_evidence};
 pub use health::{HealthSource, ReportFreshness};
 use membership::sync_membership;
 pub use membership::{MembershipChange, desired_members, membership_change};
@@ -71,7 +74,11 @@ pub async fn run(
     let mut leading = false;
     let mut membership: Option<JoinHandle<()>> = None;
     loop {
-        let wake = if leading { health.next_change() } else { None };
+        let wake = if leading {
+            earliest(health.next_change(), expiry(&domain.state()))
+        } else {
+            None
+        };
         tokio::select! {
             _ = tick.tick() => {}
             _ = sleep_until(wake) => {}
@@ -99,7 +106,17 @@ pub async fn run(
         let timeout = state.heartbeat().unwrap_or_default().timeout.get();
         freshness.set_down_after(timeout * 3);
         let nodes = tracked_nodes(&domain, config.as_deref());
-        if let Some(cmd) = decide(&state, health.health(&nodes)) {
+        let now = super::now_ms();
+        if state.overrides.any_expired_at(now) {
+            // Removed through the log, so every member sees it go; the
+            // commit wakes this loop again to place without it.
+            if let Err(e) = domain.write_local(Command::ExpireOverrides).await {
+                warn!("cannot remove the expired overrides: {e}");
+            }
+            continue;
+        }
+        if let Some(cmd) = decide_at(&state, health.health(&nodes), now) {
+            let cmd = with_evidence(&state, cmd, health.as_ref());
             // Committed here or not at all: a decision is this leader's,
             // from its own view of node health. Forwarded to whoever leads
             // next (a deposed leader's, decided while it was cut off), it
@@ -121,4 +138,19 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The sooner of two wake-up times.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// When the next override in `state` ends, on this member's clock.
+fn expiry(state: &DomainState) -> Option<Instant> {
+    let until = state.overrides.next_expiry()?;
+    let wait = until.saturating_sub(super::now_ms());
+    Some(Instant::now() + Duration::from_millis(wait))
 }

@@ -1,14 +1,15 @@
 //! The commands written to the domain's log, their outcomes, and the state
 //! machine that applies them ([`DomainState::apply`]).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{DomainState, NodeRecord, config_from_documents};
+use super::{DomainState, NodeRecord, StampInfo, config_from_documents};
 use crate::model::Name;
 use crate::plan::{Health, NodeState, Placement, carry_over, place_with};
-use crate::wire::NodeReport;
+use crate::wire::{EventKind, NodeReport};
 
 /// A change to the domain, as written to the replicated log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +54,108 @@ pub enum Command {
     /// failed there) forget that, so the leader may place them again. Its
     /// next report, if it ever sends one, counts as usual.
     ConfirmDown { node: Name },
+    /// `asctl move GROUP NODE [--for D]`: run the group on the node (while
+    /// the node is eligible for it) until `for_ms` has passed or the
+    /// override is cleared. Refused when the rules do not let the group run
+    /// there ([`DomainState::move_refusal`]).
+    MoveGroup {
+        group: Name,
+        node: Name,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_ms: Option<u64>,
+    },
+    /// `asctl standby NODE [--for D]`: the node takes no group, as with
+    /// `standby: true`.
+    Standby {
+        node: Name,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_ms: Option<u64>,
+    },
+    /// `asctl clear` / `asctl unstandby`: removes the move of `group` and
+    /// the standby of `node`; every override when both are `None`.
+    ClearOverrides {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<Name>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<Name>,
+    },
+    /// The leader removes the overrides that have ended by the stamp's time.
+    ExpireOverrides,
+    /// `stamped`, with the time the leader committed it (its clock, ms since
+    /// the Unix epoch), who asked for it (the name the CLI gave) and the
+    /// leader's evidence about nodes it declares lost. The leader stamps
+    /// every command it commits ([`super::Replica::write_local`]).
+    Stamped {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        evidence: BTreeMap<Name, String>,
+        stamped: Box<Command>,
+    },
+}
+
+impl Command {
+    /// The command under any stamp.
+    pub fn inner(&self) -> &Command {
+        match self {
+            Command::Stamped { stamped, .. } => stamped.inner(),
+            c => c,
+        }
+    }
+
+    /// `self`, asked for by `by` (stamped with its time when committed).
+    pub fn by(self, by: Option<String>) -> Command {
+        match self {
+            Command::Stamped {
+                at_ms,
+                evidence,
+                stamped,
+                ..
+            } => Command::Stamped {
+                at_ms,
+                by,
+                evidence,
+                stamped,
+            },
+            c => Command::Stamped {
+                at_ms: 0,
+                by,
+                evidence: BTreeMap::new(),
+                stamped: Box::new(c),
+            },
+        }
+    }
+
+    /// `self` stamped with the time `at_ms` (keeping who and why).
+    pub fn at(self, at_ms: u64) -> Command {
+        match self {
+            Command::Stamped {
+                by,
+                evidence,
+                stamped,
+                ..
+            } => Command::Stamped {
+                at_ms,
+                by,
+                evidence,
+                stamped: Box::new(stamped.unstamped()),
+            },
+            c => Command::Stamped {
+                at_ms,
+                by: None,
+                evidence: BTreeMap::new(),
+                stamped: Box::new(c),
+            },
+        }
+    }
+
+    fn unstamped(self) -> Command {
+        match self {
+            Command::Stamped { stamped, .. } => stamped.unstamped(),
+            c => c,
+        }
+    }
 }
 
 /// The outcome of a [`Command`].
@@ -99,12 +202,46 @@ pub enum Outcome {
     UnknownNode {
         node: Name,
     },
+    /// An override was given; it ends at `until_ms` (never: `None`).
+    OverrideSet {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until_ms: Option<u64>,
+    },
+    /// A move the rules do not allow; nothing changed.
+    Refused {
+        reason: String,
+    },
+    /// [`Command::ClearOverrides`] / [`Command::ExpireOverrides`] ran: the
+    /// overrides removed (empty when there was none).
+    OverridesCleared {
+        removed: Vec<String>,
+    },
 }
 
 impl DomainState {
     /// Applies one committed command.
     pub fn apply(&mut self, command: Command) -> Outcome {
         match command {
+            Command::Stamped {
+                at_ms,
+                by,
+                evidence,
+                stamped,
+            } => {
+                self.clock_ms = self.clock_ms.max(at_ms);
+                self.stamp = StampInfo { by, evidence };
+                let out = self.apply(*stamped);
+                self.stamp = StampInfo::default();
+                out
+            }
+            Command::MoveGroup {
+                group,
+                node,
+                for_ms,
+            } => self.move_group(group, node, for_ms),
+            Command::Standby { node, for_ms } => self.standby(node, for_ms),
+            Command::ClearOverrides { group, node } => self.clear_overrides(group, node),
+            Command::ExpireOverrides => self.expire_overrides(),
             Command::ApplyConfig {
                 base_generation,
                 documents,
@@ -137,8 +274,15 @@ impl DomainState {
         // same live state (`Plan::compute`).
         let old = self.config();
         let carried = carry_over(old.as_deref(), &new, &self.placement);
-        let placement = place_with(&new, &self.health(), &carried, &self.unclean());
-        self.set_placement(placement);
+        self.prune_overrides(&new);
+        let placement = place_with(
+            &new,
+            &self.health(),
+            &carried,
+            &self.unclean(),
+            &self.overrides,
+            self.clock_ms,
+        );
         // A node removed from the configuration is no longer the
         // domain's: its record (state, last report) goes with it.
         self.nodes
@@ -147,6 +291,10 @@ impl DomainState {
         self.decisions += 1;
         self.documents = documents;
         self.config = Some(Arc::new(new));
+        let detail = format!("generation {} applied", self.generation);
+        self.record(EventKind::Apply, None, None, detail);
+        self.record_placement(&placement, &BTreeSet::new());
+        self.set_placement(placement);
         Outcome::Applied {
             generation: self.generation,
         }
@@ -163,6 +311,7 @@ impl DomainState {
             return Outcome::Ignored;
         }
         self.decisions += 1;
+        self.record_health(&health);
         for (node, state) in health {
             self.nodes
                 .entry(node)
@@ -175,6 +324,7 @@ impl DomainState {
         if generation != self.generation {
             return Outcome::Ignored;
         }
+        self.record_placement(&placement, &BTreeSet::new());
         self.set_placement(placement);
         Outcome::Done
     }
@@ -188,6 +338,7 @@ impl DomainState {
                 return Outcome::Ignored;
             }
         }
+        self.record_report(&report);
         self.nodes
             .entry(node)
             .or_insert(NodeRecord {

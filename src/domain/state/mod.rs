@@ -9,9 +9,15 @@
 //!   [`DomainState::apply`].
 //! - [`documents`]: turning stored documents back into a configuration, and
 //!   the validation every configuration passes before it is committed.
+//! - [`events`]: the domain's history, a bounded ring derived from the
+//!   commands applied.
+//! - [`overrides`]: the operator's overrides (`asctl move`, `standby`) as
+//!   commands.
 
 mod command;
 mod documents;
+mod events;
+mod overrides;
 #[cfg(test)]
 mod tests;
 
@@ -21,11 +27,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Config, Heartbeat, Name};
+use crate::plan::overrides::Overrides;
 use crate::plan::{Health, LiveState, NodeState, Placement, Unclean};
 use crate::wire::{GroupState, NodeReport};
 
 pub use command::{Command, Outcome};
 pub use documents::{config_from_documents, validate_documents};
+pub use events::{EVENTS_KEPT, EventLog};
 
 /// What the domain knows about one node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,9 +73,32 @@ pub struct DomainState {
     #[serde(default)]
     pub decisions: u64,
     pub nodes: BTreeMap<Name, NodeRecord>,
+    /// The operator's overrides (`asctl move`, `asctl standby`), expired
+    /// ones included until the leader removes them.
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub overrides: Overrides,
+    /// The domain's history, bounded ([`EVENTS_KEPT`]).
+    #[serde(default, skip_serializing_if = "EventLog::is_empty")]
+    pub events: EventLog,
+    /// The time of the newest stamped command applied (ms since the Unix
+    /// epoch, the leader's clock): the state machine's only notion of now,
+    /// so every member computes the same expiries and event times.
+    #[serde(default)]
+    pub clock_ms: u64,
     /// `documents`, typed; rebuilt on load rather than replicated.
     #[serde(skip)]
     config: Option<Arc<Config>>,
+    /// What the stamp of the command being applied says besides its time.
+    #[serde(skip)]
+    stamp: StampInfo,
+}
+
+/// Who asked for the command being applied, and the leader's evidence about
+/// nodes ([`Command::Stamped`]).
+#[derive(Debug, Clone, Default)]
+struct StampInfo {
+    by: Option<String>,
+    evidence: BTreeMap<Name, String>,
 }
 
 impl PartialEq for DomainState {
@@ -78,6 +109,9 @@ impl PartialEq for DomainState {
             && self.revisions == other.revisions
             && self.decisions == other.decisions
             && self.nodes == other.nodes
+            && self.overrides == other.overrides
+            && self.events == other.events
+            && self.clock_ms == other.clock_ms
     }
 }
 
@@ -164,6 +198,8 @@ impl DomainState {
             config: self.config().map(|c| (*c).clone()),
             placement: self.placement.clone(),
             health: self.health(),
+            overrides: self.overrides.clone(),
+            now_ms: self.clock_ms,
         }
     }
 

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::agent::detection::detector::{quorum_lease, takeover_wait};
 use crate::agent::detection::monitor::DetectorSnapshot;
+use crate::agent::metrics::Metrics;
 use crate::domain::leader::{HealthSource, ReportFreshness};
 use crate::domain::{Replica, node_id};
 use crate::model::{Config, Name};
@@ -29,9 +30,18 @@ pub struct DetectorHealth {
     /// Without a detector of its own (the witness): since when some live
     /// node has reported each node Failed ([`Self::reported_down`]).
     claimed: Mutex<BTreeMap<Name, Instant>>,
+    /// This node's detector's per-line view, the evidence recorded with a
+    /// node the leader declares lost ([`HealthSource::evidence`]).
+    lines: std::sync::OnceLock<Arc<Metrics>>,
 }
 
 impl DetectorHealth {
+    /// With the metrics that carry this node's per-line detector view.
+    pub fn with_lines(self, metrics: Arc<Metrics>) -> Self {
+        let _ = self.lines.set(metrics);
+        self
+    }
+
     /// `me`: this node (`None` on the witness, which has no detector).
     pub fn new(me: Option<Name>, fallback: Arc<ReportFreshness>, domain: Replica) -> Self {
         DetectorHealth {
@@ -40,6 +50,7 @@ impl DetectorHealth {
             domain,
             view: Mutex::new(None),
             claimed: Mutex::new(BTreeMap::new()),
+            lines: std::sync::OnceLock::new(),
         }
     }
 
@@ -125,6 +136,30 @@ impl HealthSource for DetectorHealth {
 
     fn leadership_gained(&self, up: &[Name]) {
         self.fallback.leadership_gained(up);
+    }
+
+    fn evidence(&self, node: &Name) -> Option<String> {
+        let me = self.me.as_ref()?;
+        let view = self.lines.get()?.detector_view();
+        let peer = view.peers.get(node.as_str())?;
+        let lines: Vec<String> = peer
+            .lines
+            .iter()
+            .map(|(line, l)| match (l.up, l.heard_ms_ago) {
+                (true, _) => format!("{line} up"),
+                (false, Some(ms)) => format!("{line} silent for {:.1} s", ms as f64 / 1000.0),
+                (false, None) => format!("{line} never heard"),
+            })
+            .collect();
+        let state = format!("{:?}", peer.state).to_lowercase();
+        Some(format!(
+            "{me}'s detector has it {state}: {}",
+            if lines.is_empty() {
+                "no line shared".into()
+            } else {
+                lines.join(", ")
+            }
+        ))
     }
 
     fn next_change(&self) -> Option<tokio::time::Instant> {

@@ -391,6 +391,34 @@ fn a_node_of_two_holds_for_an_announcing_or_unheard_peer_until_it_is_down() {
     assert!(!holds(&view(false, false), Some(&down)));
 }
 
+#[test]
+fn a_node_of_two_waiting_to_catch_up_decides_alone_once_its_peer_is_down() {
+    let t0 = Instant::now();
+    let config = fixtures::config();
+    let state = Arc::new(fixtures::state(&config));
+    let idle = fixtures::report("a", &[]);
+    let mut p = node_a(t0);
+    p.step(Input::Detector(Event::Stalled { gap: WAIT }), t0);
+    assert!(p.clearance().fenced);
+
+    // The peer failed, not yet for the takeover wait: still catching up.
+    let failed = || Some(view_of(peer(PeerState::Failed, Some(t0))));
+    let out = p.step(check(&state, failed(), &idle), t0 + WAIT / 2);
+    assert!(!out.contains(&Action::StopCatchUp));
+    assert!(p.clearance().fenced);
+
+    // Down: there is no leader to catch up with; this node won the
+    // tie-break and runs, the peer's groups included.
+    let out = p.step(check(&state, failed(), &idle), t0 + WAIT);
+    assert!(out.contains(&Action::StopCatchUp), "{out:?}");
+    assert!(notes(&out).contains(&&Note::Alone), "{out:?}");
+    let c = p.clearance();
+    assert!(!c.fenced && c.alone && c.taken.contains_key(&n("db")));
+    // The catch-up it stopped does not lift the fence a second time later.
+    let out = p.step(check(&state, failed(), &idle), t0 + 2 * WAIT);
+    assert!(!notes(&out).contains(&&Note::Alone));
+}
+
 /// Failover actions among `out`.
 fn failovers(out: &[Action]) -> Vec<&Name> {
     out.iter()
