@@ -192,6 +192,16 @@ rules! {
         fix: "fix the configuration and remove the entry: only the seed's rules (AS01xx, AS02xx) and asctl's warnings can be accepted",
         explanation: "`Domain.spec.accept` is for findings of the qualification — the seed's tables (AS01xx) and prose rules (AS02xx), whose errors can be accepted with `acknowledgeUnsupported: true` when you knowingly run an unsupported configuration — and for asctl's own warnings. asctl's own errors are different: a file that cannot be read, a field that is not part of the format, a dangling reference, a managed IP outside its line's subnet (AS00xx, AS03xx) describe a configuration that asctl cannot read or that cannot run, and accepting one would let `validate` pass it. An entry naming such a rule (or `accept-unused`) is itself an error, at the entry, and accepts nothing, even with `acknowledgeUnsupported: true`.",
     }
+    NOT_REGULAR_FILE = {
+        id: "AS0020",
+        name: "not-regular-file",
+        severity: Error,
+        title: "an input is not a regular file (a FIFO, a device, a socket)",
+        origin: Asctl,
+        scope: Structural,
+        fix: "remove it from the configuration directory, or rename it so that it does not end in `.yaml` or `.yml`, or give the regular file it stands for",
+        explanation: "Only regular files are read, whether named on the command line or found in a directory. A FIFO would make the command wait for a writer forever, and reading a device can have effects of its own or never end, so such a path is never opened: `validate`, `plan` and `watch` report it as this finding (at line 1 of the path) and read everything else. The example shows a configuration directory with a FIFO `pipe.yaml` next to it (made with `mkfifo`); a YAML text cannot be a FIFO, so `asctl explain` prints the regular file that goes with it.",
+    }
     MATRIX_UNSUPPORTED = {
         id: "AS0101",
         name: "matrix-unsupported",
@@ -661,5 +671,15 @@ rules! {
         scope: Structural,
         fix: "run `asctl validate` where the agent is installed (e.g. a node, or a machine with the `resource-agents` package), or ignore this note",
         explanation: "asctl checks an agent's parameters against the agent's own `meta-data`, which it can only read where the agent is installed. Elsewhere it says so rather than pass the parameters silently; the nodes still check them when they run the agent.",
+    }
+    EXEC_TOO_LARGE = {
+        id: "AS0319",
+        name: "exec-too-large",
+        severity: Error,
+        title: "a process's command, arguments and environment exceed what the kernel accepts in one exec",
+        origin: Asctl,
+        scope: Structural,
+        fix: "pass large values in a file (give its path in the environment or the arguments) instead of in the value itself",
+        explanation: "The kernel refuses to start a program (`E2BIG`, \"Argument list too long\") when one argument or environment string is longer than 128 KiB (`MAX_ARG_STRLEN` on Linux), or when all of them together — each with its terminating NUL and a pointer — exceed `ARG_MAX` (what `getconf ARG_MAX` prints: a quarter of the stack size limit, 2 MiB by default). Such a process validates and applies but can never start on any node, so `validate` reports it: each string over 128 KiB at the string, and a total over the limit at the process. The total counts `ASCTL_NODE` and `ASCTL_GROUP`, which the agent adds; the agent's own environment, which the process inherits, comes on top. The limit checked is the one of the machine `validate` runs on; a node whose stack limit is smaller refuses sooner, and its start error says so.",
     }
 }

@@ -9,7 +9,12 @@
 //! it), and the path is a function of what the lease guard knows too, so
 //! its fence reaches them without any record. A process is moved into its
 //! cgroup between fork and exec (it writes `0` to `cgroup.procs`), before
-//! it can start anything. Where there is no writable cgroup v2 hierarchy
+//! it can start anything. A process's cgroup is removed when it is stopped
+//! (with its group's and the agent's levels once they are empty), and the
+//! agent sweeps the empty ones a previous run left (killed before it could
+//! remove them) when it starts ([`sweep_empty`]): cgroups that still hold
+//! processes — left running across an agent restart — stay, since the
+//! kernel refuses to remove them. Where there is no writable cgroup v2 hierarchy
 //! (no cgroup2 mount, not root and no delegation), [`Cgroup::for_process`]
 //! says so once and the process group is all there is.
 
@@ -74,17 +79,54 @@ fn own_cgroup() -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The cgroup of the agent of `data_dir`, parent of its groups' cgroups.
+fn agent_cgroup(data_dir: &Path) -> Option<PathBuf> {
+    let agent = format!(
+        "asctl-{:08x}",
+        crc32c::crc32c(data_dir.as_os_str().as_bytes())
+    );
+    Some(agent_base()?.join(agent))
+}
+
+/// Removes the empty cgroups of the agent of `data_dir` (deepest first);
+/// the number removed. Cgroups with live members stay (`rmdir` of a
+/// populated cgroup fails with `EBUSY`). Meant for agent start, before any
+/// process is started: a cgroup created by [`Cgroup::prepare`] is empty
+/// until its process joins it.
+pub fn sweep_empty(data_dir: &Path) -> usize {
+    fn sweep(dir: &Path) -> usize {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            // A cgroup's own interface files are regular files: only child
+            // cgroups are directories.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                removed += sweep(&entry.path());
+            }
+        }
+        match fs::remove_dir(dir) {
+            Ok(()) => removed + 1,
+            Err(_) => removed,
+        }
+    }
+    let Some(agent) = agent_cgroup(data_dir) else {
+        return 0;
+    };
+    let removed = sweep(&agent);
+    if removed > 0 {
+        debug!(path = %agent.display(), removed, "empty cgroups of a previous run removed");
+    }
+    removed
+}
+
 impl Cgroup {
     /// The cgroup of `process` of `group` for the agent of `data_dir`
     /// (not created), or `None` without a usable cgroup v2 hierarchy.
     pub fn for_process(data_dir: &Path, group: &str, process: &str) -> Option<Cgroup> {
-        let base = agent_base()?;
-        let agent = format!(
-            "asctl-{:08x}",
-            crc32c::crc32c(data_dir.as_os_str().as_bytes())
-        );
         Some(Cgroup {
-            path: base.join(agent).join(group).join(process),
+            path: agent_cgroup(data_dir)?.join(group).join(process),
         })
     }
 

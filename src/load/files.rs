@@ -1,12 +1,15 @@
 //! Reading the files of the inputs: directories walked recursively in
 //! sorted order (by path, component by component), every file read once,
-//! only regular files.
+//! only regular files. Anything else (a FIFO, a device, a socket) is never
+//! opened — opening a FIFO blocks until a writer comes — and becomes a
+//! finding of its own ([`Content::NotRegular`]).
 //!
 //! The files of a directory are read in parallel (tens of thousands of
 //! small files cost more in system calls than in bytes); the results are
 //! taken in sorted order, so the first error and the first appearance of a
 //! file are those of a sequential read.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -14,14 +17,14 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{LoadError, MAX_FILE_BYTES, STDIN_NAME};
+use super::{Content, LoadError, MAX_FILE_BYTES, STDIN_NAME};
 
 /// The files read so far, as shown and with their bytes, and the identity
 /// (device, inode) of each so that none is read twice: the same file named
 /// twice, a file and its directory, a symbolic or hard link to it.
 #[derive(Default)]
 pub(super) struct Files {
-    pub read: Vec<(String, Vec<u8>)>,
+    pub read: Vec<(String, Content<'static>)>,
     seen: HashSet<(u64, u64)>,
 }
 
@@ -32,12 +35,14 @@ struct Found {
     regular: bool,
 }
 
-/// One file read: as shown, its identity, its bytes.
-type Read1 = (String, (u64, u64), Vec<u8>);
+/// One file read: as shown, its identity, its bytes (or what it is, if it
+/// is not a regular file).
+type Read1 = (String, (u64, u64), Content<'static>);
 
 impl Files {
     pub fn push_stdin(&mut self, bytes: Vec<u8>) {
-        self.read.push((STDIN_NAME.into(), bytes));
+        self.read
+            .push((STDIN_NAME.into(), Content::Bytes(Cow::Owned(bytes))));
     }
 
     /// Reads a file, or every `*.yaml` / `*.yml` below a directory.
@@ -73,9 +78,9 @@ impl Files {
         Ok(())
     }
 
-    fn keep(&mut self, (shown, id, bytes): Read1) {
+    fn keep(&mut self, (shown, id, content): Read1) {
         if self.seen.insert(id) {
-            self.read.push((shown, bytes));
+            self.read.push((shown, content));
         }
     }
 }
@@ -135,17 +140,17 @@ fn read_file(f: &Found) -> Result<Read1, LoadError> {
         err: source,
     };
     let not_regular = |meta: &std::fs::Metadata| {
-        (!meta.is_file()).then(|| LoadError::NotRegular {
-            path: shown.clone(),
-            kind: file_kind(meta.file_type()),
+        (!meta.is_file()).then(|| {
+            let kind = Content::NotRegular(file_kind(meta.file_type()));
+            (shown.clone(), (meta.dev(), meta.ino()), kind)
         })
     };
     // Checked before opening — opening a device can have effects of its
     // own — unless the directory entry already said "regular file".
     if !f.regular {
         let meta = std::fs::metadata(&f.path).map_err(io)?;
-        if let Some(e) = not_regular(&meta) {
-            return Err(e);
+        if let Some(skipped) = not_regular(&meta) {
+            return Ok(skipped);
         }
     }
     // Non-blocking, and checked again on what was opened: a file swapped
@@ -156,13 +161,17 @@ fn read_file(f: &Found) -> Result<Read1, LoadError> {
         .open(&f.path)
         .map_err(io)?;
     let meta = file.metadata().map_err(io)?;
-    if let Some(e) = not_regular(&meta) {
-        return Err(e);
+    if let Some(skipped) = not_regular(&meta) {
+        return Ok(skipped);
     }
     let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
     let mut bytes = Vec::with_capacity(size.min(MAX_FILE_BYTES) + 1);
     file.take(MAX_FILE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
-    Ok((shown, (meta.dev(), meta.ino()), bytes))
+    Ok((
+        shown,
+        (meta.dev(), meta.ino()),
+        Content::Bytes(Cow::Owned(bytes)),
+    ))
 }

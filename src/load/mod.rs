@@ -4,7 +4,9 @@
 //! every document it can, returns the typed [`Config`] of the documents that
 //! passed, and a finding for each one that did not. Only I/O failures (a
 //! path that does not exist, an unreadable directory) are errors, because
-//! they mean the input itself is wrong (exit code 2).
+//! they mean the input itself is wrong (exit code 2). A path that is not a
+//! regular file (a FIFO, a device) is not opened and is a finding
+//! (`not-regular-file`), like a file that is not UTF-8.
 
 mod domains;
 mod files;
@@ -53,12 +55,16 @@ pub enum LoadError {
     Io { path: String, err: std::io::Error },
     #[error("{0}: no such file or directory")]
     NotFound(String),
-    /// Only regular files are read: a FIFO would hang the reader, a device
-    /// could be read forever.
-    #[error("{path}: not a regular file ({kind}); only regular files are read")]
-    NotRegular { path: String, kind: &'static str },
     #[error("{0}: no *.yaml or *.yml file in this directory")]
     EmptyDirectory(String),
+}
+
+/// What one input file holds.
+#[derive(Debug, Clone)]
+pub(crate) enum Content<'a> {
+    Bytes(Cow<'a, [u8]>),
+    /// Not a regular file, and not opened: what it is ("a FIFO").
+    NotRegular(&'static str),
 }
 
 /// One document that declared a kind, whether or not it passed the schema.
@@ -210,10 +216,7 @@ pub fn load_with(inputs: &[Input], grouping: Grouping) -> Result<Loaded, LoadErr
         }
     }
     Ok(assemble(
-        files
-            .read
-            .into_iter()
-            .map(|(n, b)| (Cow::Owned(n), Cow::Owned(b))),
+        files.read.into_iter().map(|(n, c)| (Cow::Owned(n), c)),
         grouping,
     ))
 }
@@ -231,7 +234,7 @@ pub fn load_texts_with<'a>(
     assemble(
         files
             .into_iter()
-            .map(|(n, b)| (Cow::Borrowed(n), Cow::Borrowed(b))),
+            .map(|(n, b)| (Cow::Borrowed(n), Content::Bytes(Cow::Borrowed(b)))),
         grouping,
     )
 }
@@ -240,12 +243,12 @@ pub fn load_texts_with<'a>(
 /// compared), then assembles the results in input order so that document
 /// IDs, findings and "first definition" are deterministic.
 fn assemble<'a>(
-    files: impl IntoIterator<Item = (Cow<'a, str>, Cow<'a, [u8]>)>,
+    files: impl IntoIterator<Item = (Cow<'a, str>, Content<'a>)>,
     grouping: Grouping,
 ) -> Loaded {
     use rayon::prelude::*;
     // The bytes are handed over (not copied) to become each file's text.
-    let (names, bytes): (Vec<Cow<str>>, Vec<Cow<[u8]>>) = files.into_iter().unzip();
+    let (names, bytes): (Vec<Cow<str>>, Vec<Content>) = files.into_iter().unzip();
     let results: Vec<FileLoader> = bytes
         .into_par_iter()
         .enumerate()
@@ -354,7 +357,7 @@ impl FileLoader {
         }
     }
 
-    fn read(&mut self, bytes: Cow<[u8]>) {
+    fn read(&mut self, content: Content) {
         let file = self.file;
         let at = |line, column| {
             let p = Pos { line, column };
@@ -366,6 +369,18 @@ impl FileLoader {
                     column: column + 1,
                 },
             })
+        };
+        let bytes = match content {
+            Content::Bytes(bytes) => bytes,
+            Content::NotRegular(kind) => {
+                self.incomplete = true;
+                self.findings.push(Finding::new(
+                    &cat::NOT_REGULAR_FILE,
+                    format!("not a regular file ({kind}); it was not opened"),
+                    at(1, 1),
+                ));
+                return;
+            }
         };
         if bytes.len() > MAX_FILE_BYTES {
             self.incomplete = true;

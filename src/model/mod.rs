@@ -11,6 +11,7 @@ mod common;
 mod config;
 mod datasource;
 mod domain;
+pub mod exec_limits;
 mod group;
 mod host;
 mod line;

@@ -10,6 +10,7 @@ mod accept;
 mod composites;
 mod consistency;
 pub mod datasources;
+mod exec_limits;
 mod guest_os;
 mod hypervisor;
 mod mirroring;
@@ -197,6 +198,7 @@ fn check_unit(
     topology::check(&mut ctx);
     prose(&mut ctx);
     consistency::check(&mut ctx);
+    exec_limits::check(&mut ctx);
     datasources::check(&mut ctx, ocf);
     // Without a Domain the profile is unknown (and AS0013 already says so):
     // only structural rules, rather than a cascade of profile findings.

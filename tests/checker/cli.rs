@@ -557,10 +557,11 @@ fn plan_with_detailed_exitcode_exits_1_on_errors_never_2() {
 }
 
 /// A FIFO named like a configuration file, in a directory or given
-/// directly, is refused at once with what it is: reading it would wait for
-/// a writer forever.
+/// directly, is never opened (opening it would wait for a writer forever):
+/// it is a finding with its rule ID at the FIFO's path, and the regular
+/// files beside it are still read.
 #[test]
-fn a_fifo_named_yaml_is_refused_not_read() {
+fn a_fifo_named_yaml_is_a_finding_not_read() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(
         "examples/quickstart/domain.yaml",
@@ -573,22 +574,41 @@ fn a_fifo_named_yaml_is_refused_not_read() {
         .status()
         .unwrap();
     assert!(made.success());
-    for (cmd, target) in [
-        ("validate", dir.path()),
-        ("validate", fifo.as_path()),
-        ("plan", dir.path()),
-    ] {
-        asctl()
-            .arg(cmd)
+    let at = format!("{}:1:1", fifo.display());
+    for target in [dir.path(), fifo.as_path()] {
+        let out = asctl()
+            .arg("validate")
             .arg(target)
             .timeout(std::time::Duration::from_secs(20))
-            .assert()
-            .failure()
-            .stderr(predicate::str::contains(format!(
-                "{}: not a regular file (a FIFO)",
-                fifo.display()
-            )));
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(stdout.contains("AS0020"), "{stdout}");
+        assert!(stdout.contains(&at), "{stdout}");
+        assert!(stdout.contains("not a regular file (a FIFO)"), "{stdout}");
     }
+    // The files beside it are still read: a broken one is reported too.
+    std::fs::write(dir.path().join("broken.yaml"), "a: [\n").unwrap();
+    let out = asctl()
+        .arg("validate")
+        .arg(dir.path())
+        .timeout(std::time::Duration::from_secs(20))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("AS0020") && stdout.contains("AS0001"),
+        "{stdout}"
+    );
+    asctl()
+        .arg("plan")
+        .arg(dir.path())
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("AS0020"))
+        .stderr(predicate::str::contains("nothing is planned"));
 }
 
 /// An I/O error says its cause once, not once per level of the chain.

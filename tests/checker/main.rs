@@ -22,6 +22,7 @@ mod plan_diff;
 mod rules_across_groups;
 mod rules_catalog;
 mod rules_examples;
+mod rules_exec_limits;
 mod rules_matrix;
 mod schema;
 mod simulate;

@@ -219,6 +219,79 @@ async fn stop_kills_a_grandchild_that_called_setsid() {
     }
 }
 
+/// A stopped process leaves no cgroup behind (nor its group's or the
+/// agent's level once empty); empty cgroups a killed run left are swept at
+/// the next start, and a cgroup with a live process is kept.
+#[tokio::test]
+#[ignore = "needs root: run with --include-ignored"]
+async fn empty_cgroups_are_removed_on_stop_and_swept_at_start() {
+    use asctl::drivers::cgroup::{Cgroup, sweep_empty};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cg = Cgroup::for_process(dir.path(), "web", "server")
+        .expect("this test needs a writable cgroup v2 hierarchy (root or delegation)");
+    let group_level = cg.path().parent().expect("group level").to_owned();
+    let agent_level = group_level.parent().expect("agent level").to_owned();
+
+    let mut driver = ProcessDriver::new(
+        ctx(dir.path()),
+        process(r#"{"name": "server", "command": ["sleep", "300"]}"#),
+    );
+    driver.start().await.expect("starts");
+    assert!(cg.path().is_dir(), "the process runs in its cgroup");
+    driver.stop().await.expect("stops");
+    assert!(!cg.path().exists(), "its cgroup is removed on stop");
+    assert!(!agent_level.exists(), "and the empty levels above it");
+
+    // What a run killed before it could clean up leaves: empty cgroups of
+    // processes and groups no longer running, next to one still running.
+    let stale = Cgroup::for_process(dir.path(), "old", "gone").expect("cgroup");
+    std::fs::create_dir_all(stale.path()).expect("stale cgroup");
+    std::fs::create_dir_all(group_level.join("gone")).expect("stale cgroup");
+    driver.start().await.expect("starts");
+    let pid = driver.pid().expect("a pid");
+    assert_eq!(sweep_empty(dir.path()), 3, "old/gone, old, web/gone");
+    assert!(!stale.path().parent().expect("old").exists());
+    assert!(!group_level.join("gone").exists());
+    assert_eq!(cg.pids(), [pid as i32], "the live cgroup is kept");
+    driver.stop().await.expect("stops");
+    assert!(!agent_level.exists());
+    assert_eq!(sweep_empty(dir.path()), 0);
+}
+
+/// The kernel refuses an exec too large (E2BIG): the start error names
+/// the process, the string or the limit, and says what to do.
+#[tokio::test]
+async fn a_start_refused_as_too_large_names_the_process_and_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = "x".repeat(asctl::model::exec_limits::MAX_ARG_STRLEN);
+    let many = "y".repeat(asctl::model::exec_limits::MAX_ARG_STRLEN / 2);
+    let count = asctl::model::exec_limits::arg_max() / many.len() + 1;
+    let all: BTreeMap<String, String> = (0..count)
+        .map(|i| (format!("BIG_{i}"), many.clone()))
+        .collect();
+    let cases = [
+        (
+            [("ONE".to_owned(), one)].into_iter().collect(),
+            "env `ONE` is 131077 bytes",
+        ),
+        (all, "over this node's ARG_MAX"),
+    ];
+    for (env, expected) in cases {
+        let spec = serde_json::json!({"name": "server", "command": ["true"], "env": env});
+        let spec: Process = serde_json::from_value(spec).expect("valid process spec");
+        let mut driver = ProcessDriver::new(ctx(dir.path()), spec);
+        let err = driver
+            .start()
+            .await
+            .expect_err("too large to start")
+            .to_string();
+        assert!(err.contains("process `web/server`"), "{err}");
+        assert!(err.contains("E2BIG"), "{err}");
+        assert!(err.contains(expected), "{err}");
+        assert!(driver.pid().is_none());
+    }
+}
+
 #[tokio::test]
 async fn a_process_that_exits_is_unhealthy_and_reaped() {
     let dir = tempfile::tempdir().expect("tempdir");

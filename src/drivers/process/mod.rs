@@ -50,6 +50,7 @@ use tracing::{info, warn};
 
 use super::cgroup::{self, Cgroup};
 use crate::model::Process;
+use crate::model::exec_limits::{ExecString, MAX_ARG_STRLEN, arg_max};
 
 use super::{DriverError, GroupContext, ResourceHealth, probe};
 
@@ -193,9 +194,14 @@ impl ProcessDriver {
             _ => PathBuf::from(program),
         };
         let mut cmd = self.command(&program, args, &what)?;
-        let mut child = cmd.spawn().map_err(|source| DriverError::Spawn {
-            what: format!("{} (`{}`)", what(), program.display()),
-            err: source,
+        let mut child = cmd.spawn().map_err(|source| {
+            if source.raw_os_error() == Some(libc::E2BIG) {
+                return self.too_large(&what());
+            }
+            DriverError::Spawn {
+                what: format!("{} (`{}`)", what(), program.display()),
+                err: source,
+            }
         })?;
         let gate = child.stdin.take();
         let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) else {
@@ -314,6 +320,39 @@ impl ProcessDriver {
             let _ = std::fs::File::from(fd).write_all(&[GO]);
         }
         Ok(())
+    }
+
+    /// The start error of a process the kernel refused to exec for the size
+    /// of its command, arguments and environment (`E2BIG`): which limit,
+    /// and by how much, so that the spec can be fixed (retrying cannot help).
+    fn too_large(&self, what: &str) -> DriverError {
+        let size = self
+            .spec
+            .exec_size(self.ctx.node.as_str(), self.ctx.group.as_str());
+        let inherited: usize = std::env::vars_os()
+            .map(|(k, v)| k.len() + v.len() + 2 + std::mem::size_of::<usize>())
+            .sum();
+        let why = match size.too_long.first() {
+            Some((string, bytes)) => {
+                let name = match string {
+                    ExecString::Command(i) => format!("command[{i}]"),
+                    ExecString::Env(key) => format!("env `{key}`"),
+                };
+                format!(
+                    "{name} is {bytes} bytes, over the limit of {MAX_ARG_STRLEN} for one string"
+                )
+            }
+            None => format!(
+                "its command, arguments and environment take {} bytes (and {inherited} more \
+                 inherited from the agent's environment), over this node's ARG_MAX of {} bytes",
+                size.total,
+                arg_max()
+            ),
+        };
+        DriverError::Failed(format!(
+            "cannot start {what}: the kernel refused it as too large (E2BIG): {why}; pass large \
+             values in a file instead"
+        ))
     }
 
     /// The process's cgroup, where cgroup v2 is usable.

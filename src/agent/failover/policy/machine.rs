@@ -35,8 +35,8 @@ use crate::model::{Config, IsolationResponse, Name};
 use crate::plan::{Health, NodeState};
 use crate::wire::{GroupState, NodeReport, PeerState};
 
-/// A group coming online here this long after a peer failed counts as that
-/// peer's failover (for `asctl_failover_seconds`).
+/// A group that was placed on a peer coming online here this long after that
+/// peer failed counts as its failover (for `asctl_failover_seconds`).
 pub const FAILOVER_WINDOW: Duration = Duration::from_secs(60);
 
 /// What happened, as the driver tells it.
@@ -96,7 +96,8 @@ pub enum Action {
     Announce(bool),
     /// A group's state here (metrics).
     GroupState(Name, GroupState),
-    /// A group came online here this long after a peer failed.
+    /// A group that was placed on a peer came online here this long after
+    /// that peer failed.
     Failover { group: Name, after: Duration },
     /// Something an operator wants in the log.
     Note(Note),
@@ -134,9 +135,15 @@ pub struct Policy {
     /// mute link with two): lifted, through the same catch-up as after an
     /// isolation, once a quorum is in touch again.
     quorum_lost: bool,
-    /// When the latest peer failure was last heard from, for the failover
-    /// time of the groups that come online here after it.
-    last_failure: Option<Instant>,
+    /// Failed peers, each with when it was last heard from (the start of
+    /// the failover time of its groups) and the groups already counted as
+    /// its failover here. A peer heard again leaves.
+    failed: BTreeMap<Name, (Instant, BTreeSet<Name>)>,
+    /// The last node other than this one each group was committed to (from
+    /// the periodic check). Only a group whose last holder failed counts as
+    /// a failover when it comes online here: a first start, or a start of
+    /// a group that never ran on the failed peer, is not one.
+    held_by: BTreeMap<Name, Name>,
     /// Groups run here by local takeover (two nodes without a witness).
     taken: Taken,
     /// Each group's latest state here, to see it come online.
@@ -152,7 +159,8 @@ impl Policy {
             wait: Duration::ZERO,
             catching_up: false,
             quorum_lost: false,
-            last_failure: None,
+            failed: BTreeMap::new(),
+            held_by: BTreeMap::new(),
             taken: Taken::default(),
             online: BTreeMap::new(),
         }
@@ -223,28 +231,43 @@ impl Policy {
                 }
             }
             Event::Peer {
+                peer,
                 to: PeerState::Failed,
                 last_heard,
                 ..
-            } => self.last_failure = Some(last_heard),
+            } => {
+                self.failed.insert(peer, (last_heard, BTreeSet::new()));
+            }
+            Event::Peer {
+                peer,
+                to: PeerState::Up,
+                ..
+            } => {
+                self.failed.remove(&peer);
+            }
             _ => {}
         }
     }
 
     /// Group metrics, and the failover time of a group that came online
-    /// after a peer failed.
+    /// here after the peer that had it failed.
     fn on_report(&mut self, report: &NodeReport, now: Instant, out: &mut Vec<Action>) {
         for (group, status) in &report.groups {
             out.push(Action::GroupState(group.clone(), status.state));
             let was = self.online.insert(group.clone(), status.state);
-            let after = self
-                .last_failure
-                .map(|t| now.saturating_duration_since(t))
-                .filter(|after| *after < FAILOVER_WINDOW);
-            if status.state == GroupState::Online
-                && was != Some(GroupState::Online)
-                && let Some(after) = after
-            {
+            if status.state != GroupState::Online || was == Some(GroupState::Online) {
+                continue;
+            }
+            let Some((at, counted)) = self
+                .held_by
+                .get(group)
+                .and_then(|holder| self.failed.get_mut(holder))
+            else {
+                continue;
+            };
+            let after = now.saturating_duration_since(*at);
+            // Counted once per failure: a restart here later is no move.
+            if after < FAILOVER_WINDOW && counted.insert(group.clone()) {
                 out.push(Action::Failover {
                     group: group.clone(),
                     after,
@@ -253,8 +276,18 @@ impl Policy {
         }
     }
 
+    /// Remembers each group's latest holder other than this node.
+    fn note_holders(&mut self, state: &DomainState) {
+        for (group, placed) in &state.placement {
+            if let Some(node) = placed.node.as_ref().filter(|n| **n != self.me) {
+                self.held_by.insert(group.clone(), node.clone());
+            }
+        }
+    }
+
     /// Local takeover with two nodes, then the quorum fence.
     fn on_check(&mut self, check: &Check, now: Instant, out: &mut Vec<Action>) {
+        self.note_holders(&check.state);
         let config = check.state.config();
         let two = config.as_deref().filter(|c| takeover::applies(c));
         match two {

@@ -289,6 +289,10 @@ fn a_stall_fences_and_a_group_online_after_a_peer_failure_is_timed() {
     assert!(out.contains(&Action::CatchUp));
     assert!(p.clearance().fenced);
 
+    // db was committed to b.
+    let config = fixtures::config();
+    let state = Arc::new(fixtures::state(&config));
+    p.step(check(&state, None, &fixtures::report("a", &[])), t0);
     let failed = Event::Peer {
         peer: n("b"),
         from: PeerState::Up,
@@ -414,4 +418,54 @@ fn a_node_of_two_waiting_to_catch_up_decides_alone_once_its_peer_is_down() {
     // The catch-up it stopped does not lift the fence a second time later.
     let out = p.step(check(&state, failed(), &idle), t0 + 2 * WAIT);
     assert!(!notes(&out).contains(&&Note::Alone));
+}
+
+/// Failover actions among `out`.
+fn failovers(out: &[Action]) -> Vec<&Name> {
+    out.iter()
+        .filter_map(|a| match a {
+            Action::Failover { group, .. } => Some(group),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn only_a_group_that_was_on_the_failed_peer_counts_as_its_failover() {
+    let t0 = Instant::now();
+    let mut p = node_a(t0);
+    // web committed to a (this node), db to b; "new" nowhere yet.
+    let config = fixtures::config();
+    let state = Arc::new(fixtures::state(&config));
+    p.step(check(&state, None, &fixtures::report("a", &[])), t0);
+    let failed = |to| Event::Peer {
+        peer: n("b"),
+        from: PeerState::Up,
+        to,
+        last_heard: t0,
+    };
+    p.step(Input::Detector(failed(PeerState::Failed)), t0);
+    use GroupState::{Offline, Online};
+    let report = |groups: &[(&str, GroupState)]| Input::Report(fixtures::report("a", groups));
+
+    // A first start and a start of a group this node already had are
+    // placement changes, not failovers.
+    let out = p.step(report(&[("web", Online), ("new", Online)]), t0 + WAIT);
+    assert!(failovers(&out).is_empty(), "{out:?}");
+    // The failed peer's group is.
+    let out = p.step(
+        report(&[("web", Online), ("new", Online), ("db", Online)]),
+        t0 + 2 * WAIT,
+    );
+    assert_eq!(failovers(&out), [&n("db")]);
+    // A restart here afterwards is not another one.
+    p.step(report(&[("db", Offline)]), t0 + 3 * WAIT);
+    let out = p.step(report(&[("db", Online)]), t0 + 4 * WAIT);
+    assert!(failovers(&out).is_empty(), "{out:?}");
+    // Nor is a move here once the peer is back.
+    p.step(Input::Detector(failed(PeerState::Failed)), t0 + 5 * WAIT);
+    p.step(Input::Detector(failed(PeerState::Up)), t0 + 5 * WAIT);
+    p.step(report(&[("db", Offline)]), t0 + 6 * WAIT);
+    let out = p.step(report(&[("db", Online)]), t0 + 7 * WAIT);
+    assert!(failovers(&out).is_empty(), "{out:?}");
 }
