@@ -108,9 +108,10 @@ fn a_three_node_domain_converges_and_keeps_its_state() {
     // The saved plan is now stale: refused, and nothing changes.
     let out = d.asctl(&["apply", &saved_s, "--auto-approve"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("generation"),
-        "{}",
+        stderr.starts_with("error: ") && stderr.contains("generation"),
+        "the refusal in the one error style: {}",
         text(&out)
     );
     assert_eq!(d.generation(), 2);
