@@ -522,6 +522,10 @@ impl Shutdown {
                 _ = term.recv() => info!("SIGTERM received"),
                 _ = int.recv() => info!("SIGINT received"),
             }
+            // Tasks end by design from here on, even before the main loop
+            // sees the request: a start-up wait cut short drops channels
+            // whose readers then return, which is not a vital task's death.
+            vital::global().stopping();
             let _ = tx.send(true);
         });
         Ok(Shutdown { requested: rx })
