@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{DomainState, NodeRecord, StampInfo, config_from_documents};
 use crate::model::Name;
 use crate::plan::{Health, NodeState, Placement, carry_over, place_with};
-use crate::wire::{EventKind, NodeReport};
+use crate::wire::{EventKind, GroupState, NodeReport};
 
 /// A change to the domain, as written to the replicated log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,9 +284,14 @@ impl DomainState {
             self.clock_ms,
         );
         // A node removed from the configuration is no longer the
-        // domain's: its record (state, last report) goes with it.
-        self.nodes
-            .retain(|n, _| new.nodes.iter().any(|x| x.name() == n));
+        // domain's: its record (state, last report) goes with it — unless
+        // it last reported a group still running there. That record is
+        // what makes the group's new node wait for the stop (break before
+        // make); the removed node's own report of the stop then drops it.
+        self.nodes.retain(|n, r| {
+            new.nodes.iter().any(|x| x.name() == n)
+                || r.last_report.as_ref().is_some_and(holds_a_group)
+        });
         self.generation += 1;
         self.decisions += 1;
         self.documents = documents;
@@ -335,7 +340,17 @@ impl DomainState {
         // in the configuration say nothing about the domain.
         if let Some(config) = self.config() {
             if !config.nodes.iter().any(|n| *n.name() == node) {
-                return Outcome::Ignored;
+                // A removed node still stopping what it ran: its report
+                // counts until it holds nothing, then its record goes.
+                let Some(record) = self.nodes.get_mut(&node) else {
+                    return Outcome::Ignored;
+                };
+                if holds_a_group(&report) {
+                    record.last_report = Some(report);
+                } else {
+                    self.nodes.remove(&node);
+                }
+                return Outcome::Done;
             }
         }
         self.record_report(&report);
@@ -409,4 +424,14 @@ impl DomainState {
         }
         Outcome::ConfirmedDown { node, groups }
     }
+}
+
+/// The report has a group starting, online or stopping on its node.
+fn holds_a_group(report: &NodeReport) -> bool {
+    report.groups.values().any(|g| {
+        matches!(
+            g.state,
+            GroupState::Starting | GroupState::Online | GroupState::Stopping
+        )
+    })
 }

@@ -285,3 +285,102 @@ fn state_round_trips_through_json_with_its_config() {
     assert_eq!(back, s);
     assert_eq!(back.config(), s.config());
 }
+
+#[test]
+fn a_removed_node_still_running_a_group_is_kept_until_it_reports_the_stop() {
+    use crate::wire::{GroupState, LocalGroupStatus};
+    let report = |state: Option<GroupState>| Command::NodeReport {
+        report: NodeReport {
+            node: "node3".parse().expect("name"),
+            generation_seen: 1,
+            groups: state
+                .map(|state| {
+                    let status = LocalGroupStatus {
+                        state,
+                        since: std::time::SystemTime::now(),
+                        restarts: 0,
+                        message: None,
+                        unclean: None,
+                        fatal: false,
+                        errors: Default::default(),
+                    };
+                    ("batch".parse().expect("name"), status)
+                })
+                .into_iter()
+                .collect(),
+            taken_over: Default::default(),
+            failed_peers: Default::default(),
+            alive_peers: Default::default(),
+        },
+    };
+    // What the new node of a group waits for (break before make): a node
+    // up whose last report has the group starting, online or stopping.
+    let holds_batch = |s: &DomainState| {
+        s.nodes.get("node3").is_some_and(|r| {
+            r.state == NodeState::Up
+                && r.last_report
+                    .as_ref()
+                    .and_then(|rep| rep.groups.get("batch"))
+                    .is_some_and(|g| g.state != GroupState::Offline)
+        })
+    };
+    let mut s = DomainState::default();
+    up(&mut s);
+    s.apply(Command::ApplyConfig {
+        base_generation: 0,
+        documents: quickstart(),
+    });
+    s.apply(report(Some(GroupState::Online)));
+    assert!(holds_batch(&s));
+    // Remove node3, which runs batch: its record stays.
+    assert_eq!(
+        s.apply(Command::ApplyConfig {
+            base_generation: 1,
+            documents: quickstart_without_node3(),
+        }),
+        Outcome::Applied { generation: 2 }
+    );
+    assert!(holds_batch(&s), "kept while it runs batch");
+    // Still stopping: still kept.
+    assert_eq!(s.apply(report(Some(GroupState::Stopping))), Outcome::Done);
+    assert!(holds_batch(&s));
+    // Stopped: the record goes, and a report after that is ignored again.
+    assert_eq!(s.apply(report(Some(GroupState::Offline))), Outcome::Done);
+    assert!(!s.nodes.contains_key("node3"));
+    assert_eq!(s.apply(report(None)), Outcome::Ignored);
+    assert!(!s.nodes.contains_key("node3"));
+}
+
+/// The quickstart with node3 gone from the nodes, the lines and the groups.
+fn quickstart_without_node3() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart");
+    let texts: Vec<(String, String)> = std::fs::read_dir(dir)
+        .expect("quickstart")
+        .map(|e| {
+            let e = e.expect("entry");
+            let text = std::fs::read_to_string(e.path()).expect("read");
+            let text = match text
+                .find("---\napiVersion: asctl/v1\nkind: Node\nmetadata:\n  name: node3")
+            {
+                Some(at) => text[..at].to_owned(),
+                None => text,
+            };
+            let text: String = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("node3:"))
+                .map(|l| l.replace(", node3", "").replace("node3, ", "") + "\n")
+                .collect();
+            (e.file_name().to_string_lossy().into_owned(), text)
+        })
+        .collect();
+    let loaded = crate::load::load_texts(texts.iter().map(|(n, t)| (n.as_str(), t.as_bytes())));
+    assert!(
+        loaded
+            .config
+            .nodes
+            .iter()
+            .all(|n| n.name().as_str() != "node3"),
+        "node3 removed"
+    );
+    to_document_texts(&loaded.config)
+}
