@@ -7,6 +7,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+/// One storage lab at a time in this test binary: the kernel hands a loop
+/// device just detached by one test to the next `losetup --find` of
+/// another while the first test's last holder may still have it open.
+static ONE_LAB_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 pub fn sh(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)
@@ -30,12 +36,20 @@ pub fn is_root() -> bool {
 pub struct Lun {
     pub dir: tempfile::TempDir,
     pub file: PathBuf,
+    /// Held until the LUN is dropped, after the loop devices declared
+    /// after it.
+    _serial: MutexGuard<'static, ()>,
 }
 
 impl Lun {
     /// `fs_type`: ext4 (64 MiB) or xfs (300 MiB, its minimum); sparse.
     pub fn new(fs_type: &str) -> Lun {
         assert!(is_root(), "the storage lab needs root");
+        // A test that failed while holding the lock poisons it; the lab it
+        // held is gone with it, so the next one may go on.
+        let serial = ONE_LAB_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::Builder::new().prefix("h4-lun").tempdir().unwrap();
         let file = dir.path().join("lun.img");
         let size = if fs_type == "xfs" {
@@ -49,7 +63,11 @@ impl Lun {
             "xfs" => sh("mkfs.xfs", &["-q", "-f", path]),
             _ => sh("mkfs.ext4", &["-q", "-F", path]),
         };
-        Lun { dir, file }
+        Lun {
+            dir,
+            file,
+            _serial: serial,
+        }
     }
 
     /// A node's own loop device over the LUN, with direct I/O.
