@@ -16,8 +16,8 @@ use asctl::domain::{Command, Outcome};
 use asctl::model::Name;
 use clap::Args;
 
+use super::EXIT_OK;
 use super::remote::{Remote, RemoteArgs, runtime, who};
-use super::{EXIT_FINDINGS, EXIT_OK};
 
 /// `asctl clear --help` (set on the subcommand in `super::Command`: its doc
 /// comment would replace a `long_about` given here).
@@ -128,21 +128,14 @@ fn report(outcome: &Outcome, node: Option<&Name>) -> anyhow::Result<u8> {
             );
             Ok(EXIT_OK)
         }
-        Outcome::UnknownGroup { group } => {
-            eprintln!("error: the domain has no group {group}; nothing was changed");
-            Ok(EXIT_FINDINGS)
-        }
-        Outcome::UnknownNode { node } => {
-            eprintln!("error: the domain has no node {node}; nothing was changed");
-            Ok(EXIT_FINDINGS)
-        }
-        other => anyhow::bail!("the domain answered an unexpected outcome: {other:?}"),
+        other => super::remote::unknown_or_unexpected(other),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::EXIT_FINDINGS;
 
     fn name(s: &str) -> Name {
         s.parse().expect("name")

@@ -17,8 +17,8 @@ use asctl::domain::{Command, Outcome};
 use asctl::model::Name;
 use clap::Args;
 
+use super::EXIT_OK;
 use super::remote::{Remote, RemoteArgs, runtime, who};
-use super::{EXIT_FINDINGS, EXIT_OK};
 
 /// `asctl confirm-down --help` (set on the subcommand in `super::Command`).
 pub const LONG_ABOUT: &str = "Confirm that a node is down, so that the groups it is unclean for \
@@ -74,17 +74,14 @@ fn report(outcome: &Outcome) -> anyhow::Result<u8> {
             );
             Ok(EXIT_OK)
         }
-        Outcome::UnknownNode { node } => {
-            eprintln!("error: the domain has no node {node}; nothing was changed");
-            Ok(EXIT_FINDINGS)
-        }
-        other => anyhow::bail!("the domain answered an unexpected outcome: {other:?}"),
+        other => super::remote::unknown_or_unexpected(other),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::EXIT_FINDINGS;
 
     fn name(s: &str) -> Name {
         s.parse().expect("name")

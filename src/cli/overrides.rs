@@ -151,15 +151,7 @@ fn report(outcome: &Outcome, what: &str, ends: impl Fn() -> String) -> anyhow::R
             eprintln!("error: refused: {what}: {reason}; nothing was changed");
             Ok(EXIT_FINDINGS)
         }
-        Outcome::UnknownGroup { group } => {
-            eprintln!("error: the domain has no group {group}; nothing was changed");
-            Ok(EXIT_FINDINGS)
-        }
-        Outcome::UnknownNode { node } => {
-            eprintln!("error: the domain has no node {node}; nothing was changed");
-            Ok(EXIT_FINDINGS)
-        }
-        other => anyhow::bail!("the domain answered an unexpected outcome: {other:?}"),
+        other => super::remote::unknown_or_unexpected(other),
     }
 }
 

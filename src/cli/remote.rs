@@ -342,6 +342,23 @@ fn unreachable(last: Option<ClientError>, endpoints: &[String]) -> anyhow::Error
 /// Who runs the CLI, as recorded with applies and overrides in the domain's
 /// history: `ASCTL_BY` when set, else `user@host`. Declared, not proven:
 /// the domain has one token. Kept to printable ASCII (an HTTP header).
+/// The answers every write command reads the same way: a name the domain
+/// does not know (exit 1, nothing changed), or an outcome the command did
+/// not ask for.
+pub fn unknown_or_unexpected(outcome: &Outcome) -> anyhow::Result<u8> {
+    match outcome {
+        Outcome::UnknownGroup { group } => {
+            eprintln!("error: the domain has no group {group}; nothing was changed");
+            Ok(super::EXIT_FINDINGS)
+        }
+        Outcome::UnknownNode { node } => {
+            eprintln!("error: the domain has no node {node}; nothing was changed");
+            Ok(super::EXIT_FINDINGS)
+        }
+        other => bail!("the domain answered an unexpected outcome: {other:?}"),
+    }
+}
+
 pub fn who() -> String {
     let declared = std::env::var("ASCTL_BY")
         .ok()
