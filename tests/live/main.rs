@@ -27,4 +27,6 @@ mod operate;
 mod readiness;
 mod reconciler;
 mod supervise;
+mod terminal;
 mod unclean;
+mod up;
