@@ -26,5 +26,6 @@ mod ocf;
 mod operate;
 mod readiness;
 mod reconciler;
+mod self_fencing;
 mod supervise;
 mod unclean;
