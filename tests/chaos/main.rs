@@ -25,6 +25,7 @@
 mod netns_support;
 
 mod addr_watch;
+mod failback;
 mod storage;
 
 use std::io::{Read, Write};
@@ -1568,6 +1569,7 @@ fn chaos_faults_parse() {
 #[ignore = "needs root: run with --include-ignored"]
 fn chaos() {
     netns_support::require_root();
+    let _one_lab = failback::LAB.lock().unwrap_or_else(|e| e.into_inner());
     // A fixed default keeps CI's bounded run the same faults every time;
     // `random` (the script's default) explores.
     let seed = match std::env::var("CHAOS_SEED").as_deref() {
