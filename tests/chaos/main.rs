@@ -558,6 +558,30 @@ fn observe(nodes: &[(String, String)]) -> Seen {
     seen
 }
 
+/// [`observe`], and when that sees the address or the application on two
+/// nodes, again in the reverse order, keeping only what both passes saw.
+/// One pass reads the nodes one after the other over tens of milliseconds
+/// on a loaded machine, so a move that breaks before it makes (the old node
+/// lets go, the new one takes over a few milliseconds later) can be read as
+/// the old node still holding and the new one already holding. A node seen
+/// holding in both passes, read A B then B A, held at A's first read and at
+/// its last with B's two reads in between: both held at once unless the
+/// resource moved back and forth within the passes. Overlaps shorter than
+/// the passes are the event-driven watch's ([`addr_watch`]).
+fn observe_twice(nodes: &[(String, String)]) -> Seen {
+    let first = observe(nodes);
+    if first.ip_on.len() < 2 && first.app_on.len() < 2 {
+        return first;
+    }
+    let reversed: Vec<(String, String)> = nodes.iter().rev().cloned().collect();
+    let second = observe(&reversed);
+    let both = |a: Vec<String>, b: &[String]| a.into_iter().filter(|n| b.contains(n)).collect();
+    Seen {
+        ip_on: both(first.ip_on, &second.ip_on),
+        app_on: both(first.app_on, &second.app_on),
+    }
+}
+
 /// How long the observer keeps watching after the last round.
 const SETTLE: Duration = Duration::from_secs(4);
 /// How long `CutFromPeers` keeps a node cut from its peers.
@@ -782,7 +806,7 @@ impl Watch {
             let (stop, violations) = (stop.clone(), violations.clone());
             threads.push(std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let s = observe(&nodes);
+                    let s = observe_twice(&nodes);
                     if s.ip_on.len() > 1 || s.app_on.len() > 1 {
                         // The wall clock, to line up with the agents' logs.
                         violations.lock().expect("violations").push(format!(

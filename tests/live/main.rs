@@ -26,6 +26,7 @@ mod ocf;
 mod operate;
 mod readiness;
 mod reconciler;
+mod self_fencing;
 mod supervise;
 mod terminal;
 mod unclean;
