@@ -19,6 +19,7 @@ mod load_props;
 mod place_props;
 mod place_scenarios;
 mod plan_diff;
+mod plan_saved;
 mod rules_across_groups;
 mod rules_catalog;
 mod rules_examples;

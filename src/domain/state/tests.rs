@@ -384,3 +384,69 @@ fn quickstart_without_node3() -> Vec<String> {
     );
     to_document_texts(&loaded.config)
 }
+
+#[test]
+fn a_self_fencing_is_recorded_once_at_the_nodes_time() {
+    use crate::wire::{EventKind, SelfFencing};
+    let mut s = DomainState::default();
+    up(&mut s);
+    s.apply(Command::ApplyConfig {
+        base_generation: 0,
+        documents: quickstart(),
+    });
+    let node1: Name = "node1".parse().expect("name");
+    let fencing = |seq: u64, at_ms: u64| SelfFencing {
+        seq,
+        at_ms,
+        cause: format!("isolated ({seq})"),
+        groups: vec!["web".parse().expect("name")],
+    };
+    let submit = |s: &mut DomainState, f: Vec<SelfFencing>| {
+        s.apply(
+            Command::SelfFenced {
+                node: node1.clone(),
+                fencings: f,
+            }
+            .at(9_000_000),
+        )
+    };
+    let before = s.events.last_seq();
+    assert_eq!(submit(&mut s, vec![fencing(1, 1_000)]), Outcome::Done);
+    // Submitted again (a report sent before the node saw its commit) with
+    // a newer one: only the newer one is recorded.
+    assert_eq!(
+        submit(&mut s, vec![fencing(2, 2_000), fencing(1, 1_000)]),
+        Outcome::Done
+    );
+    assert_eq!(submit(&mut s, vec![fencing(2, 2_000)]), Outcome::Ignored);
+    let new = s.events.after(before);
+    let got: Vec<(EventKind, u64, &str)> = new
+        .iter()
+        .map(|e| (e.kind, e.at_ms, e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                EventKind::Fencing,
+                1_000,
+                "node1 fenced itself: isolated (1) (took web offline); recorded once it was \
+                 back in contact"
+            ),
+            (
+                EventKind::Fencing,
+                2_000,
+                "node1 fenced itself: isolated (2) (took web offline); recorded once it was \
+                 back in contact"
+            ),
+        ]
+    );
+    assert!(new.iter().all(|e| e.node.as_ref() == Some(&node1)));
+    assert_eq!(s.self_fencings_seen.get(&node1), Some(&2));
+    // A node the domain does not have is refused.
+    let out = s.apply(Command::SelfFenced {
+        node: "node9".parse().expect("name"),
+        fencings: vec![fencing(1, 1_000)],
+    });
+    assert!(matches!(out, Outcome::UnknownNode { .. }), "{out:?}");
+}
