@@ -10,11 +10,12 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::agent::execution::reconciler::Desired;
+use crate::agent::failover::journal::Journal;
 use crate::agent::failover::policy;
 use crate::agent::failover::takeover::{self, Clearance};
 use crate::agent::metrics::Metrics;
 use crate::domain::network::{self, Inbound};
-use crate::domain::{DomainState, Member, NodeId, Replica};
+use crate::domain::{Command, DomainState, Member, NodeId, Replica};
 use crate::model::Name;
 use crate::wire::NodeReport;
 
@@ -126,6 +127,7 @@ pub(super) async fn feed_reconciler(
 pub(super) async fn send_reports(
     members: Inbound,
     metrics: Arc<Metrics>,
+    journal: Journal,
     mut reports: watch::Receiver<NodeReport>,
     mut clearance: watch::Receiver<Clearance>,
     mut stop: watch::Receiver<bool>,
@@ -144,13 +146,17 @@ pub(super) async fn send_reports(
         report.failed_peers = metrics.failed_peers();
         report.alive_peers = metrics.alive_peers();
         let known = leaders.borrow_and_update().current_leader;
+        let node = report.node.clone();
         let delivery = network::inbound::deliver_report(&members, report);
         // Not delivered (no leader yet, or the one this member knows just
         // died): try again soon, not a whole period later — a new leader
         // decides on this report's verdicts (`policy::disputed`), and waiting a
         // period cost a leader's crash 2 s of failover.
         let wait = match unless_leader_changes(delivery, &mut leaders, known).await {
-            Delivery::Delivered => period,
+            Delivery::Delivered => {
+                submit_fencings(&members.domain, &node, &journal).await;
+                period
+            }
             Delivery::Failed(e) => {
                 tracing::debug!("report not delivered: {e}");
                 Duration::from_millis(100)
@@ -200,6 +206,36 @@ async fn unless_leader_changes(
         Ok(_) = leaders.wait_for(|m| m.current_leader != known) => Delivery::LeaderChanged,
     }
 }
+
+/// Submits the fences this node recorded while it could not commit
+/// ([`Journal`]) that the domain's history does not have yet. Called once a
+/// report reached the leader, so the domain is in contact; bounded, so a
+/// leader lost meanwhile delays the next report by little. Whatever is not
+/// committed now goes with the next report.
+async fn submit_fencings(domain: &Replica, node: &Name, journal: &Journal) {
+    let seen = domain
+        .state()
+        .self_fencings_seen
+        .get(node)
+        .copied()
+        .unwrap_or(0);
+    let fencings = journal.after(seen);
+    if fencings.is_empty() {
+        return;
+    }
+    let cmd = Command::SelfFenced {
+        node: node.clone(),
+        fencings,
+    };
+    match tokio::time::timeout(SUBMIT_WAIT, domain.write(cmd)).await {
+        Ok(Ok(_)) => info!("the fences recorded while out of contact are in the domain's history"),
+        Ok(Err(e)) => warn!("cannot submit the fencing journal yet: {e}"),
+        Err(_) => warn!("cannot submit the fencing journal yet: no answer within {SUBMIT_WAIT:?}"),
+    }
+}
+
+/// How long one submission of the fencing journal may take.
+const SUBMIT_WAIT: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {
