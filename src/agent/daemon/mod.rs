@@ -33,7 +33,7 @@ use crate::agent::failover::guard;
 use crate::agent::failover::policy::DetectorHealth;
 use crate::agent::metrics::Metrics;
 use crate::agent::server::api::{self, ApiState};
-use crate::agent::server::auth::{Token, read_token};
+use crate::agent::server::auth::Credentials;
 use crate::agent::server::hygiene::Hygiene;
 use crate::agent::server::tls;
 use crate::agent::vital;
@@ -64,7 +64,8 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     // guard and data directory in whatever state they were).
     let shutdown = Shutdown::install().map_err(io_error("listening for SIGTERM and SIGINT"))?;
     tls::install_provider();
-    let token = read_token(&cfg.token_file).map_err(io_error("reading the token file"))?;
+    let creds = Credentials::read(&cfg.token_file).map_err(io_error("reading the token file"))?;
+    let token = creds.domain_secret().to_owned();
     let client = Client::new(tls::client_config(&cfg.tls.ca)?, &token);
     let name = cfg.member_name();
     let me = cfg.member();
@@ -90,7 +91,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         domain: domain.clone(),
         metrics: metrics.clone(),
     };
-    let app = api::router(state, members.clone(), Token::new(&token));
+    let app = api::router(state, members.clone(), Arc::new(creds));
     let server = Server::start(&cfg, &name, app).await?;
 
     join_domain(&cfg, &me, &domain, &shutdown).await?;
