@@ -39,6 +39,14 @@ fn report(node: &str, generation: u64, groups: BTreeMap<Name, LocalGroupStatus>)
     }
 }
 
+/// The command `asctl clear GROUP [--node NODE]` commits.
+fn clear(group: &str, node: Option<&str>) -> Command {
+    Command::ClearFailures {
+        group: name(group),
+        node: node.map(name),
+    }
+}
+
 fn up(state: &mut DomainState) {
     let health = ["node1", "node2", "node3"]
         .iter()
@@ -176,10 +184,7 @@ fn clear_failures_removes_one_node_or_all_and_refuses_unknown_names() {
     let revision = s.revision_of(&name("web"));
     let before = s.clone();
 
-    let out = s.apply(Command::ClearFailures {
-        group: name("nope"),
-        node: None,
-    });
+    let out = s.apply(clear("nope", None));
     assert_eq!(
         out,
         Outcome::UnknownGroup {
@@ -187,10 +192,7 @@ fn clear_failures_removes_one_node_or_all_and_refuses_unknown_names() {
         }
     );
     assert_eq!(s, before, "an unknown group changes nothing");
-    let out = s.apply(Command::ClearFailures {
-        group: name("web"),
-        node: Some(name("node9")),
-    });
+    let out = s.apply(clear("web", Some("node9")));
     assert_eq!(
         out,
         Outcome::UnknownNode {
@@ -199,10 +201,7 @@ fn clear_failures_removes_one_node_or_all_and_refuses_unknown_names() {
     );
     assert_eq!(s, before, "an unknown node changes nothing");
 
-    let out = s.apply(Command::ClearFailures {
-        group: name("web"),
-        node: Some(name("node2")),
-    });
+    let out = s.apply(clear("web", Some("node2")));
     assert_eq!(
         out,
         Outcome::Cleared {
@@ -215,10 +214,7 @@ fn clear_failures_removes_one_node_or_all_and_refuses_unknown_names() {
     assert_eq!(web.node, placed, "clearing places nothing itself");
     assert_eq!(s.revision_of(&name("web")), revision);
     // Again: nothing left to clear on node2.
-    let out = s.apply(Command::ClearFailures {
-        group: name("web"),
-        node: Some(name("node2")),
-    });
+    let out = s.apply(clear("web", Some("node2")));
     assert_eq!(
         out,
         Outcome::Cleared {
@@ -229,10 +225,7 @@ fn clear_failures_removes_one_node_or_all_and_refuses_unknown_names() {
 
     s.placement.get_mut("web").expect("web").failed_on =
         [name("node1"), name("node3")].into_iter().collect();
-    let out = s.apply(Command::ClearFailures {
-        group: name("web"),
-        node: None,
-    });
+    let out = s.apply(clear("web", None));
     assert_eq!(
         out,
         Outcome::Cleared {
@@ -248,19 +241,13 @@ fn clear_failures_removes_one_node_or_all_and_refuses_unknown_names() {
 #[test]
 fn clear_failures_before_any_configuration_is_an_unknown_group() {
     let mut s = DomainState::default();
-    let out = s.apply(Command::ClearFailures {
-        group: name("web"),
-        node: None,
-    });
+    let out = s.apply(clear("web", None));
     assert_eq!(out, Outcome::UnknownGroup { group: name("web") });
 }
 
 #[test]
 fn clear_failures_is_a_tagged_camel_case_command() {
-    let cmd = Command::ClearFailures {
-        group: name("web"),
-        node: Some(name("node1")),
-    };
+    let cmd = clear("web", Some("node1"));
     let text = serde_json::to_string(&cmd).expect("serialises");
     assert_eq!(
         text,

@@ -51,23 +51,13 @@ fn node_a(t0: Instant) -> Policy {
     p
 }
 
-/// Node `a` of the two-node fixture, its detector running since `t0`; the
-/// fixture's committed state (web on a, db on b); `a`'s report, idle.
-struct Pair {
-    t0: Instant,
-    state: Arc<DomainState>,
-    idle: NodeReport,
-    p: Policy,
-}
-
-fn pair() -> Pair {
+/// Node `a` of the two-node fixture, its detector running since `t0`: the
+/// start instant, the fixture's committed state (web on a, db on b), `a`'s
+/// report (idle) and the policy.
+fn pair() -> (Instant, Arc<DomainState>, NodeReport, Policy) {
     let t0 = Instant::now();
-    Pair {
-        t0,
-        state: Arc::new(fixtures::state(&fixtures::config())),
-        idle: fixtures::report("a", &[]),
-        p: node_a(t0),
-    }
+    let state = Arc::new(fixtures::state(&fixtures::config()));
+    (t0, state, fixtures::report("a", &[]), node_a(t0))
 }
 
 /// The detector's event: peer `b` went from Up to `to`, last heard at `at`.
@@ -103,12 +93,7 @@ fn groups(names: &[&str]) -> BTreeSet<Name> {
 
 #[test]
 fn the_survivor_of_two_takes_over_once_its_peer_has_been_failed_for_the_wait() {
-    let Pair {
-        t0,
-        state,
-        idle,
-        mut p,
-    } = pair();
+    let (t0, state, idle, mut p) = pair();
     let failed = || Some(view_of(peer(PeerState::Failed, Some(t0))));
 
     // Failed, but not for the takeover wait yet: b may still be stopping.
@@ -138,12 +123,7 @@ fn the_survivor_of_two_takes_over_once_its_peer_has_been_failed_for_the_wait() {
 
 #[test]
 fn a_node_of_two_whose_peer_asks_but_never_answers_fences_until_caught_up() {
-    let Pair {
-        t0,
-        state,
-        idle,
-        mut p,
-    } = pair();
+    let (t0, state, idle, mut p) = pair();
     let link = |answers| {
         let mut b = peer(PeerState::Up, None);
         b.verification = Some(true);
@@ -311,12 +291,7 @@ fn a_group_taken_over_is_kept_until_the_domain_decides_and_announced_until_stopp
 
 #[test]
 fn a_stall_fences_and_a_group_online_after_a_peer_failure_is_timed() {
-    let Pair {
-        t0,
-        state,
-        idle,
-        mut p,
-    } = pair();
+    let (t0, state, idle, mut p) = pair();
     let out = p.step(Input::Detector(Event::Stalled { gap: WAIT }), t0);
     assert!(out.contains(&Action::CatchUp));
     assert!(p.clearance().fenced);
@@ -379,12 +354,7 @@ fn a_node_of_two_holds_for_an_announcing_or_unheard_peer_until_it_is_down() {
 
 #[test]
 fn a_node_of_two_waiting_to_catch_up_decides_alone_once_its_peer_is_down() {
-    let Pair {
-        t0,
-        state,
-        idle,
-        mut p,
-    } = pair();
+    let (t0, state, idle, mut p) = pair();
     p.step(Input::Detector(Event::Stalled { gap: WAIT }), t0);
     assert!(p.clearance().fenced);
 
@@ -418,12 +388,7 @@ fn failovers(out: &[Action]) -> Vec<&Name> {
 
 #[test]
 fn only_a_group_that_was_on_the_failed_peer_counts_as_its_failover() {
-    let Pair {
-        t0,
-        state,
-        idle,
-        mut p,
-    } = pair();
+    let (t0, state, idle, mut p) = pair();
     // web committed to a (this node), db to b; "new" nowhere yet.
     p.step(check(&state, None, &idle), t0);
     p.step(b_went(PeerState::Failed, t0), t0);
