@@ -13,6 +13,7 @@
 
 mod cli;
 mod cli_conventions;
+mod cli_sarif;
 mod editor;
 mod layers;
 mod load_props;
