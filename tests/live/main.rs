@@ -28,4 +28,6 @@ mod readiness;
 mod reconciler;
 mod self_fencing;
 mod supervise;
+mod terminal;
 mod unclean;
+mod up;
