@@ -76,9 +76,14 @@ pub struct Event {
     pub group: Option<Name>,
     /// What happened and why, in a sentence.
     pub detail: String,
-    /// Who asked for it (applies and overrides): the name the CLI gave.
+    /// Who asked for it (applies, overrides, confirm-down): the name of
+    /// the credential that authenticated the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// What the asker said about itself (`ASCTL_BY`, else the CLI's
+    /// `user@host`): a free-text note, not proven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The answer of `GET /v1/events?after=SEQ`: the events after `SEQ` (all

@@ -97,9 +97,11 @@ impl DomainState {
         group: Option<&Name>,
         detail: String,
     ) {
-        let by = match kind {
-            EventKind::Apply | EventKind::Override | EventKind::Fencing => self.stamp.by.clone(),
-            _ => None,
+        let (by, note) = match kind {
+            EventKind::Apply | EventKind::Override | EventKind::Fencing => {
+                (self.stamp.by.clone(), self.stamp.note.clone())
+            }
+            _ => (None, None),
         };
         self.events.push(Event {
             seq: 0,
@@ -109,6 +111,7 @@ impl DomainState {
             group: group.cloned(),
             detail,
             by,
+            note,
         });
     }
 
@@ -153,6 +156,7 @@ impl DomainState {
                 group: None,
                 detail,
                 by: None,
+                note: None,
             });
         }
         self.self_fencings_seen.insert(node.clone(), seen);
@@ -364,6 +368,7 @@ mod tests {
             group: None,
             detail: detail.into(),
             by: None,
+            note: None,
         }
     }
 

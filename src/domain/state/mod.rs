@@ -103,6 +103,7 @@ pub struct DomainState {
 #[derive(Debug, Clone, Default)]
 struct StampInfo {
     by: Option<String>,
+    note: Option<String>,
     evidence: BTreeMap<Name, String>,
 }
 

@@ -82,6 +82,9 @@ struct Driver {
     /// by a process on its way out): try again then, not only on the next
     /// configuration change.
     retry: Option<tokio::time::Instant>,
+    /// When a majority last acknowledged, as of the last check: where a
+    /// quorum loss began.
+    quorum_seen: Option<Instant>,
 }
 
 /// Runs until `stop` changes.
@@ -93,6 +96,7 @@ pub async fn run(cx: PolicyContext, mut stop: watch::Receiver<bool>) {
         monitor: None,
         resync: None,
         retry: None,
+        quorum_seen: None,
     };
     let mut quorum_tick = tokio::time::interval(QUORUM_CHECK);
     quorum_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -118,7 +122,9 @@ pub async fn run(cx: PolicyContext, mut stop: watch::Receiver<bool>) {
             _ = quorum_tick.tick() => {
                 // One instant for what the check reads and what it decides.
                 let now = Instant::now();
-                d.step(Input::Check(d.check(now)), now);
+                let check = d.check(now);
+                d.quorum_seen = check.quorum.as_ref().map(|q| q.seen);
+                d.step(Input::Check(check), now);
                 continue;
             }
             () = joined(&mut d.resync) => {
@@ -182,7 +188,16 @@ impl Driver {
                 ),
                 now.checked_sub(*gap).unwrap_or(now),
             ),
-            Note::QuorumLost => ("out of touch with a quorum of the domain".to_string(), now),
+            // It began when a majority last answered: for a node that was
+            // frozen, before the freeze (one fence with the guard's).
+            Note::QuorumLost => {
+                let ago = self.quorum_seen.map(|s| s.elapsed()).unwrap_or_default();
+                let began = now.checked_sub(ago).unwrap_or(now);
+                (
+                    "out of touch with a quorum of the domain".to_string(),
+                    began,
+                )
+            }
             _ => return,
         };
         let groups = held_groups(&self.cx.reports.borrow());
