@@ -15,7 +15,7 @@ use crate::agent::failover::policy;
 use crate::agent::failover::takeover::{self, Clearance};
 use crate::agent::metrics::Metrics;
 use crate::domain::network::{self, Inbound};
-use crate::domain::{Command, DomainState, Member, NodeId, Replica};
+use crate::domain::{Command, DomainState, Member, NodeId, Outcome, Replica};
 use crate::model::Name;
 use crate::wire::NodeReport;
 
@@ -228,7 +228,12 @@ async fn submit_fencings(domain: &Replica, node: &Name, journal: &Journal) {
         fencings,
     };
     match tokio::time::timeout(SUBMIT_WAIT, domain.write(cmd)).await {
-        Ok(Ok(_)) => info!("the fences recorded while out of contact are in the domain's history"),
+        Ok(Ok(Outcome::Done)) => {
+            info!("the fences recorded while out of contact are in the domain's history");
+        }
+        // Already recorded (this replica has not applied that yet), or a
+        // node the configuration no longer has: nothing to say each period.
+        Ok(Ok(other)) => tracing::debug!("fencing journal submitted: {other:?}"),
         Ok(Err(e)) => warn!("cannot submit the fencing journal yet: {e}"),
         Err(_) => warn!("cannot submit the fencing journal yet: no answer within {SUBMIT_WAIT:?}"),
     }
