@@ -7,7 +7,8 @@
 # (all, the default: also agent kill -9 and SIGSTOP, fenced by the lease guard,
 # and a node cut from its peers by packet filtering (needs nft or iptables),
 # fenced on quorum loss;
-# KIND: crash, line-down, partition, kill-agent, freeze, cut-from-peers, mute)
+# KIND: crash, line-down, partition, kill-agent, freeze, cut-from-peers, mute,
+# disk-full, disk-ro)
 #
 # Prints the seed; a violation exits non-zero with the command that replays it.
 # --keep-logs keeps the agents' logs of a passing run too (a violation always does).
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
     --topologies) topologies="$2"; shift 2 ;;
     --faults) faults="$2"; shift 2 ;;
     --keep-logs) keep=1; shift ;;
-    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,15p "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -31,4 +32,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 if [ -n "$keep" ]; then export CHAOS_KEEP_LOGS=1; fi
 CHAOS_ROUNDS="$rounds" CHAOS_SEED="$seed" CHAOS_TOPOLOGIES="$topologies" CHAOS_FAULTS="$faults" \
-  cargo test --release --test chaos -- --include-ignored --nocapture
+  cargo test --release --test chaos -- --include-ignored --exact chaos --nocapture

@@ -63,7 +63,7 @@ pub struct ClearArgs {
 pub fn run(args: ClearArgs) -> anyhow::Result<ExitCode> {
     let remote = Remote::resolve(&args.remote, None)?;
     let rt = runtime()?;
-    let write = |cmd: Command| rt.block_on(remote.write(&cmd.by(Some(who())), args.timeout));
+    let write = |cmd: Command| rt.block_on(remote.write(&cmd.noted(Some(who())), args.timeout));
     let Some(group) = &args.group else {
         let outcome = write(Command::ClearOverrides {
             group: None,

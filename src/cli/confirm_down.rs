@@ -53,7 +53,7 @@ pub fn run(args: ConfirmDownArgs) -> anyhow::Result<ExitCode> {
         node: args.node.clone(),
     };
     // Who confirmed is recorded with the event in the domain's history.
-    let cmd = cmd.by(Some(who()));
+    let cmd = cmd.noted(Some(who()));
     let outcome = runtime()?.block_on(remote.write(&cmd, args.timeout))?;
     Ok(ExitCode::from(report(&outcome)?))
 }

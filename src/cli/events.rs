@@ -111,10 +111,12 @@ fn time_of_ms(ms: u64) -> String {
 
 /// One event as a line of the human listing.
 pub fn line(e: &Event) -> String {
-    let by =
-        e.by.as_deref()
-            .map(|b| format!(" (by {b})"))
-            .unwrap_or_default();
+    let by = match (e.by.as_deref(), e.note.as_deref()) {
+        (Some(b), Some(n)) if n != b => format!(" (by {b}: {n})"),
+        (Some(b), _) => format!(" (by {b})"),
+        (None, Some(n)) => format!(" ({n})"),
+        (None, None) => String::new(),
+    };
     format!(
         "{}  {:<11}  {}{by}",
         time_of_ms(e.at_ms),
@@ -216,6 +218,7 @@ mod tests {
             group: group.map(|g| g.parse().expect("name")),
             detail: "web failed over from node1 to node2: node1 was lost".into(),
             by: None,
+            note: None,
         }
     }
 
@@ -254,14 +257,20 @@ mod tests {
     fn a_line_has_the_time_kind_detail_and_who() {
         let mut e = event(EventKind::Apply, None, 1_500);
         e.detail = "generation 2 applied".into();
-        e.by = Some("ops@host".into());
+        e.by = Some("alice".into());
         assert_eq!(
             line(&e),
-            "1970-01-01T00:00:01.500Z  apply        generation 2 applied (by ops@host)"
+            "1970-01-01T00:00:01.500Z  apply        generation 2 applied (by alice)"
+        );
+        e.note = Some("ops@host".into());
+        assert_eq!(
+            line(&e),
+            "1970-01-01T00:00:01.500Z  apply        generation 2 applied (by alice: ops@host)"
         );
         let json = serde_json::to_value(out(&e)).expect("json");
         assert_eq!(json["time"], "1970-01-01T00:00:01.500Z");
         assert_eq!(json["kind"], "apply");
-        assert_eq!(json["by"], "ops@host");
+        assert_eq!(json["by"], "alice");
+        assert_eq!(json["note"], "ops@host");
     }
 }

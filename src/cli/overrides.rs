@@ -84,7 +84,7 @@ fn millis(d: Option<Duration>) -> Option<u64> {
 /// Commits `cmd` in the name of whoever runs the CLI.
 fn commit(remote: &RemoteArgs, cmd: Command, timeout: Duration) -> anyhow::Result<Outcome> {
     let remote = Remote::resolve(remote, None)?;
-    runtime()?.block_on(remote.write(&cmd.by(Some(who())), timeout))
+    runtime()?.block_on(remote.write(&cmd.noted(Some(who())), timeout))
 }
 
 pub fn run_move(args: MoveArgs) -> anyhow::Result<ExitCode> {

@@ -339,9 +339,6 @@ fn unreachable(last: Option<ClientError>, endpoints: &[String]) -> anyhow::Error
     }
 }
 
-/// Who runs the CLI, as recorded with applies and overrides in the domain's
-/// history: `ASCTL_BY` when set, else `user@host`. Declared, not proven:
-/// the domain has one token. Kept to printable ASCII (an HTTP header).
 /// The answers every write command reads the same way: a name the domain
 /// does not know (exit 1, nothing changed), or an outcome the command did
 /// not ask for.
@@ -359,6 +356,10 @@ pub fn unknown_or_unexpected(outcome: &Outcome) -> anyhow::Result<u8> {
     }
 }
 
+/// What the CLI says about who runs it, recorded as the note beside the
+/// credential's name with applies and overrides in the domain's history:
+/// `ASCTL_BY` when set, else `user@host`. Declared, not proven. Kept to
+/// printable ASCII (an HTTP header).
 pub fn who() -> String {
     let declared = std::env::var("ASCTL_BY")
         .ok()

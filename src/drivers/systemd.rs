@@ -40,10 +40,16 @@ impl ServiceDriver {
         format!("service {}", self.unit)
     }
 
+    /// `systemctl start` returns once the unit started (or failed) for
+    /// the usual unit types, but the unit counts as ready only once
+    /// `is-active` said so: the first check runs at once.
     pub async fn start(&mut self) -> Result<(), DriverError> {
         self.systemctl("start").await?;
-        self.next_check = Some(Instant::now() + CHECK_INTERVAL);
-        self.last = ResourceHealth::Healthy;
+        self.next_check = None;
+        self.last = ResourceHealth::Starting(format!(
+            "unit {}: waiting for `systemctl is-active`",
+            self.unit
+        ));
         Ok(())
     }
 

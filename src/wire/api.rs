@@ -98,3 +98,13 @@ impl StatusView {
         name == WITNESS
     }
 }
+
+/// Who a request to an agent authenticated as: the name of the credential
+/// that matched (`crate::agent::server::auth::Credentials`), and whether it
+/// is the domain's own — the members', with which a member forwards a
+/// command on behalf of whoever asked it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    pub domain: bool,
+}

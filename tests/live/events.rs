@@ -4,7 +4,8 @@
 //! with its cause, `--follow` prints what happens while it runs; `move
 //! --for` moves a group and expires by itself, a refused move changes
 //! nothing, `standby`/`unstandby` empty a node and let failback happen,
-//! `clear` removes overrides.
+//! `clear` removes overrides. Applies and overrides carry the name of the
+//! credential that asked, whatever the CLI says about itself.
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -15,13 +16,20 @@ use crate::support::{ASCTL, LiveDomain, Owned, text};
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// `asctl ARGS --state-dir STATE` as `ops-test` (`ASCTL_BY`).
+/// `asctl ARGS --state-dir STATE` saying it is `ops-test` (`ASCTL_BY`).
 fn asctl_as(d: &LiveDomain, args: &[&str]) -> Output {
-    Command::new(ASCTL)
-        .args(args)
-        .arg("--state-dir")
-        .arg(&d.state)
-        .env("ASCTL_BY", "ops-test")
+    asctl_with(d, args, "ops-test", None)
+}
+
+/// `asctl ARGS --state-dir STATE` with the note `by` (`ASCTL_BY`), and
+/// `token` instead of the state directory's when given.
+fn asctl_with(d: &LiveDomain, args: &[&str], by: &str, token: Option<&str>) -> Output {
+    let mut cmd = Command::new(ASCTL);
+    cmd.args(args).arg("--state-dir").arg(&d.state);
+    if let Some(t) = token {
+        cmd.arg("--token").arg(t);
+    }
+    cmd.env("ASCTL_BY", by)
         .stdin(Stdio::null())
         .output()
         .expect("asctl")
@@ -173,7 +181,10 @@ fn events_and_overrides_on_a_live_domain() {
         .find(|e| e["kind"] == "apply")
         .expect("an apply event");
     assert_eq!(apply["detail"], "generation 1 applied");
-    assert_eq!(apply["by"], "ops-test");
+    // Who: the credential's name (the state directory's bare token is
+    // `admin`), with what the CLI said about itself as the note.
+    assert_eq!(apply["by"], "admin");
+    assert_eq!(apply["note"], "ops-test");
     assert!(apply["time"].as_str().is_some_and(|t| t.ends_with('Z')));
     assert!(
         has(&all, "override", "move web to node3 for 6s"),
@@ -212,7 +223,8 @@ fn events_and_overrides_on_a_live_domain() {
         .iter()
         .find(|e| e["kind"] == "override")
         .expect("override");
-    assert_eq!(by_override["by"], "ops-test");
+    assert_eq!(by_override["by"], "admin");
+    assert_eq!(by_override["note"], "ops-test");
     // Filters: --group and --node.
     let web = events(&d, &["--group", "web"]);
     assert!(
@@ -222,7 +234,11 @@ fn events_and_overrides_on_a_live_domain() {
     let node2 = events(&d, &["--node", "node2"]);
     assert!(has(&node2, "nodeLost", "node2 lost"), "{node2:#?}");
     let human = d.asctl(&["events", "--since", "10m"]);
-    assert!(text(&human).contains("(by ops-test)"), "{}", text(&human));
+    assert!(
+        text(&human).contains("(by admin: ops-test)"),
+        "{}",
+        text(&human)
+    );
 
     // --follow printed what happened to web while it ran, and stops on
     // Ctrl-C with status 0.
@@ -241,5 +257,69 @@ fn events_and_overrides_on_a_live_domain() {
         "{followed}"
     );
     assert!(lines.iter().all(|e| e["group"] == "web"), "{followed}");
+    d.stop();
+}
+
+/// A credentials file with a named credential beside the domain's own: what
+/// alice applies and overrides is hers in the history, whatever she says
+/// about herself (`ASCTL_BY` is only a note); a token no credential has is
+/// refused.
+#[test]
+fn the_history_names_the_credential_that_asked() {
+    let mut d = LiveDomain::prepare();
+    let token_file = d.state.join("token");
+    let mut creds = std::fs::read_to_string(&token_file).expect("token");
+    creds.push_str("alice: alice-s3cret-token\n");
+    std::fs::write(&token_file, creds).expect("token");
+    d.start();
+    let cfg = d.config.to_string_lossy().into_owned();
+    let alice = Some("alice-s3cret-token");
+    let out = asctl_with(
+        &d,
+        &["apply", &cfg, "--auto-approve", "--timeout", "60s"],
+        "bob",
+        alice,
+    );
+    assert!(
+        out.status.success(),
+        "apply: {}\n{}",
+        text(&out),
+        d.agent_logs()
+    );
+    let out = asctl_with(&d, &["move", "web", "node3", "--for", "1h"], "bob", alice);
+    assert!(out.status.success(), "move: {}", text(&out));
+    let out = asctl_as(&d, &["clear", "--overrides"]);
+    assert!(out.status.success(), "clear: {}", text(&out));
+    let out = asctl_with(&d, &["status"], "mallory", Some("not-a-credential"));
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("401"), "{}", text(&out));
+
+    // Any member answers, and one may not have applied the last commands
+    // yet: wait until it has all three.
+    let wanted = [
+        ("apply", "generation 1 applied"),
+        ("override", "move web to node3 for 1h"),
+        ("override", "move web to node3: cleared"),
+    ];
+    let found = d.eventually("the three events", LONG, || {
+        let all = events(&d, &[]);
+        let find = |(kind, detail): (&str, &str)| {
+            all.iter()
+                .find(|e| {
+                    e["kind"] == kind && e["detail"].as_str().is_some_and(|t| t.contains(detail))
+                })
+                .map(|e| (e["by"].clone(), e["note"].clone()))
+        };
+        wanted.into_iter().map(find).collect::<Option<Vec<_>>>()
+    });
+    let who = |by: &str, note: &str| (Value::from(by), Value::from(note));
+    assert_eq!(
+        found,
+        vec![
+            who("alice", "bob"),
+            who("alice", "bob"),
+            who("admin", "ops-test")
+        ]
+    );
     d.stop();
 }

@@ -52,15 +52,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn placed_on(d: &LiveDomain, group: &str) -> Option<String> {
-    d.status_json()?
-        .get("placement")?
-        .get(group)?
-        .get("node")?
-        .as_str()
-        .map(str::to_owned)
-}
-
 #[test]
 #[ignore = "needs root: run with --include-ignored"]
 fn a_full_disk_stops_the_agent_and_its_groups_before_they_run_elsewhere() {
@@ -73,7 +64,7 @@ fn a_full_disk_stops_the_agent_and_its_groups_before_they_run_elsewhere() {
     let web_port = d.ports.demo[0];
     let pid = eventually("web to run on node1", LONG, || {
         demo_answer(web_port)?;
-        (placed_on(&d, "web")? == "node1")
+        (d.placed_on("web")? == "node1")
             .then(|| recorded_pid(&d, "node1", "web", "server"))
             .flatten()
     });
@@ -103,7 +94,7 @@ fn a_full_disk_stops_the_agent_and_its_groups_before_they_run_elsewhere() {
     // Gone by the time the agent exited: the domain may start it elsewhere.
     assert!(!alive(pid), "web's process outlived its agent");
     let to = eventually("web to move to another node", LONG, || {
-        placed_on(&d, "web").filter(|n| n != "node1")
+        d.placed_on("web").filter(|n| n != "node1")
     });
     eventually("web to answer again", LONG, || demo_answer(web_port));
     assert_ne!(to, "node1");

@@ -5,10 +5,9 @@
 //! moved away (failback manual); a graceful stop with `--leave-running`
 //! leaves the processes to the next agent, which adopts them.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{ASCTL, LiveDomain, alive, demo_answer, recorded_pid};
+use crate::support::{LiveDomain, alive, demo_answer, recorded_pid};
 
 /// The lease: the heartbeat timeout of [`LiveDomain::prepare`].
 const LEASE: Duration = Duration::from_secs(4);
@@ -23,36 +22,6 @@ fn agent_pid(d: &LiveDomain, node: &str) -> i32 {
 fn signal(pid: i32, sig: i32) {
     // SAFETY: a signal to a child of this test.
     unsafe { libc::kill(pid, sig) };
-}
-
-/// Starts `node`'s agent with extra arguments (as `LiveDomain::start_agent`).
-fn start_agent_with(d: &mut LiveDomain, node: &str, extra: &[&str]) {
-    let nd = d.state.join("nodes").join(node);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(nd.join("agent.log"))
-        .expect("log");
-    let child = Command::new(ASCTL)
-        .arg("agent")
-        .arg("--config")
-        .arg(nd.join("agent.yaml"))
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("agent");
-    d.agents.insert(node.to_owned(), child);
-}
-
-fn placement(d: &LiveDomain, group: &str) -> Option<String> {
-    d.status_json()?
-        .get("placement")?
-        .get(group)?
-        .get("node")?
-        .as_str()
-        .map(str::to_owned)
 }
 
 /// Waits until `pid` is gone; the time since `t0`.
@@ -114,7 +83,7 @@ fn frozen_or_killed_agents_are_fenced_and_a_woken_agent_stays_fenced() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(placement(&d, "api").as_deref(), Some("node3"));
+    assert_eq!(d.placed_on("api").as_deref(), Some("node3"));
     assert_eq!(demo_answer(d.ports.demo[1]).as_deref(), Some("node3"));
     let log2 = std::fs::read_to_string(d.state.join("nodes/node2/agent.log")).expect("log");
     assert!(log2.contains("lease lapsed"), "{log2}");
@@ -152,7 +121,7 @@ fn leave_running_detaches_the_guard_and_the_next_agent_adopts() {
     let mut d = converged();
     // node1 runs with --leave-running from now on.
     d.kill9("node1");
-    start_agent_with(&mut d, "node1", &["--leave-running"]);
+    d.start_agent_with("node1", &["--leave-running"], &[]);
     d.wait_formed();
     let pid = d.eventually("web running on node1", LONG, || {
         recorded_pid(&d, "node1", "web", "server").filter(|p| alive(*p))

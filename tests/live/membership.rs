@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{
-    ASCTL, LiveDomain, Ports, alive, demo_answer, eventually, free_port, free_udp_port,
+    ASCTL, LiveDomain, Ports, alive, demo_answer, eventually, free_port, free_udp_port, placed_on,
     recorded_pid, text,
 };
 
@@ -121,12 +121,6 @@ fn role(status: &serde_json::Value, member: &str) -> Option<String> {
         .iter()
         .find(|m| m["name"] == member)
         .and_then(|m| m["role"].as_str())
-        .map(str::to_owned)
-}
-
-fn placed_on(status: &serde_json::Value, group: &str) -> Option<String> {
-    status["placement"][group]["node"]
-        .as_str()
         .map(str::to_owned)
 }
 

@@ -84,15 +84,65 @@ async fn start_monitor_stop_with_the_contracts_environment() {
 }
 
 #[tokio::test]
-async fn monitor_not_running_is_unhealthy() {
+async fn monitor_not_running_is_unhealthy_once_it_was_ready() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = probe(dir.path(), serde_json::json!({}));
     d.start().await.expect("start");
+    assert_eq!(d.check().await, ResourceHealth::Healthy);
     std::fs::remove_file(dir.path().join("state")).unwrap();
+    // The next monitor is due after the meta-data's interval (1 s).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let h = d.check().await;
     assert!(
         matches!(&h, ResourceHealth::Unhealthy(w) if w.contains("not running (monitor returned 7)")),
         "{h:?}"
+    );
+}
+
+/// A resource whose monitor says "not running" for a while after `start`
+/// returned is starting, not failed, until its first monitor passes: then
+/// ready. One that never passes within its start timeout is a failed start.
+#[tokio::test]
+async fn ready_only_once_the_first_monitor_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = probe(dir.path(), serde_json::json!({"ready_after": 2}));
+    d.start().await.expect("start");
+    let started = Instant::now();
+    let h = d.check().await;
+    assert!(
+        matches!(&h, ResourceHealth::Starting(w) if w.contains("waiting for its first monitor to pass")
+            && w.contains("not running (monitor returned 7)")),
+        "{h:?}"
+    );
+    let ready = loop {
+        let h = d.check().await;
+        if !matches!(h, ResourceHealth::Starting(_)) {
+            break h;
+        }
+        assert!(started.elapsed() < Duration::from_secs(6), "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready, ResourceHealth::Healthy);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "ready too soon"
+    );
+
+    // ready_after beyond the start timeout (7 s): never ready in time.
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = probe(dir.path(), serde_json::json!({"ready_after": 60}));
+    d.start().await.expect("start");
+    let verdict = loop {
+        let h = d.check().await;
+        if !matches!(h, ResourceHealth::Starting(_)) {
+            break h;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no verdict");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        matches!(&verdict, ResourceHealth::Unhealthy(w) if w.starts_with("resource db: not ready within its start timeout (7s)")),
+        "{verdict:?}"
     );
 }
 

@@ -163,3 +163,55 @@ fn a_start_that_fails_everywhere_ends_apply_early_with_the_reason() {
         "{error}"
     );
 }
+
+/// An OCF resource is ready only once its first monitor passed, not when
+/// `start` returned: asctl's test agent says "not running" (7) for 4 s
+/// after its start, and `apply` returns (converged, nothing failed or
+/// restarted) only once it answers running.
+#[test]
+fn an_ocf_resource_is_online_only_once_its_first_monitor_passed() {
+    let mut d = LiveDomain::prepare();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let group = format!(
+        "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata: {{name: store}}\nspec:\n  \
+         preferredNodes: [node1, node2, node3]\n  resources:\n    - name: disk\n      \
+         ocf: asctl-test:Probe\n      params: {{state: {}, ready_after: 4}}\n  restart:\n    \
+         limit: 0\n    window: 5m\n",
+        state.display()
+    );
+    std::fs::write(d.config.join("group-store.yaml"), group).expect("write store");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
+    let root = root.to_string_lossy().into_owned();
+    for node in d.nodes.clone() {
+        d.start_agent_env(&node, &[("OCF_ROOT", &root)]);
+    }
+    d.wait_formed();
+    let (out, _) = apply(&d, "90s");
+    let returned = std::time::SystemTime::now();
+    assert!(out.status.success(), "{}\n{}", text(&out), d.agent_logs());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("✓ store: online on node1"), "{stdout}");
+    assert!(!stdout.contains("failed on"), "{stdout}");
+    // The start was at least 4 s (the agent's whole seconds) before apply
+    // returned: apply waited for the monitor, not for `start`.
+    let started: u64 = std::fs::read_to_string(dir.path().join("state.started"))
+        .expect("started")
+        .trim()
+        .parse()
+        .expect("seconds");
+    let now = returned
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    assert!(
+        now >= started + 4,
+        "apply returned {}s after the start",
+        now - started
+    );
+    let s = d.status_json().expect("status");
+    let group = &s["nodes"]["node1"]["report"]["groups"]["store"];
+    assert_eq!(group["state"], "online", "{group}");
+    assert_eq!(group["restarts"], 0, "{group}");
+    d.stop();
+}

@@ -11,15 +11,6 @@ use crate::support::{LiveDomain, alive, demo_answer, eventually, recorded_pid};
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn placed_on(d: &LiveDomain, group: &str) -> Option<String> {
-    d.status_json()?
-        .get("placement")?
-        .get(group)?
-        .get("node")?
-        .as_str()
-        .map(str::to_owned)
-}
-
 /// Starts the domain with the fault armed in node1, waits until web runs
 /// there, pulls the trigger and checks the fail-stop: node1's agent exits
 /// non-zero saying `cause`, web's process is gone by then, and web runs
@@ -38,7 +29,7 @@ fn fail_stop(task: &str, kind: &str, cause: &str) {
     let web_port = d.ports.demo[0];
     let pid = eventually("web to run on node1", LONG, || {
         demo_answer(web_port)?;
-        (placed_on(&d, "web")? == "node1")
+        (d.placed_on("web")? == "node1")
             .then(|| recorded_pid(&d, "node1", "web", "server"))
             .flatten()
     });
@@ -67,7 +58,7 @@ fn fail_stop(task: &str, kind: &str, cause: &str) {
     assert!(!web_alive, "web's process outlived its agent:\n{log}");
     d.agents.remove("node1");
     let to = eventually("web to move to another node", LONG, || {
-        placed_on(&d, "web").filter(|n| n != "node1")
+        d.placed_on("web").filter(|n| n != "node1")
     });
     assert_ne!(to, "node1");
     eventually("web to answer again", LONG, || demo_answer(web_port));

@@ -8,7 +8,10 @@
 //!   reconciler may run (break before make).
 //! - [`guard`]: the lease guard, a separate process that fences the node
 //!   when the agent stops renewing its lease.
+//! - [`journal`]: the node's record of the fences it put on itself, for the
+//!   domain's history once it is back in contact.
 
 pub mod guard;
+pub mod journal;
 pub mod policy;
 pub mod takeover;

@@ -21,10 +21,10 @@ use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router, middleware};
+use axum::{Extension, Json, Router, middleware};
 
 use crate::agent::metrics::Metrics;
-use crate::agent::server::auth::{Token, require_token};
+use crate::agent::server::auth::{Caller, Credentials, require_token};
 use crate::domain::network::{self, Inbound};
 use crate::domain::status::status_of;
 use crate::domain::{Command, Outcome, Replica};
@@ -39,7 +39,7 @@ pub struct ApiState {
 
 /// The agent's whole router: the control API and the domain's member
 /// routes, all behind the token.
-pub fn router(state: ApiState, members: Inbound, token: Token) -> Router {
+pub fn router(state: ApiState, members: Inbound, creds: Arc<Credentials>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
@@ -49,7 +49,7 @@ pub fn router(state: ApiState, members: Inbound, token: Token) -> Router {
         .with_state(state)
         .merge(network::routes(members))
         .layer(DefaultBodyLimit::max(32 * 1024 * 1024))
-        .layer(middleware::from_fn_with_state(token, require_token))
+        .layer(middleware::from_fn_with_state(creds, require_token))
 }
 
 use crate::domain::network::inbound::error;
@@ -85,8 +85,9 @@ async fn events(State(s): State<ApiState>, Query(q): Query<EventsQuery>) -> Json
     Json(s.domain.events_after(q.after))
 }
 
-/// Who asks, as the request names it: printable and at most 200 bytes, or
-/// nobody.
+/// The note the request adds to who asked (`ASCTL_BY`, else the CLI's
+/// `user@host`): printable and at most 200 bytes, or none. Who asked is the
+/// credential that authenticated the request ([`Caller`]).
 fn asked_by(headers: &HeaderMap) -> Option<String> {
     let v = headers
         .get(crate::wire::api::BY_HEADER)?
@@ -98,6 +99,7 @@ fn asked_by(headers: &HeaderMap) -> Option<String> {
 
 async fn apply(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Json(req): Json<ApplyRequest>,
 ) -> Response {
@@ -108,7 +110,8 @@ async fn apply(
         base_generation: req.base_generation,
         documents: req.documents,
     }
-    .by(asked_by(&headers));
+    .by(Some(caller.name))
+    .noted(asked_by(&headers));
     match s.domain.write(cmd).await {
         Ok(Outcome::Applied { generation }) => Json(ApplyResponse { generation }).into_response(),
         Ok(Outcome::Stale { expected, current }) => error(

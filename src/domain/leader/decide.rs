@@ -142,6 +142,7 @@ pub(super) fn with_evidence(
     Command::Stamped {
         at_ms: 0,
         by: None,
+        note: None,
         evidence,
         stamped: Box::new(cmd),
     }

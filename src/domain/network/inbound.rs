@@ -8,7 +8,8 @@
 //!   quorum ([`ReadIndex`], for [`Replica::catch_up`]).
 //! - `POST /v1/write` — a raw [`Command`] for the leader (members forward
 //!   writes here); a configuration is validated as for `/v1/apply` and
-//!   `refused` with its findings ([`WriteAnswer`]).
+//!   `refused` with its findings ([`WriteAnswer`]). Stamped with the name
+//!   of the credential that asked ([`asked_by`]).
 //! - `POST /v1/report` — a node's [`NodeReport`], to the leader (forwarded
 //!   by a member that does not lead).
 
@@ -18,13 +19,14 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use tokio::sync::Notify;
 
 use crate::domain::leader::ReportFreshness;
 use crate::domain::{Command, NodeId, ReadIndex, Replica, TypeConfig, WriteAnswer};
 use crate::wire::NodeReport;
+use crate::wire::api::Caller;
 
 /// What the members' routes share: this member's handle on the domain, the
 /// freshness of node reports (the leader's fallback health) and the leader
@@ -92,14 +94,48 @@ pub async fn deliver_report(s: &Inbound, report: NodeReport) -> Result<(), Strin
             .post::<_, ()>(&leader.addr, "/v1/report", &report)
             .await
             .map_err(|e| e.to_string()),
+        // A member removed from the domain (the node left the
+        // configuration) learns of no leader any more, yet its report of
+        // what it still runs is what the group's new node waits for (break
+        // before make): any member forwards it to the leader.
+        None if !d.members().0.contains_key(&d.id) => through_a_member(d, &report).await,
         None => Err("the domain has no leader".into()),
     }
 }
 
-async fn write(State(s): State<Inbound>, Json(cmd): Json<Command>) -> Response {
-    match s.domain.write_local(cmd).await {
+/// Delivers `report` through the first member that takes it.
+async fn through_a_member(d: &Replica, report: &NodeReport) -> Result<(), String> {
+    let mut why = String::from("no member to deliver to");
+    for m in d.members().0.values() {
+        match d.client.post::<_, ()>(&m.addr, "/v1/report", report).await {
+            Ok(()) => return Ok(()),
+            Err(e) => why = format!("{m}: {e}"),
+        }
+    }
+    Err(why)
+}
+
+async fn write(
+    State(s): State<Inbound>,
+    Extension(caller): Extension<Caller>,
+    Json(cmd): Json<Command>,
+) -> Response {
+    match s.domain.write_local(asked_by(cmd, caller)).await {
         Ok(a) => Json::<WriteAnswer>(a).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `cmd` stamped with who asked: the credential that authenticated the
+/// request. A command that comes with the domain's own credential and
+/// already names who asked was forwarded by a member, which authenticated
+/// the asker itself; any other credential asks for itself, whatever the
+/// command claims.
+fn asked_by(cmd: Command, caller: Caller) -> Command {
+    if caller.domain && cmd.asked_by().is_some() {
+        cmd
+    } else {
+        cmd.by(Some(caller.name))
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{DomainState, NodeRecord, StampInfo, config_from_documents};
 use crate::model::Name;
 use crate::plan::{Health, NodeState, Placement, carry_over, place_with};
-use crate::wire::{EventKind, GroupState, NodeReport};
+use crate::wire::{EventKind, GroupState, NodeReport, SelfFencing};
 
 /// A change to the domain, as written to the replicated log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +81,13 @@ pub enum Command {
     },
     /// The leader removes the overrides that have ended by the stamp's time.
     ExpireOverrides,
+    /// `node` fenced itself while it could not commit (its fencing
+    /// journal): each entry is recorded once, at the node's time, however
+    /// often the node submits it ([`DomainState::self_fencings_seen`]).
+    SelfFenced {
+        node: Name,
+        fencings: Vec<SelfFencing>,
+    },
     /// `stamped`, with the time the leader committed it (its clock, ms since
     /// the Unix epoch), who asked for it (the name the CLI gave) and the
     /// leader's evidence about nodes it declares lost. The leader stamps
@@ -89,6 +96,10 @@ pub enum Command {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         by: Option<String>,
+        /// What the asker added about itself (`ASCTL_BY`, or the CLI's
+        /// `user@host`): a free-text note beside `by`, not proven.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         evidence: BTreeMap<Name, String>,
         stamped: Box<Command>,
@@ -104,49 +115,71 @@ impl Command {
         }
     }
 
-    /// `self`, asked for by `by` (stamped with its time when committed).
+    /// `self`, asked for by `by`: the name of the credential that
+    /// authenticated the request (stamped with its time when committed).
     pub fn by(self, by: Option<String>) -> Command {
+        let (at_ms, _, note, evidence, stamped) = self.into_stamp();
+        Command::Stamped {
+            at_ms,
+            by,
+            note,
+            evidence,
+            stamped,
+        }
+    }
+
+    /// `self` with the asker's free-text `note` about itself.
+    pub fn noted(self, note: Option<String>) -> Command {
+        let (at_ms, by, _, evidence, stamped) = self.into_stamp();
+        Command::Stamped {
+            at_ms,
+            by,
+            note,
+            evidence,
+            stamped,
+        }
+    }
+
+    /// Who asked for the command, as its stamp says.
+    pub fn asked_by(&self) -> Option<&str> {
+        match self {
+            Command::Stamped { by, .. } => by.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The stamp's parts, an empty stamp for an unstamped command.
+    #[allow(clippy::type_complexity)]
+    fn into_stamp(
+        self,
+    ) -> (
+        u64,
+        Option<String>,
+        Option<String>,
+        BTreeMap<Name, String>,
+        Box<Command>,
+    ) {
         match self {
             Command::Stamped {
                 at_ms,
+                by,
+                note,
                 evidence,
                 stamped,
-                ..
-            } => Command::Stamped {
-                at_ms,
-                by,
-                evidence,
-                stamped,
-            },
-            c => Command::Stamped {
-                at_ms: 0,
-                by,
-                evidence: BTreeMap::new(),
-                stamped: Box::new(c),
-            },
+            } => (at_ms, by, note, evidence, stamped),
+            c => (0, None, None, BTreeMap::new(), Box::new(c)),
         }
     }
 
     /// `self` stamped with the time `at_ms` (keeping who and why).
     pub fn at(self, at_ms: u64) -> Command {
-        match self {
-            Command::Stamped {
-                by,
-                evidence,
-                stamped,
-                ..
-            } => Command::Stamped {
-                at_ms,
-                by,
-                evidence,
-                stamped: Box::new(stamped.unstamped()),
-            },
-            c => Command::Stamped {
-                at_ms,
-                by: None,
-                evidence: BTreeMap::new(),
-                stamped: Box::new(c),
-            },
+        let (_, by, note, evidence, stamped) = self.into_stamp();
+        Command::Stamped {
+            at_ms,
+            by,
+            note,
+            evidence,
+            stamped: Box::new(stamped.unstamped()),
         }
     }
 
@@ -225,11 +258,12 @@ impl DomainState {
             Command::Stamped {
                 at_ms,
                 by,
+                note,
                 evidence,
                 stamped,
             } => {
                 self.clock_ms = self.clock_ms.max(at_ms);
-                self.stamp = StampInfo { by, evidence };
+                self.stamp = StampInfo { by, note, evidence };
                 let out = self.apply(*stamped);
                 self.stamp = StampInfo::default();
                 out
@@ -255,6 +289,7 @@ impl DomainState {
             Command::NodeReport { report } => self.apply_report(report),
             Command::ClearFailures { group, node } => self.clear_failures(group, node),
             Command::ConfirmDown { node } => self.confirm_down(node),
+            Command::SelfFenced { node, fencings } => self.record_self_fencings(&node, fencings),
         }
     }
 

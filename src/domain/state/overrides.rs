@@ -462,6 +462,7 @@ mod tests {
         let stamped = Command::Stamped {
             at_ms: 5_000,
             by: None,
+            note: None,
             evidence: [(
                 n("node1"),
                 "silent on lo-a, lo-b; verification line lo-v silent".into(),

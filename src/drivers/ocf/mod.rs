@@ -84,6 +84,37 @@ pub struct OcfDriver {
     metadata: Option<Metadata>,
     next_check: Instant,
     last: ResourceHealth,
+    /// Since the last start, until its first monitor passed: `None` once
+    /// ready (or never started here).
+    starting_since: Option<Instant>,
+}
+
+/// How soon the monitor runs again while a started resource is not ready.
+const STARTING_RECHECK: Duration = Duration::from_millis(500);
+
+/// A monitor's answer to a resource that has not passed one since its
+/// start, `elapsed` after the start, with `grace` (its start timeout) to
+/// become ready: success is ready; "not running" (7) is "not yet" within
+/// the grace and a failed start after it; any error (a monitor that fails
+/// or cannot run) is a failure at once, as it would be later.
+pub fn first_monitor(
+    verdict: Option<Verdict>,
+    why: String,
+    elapsed: Duration,
+    grace: Duration,
+) -> ResourceHealth {
+    match verdict {
+        Some(Verdict::Success | Verdict::Promoted) => ResourceHealth::Healthy,
+        Some(Verdict::NotRunning) if elapsed < grace => ResourceHealth::Starting(format!(
+            "waiting for its first monitor to pass (within its start timeout, {}): {why}",
+            humantime::format_duration(grace)
+        )),
+        Some(Verdict::NotRunning) => ResourceHealth::Unhealthy(format!(
+            "not ready within its start timeout ({}): {why}",
+            humantime::format_duration(grace)
+        )),
+        _ => ResourceHealth::Unhealthy(why),
+    }
 }
 
 impl OcfDriver {
@@ -96,6 +127,7 @@ impl OcfDriver {
             metadata: None,
             next_check: Instant::now(),
             last: ResourceHealth::Healthy,
+            starting_since: None,
         }
     }
 
@@ -154,7 +186,15 @@ impl OcfDriver {
             .map_err(|e| run_error(&agent, e))?;
         self.next_check = Instant::now();
         match exec::verdict(out.code) {
-            Verdict::Success => Ok(()),
+            Verdict::Success => {
+                // Ready only once a monitor passed ([`first_monitor`]).
+                self.starting_since = Some(Instant::now());
+                self.last = ResourceHealth::Starting(format!(
+                    "{}: waiting for its first monitor",
+                    self.label
+                ));
+                Ok(())
+            }
             v => Err(failure(&agent, "start", &out, v)),
         }
     }
@@ -177,36 +217,62 @@ impl OcfDriver {
         }
     }
 
+    /// Runs `monitor` when due. Until a monitor has passed since the
+    /// last start the resource is starting ([`first_monitor`]), asked
+    /// again every [`STARTING_RECHECK`]; then every interval.
     pub async fn check(&mut self) -> ResourceHealth {
         if Instant::now() < self.next_check {
             return self.last.clone();
         }
         let interval = self.interval();
-        let health = match self.agent() {
-            Err(e) => ResourceHealth::Unhealthy(e.to_string()),
-            Ok(agent) => {
-                let agent = agent.clone();
-                match agent
-                    .run("monitor", self.timeout("monitor"), interval)
-                    .await
-                {
-                    Err(e) => ResourceHealth::Unhealthy(format!("{}: {e}", self.label)),
-                    Ok(out) => match exec::verdict(out.code) {
-                        Verdict::Success => ResourceHealth::Healthy,
-                        Verdict::NotRunning => ResourceHealth::Unhealthy(format!(
-                            "{}: not running (monitor returned 7)",
-                            self.label
-                        )),
-                        v => ResourceHealth::Unhealthy(
-                            failure(&agent, "monitor", &out, v).to_string(),
-                        ),
-                    },
-                }
+        let (verdict, why) = self.monitor(interval).await;
+        let health = match self.starting_since {
+            Some(since) => first_monitor(verdict, why, since.elapsed(), self.timeout("start")),
+            None => match verdict {
+                Some(Verdict::Success | Verdict::Promoted) => ResourceHealth::Healthy,
+                _ => ResourceHealth::Unhealthy(why),
+            },
+        };
+        let health = match health {
+            ResourceHealth::Healthy => ResourceHealth::Healthy,
+            ResourceHealth::Starting(w) => ResourceHealth::Starting(format!("{}: {w}", self.label)),
+            ResourceHealth::Unhealthy(w) => {
+                ResourceHealth::Unhealthy(format!("{}: {w}", self.label))
             }
         };
-        self.next_check = Instant::now() + interval;
+        self.next_check = Instant::now()
+            + match health {
+                ResourceHealth::Starting(_) => STARTING_RECHECK.min(interval),
+                _ => interval,
+            };
+        if health.is_healthy() {
+            self.starting_since = None;
+        }
         self.last = health.clone();
         health
+    }
+
+    /// Runs `monitor`: its verdict (`None`: it could not run or timed out)
+    /// and the words for a failure.
+    async fn monitor(&self, interval: Duration) -> (Option<Verdict>, String) {
+        let agent = match self.agent() {
+            Err(e) => return (Some(Verdict::Hard), e.to_string()),
+            Ok(agent) => agent.clone(),
+        };
+        match agent
+            .run("monitor", self.timeout("monitor"), interval)
+            .await
+        {
+            Err(e) => (None, e.to_string()),
+            Ok(out) => {
+                let v = exec::verdict(out.code);
+                let why = match v {
+                    Verdict::NotRunning => "not running (monitor returned 7)".to_string(),
+                    v => failure(&agent, "monitor", &out, v).to_string(),
+                };
+                (Some(v), why)
+            }
+        }
     }
 }
 
@@ -306,4 +372,37 @@ fn metadata_blocking(path: &std::path::Path, root: &std::path::Path) -> Option<M
         }
     }
     Metadata::parse(&reader.join().ok()?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_monitor_waits_for_not_running_only_within_the_start_timeout() {
+        let grace = Duration::from_secs(20);
+        let first =
+            |v, elapsed: u64| first_monitor(v, "why".into(), Duration::from_secs(elapsed), grace);
+        assert_eq!(first(Some(Verdict::Success), 0), ResourceHealth::Healthy);
+        assert!(
+            matches!(first(Some(Verdict::NotRunning), 19), ResourceHealth::Starting(w)
+            if w == "waiting for its first monitor to pass (within its start timeout, 20s): why")
+        );
+        assert_eq!(
+            first(Some(Verdict::NotRunning), 20),
+            ResourceHealth::Unhealthy("not ready within its start timeout (20s): why".into())
+        );
+        for v in [
+            Some(Verdict::Soft),
+            Some(Verdict::Hard),
+            Some(Verdict::Fatal),
+            None,
+        ] {
+            assert_eq!(
+                first(v, 0),
+                ResourceHealth::Unhealthy("why".into()),
+                "{v:?}"
+            );
+        }
+    }
 }

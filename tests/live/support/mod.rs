@@ -176,6 +176,11 @@ impl LiveDomain {
 
     /// [`Self::start_agent`] with extra environment variables.
     pub fn start_agent_env(&mut self, node: &str, env: &[(&str, &str)]) {
+        self.start_agent_with(node, &[], env);
+    }
+
+    /// [`Self::start_agent`] with extra arguments and environment variables.
+    pub fn start_agent_with(&mut self, node: &str, args: &[&str], env: &[(&str, &str)]) {
         let nd = self.state.join("nodes").join(node);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -186,6 +191,7 @@ impl LiveDomain {
             .arg("agent")
             .arg("--config")
             .arg(nd.join("agent.yaml"))
+            .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -287,6 +293,11 @@ impl LiveDomain {
             return None;
         }
         serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// The node `group` is placed on, per the domain's status.
+    pub fn placed_on(&self, group: &str) -> Option<String> {
+        placed_on(&self.status_json()?, group)
     }
 
     pub fn generation(&self) -> u64 {
@@ -486,4 +497,11 @@ impl Drop for Owned {
             }
         }
     }
+}
+
+/// The node `group` is placed on in a status (`asctl status --format json`).
+pub fn placed_on(status: &serde_json::Value, group: &str) -> Option<String> {
+    status["placement"][group]["node"]
+        .as_str()
+        .map(str::to_owned)
 }

@@ -23,7 +23,7 @@ pub mod health;
 pub mod machine;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,6 +33,7 @@ use crate::agent::detection::detector::{Event, takeover_wait};
 use crate::agent::detection::heartbeat::incarnation_now;
 use crate::agent::detection::monitor::{self, DetectorSnapshot, NodeMonitor};
 use crate::agent::detection::packet::DomainKey;
+use crate::agent::failover::journal::Journal;
 use crate::agent::failover::takeover::Clearance;
 use crate::agent::metrics::Metrics;
 use crate::clock::sleep_until;
@@ -60,6 +61,8 @@ pub struct PolicyContext {
     /// takeovers and the hold of `crate::agent::failover::takeover`.
     pub clearance: watch::Sender<Clearance>,
     pub reports: watch::Receiver<NodeReport>,
+    /// Where the fences this node puts on itself are recorded.
+    pub journal: Journal,
 }
 
 /// The I/O around the [`Policy`]: the node monitor it runs and the
@@ -79,6 +82,9 @@ struct Driver {
     /// by a process on its way out): try again then, not only on the next
     /// configuration change.
     retry: Option<tokio::time::Instant>,
+    /// When a majority last acknowledged, as of the last check: where a
+    /// quorum loss began.
+    quorum_seen: Option<Instant>,
 }
 
 /// Runs until `stop` changes.
@@ -90,6 +96,7 @@ pub async fn run(cx: PolicyContext, mut stop: watch::Receiver<bool>) {
         monitor: None,
         resync: None,
         retry: None,
+        quorum_seen: None,
     };
     let mut quorum_tick = tokio::time::interval(QUORUM_CHECK);
     quorum_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -115,7 +122,9 @@ pub async fn run(cx: PolicyContext, mut stop: watch::Receiver<bool>) {
             _ = quorum_tick.tick() => {
                 // One instant for what the check reads and what it decides.
                 let now = Instant::now();
-                d.step(Input::Check(d.check(now)), now);
+                let check = d.check(now);
+                d.quorum_seen = check.quorum.as_ref().map(|q| q.seen);
+                d.step(Input::Check(check), now);
                 continue;
             }
             () = joined(&mut d.resync) => {
@@ -158,7 +167,49 @@ impl Driver {
                 self.cx.metrics.failover(after);
                 info!(%group, failover_ms = after.as_millis() as u64, "group online after a peer failure");
             }
-            Action::Note(note) => log(&note),
+            Action::Note(note) => {
+                log(&note);
+                self.journal(&note);
+            }
+        }
+    }
+
+    /// A fence this node puts on itself goes to its journal when it took
+    /// groups offline: the domain's history gets it once the node is back
+    /// in contact (a fence of a node that ran nothing changes nothing).
+    fn journal(&self, note: &Note) {
+        let now = SystemTime::now();
+        let (cause, began) = match note {
+            Note::Isolated => ("isolated: no isolation address answered".to_string(), now),
+            Note::Stalled { gap } => (
+                format!(
+                    "frozen or starved for {} ms (its failure detector stalled)",
+                    gap.as_millis()
+                ),
+                now.checked_sub(*gap).unwrap_or(now),
+            ),
+            // It began when a majority last answered: for a node that was
+            // frozen, before the freeze (one fence with the guard's).
+            Note::QuorumLost => {
+                let ago = self.quorum_seen.map(|s| s.elapsed()).unwrap_or_default();
+                let began = now.checked_sub(ago).unwrap_or(now);
+                (
+                    "out of touch with a quorum of the domain".to_string(),
+                    began,
+                )
+            }
+            _ => return,
+        };
+        let groups = held_groups(&self.cx.reports.borrow());
+        if groups.is_empty() {
+            return;
+        }
+        match self.cx.journal.record(now, began, &cause, groups) {
+            Ok(Some(e)) => {
+                info!(seq = e.seq, cause = %e.cause, "fence recorded in the fencing journal")
+            }
+            Ok(None) => {}
+            Err(e) => warn!("cannot write the fencing journal: {e}"),
         }
     }
 
@@ -233,6 +284,23 @@ impl Driver {
             }
         }
     }
+}
+
+/// The groups a report has starting, online or stopping: what a fence
+/// takes offline.
+pub fn held_groups(report: &NodeReport) -> Vec<Name> {
+    use crate::wire::GroupState;
+    report
+        .groups
+        .iter()
+        .filter(|(_, g)| {
+            matches!(
+                g.state,
+                GroupState::Starting | GroupState::Online | GroupState::Stopping
+            )
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 fn log(note: &Note) {
