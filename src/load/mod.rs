@@ -131,6 +131,13 @@ impl Loaded {
         trees.get(doc.index)?.as_ref()
     }
 
+    /// How many files have been parsed a second time, for locations. A
+    /// configuration without findings needs none: a check that locates
+    /// before it knows it reports costs a second parse of the file.
+    pub fn files_parsed_again(&self) -> usize {
+        self.trees.iter().filter(|t| t.get().is_some()).count()
+    }
+
     /// The typed objects of a unit.
     pub fn config_of<'a>(&'a self, unit: &'a Unit) -> &'a Config {
         unit.config.as_ref().unwrap_or(&self.config)

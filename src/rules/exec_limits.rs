@@ -27,7 +27,8 @@ pub fn check(ctx: &mut Ctx) {
             .max_by_key(|n| n.len())
             .unwrap_or("");
         for (i, process) in group.spec.processes.iter().enumerate() {
-            let at_process = ctx.at(group.doc, &format!("/spec/processes/{i}/name"));
+            // Located only when reported: a location parses the file again.
+            let at_process = |ctx: &Ctx| ctx.at(group.doc, &format!("/spec/processes/{i}/name"));
             let size = process.exec_size(node, group.name().as_str());
             let what = format!("process `{}/{}`", group.name(), process.name);
             for (string, bytes) in &size.too_long {
@@ -42,7 +43,7 @@ pub fn check(ctx: &mut Ctx) {
                         "{what}: {name} is {bytes} bytes, over the kernel's limit of \
                          {MAX_ARG_STRLEN} bytes for one string: it could never start (E2BIG)"
                     ),
-                    at.or(at_process),
+                    at.or_else(|| at_process(ctx)),
                 )
                 .with_help("pass large values in a file (its path in the environment) instead")
                 .about(Kind::ResourceGroup, group.name().as_str());
@@ -57,7 +58,7 @@ pub fn check(ctx: &mut Ctx) {
                          start (E2BIG)",
                         size.total
                     ),
-                    at_process,
+                    at_process(ctx),
                 )
                 .with_help("pass large values in a file (its path in the environment) instead")
                 .about(Kind::ResourceGroup, group.name().as_str());

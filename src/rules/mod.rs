@@ -35,6 +35,7 @@ pub use crate::catalog::*;
 use crate::diag::{Finding, Location, sort_findings};
 use crate::load::{Loaded, Unit};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::model::{
     Config, DocId, Kind, NetworkLineSpec, Object, Qualification, ResourceGroupSpec,
@@ -46,16 +47,20 @@ pub struct Ctx<'a> {
     /// The unit being checked: one domain, or one file alone.
     pub unit: &'a Unit,
     pub config: &'a Config,
-    /// Per node: the groups it is a preferred node of, and the lines it is
-    /// on. Built once so that rules stay linear in the size of the domain.
-    groups_by_node: HashMap<&'a str, Vec<&'a Object<ResourceGroupSpec>>>,
-    lines_by_node: HashMap<&'a str, Vec<&'a Object<NetworkLineSpec>>>,
+    index: Arc<Index<'a>>,
     findings: Vec<Finding>,
 }
 
-impl<'a> Ctx<'a> {
-    pub fn new(loaded: &'a Loaded, unit: &'a Unit) -> Self {
-        let config = loaded.config_of(unit);
+/// Per node: the groups it is a preferred node of, and the lines it is on.
+/// Built once per unit, shared by the checks that run in parallel, so that
+/// rules stay linear in the size of the domain.
+pub struct Index<'a> {
+    groups_by_node: HashMap<&'a str, Vec<&'a Object<ResourceGroupSpec>>>,
+    lines_by_node: HashMap<&'a str, Vec<&'a Object<NetworkLineSpec>>>,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(config: &'a Config) -> Self {
         let mut groups_by_node: HashMap<&str, Vec<_>> = HashMap::new();
         for g in &config.groups {
             for n in &g.spec.preferred_nodes {
@@ -75,24 +80,44 @@ impl<'a> Ctx<'a> {
                 lines_by_node.entry(n.as_str()).or_default().push(l);
             }
         }
+        Index {
+            groups_by_node,
+            lines_by_node,
+        }
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(loaded: &'a Loaded, unit: &'a Unit) -> Self {
+        let index = Arc::new(Index::new(loaded.config_of(unit)));
+        Ctx::with_index(loaded, unit, index)
+    }
+
+    /// A context on an index already built (checks running in parallel).
+    pub fn with_index(loaded: &'a Loaded, unit: &'a Unit, index: Arc<Index<'a>>) -> Self {
         Ctx {
             loaded,
             unit,
-            config,
-            groups_by_node,
-            lines_by_node,
+            config: loaded.config_of(unit),
+            index,
             findings: Vec::new(),
         }
     }
 
     /// The groups `node` is a preferred node of, in document order.
     pub fn groups_of(&self, node: &str) -> &[&'a Object<ResourceGroupSpec>] {
-        self.groups_by_node.get(node).map_or(&[], Vec::as_slice)
+        self.index
+            .groups_by_node
+            .get(node)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The lines `node` is a member of, in document order.
     pub fn lines_of(&self, node: &str) -> &[&'a Object<NetworkLineSpec>] {
-        self.lines_by_node.get(node).map_or(&[], Vec::as_slice)
+        self.index
+            .lines_by_node
+            .get(node)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Location of the value at `pointer` (e.g. `/spec/dataSources/1`) in `doc`.
@@ -193,22 +218,34 @@ fn check_unit(
     mut earlier: Vec<Finding>,
     ocf: Option<&datasources::OcfCatalog>,
 ) -> Vec<Finding> {
-    let mut ctx = Ctx::new(loaded, unit);
-    structure::check(&mut ctx);
-    topology::check(&mut ctx);
-    prose(&mut ctx);
-    consistency::check(&mut ctx);
-    exec_limits::check(&mut ctx);
-    datasources::check(&mut ctx, ocf);
+    let config = loaded.config_of(unit);
+    let index = Arc::new(Index::new(config));
+    // The checks are independent of each other: two halves, one per core,
+    // their findings in the same order as one after the other.
+    let (mut first, second) = rayon::join(
+        || {
+            let mut ctx = Ctx::with_index(loaded, unit, Arc::clone(&index));
+            structure::check(&mut ctx);
+            topology::check(&mut ctx);
+            prose(&mut ctx);
+            ctx.into_findings()
+        },
+        || {
+            let mut ctx = Ctx::with_index(loaded, unit, Arc::clone(&index));
+            consistency::check(&mut ctx);
+            exec_limits::check(&mut ctx);
+            datasources::check(&mut ctx, ocf);
+            ctx.into_findings()
+        },
+    );
+    first.extend(second);
     // Without a Domain the profile is unknown (and AS0013 already says so):
     // only structural rules, rather than a cascade of profile findings.
-    let config = ctx.config;
     let qualification = match config.domain {
         Some(_) => config.qualification(),
         None => Qualification::Generic,
     };
-    let findings = ctx
-        .into_findings()
+    let findings = first
         .into_iter()
         .filter(|f| applies(f.rule, qualification))
         .filter(|f| !(unit.alone() && NEED_WHOLE_DOMAIN.iter().any(|r| std::ptr::eq(*r, f.rule))))

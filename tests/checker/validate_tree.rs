@@ -193,3 +193,27 @@ fn a_multi_fault_corpus_reports_every_fault_at_once() {
         "{vmotion:#}"
     );
 }
+
+#[path = "../../benches/support/generate.rs"]
+mod generate;
+
+/// A domain without findings is parsed once: no check asks for a location
+/// (which parses the file again) before it knows it reports something.
+/// The benchmarks' domain: every seed rule runs on it, none reports.
+#[test]
+fn a_clean_domain_is_parsed_once() {
+    for per_file in [1, 10] {
+        let files = generate::generate(100, per_file);
+        let loaded = asctl::load::load_texts(files.iter().map(|(n, t)| (n.as_str(), t.as_bytes())));
+        let validation = asctl::rules::validate(loaded);
+        assert!(
+            validation.findings.is_empty(),
+            "the generated domain is clean"
+        );
+        assert_eq!(
+            validation.loaded.files_parsed_again(),
+            0,
+            "{per_file} per file"
+        );
+    }
+}
