@@ -330,12 +330,7 @@ pub async fn follow(
         .map(|c| c.name.clone())
         .collect();
     let total = (plan.placement.len() + removed.len()) as u64;
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} groups converged {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
+    let bar = progress_bar(total);
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = Vec::new();
     let mut seen_failures = BTreeSet::new();
@@ -376,15 +371,37 @@ pub async fn follow(
     }
     bar.finish_and_clear();
     let ok = !last.is_empty() && last.iter().all(|(_, r)| r.is_ok()) || total == 0;
+    Ok(summarize(ok, &last, &gave_up, timeout))
+}
+
+/// The bar `follow` shows while groups converge.
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} groups converged {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Prints a line per group (✓ where the plan said, ✗ with why not) and the
+/// verdict.
+fn summarize(
+    ok: bool,
+    last: &[(Name, Result<String, String>)],
+    gave_up: &[(Name, String)],
+    timeout: Duration,
+) -> Followed {
     println!();
-    for (g, r) in &last {
+    for (g, r) in last {
         match (r, gave_up.iter().find(|(f, _)| f == g)) {
             (Ok(where_), _) => println!("  ✓ {g}: {where_}"),
             (Err(_), Some((_, why))) => println!("  ✗ {g}: {why}"),
             (Err(why), None) => println!("  ✗ {g}: not converged: {why}"),
         }
     }
-    let followed = if ok {
+    if ok {
         println!("Converged: every group is where the plan said.");
         Followed::Converged
     } else if !gave_up.is_empty()
@@ -398,8 +415,7 @@ pub async fn follow(
             humantime::format_duration(timeout)
         );
         Followed::TimedOut
-    };
-    Ok(followed)
+    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,17 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
         s.leader.as_deref().unwrap_or("none"),
         s.answered_by
     );
+    render_members(&mut out, s);
+    render_groups(&mut out, s, now);
+    render_not_placed(&mut out, s, now);
+    out.push_str(&super::overrides::render(&s.overrides, s.now_ms));
+    render_lines(&mut out, s);
+    out
+}
+
+/// The members: state, role, address and the groups placed on each.
+fn render_members(out: &mut String, s: &StatusView) {
+    use std::fmt::Write;
     let _ = writeln!(
         out,
         "\n{:<16} {:<6} {:<9} {:<22} GROUPS",
@@ -94,6 +105,12 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
             groups.join(", ")
         );
     }
+}
+
+/// Every placed group: its node, what that node reports of it, and why it
+/// failed or waits.
+fn render_groups(out: &mut String, s: &StatusView, now: SystemTime) {
+    use std::fmt::Write;
     let _ = writeln!(
         out,
         "\n{:<16} {:<10} {:<9} {:<10} {:<8} MESSAGE",
@@ -116,30 +133,7 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
             ),
             None => ("-".into(), "-".into(), "-".into(), String::new()),
         };
-        let mut msg = msg;
-        if !p.failed_on.is_empty() {
-            let failed: Vec<&str> = p.failed_on.iter().map(|n| n.as_str()).collect();
-            if !msg.is_empty() {
-                msg.push_str("; ");
-            }
-            msg.push_str(&format!("failed on {}", failed.join(", ")));
-        }
-        // Nodes that may still hold the group's storage: it starts nowhere.
-        for (n, v) in &s.nodes {
-            let unclean = v
-                .report
-                .as_ref()
-                .and_then(|r| r.groups.get(group)?.unclean.as_ref());
-            if let Some(cause) = unclean {
-                if !msg.is_empty() {
-                    msg.push_str("; ");
-                }
-                msg.push_str(&format!(
-                    "UNCLEAN on {n} ({cause}): starts nowhere until {n} releases the storage or \
-                     `asctl confirm-down {n}`"
-                ));
-            }
-        }
+        let msg = group_message(s, group, &p.failed_on, msg);
         let _ = writeln!(
             out,
             "{:<16} {:<10} {:<9} {:<10} {:<8} {}",
@@ -154,8 +148,45 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
             let _ = writeln!(out, "  {line}");
         }
     }
-    // Groups a node still runs although the domain placed them elsewhere
-    // (being stopped, or left over from a removed group).
+}
+
+/// A group's message: the node's own, then the nodes it failed on, then
+/// the nodes that may still hold its storage (it starts nowhere).
+fn group_message(
+    s: &StatusView,
+    group: &Name,
+    failed_on: &std::collections::BTreeSet<Name>,
+    mut msg: String,
+) -> String {
+    if !failed_on.is_empty() {
+        let failed: Vec<&str> = failed_on.iter().map(|n| n.as_str()).collect();
+        if !msg.is_empty() {
+            msg.push_str("; ");
+        }
+        msg.push_str(&format!("failed on {}", failed.join(", ")));
+    }
+    for (n, v) in &s.nodes {
+        let unclean = v
+            .report
+            .as_ref()
+            .and_then(|r| r.groups.get(group)?.unclean.as_ref());
+        if let Some(cause) = unclean {
+            if !msg.is_empty() {
+                msg.push_str("; ");
+            }
+            msg.push_str(&format!(
+                "UNCLEAN on {n} ({cause}): starts nowhere until {n} releases the storage or \
+                 `asctl confirm-down {n}`"
+            ));
+        }
+    }
+    msg
+}
+
+/// Groups a node still runs although the domain placed them elsewhere
+/// (being stopped, or left over from a removed group).
+fn render_not_placed(out: &mut String, s: &StatusView, now: SystemTime) {
+    use std::fmt::Write;
     for (node, v) in &s.nodes {
         let Some(r) = &v.report else { continue };
         for (g, l) in &r.groups {
@@ -164,38 +195,36 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
                 .get(g)
                 .and_then(|p| p.node.as_ref())
                 .is_some_and(|n| n == node);
-            if !placed_here && l.state != GroupState::Offline {
-                // A down node's report is its last word, not what runs there
-                // now (its lease guard has fenced it, or the machine is gone).
-                let (state, why) = if v.state == NodeState::Down {
-                    (
-                        "unknown".to_string(),
-                        format!(
-                            "not placed here; node down, last reported {}",
-                            format!("{:?}", l.state).to_lowercase()
-                        ),
-                    )
-                } else {
-                    (
-                        format!("{:?}", l.state).to_lowercase(),
-                        "not placed here".to_string(),
-                    )
-                };
-                let _ = writeln!(
-                    out,
-                    "{:<16} {:<10} {:<9} {:<10} {:<8} {why}",
-                    g.as_str(),
-                    node.as_str(),
-                    state,
-                    ago(l.since, now),
-                    l.restarts
-                );
+            if placed_here || l.state == GroupState::Offline {
+                continue;
             }
+            // A down node's report is its last word, not what runs there
+            // now (its lease guard has fenced it, or the machine is gone).
+            let (state, why) = if v.state == NodeState::Down {
+                (
+                    "unknown".to_string(),
+                    format!(
+                        "not placed here; node down, last reported {}",
+                        format!("{:?}", l.state).to_lowercase()
+                    ),
+                )
+            } else {
+                (
+                    format!("{:?}", l.state).to_lowercase(),
+                    "not placed here".to_string(),
+                )
+            };
+            let _ = writeln!(
+                out,
+                "{:<16} {:<10} {:<9} {:<10} {:<8} {why}",
+                g.as_str(),
+                node.as_str(),
+                state,
+                ago(l.since, now),
+                l.restarts
+            );
         }
     }
-    out.push_str(&super::overrides::render(&s.overrides, s.now_ms));
-    render_lines(&mut out, s);
-    out
 }
 
 /// Why `group` failed or restarted: the newest resource error each node

@@ -221,26 +221,56 @@ pub async fn remove_recorded(data_dir: &Path) -> Vec<String> {
 /// address an earlier run added (and left, `--leave-running`) for a group
 /// that is no longer placed here.
 pub async fn remove_recorded_except(data_dir: &Path, keep: &BTreeSet<IpAddr>) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(records_dir(data_dir)) else {
-        return Vec::new();
+    let addresses: Vec<String> = recorded_addresses(data_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| {
+            a.parse::<ipnet::IpNet>()
+                .is_ok_and(|net| !keep.contains(&net.addr()))
+        })
+        .collect();
+    remove_addresses(data_dir, &addresses).await
+}
+
+/// The managed addresses on record (`10.1.0.100/24`). An error when the
+/// records cannot be read (the data directory's file system failed), as
+/// opposed to there being none: the guard then keeps what it read last.
+pub fn recorded_addresses(data_dir: &Path) -> io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(records_dir(data_dir)) {
+        Ok(d) => d.collect::<io::Result<Vec<_>>>()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
     };
-    let mut done = Vec::new();
-    for e in entries.flatten() {
-        let Ok(text) = std::fs::read_to_string(e.path()) else {
-            continue;
+    let mut out = Vec::new();
+    for e in entries {
+        let text = match std::fs::read_to_string(e.path()) {
+            Ok(t) => t,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
         };
         let address = text.trim().to_owned();
-        let Ok(net) = address.parse::<ipnet::IpNet>() else {
+        if address.parse::<ipnet::IpNet>().is_err() {
             warn!(record = %e.path().display(), "ignoring an unreadable address record");
             continue;
-        };
-        if keep.contains(&net.addr()) {
-            continue;
         }
+        out.push(address);
+    }
+    Ok(out)
+}
+
+/// Removes `addresses` (as recorded) from this node's interfaces, and their
+/// records. Returns the addresses removed or already absent; errors are
+/// logged.
+pub async fn remove_addresses(data_dir: &Path, addresses: &[String]) -> Vec<String> {
+    let mut done = Vec::new();
+    for address in addresses {
+        let Ok(net) = address.parse::<ipnet::IpNet>() else {
+            continue;
+        };
         match remove_address(net.addr()).await {
             Ok(()) => {
-                let _ = std::fs::remove_file(e.path());
-                done.push(address);
+                let _ = std::fs::remove_file(record_path(data_dir, address));
+                done.push(address.clone());
             }
             Err(err) => warn!(%address, "cannot remove: {err}"),
         }

@@ -232,31 +232,40 @@ pub(crate) fn actions(
             health,
             standby: &standby,
         };
-        group_actions(name, before, after, from, to, &nodes, &failed_on, &mut out);
+        let change = GroupChange {
+            group: name,
+            before,
+            after,
+            from,
+            to,
+            failed_on: &failed_on,
+        };
+        group_actions(&change, &nodes, &mut out);
     }
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn group_actions(
-    group: &Name,
-    before: Option<&ResourceGroupSpec>,
-    after: Option<&ResourceGroupSpec>,
-    from: Option<&Name>,
-    to: Option<&Name>,
-    nodes: &NodeView,
-    failed_on: &BTreeSet<Name>,
-    out: &mut Vec<Action>,
-) {
-    let group = group.clone();
+/// One group's change: its spec before and after, the node it runs on and
+/// the one `place()` chose, and the nodes it failed on.
+struct GroupChange<'a> {
+    group: &'a Name,
+    before: Option<&'a ResourceGroupSpec>,
+    after: Option<&'a ResourceGroupSpec>,
+    from: Option<&'a Name>,
+    to: Option<&'a Name>,
+    failed_on: &'a BTreeSet<Name>,
+}
+
+fn group_actions(c: &GroupChange, nodes: &NodeView, out: &mut Vec<Action>) {
+    let group = c.group.clone();
     let ips = |spec: Option<&ResourceGroupSpec>| -> Vec<Cidr> {
         spec.map(|s| s.ip_addresses.iter().map(|ip| ip.address).collect())
             .unwrap_or_default()
     };
-    let (old_ips, new_ips) = (ips(before), ips(after));
-    let Some(after) = after else {
+    let (old_ips, new_ips) = (ips(c.before), ips(c.after));
+    let Some(after) = c.after else {
         // Removed from the configuration.
-        if let Some(from) = from {
+        if let Some(from) = c.from {
             out.push(Action::Stop {
                 group: group.clone(),
                 node: from.clone(),
@@ -266,8 +275,8 @@ fn group_actions(
         }
         return;
     };
-    match (from, to) {
-        (Some(a), Some(b)) if a == b => match before {
+    match (c.from, c.to) {
+        (Some(a), Some(b)) if a == b => match c.before {
             Some(before) => {
                 let reasons = restart_reasons(before, after);
                 if reasons.is_empty() {
@@ -284,49 +293,48 @@ fn group_actions(
                     ip_actions(&group, &old_ips, &new_ips, Some(a), Some(b), out);
                 }
             }
-            None => {
-                out.push(Action::Start {
-                    group: group.clone(),
-                    node: b.clone(),
-                    reason: "new group".into(),
-                });
-                ip_actions(&group, &[], &new_ips, None, Some(b), out);
-            }
+            None => start(&group, b, "new group", &new_ips, out),
         },
         (Some(a), Some(b)) => {
             out.push(Action::Move {
                 group: group.clone(),
                 from: a.clone(),
                 to: b.clone(),
-                reason: move_reason(after, nodes, failed_on, a),
+                reason: move_reason(after, nodes, c.failed_on, a),
             });
             ip_actions(&group, &old_ips, &new_ips, Some(a), Some(b), out);
         }
         (None, Some(b)) => {
-            out.push(Action::Start {
-                group: group.clone(),
-                node: b.clone(),
-                reason: if before.is_some() {
-                    "was offline".into()
-                } else {
-                    "new group".into()
-                },
-            });
-            ip_actions(&group, &[], &new_ips, None, Some(b), out);
+            let reason = if c.before.is_some() {
+                "was offline"
+            } else {
+                "new group"
+            };
+            start(&group, b, reason, &new_ips, out);
         }
         (Some(a), None) => {
             out.push(Action::Stop {
                 group: group.clone(),
                 node: a.clone(),
-                reason: no_node_reason(after, nodes, failed_on),
+                reason: no_node_reason(after, nodes, c.failed_on),
             });
             ip_actions(&group, &old_ips, &[], Some(a), None, out);
         }
         (None, None) => out.push(Action::Offline {
             group,
-            reason: no_node_reason(after, nodes, failed_on),
+            reason: no_node_reason(after, nodes, c.failed_on),
         }),
     }
+}
+
+/// A start of `group` on `node`, its addresses coming up with it.
+fn start(group: &Name, node: &Name, reason: &str, ips: &[Cidr], out: &mut Vec<Action>) {
+    out.push(Action::Start {
+        group: group.clone(),
+        node: node.clone(),
+        reason: reason.into(),
+    });
+    ip_actions(group, &[], ips, None, Some(node), out);
 }
 
 /// IP addresses in both lists move (or stay, when the node is the same and

@@ -1265,7 +1265,8 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                 }
             }
             Fault::DiskRo => {
-                if let Err(why) = storage::disk_ro(&mut lab, victim) {
+                let holds = holder.as_deref() == Some(vname.as_str());
+                if let Err(why) = storage::disk_ro(&mut lab, victim, holds) {
                     fail(&lab, format!("round {round} ({fault:?} on {vname}): {why}"));
                 }
             }

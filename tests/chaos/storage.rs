@@ -256,13 +256,22 @@ fn write_until_exit(lab: &mut Lab, victim: usize) -> Option<ExitStatus> {
 /// ext4 took read-only on an error), while the domain writes. The agent
 /// must exit non-zero naming the I/O error within [`HOLD`]; then the file
 /// system is unmounted, checked, mounted again, and the agent started.
-pub fn disk_ro(lab: &mut Lab, victim: usize) -> Result<(), String> {
+pub fn disk_ro(lab: &mut Lab, victim: usize, holder: bool) -> Result<(), String> {
     let name = lab.nodes[victim].name.clone();
+    let log_path = lab.path(&format!("nodes/{name}/agent.log"));
+    let before = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
     let t0 = Instant::now();
     shut_down(&lab.data_fs(victim).mount)?;
     let exited = write_until_exit(lab, victim);
-    let log =
-        std::fs::read_to_string(lab.path(&format!("nodes/{name}/agent.log"))).unwrap_or_default();
+    let log = std::fs::read(&log_path).unwrap_or_default();
+    let log = String::from_utf8_lossy(log.get(before..).unwrap_or_default()).into_owned();
+    // The guard fences first, from the records it read before the file
+    // system failed (reading them now fails too): the address must be in
+    // its fence, not left to the agent's own stop.
+    let vip = format!("removed addresses [\"{}/24\"]", super::VIP);
+    let guard_fenced = log
+        .lines()
+        .any(|l| l.contains("asctl guard: fenced") && l.contains(&vip));
     let verdict = match exited {
         None => {
             if let Some(mut c) = lab.nodes[victim].agent.take() {
@@ -276,6 +285,10 @@ pub fn disk_ro(lab: &mut Lab, victim: usize) -> Result<(), String> {
         Some(status) if status.success() || !log.contains("Input/output error") => Err(format!(
             "{name}'s agent exited on a shut-down file system with {status}, its log not \
              naming the I/O error"
+        )),
+        Some(_) if holder && !guard_fenced => Err(format!(
+            "{name}'s lease guard did not remove the address of the group it held \
+             (its fence read no records from the failed file system)"
         )),
         Some(status) => {
             eprintln!(

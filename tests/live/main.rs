@@ -21,6 +21,7 @@ mod drivers;
 mod events;
 mod failstop;
 mod guard;
+mod leader;
 mod membership;
 mod ocf;
 mod operate;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::agent::server::tls;
-use crate::domain::WITNESS;
+use crate::domain::{Member, WITNESS};
 
 /// `agent.yaml`. Relative paths are relative to the file's directory.
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +136,17 @@ impl AgentConfig {
             WITNESS.into()
         } else {
             self.node.clone().unwrap_or_default()
+        }
+    }
+
+    /// This member as the others reach it.
+    pub(super) fn member(&self) -> Member {
+        Member {
+            name: self.member_name(),
+            addr: self
+                .advertise
+                .clone()
+                .unwrap_or_else(|| self.listen.to_string()),
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::RaftMetrics;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -14,7 +15,7 @@ use crate::agent::failover::policy;
 use crate::agent::failover::takeover::{self, Clearance};
 use crate::agent::metrics::Metrics;
 use crate::domain::network::{self, Inbound};
-use crate::domain::{Command, DomainState, Outcome, Replica};
+use crate::domain::{Command, DomainState, Member, NodeId, Outcome, Replica};
 use crate::model::Name;
 use crate::wire::NodeReport;
 
@@ -120,8 +121,9 @@ pub(super) async fn feed_reconciler(
     }
 }
 
-/// Sends this node's report to the leader on every change and at least
-/// once per period, which is how the leader knows the node is alive.
+/// Sends this node's report to the leader on every change, at least once
+/// per period (which is how the leader knows the node is alive), and at
+/// once to every leader raft names.
 pub(super) async fn send_reports(
     members: Inbound,
     metrics: Arc<Metrics>,
@@ -130,6 +132,7 @@ pub(super) async fn send_reports(
     mut clearance: watch::Receiver<Clearance>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut leaders = members.domain.raft.metrics();
     loop {
         let timeout = members
             .domain
@@ -142,20 +145,23 @@ pub(super) async fn send_reports(
         report.taken_over = clearance.borrow_and_update().taken.clone();
         report.failed_peers = metrics.failed_peers();
         report.alive_peers = metrics.alive_peers();
+        let known = leaders.borrow_and_update().current_leader;
+        let node = report.node.clone();
+        let delivery = network::inbound::deliver_report(&members, report);
         // Not delivered (no leader yet, or the one this member knows just
         // died): try again soon, not a whole period later — a new leader
         // decides on this report's verdicts (`policy::disputed`), and waiting a
         // period cost a leader's crash 2 s of failover.
-        let node = report.node.clone();
-        let wait = match network::inbound::deliver_report(&members, report).await {
-            Ok(()) => {
+        let wait = match unless_leader_changes(delivery, &mut leaders, known).await {
+            Delivery::Delivered => {
                 submit_fencings(&members.domain, &node, &journal).await;
                 period
             }
-            Err(e) => {
+            Delivery::Failed(e) => {
                 tracing::debug!("report not delivered: {e}");
                 Duration::from_millis(100)
             }
+            Delivery::LeaderChanged => Duration::ZERO,
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -163,8 +169,41 @@ pub(super) async fn send_reports(
             r = clearance.changed() => if r.is_err() { return },
             // A peer failed or came back: the verdict goes out now.
             () = metrics.peers_changed.notified() => {}
+            // A new leader has only the verdicts committed before it led:
+            // it hears this node's current ones at once.
+            Ok(_) = leaders.wait_for(|m| m.current_leader != known) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// How one delivery of a report ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    Delivered,
+    Failed(String),
+    /// Raft named another leader, or none, while the report was on its way.
+    LeaderChanged,
+}
+
+/// `delivery`, the report on its way to `known` (the leader this member
+/// knew when it sent it), given up the moment raft names another. A crashed
+/// machine answers nothing, not even a reset, so a request to a dead leader
+/// is held until the connect timeout (1 s) or, on an open connection, the
+/// request timeout (10 s); meanwhile the new leader keeps this node's last
+/// committed verdicts, which still hear the dead node, and must not take it
+/// down (`policy::disputed`).
+async fn unless_leader_changes(
+    delivery: impl Future<Output = Result<(), String>>,
+    leaders: &mut watch::Receiver<RaftMetrics<NodeId, Member>>,
+    known: Option<NodeId>,
+) -> Delivery {
+    tokio::select! {
+        r = delivery => match r {
+            Ok(()) => Delivery::Delivered,
+            Err(e) => Delivery::Failed(e),
+        },
+        Ok(_) = leaders.wait_for(|m| m.current_leader != known) => Delivery::LeaderChanged,
     }
 }
 
@@ -202,3 +241,69 @@ async fn submit_fencings(domain: &Replica, node: &Name, journal: &Journal) {
 
 /// How long one submission of the fencing journal may take.
 const SUBMIT_WAIT: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use openraft::RaftMetrics;
+    use tokio::sync::watch;
+
+    use super::{Delivery, unless_leader_changes};
+    use crate::domain::{Member, NodeId};
+
+    type Metrics = RaftMetrics<NodeId, Member>;
+
+    fn led_by(leader: Option<NodeId>) -> (watch::Sender<Metrics>, watch::Receiver<Metrics>) {
+        let mut m = RaftMetrics::new_initial(3);
+        m.current_leader = leader;
+        watch::channel(m)
+    }
+
+    #[tokio::test]
+    async fn a_report_held_by_a_dead_leader_is_given_up_when_raft_names_another() {
+        let (tx, mut rx) = led_by(Some(1));
+        let known = rx.borrow_and_update().current_leader;
+        // A crashed leader answers nothing: the request is held.
+        let held = std::future::pending::<Result<(), String>>();
+        let sending =
+            tokio::spawn(async move { unless_leader_changes(held, &mut rx, known).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !sending.is_finished(),
+            "given up while the leader is still the same"
+        );
+        tx.send_modify(|m| m.current_leader = Some(2));
+        let ended = tokio::time::timeout(Duration::from_secs(5), sending).await;
+        assert_eq!(
+            ended.expect("not given up").expect("task"),
+            Delivery::LeaderChanged
+        );
+    }
+
+    #[tokio::test]
+    async fn a_leader_lost_without_a_successor_also_ends_the_wait() {
+        let (tx, mut rx) = led_by(Some(1));
+        let held = std::future::pending::<Result<(), String>>();
+        tx.send_modify(|m| m.current_leader = None);
+        let ended = tokio::time::timeout(
+            Duration::from_secs(5),
+            unless_leader_changes(held, &mut rx, Some(1)),
+        )
+        .await;
+        assert_eq!(ended.expect("not given up"), Delivery::LeaderChanged);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_that_ends_under_the_same_leader_says_how() {
+        let (tx, mut rx) = led_by(Some(1));
+        let ok = unless_leader_changes(async { Ok(()) }, &mut rx, Some(1)).await;
+        assert_eq!(ok, Delivery::Delivered);
+        let failed = unless_leader_changes(async { Err("refused".into()) }, &mut rx, Some(1)).await;
+        assert_eq!(failed, Delivery::Failed("refused".into()));
+        // Raft shut down (its metrics gone): the delivery still decides.
+        drop(tx);
+        let ok = unless_leader_changes(async { Ok(()) }, &mut rx, Some(1)).await;
+        assert_eq!(ok, Delivery::Delivered);
+    }
+}

@@ -1,8 +1,9 @@
 //! `asctl agent`: one member of a domain, wired together.
 //!
 //! Every member runs the domain database ([`crate::domain`]) with its
-//! leader loop and the HTTPS server ([`crate::agent::server`]). A node (not
-//! the witness) also runs [`NodeTasks`]: the lease guard
+//! leader loop and the HTTPS server ([`crate::agent::server`]), the set
+//! [`MemberTasks`] with one stop. A node (not the witness) also runs
+//! [`NodeTasks`] (`node.rs`): the lease guard
 //! ([`crate::agent::failover::guard`]), a separate process that fences the
 //! node's groups if this agent is killed or frozen; the failover policy
 //! ([`crate::agent::failover::policy`]) with the heartbeats and failure
@@ -13,10 +14,13 @@
 
 mod config;
 mod feed;
+mod node;
+
+use node::{NodeStart, NodeTasks};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,11 +29,8 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::agent::detection::packet::DomainKey;
-use crate::agent::execution::reconciler::{self, Options, ReconcilerHandle};
-use crate::agent::failover::guard::{self, Guard};
-use crate::agent::failover::journal::Journal;
-use crate::agent::failover::policy::{self, DetectorHealth, PolicyContext};
-use crate::agent::failover::takeover::Clearance;
+use crate::agent::failover::guard;
+use crate::agent::failover::policy::DetectorHealth;
 use crate::agent::metrics::Metrics;
 use crate::agent::server::api::{self, ApiState};
 use crate::agent::server::auth::Credentials;
@@ -67,13 +68,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     let token = creds.domain_secret().to_owned();
     let client = Client::new(tls::client_config(&cfg.tls.ca)?, &token);
     let name = cfg.member_name();
-    let me = Member {
-        name: name.clone(),
-        addr: cfg
-            .advertise
-            .clone()
-            .unwrap_or_else(|| cfg.listen.to_string()),
-    };
+    let me = cfg.member();
     // 0700: the raft log and process output hold environment values.
     crate::domain::store::create_private_dir(&cfg.data_dir)
         .map_err(io_error("creating the data directory"))?;
@@ -99,7 +94,59 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     let app = api::router(state, members.clone(), Arc::new(creds));
     let server = Server::start(&cfg, &name, app).await?;
 
-    let founders = founding_members(&cfg, &me)?;
+    join_domain(&cfg, &me, &domain, &shutdown).await?;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let leader = spawn_leader(&domain, detector_health.clone(), &members, stop_rx.clone());
+    let node = match node_name(&cfg, &name)? {
+        None => None,
+        Some(node) => {
+            let start = NodeStart {
+                node,
+                data_dir: cfg.data_dir.clone(),
+                domain: domain.clone(),
+                key: DomainKey::derive(token.as_bytes()),
+                metrics,
+                health: detector_health,
+                members,
+                stop: stop_rx,
+            };
+            Some(NodeTasks::start(start, &shutdown).await?)
+        }
+    };
+    let tasks = MemberTasks {
+        stop,
+        leader,
+        node,
+        server,
+        domain: domain.clone(),
+    };
+
+    let fatal = until_stop_or_failure(&domain, &shutdown).await;
+    match &fatal {
+        None => info!("{name}: stopping"),
+        Some(cause) => error!("{name}: {cause}: fencing this node's groups and exiting"),
+    }
+    tasks.stop(opts.leave_running, fatal.as_ref()).await;
+    match fatal {
+        Some(e) => Err(e),
+        None => {
+            info!("{name}: stopped");
+            Ok(())
+        }
+    }
+}
+
+/// Forms the domain on a first start (with the founding members), then
+/// waits — at most 10 s, or until a stop is asked for — for the state
+/// before a restart to be applied again.
+async fn join_domain(
+    cfg: &AgentConfig,
+    me: &Member,
+    domain: &Replica,
+    shutdown: &Shutdown,
+) -> Result<(), AgentError> {
+    let founders = founding_members(cfg, me)?;
     if !founders.is_empty() {
         domain.bootstrap(founders).await?;
     }
@@ -109,44 +156,49 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         },
         () = shutdown.requested() => {}
     }
+    Ok(())
+}
 
-    let (stop, stop_rx) = watch::channel(false);
-    let health: Arc<dyn HealthSource> = detector_health.clone();
-    let leader_task = vital::spawn(
+/// The leader loop, run on every member (it acts while this one leads).
+fn spawn_leader(
+    domain: &Replica,
+    health: Arc<DetectorHealth>,
+    members: &Inbound,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let health: Arc<dyn HealthSource> = health;
+    vital::spawn(
         "leader",
         leader::run(
             domain.clone(),
             health,
             members.freshness.clone(),
             members.kick.clone(),
-            stop_rx.clone(),
+            stop,
         ),
-    );
-    let node = if cfg.witness {
-        None
-    } else {
-        let node: Name = name.parse().map_err(|e: String| AgentError::Config {
-            path: "agent.yaml".into(),
-            message: format!("node: {e}"),
-        })?;
-        let start = NodeStart {
-            node,
-            data_dir: cfg.data_dir.clone(),
-            domain: domain.clone(),
-            key: DomainKey::derive(token.as_bytes()),
-            metrics,
-            health: detector_health,
-            members,
-            stop: stop_rx,
-        };
-        Some(NodeTasks::start(start, &shutdown).await?)
-    };
+    )
+}
 
-    // Fail-stop: a raft core that quits on its own (a storage error: disk
-    // full, EIO, a read-only file system) leaves this node unable to hear
-    // the domain, which is about to start its groups elsewhere; so does a
-    // vital task that died or stalls (the heartbeats, the detector, the
-    // lease renewal, ...: `agent::vital`).
+/// This member's node name, or `None` for the witness (which runs no
+/// groups).
+fn node_name(cfg: &AgentConfig, name: &str) -> Result<Option<Name>, AgentError> {
+    if cfg.witness {
+        return Ok(None);
+    }
+    let node: Name = name.parse().map_err(|e: String| AgentError::Config {
+        path: "agent.yaml".into(),
+        message: format!("node: {e}"),
+    })?;
+    Ok(Some(node))
+}
+
+/// Returns when the agent is to stop: `None` when asked to (SIGTERM or
+/// SIGINT), else the fatal failure. Fail-stop: a raft core that quits on
+/// its own (a storage error: disk full, EIO, a read-only file system)
+/// leaves this node unable to hear the domain, which is about to start its
+/// groups elsewhere; so does a vital task that died or stalls (the
+/// heartbeats, the detector, the lease renewal, ...: `agent::vital`).
+async fn until_stop_or_failure(domain: &Replica, shutdown: &Shutdown) -> Option<AgentError> {
     let stalls = {
         let domain = domain.clone();
         tokio::spawn(vital::global().watch_stalls(move || {
@@ -156,34 +208,45 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     };
     let fatal = tokio::select! {
         () = shutdown.requested() => None,
-        cause = raft_stopped(&domain) => Some(AgentError::RaftStopped(cause)),
+        cause = raft_stopped(domain) => Some(AgentError::RaftStopped(cause)),
         cause = vital::global().failed() => Some(AgentError::TaskFailed(cause)),
     };
     // From here on tasks end by design.
     vital::global().stopping();
     stalls.abort();
-    match &fatal {
-        None => info!("{name}: stopping"),
-        Some(cause) => error!("{name}: {cause}: fencing this node's groups and exiting"),
+    fatal
+}
+
+/// What a member runs once its database is open: the HTTPS server, the
+/// leader loop and, on a node (not the witness), the [`NodeTasks`].
+struct MemberTasks {
+    /// Set when the agent stops: every task below ends on it.
+    stop: watch::Sender<bool>,
+    leader: JoinHandle<()>,
+    node: Option<NodeTasks>,
+    server: Server,
+    domain: Replica,
+}
+
+impl MemberTasks {
+    /// Stops everything: the node's tasks first (its groups offline, or
+    /// fenced after a `fatal` failure, which the fencing journal records),
+    /// then the leader loop, the server and raft.
+    async fn stop(self, leave_running: bool, fatal: Option<&AgentError>) {
+        if let (Some(cause), Some(node)) = (fatal, &self.node) {
+            node.journal_fail_stop(cause);
+        }
+        let _ = self.stop.send(true);
+        let failed = fatal.is_some();
+        if let Some(node) = self.node {
+            node.stop(leave_running, failed).await;
+        }
+        let _ = settle(self.leader, failed).await;
+        self.server.stop(failed).await;
+        if let Err(e) = self.domain.raft.shutdown().await {
+            warn!("raft did not stop cleanly: {e}");
+        }
     }
-    if let (Some(cause), Some(node)) = (&fatal, &node) {
-        node.journal_fail_stop(cause);
-    }
-    let _ = stop.send(true);
-    let failed = fatal.is_some();
-    if let Some(node) = node {
-        node.stop(opts.leave_running, failed).await;
-    }
-    let _ = settle(leader_task, failed).await;
-    server.stop(failed).await;
-    if let Err(e) = domain.raft.shutdown().await {
-        warn!("raft did not stop cleanly: {e}");
-    }
-    if let Some(e) = fatal {
-        return Err(e);
-    }
-    info!("{name}: stopped");
-    Ok(())
 }
 
 /// How long a fail-stop waits for each task: one that stalled never ends.
@@ -269,236 +332,6 @@ impl Server {
     async fn stop(self, failed: bool) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(2)));
         let _ = settle(self.task, failed).await;
-    }
-}
-
-/// What a node's tasks start from.
-struct NodeStart {
-    node: Name,
-    data_dir: PathBuf,
-    domain: Replica,
-    key: DomainKey,
-    metrics: Arc<Metrics>,
-    health: Arc<DetectorHealth>,
-    members: Inbound,
-    /// Set when the agent stops: every task below ends on it.
-    stop: watch::Receiver<bool>,
-}
-
-/// The tasks a node runs besides the domain member, started in this order
-/// and stopped, by [`NodeTasks::stop`], in an order that never leaves a
-/// group running unfenced.
-struct NodeTasks {
-    /// Where a fail-stop is recorded, with what ran here then.
-    journal: Journal,
-    reports: watch::Receiver<crate::wire::NodeReport>,
-    /// The lease guard's renewal; told to stop last.
-    guard_stop: watch::Sender<bool>,
-    guard: JoinHandle<Guard>,
-    /// Holds the node fenced after its lease lapsed, until caught up.
-    lapse: JoinHandle<()>,
-    /// The failover policy with the heartbeats and failure detector.
-    policy: JoinHandle<()>,
-    /// `None` when a stop came before the reconciler could start.
-    reconciling: Option<Reconciling>,
-}
-
-/// The node reconciler with the task that feeds it and the one that
-/// sends its reports.
-struct Reconciling {
-    reconciler: ReconcilerHandle,
-    feed: JoinHandle<()>,
-    reports: JoinHandle<()>,
-}
-
-impl NodeTasks {
-    async fn start(s: NodeStart, shutdown: &Shutdown) -> Result<NodeTasks, AgentError> {
-        // The guard runs before anything is started, so nothing runs
-        // unfenced; no guard, no groups.
-        let exe = std::env::current_exe().map_err(io_error("finding the agent's executable"))?;
-        let guard = Guard::start(exe.clone(), s.data_dir.clone())
-            .await
-            .map_err(io_error("starting the lease guard"))?;
-        let lease = guard.lease.clone();
-        // Renewed until the very end of a graceful stop, not just until the
-        // stop begins: a slow graceful stop must not be cut short by a fence.
-        let (guard_stop, guard_stop_rx) = watch::channel(false);
-        let guard = vital::spawn("lease renewal", guard.run(s.domain.clone(), guard_stop_rx));
-        let (clearance_tx, clearance_rx) = watch::channel(Clearance::default());
-        let (lapse_tx, lapse_rx) = watch::channel(false);
-        let lapse = vital::spawn(
-            "lease lapse",
-            guard::hold_after_lapse(
-                lease.clone(),
-                s.domain.clone(),
-                lapse_tx,
-                clearance_rx.clone(),
-                s.stop.clone(),
-            ),
-        );
-        // Heartbeats and the failure detector run from the replayed state
-        // at once, not after the catch-up below: a restarted agent that
-        // stayed silent through it would be declared failed by its peers,
-        // and its groups (left running for it to adopt) moved away.
-        let (report_tx, report_rx) = reconciler::report_channel(&s.node);
-        let policy = vital::spawn(
-            "failover policy",
-            policy::run(
-                PolicyContext {
-                    domain: s.domain.clone(),
-                    node: s.node.clone(),
-                    key: s.key.clone(),
-                    metrics: s.metrics.clone(),
-                    health: s.health.clone(),
-                    clearance: clearance_tx,
-                    reports: report_rx.clone(),
-                    journal: Journal::new(&s.data_dir),
-                },
-                s.stop.clone(),
-            ),
-        );
-        // Groups start only from a current placement
-        // ([`policy::wait_caught_up`]). The guard is already running: an
-        // agent frozen while it waits here comes back with stale metrics
-        // that look caught up, and only the lease notices the gap. A stop
-        // asked for during the wait (or before) starts nothing.
-        let journal = Journal::new(&s.data_dir);
-        let may_start = !shutdown.is_requested()
-            && tokio::select! {
-                () = feed::wait_to_reconcile(&s.domain, &clearance_rx) => true,
-                () = shutdown.requested() => false,
-            };
-        let reconciling = may_start.then(|| {
-            let mut ropts = Options::new(s.node.clone(), s.data_dir.clone());
-            ropts.asctl_exe = Some(exe);
-            ropts.lease = Some(lease);
-            Reconciling::start(s, ropts, report_tx, clearance_rx, lapse_rx)
-        });
-        Ok(NodeTasks {
-            journal,
-            reports: report_rx,
-            guard_stop,
-            guard,
-            lapse,
-            policy,
-            reconciling,
-        })
-    }
-
-    /// A fail-stop fences this node (the guard, below) while the agent
-    /// is about to exit: recorded for the domain's history, which the next
-    /// agent of this node submits.
-    fn journal_fail_stop(&self, cause: &AgentError) {
-        let groups = policy::held_groups(&self.reports.borrow());
-        if groups.is_empty() {
-            return;
-        }
-        let now = std::time::SystemTime::now();
-        let cause = format!("fail-stop: {cause}");
-        if let Err(e) = self.journal.record(now, now, &cause, groups) {
-            warn!("cannot write the fencing journal: {e}");
-        }
-    }
-
-    /// Once the agent's stop signal went out: the reconciler's feeders end,
-    /// the groups go offline (or are left running for the next agent), and
-    /// only then may the guard go without fencing.
-    ///
-    /// After a fatal failure (`failed`) the guard fences first — it kills
-    /// the node's processes and removes its addresses now, from its own
-    /// process, whichever task is stuck — and the rest is waited for only
-    /// [`FAILED_TASK_WAIT`] each. If the lease renewal itself is the stuck
-    /// task, no renewal follows and the guard fences when the lease runs
-    /// out, as for a frozen agent.
-    async fn stop(self, leave_running: bool, failed: bool) {
-        let mut guard = Some(self.guard);
-        if failed {
-            let _ = self.guard_stop.send(true);
-            if let Some(Some(g)) = settle_opt(guard.take(), failed).await {
-                g.fence().await;
-                info!("the lease guard fenced this node's groups");
-            }
-        }
-        let reconciler = match self.reconciling {
-            Some(r) => {
-                let _ = settle(r.feed, failed).await;
-                let _ = settle(r.reports, failed).await;
-                Some(r.reconciler)
-            }
-            None => None,
-        };
-        let _ = settle(self.policy, failed).await;
-        let _ = settle(self.lapse, failed).await;
-        if let Some(rec) = reconciler {
-            let offline = rec.shutdown(leave_running && !failed);
-            if failed {
-                let _ = tokio::time::timeout(FAILED_TASK_WAIT, offline).await;
-            } else {
-                offline.await;
-            }
-        }
-        let _ = self.guard_stop.send(true);
-        if let Some(Some(g)) = settle_opt(guard, failed).await {
-            g.detach().await;
-        }
-    }
-}
-
-async fn settle_opt<T>(task: Option<JoinHandle<T>>, failed: bool) -> Option<Option<T>> {
-    match task {
-        Some(t) => Some(settle(t, failed).await),
-        None => None,
-    }
-}
-
-impl Reconciling {
-    fn start(
-        s: NodeStart,
-        ropts: Options,
-        report_tx: watch::Sender<crate::wire::NodeReport>,
-        clearance: watch::Receiver<Clearance>,
-        lapse: watch::Receiver<bool>,
-    ) -> Reconciling {
-        let first = feed::desired(
-            &s.domain.state(),
-            &s.node,
-            &clearance.borrow(),
-            *lapse.borrow(),
-            &report_tx.borrow(),
-        );
-        info!(groups = ?first.groups_here, "groups wanted here at start");
-        let (desired_tx, desired_rx) = watch::channel(first);
-        let reconciler = reconciler::spawn_reporting_to(ropts, desired_rx, report_tx);
-        let feed = vital::spawn(
-            "reconciler feed",
-            feed::feed_reconciler(
-                s.domain.clone(),
-                s.node.clone(),
-                desired_tx,
-                feed::FeedInputs {
-                    clearance: clearance.clone(),
-                    lapse,
-                    reports: reconciler.reports.clone(),
-                },
-                s.stop.clone(),
-            ),
-        );
-        let reports = vital::spawn(
-            "report sender",
-            feed::send_reports(
-                s.members,
-                s.metrics,
-                Journal::new(&s.data_dir),
-                reconciler.reports.clone(),
-                clearance,
-                s.stop,
-            ),
-        );
-        Reconciling {
-            reconciler,
-            feed,
-            reports,
-        }
     }
 }
 

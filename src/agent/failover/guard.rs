@@ -23,7 +23,9 @@
 //! `<data_dir>/mounts/` (the mount point driver records a mount before
 //! mounting): its remaining users SIGKILLed, then unmounted, newest first.
 //! SIGKILL, not SIGTERM: the timing argument of docs/ha.md needs a short
-//! bound, and a fence is not a stop.
+//! bound, and a fence is not a stop. The records are read at every renewal
+//! and kept while reading fails ([`OnRecord`]): the data directory's file
+//! system may fail before the fence is needed.
 //!
 //! On the agent's side, [`Lease`] is the gate that keeps a woken agent from
 //! undoing the fence: a group may start only while the agent's own last
@@ -77,6 +79,8 @@ pub fn serve(data_dir: &Path) {
         }
     };
     let fd = std::io::stdin().as_raw_fd();
+    let mut known = OnRecord::default();
+    known.refresh(data_dir);
     let mut lease: Option<(Instant, Duration)> = None;
     let mut pending = Vec::new();
     let mut buf = [0u8; 512];
@@ -95,13 +99,14 @@ pub fn serve(data_dir: &Path) {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            fence(&rt, data_dir, "cannot wait for renewals");
+            fence(&rt, data_dir, &known, "cannot wait for renewals");
             return;
         }
         if ready == 0 {
             fence(
                 &rt,
                 data_dir,
+                &known,
                 "the lease ran out: the agent is frozen or starved",
             );
             // Disarmed until the agent renews again; it knows it lapsed and
@@ -115,11 +120,16 @@ pub fn serve(data_dir: &Path) {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            fence(&rt, data_dir, "the pipe from the agent failed");
+            fence(&rt, data_dir, &known, "the pipe from the agent failed");
             return;
         }
         if n == 0 {
-            fence(&rt, data_dir, "the agent went away without detaching");
+            fence(
+                &rt,
+                data_dir,
+                &known,
+                "the agent went away without detaching",
+            );
             return;
         }
         pending.extend_from_slice(&buf[..n as usize]);
@@ -127,6 +137,61 @@ pub fn serve(data_dir: &Path) {
             eprintln!("asctl guard: the agent detached; leaving the groups running");
             return;
         }
+        known.refresh(data_dir);
+    }
+}
+
+/// What the fence takes down, as last read: the data directory's file
+/// system can fail before the fence is needed (a disk lost, or shut down on
+/// an error — the agent then fail-stops), and then reading the records
+/// fails too. So each kind of record is read again at every renewal and
+/// kept while a read fails, and the fence takes down what was read last
+/// together with what it can still read. A record written after the last
+/// good read (within one renewal period of the failure) is missed; a stale
+/// one costs nothing (a process is checked by its start time, an absent
+/// address or mount is left as it is).
+#[derive(Debug, Default, Clone)]
+struct OnRecord {
+    processes: Vec<drivers::process::Recorded>,
+    addresses: Vec<String>,
+    mounts: Vec<records::MountRecord>,
+}
+
+impl OnRecord {
+    /// Reads every kind again, keeping the old one when a read fails.
+    fn refresh(&mut self, data_dir: &Path) {
+        if let Ok(p) = drivers::process::recorded(data_dir) {
+            self.processes = p;
+        }
+        if let Ok(a) = drivers::ip::recorded_addresses(data_dir) {
+            self.addresses = a;
+        }
+        if let Ok(m) = records::try_recorded(data_dir) {
+            self.mounts = m;
+        }
+    }
+
+    /// What was read last and what can be read now, together.
+    fn with_current(&self, data_dir: &Path) -> OnRecord {
+        let mut now = self.clone();
+        now.refresh(data_dir);
+        for p in &self.processes {
+            if !now.processes.contains(p) {
+                now.processes.push(p.clone());
+            }
+        }
+        for a in &self.addresses {
+            if !now.addresses.contains(a) {
+                now.addresses.push(a.clone());
+            }
+        }
+        for m in &self.mounts {
+            if !now.mounts.contains(m) {
+                now.mounts.push(m.clone());
+            }
+        }
+        records::sort_newest_first(&mut now.mounts);
+        now
     }
 }
 
@@ -173,13 +238,17 @@ fn read_commands(pending: &mut Vec<u8>, lease: &mut Option<(Instant, Duration)>)
 /// then releases every recorded mount (its remaining users SIGKILLed, then
 /// unmounted, newest mount first): the processes go first because they are
 /// the mounts' main users.
-fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, why: &str) {
+fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, known: &OnRecord, why: &str) {
     let t = Instant::now();
     let at = std::time::SystemTime::now();
-    let groups = recorded_groups(data_dir);
-    let killed = drivers::process::kill_recorded(data_dir);
-    let removed = rt.block_on(drivers::ip::remove_recorded(data_dir));
-    let mounts = rt.block_on(records::release_recorded(data_dir));
+    let on_record = known.with_current(data_dir);
+    let killed = drivers::process::kill(data_dir, &on_record.processes);
+    let groups = fenced_groups(&on_record.processes, &killed);
+    let removed = rt.block_on(drivers::ip::remove_addresses(
+        data_dir,
+        &on_record.addresses,
+    ));
+    let mounts = rt.block_on(records::release_fenced(on_record.mounts));
     let mut unmounted = Vec::new();
     for m in &mounts {
         match m {
@@ -205,22 +274,18 @@ fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, why: &str) {
     }
 }
 
-/// The groups with a process recorded under `<data_dir>/run/`: what the
-/// guard's fence takes down.
-fn recorded_groups(data_dir: &Path) -> Vec<crate::model::Name> {
-    let Ok(dirs) = std::fs::read_dir(data_dir.join("run")) else {
-        return Vec::new();
-    };
-    let mut groups: Vec<crate::model::Name> = dirs
-        .flatten()
-        .filter(|d| {
-            std::fs::read_dir(d.path()).is_ok_and(|mut f| {
-                f.any(|f| f.is_ok_and(|f| f.path().extension().is_some_and(|e| e == "pid")))
-            })
-        })
-        .filter_map(|d| d.file_name().to_str()?.parse().ok())
+/// The groups of the processes the fence killed, for the fencing journal.
+fn fenced_groups(
+    processes: &[drivers::process::Recorded],
+    killed: &[i32],
+) -> Vec<crate::model::Name> {
+    let mut groups: Vec<crate::model::Name> = processes
+        .iter()
+        .filter(|p| killed.contains(&p.pid))
+        .filter_map(|p| p.group.parse().ok())
         .collect();
     groups.sort();
+    groups.dedup();
     groups
 }
 

@@ -66,7 +66,7 @@ use gate::{GO, runnable};
 pub use readiness::{FailureDetails, LOG_TAIL_LINES};
 use readiness::{RUN_MARKER, Readiness, read_log_tail, start_up_verdict, waiting};
 use records::*;
-pub use records::{kill_recorded, recorded_groups, stop_stale};
+pub use records::{Recorded, kill, kill_recorded, recorded, recorded_groups, stop_stale};
 use signals::*;
 
 /// How often a probe that has not passed yet is retried during the

@@ -70,47 +70,85 @@ pub async fn stop_stale(ctx: &GroupContext, keep: &BTreeSet<Name>) -> Vec<Driver
     errors
 }
 
-/// Sends SIGKILL to the process group of every process recorded under
-/// `<data_dir>/run/` and waits (briefly) for them to be gone: the lease
-/// guard's fence, for an agent that was killed or frozen. Synchronous and
-/// without a runtime, so the guard stays small. The pid files stay: the next
-/// agent run finds the processes gone and acts from its placement. Returns
-/// the process groups signalled.
-pub fn kill_recorded(data_dir: &Path) -> Vec<i32> {
-    let Ok(groups) = fs::read_dir(data_dir.join("run")) else {
-        return Vec::new();
-    };
-    let mut killed = Vec::new();
-    for group in groups.flatten() {
-        let Ok(files) = fs::read_dir(group.path()) else {
+/// A process on record under `<data_dir>/run/`: what the lease guard's
+/// fence kills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub group: String,
+    pub process: String,
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+/// The entries of `dir`; none when it does not exist, an error when it
+/// cannot be read.
+fn entries(dir: &Path) -> std::io::Result<Vec<fs::DirEntry>> {
+    match fs::read_dir(dir) {
+        Ok(d) => d.collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every process on record. An error when the records cannot be read (the
+/// data directory's file system failed), as opposed to there being none:
+/// the guard then keeps what it read last.
+pub fn recorded(data_dir: &Path) -> std::io::Result<Vec<Recorded>> {
+    let mut out = Vec::new();
+    for group in entries(&data_dir.join("run"))? {
+        if !group.file_type()?.is_dir() {
             continue;
-        };
-        for f in files.flatten() {
-            if f.path().extension().is_none_or(|e| e != "pid") {
-                continue;
-            }
-            let Some(rec) = read_pid_record(&f.path()) else {
+        }
+        for f in entries(&group.path())? {
+            let path = f.path();
+            let (Some(stem), Some("pid")) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.extension().and_then(|e| e.to_str()),
+            ) else {
                 continue;
             };
-            // The recorded leader itself; or, with the leader gone, what is
-            // left of its group: a pid cannot be reused while a process group
-            // of that id lives, so a group `pid` without a process `pid` is
-            // still ours. A reused pid (another start time) is left alone.
-            if same_process(rec.pid, rec.start_time) || proc_stat(rec.pid).is_none() {
-                signal_group(rec.pid, Signal::SIGKILL);
-                killed.push(rec.pid);
-            }
-            // What left the process group is in the cgroup.
-            let names = (
-                group.file_name(),
-                f.path().file_stem().map(|s| s.to_owned()),
-            );
-            if let (g, Some(p)) = names {
-                let (g, p) = (g.to_string_lossy(), p.to_string_lossy());
-                if let Some(cg) = Cgroup::for_process(data_dir, &g, &p) {
-                    cg.kill_all(KILL_GRACE);
-                }
-            }
+            let text = match fs::read_to_string(&path) {
+                Ok(t) => t,
+                // Removed since the listing: the process was stopped.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let Ok(rec) = serde_json::from_str::<PidRecord>(&text) else {
+                warn!(path = %path.display(), "ignoring an unreadable pid file");
+                continue;
+            };
+            out.push(Recorded {
+                group: group.file_name().to_string_lossy().into_owned(),
+                process: stem.to_owned(),
+                pid: rec.pid,
+                start_time: rec.start_time,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Sends SIGKILL to the process group of every process in `records` (and
+/// to what is left in its cgroup) and waits (briefly) for them to be gone:
+/// the lease guard's fence, for an agent that was killed or frozen.
+/// Synchronous and without a runtime, so the guard stays small. The pid
+/// files stay: the next agent run finds the processes gone and acts from
+/// its placement. Returns the process groups signalled.
+pub fn kill(data_dir: &Path, records: &[Recorded]) -> Vec<i32> {
+    let mut killed = Vec::new();
+    for rec in records {
+        // The recorded leader itself; or, with the leader gone, what is
+        // left of its group: a pid cannot be reused while a process group
+        // of that id lives, so a group `pid` without a process `pid` is
+        // still ours. A reused pid (another start time) is left alone.
+        let ours = same_process(rec.pid, rec.start_time) || proc_stat(rec.pid).is_none();
+        if ours && group_alive(rec.pid) {
+            signal_group(rec.pid, Signal::SIGKILL);
+            killed.push(rec.pid);
+        }
+        // What left the process group is in the cgroup.
+        if let Some(cg) = Cgroup::for_process(data_dir, &rec.group, &rec.process) {
+            cg.kill_all(KILL_GRACE);
         }
     }
     let deadline = std::time::Instant::now() + KILL_GRACE;
@@ -118,6 +156,11 @@ pub fn kill_recorded(data_dir: &Path) -> Vec<i32> {
         std::thread::sleep(Duration::from_millis(5));
     }
     killed
+}
+
+/// [`kill`] of every process on record now.
+pub fn kill_recorded(data_dir: &Path) -> Vec<i32> {
+    kill(data_dir, &recorded(data_dir).unwrap_or_default())
 }
 
 /// The groups that have pid files under `<data_dir>/run/`.

@@ -112,23 +112,35 @@ pub fn parse(text: &str) -> Option<((u32, u32), PathBuf)> {
 /// Every recorded mount of every group, newest first (the order to release
 /// them in).
 pub fn recorded(data_dir: &Path) -> Vec<MountRecord> {
+    try_recorded(data_dir).unwrap_or_default()
+}
+
+/// [`recorded`], or an error when the records cannot be read (the data
+/// directory's file system failed), as opposed to there being none: the
+/// guard then keeps what it read last.
+pub fn try_recorded(data_dir: &Path) -> std::io::Result<Vec<MountRecord>> {
+    fn entries(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+        match std::fs::read_dir(dir) {
+            Ok(d) => d.collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
     let mut out = Vec::new();
-    let Ok(groups) = std::fs::read_dir(data_dir.join("mounts")) else {
-        return out;
-    };
-    for g in groups.flatten() {
-        let Ok(files) = std::fs::read_dir(g.path()) else {
+    for g in entries(&data_dir.join("mounts"))? {
+        if !g.file_type()?.is_dir() {
             continue;
-        };
-        for f in files.flatten() {
+        }
+        for f in entries(&g.path())? {
             if f.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
-            let Some((dev, path)) = std::fs::read_to_string(f.path())
-                .ok()
-                .as_deref()
-                .and_then(parse)
-            else {
+            let text = match std::fs::read_to_string(f.path()) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let Some((dev, path)) = parse(&text) else {
                 continue;
             };
             out.push(MountRecord {
@@ -138,9 +150,13 @@ pub fn recorded(data_dir: &Path) -> Vec<MountRecord> {
             });
         }
     }
-    // The stamp leads the file name: newest first across groups too.
-    out.sort_by(|a, b| b.file.file_name().cmp(&a.file.file_name()));
-    out
+    sort_newest_first(&mut out);
+    Ok(out)
+}
+
+/// The stamp leads a record's file name: newest first across groups too.
+pub fn sort_newest_first(records: &mut [MountRecord]) {
+    records.sort_by(|a, b| b.file.file_name().cmp(&a.file.file_name()));
 }
 
 /// What [`release_recorded`] did with one recorded mount.
@@ -159,13 +175,12 @@ pub enum Released {
 /// grace). A record goes once its mount is gone; a mount that stays keeps
 /// its record, so the next agent run still knows about it.
 pub async fn release_recorded(data_dir: &Path) -> Vec<Released> {
-    release(
-        recorded(data_dir),
-        Duration::ZERO,
-        FENCE_UNMOUNT_LIMIT,
-        FENCE_RETRY,
-    )
-    .await
+    release_fenced(recorded(data_dir)).await
+}
+
+/// [`release_recorded`] of `records` (newest first).
+pub async fn release_fenced(records: Vec<MountRecord>) -> Vec<Released> {
+    release(records, Duration::ZERO, FENCE_UNMOUNT_LIMIT, FENCE_RETRY).await
 }
 
 /// The agent's release of what an earlier run of it recorded for `group`
