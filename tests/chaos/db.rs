@@ -407,10 +407,14 @@ pub fn stop_writer(
     // SAFETY: kill(2) on a pid just listed.
     unsafe { libc::kill(writer, libc::SIGSTOP) };
     let t0 = Instant::now();
+    // An acknowledgement sent just before the signal may be read after it:
+    // only one after the writer's death counts.
+    let mut dead_at = None;
     let answered = loop {
-        if !alive(writer)
-            && let Some(at) = client.answered_after(t0)
-        {
+        if dead_at.is_none() && !alive(writer) {
+            dead_at = Some(Instant::now());
+        }
+        if let Some(at) = dead_at.and_then(|d| client.answered_after(d)) {
             break at;
         }
         if t0.elapsed() > STOP_WRITER_LIMIT {
@@ -433,7 +437,8 @@ pub fn stop_writer(
     let after = lun.mount_count()?;
     if after == before {
         return Err(format!(
-            "{name}'s writer answered again on a file system mounted {after} times, as before              the fault: the stop did not unmount ({:?})",
+            "{name}'s writer answered again on a file system mounted {after} times, as before \
+             the fault: the stop did not unmount ({:?})",
             mounts(nodes, &lun.devnums)
         ));
     }

@@ -1171,15 +1171,17 @@ fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[Fault]) -> F
                 // Answers after this come from a survivor.
                 let killed = Instant::now();
                 // A crashed machine loses its addresses and its links.
-                let _ = run(Command::new("ip").args([
-                    "-n",
-                    &n.ns.name,
-                    "addr",
-                    "del",
-                    &format!("{VIP}/24"),
-                    "dev",
-                    "d1",
-                ]));
+                for vip in [VIP, db::DB_VIP] {
+                    let _ = run(Command::new("ip").args([
+                        "-n",
+                        &n.ns.name,
+                        "addr",
+                        "del",
+                        &format!("{vip}/24"),
+                        "dev",
+                        "d1",
+                    ]));
+                }
                 for l in ["d1", "d2", "v"] {
                     n.ns.ip(&format!("link set {l} down"));
                 }
@@ -1899,7 +1901,7 @@ fn chaos() {
             );
         }
         eprintln!(
-            "chaos {t:?}: rounds after which the operator ran `asctl clear web`: {}",
+            "chaos {t:?}: rounds after which the operator ran `asctl clear GROUP`: {}",
             f.cleared
         );
         eprintln!(
