@@ -23,6 +23,7 @@ mod failstop;
 mod guard;
 mod membership;
 mod ocf;
+mod ocf_guard;
 mod operate;
 mod readiness;
 mod reconciler;

@@ -159,13 +159,13 @@ pub enum Released {
 /// grace). A record goes once its mount is gone; a mount that stays keeps
 /// its record, so the next agent run still knows about it.
 pub async fn release_recorded(data_dir: &Path) -> Vec<Released> {
-    release(
-        recorded(data_dir),
-        Duration::ZERO,
-        FENCE_UNMOUNT_LIMIT,
-        FENCE_RETRY,
-    )
-    .await
+    release_fenced(recorded(data_dir)).await
+}
+
+/// The guard's release of `records` (in the order given), as
+/// [`release_recorded`] does it.
+pub async fn release_fenced(records: Vec<MountRecord>) -> Vec<Released> {
+    release(records, Duration::ZERO, FENCE_UNMOUNT_LIMIT, FENCE_RETRY).await
 }
 
 /// The agent's release of what an earlier run of it recorded for `group`
