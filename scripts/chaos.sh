@@ -9,7 +9,7 @@
 # and a node cut from its peers by packet filtering (needs nft or iptables),
 # fenced on quorum loss;
 # KIND: crash, line-down, partition, kill-agent, freeze, cut-from-peers, mute,
-# disk-full, stop-writer)
+# disk-full, disk-ro, stop-writer)
 # --group db aims the rounds that hit a group's node at db's (the data failover
 # benchmark: --faults crash-holder --group db); --switchovers N ends each
 # topology with N clean switchovers of db (asctl move), timed.
@@ -40,4 +40,4 @@ if [ -n "$keep" ]; then export CHAOS_KEEP_LOGS=1; fi
 if [ -n "$group" ]; then export CHAOS_GROUP="$group"; fi
 export CHAOS_SWITCHOVERS="$switchovers"
 CHAOS_ROUNDS="$rounds" CHAOS_SEED="$seed" CHAOS_TOPOLOGIES="$topologies" CHAOS_FAULTS="$faults" \
-  cargo test --release --test chaos -- --include-ignored --nocapture
+  cargo test --release --test chaos -- --include-ignored --exact chaos --nocapture

@@ -114,45 +114,48 @@ pub fn find_rule(key: &str) -> Option<&'static Rule> {
 
 macro_rules! example {
     ($id:literal, $which:literal) => {
-        include_bytes!(concat!("../rules/examples/", $id, "/", $which, ".yaml"))
+        include_bytes!(concat!("../../rules/examples/", $id, "/", $which, ".yaml"))
     };
 }
 
+/// A family's entries: a `static` per rule, and the family's list (the
+/// first line) that `entries::ALL` gathers.
 macro_rules! rules {
-    ($(
-        $(#[$meta:meta])*
-        $static:ident = {
-            id: $id:literal,
-            name: $name:literal,
-            severity: $sev:ident,
-            title: $title:literal,
-            origin: $origin:expr,
-            scope: $scope:ident,
-            fix: $fix:literal,
-            explanation: $expl:literal $(,)?
-        }
-    )*) => {
+    (
+        $family:ident;
+        $(
+            $(#[$meta:meta])*
+            $static:ident = {
+                id: $id:literal,
+                name: $name:literal,
+                severity: $sev:ident,
+                title: $title:literal,
+                origin: $origin:expr,
+                scope: $scope:ident,
+                fix: $fix:literal,
+                explanation: $expl:literal $(,)?
+            }
+        )*
+    ) => {
         $(
             $(#[$meta])*
-            pub static $static: Rule = Rule {
+            pub static $static: $crate::catalog::Rule = $crate::catalog::Rule {
                 id: $id,
                 name: $name,
-                severity: Severity::$sev,
+                severity: $crate::catalog::Severity::$sev,
                 title: $title,
                 explanation: $expl,
                 fix: $fix,
                 origin: $origin,
-                scope: Scope::$scope,
+                scope: $crate::catalog::Scope::$scope,
                 fail_example: example!($id, "fail"),
                 pass_example: example!($id, "pass"),
             };
         )*
-        /// The whole catalog, in ID order.
-        pub static ALL: &[&Rule] = &[$(&$static),*];
+        pub(in $crate::catalog) const $family: &[&$crate::catalog::Rule] = &[$(&$static),*];
     };
 }
 
-#[allow(unused_imports)]
-use Origin::{Asctl, Seed};
+mod entries;
 
-include!("entries.rs");
+pub use entries::*;

@@ -11,8 +11,8 @@ use super::topology;
 use crate::catalog as cat;
 use crate::diag::{Finding, Location};
 use crate::model::{
-    Backing, DataSourceType, Kind, LineRole, Name, NetworkLineSpec, NicTeaming, Object,
-    ResourceGroupSpec,
+    Backing, DataSourceSpec, DataSourceType, Kind, LineRole, Name, NetworkLineSpec, NicTeaming,
+    Object, ResourceGroupSpec,
 };
 
 pub fn check(ctx: &mut Ctx) {
@@ -239,121 +239,140 @@ fn node_placement(ctx: &mut Ctx) {
 }
 
 fn data_source_fields(ctx: &mut Ctx) {
+    let cfg = ctx.config;
+    for ds in &cfg.data_sources {
+        missing_fields(ctx, ds);
+        unused_fields(ctx, ds);
+        vmfs_backing(ctx, ds);
+    }
+}
+
+/// Fields the data source's type needs and that are not there.
+fn missing_fields(ctx: &mut Ctx, ds: &Object<DataSourceSpec>) {
     use DataSourceType as T;
-    for ds in &ctx.config.data_sources {
-        let s = &ds.spec;
-        let t = s.kind;
-        let mut missing: Vec<&str> = Vec::new();
-        if t.needs_device() && s.device.is_none() {
-            missing.push("device");
+    let s = &ds.spec;
+    let t = s.kind;
+    let mut missing: Vec<&str> = Vec::new();
+    if t.needs_device() && s.device.is_none() {
+        missing.push("device");
+    }
+    if t == T::MountPoint {
+        if s.on.is_none() {
+            missing.push("on");
         }
-        if t == T::MountPoint {
-            if s.on.is_none() {
-                missing.push("on");
-            }
-            if s.path.is_none() {
-                missing.push("path");
-            }
+        if s.path.is_none() {
+            missing.push("path");
         }
-        if t == T::NetworkShare && s.share.is_none() {
-            missing.push("share");
+    }
+    if t == T::NetworkShare && s.share.is_none() {
+        missing.push("share");
+    }
+    if !missing.is_empty() {
+        let fields: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
+        let f = Finding::new(
+            &cat::DATA_SOURCE_FIELD_MISSING,
+            format!(
+                "{t} data source `{}` needs {}",
+                ds.name(),
+                fields.join(" and ")
+            ),
+            ctx.at(ds.doc, "/spec/type"),
+        )
+        .with_help(match t {
+            T::MountPoint => "a mount point needs `on: <shared disk>` and `path: <directory>`",
+            T::NetworkShare => "write the share as `share: '\\\\server\\name'`",
+            _ => "describe the disk: `device: {backing: vmfs | rdm-physical | rdm-virtual, ...}`",
+        })
+        .about(Kind::DataSource, ds.name().as_str());
+        ctx.report(f);
+    }
+}
+
+/// Fields that mean nothing for the data source's type.
+fn unused_fields(ctx: &mut Ctx, ds: &Object<DataSourceSpec>) {
+    use DataSourceType as T;
+    let s = &ds.spec;
+    let t = s.kind;
+    let unused: [(&str, bool, &str); 8] = [
+        (
+            "device",
+            s.device.is_some() && !t.needs_device(),
+            "has no device of its own",
+        ),
+        (
+            "on",
+            s.on.is_some() && t != T::MountPoint,
+            "is not a mount point",
+        ),
+        (
+            "path",
+            s.path.is_some() && t != T::MountPoint,
+            "is not a mount point",
+        ),
+        (
+            "fsType",
+            s.fs_type.is_some() && t != T::MountPoint,
+            "is not a mount point",
+        ),
+        (
+            "members",
+            !s.members.is_empty() && t != T::Composite,
+            "is not a composite",
+        ),
+        (
+            "share",
+            s.share.is_some() && t != T::NetworkShare,
+            "is not a network share",
+        ),
+        (
+            "pairedWith",
+            s.paired_with.is_some() && !matches!(t, T::MirrorView | T::Srdf),
+            "is not MirrorView or SRDF",
+        ),
+        (
+            "mode",
+            s.mode.is_some() && !matches!(t, T::MirrorView | T::Srdf | T::Mirroring),
+            "has no replication mode",
+        ),
+    ];
+    for (field, present, why) in unused {
+        if !present {
+            continue;
         }
-        if !missing.is_empty() {
-            let fields: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
-            let f = Finding::new(
-                &cat::DATA_SOURCE_FIELD_MISSING,
-                format!(
-                    "{t} data source `{}` needs {}",
-                    ds.name(),
-                    fields.join(" and ")
-                ),
-                ctx.at(ds.doc, "/spec/type"),
-            )
-            .with_help(match t {
-                T::MountPoint => "a mount point needs `on: <shared disk>` and `path: <directory>`",
-                T::NetworkShare => "write the share as `share: '\\\\server\\name'`",
-                _ => {
-                    "describe the disk: `device: {backing: vmfs | rdm-physical | rdm-virtual, ...}`"
-                }
-            })
-            .about(Kind::DataSource, ds.name().as_str());
-            ctx.report(f);
-        }
-        let unused: [(&str, bool, &str); 8] = [
-            (
-                "device",
-                s.device.is_some() && !t.needs_device(),
-                "has no device of its own",
+        let f = Finding::new(
+            &cat::DATA_SOURCE_FIELD_UNUSED,
+            format!(
+                "`{field}` does not apply to {t} data source `{}`: a {t} {why}",
+                ds.name()
             ),
-            (
-                "on",
-                s.on.is_some() && t != T::MountPoint,
-                "is not a mount point",
+            ctx.at_key(ds.doc, &format!("/spec/{field}")),
+        )
+        .with_help(format!("remove `{field}`, or correct `type`"))
+        .about(Kind::DataSource, ds.name().as_str());
+        ctx.report(f);
+    }
+}
+
+fn vmfs_backing(ctx: &mut Ctx, ds: &Object<DataSourceSpec>) {
+    use DataSourceType as T;
+    let s = &ds.spec;
+    let t = s.kind;
+    if t == T::Vmfs
+        && let Some(dev) = &s.device
+        && dev.backing != Backing::Vmfs
+    {
+        let f = Finding::new(
+            &cat::VMFS_DATA_SOURCE_BACKING,
+            format!(
+                "vmfs data source `{}` has a {} device: the VMFS data source manages virtual disks on a VMFS volume",
+                ds.name(),
+                dev.backing
             ),
-            (
-                "path",
-                s.path.is_some() && t != T::MountPoint,
-                "is not a mount point",
-            ),
-            (
-                "fsType",
-                s.fs_type.is_some() && t != T::MountPoint,
-                "is not a mount point",
-            ),
-            (
-                "members",
-                !s.members.is_empty() && t != T::Composite,
-                "is not a composite",
-            ),
-            (
-                "share",
-                s.share.is_some() && t != T::NetworkShare,
-                "is not a network share",
-            ),
-            (
-                "pairedWith",
-                s.paired_with.is_some() && !matches!(t, T::MirrorView | T::Srdf),
-                "is not MirrorView or SRDF",
-            ),
-            (
-                "mode",
-                s.mode.is_some() && !matches!(t, T::MirrorView | T::Srdf | T::Mirroring),
-                "has no replication mode",
-            ),
-        ];
-        for (field, present, why) in unused {
-            if !present {
-                continue;
-            }
-            let f = Finding::new(
-                &cat::DATA_SOURCE_FIELD_UNUSED,
-                format!(
-                    "`{field}` does not apply to {t} data source `{}`: a {t} {why}",
-                    ds.name()
-                ),
-                ctx.at_key(ds.doc, &format!("/spec/{field}")),
-            )
-            .with_help(format!("remove `{field}`, or correct `type`"))
-            .about(Kind::DataSource, ds.name().as_str());
-            ctx.report(f);
-        }
-        if t == T::Vmfs
-            && let Some(dev) = &s.device
-            && dev.backing != Backing::Vmfs
-        {
-            let f = Finding::new(
-                &cat::VMFS_DATA_SOURCE_BACKING,
-                format!(
-                    "vmfs data source `{}` has a {} device: the VMFS data source manages virtual disks on a VMFS volume",
-                    ds.name(),
-                    dev.backing
-                ),
-                ctx.at(ds.doc, "/spec/device/backing"),
-            )
-            .with_help("write `backing: vmfs`, or use a sharedDisk data source for an RDM device")
-            .about(Kind::DataSource, ds.name().as_str());
-            ctx.report(f);
-        }
+            ctx.at(ds.doc, "/spec/device/backing"),
+        )
+        .with_help("write `backing: vmfs`, or use a sharedDisk data source for an RDM device")
+        .about(Kind::DataSource, ds.name().as_str());
+        ctx.report(f);
     }
 }
 

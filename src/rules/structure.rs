@@ -7,7 +7,7 @@ use super::Ctx;
 use crate::catalog as cat;
 use crate::diag::Finding;
 use crate::load::did_you_mean;
-use crate::model::{DocId, Kind, Name};
+use crate::model::{Config, DocId, Kind, Name};
 
 pub fn check(ctx: &mut Ctx) {
     duplicate_names(ctx);
@@ -68,164 +68,157 @@ fn domain_count(ctx: &mut Ctx) {
 struct Ref<'a> {
     from: (Kind, &'a Name),
     doc: DocId,
-    pointer: String,
+    at: Field<'a>,
     target: Kind,
     name: &'a str,
 }
 
+/// Where a reference is written; its JSON pointer is built only for a
+/// reference that dangles (most of them resolve).
+#[derive(Clone, Copy)]
+enum Field<'a> {
+    /// `/spec/host`
+    Fixed(&'static str),
+    /// `/spec/preferredNodes/3` (prefix, index, suffix)
+    Item(&'static str, usize, &'static str),
+    /// `/spec/members/node1`: a line's member is a mapping key.
+    Key(&'static str, &'a str),
+}
+
+impl Field<'_> {
+    fn pointer(self) -> String {
+        match self {
+            Field::Fixed(p) => p.to_owned(),
+            Field::Item(prefix, i, suffix) => format!("{prefix}{i}{suffix}"),
+            Field::Key(prefix, key) => format!("{prefix}{key}"),
+        }
+    }
+}
+
 fn references(ctx: &mut Ctx) {
-    let cfg = ctx.config;
-    let mut refs: Vec<Ref> = Vec::new();
-    fn add<'a>(
-        refs: &mut Vec<Ref<'a>>,
-        from: (Kind, &'a Name),
-        doc: DocId,
-        pointer: String,
-        target: Kind,
-        name: &'a str,
-    ) {
-        refs.push(Ref {
-            from,
-            doc,
-            pointer,
-            target,
-            name,
-        });
-    }
-    for n in &cfg.nodes {
-        if let Some(h) = &n.spec.host {
-            add(
-                &mut refs,
-                (Kind::Node, n.name()),
-                n.doc,
-                "/spec/host".into(),
-                Kind::Host,
-                h.as_str(),
-            );
-        }
-        if let crate::model::Vmotion::Targets(hosts) = &n.spec.vmotion {
-            for (i, h) in hosts.iter().enumerate() {
-                add(
-                    &mut refs,
-                    (Kind::Node, n.name()),
-                    n.doc,
-                    format!("/spec/vmotion/{i}"),
-                    Kind::Host,
-                    h.as_str(),
-                );
-            }
-        }
-    }
-    for l in &cfg.lines {
-        for member in l.spec.members.keys() {
-            add(
-                &mut refs,
-                (Kind::NetworkLine, l.name()),
-                l.doc,
-                format!("/spec/members/{member}"),
-                Kind::Node,
-                member.as_str(),
-            );
-        }
-    }
-    for d in &cfg.data_sources {
-        let from = (Kind::DataSource, d.name());
-        if let Some(on) = &d.spec.on {
-            add(
-                &mut refs,
-                from,
-                d.doc,
-                "/spec/on".into(),
-                Kind::DataSource,
-                on.as_str(),
-            );
-        }
-        if let Some(p) = &d.spec.paired_with {
-            add(
-                &mut refs,
-                from,
-                d.doc,
-                "/spec/pairedWith".into(),
-                Kind::DataSource,
-                p.as_str(),
-            );
-        }
-        for (i, m) in d.spec.members.iter().enumerate() {
-            add(
-                &mut refs,
-                from,
-                d.doc,
-                format!("/spec/members/{i}"),
-                Kind::DataSource,
-                m.as_str(),
-            );
-        }
-    }
-    for g in &cfg.groups {
-        let from = (Kind::ResourceGroup, g.name());
-        for (i, n) in g.spec.preferred_nodes.iter().enumerate() {
-            add(
-                &mut refs,
-                from,
-                g.doc,
-                format!("/spec/preferredNodes/{i}"),
-                Kind::Node,
-                n.as_str(),
-            );
-        }
-        for (i, d) in g.spec.data_sources.iter().enumerate() {
-            add(
-                &mut refs,
-                from,
-                g.doc,
-                format!("/spec/dataSources/{i}"),
-                Kind::DataSource,
-                d.as_str(),
-            );
-        }
-        for (i, ip) in g.spec.ip_addresses.iter().enumerate() {
-            add(
-                &mut refs,
-                from,
-                g.doc,
-                format!("/spec/ipAddresses/{i}/line"),
-                Kind::NetworkLine,
-                ip.line.as_str(),
-            );
-        }
-    }
+    // A dropped document may be the one referred to.
     if ctx.unit.incomplete {
         return;
     }
-    for r in refs {
-        if ctx.declares(r.target, r.name) {
-            continue;
-        }
-        let candidates = names_of(ctx, r.target);
-        let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
-        let help = match did_you_mean(r.name, &candidates) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None if candidates.is_empty() => format!("no {} is defined; add one", r.target),
-            None => format!("defined {}s: {}", r.target, candidates.join(", ")),
-        };
-        // Members of a line are map keys: point at the key.
-        let loc = if r.pointer.contains("/members/") && r.from.0 == Kind::NetworkLine {
-            ctx.at_key(r.doc, &r.pointer)
-        } else {
-            ctx.at(r.doc, &r.pointer)
-        };
-        let f = Finding::new(
-            &cat::DANGLING_REFERENCE,
-            format!(
-                "{} `{}` refers to {} `{}`, which does not exist",
-                r.from.0, r.from.1, r.target, r.name
-            ),
-            loc,
-        )
-        .with_help(help)
-        .about(r.from.0, r.from.1.as_str());
-        ctx.report(f);
+    let cfg = ctx.config;
+    let mut refs: Vec<Ref> = Vec::new();
+    node_refs(cfg, &mut refs);
+    for l in &cfg.lines {
+        let from = (Kind::NetworkLine, l.name());
+        refs.extend(l.spec.members.keys().map(|m| Ref {
+            from,
+            doc: l.doc,
+            at: Field::Key("/spec/members/", m.as_str()),
+            target: Kind::Node,
+            name: m.as_str(),
+        }));
     }
+    data_source_refs(cfg, &mut refs);
+    group_refs(cfg, &mut refs);
+    for r in refs {
+        if !ctx.declares(r.target, r.name) {
+            dangling(ctx, r);
+        }
+    }
+}
+
+fn node_refs<'a>(cfg: &'a Config, refs: &mut Vec<Ref<'a>>) {
+    for n in &cfg.nodes {
+        let from = (Kind::Node, n.name());
+        let to_host = |at, h: &'a Name| Ref {
+            from,
+            doc: n.doc,
+            at,
+            target: Kind::Host,
+            name: h.as_str(),
+        };
+        if let Some(h) = &n.spec.host {
+            refs.push(to_host(Field::Fixed("/spec/host"), h));
+        }
+        if let crate::model::Vmotion::Targets(hosts) = &n.spec.vmotion {
+            for (i, h) in hosts.iter().enumerate() {
+                refs.push(to_host(Field::Item("/spec/vmotion/", i, ""), h));
+            }
+        }
+    }
+}
+
+fn data_source_refs<'a>(cfg: &'a Config, refs: &mut Vec<Ref<'a>>) {
+    for d in &cfg.data_sources {
+        let from = (Kind::DataSource, d.name());
+        let to_source = |at, name: &'a Name| Ref {
+            from,
+            doc: d.doc,
+            at,
+            target: Kind::DataSource,
+            name: name.as_str(),
+        };
+        if let Some(on) = &d.spec.on {
+            refs.push(to_source(Field::Fixed("/spec/on"), on));
+        }
+        if let Some(p) = &d.spec.paired_with {
+            refs.push(to_source(Field::Fixed("/spec/pairedWith"), p));
+        }
+        for (i, m) in d.spec.members.iter().enumerate() {
+            refs.push(to_source(Field::Item("/spec/members/", i, ""), m));
+        }
+    }
+}
+
+fn group_refs<'a>(cfg: &'a Config, refs: &mut Vec<Ref<'a>>) {
+    for g in &cfg.groups {
+        let from = (Kind::ResourceGroup, g.name());
+        let to = |at, target, name: &'a Name| Ref {
+            from,
+            doc: g.doc,
+            at,
+            target,
+            name: name.as_str(),
+        };
+        for (i, n) in g.spec.preferred_nodes.iter().enumerate() {
+            refs.push(to(
+                Field::Item("/spec/preferredNodes/", i, ""),
+                Kind::Node,
+                n,
+            ));
+        }
+        for (i, d) in g.spec.data_sources.iter().enumerate() {
+            let at = Field::Item("/spec/dataSources/", i, "");
+            refs.push(to(at, Kind::DataSource, d));
+        }
+        for (i, ip) in g.spec.ip_addresses.iter().enumerate() {
+            let at = Field::Item("/spec/ipAddresses/", i, "/line");
+            refs.push(to(at, Kind::NetworkLine, &ip.line));
+        }
+    }
+}
+
+fn dangling(ctx: &mut Ctx, r: Ref) {
+    let candidates = names_of(ctx, r.target);
+    let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
+    let help = match did_you_mean(r.name, &candidates) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None if candidates.is_empty() => format!("no {} is defined; add one", r.target),
+        None => format!("defined {}s: {}", r.target, candidates.join(", ")),
+    };
+    let pointer = r.at.pointer();
+    // Members of a line are map keys: point at the key.
+    let loc = if matches!(r.at, Field::Key(..)) {
+        ctx.at_key(r.doc, &pointer)
+    } else {
+        ctx.at(r.doc, &pointer)
+    };
+    let f = Finding::new(
+        &cat::DANGLING_REFERENCE,
+        format!(
+            "{} `{}` refers to {} `{}`, which does not exist",
+            r.from.0, r.from.1, r.target, r.name
+        ),
+        loc,
+    )
+    .with_help(help)
+    .about(r.from.0, r.from.1.as_str());
+    ctx.report(f);
 }
 
 fn names_of(ctx: &Ctx, kind: Kind) -> Vec<String> {

@@ -35,9 +35,10 @@ pub enum EventKind {
     Takeover,
     /// An operator override was given, cleared, or expired.
     Override,
-    /// Storage fencing: a node reported it may still hold a group's storage
-    /// (a stop failed there, the group starts nowhere), or an operator
-    /// confirmed the node down (`asctl confirm-down`).
+    /// Fencing: a node reported it may still hold a group's storage (a stop
+    /// failed there, the group starts nowhere), an operator confirmed the
+    /// node down (`asctl confirm-down`), or a node fenced itself while out
+    /// of contact ([`SelfFencing`], at the node's time, with its cause).
     Fencing,
 }
 
@@ -90,4 +91,25 @@ pub struct EventsView {
     /// The number of the newest event (0: none yet), to ask for what
     /// follows it.
     pub last_seq: u64,
+}
+
+/// A fence a node put on itself (every group taken offline here: isolated,
+/// out of quorum, frozen, a lease that ran out, a fail-stop) while it could
+/// not commit anything. Kept in the node's fencing journal
+/// (`crate::agent::journal`) and submitted to the domain once the node is
+/// back in contact ([`crate::domain::Command::SelfFenced`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfFencing {
+    /// Numbered by the node, increasing: the domain records each number of
+    /// a node once, however often it is submitted.
+    pub seq: u64,
+    /// When the node fenced itself, by its own clock (ms since the Unix
+    /// epoch).
+    pub at_ms: u64,
+    /// Why, in words.
+    pub cause: String,
+    /// The groups it ran then (what the fence took offline).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Name>,
 }

@@ -23,6 +23,6 @@ pub mod lines;
 pub mod report;
 
 pub use api::{ApplyRequest, ApplyResponse, MemberView, NodeView, StatusView};
-pub use events::{Event, EventKind, EventsView};
+pub use events::{Event, EventKind, EventsView, SelfFencing};
 pub use lines::{LineView, LinesView, PeerLinesView, PeerState};
 pub use report::{GroupState, LocalGroupStatus, NodeReport, ResourceError};

@@ -159,12 +159,15 @@ pub fn config(lun: &Lun, preferred: &[&str]) -> String {
 
 /// Boots node `idx`'s mount namespace inside its network namespace `ns`: a
 /// process (`sleep`, exec'd by `unshare`, so its pid is the child's) in a
-/// mount namespace of its own with private propagation, the node's loop
-/// device bound on `device.path`. Returns once the bind is there.
+/// mount namespace of its own, the node's loop device bound on
+/// `device.path`. Its mounts are slaves of the host's: what the node mounts
+/// stays its own, while the harness's unmount and mount of a node's data
+/// file system (`storage.rs`, a shared mount) still reach it. Returns once
+/// the bind is there.
 pub fn boot(ns: &str, lun: &Lun, idx: usize) -> Child {
     let child = Command::new("ip")
         .args(["netns", "exec", ns, "unshare", "--mount", "--propagation"])
-        .args(["private", "sh", "-c"])
+        .args(["slave", "sh", "-c"])
         .arg("mount --bind \"$1\" \"$2\" && exec sleep infinity")
         .arg("sh")
         .arg(&lun.loops[idx])

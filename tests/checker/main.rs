@@ -13,12 +13,14 @@
 
 mod cli;
 mod cli_conventions;
+mod cli_sarif;
 mod editor;
 mod layers;
 mod load_props;
 mod place_props;
 mod place_scenarios;
 mod plan_diff;
+mod plan_saved;
 mod rules_across_groups;
 mod rules_catalog;
 mod rules_examples;

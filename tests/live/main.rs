@@ -27,5 +27,8 @@ mod ocf_guard;
 mod operate;
 mod readiness;
 mod reconciler;
+mod self_fencing;
 mod supervise;
+mod terminal;
 mod unclean;
+mod up;

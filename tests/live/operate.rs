@@ -6,9 +6,13 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{ASCTL, LiveDomain, Owned, alive, eventually, log_text, text};
+use crate::support::{ASCTL, LiveDomain, Owned, alive, log_text, text};
 
 const LONG: Duration = Duration::from_secs(90);
+/// Longer than `up` may take to give up by itself (its `--timeout`, here
+/// the default 60 s, to form and again to converge), so that a slow
+/// bring-up ends in `up`'s own error rather than in the test's timeout.
+const UP_WAIT: Duration = Duration::from_secs(150);
 
 fn answered_by(d: &LiveDomain) -> (String, Duration) {
     let started = Instant::now();
@@ -93,6 +97,35 @@ fn up_logged(d: &LiveDomain, log: &std::path::Path) -> Owned {
     ))
 }
 
+/// Waits until `up`'s output satisfies `said`. Fails at once when `up`
+/// exits meanwhile, and on either failure shows `up`'s output and every
+/// agent's log: a bring-up that failed says why there, not in a timeout.
+fn until_up_says(
+    d: &LiveDomain,
+    up: &mut Owned,
+    log: &std::path::Path,
+    what: &str,
+    said: impl Fn(&str) -> bool,
+) {
+    let outcome = crate::support::poll(UP_WAIT, || {
+        if said(&log_text(log)) {
+            return Some(Ok(()));
+        }
+        let exited = up.0.as_mut()?.try_wait().ok().flatten()?;
+        Some(Err(format!("up exited ({exited}) before {what}")))
+    });
+    let failure = match outcome {
+        Some(Ok(())) => return,
+        Some(Err(e)) => e,
+        None => format!("timed out after {UP_WAIT:?} waiting for {what}"),
+    };
+    panic!(
+        "{failure}\n--- up's output\n{}\n{}",
+        log_text(log),
+        d.agent_logs()
+    );
+}
+
 fn agent_pid(d: &LiveDomain, node: &str) -> i32 {
     let path = d.state.join("nodes").join(node).join("agent.pid");
     std::fs::read_to_string(path)
@@ -110,8 +143,8 @@ fn up_refuses_a_second_up_and_restarts_a_killed_agent() {
     let d = LiveDomain::prepare();
     let log = d.dir.path().join("up.log");
     let mut up = up_logged(&d, &log);
-    eventually("up to bring the domain up", LONG, || {
-        log_text(&log).contains("The domain runs").then_some(())
+    until_up_says(&d, &mut up, &log, "up to bring the domain up", |l| {
+        l.contains("The domain runs")
     });
     let nodes = ["node1", "node2", "node3"];
     let pids: Vec<i32> = nodes.iter().map(|n| agent_pid(&d, n)).collect();
@@ -161,11 +194,9 @@ fn up_refuses_a_second_up_and_restarts_a_killed_agent() {
     unsafe {
         libc::kill(pids[1], libc::SIGKILL);
     }
-    eventually("up to report and restart node2", LONG, || {
-        let l = log_text(&log);
-        (l.contains("the agent of node2 was killed by SIGKILL (signal 9)")
-            && l.contains("Restarted the agent of node2"))
-        .then_some(())
+    until_up_says(&d, &mut up, &log, "up to report and restart node2", |l| {
+        l.contains("the agent of node2 was killed by SIGKILL (signal 9)")
+            && l.contains("Restarted the agent of node2")
     });
     let restarted = agent_pid(&d, "node2");
     assert_ne!(restarted, pids[1]);

@@ -2,14 +2,13 @@
 //! point → writer process online in that order, offline in reverse, with the
 //! acknowledged records on the disk. Root only (loop devices, mounts).
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::storage_support::{Lun, live, mounted};
+use crate::storage_support::{Lun, Watch, ack, db_group, live, mounted};
 use asctl::agent::execution::reconciler::{self, Desired, Options};
 use asctl::model::{Config, Name};
 use asctl::wire::{GroupState, NodeReport};
@@ -19,49 +18,12 @@ fn name(s: &str) -> Name {
     s.parse().expect("valid name")
 }
 
-fn config(yaml: &str) -> Arc<Config> {
+/// Group `db` on `dev` and `mnt`, its writer on `port`, closely watched.
+fn db_config(dev: &Path, mnt: &Path, port: u16) -> Arc<Config> {
+    let yaml = db_group(dev, mnt, port, Watch::Close);
     let loaded = asctl::load::load_texts([("test.yaml", yaml.as_bytes())]);
     assert!(loaded.findings.is_empty(), "{:#?}", loaded.findings);
     Arc::new(loaded.config)
-}
-
-fn db_config(dev: &Path, mnt: &Path, port: u16) -> Arc<Config> {
-    config(&format!(
-        r#"apiVersion: asctl/v1
-kind: DataSource
-metadata: {{name: db-disk}}
-spec:
-  type: sharedDisk
-  device: {{backing: rdm-physical, path: {dev}}}
-  monitor: {{interval: 200ms, timeout: 2s}}
----
-apiVersion: asctl/v1
-kind: DataSource
-metadata: {{name: db-data}}
-spec:
-  type: mountPoint
-  on: db-disk
-  path: {mnt}
-  fsType: ext4
-  options: noatime
-  stopTimeout: 2s
-  monitor: {{interval: 200ms, timeout: 2s}}
----
-apiVersion: asctl/v1
-kind: ResourceGroup
-metadata: {{name: db}}
-spec:
-  preferredNodes: [node1]
-  dataSources: [db-disk, db-data]
-  processes:
-    - name: writer
-      command: [asctl, demo-writer, --dir, {mnt}, --port, "{port}"]
-      stopTimeout: 2s
-      monitor: {{interval: 200ms, timeout: 1s, probe: {{tcp: "127.0.0.1:{port}"}}}}
-"#,
-        dev = dev.display(),
-        mnt = mnt.display(),
-    ))
 }
 
 async fn wait_state(rx: &watch::Receiver<NodeReport>, want: GroupState) -> String {
@@ -86,24 +48,19 @@ async fn wait_state(rx: &watch::Receiver<NodeReport>, want: GroupState) -> Strin
     }
 }
 
+/// Each record's acknowledgement by the writer.
 fn write(port: u16, records: &[&str]) -> Vec<String> {
-    // Online means started; the writer may still be binding its port.
+    // Online means started: the writer may still be binding its port (its
+    // probe connects the same way).
     let deadline = Instant::now() + Duration::from_secs(5);
-    let s = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(e) => assert!(Instant::now() < deadline, "writer does not answer: {e}"),
-        }
+    while let Err(e) = TcpStream::connect(("127.0.0.1", port)) {
+        assert!(Instant::now() < deadline, "writer does not answer: {e}");
         std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut out = s.try_clone().unwrap();
-    let mut acks = Vec::new();
-    let mut lines = BufReader::new(s).lines();
-    for r in records {
-        writeln!(out, "{r}").unwrap();
-        acks.push(lines.next().unwrap().unwrap());
     }
-    acks
+    records
+        .iter()
+        .map(|r| ack(port, r).expect("the writer acknowledges"))
+        .collect()
 }
 
 #[tokio::test]
@@ -114,11 +71,13 @@ async fn a_group_with_its_data_goes_online_in_order_and_offline_in_reverse() {
     let mnt = lun.dir("srv/db");
     let data = tempfile::tempdir().unwrap();
     let port = 47514;
-    let (tx, rx) = watch::channel(Desired {
-        generation: 1,
+    // `db` wanted here, or not, at `generation`.
+    let desired = |generation, here: bool| Desired {
+        generation,
         config: db_config(&lo.dev, &mnt, port),
-        groups_here: [name("db")].into(),
-    });
+        groups_here: here.then(|| name("db")).into_iter().collect(),
+    };
+    let (tx, rx) = watch::channel(desired(1, true));
     let mut opts = Options::new(name("node1"), data.path().to_path_buf());
     opts.tick = Duration::from_millis(50);
     opts.asctl_exe = Some(PathBuf::from(env!("CARGO_BIN_EXE_asctl")));
@@ -135,11 +94,7 @@ async fn a_group_with_its_data_goes_online_in_order_and_offline_in_reverse() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    tx.send_replace(Desired {
-        generation: 2,
-        config: db_config(&lo.dev, &mnt, port),
-        groups_here: Default::default(),
-    });
+    tx.send_replace(desired(2, false));
     wait_state(&handle.reports, GroupState::Offline).await;
     assert!(!mounted(&mnt), "unmounted after the writer stopped");
     let _ = stray.wait();
@@ -151,11 +106,7 @@ async fn a_group_with_its_data_goes_online_in_order_and_offline_in_reverse() {
 
     // Online again (as on another node after a failover): the records are
     // there and the sequence continues.
-    tx.send_replace(Desired {
-        generation: 3,
-        config: db_config(&lo.dev, &mnt, port),
-        groups_here: [name("db")].into(),
-    });
+    tx.send_replace(desired(3, true));
     wait_state(&handle.reports, GroupState::Online).await;
     assert_eq!(write(port, &["gamma"]), ["ack 3"]);
     assert_eq!(

@@ -7,13 +7,12 @@
 //! domain with these timings could start the group (`T − I + W` after the
 //! freeze, docs/ha.md). Root only.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::storage_support::{Lun, live};
+use crate::storage_support::{Lun, Watch, ack, db_group, live};
 use asctl::agent::detection::detector::takeover_wait;
 
 const ASCTL: &str = env!("CARGO_BIN_EXE_asctl");
@@ -58,41 +57,7 @@ fn write_config(dir: &Path, dev: &Path, mnt: &Path, api: u16, hb: u16, port: u16
              domain\n  subnet: 127.0.1.0/24\n  members: {node1: 127.0.1.1}\n"
                 .to_string(),
         ),
-        (
-            "db.yaml",
-            format!(
-                r#"apiVersion: asctl/v1
-kind: DataSource
-metadata: {{name: db-disk}}
-spec:
-  type: sharedDisk
-  device: {{backing: rdm-physical, path: {dev}}}
----
-apiVersion: asctl/v1
-kind: DataSource
-metadata: {{name: db-data}}
-spec:
-  type: mountPoint
-  on: db-disk
-  path: {mnt}
-  fsType: ext4
-  stopTimeout: 2s
----
-apiVersion: asctl/v1
-kind: ResourceGroup
-metadata: {{name: db}}
-spec:
-  preferredNodes: [node1]
-  dataSources: [db-disk, db-data]
-  processes:
-    - name: writer
-      command: [asctl, demo-writer, --dir, {mnt}, --port, "{port}"]
-      monitor: {{interval: 1s, timeout: 1s, probe: {{tcp: "127.0.0.1:{port}"}}}}
-"#,
-                dev = dev.display(),
-                mnt = mnt.display()
-            ),
-        ),
+        ("db.yaml", db_group(dev, mnt, port, Watch::Writer)),
     ];
     for (name, text) in files {
         std::fs::write(dir.join(name), text).expect("write config");
@@ -145,14 +110,6 @@ fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
         assert!(t0.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn ack(port: u16, record: &str) -> Option<String> {
-    let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let mut out = s.try_clone().ok()?;
-    writeln!(out, "{record}").ok()?;
-    BufReader::new(s).lines().next()?.ok()
 }
 
 /// The agent in its own mount namespace; killed (and its namespace with its

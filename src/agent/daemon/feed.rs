@@ -9,11 +9,12 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::agent::execution::reconciler::Desired;
+use crate::agent::failover::journal::Journal;
 use crate::agent::failover::policy;
 use crate::agent::failover::takeover::{self, Clearance};
 use crate::agent::metrics::Metrics;
 use crate::domain::network::{self, Inbound};
-use crate::domain::{DomainState, Replica};
+use crate::domain::{Command, DomainState, Replica};
 use crate::model::Name;
 use crate::wire::NodeReport;
 
@@ -124,6 +125,7 @@ pub(super) async fn feed_reconciler(
 pub(super) async fn send_reports(
     members: Inbound,
     metrics: Arc<Metrics>,
+    journal: Journal,
     mut reports: watch::Receiver<NodeReport>,
     mut clearance: watch::Receiver<Clearance>,
     mut stop: watch::Receiver<bool>,
@@ -144,8 +146,12 @@ pub(super) async fn send_reports(
         // died): try again soon, not a whole period later — a new leader
         // decides on this report's verdicts (`policy::disputed`), and waiting a
         // period cost a leader's crash 2 s of failover.
+        let node = report.node.clone();
         let wait = match network::inbound::deliver_report(&members, report).await {
-            Ok(()) => period,
+            Ok(()) => {
+                submit_fencings(&members.domain, &node, &journal).await;
+                period
+            }
             Err(e) => {
                 tracing::debug!("report not delivered: {e}");
                 Duration::from_millis(100)
@@ -161,3 +167,33 @@ pub(super) async fn send_reports(
         }
     }
 }
+
+/// Submits the fences this node recorded while it could not commit
+/// ([`Journal`]) that the domain's history does not have yet. Called once a
+/// report reached the leader, so the domain is in contact; bounded, so a
+/// leader lost meanwhile delays the next report by little. Whatever is not
+/// committed now goes with the next report.
+async fn submit_fencings(domain: &Replica, node: &Name, journal: &Journal) {
+    let seen = domain
+        .state()
+        .self_fencings_seen
+        .get(node)
+        .copied()
+        .unwrap_or(0);
+    let fencings = journal.after(seen);
+    if fencings.is_empty() {
+        return;
+    }
+    let cmd = Command::SelfFenced {
+        node: node.clone(),
+        fencings,
+    };
+    match tokio::time::timeout(SUBMIT_WAIT, domain.write(cmd)).await {
+        Ok(Ok(_)) => info!("the fences recorded while out of contact are in the domain's history"),
+        Ok(Err(e)) => warn!("cannot submit the fencing journal yet: {e}"),
+        Err(_) => warn!("cannot submit the fencing journal yet: no answer within {SUBMIT_WAIT:?}"),
+    }
+}
+
+/// How long one submission of the fencing journal may take.
+const SUBMIT_WAIT: Duration = Duration::from_secs(2);

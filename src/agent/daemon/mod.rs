@@ -27,6 +27,7 @@ use tracing::{error, info, warn};
 use crate::agent::detection::packet::DomainKey;
 use crate::agent::execution::reconciler::{self, Options, ReconcilerHandle};
 use crate::agent::failover::guard::{self, Guard};
+use crate::agent::failover::journal::Journal;
 use crate::agent::failover::policy::{self, DetectorHealth, PolicyContext};
 use crate::agent::failover::takeover::Clearance;
 use crate::agent::metrics::Metrics;
@@ -164,6 +165,9 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         None => info!("{name}: stopping"),
         Some(cause) => error!("{name}: {cause}: fencing this node's groups and exiting"),
     }
+    if let (Some(cause), Some(node)) = (&fatal, &node) {
+        node.journal_fail_stop(cause);
+    }
     let _ = stop.send(true);
     let failed = fatal.is_some();
     if let Some(node) = node {
@@ -284,6 +288,9 @@ struct NodeStart {
 /// and stopped, by [`NodeTasks::stop`], in an order that never leaves a
 /// group running unfenced.
 struct NodeTasks {
+    /// Where a fail-stop is recorded, with what ran here then.
+    journal: Journal,
+    reports: watch::Receiver<crate::wire::NodeReport>,
     /// The lease guard's renewal; told to stop last.
     guard_stop: watch::Sender<bool>,
     guard: JoinHandle<Guard>,
@@ -343,7 +350,8 @@ impl NodeTasks {
                     metrics: s.metrics.clone(),
                     health: s.health.clone(),
                     clearance: clearance_tx,
-                    reports: report_rx,
+                    reports: report_rx.clone(),
+                    journal: Journal::new(&s.data_dir),
                 },
                 s.stop.clone(),
             ),
@@ -353,6 +361,7 @@ impl NodeTasks {
         // agent frozen while it waits here comes back with stale metrics
         // that look caught up, and only the lease notices the gap. A stop
         // asked for during the wait (or before) starts nothing.
+        let journal = Journal::new(&s.data_dir);
         let may_start = !shutdown.is_requested()
             && tokio::select! {
                 () = feed::wait_to_reconcile(&s.domain, &clearance_rx) => true,
@@ -365,12 +374,29 @@ impl NodeTasks {
             Reconciling::start(s, ropts, report_tx, clearance_rx, lapse_rx)
         });
         Ok(NodeTasks {
+            journal,
+            reports: report_rx,
             guard_stop,
             guard,
             lapse,
             policy,
             reconciling,
         })
+    }
+
+    /// A fail-stop fences this node (the guard, below) while the agent
+    /// is about to exit: recorded for the domain's history, which the next
+    /// agent of this node submits.
+    fn journal_fail_stop(&self, cause: &AgentError) {
+        let groups = policy::held_groups(&self.reports.borrow());
+        if groups.is_empty() {
+            return;
+        }
+        let now = std::time::SystemTime::now();
+        let cause = format!("fail-stop: {cause}");
+        if let Err(e) = self.journal.record(now, now, &cause, groups) {
+            warn!("cannot write the fencing journal: {e}");
+        }
     }
 
     /// Once the agent's stop signal went out: the reconciler's feeders end,
@@ -461,6 +487,7 @@ impl Reconciling {
             feed::send_reports(
                 s.members,
                 s.metrics,
+                Journal::new(&s.data_dir),
                 reconciler.reports.clone(),
                 clearance,
                 s.stop,

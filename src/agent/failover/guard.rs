@@ -177,6 +177,8 @@ fn read_commands(pending: &mut Vec<u8>, lease: &mut Option<(Instant, Duration)>)
 /// users.
 fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, why: &str) {
     let t = Instant::now();
+    let at = std::time::SystemTime::now();
+    let groups = recorded_groups(data_dir);
     let killed = drivers::process::kill_recorded(data_dir);
     let removed = rt.block_on(drivers::ip::remove_recorded(data_dir));
     let storage = rt.block_on(super::guard_storage::release(data_dir));
@@ -190,6 +192,33 @@ fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, why: &str) {
         storage.stopped,
         t.elapsed().as_millis()
     );
+    // Only a fence that took something down is the domain's business.
+    let took_storage = !(storage.unmounted.is_empty() && storage.stopped.is_empty());
+    if !(killed.is_empty() && removed.is_empty()) || took_storage {
+        let cause = format!("its lease guard fenced it: {why}");
+        if let Err(e) = super::journal::Journal::new(data_dir).record(at, at, &cause, groups) {
+            eprintln!("asctl guard: cannot write the fencing journal: {e}");
+        }
+    }
+}
+
+/// The groups with a process recorded under `<data_dir>/run/`: what the
+/// guard's fence takes down.
+fn recorded_groups(data_dir: &Path) -> Vec<crate::model::Name> {
+    let Ok(dirs) = std::fs::read_dir(data_dir.join("run")) else {
+        return Vec::new();
+    };
+    let mut groups: Vec<crate::model::Name> = dirs
+        .flatten()
+        .filter(|d| {
+            std::fs::read_dir(d.path()).is_ok_and(|mut f| {
+                f.any(|f| f.is_ok_and(|f| f.path().extension().is_some_and(|e| e == "pid")))
+            })
+        })
+        .filter_map(|d| d.file_name().to_str()?.parse().ok())
+        .collect();
+    groups.sort();
+    groups
 }
 
 // ----------------------------------------------------------------------------

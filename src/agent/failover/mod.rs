@@ -9,8 +9,11 @@
 //! - [`guard`]: the lease guard, a separate process that fences the node
 //!   when the agent stops renewing its lease; [`guard_storage`], its
 //!   release of the node's mounts and OCF resources.
+//! - [`journal`]: the node's record of the fences it put on itself, for the
+//!   domain's history once it is back in contact.
 
 pub mod guard;
 pub mod guard_storage;
+pub mod journal;
 pub mod policy;
 pub mod takeover;

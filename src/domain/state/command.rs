@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{DomainState, NodeRecord, StampInfo, config_from_documents};
 use crate::model::Name;
 use crate::plan::{Health, NodeState, Placement, carry_over, place_with};
-use crate::wire::{EventKind, GroupState, NodeReport};
+use crate::wire::{EventKind, GroupState, NodeReport, SelfFencing};
 
 /// A change to the domain, as written to the replicated log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,6 +81,13 @@ pub enum Command {
     },
     /// The leader removes the overrides that have ended by the stamp's time.
     ExpireOverrides,
+    /// `node` fenced itself while it could not commit (its fencing
+    /// journal): each entry is recorded once, at the node's time, however
+    /// often the node submits it ([`DomainState::self_fencings_seen`]).
+    SelfFenced {
+        node: Name,
+        fencings: Vec<SelfFencing>,
+    },
     /// `stamped`, with the time the leader committed it (its clock, ms since
     /// the Unix epoch), who asked for it (the name the CLI gave) and the
     /// leader's evidence about nodes it declares lost. The leader stamps
@@ -255,6 +262,7 @@ impl DomainState {
             Command::NodeReport { report } => self.apply_report(report),
             Command::ClearFailures { group, node } => self.clear_failures(group, node),
             Command::ConfirmDown { node } => self.confirm_down(node),
+            Command::SelfFenced { node, fencings } => self.record_self_fencings(&node, fencings),
         }
     }
 

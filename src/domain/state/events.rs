@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{DomainState, NodeRecord};
+use super::{DomainState, NodeRecord, Outcome};
 use crate::model::{Config, Failback, Name};
 use crate::plan::{GroupPlacement, Health, NodeState, Placement, standby_nodes};
-use crate::wire::{Event, EventKind, GroupState, NodeReport};
+use crate::wire::{Event, EventKind, GroupState, NodeReport, SelfFencing};
 
 /// How many events the domain keeps; the oldest are dropped first.
 pub const EVENTS_KEPT: usize = 10_000;
@@ -110,6 +110,57 @@ impl DomainState {
             detail,
             by,
         });
+    }
+
+    /// Records the self-fencings of `node` it had not submitted before, each
+    /// at the node's own time of the fence. Entries are numbered by the
+    /// node; a number recorded once is ignored after.
+    pub(super) fn record_self_fencings(
+        &mut self,
+        node: &Name,
+        mut fencings: Vec<SelfFencing>,
+    ) -> Outcome {
+        let known = self
+            .config()
+            .is_some_and(|c| c.nodes.iter().any(|n| n.name() == node));
+        if !known {
+            return Outcome::UnknownNode { node: node.clone() };
+        }
+        fencings.sort_by_key(|f| f.seq);
+        let mut seen = self.self_fencings_seen.get(node).copied().unwrap_or(0);
+        let mut recorded = false;
+        for f in fencings {
+            if f.seq <= seen {
+                continue;
+            }
+            seen = f.seq;
+            recorded = true;
+            let held = if f.groups.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = f.groups.iter().map(Name::as_str).collect();
+                format!(" (took {} offline)", names.join(", "))
+            };
+            let detail = format!(
+                "{node} fenced itself: {}{held}; recorded once it was back in contact",
+                f.cause
+            );
+            self.events.push(Event {
+                seq: 0,
+                at_ms: f.at_ms,
+                kind: EventKind::Fencing,
+                node: Some(node.clone()),
+                group: None,
+                detail,
+                by: None,
+            });
+        }
+        self.self_fencings_seen.insert(node.clone(), seen);
+        if recorded {
+            Outcome::Done
+        } else {
+            Outcome::Ignored
+        }
     }
 
     /// Records the nodes whose state `health` changes: lost (with the

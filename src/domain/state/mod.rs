@@ -85,6 +85,11 @@ pub struct DomainState {
     /// so every member computes the same expiries and event times.
     #[serde(default)]
     pub clock_ms: u64,
+    /// Per node, the newest entry of its fencing journal recorded in the
+    /// history ([`Command::SelfFenced`]): older ones submitted again are
+    /// not recorded twice, and the node stops submitting them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub self_fencings_seen: BTreeMap<Name, u64>,
     /// `documents`, typed; rebuilt on load rather than replicated.
     #[serde(skip)]
     config: Option<Arc<Config>>,
@@ -112,6 +117,7 @@ impl PartialEq for DomainState {
             && self.overrides == other.overrides
             && self.events == other.events
             && self.clock_ms == other.clock_ms
+            && self.self_fencings_seen == other.self_fencings_seen
     }
 }
 

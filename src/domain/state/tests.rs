@@ -1,5 +1,6 @@
 use super::*;
 use crate::plan::documents::to_document_texts;
+use crate::wire::LocalGroupStatus;
 
 fn quickstart() -> Vec<String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart");
@@ -7,10 +8,41 @@ fn quickstart() -> Vec<String> {
     to_document_texts(&loaded.config)
 }
 
+fn name(n: &str) -> Name {
+    n.parse().expect("name")
+}
+
+/// A fresh state with the quickstart's nodes up and the quickstart applied
+/// (generation 1).
+fn applied() -> DomainState {
+    let mut s = DomainState::default();
+    up(&mut s);
+    let out = s.apply(Command::ApplyConfig {
+        base_generation: 0,
+        documents: quickstart(),
+    });
+    assert_eq!(out, Outcome::Applied { generation: 1 });
+    s
+}
+
+/// `node`'s report, having seen `generation`, with these groups.
+fn report(node: &str, generation: u64, groups: BTreeMap<Name, LocalGroupStatus>) -> Command {
+    Command::NodeReport {
+        report: NodeReport {
+            node: name(node),
+            generation_seen: generation,
+            groups,
+            taken_over: Default::default(),
+            failed_peers: Default::default(),
+            alive_peers: Default::default(),
+        },
+    }
+}
+
 fn up(state: &mut DomainState) {
     let health = ["node1", "node2", "node3"]
         .iter()
-        .map(|n| (n.parse().expect("name"), NodeState::Up))
+        .map(|n| (name(n), NodeState::Up))
         .collect();
     state.apply(Command::SetPlacement {
         generation: state.generation,
@@ -22,13 +54,7 @@ fn up(state: &mut DomainState) {
 
 #[test]
 fn a_decision_taken_on_a_state_that_moved_on_changes_nothing() {
-    let mut s = DomainState::default();
-    up(&mut s);
-    s.apply(Command::ApplyConfig {
-        base_generation: 0,
-        documents: quickstart(),
-    });
-    let name = |n: &str| -> Name { n.parse().expect("name") };
+    let mut s = applied();
     let moved = |to: &str, down: &str| {
         let mut p = s.placement.clone();
         p.get_mut("web").expect("web").node = Some(name(to));
@@ -113,12 +139,7 @@ fn validation_runs_the_rules_not_just_the_loader() {
 
 #[test]
 fn placement_for_an_old_generation_is_ignored() {
-    let mut s = DomainState::default();
-    up(&mut s);
-    s.apply(Command::ApplyConfig {
-        base_generation: 0,
-        documents: quickstart(),
-    });
+    let mut s = applied();
     let out = s.apply(Command::SetPlacement {
         generation: 0,
         placement: Placement::new(),
@@ -133,16 +154,7 @@ fn placement_for_an_old_generation_is_ignored() {
 fn reports_of_nodes_outside_the_configuration_are_ignored() {
     let mut s = DomainState::default();
     up(&mut s);
-    let report = |node: &str| Command::NodeReport {
-        report: NodeReport {
-            node: node.parse().expect("name"),
-            generation_seen: 0,
-            groups: Default::default(),
-            taken_over: Default::default(),
-            failed_peers: Default::default(),
-            alive_peers: Default::default(),
-        },
-    };
+    let report = |node: &str| report(node, 0, BTreeMap::new());
     // Before any configuration, every member's report counts.
     assert_eq!(s.apply(report("node9")), Outcome::Done);
     s.apply(Command::ApplyConfig {
@@ -157,71 +169,75 @@ fn reports_of_nodes_outside_the_configuration_are_ignored() {
 
 #[test]
 fn clear_failures_removes_one_node_or_all_and_refuses_unknown_names() {
-    let mut s = DomainState::default();
-    up(&mut s);
-    s.apply(Command::ApplyConfig {
-        base_generation: 0,
-        documents: quickstart(),
-    });
-    let n = |x: &str| -> Name { x.parse().expect("name") };
+    let mut s = applied();
     let web = s.placement.get_mut("web").expect("web placed");
-    web.failed_on = [n("node1"), n("node2")].into_iter().collect();
+    web.failed_on = [name("node1"), name("node2")].into_iter().collect();
     let placed = web.node.clone();
-    let revision = s.revision_of(&n("web"));
+    let revision = s.revision_of(&name("web"));
     let before = s.clone();
 
     let out = s.apply(Command::ClearFailures {
-        group: n("nope"),
+        group: name("nope"),
         node: None,
     });
-    assert_eq!(out, Outcome::UnknownGroup { group: n("nope") });
+    assert_eq!(
+        out,
+        Outcome::UnknownGroup {
+            group: name("nope")
+        }
+    );
     assert_eq!(s, before, "an unknown group changes nothing");
     let out = s.apply(Command::ClearFailures {
-        group: n("web"),
-        node: Some(n("node9")),
+        group: name("web"),
+        node: Some(name("node9")),
     });
-    assert_eq!(out, Outcome::UnknownNode { node: n("node9") });
+    assert_eq!(
+        out,
+        Outcome::UnknownNode {
+            node: name("node9")
+        }
+    );
     assert_eq!(s, before, "an unknown node changes nothing");
 
     let out = s.apply(Command::ClearFailures {
-        group: n("web"),
-        node: Some(n("node2")),
+        group: name("web"),
+        node: Some(name("node2")),
     });
     assert_eq!(
         out,
         Outcome::Cleared {
-            group: n("web"),
-            nodes: vec![n("node2")]
+            group: name("web"),
+            nodes: vec![name("node2")]
         }
     );
     let web = &s.placement["web"];
-    assert_eq!(web.failed_on, [n("node1")].into_iter().collect());
+    assert_eq!(web.failed_on, [name("node1")].into_iter().collect());
     assert_eq!(web.node, placed, "clearing places nothing itself");
-    assert_eq!(s.revision_of(&n("web")), revision);
+    assert_eq!(s.revision_of(&name("web")), revision);
     // Again: nothing left to clear on node2.
     let out = s.apply(Command::ClearFailures {
-        group: n("web"),
-        node: Some(n("node2")),
+        group: name("web"),
+        node: Some(name("node2")),
     });
     assert_eq!(
         out,
         Outcome::Cleared {
-            group: n("web"),
+            group: name("web"),
             nodes: vec![]
         }
     );
 
     s.placement.get_mut("web").expect("web").failed_on =
-        [n("node1"), n("node3")].into_iter().collect();
+        [name("node1"), name("node3")].into_iter().collect();
     let out = s.apply(Command::ClearFailures {
-        group: n("web"),
+        group: name("web"),
         node: None,
     });
     assert_eq!(
         out,
         Outcome::Cleared {
-            group: n("web"),
-            nodes: vec![n("node1"), n("node3")]
+            group: name("web"),
+            nodes: vec![name("node1"), name("node3")]
         }
     );
     assert!(s.placement["web"].failed_on.is_empty());
@@ -233,22 +249,17 @@ fn clear_failures_removes_one_node_or_all_and_refuses_unknown_names() {
 fn clear_failures_before_any_configuration_is_an_unknown_group() {
     let mut s = DomainState::default();
     let out = s.apply(Command::ClearFailures {
-        group: "web".parse().expect("name"),
+        group: name("web"),
         node: None,
     });
-    assert_eq!(
-        out,
-        Outcome::UnknownGroup {
-            group: "web".parse().expect("name")
-        }
-    );
+    assert_eq!(out, Outcome::UnknownGroup { group: name("web") });
 }
 
 #[test]
 fn clear_failures_is_a_tagged_camel_case_command() {
     let cmd = Command::ClearFailures {
-        group: "web".parse().expect("name"),
-        node: Some("node1".parse().expect("name")),
+        group: name("web"),
+        node: Some(name("node1")),
     };
     let text = serde_json::to_string(&cmd).expect("serialises");
     assert_eq!(
@@ -260,25 +271,18 @@ fn clear_failures_is_a_tagged_camel_case_command() {
     assert_eq!(
         all,
         Command::ClearFailures {
-            group: "web".parse().expect("name"),
+            group: name("web"),
             node: None
         }
     );
-    let out = serde_json::to_string(&Outcome::UnknownGroup {
-        group: "web".parse().expect("name"),
-    })
-    .expect("serialises");
+    let out =
+        serde_json::to_string(&Outcome::UnknownGroup { group: name("web") }).expect("serialises");
     assert_eq!(out, r#"{"outcome":"unknownGroup","group":"web"}"#);
 }
 
 #[test]
 fn state_round_trips_through_json_with_its_config() {
-    let mut s = DomainState::default();
-    up(&mut s);
-    s.apply(Command::ApplyConfig {
-        base_generation: 0,
-        documents: quickstart(),
-    });
+    let s = applied();
     let text = serde_json::to_string(&s).expect("serialises");
     let mut back: DomainState = serde_json::from_str(&text).expect("parses");
     back.restore();
@@ -288,30 +292,20 @@ fn state_round_trips_through_json_with_its_config() {
 
 #[test]
 fn a_removed_node_still_running_a_group_is_kept_until_it_reports_the_stop() {
-    use crate::wire::{GroupState, LocalGroupStatus};
-    let report = |state: Option<GroupState>| Command::NodeReport {
-        report: NodeReport {
-            node: "node3".parse().expect("name"),
-            generation_seen: 1,
-            groups: state
-                .map(|state| {
-                    let status = LocalGroupStatus {
-                        state,
-                        since: std::time::SystemTime::now(),
-                        restarts: 0,
-                        message: None,
-                        unclean: None,
-                        fatal: false,
-                        errors: Default::default(),
-                    };
-                    ("batch".parse().expect("name"), status)
-                })
-                .into_iter()
-                .collect(),
-            taken_over: Default::default(),
-            failed_peers: Default::default(),
-            alive_peers: Default::default(),
-        },
+    let report = |state: Option<GroupState>| {
+        let groups = state.map(|state| {
+            let status = LocalGroupStatus {
+                state,
+                since: std::time::SystemTime::now(),
+                restarts: 0,
+                message: None,
+                unclean: None,
+                fatal: false,
+                errors: Default::default(),
+            };
+            (name("batch"), status)
+        });
+        report("node3", 1, groups.into_iter().collect())
     };
     // What the new node of a group waits for (break before make): a node
     // up whose last report has the group starting, online or stopping.
@@ -324,12 +318,7 @@ fn a_removed_node_still_running_a_group_is_kept_until_it_reports_the_stop() {
                     .is_some_and(|g| g.state != GroupState::Offline)
         })
     };
-    let mut s = DomainState::default();
-    up(&mut s);
-    s.apply(Command::ApplyConfig {
-        base_generation: 0,
-        documents: quickstart(),
-    });
+    let mut s = applied();
     s.apply(report(Some(GroupState::Online)));
     assert!(holds_batch(&s));
     // Remove node3, which runs batch: its record stays.
@@ -383,4 +372,70 @@ fn quickstart_without_node3() -> Vec<String> {
         "node3 removed"
     );
     to_document_texts(&loaded.config)
+}
+
+#[test]
+fn a_self_fencing_is_recorded_once_at_the_nodes_time() {
+    use crate::wire::{EventKind, SelfFencing};
+    let mut s = DomainState::default();
+    up(&mut s);
+    s.apply(Command::ApplyConfig {
+        base_generation: 0,
+        documents: quickstart(),
+    });
+    let node1: Name = "node1".parse().expect("name");
+    let fencing = |seq: u64, at_ms: u64| SelfFencing {
+        seq,
+        at_ms,
+        cause: format!("isolated ({seq})"),
+        groups: vec!["web".parse().expect("name")],
+    };
+    let submit = |s: &mut DomainState, f: Vec<SelfFencing>| {
+        s.apply(
+            Command::SelfFenced {
+                node: node1.clone(),
+                fencings: f,
+            }
+            .at(9_000_000),
+        )
+    };
+    let before = s.events.last_seq();
+    assert_eq!(submit(&mut s, vec![fencing(1, 1_000)]), Outcome::Done);
+    // Submitted again (a report sent before the node saw its commit) with
+    // a newer one: only the newer one is recorded.
+    assert_eq!(
+        submit(&mut s, vec![fencing(2, 2_000), fencing(1, 1_000)]),
+        Outcome::Done
+    );
+    assert_eq!(submit(&mut s, vec![fencing(2, 2_000)]), Outcome::Ignored);
+    let new = s.events.after(before);
+    let got: Vec<(EventKind, u64, &str)> = new
+        .iter()
+        .map(|e| (e.kind, e.at_ms, e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                EventKind::Fencing,
+                1_000,
+                "node1 fenced itself: isolated (1) (took web offline); recorded once it was \
+                 back in contact"
+            ),
+            (
+                EventKind::Fencing,
+                2_000,
+                "node1 fenced itself: isolated (2) (took web offline); recorded once it was \
+                 back in contact"
+            ),
+        ]
+    );
+    assert!(new.iter().all(|e| e.node.as_ref() == Some(&node1)));
+    assert_eq!(s.self_fencings_seen.get(&node1), Some(&2));
+    // A node the domain does not have is refused.
+    let out = s.apply(Command::SelfFenced {
+        node: "node9".parse().expect("name"),
+        fencings: vec![fencing(1, 1_000)],
+    });
+    assert!(matches!(out, Outcome::UnknownNode { .. }), "{out:?}");
 }

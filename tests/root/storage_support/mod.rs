@@ -125,3 +125,73 @@ pub fn live(pid: u32) -> bool {
         .and_then(|t| t.rsplit_once(')').map(|(_, r)| r.trim().to_string()))
         .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
 }
+
+/// How closely group `db` is watched ([`db_group`]).
+#[derive(Clone, Copy)]
+pub enum Watch {
+    /// Every data source monitored and the writer probed every 200 ms: a
+    /// test of the monitor.
+    Close,
+    /// Only the writer, probed every second.
+    Writer,
+}
+
+/// The documents of group `db`: a shared disk (`db-disk`) on `dev`, its
+/// ext4 file system mounted at `mnt` (`db-data`), and the writer
+/// (`asctl demo-writer`) on `port`, which acknowledges each record once it
+/// is on the disk ([`ack`]).
+pub fn db_group(dev: &Path, mnt: &Path, port: u16, watch: Watch) -> String {
+    let (sources, writer) = match watch {
+        Watch::Close => (
+            "\n  monitor: {interval: 200ms, timeout: 2s}",
+            "interval: 200ms, timeout: 1s",
+        ),
+        Watch::Writer => ("", "interval: 1s, timeout: 1s"),
+    };
+    format!(
+        r#"apiVersion: asctl/v1
+kind: DataSource
+metadata: {{name: db-disk}}
+spec:
+  type: sharedDisk
+  device: {{backing: rdm-physical, path: {dev}}}{sources}
+---
+apiVersion: asctl/v1
+kind: DataSource
+metadata: {{name: db-data}}
+spec:
+  type: mountPoint
+  on: db-disk
+  path: {mnt}
+  fsType: ext4
+  options: noatime
+  stopTimeout: 2s{sources}
+---
+apiVersion: asctl/v1
+kind: ResourceGroup
+metadata: {{name: db}}
+spec:
+  preferredNodes: [node1]
+  dataSources: [db-disk, db-data]
+  processes:
+    - name: writer
+      command: [asctl, demo-writer, --dir, {mnt}, --port, "{port}"]
+      stopTimeout: 2s
+      monitor: {{{writer}, probe: {{tcp: "127.0.0.1:{port}"}}}}
+"#,
+        dev = dev.display(),
+        mnt = mnt.display(),
+    )
+}
+
+/// Sends `record` to the writer on `port` and returns its answer
+/// (`ack N`), or `None` while it does not answer.
+pub fn ack(port: u16, record: &str) -> Option<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    let mut out = s.try_clone().ok()?;
+    writeln!(out, "{record}").ok()?;
+    BufReader::new(s).lines().next()?.ok()
+}

@@ -23,7 +23,7 @@ pub mod health;
 pub mod machine;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,6 +33,7 @@ use crate::agent::detection::detector::{Event, takeover_wait};
 use crate::agent::detection::heartbeat::incarnation_now;
 use crate::agent::detection::monitor::{self, DetectorSnapshot, NodeMonitor};
 use crate::agent::detection::packet::DomainKey;
+use crate::agent::failover::journal::Journal;
 use crate::agent::failover::takeover::Clearance;
 use crate::agent::metrics::Metrics;
 use crate::clock::sleep_until;
@@ -60,6 +61,8 @@ pub struct PolicyContext {
     /// takeovers and the hold of `crate::agent::failover::takeover`.
     pub clearance: watch::Sender<Clearance>,
     pub reports: watch::Receiver<NodeReport>,
+    /// Where the fences this node puts on itself are recorded.
+    pub journal: Journal,
 }
 
 /// The I/O around the [`Policy`]: the node monitor it runs and the
@@ -158,7 +161,40 @@ impl Driver {
                 self.cx.metrics.failover(after);
                 info!(%group, failover_ms = after.as_millis() as u64, "group online after a peer failure");
             }
-            Action::Note(note) => log(&note),
+            Action::Note(note) => {
+                log(&note);
+                self.journal(&note);
+            }
+        }
+    }
+
+    /// A fence this node puts on itself goes to its journal when it took
+    /// groups offline: the domain's history gets it once the node is back
+    /// in contact (a fence of a node that ran nothing changes nothing).
+    fn journal(&self, note: &Note) {
+        let now = SystemTime::now();
+        let (cause, began) = match note {
+            Note::Isolated => ("isolated: no isolation address answered".to_string(), now),
+            Note::Stalled { gap } => (
+                format!(
+                    "frozen or starved for {} ms (its failure detector stalled)",
+                    gap.as_millis()
+                ),
+                now.checked_sub(*gap).unwrap_or(now),
+            ),
+            Note::QuorumLost => ("out of touch with a quorum of the domain".to_string(), now),
+            _ => return,
+        };
+        let groups = held_groups(&self.cx.reports.borrow());
+        if groups.is_empty() {
+            return;
+        }
+        match self.cx.journal.record(now, began, &cause, groups) {
+            Ok(Some(e)) => {
+                info!(seq = e.seq, cause = %e.cause, "fence recorded in the fencing journal")
+            }
+            Ok(None) => {}
+            Err(e) => warn!("cannot write the fencing journal: {e}"),
         }
     }
 
@@ -233,6 +269,23 @@ impl Driver {
             }
         }
     }
+}
+
+/// The groups a report has starting, online or stopping: what a fence
+/// takes offline.
+pub fn held_groups(report: &NodeReport) -> Vec<Name> {
+    use crate::wire::GroupState;
+    report
+        .groups
+        .iter()
+        .filter(|(_, g)| {
+            matches!(
+                g.state,
+                GroupState::Starting | GroupState::Online | GroupState::Stopping
+            )
+        })
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 fn log(note: &Note) {

@@ -1,8 +1,6 @@
 //! The failover policy driven with made-up instants, detector views and
 //! domain states: what it publishes, announces and asks the driver to do.
 
-use std::time::SystemTime;
-
 use super::*;
 use crate::agent::detection::detector::PeerSnapshot;
 use crate::agent::failover::takeover::fixtures;
@@ -10,7 +8,6 @@ use crate::domain::Command;
 use crate::model::testing::n;
 use crate::plan::documents::to_document_texts;
 use crate::plan::{GroupPlacement, Placement};
-use crate::wire::LocalGroupStatus;
 
 const WAIT: Duration = Duration::from_millis(500);
 
@@ -54,6 +51,35 @@ fn node_a(t0: Instant) -> Policy {
     p
 }
 
+/// Node `a` of the two-node fixture, its detector running since `t0`; the
+/// fixture's committed state (web on a, db on b); `a`'s report, idle.
+struct Pair {
+    t0: Instant,
+    state: Arc<DomainState>,
+    idle: NodeReport,
+    p: Policy,
+}
+
+fn pair() -> Pair {
+    let t0 = Instant::now();
+    Pair {
+        t0,
+        state: Arc::new(fixtures::state(&fixtures::config())),
+        idle: fixtures::report("a", &[]),
+        p: node_a(t0),
+    }
+}
+
+/// The detector's event: peer `b` went from Up to `to`, last heard at `at`.
+fn b_went(to: PeerState, at: Instant) -> Input {
+    Input::Detector(Event::Peer {
+        peer: n("b"),
+        from: PeerState::Up,
+        to,
+        last_heard: at,
+    })
+}
+
 fn notes(actions: &[Action]) -> Vec<&Note> {
     actions
         .iter()
@@ -77,11 +103,12 @@ fn groups(names: &[&str]) -> BTreeSet<Name> {
 
 #[test]
 fn the_survivor_of_two_takes_over_once_its_peer_has_been_failed_for_the_wait() {
-    let t0 = Instant::now();
-    let config = fixtures::config();
-    let state = Arc::new(fixtures::state(&config));
-    let idle = fixtures::report("a", &[]);
-    let mut p = node_a(t0);
+    let Pair {
+        t0,
+        state,
+        idle,
+        mut p,
+    } = pair();
     let failed = || Some(view_of(peer(PeerState::Failed, Some(t0))));
 
     // Failed, but not for the takeover wait yet: b may still be stopping.
@@ -111,11 +138,12 @@ fn the_survivor_of_two_takes_over_once_its_peer_has_been_failed_for_the_wait() {
 
 #[test]
 fn a_node_of_two_whose_peer_asks_but_never_answers_fences_until_caught_up() {
-    let t0 = Instant::now();
-    let config = fixtures::config();
-    let state = Arc::new(fixtures::state(&config));
-    let idle = fixtures::report("a", &[]);
-    let mut p = node_a(t0);
+    let Pair {
+        t0,
+        state,
+        idle,
+        mut p,
+    } = pair();
     let link = |answers| {
         let mut b = peer(PeerState::Up, None);
         b.verification = Some(true);
@@ -283,39 +311,20 @@ fn a_group_taken_over_is_kept_until_the_domain_decides_and_announced_until_stopp
 
 #[test]
 fn a_stall_fences_and_a_group_online_after_a_peer_failure_is_timed() {
-    let t0 = Instant::now();
-    let mut p = node_a(t0);
+    let Pair {
+        t0,
+        state,
+        idle,
+        mut p,
+    } = pair();
     let out = p.step(Input::Detector(Event::Stalled { gap: WAIT }), t0);
     assert!(out.contains(&Action::CatchUp));
     assert!(p.clearance().fenced);
 
     // db was committed to b.
-    let config = fixtures::config();
-    let state = Arc::new(fixtures::state(&config));
-    p.step(check(&state, None, &fixtures::report("a", &[])), t0);
-    let failed = Event::Peer {
-        peer: n("b"),
-        from: PeerState::Up,
-        to: PeerState::Failed,
-        last_heard: t0,
-    };
-    p.step(Input::Detector(failed), t0);
-    let online = |state| {
-        let mut r = fixtures::report("a", &[]);
-        r.groups.insert(
-            n("db"),
-            LocalGroupStatus {
-                state,
-                since: SystemTime::now(),
-                restarts: 0,
-                message: None,
-                unclean: None,
-                fatal: false,
-                errors: Default::default(),
-            },
-        );
-        Input::Report(r)
-    };
+    p.step(check(&state, None, &idle), t0);
+    p.step(b_went(PeerState::Failed, t0), t0);
+    let online = |state| Input::Report(fixtures::report("a", &[("db", state)]));
     let out = p.step(online(GroupState::Starting), t0 + WAIT);
     assert_eq!(out, [Action::GroupState(n("db"), GroupState::Starting)]);
     let out = p.step(online(GroupState::Online), t0 + 3 * WAIT);
@@ -331,23 +340,11 @@ fn a_stall_fences_and_a_group_online_after_a_peer_failure_is_timed() {
 
 #[test]
 fn a_node_of_two_is_muted_when_its_peer_asks_but_never_answers() {
-    use crate::agent::detection::detector::PeerSnapshot;
-    let view = |verification, answers| DetectorSnapshot {
-        peers: [(
-            n("b"),
-            PeerSnapshot {
-                state: PeerState::Up,
-                since: None,
-                lines: BTreeMap::new(),
-                takeover: false,
-                heard: true,
-                answers,
-                verification,
-            },
-        )]
-        .into_iter()
-        .collect(),
-        isolated: false,
+    let view = |verification, answers| {
+        let mut b = peer(PeerState::Up, None);
+        b.verification = verification;
+        b.answers = answers;
+        view_of(b)
     };
     assert!(!muted(&view(Some(true), Some(true))));
     assert!(
@@ -363,23 +360,11 @@ fn a_node_of_two_is_muted_when_its_peer_asks_but_never_answers() {
 
 #[test]
 fn a_node_of_two_holds_for_an_announcing_or_unheard_peer_until_it_is_down() {
-    use crate::agent::detection::detector::PeerSnapshot;
-    let view = |takeover, heard| DetectorSnapshot {
-        peers: [(
-            n("b"),
-            PeerSnapshot {
-                state: PeerState::Up,
-                since: None,
-                lines: BTreeMap::new(),
-                takeover,
-                heard,
-                answers: None,
-                verification: None,
-            },
-        )]
-        .into_iter()
-        .collect(),
-        isolated: false,
+    let view = |takeover, heard| {
+        let mut b = peer(PeerState::Up, None);
+        b.takeover = takeover;
+        b.heard = heard;
+        view_of(b)
     };
     let b = |s| -> Health { [(n("a"), NodeState::Up), (n("b"), s)].into_iter().collect() };
     let up = b(NodeState::Up);
@@ -394,11 +379,12 @@ fn a_node_of_two_holds_for_an_announcing_or_unheard_peer_until_it_is_down() {
 
 #[test]
 fn a_node_of_two_waiting_to_catch_up_decides_alone_once_its_peer_is_down() {
-    let t0 = Instant::now();
-    let config = fixtures::config();
-    let state = Arc::new(fixtures::state(&config));
-    let idle = fixtures::report("a", &[]);
-    let mut p = node_a(t0);
+    let Pair {
+        t0,
+        state,
+        idle,
+        mut p,
+    } = pair();
     p.step(Input::Detector(Event::Stalled { gap: WAIT }), t0);
     assert!(p.clearance().fenced);
 
@@ -432,19 +418,15 @@ fn failovers(out: &[Action]) -> Vec<&Name> {
 
 #[test]
 fn only_a_group_that_was_on_the_failed_peer_counts_as_its_failover() {
-    let t0 = Instant::now();
-    let mut p = node_a(t0);
+    let Pair {
+        t0,
+        state,
+        idle,
+        mut p,
+    } = pair();
     // web committed to a (this node), db to b; "new" nowhere yet.
-    let config = fixtures::config();
-    let state = Arc::new(fixtures::state(&config));
-    p.step(check(&state, None, &fixtures::report("a", &[])), t0);
-    let failed = |to| Event::Peer {
-        peer: n("b"),
-        from: PeerState::Up,
-        to,
-        last_heard: t0,
-    };
-    p.step(Input::Detector(failed(PeerState::Failed)), t0);
+    p.step(check(&state, None, &idle), t0);
+    p.step(b_went(PeerState::Failed, t0), t0);
     use GroupState::{Offline, Online};
     let report = |groups: &[(&str, GroupState)]| Input::Report(fixtures::report("a", groups));
 
@@ -463,8 +445,8 @@ fn only_a_group_that_was_on_the_failed_peer_counts_as_its_failover() {
     let out = p.step(report(&[("db", Online)]), t0 + 4 * WAIT);
     assert!(failovers(&out).is_empty(), "{out:?}");
     // Nor is a move here once the peer is back.
-    p.step(Input::Detector(failed(PeerState::Failed)), t0 + 5 * WAIT);
-    p.step(Input::Detector(failed(PeerState::Up)), t0 + 5 * WAIT);
+    p.step(b_went(PeerState::Failed, t0), t0 + 5 * WAIT);
+    p.step(b_went(PeerState::Up, t0), t0 + 5 * WAIT);
     p.step(report(&[("db", Offline)]), t0 + 6 * WAIT);
     let out = p.step(report(&[("db", Online)]), t0 + 7 * WAIT);
     assert!(failovers(&out).is_empty(), "{out:?}");
