@@ -84,12 +84,10 @@ impl DataSourceDriver {
         let (interval, timeout) = (monitor.interval.get(), monitor.timeout.get());
         if let Some(agent) = &spec.agent {
             let label = format!("data source {name} ({})", agent.ocf);
-            return DataSourceDriver::Ocf(Box::new(OcfDriver::new(
-                label,
-                name.as_str(),
-                agent.clone(),
-                ocf::ocf_root(),
-            )));
+            return DataSourceDriver::Ocf(Box::new(
+                OcfDriver::new(label, name.as_str(), agent.clone(), ocf::ocf_root())
+                    .recorded_in(ctx.data_dir.clone(), ctx.group.as_str()),
+            ));
         }
         match spec.kind {
             DataSourceType::SharedDisk => match device_path(spec) {

@@ -181,12 +181,15 @@ impl Resource {
             ))
         }));
         out.extend(spec.resources.iter().map(|r| {
-            Resource::Ocf(Box::new(ocf::OcfDriver::new(
-                format!("resource {} ({})", r.name, r.ocf),
-                r.name.as_str(),
-                r.agent(),
-                ocf::ocf_root(),
-            )))
+            Resource::Ocf(Box::new(
+                ocf::OcfDriver::new(
+                    format!("resource {} ({})", r.name, r.ocf),
+                    r.name.as_str(),
+                    r.agent(),
+                    ocf::ocf_root(),
+                )
+                .recorded_in(ctx.data_dir.clone(), ctx.group.as_str()),
+            ))
         }));
         out.extend(spec.processes.iter().map(|p| {
             Resource::Process(Box::new(process::ProcessDriver::new(

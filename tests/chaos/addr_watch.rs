@@ -114,8 +114,9 @@ impl Shared {
                 // Counted at once, so a round's check sees it even while
                 // the overlap lasts.
                 self.violations.lock().expect("violations").push(format!(
-                    "split brain at {} (address events): the address on {holders:?}",
+                    "split brain at {} (address events): the address {} on {holders:?}",
                     humantime::format_rfc3339_millis(wall),
+                    self.vip,
                 ));
                 self.overlap = Some((wall, Instant::now(), holders));
             }
@@ -128,7 +129,8 @@ impl Shared {
     fn close(&mut self) {
         if let Some((wall, t, on)) = self.overlap.take() {
             eprintln!(
-                "the address was on {on:?} from {} for {} ms",
+                "the address {} was on {on:?} from {} for {} ms",
+                self.vip,
                 humantime::format_rfc3339_millis(wall),
                 t.elapsed().as_millis()
             );

@@ -24,6 +24,7 @@ mod guard;
 mod leader;
 mod membership;
 mod ocf;
+mod ocf_guard;
 mod operate;
 mod readiness;
 mod reconciler;

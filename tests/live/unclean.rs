@@ -18,7 +18,7 @@ const LONG: Duration = Duration::from_secs(60);
 /// takeover wait, so that a node's death would have moved the group.
 const HOLD: Duration = Duration::from_secs(8);
 
-fn start_agents(d: &mut LiveDomain) {
+pub(crate) fn start_agents(d: &mut LiveDomain) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
     for node in d.nodes.clone() {
         let nd = d.state.join("nodes").join(&node);

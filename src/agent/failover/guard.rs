@@ -19,9 +19,12 @@
 //! SIGKILL to the process group of every process recorded under
 //! `<data_dir>/run/` (the pid files the process driver writes), then removal
 //! of every address recorded under `<data_dir>/ips/` (the IP driver records
-//! an address before adding it), then release of every mount recorded under
+//! an address before adding it), then release of the node's storage
+//! ([`super::guard_storage`]), newest first: every mount recorded under
 //! `<data_dir>/mounts/` (the mount point driver records a mount before
-//! mounting): its remaining users SIGKILLed, then unmounted, newest first.
+//! mounting) has its remaining users SIGKILLed and is unmounted, and every
+//! OCF resource recorded under `<data_dir>/ocf/` (the OCF driver records
+//! one before its `start`) is stopped with its agent's `stop`.
 //! SIGKILL, not SIGTERM: the timing argument of docs/ha.md needs a short
 //! bound, and a fence is not a stop. The records are read at every renewal
 //! and kept while reading fails ([`OnRecord`]): the data directory's file
@@ -48,7 +51,7 @@ use tracing::{error, info, warn};
 
 use crate::domain::Replica;
 use crate::drivers;
-use crate::drivers::storage::records::{self, Released};
+use crate::drivers::storage::records;
 
 /// The lease when no configuration is applied yet (the default heartbeat
 /// timeout).
@@ -235,9 +238,9 @@ fn read_commands(pending: &mut Vec<u8>, lease: &mut Option<(Instant, Duration)>)
 }
 
 /// Kills every recorded process group, removes every recorded address,
-/// then releases every recorded mount (its remaining users SIGKILLed, then
-/// unmounted, newest mount first): the processes go first because they are
-/// the mounts' main users.
+/// then releases the storage (mounts on record and OCF resources, newest
+/// first): the processes go first because they are the storage's main
+/// users.
 fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, known: &OnRecord, why: &str) {
     let t = Instant::now();
     let at = std::time::SystemTime::now();
@@ -248,25 +251,20 @@ fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, known: &OnRecord, why: &
         data_dir,
         &on_record.addresses,
     ));
-    let mounts = rt.block_on(records::release_fenced(on_record.mounts));
-    let mut unmounted = Vec::new();
-    for m in &mounts {
-        match m {
-            Released::Unmounted(p) => unmounted.push(p.display().to_string()),
-            Released::NotMounted(_) => {}
-            Released::Failed(p, e) => eprintln!(
-                "asctl guard: could not release {}: {e}; this node still holds the disk",
-                p.display()
-            ),
-        }
+    let storage = rt.block_on(super::guard_storage::release(data_dir, on_record.mounts));
+    for f in &storage.failed {
+        eprintln!("asctl guard: could not release {f}; this node still holds it");
     }
     eprintln!(
         "asctl guard: fenced the node ({why}): killed process groups {killed:?}, removed \
-         addresses {removed:?}, unmounted {unmounted:?} in {} ms",
+         addresses {removed:?}, unmounted {:?}, stopped OCF resources {:?} in {} ms",
+        storage.unmounted,
+        storage.stopped,
         t.elapsed().as_millis()
     );
     // Only a fence that took something down is the domain's business.
-    if !(killed.is_empty() && removed.is_empty() && unmounted.is_empty()) {
+    let took_storage = !(storage.unmounted.is_empty() && storage.stopped.is_empty());
+    if !(killed.is_empty() && removed.is_empty()) || took_storage {
         let cause = format!("its lease guard fenced it: {why}");
         if let Err(e) = super::journal::Journal::new(data_dir).record(at, at, &cause, groups) {
             eprintln!("asctl guard: cannot write the fencing journal: {e}");

@@ -7,11 +7,13 @@
 //! - [`takeover`]: the pure rules of local takeover and of what the
 //!   reconciler may run (break before make).
 //! - [`guard`]: the lease guard, a separate process that fences the node
-//!   when the agent stops renewing its lease.
+//!   when the agent stops renewing its lease; [`guard_storage`], its
+//!   release of the node's mounts and OCF resources.
 //! - [`journal`]: the node's record of the fences it put on itself, for the
 //!   domain's history once it is back in contact.
 
 pub mod guard;
+pub mod guard_storage;
 pub mod journal;
 pub mod policy;
 pub mod takeover;

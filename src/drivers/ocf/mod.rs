@@ -10,6 +10,7 @@
 //! a soft one counts against the restart limit.
 
 pub mod exec;
+pub mod records;
 /// The agent's meta-data (a pure parser, in the model so that `rules` can
 /// name it too).
 pub use crate::model::ocf_metadata as metadata;
@@ -82,6 +83,10 @@ pub struct OcfDriver {
     agent: Option<Agent>,
     /// The meta-data, read at the first start.
     metadata: Option<Metadata>,
+    /// Where the resource is recorded while it may be held (the agent's
+    /// data directory and the group), so that the lease guard can stop it
+    /// without the agent ([`records`]); `None` records nothing.
+    record_in: Option<(PathBuf, String)>,
     next_check: Instant,
     last: ResourceHealth,
     /// Since the last start, until its first monitor passed: `None` once
@@ -125,9 +130,27 @@ impl OcfDriver {
             spec,
             agent,
             metadata: None,
+            record_in: None,
             next_check: Instant::now(),
             last: ResourceHealth::Healthy,
             starting_since: None,
+        }
+    }
+
+    /// Records the resource under `data_dir` for `group` from before its
+    /// `start` until a `stop` worked ([`records`]).
+    pub fn recorded_in(mut self, data_dir: PathBuf, group: &str) -> Self {
+        self.record_in = Some((data_dir, group.to_owned()));
+        self
+    }
+
+    /// Deletes the record after a stop that worked; a record left behind
+    /// costs only an idempotent `stop` by the guard.
+    fn forget(&self, agent: &Agent) {
+        if let Some((dir, group)) = &self.record_in
+            && let Err(e) = records::remove(dir, group, &agent.instance)
+        {
+            tracing::warn!(group, "cannot delete the record of {}: {e}", self.label);
         }
     }
 
@@ -180,6 +203,10 @@ impl OcfDriver {
             // say at `start` what is wrong with it.
             self.metadata = fetch_metadata(&agent).await.ok();
         }
+        if let Some((dir, group)) = &self.record_in {
+            records::write(dir, group, &agent, self.timeout("stop"))
+                .map_err(|e| DriverError::io(format!("recording {}", self.label), e))?;
+        }
         let out = agent
             .run("start", self.timeout("start"), Duration::ZERO)
             .await
@@ -205,6 +232,7 @@ impl OcfDriver {
         let agent = self.agent()?.clone();
         if !exec::installed(&agent.path()) {
             // Never started here (start checks the same): nothing to stop.
+            self.forget(&agent);
             return Ok(());
         }
         let out = agent
@@ -212,7 +240,10 @@ impl OcfDriver {
             .await
             .map_err(|e| run_error(&agent, e))?;
         match exec::verdict(out.code) {
-            Verdict::Success | Verdict::NotRunning => Ok(()),
+            Verdict::Success | Verdict::NotRunning => {
+                self.forget(&agent);
+                Ok(())
+            }
             v => Err(failure(&agent, "stop", &out, v)),
         }
     }
