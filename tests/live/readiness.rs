@@ -215,3 +215,68 @@ fn an_ocf_resource_is_online_only_once_its_first_monitor_passed() {
     assert_eq!(group["restarts"], 0, "{group}");
     d.stop();
 }
+
+/// A start outlasts the want that began it: the group is taken offline in
+/// git while its first resource (an OCF agent whose `start` takes 4 s) is
+/// still starting. The resources after it must never start (they would be
+/// a second copy had the group moved), and the started one is stopped.
+#[test]
+fn a_start_stops_between_resources_once_the_group_is_no_longer_wanted() {
+    let mut d = LiveDomain::prepare();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let log = dir.path().join("ocf.log");
+    let marker = dir.path().join("marker");
+    let group = |state_line: &str| {
+        format!(
+            "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata: {{name: store}}\nspec:\n  \
+             {state_line}preferredNodes: [node1, node2, node3]\n  resources:\n    - name: disk\n      \
+             ocf: asctl-test:Probe\n      params: {{state: {}, log: {}, start_delay: 4}}\n  \
+             processes:\n    - name: app\n      command: [sh, -c, \"touch {}; exec sleep 1000\"]\n",
+            state.display(),
+            log.display(),
+            marker.display()
+        )
+    };
+    std::fs::write(d.config.join("group-store.yaml"), group("")).expect("write store");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
+    let root = root.to_string_lossy().into_owned();
+    for node in d.nodes.clone() {
+        d.start_agent_env(&node, &[("OCF_ROOT", &root)]);
+    }
+    d.wait_formed();
+    // Commits the group and returns long before the 4 s start is over.
+    let _ = apply(&d, "1s");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("start ")
+    {
+        assert!(Instant::now() < deadline, "no start\n{}", d.agent_logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(
+        d.config.join("group-store.yaml"),
+        group("state: offline\n  "),
+    )
+    .expect("write store offline");
+    let _ = apply(&d, "1s");
+    // The OCF resource's start ends, then its stop must follow.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("stop ")
+    {
+        assert!(Instant::now() < deadline, "no stop\n{}", d.agent_logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !marker.exists(),
+        "the process after the slow resource started although the group was no longer \
+         wanted\n{}",
+        d.agent_logs()
+    );
+    assert!(!state.exists(), "the OCF resource was left running");
+    d.stop();
+}

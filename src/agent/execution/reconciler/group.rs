@@ -220,6 +220,18 @@ impl GroupWorker {
         let sources = Arc::clone(&self.sources);
         let mut resources = Resource::for_group(&self.ctx, &spec, &sources);
         for i in 0..resources.len() {
+            if !self.still_wanted(&spec, &sources) {
+                // A start can outlast the want that began it (a file system
+                // check, a slow agent): meanwhile the node may have fenced
+                // itself or the group moved, and the next resource would be
+                // a second copy of what another node is starting.
+                info!(group = %self.ctx.group, "start abandoned: no longer wanted here as it was");
+                let started: Vec<Resource> = resources.drain(..i).collect();
+                if let Some(err) = self.stop_resources(started).await {
+                    warn!(group = %self.ctx.group, "{err}");
+                }
+                return;
+            }
             if let Err(e) = resources[i].start().await {
                 let why = format!("{}: {e}", resources[i].label());
                 warn!(group = %self.ctx.group, "cannot start {why}");
@@ -245,6 +257,16 @@ impl GroupWorker {
         });
         // Online at once when nothing has a probe to wait for.
         self.check_running(&spec).await;
+    }
+
+    /// The group is still wanted online here with this spec and these data
+    /// sources, and the lease lets this node start it.
+    fn still_wanted(&self, spec: &Arc<ResourceGroupSpec>, sources: &Arc<DataSources>) -> bool {
+        let wanted = matches!(
+            &*self.want.borrow(),
+            Want::Online(s, d) if s == spec && d == sources
+        );
+        wanted && self.lease.as_ref().is_none_or(|l| l.may_start())
     }
 
     /// After a failure (everything already stopped): restart within the
