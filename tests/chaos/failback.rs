@@ -278,9 +278,12 @@ fn a_removed_holder_drops_the_address_before_the_new_node_adds_it() {
         h = must(&lab, "web to run", || holder(&lab));
     }
     let gone = lab.nodes[h].name.clone();
-    let file = lab.path("config/domain.yaml");
-    let yaml = std::fs::read_to_string(&file).expect("config");
-    std::fs::write(&file, without_node(&yaml, &gone, lab.nodes[h].host)).expect("config");
+    // Every file of the configuration: group `db` has a file of its own.
+    let files = std::fs::read_dir(lab.path("config")).expect("config dir");
+    for file in files.map(|e| e.expect("config entry").path()) {
+        let yaml = std::fs::read_to_string(&file).expect("config");
+        std::fs::write(&file, without_node(&yaml, &gone, lab.nodes[h].host)).expect("config");
+    }
     let other = lab.nodes[(h + 1) % lab.nodes.len()].host;
     eprintln!(
         "removal: removing {gone}, which runs web (raft leader: {}), at {}",
