@@ -1,0 +1,388 @@
+//! The lab: the nodes' namespaces, bridges and router, the agents
+//! started in them, and what a crash or a reboot does to a node.
+
+use super::*;
+
+pub(crate) struct Node {
+    pub(crate) name: String,
+    pub(crate) ns: Netns,
+    /// `i` in 10.210.{1,2,3}.i
+    pub(crate) host: u8,
+    pub(crate) agent: Option<Child>,
+    /// The process holding the node's mount namespace (`db::boot`): gone
+    /// with a crash, made again at the reboot.
+    pub(crate) init: Option<Child>,
+}
+
+pub(crate) struct Lab {
+    /// Each node's data file system; unmounted after the agents are gone.
+    pub(crate) data_fs: Vec<storage::DataFs>,
+    /// Group db's LUN and the nodes' loop devices over it.
+    pub(crate) lun: db::Lun,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) token: String,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) witness: Option<Node>,
+    pub(crate) client: Netns,
+    /// Holds the bridges and the router; dropped last.
+    pub(crate) _sw: Netns,
+}
+
+pub(crate) fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run command")
+}
+
+pub(crate) fn text_of(o: &Output) -> String {
+    text(o)
+}
+
+pub(crate) fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+impl Lab {
+    pub(crate) fn new(topology: Topology) -> Lab {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sw = Netns::new("chsw");
+        for b in ["b1", "b2", "b3"] {
+            sw.ip(&format!("link add {b} type bridge"));
+            sw.ip(&format!("link set {b} up"));
+        }
+        // The isolation router answers ICMP on the d1 segment.
+        sw.ip(&format!("addr add {ROUTER}/24 dev b1"));
+        let mut nodes = Vec::new();
+        for i in 1..=topology.nodes() {
+            let ns = Netns::new(&format!("chn{i}"));
+            for (line, b) in [("d1", "b1"), ("d2", "b2"), ("v", "b3")] {
+                let k = &b[1..];
+                bridge_port(
+                    &sw,
+                    b,
+                    &format!("n{i}{line}"),
+                    &ns,
+                    line,
+                    &format!("10.210.{k}.{i}/24"),
+                );
+            }
+            nodes.push(Node {
+                name: format!("node{i}"),
+                ns,
+                host: i as u8,
+                agent: None,
+                init: None,
+            });
+        }
+        let witness = (topology == Topology::TwoWitness).then(|| {
+            let ns = Netns::new("chw");
+            bridge_port(&sw, "b1", "wd1", &ns, "d1", "10.210.1.50/24");
+            Node {
+                name: "witness".into(),
+                ns,
+                host: 50,
+                agent: None,
+                init: None,
+            }
+        });
+        let client = Netns::new("chc");
+        bridge_port(&sw, "b1", "cd1", &client, "d1", "10.210.1.200/24");
+        let mut token = [0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut token))
+            .expect("random token");
+        let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+        let data_fs = nodes
+            .iter()
+            .map(|n| storage::DataFs::mount(&dir.path().join(format!("nodes/{}/data", n.name))))
+            .collect();
+        let lun = db::Lun::new(dir.path(), nodes.len());
+        let lab = Lab {
+            data_fs,
+            lun,
+            dir,
+            token,
+            nodes,
+            witness,
+            client,
+            _sw: sw,
+        };
+        lab.write_files();
+        lab
+    }
+
+    /// Node `i`'s data file system.
+    pub(crate) fn data_fs(&self, i: usize) -> &storage::DataFs {
+        &self.data_fs[i]
+    }
+
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub(crate) fn write_files(&self) {
+        let cfg = self.path("config");
+        std::fs::create_dir_all(&cfg).expect("mkdir");
+        let mut y = String::from(
+            "apiVersion: asctl/v1\nkind: Domain\nmetadata: {name: chaos}\nspec:\n  qualification: generic\n  \
+             heartbeat: {interval: 250ms, timeout: 1s}\n",
+        );
+        y += &format!("  isolation: {{addresses: [{ROUTER}], response: offline}}\n");
+        if self.witness.is_some() {
+            y += &format!("  witness: \"10.210.1.50:{API_PORT}\"\n");
+        }
+        for n in &self.nodes {
+            y += &format!(
+                "---\napiVersion: asctl/v1\nkind: Node\nmetadata: {{name: {}}}\nspec: {{physical: true, agent: {{address: \"10.210.1.{}:{API_PORT}\"}}}}\n",
+                n.name, n.host
+            );
+        }
+        for (k, line, role) in [
+            (1, "d1", "domain"),
+            (2, "d2", "domain"),
+            (3, "v", "verification"),
+        ] {
+            let members: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|n| format!("{}: 10.210.{k}.{}", n.name, n.host))
+                .collect();
+            y += &format!(
+                "---\napiVersion: asctl/v1\nkind: NetworkLine\nmetadata: {{name: {line}}}\nspec:\n  role: {role}\n  subnet: 10.210.{k}.0/24\n  members: {{{}}}\n",
+                members.join(", ")
+            );
+        }
+        let preferred: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+        y += &format!(
+            "---\napiVersion: asctl/v1\nkind: ResourceGroup\nmetadata: {{name: web}}\nspec:\n  \
+             preferredNodes: [{}]\n  ipAddresses: [{{address: {VIP}/24, line: d1}}]\n  processes:\n    \
+             - name: server\n      command: [asctl, demo-server, --bind, \"{VIP}\", --port, \"{APP_PORT}\"]\n      stopTimeout: 2s\n",
+            preferred.join(", ")
+        );
+        std::fs::write(cfg.join("domain.yaml"), y).expect("write config");
+        // db prefers the nodes the other way round: on most rounds each
+        // group has a node of its own.
+        let mut reversed = preferred.clone();
+        reversed.reverse();
+        std::fs::write(cfg.join("db.yaml"), db::config(&self.lun, &reversed))
+            .expect("write db config");
+        std::fs::write(self.path("token"), format!("{}\n", self.token)).expect("token");
+        let mut members: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        let mut hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("10.210.1.{}", n.host))
+            .collect();
+        if self.witness.is_some() {
+            members.push("witness".into());
+            hosts.push("10.210.1.50".into());
+        }
+        asctl::agent::server::tls::generate_local_ca(&self.path("tls"), &members, &hosts)
+            .expect("certs");
+        for n in self.nodes.iter().chain(&self.witness) {
+            let d = self.path(&format!("nodes/{}", n.name));
+            std::fs::create_dir_all(&d).expect("mkdir");
+            let who = if n.name == "witness" {
+                "witness: true\n".to_string()
+            } else {
+                format!("node: {}\n", n.name)
+            };
+            let yaml = format!(
+                "{who}listen: \"10.210.1.{}:{API_PORT}\"\nallowRemote: true\ndataDir: data\ntokenFile: ../../token\n\
+                 tls: {{cert: ../../tls/{n}.crt, key: ../../tls/{n}.key, ca: ../../tls/ca.crt}}\nbootstrap: \"{}\"\n",
+                n.host,
+                cfg.display(),
+                n = n.name,
+            );
+            std::fs::write(d.join("agent.yaml"), yaml).expect("agent.yaml");
+        }
+    }
+
+    pub(crate) fn start_agent(&mut self, idx: Option<usize>) {
+        let dir = self.dir.path().to_owned();
+        let n = match idx {
+            Some(i) => &mut self.nodes[i],
+            None => self.witness.as_mut().expect("witness"),
+        };
+        let d = dir.join(format!("nodes/{}", n.name));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("agent.log"))
+            .expect("log");
+        // A node boots its mount namespace first (again after a crash);
+        // its agent, and so its guard and groups, run inside it.
+        let mut cmd = match idx {
+            Some(i) => {
+                if n.init
+                    .as_mut()
+                    .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+                {
+                    n.init = Some(db::boot(&n.ns.name, &self.lun, i));
+                }
+                db::enter(n.init.as_ref().expect("booted"))
+            }
+            None => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &n.ns.name]);
+                c
+            }
+        };
+        let child = cmd
+            .args([ASCTL, "agent", "--config"])
+            .arg(d.join("agent.yaml"))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start agent");
+        n.agent = Some(child);
+    }
+
+    /// `asctl ARGS` from the client namespace, against the first node.
+    pub(crate) fn asctl(&self, args: &[&str], endpoint_host: u8) -> Output {
+        let endpoint = format!("10.210.1.{endpoint_host}:{API_PORT}");
+        let ca = self.path("tls/ca.crt");
+        run(Command::new("ip")
+            .args(["netns", "exec", &self.client.name, ASCTL])
+            .args(args)
+            .args(["--endpoint", &endpoint, "--token", &self.token, "--ca"])
+            .arg(ca))
+    }
+
+    /// Status from any node that answers.
+    pub(crate) fn status(&self) -> Option<serde_json::Value> {
+        self.status_from_others(None)
+    }
+
+    /// Status from a node other than `skip` (a crashed node would make the
+    /// CLI wait for its connection timeout, spoiling the measurement).
+    pub(crate) fn status_from_others(&self, skip: Option<&str>) -> Option<serde_json::Value> {
+        for n in self.nodes.iter().filter(|n| Some(n.name.as_str()) != skip) {
+            let o = self.asctl(&["status", "--format", "json"], n.host);
+            if o.status.success()
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// Topology `two`: every node answers `asctl status` itself, names a
+    /// leader, and its failure detector has its peer up.
+    pub(crate) fn two_node_rejoined(&self) -> bool {
+        self.nodes.iter().all(|n| {
+            let o = self.asctl(&["status", "--format", "json"], n.host);
+            let Ok(s) = serde_json::from_slice::<serde_json::Value>(&o.stdout) else {
+                return false;
+            };
+            let leader = s.get("leader").is_some_and(|l| !l.is_null());
+            let peers_up = s
+                .pointer("/lines/peers")
+                .and_then(|p| p.as_object())
+                .is_some_and(|p| {
+                    !p.is_empty() && p.values().all(|v| v["state"].as_str() == Some("up"))
+                });
+            o.status.success() && leader && peers_up
+        })
+    }
+
+    /// Every address of the nodes other than `idx` and of the witness.
+    pub(crate) fn peer_addresses(&self, idx: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if i != idx {
+                out.extend((1..=3).map(|k| format!("10.210.{k}.{}", n.host)));
+            }
+        }
+        out.extend(self.witness.iter().map(|w| format!("10.210.1.{}", w.host)));
+        out
+    }
+
+    pub(crate) fn node_state(&self, status: &serde_json::Value, node: &str) -> Option<String> {
+        Some(
+            status
+                .get("nodes")?
+                .get(node)?
+                .get("state")?
+                .as_str()?
+                .to_owned(),
+        )
+    }
+
+    /// Copies every member's whole agent log to a directory that outlives
+    /// the lab (the temporary one goes with it); the directory's path.
+    pub(crate) fn keep_logs(&self, seed: u64, topology: Topology) -> PathBuf {
+        let keep = std::env::temp_dir().join(format!("asctl-chaos-{seed}-{topology:?}"));
+        let _ = std::fs::create_dir_all(&keep);
+        for n in self.nodes.iter().chain(&self.witness) {
+            let p = self.path(&format!("nodes/{}/agent.log", n.name));
+            let _ = std::fs::copy(&p, keep.join(format!("{}.log", n.name)));
+        }
+        keep
+    }
+
+    pub(crate) fn logs(&self) -> String {
+        let mut out = String::new();
+        for n in self.nodes.iter().chain(&self.witness) {
+            let p = self.path(&format!("nodes/{}/agent.log", n.name));
+            let t = std::fs::read_to_string(&p).unwrap_or_default();
+            let tail: Vec<&str> = t.lines().rev().take(40).collect();
+            out += &format!("--- {} (last lines)\n", n.name);
+            for l in tail.into_iter().rev() {
+                out += l;
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+impl Lab {
+    /// Every member's processes killed and reaped: with the last process
+    /// of a node, its mount namespace and its mounts are gone.
+    pub(crate) fn halt(&mut self) {
+        for n in self.nodes.iter_mut().chain(self.witness.as_mut()) {
+            kill_namespace(&n.ns);
+            for mut c in [n.agent.take(), n.init.take()].into_iter().flatten() {
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// (name, network namespace) of every node.
+    pub(crate) fn node_pairs(&self) -> Vec<(String, String)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.ns.name.clone()))
+            .collect()
+    }
+}
+
+/// Every process in `ns`, by pid (from `ip netns pids`).
+pub(crate) fn pids(ns: &Netns) -> Vec<i32> {
+    let o = run(Command::new("ip").args(["netns", "pids", &ns.name]));
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+pub(crate) fn kill_namespace(ns: &Netns) {
+    // The observer's address monitors run there but are not the node's.
+    for pid in pids(ns).into_iter().filter(|p| !addr_watch::is_monitor(*p)) {
+        // SAFETY: kill(2) on a pid we just listed; ESRCH is harmless.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
