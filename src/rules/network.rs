@@ -12,7 +12,7 @@ use super::Ctx;
 use super::profile::Profile;
 use crate::catalog as cat;
 use crate::diag::Finding;
-use crate::model::{DocId, Kind, LineRole, NicTeaming};
+use crate::model::{DocId, DomainSpec, Kind, LineRole, NicTeaming, Object};
 
 pub(super) fn nic_teaming(ctx: &mut Ctx) {
     for node in &ctx.config.nodes {
@@ -34,6 +34,16 @@ pub(super) fn nic_teaming(ctx: &mut Ctx) {
 }
 
 pub(super) fn network(ctx: &mut Ctx, profile: &Profile) {
+    lines_per_node(ctx, profile);
+    let cfg = ctx.config;
+    let Some(domain) = &cfg.domain else { return };
+    multicast_heartbeat(ctx, domain);
+    isolation_addresses(ctx, domain);
+    nics_per_host(ctx, profile);
+}
+
+/// Each node on the profile's minimum of domain and verification lines.
+fn lines_per_node(ctx: &mut Ctx, profile: &Profile) {
     let cfg = ctx.config;
     for node in &cfg.nodes {
         let lines = ctx.lines_of(node.name().as_str());
@@ -58,7 +68,10 @@ pub(super) fn network(ctx: &mut Ctx, profile: &Profile) {
         .about(Kind::Node, node.name().as_str());
         ctx.report(f);
     }
-    let Some(domain) = &cfg.domain else { return };
+}
+
+/// The domain's heartbeats sent by multicast.
+fn multicast_heartbeat(ctx: &mut Ctx, domain: &Object<DomainSpec>) {
     if domain.spec.heartbeat.multicast.is_none() {
         let loc = ctx
             .at(domain.doc, "/spec/heartbeat")
@@ -75,6 +88,11 @@ pub(super) fn network(ctx: &mut Ctx, profile: &Profile) {
         .about(Kind::Domain, domain.name().as_str());
         ctx.report(f);
     }
+}
+
+/// The domain names isolation addresses at all (whether they are external:
+/// [`isolation_not_external`]).
+fn isolation_addresses(ctx: &mut Ctx, domain: &Object<DomainSpec>) {
     let has_addresses = domain
         .spec
         .isolation
@@ -94,6 +112,11 @@ pub(super) fn network(ctx: &mut Ctx, profile: &Profile) {
         .about(Kind::Domain, domain.name().as_str());
         ctx.report(f);
     }
+}
+
+/// Each host with a known NIC count has the profile's minimum.
+fn nics_per_host(ctx: &mut Ctx, profile: &Profile) {
+    let cfg = ctx.config;
     for host in &cfg.hosts {
         let Some(nics) = host.spec.nics else { continue };
         if nics >= profile.min_host_nics {
