@@ -7,7 +7,7 @@
 use super::Ctx;
 use super::topology;
 use crate::catalog as cat;
-use crate::diag::Finding;
+use crate::diag::{Finding, Location};
 use crate::model::{Backing, DataSourceSpec, DataSourceType, Kind, Name, Object};
 
 /// MirrorView/SRDF and the data source they are combined with (seed,
@@ -60,7 +60,6 @@ fn pairing<'a>(
     } else {
         DataSourceType::Vmfs
     };
-    let mode = if dev.backing.is_rdm() { "RDM" } else { "VMFS" };
     let (loc, problem, related) = match (&ds.spec.paired_with, target) {
         (None, _) => (
             ctx.at(ds.doc, "/spec/device/backing"),
@@ -87,6 +86,26 @@ fn pairing<'a>(
             )
         }
         (Some(_), Some(target)) => return Some(target),
+    };
+    report_pairing(ctx, ds, need, loc, &problem, related);
+    None
+}
+
+/// Reports `ds` paired wrongly (`problem`, found at `loc`): in its mode it
+/// needs a partner of type `need`.
+fn report_pairing(
+    ctx: &mut Ctx,
+    ds: &Object<DataSourceSpec>,
+    need: DataSourceType,
+    loc: Option<Location>,
+    problem: &str,
+    related: Option<(Option<Location>, &str)>,
+) {
+    // `need` is a shared disk exactly when the device is an RDM.
+    let mode = if need == DataSourceType::SharedDisk {
+        "RDM"
+    } else {
+        "VMFS"
     };
     let need_text = match need {
         DataSourceType::SharedDisk => {
@@ -116,7 +135,6 @@ fn pairing<'a>(
         f = f.with_related(at, label);
     }
     ctx.report(f);
-    None
 }
 
 /// The two work together in the resource group (the VMFS data source adds

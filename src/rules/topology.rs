@@ -176,70 +176,85 @@ pub fn check(ctx: &mut Ctx) {
         for (pointer, judged) in references(ctx, group) {
             for j in judged {
                 for topology in Topology::ALL {
-                    let with: Vec<&&NodePair> = matrix
-                        .iter()
-                        .filter(|(t, _)| *t == topology)
-                        .map(|(_, p)| p)
-                        .collect();
-                    let Some(pair) = with.first() else {
-                        continue;
-                    };
-                    let Some(v) = tables::verdict(profile.tables, j.subject, j.backing, topology)
-                    else {
-                        continue;
-                    };
-                    let rule = match v.cell {
-                        Cell::Yes => continue,
-                        Cell::No => &cat::MATRIX_UNSUPPORTED,
-                        Cell::Na => &cat::MATRIX_NOT_APPLICABLE,
-                    };
-                    let others = match with.len() - 1 {
-                        0 => String::new(),
-                        1 => " (and 1 other pair)".into(),
-                        n => format!(" (and {n} other pairs)"),
-                    };
-                    let cite = format!(
-                        "{}, row \"{}\", column \"{}\" says {}",
-                        v.table.reference(),
-                        v.row.label,
-                        topology.seed_label(),
-                        v.cell.as_str()
-                    );
-                    let message = match v.cell {
-                        Cell::Na => format!(
-                            "{} between `{}` and `{}` ({topology}){others} cannot exist: {cite}",
-                            j.what,
-                            pair.a.name(),
-                            pair.b.name()
-                        ),
-                        _ => format!(
-                            "{} is not supported between `{}` and `{}` ({topology}){others}: {cite}",
-                            j.what,
-                            pair.a.name(),
-                            pair.b.name()
-                        ),
-                    };
-                    let (la, na) = node_note(ctx, pair.a);
-                    let (lb, nb) = node_note(ctx, pair.b);
-                    let help = match v.cell {
-                        Cell::Na => "replication between two VMs of one host has nothing to replicate between: use a shared disk for that pair, or keep such nodes out of the group".to_owned(),
-                        _ => help_for(profile.tables, j.subject, topology),
-                    };
-                    let mut f = Finding::new(rule, message, ctx.at(group.doc, &pointer))
-                        .with_related(la, na)
-                        .with_related(lb, nb)
-                        .with_help(help)
-                        .about(Kind::ResourceGroup, group.name().as_str())
-                        .about(Kind::Node, pair.a.name().as_str())
-                        .about(Kind::Node, pair.b.name().as_str());
-                    for o in &j.objects {
-                        f = f.about(Kind::DataSource, o.as_str());
+                    let in_force = profile.tables;
+                    if let Some(f) =
+                        matrix_finding(ctx, in_force, group, &pointer, &j, topology, &matrix)
+                    {
+                        ctx.report(f);
                     }
-                    ctx.report(f);
                 }
             }
         }
     }
+}
+
+/// The matrix finding for reference `j` of `group` (at `pointer`) between
+/// the group's node pairs of `topology`, named by the first of them; `None`
+/// when the profile's tables (`in_force`) support it or do not judge it.
+fn matrix_finding(
+    ctx: &Ctx,
+    in_force: &'static [tables::Table],
+    group: &Object<ResourceGroupSpec>,
+    pointer: &str,
+    j: &Judged,
+    topology: Topology,
+    matrix: &[(Topology, &NodePair)],
+) -> Option<Finding> {
+    let with: Vec<&&NodePair> = matrix
+        .iter()
+        .filter(|(t, _)| *t == topology)
+        .map(|(_, p)| p)
+        .collect();
+    let pair = with.first()?;
+    let v = tables::verdict(in_force, j.subject, j.backing, topology)?;
+    let rule = match v.cell {
+        Cell::Yes => return None,
+        Cell::No => &cat::MATRIX_UNSUPPORTED,
+        Cell::Na => &cat::MATRIX_NOT_APPLICABLE,
+    };
+    let others = match with.len() - 1 {
+        0 => String::new(),
+        1 => " (and 1 other pair)".into(),
+        n => format!(" (and {n} other pairs)"),
+    };
+    let cite = format!(
+        "{}, row \"{}\", column \"{}\" says {}",
+        v.table.reference(),
+        v.row.label,
+        topology.seed_label(),
+        v.cell.as_str()
+    );
+    let message = match v.cell {
+        Cell::Na => format!(
+            "{} between `{}` and `{}` ({topology}){others} cannot exist: {cite}",
+            j.what,
+            pair.a.name(),
+            pair.b.name()
+        ),
+        _ => format!(
+            "{} is not supported between `{}` and `{}` ({topology}){others}: {cite}",
+            j.what,
+            pair.a.name(),
+            pair.b.name()
+        ),
+    };
+    let (la, na) = node_note(ctx, pair.a);
+    let (lb, nb) = node_note(ctx, pair.b);
+    let help = match v.cell {
+        Cell::Na => "replication between two VMs of one host has nothing to replicate between: use a shared disk for that pair, or keep such nodes out of the group".to_owned(),
+        _ => help_for(in_force, j.subject, topology),
+    };
+    let mut f = Finding::new(rule, message, ctx.at(group.doc, pointer))
+        .with_related(la, na)
+        .with_related(lb, nb)
+        .with_help(help)
+        .about(Kind::ResourceGroup, group.name().as_str())
+        .about(Kind::Node, pair.a.name().as_str())
+        .about(Kind::Node, pair.b.name().as_str());
+    for o in &j.objects {
+        f = f.about(Kind::DataSource, o.as_str());
+    }
+    Some(f)
 }
 
 /// What a group asks the tables about, with the pointer of each reference:
