@@ -75,46 +75,57 @@ fn render(findings: &[Finding], sources: &Sources, documents: usize, paint: Pain
                 None => writeln!(out, "{b}== files checked alone (under no Domain){b:#}\n"),
             };
         }
-        let (sev, b) = (paint.severity(f.severity), paint.bold());
-        let _ = writeln!(
-            out,
-            "{sev}{}[{}]{sev:#}{b}: {}{b:#}",
-            f.severity, f.rule.id, f.message
-        );
-        let gutter = gutter_width(f);
-        if let Some(loc) = f.location {
-            let mark = Mark {
-                arrow: "-->",
-                label: "",
-                gutter,
-                mark: '^',
-                style: sev,
-            };
-            snippet(&mut out, sources, loc, mark, paint);
-        }
-        for r in &f.related {
-            let mark = Mark {
-                arrow: ":::",
-                label: &r.message,
-                gutter,
-                mark: '-',
-                style: paint.frame(),
-            };
-            snippet(&mut out, sources, r.location, mark, paint);
-        }
-        let pad = " ".repeat(gutter);
-        if f.location.is_some() || !f.related.is_empty() {
-            let _ = writeln!(out, "{pad} |");
-        }
-        let _ = writeln!(out, "{pad} = help: {}", f.help_text());
-        if let Some(seed) = f.rule.seed_reference() {
-            let _ = writeln!(out, "{pad} = seed: {seed}");
-        }
-        let _ = writeln!(out, "{pad} = rule: `asctl explain {}`", f.rule.id);
-        out.push('\n');
+        finding(&mut out, f, sources, paint);
     }
+    summary(&mut out, findings, sources.len(), documents, paint);
+    out
+}
+
+/// One finding: its headline, its location and related ones as snippets,
+/// and its help, seed reference and rule.
+fn finding(out: &mut String, f: &Finding, sources: &Sources, paint: Paint) {
+    let (sev, b) = (paint.severity(f.severity), paint.bold());
+    let _ = writeln!(
+        out,
+        "{sev}{}[{}]{sev:#}{b}: {}{b:#}",
+        f.severity, f.rule.id, f.message
+    );
+    let gutter = gutter_width(f);
+    if let Some(loc) = f.location {
+        let mark = Mark {
+            arrow: "-->",
+            label: "",
+            gutter,
+            mark: '^',
+            style: sev,
+        };
+        snippet(out, sources, loc, mark, paint);
+    }
+    for r in &f.related {
+        let mark = Mark {
+            arrow: ":::",
+            label: &r.message,
+            gutter,
+            mark: '-',
+            style: paint.frame(),
+        };
+        snippet(out, sources, r.location, mark, paint);
+    }
+    let pad = " ".repeat(gutter);
+    if f.location.is_some() || !f.related.is_empty() {
+        let _ = writeln!(out, "{pad} |");
+    }
+    let _ = writeln!(out, "{pad} = help: {}", f.help_text());
+    if let Some(seed) = f.rule.seed_reference() {
+        let _ = writeln!(out, "{pad} = seed: {seed}");
+    }
+    let _ = writeln!(out, "{pad} = rule: `asctl explain {}`", f.rule.id);
+    out.push('\n');
+}
+
+/// The last line: the verdict and the counts.
+fn summary(out: &mut String, findings: &[Finding], files: usize, documents: usize, paint: Paint) {
     let s = Summary::of(findings);
-    let files = sources.len();
     let verdict = if s.errors > 0 {
         paint.severity(Severity::Error)
     } else {
@@ -140,7 +151,6 @@ fn render(findings: &[Finding], sources: &Sources, documents: usize, paint: Pain
         let _ = write!(out, " ({} accepted in the Domain)", s.suppressed);
     }
     out.push('\n');
-    out
 }
 
 fn plural(n: usize) -> &'static str {
