@@ -109,22 +109,25 @@ fn leader(lab: &Lab) -> Option<usize> {
 }
 
 /// A machine crash of node `i`, as the harness's `CrashNode`: every process
-/// killed, the address gone, the links down.
+/// killed, the addresses gone, the links down.
 fn crash(lab: &mut Lab, i: usize) {
     let n = &mut lab.nodes[i];
     kill_namespace(&n.ns);
     if let Some(mut c) = n.agent.take() {
         let _ = c.wait();
     }
-    let _ = run(Command::new("ip").args([
-        "-n",
-        &n.ns.name,
-        "addr",
-        "del",
-        &format!("{VIP}/24"),
-        "dev",
-        "d1",
-    ]));
+    // A machine's addresses die with it: web's and db's.
+    for vip in [VIP, super::db::DB_VIP] {
+        let _ = run(Command::new("ip").args([
+            "-n",
+            &n.ns.name,
+            "addr",
+            "del",
+            &format!("{vip}/24"),
+            "dev",
+            "d1",
+        ]));
+    }
     for l in ["d1", "d2", "v"] {
         n.ns.ip(&format!("link set {l} down"));
     }
