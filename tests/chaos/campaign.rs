@@ -169,28 +169,8 @@ pub(crate) fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[F
         let t0 = Instant::now();
         match fault {
             Fault::CrashNode => {
-                let n = &mut lab.nodes[victim];
-                kill_namespace(&n.ns);
-                for mut c in [n.agent.take(), n.init.take()].into_iter().flatten() {
-                    let _ = c.wait();
-                }
                 // Answers after this come from a survivor.
-                let killed = Instant::now();
-                // A crashed machine loses its addresses and its links.
-                for vip in [VIP, db::DB_VIP] {
-                    let _ = run(Command::new("ip").args([
-                        "-n",
-                        &n.ns.name,
-                        "addr",
-                        "del",
-                        &format!("{vip}/24"),
-                        "dev",
-                        "d1",
-                    ]));
-                }
-                for l in ["d1", "d2", "v"] {
-                    n.ns.ip(&format!("link set {l} down"));
-                }
+                let killed = lab.crash(victim);
                 // Detected: a survivor's failure detector reports the node
                 // failed (`asctl status`, `lines`), or the domain has it down.
                 // The instant of the detector's verdict is read back from its

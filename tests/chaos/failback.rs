@@ -9,13 +9,10 @@
 //! [`LAB`] so that they never load the machine at the same time as another
 //! lab of this binary.
 
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{
-    LIMIT, Lab, SETTLE, Topology, VIP, Watch, kill_namespace, netns_support, observe, run,
-};
+use super::{LIMIT, Lab, SETTLE, Topology, Watch, netns_support, observe};
 
 /// One lab of this test binary at a time: two would halve each other's
 /// CPU and the timing the agents rely on.
@@ -108,31 +105,6 @@ fn leader(lab: &Lab) -> Option<usize> {
     lab.nodes.iter().position(|n| n.name == l)
 }
 
-/// A machine crash of node `i`, as the harness's `CrashNode`: every process
-/// killed, the addresses gone, the links down.
-fn crash(lab: &mut Lab, i: usize) {
-    let n = &mut lab.nodes[i];
-    kill_namespace(&n.ns);
-    if let Some(mut c) = n.agent.take() {
-        let _ = c.wait();
-    }
-    // A machine's addresses die with it: web's and db's.
-    for vip in [VIP, super::db::DB_VIP] {
-        let _ = run(Command::new("ip").args([
-            "-n",
-            &n.ns.name,
-            "addr",
-            "del",
-            &format!("{vip}/24"),
-            "dev",
-            "d1",
-        ]));
-    }
-    for l in ["d1", "d2", "v"] {
-        n.ns.ip(&format!("link set {l} down"));
-    }
-}
-
 fn reboot(lab: &mut Lab, i: usize) {
     for l in ["d1", "d2", "v"] {
         lab.nodes[i].ns.ip(&format!("link set {l} up"));
@@ -160,7 +132,7 @@ fn healed(lab: &Lab, watch: &Watch) {
 fn shuffle_leader(lab: &mut Lab, watch: &Watch, l: usize) {
     let name = lab.nodes[l].name.clone();
     eprintln!("failback: crashing the leader {name}, which does not hold web");
-    crash(lab, l);
+    lab.crash(l);
     must(lab, "another leader", || {
         let s = lab.status_from_others(Some(&name))?;
         let other = s.get("leader")?.as_str()? != name;
@@ -198,7 +170,7 @@ fn failback_never_puts_the_address_on_two_nodes() {
             humantime::format_rfc3339_millis(std::time::SystemTime::now())
         );
         let t0 = Instant::now();
-        crash(&mut lab, h);
+        lab.crash(h);
         must(&lab, "the service to answer from another node", || {
             watch.answered_after(t0, Some(&name))
         });

@@ -350,6 +350,36 @@ impl Drop for Lab {
 }
 
 impl Lab {
+    /// A machine crash of node `i`: every process of its namespace killed
+    /// (its mount namespace goes with the last one), its managed addresses
+    /// gone and its links down. Returns the instant the processes were
+    /// gone: answers after it come from a survivor.
+    pub(crate) fn crash(&mut self, i: usize) -> Instant {
+        let n = &mut self.nodes[i];
+        kill_namespace(&n.ns);
+        for mut c in [n.agent.take(), n.init.take()].into_iter().flatten() {
+            let _ = c.wait();
+        }
+        let killed = Instant::now();
+        for vip in [VIP, db::DB_VIP] {
+            let _ = run(Command::new("ip").args([
+                "-n",
+                &n.ns.name,
+                "addr",
+                "del",
+                &format!("{vip}/24"),
+                "dev",
+                "d1",
+            ]));
+        }
+        for l in ["d1", "d2", "v"] {
+            n.ns.ip(&format!("link set {l} down"));
+        }
+        killed
+    }
+}
+
+impl Lab {
     /// Every member's processes killed and reaped: with the last process
     /// of a node, its mount namespace and its mounts are gone.
     pub(crate) fn halt(&mut self) {
