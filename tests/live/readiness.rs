@@ -181,11 +181,7 @@ fn an_ocf_resource_is_online_only_once_its_first_monitor_passed() {
         state.display()
     );
     std::fs::write(d.config.join("group-store.yaml"), group).expect("write store");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
-    let root = root.to_string_lossy().into_owned();
-    for node in d.nodes.clone() {
-        d.start_agent_env(&node, &[("OCF_ROOT", &root)]);
-    }
+    d.start_agents_with_test_ocf();
     d.wait_formed();
     let (out, _) = apply(&d, "90s");
     let returned = std::time::SystemTime::now();
@@ -239,11 +235,7 @@ fn a_start_stops_between_resources_once_the_group_is_no_longer_wanted() {
         )
     };
     std::fs::write(d.config.join("group-store.yaml"), group("")).expect("write store");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
-    let root = root.to_string_lossy().into_owned();
-    for node in d.nodes.clone() {
-        d.start_agent_env(&node, &[("OCF_ROOT", &root)]);
-    }
+    d.start_agents_with_test_ocf();
     d.wait_formed();
     // Commits the group and returns long before the 4 s start is over.
     let _ = apply(&d, "1s");

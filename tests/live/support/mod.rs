@@ -174,6 +174,16 @@ impl LiveDomain {
         self.start_agent_env(node, &[]);
     }
 
+    /// Every node's agent, with `OCF_ROOT` at the test agents of
+    /// `tests/fixtures/ocf` (asctl-test:Probe and the others).
+    pub fn start_agents_with_test_ocf(&mut self) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
+        let root = root.to_string_lossy().into_owned();
+        for node in self.nodes.clone() {
+            self.start_agent_env(&node, &[("OCF_ROOT", &root)]);
+        }
+    }
+
     /// [`Self::start_agent`] with extra environment variables.
     pub fn start_agent_env(&mut self, node: &str, env: &[(&str, &str)]) {
         self.start_agent_with(node, &[], env);
