@@ -166,6 +166,7 @@ pub(crate) fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[F
             "chaos round {round} at {}: {what} on {vname} (web on {holder:?}, db on {db_holder:?}, raft leader {leader:?})",
             humantime::format_rfc3339_millis(std::time::SystemTime::now())
         );
+        lab.starve(victim);
         let t0 = Instant::now();
         match fault {
             Fault::CrashNode => {
@@ -439,6 +440,7 @@ pub(crate) fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[F
         // Back to a healthy domain with the service answering before the
         // next fault; db answering since the fault's end, mounted once.
         let fault_done = Instant::now();
+        lab.relieve(victim);
         let healed = wait_until("the domain to heal", LIMIT, || {
             let s = lab.status()?;
             let all_up = lab

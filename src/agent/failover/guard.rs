@@ -77,7 +77,7 @@ pub fn serve(data_dir: &Path) {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("asctl guard: cannot start: {e}");
+            say(format_args!("cannot start: {e}"));
             return;
         }
     };
@@ -106,12 +106,12 @@ pub fn serve(data_dir: &Path) {
             return;
         }
         if ready == 0 {
-            fence(
-                &rt,
-                data_dir,
-                &known,
-                "the lease ran out: the agent is frozen or starved",
+            let late = lease.map_or(Duration::ZERO, |(r, len)| r.elapsed().saturating_sub(len));
+            let why = format!(
+                "the lease ran out {} ms ago: the agent is frozen or starved",
+                late.as_millis()
             );
+            fence(&rt, data_dir, &known, &why);
             // Disarmed until the agent renews again; it knows it lapsed and
             // starts nothing until it has caught up with the domain.
             lease = None;
@@ -137,7 +137,9 @@ pub fn serve(data_dir: &Path) {
         }
         pending.extend_from_slice(&buf[..n as usize]);
         if let Detached::Yes = read_commands(&mut pending, &mut lease) {
-            eprintln!("asctl guard: the agent detached; leaving the groups running");
+            say(format_args!(
+                "the agent detached; leaving the groups running"
+            ));
             return;
         }
         known.refresh(data_dir);
@@ -231,7 +233,7 @@ fn read_commands(pending: &mut Vec<u8>, lease: &mut Option<(Instant, Duration)>)
                 *lease = Some((Instant::now(), Duration::from_millis(ms)));
             }
             (Some("detach"), _) => return Detached::Yes,
-            _ => eprintln!("asctl guard: ignoring `{}`", line.trim()),
+            _ => say(format_args!("ignoring `{}`", line.trim())),
         }
     }
     Detached::No
@@ -246,28 +248,36 @@ fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, known: &OnRecord, why: &
     let at = std::time::SystemTime::now();
     let on_record = known.with_current(data_dir);
     let killed = drivers::process::kill(data_dir, &on_record.processes);
+    let t_kill = t.elapsed();
     let groups = fenced_groups(&on_record.processes, &killed);
     let removed = rt.block_on(drivers::ip::remove_addresses(
         data_dir,
         &on_record.addresses,
     ));
+    let t_addr = t.elapsed();
     let storage = rt.block_on(super::guard_storage::release(data_dir, on_record.mounts));
     for f in &storage.failed {
-        eprintln!("asctl guard: could not release {f}; this node still holds it");
+        say(format_args!(
+            "could not release {f}; this node still holds it"
+        ));
     }
-    eprintln!(
-        "asctl guard: fenced the node ({why}): killed process groups {killed:?}, removed \
-         addresses {removed:?}, unmounted {:?}, stopped OCF resources {:?} in {} ms",
+    say(format_args!(
+        "fenced the node ({why}): killed process groups {killed:?}, removed \
+         addresses {removed:?}, unmounted {:?}, stopped OCF resources {:?} in {} ms \
+         (kill {} ms, addresses {} ms, storage {} ms)",
         storage.unmounted,
         storage.stopped,
-        t.elapsed().as_millis()
-    );
+        t.elapsed().as_millis(),
+        t_kill.as_millis(),
+        (t_addr - t_kill).as_millis(),
+        (t.elapsed() - t_addr).as_millis(),
+    ));
     // Only a fence that took something down is the domain's business.
     let took_storage = !(storage.unmounted.is_empty() && storage.stopped.is_empty());
     if !(killed.is_empty() && removed.is_empty()) || took_storage {
         let cause = format!("its lease guard fenced it: {why}");
         if let Err(e) = super::journal::Journal::new(data_dir).record(at, at, &cause, groups) {
-            eprintln!("asctl guard: cannot write the fencing journal: {e}");
+            say(format_args!("cannot write the fencing journal: {e}"));
         }
     }
 }
@@ -285,6 +295,15 @@ fn fenced_groups(
     groups.sort();
     groups.dedup();
     groups
+}
+
+/// One line to the agent's log (the guard's stderr), stamped like the
+/// agent's own lines so that a fence can be placed among them.
+fn say(what: std::fmt::Arguments<'_>) {
+    eprintln!(
+        "{} asctl guard: {what}",
+        humantime::format_rfc3339_micros(std::time::SystemTime::now())
+    );
 }
 
 // ----------------------------------------------------------------------------
