@@ -430,9 +430,11 @@ pub(crate) fn campaign(topology: Topology, seed: u64, rounds: usize, faults: &[F
                 std::thread::sleep(Duration::from_secs(3).saturating_sub(t0.elapsed()));
                 match (fault, pid) {
                     // SAFETY: a signal to our own child.
-                    (Fault::Freeze, Some(pid)) => unsafe {
-                        libc::kill(pid, libc::SIGCONT);
-                    },
+                    (Fault::Freeze, Some(pid)) => {
+                        // SAFETY: a signal to our own child.
+                        unsafe { libc::kill(pid, libc::SIGCONT) };
+                        lab.restart_if_gone(victim);
+                    }
                     _ => lab.start_agent(Some(victim)),
                 }
             }

@@ -410,6 +410,24 @@ impl Lab {
         }
     }
 
+    /// Starts node `i`'s agent again if it has exited: a frozen agent that
+    /// held `db`'s file system open (its monitor's write check) is one of
+    /// the users the guard's fence SIGKILLs to unmount it, and a real node's
+    /// service manager would restart it.
+    pub(crate) fn restart_if_gone(&mut self, i: usize) {
+        let gone = self.nodes[i]
+            .agent
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+        if gone {
+            eprintln!(
+                "chaos: {}'s agent exited while frozen (its guard killed it as a user of db's mount): started again",
+                self.nodes[i].name
+            );
+            self.start_agent(Some(i));
+        }
+    }
+
     /// Every member's processes killed and reaped: with the last process
     /// of a node, its mount namespace and its mounts are gone.
     pub(crate) fn halt(&mut self) {

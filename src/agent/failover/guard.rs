@@ -70,6 +70,17 @@ pub fn lease_time(timeout: Duration) -> Duration {
 /// `asctl guard --data-dir DIR`: serves the lease on stdin until `detach`
 /// or end of input. Returns when it may exit.
 pub fn serve(data_dir: &Path) {
+    // First, so that every thread the guard starts (the runtime's, the
+    // unmount's) runs at its priority too.
+    match super::realtime::make_realtime() {
+        Ok(prio) => say(format_args!(
+            "running at real-time priority {prio} (SCHED_RR), memory locked"
+        )),
+        Err(e) => say(format_args!(
+            "cannot run at real-time priority ({e}): under CPU starvation the fence may come \
+             late or take long (docs/ha.md)"
+        )),
+    }
     // Built up front so that the fence does not pay for it.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
