@@ -31,7 +31,7 @@ const PERIOD_US: u64 = 100_000;
 /// own has one per node). Generous, as on a host without real-time group
 /// scheduling, where the only limit is the kernel's global one (95 %): a
 /// small one would throttle the lease guard itself.
-const RT_RUNTIME_US: u64 = 250_000;
+const RT_RUNTIME_US: u64 = 100_000;
 
 /// One node's cgroup, and the busy loops in it while it is starved.
 struct NodeCgroup {
@@ -65,6 +65,7 @@ impl Starve {
     }
 
     fn new(pct: u64, loops: usize, all: bool, n: usize) -> Starve {
+        remove_stale();
         let dir = PathBuf::from(CPU_ROOT).join(format!("asctl-chaos-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the lab's cpu cgroup (cgroup v1 `cpu`)");
         let rt = dir.join("cpu.rt_runtime_us").exists();
@@ -168,6 +169,30 @@ impl Starve {
 
     pub(crate) fn nodes(&self) -> usize {
         self.nodes.len()
+    }
+}
+
+/// The cgroups of earlier runs that ended without removing theirs (a
+/// failed run exits before its lab is dropped): their real-time budget
+/// would leave none for this one.
+fn remove_stale() {
+    let Ok(entries) = std::fs::read_dir(CPU_ROOT) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("asctl-chaos-") else {
+            continue;
+        };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        if let Ok(nodes) = std::fs::read_dir(e.path()) {
+            for n in nodes.flatten().filter(|n| n.path().is_dir()) {
+                let _ = std::fs::remove_dir(n.path());
+            }
+        }
+        let _ = std::fs::remove_dir(e.path());
     }
 }
 
