@@ -174,14 +174,16 @@ impl LiveDomain {
         self.start_agent_env(node, &[]);
     }
 
-    /// Every node's agent, with `OCF_ROOT` at the test agents of
-    /// `tests/fixtures/ocf` (asctl-test:Probe and the others).
+    /// [`Self::start`] with `OCF_ROOT` at the test agents of
+    /// `tests/fixtures/ocf` (asctl-test:Probe and the others): every node's
+    /// agent, then the wait for the domain to form.
     pub fn start_agents_with_test_ocf(&mut self) {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
         let root = root.to_string_lossy().into_owned();
         for node in self.nodes.clone() {
             self.start_agent_env(&node, &[("OCF_ROOT", &root)]);
         }
+        self.wait_formed();
     }
 
     /// [`Self::start_agent`] with extra environment variables.
