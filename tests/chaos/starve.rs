@@ -199,8 +199,10 @@ impl Starve {
 }
 
 /// The cgroups of earlier runs that ended without removing theirs (a
-/// failed run exits before its lab is dropped): their real-time budget
-/// would leave none for this one.
+/// failed run exits before its lab is dropped, and a lab's last processes
+/// may still be exiting when the next run starts): their real-time budget
+/// would leave none for this one. A cgroup goes only once its processes
+/// have, so each is retried for a while.
 fn remove_stale() {
     let Ok(entries) = std::fs::read_dir(CPU_ROOT) else {
         return;
@@ -213,13 +215,21 @@ fn remove_stale() {
         if Path::new("/proc").join(pid).exists() {
             continue;
         }
-        if let Ok(nodes) = std::fs::read_dir(e.path()) {
-            for n in nodes.flatten().filter(|n| n.path().is_dir()) {
-                let _ = std::fs::remove_dir(n.path());
-            }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !remove_lab_cgroup(&e.path()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        let _ = std::fs::remove_dir(e.path());
     }
+}
+
+/// Removes a lab's cgroup and its nodes'; whether it is gone.
+fn remove_lab_cgroup(dir: &Path) -> bool {
+    if let Ok(nodes) = std::fs::read_dir(dir) {
+        for n in nodes.flatten().filter(|n| n.path().is_dir()) {
+            let _ = std::fs::remove_dir(n.path());
+        }
+    }
+    std::fs::remove_dir(dir).is_ok() || !dir.exists()
 }
 
 fn stop_loops(n: &mut NodeCgroup) {
