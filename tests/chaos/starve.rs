@@ -77,6 +77,23 @@ fn set(dir: &Path, file: &str, v: &str) {
         .unwrap_or_else(|e| panic!("{}/{file} = {v}: {e}", dir.display()))
 }
 
+/// Gives the lab's cgroup its real-time budget. A cgroup just removed
+/// (the previous run's) still counts against the root's budget for a
+/// moment — the kernel frees it after its last reference goes — and the
+/// write fails with `EINVAL` until then.
+fn set_budget(dir: &Path, us: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match std::fs::write(dir.join("cpu.rt_runtime_us"), us.to_string()) {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() >= deadline => {
+                panic!("{}/cpu.rt_runtime_us = {us}: {e}", dir.display())
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
 impl Starve {
     /// From `CHAOS_STARVE` (`PCT:LOOPS[:all]`, e.g. `40:6`); `None` when
     /// unset.
@@ -94,11 +111,7 @@ impl Starve {
         let rt = dir.join("cpu.rt_runtime_us").exists();
         let rt_runtime = node_rt_runtime(n);
         if rt {
-            set(
-                &dir,
-                "cpu.rt_runtime_us",
-                &(rt_runtime * n as u64).to_string(),
-            );
+            set_budget(&dir, rt_runtime * n as u64);
         }
         let nodes = (1..=n)
             .map(|i| {
