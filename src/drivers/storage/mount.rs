@@ -347,7 +347,10 @@ pub(super) async fn unmount(
         } else {
             Signal::SIGKILL
         };
-        last_holders = holders::find(Path::new("/proc"), dev_number, me);
+        last_holders = holders::find_without_maps(Path::new("/proc"), dev_number, me);
+        if last_holders.is_empty() {
+            last_holders = holders::find(Path::new("/proc"), dev_number, me);
+        }
         for h in &last_holders {
             // Already gone is fine; anything else shows in the final error.
             let _ = kill(Pid::from_raw(h.pid), signal);
