@@ -254,6 +254,11 @@ fn a_frozen_agents_guard_kills_the_file_system_check_it_was_running() {
         "the check itself is dead"
     );
     assert!(!mounted_in(guard, &mnt), "and the disk is not mounted");
+    poll("the guard to log the kill", Duration::from_secs(2), || {
+        let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+        log.contains(&format!("killed device holders [\"[{fsck}"))
+            .then_some(())
+    });
     poll("the record to go", Duration::from_secs(2), || {
         walk_find(&state.join("nodes/node1"), "-db-data")
             .is_none()
