@@ -238,6 +238,12 @@ async fn fsck(s: &MountSpec) -> Result<(), DriverError> {
         // 0: clean; 1: errors corrected; 2: corrected, reboot advised (only
         // meaningful for the root file system).
         0..=2 => Ok(()),
+        // Killed (by the lease guard's fence, or the step timeout): the file
+        // system was not found wanting, the check just did not finish.
+        -1 => Err(DriverError::Failed(format!(
+            "the check of {} was killed before it finished: {out}",
+            s.device.display()
+        ))),
         _ => Err(DriverError::Unavailable(format!(
             "the file system on {} has errors `fsck -p` does not repair safely (exit {code}): \
              check it by hand (`fsck -t {} {}`) before the group can start: {out}",

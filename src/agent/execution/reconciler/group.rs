@@ -297,8 +297,13 @@ impl GroupWorker {
             Arc::clone(sources),
         );
         tokio::select! {
-            result = resource.start() => Some(result),
+            // A start that ended because the fence killed its command (the
+            // guard, while this agent was frozen) ends at the same moment as
+            // the wait for the fence: the fence wins, so the end is not
+            // taken for a failure of the resource here.
+            biased;
             () = unwanted => None,
+            result = resource.start() => Some(result),
         }
     }
 
@@ -477,13 +482,19 @@ impl GroupWorker {
 
 /// The group is wanted online here with `spec` and `sources`, and the lease
 /// (if any) lets this node start it.
+/// A change of placement only (preferred nodes, failback, restart policy)
+/// changes nothing that is starting, so the start goes on (as a running
+/// group keeps running, `keep_online`).
 fn wanted(
     want: &watch::Receiver<Want>,
     lease: Option<&Lease>,
     spec: &Arc<ResourceGroupSpec>,
     sources: &Arc<DataSources>,
 ) -> bool {
-    let here = matches!(&*want.borrow(), Want::Online(s, d) if s == spec && d == sources);
+    let here = matches!(
+        &*want.borrow(),
+        Want::Online(s, d) if d == sources && (s == spec || !crate::plan::needs_restart(spec, s))
+    );
     here && lease.is_none_or(|l| l.may_start())
 }
 
