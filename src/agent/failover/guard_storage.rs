@@ -76,7 +76,7 @@ pub async fn release(data_dir: &Path, mounts: Vec<MountRecord>) -> StorageReleas
 
 /// The agent's release of what an earlier run of it recorded for `group`
 /// and did not release (a `stop` that failed, or the guard's): mounts with
-/// their users SIGTERMed first (`records::release_group`'s timing), OCF
+/// their users SIGTERMed first (`records::release_agent`'s timing), OCF
 /// resources by `monitor`, then `stop` if they still run. Nothing in
 /// `failed`: the group's storage is released on this node.
 pub async fn release_group(data_dir: &Path, group: &str) -> StorageReleased {

@@ -482,6 +482,7 @@ impl GroupWorker {
 
 /// The group is wanted online here with `spec` and `sources`, and the lease
 /// (if any) lets this node start it.
+///
 /// A change of placement only (preferred nodes, failback, restart policy)
 /// changes nothing that is starting, so the start goes on (as a running
 /// group keeps running, `keep_online`).
