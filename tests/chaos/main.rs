@@ -25,9 +25,11 @@
 //! - `CHAOS_SWITCHOVERS`: clean switchovers of `db` at the end (default 1).
 //!
 //! The modules: `lab.rs` (namespaces, bridges, nodes, agents), `faults.rs`
-//! (the fault kinds, the draw, the packet filtering), `observe.rs` (the
-//! observer outside the nodes and the figures), `campaign.rs` (the rounds
-//! and the invariants after each), `checks.rs` (commits, `asctl clear`,
+//! (the fault kinds' table and the draw), `arms.rs` (each kind's inject and
+//! heal), `netfilter.rs` (the packet filtering that cuts or mutes a node),
+//! `observe.rs` (the observer outside the nodes and the figures),
+//! `campaign.rs` (the rounds, one loop for every kind, and the invariants
+//! after each), `checks.rs` (commits, `asctl clear`,
 //! switchovers). Group `db` (shared disk, mount point, writer, address) and
 //! every node's own loop device and mount namespace: `db.rs`.
 
@@ -35,19 +37,23 @@
 mod netns_support;
 
 mod addr_watch;
+mod arms;
 mod campaign;
 mod checks;
 mod db;
 mod failback;
 mod faults;
 mod lab;
+mod netfilter;
 mod observe;
 mod storage;
 
+use arms::*;
 use campaign::*;
 use checks::*;
 use faults::*;
 use lab::*;
+use netfilter::*;
 use observe::*;
 
 use std::io::{Read, Write};
@@ -86,7 +92,7 @@ fn ci_run_draws_every_fault_kind() {
     let drawn: Vec<Fault> = (0..CI_ROUNDS)
         .map(|_| draw(&mut rng, &faults, 3, Some(0), None, false).fault)
         .collect();
-    for kind in Fault::KINDS {
+    for kind in Fault::kinds() {
         assert!(faults.contains(&kind), "`all` leaves out {kind:?}");
         assert_eq!(
             drawn.iter().filter(|&&f| f == kind).count(),

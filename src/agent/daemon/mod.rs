@@ -199,6 +199,11 @@ fn node_name(cfg: &AgentConfig, name: &str) -> Result<Option<Name>, AgentError> 
 /// groups elsewhere; so does a vital task that died or stalls (the
 /// heartbeats, the detector, the lease renewal, ...: `agent::vital`).
 async fn until_stop_or_failure(domain: &Replica, shutdown: &Shutdown) -> Option<AgentError> {
+    // A raft core stuck in a storage call (a disk whose fsync takes
+    // seconds) neither quits nor progresses: its calls' age shows it.
+    for calls in domain.storage_calls() {
+        vital::global().watch_storage(calls.clone());
+    }
     let stalls = {
         let domain = domain.clone();
         tokio::spawn(vital::global().watch_stalls(move || {
@@ -243,8 +248,17 @@ impl MemberTasks {
         }
         let _ = settle(self.leader, failed).await;
         self.server.stop(failed).await;
-        if let Err(e) = self.domain.raft.shutdown().await {
-            warn!("raft did not stop cleanly: {e}");
+        // A raft core stuck in a storage call answers the shutdown only
+        // once the call returns: after a fatal failure, do not wait for it.
+        match settle(
+            tokio::spawn(async move { self.domain.raft.shutdown().await }),
+            failed,
+        )
+        .await
+        {
+            Some(Err(e)) => warn!("raft did not stop cleanly: {e}"),
+            Some(Ok(())) => {}
+            None => warn!("raft did not stop within {FAILED_TASK_WAIT:?}; leaving it"),
         }
     }
 }
