@@ -182,7 +182,6 @@ fn an_ocf_resource_is_online_only_once_its_first_monitor_passed() {
     );
     std::fs::write(d.config.join("group-store.yaml"), group).expect("write store");
     d.start_agents_with_test_ocf();
-    d.wait_formed();
     let (out, _) = apply(&d, "90s");
     let returned = std::time::SystemTime::now();
     assert!(out.status.success(), "{}\n{}", text(&out), d.agent_logs());
@@ -236,7 +235,6 @@ fn a_start_stops_between_resources_once_the_group_is_no_longer_wanted() {
     };
     std::fs::write(d.config.join("group-store.yaml"), group("")).expect("write store");
     d.start_agents_with_test_ocf();
-    d.wait_formed();
     // Commits the group and returns long before the 4 s start is over.
     let _ = apply(&d, "1s");
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{LiveDomain, alive, demo_answer, eventually, recorded_pid};
+use crate::support::{LiveDomain, alive};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -23,16 +23,8 @@ fn fail_stop(task: &str, kind: &str, cause: &str) {
     d.start_agent("node2");
     d.start_agent("node3");
     d.wait_formed();
-    let cfg = d.config.display().to_string();
-    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
-    assert!(out.status.success(), "{}", crate::support::text(&out));
-    let web_port = d.ports.demo[0];
-    let pid = eventually("web to run on node1", LONG, || {
-        demo_answer(web_port)?;
-        (d.placed_on("web")? == "node1")
-            .then(|| recorded_pid(&d, "node1", "web", "server"))
-            .flatten()
-    });
+    d.apply();
+    let pid = d.web_running_on_node1();
 
     std::fs::write(&trigger, b"").expect("trigger");
     let pulled = Instant::now();
@@ -57,11 +49,7 @@ fn fail_stop(task: &str, kind: &str, cause: &str) {
     );
     assert!(!web_alive, "web's process outlived its agent:\n{log}");
     d.agents.remove("node1");
-    let to = eventually("web to move to another node", LONG, || {
-        d.placed_on("web").filter(|n| n != "node1")
-    });
-    assert_ne!(to, "node1");
-    eventually("web to answer again", LONG, || demo_answer(web_port));
+    d.web_moved_from_node1();
     d.stop();
 }
 

@@ -25,5 +25,6 @@ mod heartbeat;
 mod ip;
 mod isolation;
 mod storage;
+mod storage_fence;
 mod storage_group;
 mod storage_guard;

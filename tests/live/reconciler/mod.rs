@@ -160,4 +160,5 @@ fn http_get(port: u16) -> Option<(String, String)> {
 
 mod changes;
 mod failures;
+mod leftovers;
 mod run;

@@ -174,14 +174,16 @@ impl LiveDomain {
         self.start_agent_env(node, &[]);
     }
 
-    /// Every node's agent, with `OCF_ROOT` at the test agents of
-    /// `tests/fixtures/ocf` (asctl-test:Probe and the others).
+    /// [`Self::start`] with `OCF_ROOT` at the test agents of
+    /// `tests/fixtures/ocf` (asctl-test:Probe and the others): every node's
+    /// agent, then the wait for the domain to form.
     pub fn start_agents_with_test_ocf(&mut self) {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
         let root = root.to_string_lossy().into_owned();
         for node in self.nodes.clone() {
             self.start_agent_env(&node, &[("OCF_ROOT", &root)]);
         }
+        self.wait_formed();
     }
 
     /// [`Self::start_agent`] with extra environment variables.
@@ -308,6 +310,32 @@ impl LiveDomain {
     /// The node `group` is placed on, per the domain's status.
     pub fn placed_on(&self, group: &str) -> Option<String> {
         placed_on(&self.status_json()?, group)
+    }
+
+    /// Waits until `web` runs on node1 (placed there, answering on node1's
+    /// demo port) and returns the pid node1 recorded for its server.
+    pub fn web_running_on_node1(&self) -> i32 {
+        let port = self.ports.demo[0];
+        self.eventually("web to run on node1", Duration::from_secs(60), || {
+            demo_answer(port)?;
+            (self.placed_on("web")? == "node1")
+                .then(|| recorded_pid(self, "node1", "web", "server"))
+                .flatten()
+        })
+    }
+
+    /// Waits until `web` is placed on another node than node1 and answers
+    /// again on node1's demo port (the quickstart's web answers on the
+    /// same port wherever it runs); returns that node.
+    pub fn web_moved_from_node1(&self) -> String {
+        let long = Duration::from_secs(60);
+        let to = self.eventually("web to move to another node", long, || {
+            self.placed_on("web").filter(|n| n != "node1")
+        });
+        self.eventually("web to answer again", long, || {
+            demo_answer(self.ports.demo[0])
+        });
+        to
     }
 
     pub fn generation(&self) -> u64 {
