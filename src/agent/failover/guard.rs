@@ -257,13 +257,11 @@ fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, known: &OnRecord, why: &
     }
     eprintln!(
         "asctl guard: fenced the node ({why}): killed process groups {killed:?}, removed \
-         addresses {removed:?}, unmounted {:?}, stopped OCF resources {:?} in {} ms",
-        storage.unmounted,
-        storage.stopped,
+         addresses {removed:?}, {storage} in {} ms",
         t.elapsed().as_millis()
     );
     // Only a fence that took something down is the domain's business.
-    let took_storage = !(storage.unmounted.is_empty() && storage.stopped.is_empty());
+    let took_storage = storage.took_something();
     if !(killed.is_empty() && removed.is_empty()) || took_storage {
         let cause = format!("its lease guard fenced it: {why}");
         if let Err(e) = super::journal::Journal::new(data_dir).record(at, at, &cause, groups) {
