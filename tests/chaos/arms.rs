@@ -254,6 +254,12 @@ pub(crate) fn disk_ro(r: &mut Round) -> Result<(), String> {
     storage::disk_ro(r.lab, r.victim, holds)
 }
 
+/// `DiskSlow` (`storage.rs`).
+pub(crate) fn disk_slow(r: &mut Round) -> Result<(), String> {
+    let holds = r.holds_web();
+    storage::disk_slow(r.lab, r.victim, holds)
+}
+
 /// `StopWriter` (`db.rs`): db's writer SIGSTOPped on its node.
 pub(crate) fn stop_writer(r: &mut Round) -> Result<(), String> {
     let node = r.node();
@@ -324,9 +330,11 @@ pub(crate) fn agent_back(r: &mut Round) -> Result<(), String> {
     std::thread::sleep(Duration::from_secs(3).saturating_sub(r.t0.elapsed()));
     match (r.fault, r.pid) {
         // SAFETY: a signal to our own child.
-        (Fault::Freeze, Some(pid)) => unsafe {
-            libc::kill(pid, libc::SIGCONT);
-        },
+        (Fault::Freeze, Some(pid)) => {
+            // SAFETY: a signal to our own child.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+            r.lab.restart_if_gone(r.victim);
+        }
         _ => r.lab.start_agent(Some(r.victim)),
     }
     Ok(())

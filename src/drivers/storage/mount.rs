@@ -358,6 +358,10 @@ pub(super) async fn unmount(
             // Already gone is fine; anything else shows in the final error.
             let _ = kill(Pid::from_raw(h.pid), signal);
         }
+        if signal == Signal::SIGKILL {
+            let pids: Vec<i32> = last_holders.iter().map(|h| h.pid).collect();
+            crate::drivers::process::hasten_exit(&pids);
+        }
         tokio::time::sleep(retry).await;
     }
 }
