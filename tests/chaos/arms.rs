@@ -330,9 +330,11 @@ pub(crate) fn agent_back(r: &mut Round) -> Result<(), String> {
     std::thread::sleep(Duration::from_secs(3).saturating_sub(r.t0.elapsed()));
     match (r.fault, r.pid) {
         // SAFETY: a signal to our own child.
-        (Fault::Freeze, Some(pid)) => unsafe {
-            libc::kill(pid, libc::SIGCONT);
-        },
+        (Fault::Freeze, Some(pid)) => {
+            // SAFETY: a signal to our own child.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+            r.lab.restart_if_gone(r.victim);
+        }
         _ => r.lab.start_agent(Some(r.victim)),
     }
     Ok(())

@@ -211,6 +211,7 @@ impl Campaign {
             "chaos round {round} at {}: {what} on {vname} (web on {holder:?}, db on {db_holder:?}, raft leader {leader:?})",
             humantime::format_rfc3339_millis(std::time::SystemTime::now())
         );
+        lab.starve(victim);
         let mut r = Round {
             lab,
             watch,
@@ -228,6 +229,7 @@ impl Campaign {
             pid: None,
         };
         let done = (arm.inject)(&mut r).and_then(|()| (arm.heal)(&mut r));
+        r.lab.relieve(victim);
         if let Err(why) = done {
             self.fail(format!("round {round} ({fault:?} on {vname}): {why}"));
         }

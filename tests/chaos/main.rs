@@ -23,6 +23,10 @@
 //! - `CHAOS_GROUP`: `web` or `db`, the group whose node the rounds aimed
 //!   at a holder hit (default: alternately; `crash-holder` alone: `web`).
 //! - `CHAOS_SWITCHOVERS`: clean switchovers of `db` at the end (default 1).
+//! - `CHAOS_STARVE`: `PCT:LOOPS` caps each round's victim node, during its
+//!   fault, at `PCT` % of one CPU shared with `LOOPS` busy loops; with
+//!   `PCT:LOOPS:all` every node all along (`starve.rs`): a starved machine,
+//!   without starving the harness or anyone else's work.
 //!
 //! The modules: `lab.rs` (namespaces, bridges, nodes, agents), `faults.rs`
 //! (the fault kinds' table and the draw), `arms.rs` (each kind's inject and
@@ -46,6 +50,7 @@ mod faults;
 mod lab;
 mod netfilter;
 mod observe;
+mod starve;
 mod storage;
 
 use arms::*;
