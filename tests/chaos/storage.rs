@@ -254,11 +254,17 @@ fn write_until_exit(lab: &mut Lab, victim: usize, hold: Duration) -> Option<Exit
     None
 }
 
-/// Whether the guard's fence, in `log`, removed the service address.
+/// Whether the guard's fence, in `log`, removed the service address (among
+/// others: the node may hold db's too).
 fn guard_fenced_vip(log: &str) -> bool {
-    let vip = format!("removed addresses [\"{}/24\"]", super::VIP);
-    log.lines()
-        .any(|l| l.contains("asctl guard: fenced") && l.contains(&vip))
+    let vip = format!("\"{}/24\"", super::VIP);
+    log.lines().any(|l| {
+        l.contains("asctl guard: fenced")
+            && l.split_once("removed addresses [")
+                .is_some_and(|(_, removed)| {
+                    removed.split(']').next().is_some_and(|r| r.contains(&vip))
+                })
+    })
 }
 
 /// `DiskRo` on node `victim`: its data file system shut down
