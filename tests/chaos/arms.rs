@@ -254,6 +254,12 @@ pub(crate) fn disk_ro(r: &mut Round) -> Result<(), String> {
     storage::disk_ro(r.lab, r.victim, holds)
 }
 
+/// `DiskSlow` (`storage.rs`).
+pub(crate) fn disk_slow(r: &mut Round) -> Result<(), String> {
+    let holds = r.holds_web();
+    storage::disk_slow(r.lab, r.victim, holds)
+}
+
 /// `StopWriter` (`db.rs`): db's writer SIGSTOPped on its node.
 pub(crate) fn stop_writer(r: &mut Round) -> Result<(), String> {
     let node = r.node();

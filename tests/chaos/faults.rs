@@ -86,6 +86,11 @@ pub(crate) enum Fault {
     /// application holding the mount. Its probe fails, the stop must kill
     /// it and unmount, and db comes back on a new mount (`db.rs`).
     StopWriter,
+    /// The agent's own writes to its data device throttled (blkio cgroup)
+    /// so that each fsync of the raft log takes seconds: its raft core
+    /// neither fails nor progresses. The agent must fail-stop on the stall
+    /// (`storage.rs`).
+    DiskSlow,
 }
 
 /// One fault kind: its name in `CHAOS_FAULTS`, how often `all` draws it,
@@ -114,7 +119,7 @@ pub(crate) struct Arm {
 }
 
 /// Every fault kind, in the order of `all`'s list.
-pub(crate) const ARMS: [Arm; 10] = [
+pub(crate) const ARMS: [Arm; 11] = [
     Arm::new(Fault::CrashNode, "crash", crash, reboot)
         .weight(2)
         .safe(),
@@ -127,6 +132,7 @@ pub(crate) const ARMS: [Arm; 10] = [
     Arm::new(Fault::DiskFull, "disk-full", disk_full, nothing),
     Arm::new(Fault::DiskRo, "disk-ro", disk_ro, nothing),
     Arm::new(Fault::StopWriter, "stop-writer", stop_writer, nothing).on_writer(),
+    Arm::new(Fault::DiskSlow, "disk-slow", disk_slow, nothing),
 ];
 
 impl Arm {

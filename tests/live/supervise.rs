@@ -16,6 +16,12 @@ const LONG: Duration = Duration::from_secs(60);
 /// non-zero saying `cause`, web's process is gone by then, and web runs
 /// elsewhere.
 fn fail_stop(task: &str, kind: &str, cause: &str) {
+    fail_stop_after(task, kind, cause, |_| {});
+}
+
+/// [`fail_stop`], with `then` run once the trigger is pulled (what makes
+/// the faulty task act).
+fn fail_stop_after(task: &str, kind: &str, cause: &str, then: impl FnOnce(&LiveDomain)) {
     let mut d = LiveDomain::prepare();
     let trigger = d.dir.path().join("fault-trigger");
     let spec = format!("{task}:{kind}:{}", trigger.display());
@@ -28,6 +34,7 @@ fn fail_stop(task: &str, kind: &str, cause: &str) {
 
     std::fs::write(&trigger, b"").expect("trigger");
     let pulled = Instant::now();
+    then(&d);
     let node1 = d.agents.get_mut("node1").expect("node1");
     let status = loop {
         if let Some(status) = node1.try_wait().expect("wait") {
@@ -104,5 +111,20 @@ fn a_dead_api_server_fails_the_agent() {
         "API server",
         "panic",
         "the API server task panicked: debug fault",
+    );
+}
+
+/// A raft core stuck in a log append (a disk whose fsync never returns)
+/// neither quits nor progresses; the storage call's age must fail the
+/// agent. The domain writes once (`asctl clear web`) so that node1 appends.
+#[test]
+fn a_raft_core_stuck_in_storage_fails_the_agent() {
+    fail_stop_after(
+        "raft storage",
+        "stall",
+        "the raft storage call appending to log.jsonl (write, fdatasync) in",
+        |d| {
+            d.asctl(&["clear", "web"]);
+        },
     );
 }

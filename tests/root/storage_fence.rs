@@ -10,7 +10,8 @@
 //!   process, and its record goes once that is so.
 //! - A frozen agent's lease guard finds the device on record (written
 //!   before the check) and kills whatever has the device open, before the
-//!   others may take the disk over. Root only.
+//!   others may take the disk over; the woken agent does not read the
+//!   killed check as a file system in need of repair. Root only.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -254,10 +255,26 @@ fn a_frozen_agents_guard_kills_the_file_system_check_it_was_running() {
         "the check itself is dead"
     );
     assert!(!mounted_in(guard, &mnt), "and the disk is not mounted");
+    poll("the guard to log the kill", Duration::from_secs(2), || {
+        let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+        log.contains(&format!("killed device holders [\"[{fsck}"))
+            .then_some(())
+    });
     poll("the record to go", Duration::from_secs(2), || {
         walk_find(&state.join("nodes/node1"), "-db-data")
             .is_none()
             .then_some(())
     });
+
+    // Woken, the agent does not take the check its guard killed for a file
+    // system that needs a human: its start was cancelled by the fence.
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    std::thread::sleep(Duration::from_secs(1));
+    let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+    assert!(
+        !log.contains("does not repair safely") && !log.contains("group failed on this node"),
+        "the killed check is no verdict on the file system"
+    );
     drop(agent);
 }

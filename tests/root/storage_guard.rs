@@ -116,7 +116,7 @@ pub(crate) fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option
 /// last process) on drop.
 pub(crate) struct NodeAgent {
     pub(crate) unshare: Child,
-    log: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 impl NodeAgent {

@@ -238,13 +238,10 @@ impl MemberTasks {
     /// fenced after a `fatal` failure, which the fencing journal records),
     /// then the leader loop, the server and raft.
     async fn stop(self, leave_running: bool, fatal: Option<&AgentError>) {
-        if let (Some(cause), Some(node)) = (fatal, &self.node) {
-            node.journal_fail_stop(cause);
-        }
         let _ = self.stop.send(true);
         let failed = fatal.is_some();
         if let Some(node) = self.node {
-            node.stop(leave_running, failed).await;
+            node.stop(leave_running, fatal).await;
         }
         let _ = settle(self.leader, failed).await;
         self.server.stop(failed).await;

@@ -50,17 +50,14 @@ pub(super) fn fence(
     }
     say(format_args!(
         "fenced the node ({why}): killed process groups {killed:?}, removed addresses \
-         {removed:?}, unmounted {:?}, stopped OCF resources {:?} in {} ms (kill {} ms, \
-         addresses {} ms, storage {} ms)",
-        storage.unmounted,
-        storage.stopped,
+         {removed:?}, {storage} in {} ms (kill {} ms, addresses {} ms, storage {} ms)",
         took.as_millis(),
         t_kill.as_millis(),
         (t_addr - t_kill).as_millis(),
         (took - t_addr).as_millis(),
     ));
     // Only a fence that took something down is the domain's business.
-    let took_storage = !(storage.unmounted.is_empty() && storage.stopped.is_empty());
+    let took_storage = storage.took_something();
     let mut cause = format!("its lease guard fenced it: {why}");
     if let Some(b) = budget.filter(|b| took_storage && took > *b) {
         let over = format!(
@@ -72,6 +69,7 @@ pub(super) fn fence(
             storage
                 .unmounted
                 .iter()
+                .chain(&storage.killed)
                 .chain(&storage.stopped)
                 .collect::<Vec<_>>()
         );

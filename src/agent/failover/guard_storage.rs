@@ -30,10 +30,30 @@ enum Held {
 pub struct StorageReleased {
     /// Mount points unmounted now.
     pub unmounted: Vec<String>,
+    /// Processes that had a recorded device itself open (a file system
+    /// check a start was running), killed: `[PID…] (MOUNT POINT)`.
+    pub killed: Vec<String>,
     /// OCF resources whose `stop` worked (`ocf:PROVIDER:TYPE instance`).
     pub stopped: Vec<String>,
     /// What could not be released, and why: the node still holds it.
     pub failed: Vec<String>,
+}
+
+impl StorageReleased {
+    /// Whether anything was taken down (for the fencing journal).
+    pub fn took_something(&self) -> bool {
+        !(self.unmounted.is_empty() && self.killed.is_empty() && self.stopped.is_empty())
+    }
+}
+
+impl std::fmt::Display for StorageReleased {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "killed device holders {:?}, unmounted {:?}, stopped OCF resources {:?}",
+            self.killed, self.unmounted, self.stopped
+        )
+    }
 }
 
 /// Who releases: the lease guard's fence, or the agent for one group.
@@ -56,7 +76,7 @@ pub async fn release(data_dir: &Path, mounts: Vec<MountRecord>) -> StorageReleas
 
 /// The agent's release of what an earlier run of it recorded for `group`
 /// and did not release (a `stop` that failed, or the guard's): mounts with
-/// their users SIGTERMed first (`records::release_group`'s timing), OCF
+/// their users SIGTERMed first (`records::release_agent`'s timing), OCF
 /// resources by `monitor`, then `stop` if they still run. Nothing in
 /// `failed`: the group's storage is released on this node.
 pub async fn release_group(data_dir: &Path, group: &str) -> StorageReleased {
@@ -87,6 +107,9 @@ async fn release_held(held: Vec<Held>, by: By) -> StorageReleased {
                 for r in done {
                     match r {
                         Released::Unmounted(p) => out.unmounted.push(p.display().to_string()),
+                        Released::Killed(p, pids) => {
+                            out.killed.push(format!("{pids:?} ({})", p.display()));
+                        }
                         Released::NotMounted(_) => {}
                         Released::Failed(p, e) => {
                             out.failed.push(format!("mount {}: {e}", p.display()));

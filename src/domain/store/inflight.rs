@@ -88,6 +88,28 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Debug builds: `ASCTL_DEBUG_FAULT=raft storage:stall:FILE` makes every
+/// log append block, once FILE exists, as a write to a hung disk does (it
+/// never returns): how the live tests provoke a raft core stuck in storage
+/// without root (the chaos harness slows a real disk). Called inside
+/// [`blocking`]. Release builds ignore the variable.
+pub(crate) fn debug_stall() {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    static TRIGGER: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let trigger = TRIGGER.get_or_init(|| {
+        let spec = std::env::var("ASCTL_DEBUG_FAULT").ok()?;
+        Some(PathBuf::from(spec.strip_prefix("raft storage:stall:")?))
+    });
+    if trigger.as_ref().is_some_and(|t| t.exists()) {
+        tracing::warn!("debug fault: the raft storage call stalls");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

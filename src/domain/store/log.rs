@@ -13,7 +13,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, Vote};
 
 use super::disk::{self, LOG_FILE};
-use super::inflight::{InFlight, blocking};
+use super::inflight::{InFlight, blocking, debug_stall};
 use super::{StoreError, to_raft};
 use crate::domain::{NodeId, TypeConfig};
 
@@ -376,7 +376,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let inner = self.lock();
             (inner.file.clone(), inner.log_path())
         };
-        let result = blocking(|| append_durably(&file, &entries));
+        let result = blocking(|| {
+            debug_stall();
+            append_durably(&file, &entries)
+        });
         if result.is_ok() {
             self.lock().insert(entries);
         }

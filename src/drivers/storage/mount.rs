@@ -238,6 +238,12 @@ async fn fsck(s: &MountSpec) -> Result<(), DriverError> {
         // 0: clean; 1: errors corrected; 2: corrected, reboot advised (only
         // meaningful for the root file system).
         0..=2 => Ok(()),
+        // Killed (by the lease guard's fence, or the step timeout): the file
+        // system was not found wanting, the check just did not finish.
+        -1 => Err(DriverError::Failed(format!(
+            "the check of {} was killed before it finished: {out}",
+            s.device.display()
+        ))),
         _ => Err(DriverError::Unavailable(format!(
             "the file system on {} has errors `fsck -p` does not repair safely (exit {code}): \
              check it by hand (`fsck -t {} {}`) before the group can start: {out}",
@@ -401,7 +407,8 @@ fn stat_state(stat: &str) -> Option<&str> {
 }
 
 /// Waits until no process of this node has the block device `dev` open,
-/// SIGKILLing every one that does, retrying every `retry` until `deadline`.
+/// SIGKILLing every one that does, retrying every `retry` until `deadline`;
+/// returns the pids it signalled.
 /// Such a process writes to the disk without a mount (a file system check,
 /// `mkfs`), so the disk is released only once it is gone; its exit also
 /// flushes what it left in the device's page cache (the kernel writes a
@@ -413,13 +420,14 @@ pub(super) async fn release_device(
     dev: (u32, u32),
     deadline: Instant,
     retry: Duration,
-) -> Result<(), DriverError> {
+) -> Result<Vec<i32>, DriverError> {
     let skip = [std::process::id() as i32, nix::unistd::getppid().as_raw()];
     let rdev = holders::dev_number(dev.0, dev.1);
+    let mut killed = Vec::new();
     loop {
         let left = holders::openers(Path::new("/proc"), rdev, &skip);
         if left.is_empty() {
-            return Ok(());
+            return Ok(killed);
         }
         if Instant::now() >= deadline {
             let pids: Vec<String> = left.iter().map(|h| h.pid.to_string()).collect();
@@ -433,6 +441,9 @@ pub(super) async fn release_device(
         for h in &left {
             // Already gone is fine; one that stays shows at the deadline.
             let _ = kill(Pid::from_raw(h.pid), Signal::SIGKILL);
+            if !killed.contains(&h.pid) {
+                killed.push(h.pid);
+            }
         }
         let pids: Vec<i32> = left.iter().map(|h| h.pid).collect();
         crate::drivers::process::hasten_exit(&pids);

@@ -178,6 +178,9 @@ pub fn sort_newest_first(records: &mut [MountRecord]) {
 pub enum Released {
     /// Unmounted now.
     Unmounted(PathBuf),
+    /// Processes that had the recorded block device itself open (a file
+    /// system check under way), SIGKILLed and gone.
+    Killed(PathBuf, Vec<i32>),
     /// Not mounted (any more) from the recorded device.
     NotMounted(PathBuf),
     /// Still mounted: the node still holds the disk.
@@ -218,7 +221,7 @@ async fn release(
 ) -> Vec<Released> {
     let mut out = Vec::new();
     for rec in records {
-        out.push(release_one(rec, term, limit, retry).await);
+        release_one(rec, term, limit, retry, &mut out).await;
     }
     out
 }
@@ -231,12 +234,26 @@ async fn release_one(
     term: Duration,
     limit: Duration,
     retry: Duration,
-) -> Released {
+    out: &mut Vec<Released>,
+) {
     let now = Instant::now();
     let (half, deadline) = (now + term, now + limit);
-    if let Err(e) = release_device(rec.dev, deadline, retry).await {
-        return Released::Failed(rec.path, e.to_string());
+    match release_device(rec.dev, deadline, retry).await {
+        Ok(killed) if killed.is_empty() => {}
+        Ok(killed) => out.push(Released::Killed(rec.path.clone(), killed)),
+        Err(e) => return out.push(Released::Failed(rec.path, e.to_string())),
     }
+    out.push(release_mount(rec, half, deadline, retry).await);
+}
+
+/// Unmounts a recorded mount, if it is there; the record goes once it is
+/// not.
+async fn release_mount(
+    rec: MountRecord,
+    half: Instant,
+    deadline: Instant,
+    retry: Duration,
+) -> Released {
     let entries = match mountinfo::read() {
         Ok(e) => e,
         Err(e) => return Released::Failed(rec.path, format!("reading mountinfo: {e}")),

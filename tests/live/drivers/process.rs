@@ -273,7 +273,7 @@ async fn a_missing_program_is_a_spawn_error_naming_it() {
 #[tokio::test]
 async fn a_probe_runs_at_its_interval_and_reports_failure() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listener = crate::support::listener();
     let port = listener.local_addr().expect("addr").port();
     let mut driver = ProcessDriver::new(
         ctx(dir.path()),

@@ -15,6 +15,8 @@ use asctl::model::{Config, Name};
 use asctl::wire::{GroupState, LocalGroupStatus, NodeReport};
 use tokio::sync::watch;
 
+use crate::support::free_port;
+
 const DEADLINE: Duration = Duration::from_secs(15);
 
 fn name(s: &str) -> Name {
@@ -140,11 +142,6 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 /// The head and body of `GET /`, or `None` while nothing answers.

@@ -226,22 +226,15 @@ impl GroupWorker {
                 // itself or the group moved, and the next resource would be
                 // a second copy of what another node is starting.
                 info!(group = %self.ctx.group, "start abandoned: no longer wanted here as it was");
-                let started: Vec<Resource> = resources.drain(..i).collect();
-                if let Some(err) = self.stop_resources(started).await {
-                    warn!(group = %self.ctx.group, "{err}");
-                }
-                return;
+                return self.abandon(resources.drain(..i).collect()).await;
             }
             let Some(result) = self.start_one(&mut resources[i], &spec, &sources).await else {
                 // Fenced, or moved, while this resource was starting: its
                 // start is cut short (a file system check killed with its
                 // process group) and undone with what started before it.
-                info!(group = %self.ctx.group, "start of {} cancelled: no longer wanted here as it was", resources[i].label());
-                let started: Vec<Resource> = resources.drain(..=i).collect();
-                if let Some(err) = self.stop_resources(started).await {
-                    warn!(group = %self.ctx.group, "{err}");
-                }
-                return;
+                let resource = resources[i].label();
+                info!(group = %self.ctx.group, %resource, "start cancelled: no longer wanted here as it was");
+                return self.abandon(resources.drain(..=i).collect()).await;
             };
             if let Err(e) = result {
                 let why = format!("{}: {e}", resources[i].label());
@@ -268,6 +261,13 @@ impl GroupWorker {
         });
         // Online at once when nothing has a probe to wait for.
         self.check_running(&spec).await;
+    }
+
+    /// Stops what an abandoned start had started, newest first.
+    async fn abandon(&mut self, started: Vec<Resource>) {
+        if let Some(err) = self.stop_resources(started).await {
+            warn!(group = %self.ctx.group, "{err}");
+        }
     }
 
     /// The group is still wanted online here with this spec and these data
@@ -297,8 +297,13 @@ impl GroupWorker {
             Arc::clone(sources),
         );
         tokio::select! {
-            result = resource.start() => Some(result),
+            // A start that ended because the fence killed its command (the
+            // guard, while this agent was frozen) ends at the same moment as
+            // the wait for the fence: the fence wins, so the end is not
+            // taken for a failure of the resource here.
+            biased;
             () = unwanted => None,
+            result = resource.start() => Some(result),
         }
     }
 
@@ -477,13 +482,20 @@ impl GroupWorker {
 
 /// The group is wanted online here with `spec` and `sources`, and the lease
 /// (if any) lets this node start it.
+///
+/// A change of placement only (preferred nodes, failback, restart policy)
+/// changes nothing that is starting, so the start goes on (as a running
+/// group keeps running, `keep_online`).
 fn wanted(
     want: &watch::Receiver<Want>,
     lease: Option<&Lease>,
     spec: &Arc<ResourceGroupSpec>,
     sources: &Arc<DataSources>,
 ) -> bool {
-    let here = matches!(&*want.borrow(), Want::Online(s, d) if s == spec && d == sources);
+    let here = matches!(
+        &*want.borrow(),
+        Want::Online(s, d) if d == sources && (s == spec || !crate::plan::needs_restart(spec, s))
+    );
     here && lease.is_none_or(|l| l.may_start())
 }
 
