@@ -294,6 +294,10 @@ async fn run(mut cmd: Command, what: &str) -> Result<(i32, String), DriverError>
 /// SIGTERM need time to exit cleanly.
 const STOP_RETRY: Duration = Duration::from_millis(200);
 
+/// How often a busy unmount that finds no user by its open files searches
+/// every process's memory maps as well.
+const MAP_SEARCH_EVERY: Duration = Duration::from_millis(50);
+
 /// Unmounts `path`, signalling the file system's users while it is busy:
 /// SIGTERM until `half`, SIGKILL until `deadline`, retrying every `retry`.
 /// The lease guard passes `half` = now: a fence kills at once.
@@ -307,6 +311,7 @@ pub(super) async fn unmount(
     let dev_number = holders::dev_number(dev.0, dev.1);
     let me = std::process::id() as i32;
     let mut last_holders = Vec::new();
+    let mut next_map_search = Instant::now();
     loop {
         let left = deadline
             .saturating_duration_since(Instant::now())
@@ -354,8 +359,13 @@ pub(super) async fn unmount(
             Signal::SIGKILL
         };
         last_holders = holders::find_without_maps(Path::new("/proc"), dev_number, me);
-        if last_holders.is_empty() {
+        // A file system stays busy for a moment after its last user has
+        // gone (an exiting process drops its files and mappings after it
+        // leaves /proc's lists): searching the maps at every step of that
+        // moment is what costs, so at most once per MAP_SEARCH_EVERY.
+        if last_holders.is_empty() && now >= next_map_search {
             last_holders = holders::find(Path::new("/proc"), dev_number, me);
+            next_map_search = now + MAP_SEARCH_EVERY;
         }
         for h in &last_holders {
             // Already gone is fine; anything else shows in the final error.
