@@ -132,8 +132,9 @@ pub(crate) fn get_service() -> Option<String> {
 }
 
 /// Background watchers: the client polls the service every 50 ms; the
-/// observer checks the invariants every 100 ms, and the address on every
-/// change the kernel reports ([`addr_watch`]).
+/// observer checks the address, the application and the writer every
+/// 100 ms, and the addresses and `db`'s mount on every change the kernel
+/// reports ([`addr_watch`], [`mount_watch`]).
 /// Each poll of the service: when, and which node answered.
 pub(crate) type Answers = Arc<Mutex<Vec<(Instant, Option<String>)>>>;
 
@@ -141,6 +142,8 @@ pub(crate) struct Watch {
     /// Dropped last (after the pollers stopped).
     pub(crate) _addresses: addr_watch::AddrWatch,
     pub(crate) _db_addresses: addr_watch::AddrWatch,
+    /// `db`'s file system, when the lab has its LUN.
+    pub(crate) _db_mounts: Option<mount_watch::MountWatch>,
     /// Group db's client: its acknowledged writes.
     pub(crate) db: db::Client,
     pub(crate) stop: Arc<AtomicBool>,
@@ -177,11 +180,14 @@ impl Watch {
         let addresses = addr_watch::AddrWatch::start(&nodes, VIP, violations.clone());
         let db_addresses = addr_watch::AddrWatch::start(&nodes, db::DB_VIP, violations.clone());
         let devnums = lab.lun.devnums.clone();
+        let db_mounts = (!devnums.is_empty())
+            .then(|| mount_watch::MountWatch::start(&nodes, devnums, violations.clone()));
         {
             let (stop, violations) = (stop.clone(), violations.clone());
             threads.push(std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let s = observe_twice(&nodes, &devnums);
+                    // The mounts are the mount watch's, on every change.
+                    let s = observe_twice(&nodes, &[]);
                     if let Some(doubles) = s.doubles() {
                         // The wall clock, to line up with the agents' logs.
                         violations.lock().expect("violations").push(format!(
@@ -196,6 +202,7 @@ impl Watch {
         Watch {
             _addresses: addresses,
             _db_addresses: db_addresses,
+            _db_mounts: db_mounts,
             db: db::Client::start(&lab.client.name),
             stop,
             answers,
