@@ -253,7 +253,7 @@ fn chaos() {
             fmt(&mut f.db_switchover)
         );
         eprintln!(
-            "chaos {t:?}: db: {} acknowledged writes, 0 lost; mounted on two nodes at once: never (checked every 100 ms); e2fsck -fn at the end: clean",
+            "chaos {t:?}: db: {} acknowledged writes, 0 lost; mounted on two nodes at once: never (checked on every change of a mount table); e2fsck -fn at the end: clean",
             f.db_acked
         );
     }

@@ -36,15 +36,39 @@ struct Shared {
     /// Nodes whose namespace has one of the LUN's loop devices mounted.
     mounted: BTreeSet<String>,
     overlap: Overlap,
+    /// Tables read, and mounts of the LUN seen: printed at the end, the
+    /// proof that the watch saw the run.
+    reads: usize,
+    mounts: usize,
 }
 
 impl Shared {
+    fn new(violations: Arc<Mutex<Vec<String>>>) -> Self {
+        Shared {
+            mounted: BTreeSet::new(),
+            overlap: Overlap::new(
+                "db's file system mounted".into(),
+                "mount events",
+                violations,
+            ),
+            reads: 0,
+            mounts: 0,
+        }
+    }
+
+    /// A table of `node` read: whether it has the LUN mounted.
+    fn read(&mut self, node: &str, mounted: bool) {
+        self.reads += 1;
+        self.set(node, mounted);
+    }
+
     fn set(&mut self, node: &str, mounted: bool) {
         let changed = if mounted {
             self.mounted.insert(node.to_owned())
         } else {
             self.mounted.remove(node)
         };
+        self.mounts += usize::from(changed && mounted);
         if changed {
             self.overlap.update(self.mounted.iter().cloned().collect());
         }
@@ -68,14 +92,7 @@ impl MountWatch {
         devnums: Arc<Vec<String>>,
         violations: Arc<Mutex<Vec<String>>>,
     ) -> MountWatch {
-        let shared = Arc::new(Mutex::new(Shared {
-            mounted: BTreeSet::new(),
-            overlap: Overlap::new(
-                "db's file system mounted".into(),
-                "mount events",
-                violations,
-            ),
-        }));
+        let shared = Arc::new(Mutex::new(Shared::new(violations)));
         let stop = Arc::new(AtomicBool::new(false));
         let threads = nodes
             .iter()
@@ -104,7 +121,12 @@ impl Drop for MountWatch {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        self.shared.lock().expect("mount watch").overlap.close();
+        let mut s = self.shared.lock().expect("mount watch");
+        s.overlap.close();
+        eprintln!(
+            "chaos mount watch: {} mount tables read, db's file system mounted {} times",
+            s.reads, s.mounts
+        );
     }
 }
 
@@ -129,18 +151,19 @@ impl Node {
                 None => {
                     // No process left in it: the namespace, and its mounts,
                     // are gone.
-                    self.set(false);
+                    self.gone();
                     std::thread::sleep(LOOK_AGAIN);
                 }
             }
         }
     }
 
-    fn set(&self, mounted: bool) {
+    /// No namespace: nothing mounted.
+    fn gone(&self) {
         self.shared
             .lock()
             .expect("mount watch")
-            .set(&self.name, mounted);
+            .set(&self.name, false);
     }
 
     /// Follows the mount table of `pid`'s namespace until `pid` exits (or
@@ -159,7 +182,11 @@ impl Node {
             if table.rewind().is_err() || table.read_to_string(&mut text).is_err() {
                 return;
             }
-            self.set(mounts_any(&text, &self.devnums));
+            let mounted = mounts_any(&text, &self.devnums);
+            self.shared
+                .lock()
+                .expect("mount watch")
+                .read(&self.name, mounted);
             // Until the table changes or the process exits.
             loop {
                 if self.stop.load(Ordering::SeqCst) {
@@ -341,14 +368,7 @@ mod tests {
     #[test]
     fn a_double_mount_is_a_violation_as_it_starts() {
         let violations = Arc::new(Mutex::new(Vec::new()));
-        let mut s = Shared {
-            mounted: BTreeSet::new(),
-            overlap: Overlap::new(
-                "db's file system mounted".into(),
-                "mount events",
-                violations.clone(),
-            ),
-        };
+        let mut s = Shared::new(violations.clone());
         s.set("node1", true);
         s.set("node1", true);
         assert!(violations.lock().expect("v").is_empty());
