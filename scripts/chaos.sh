@@ -9,7 +9,7 @@
 # and a node cut from its peers by packet filtering (needs nft or iptables),
 # fenced on quorum loss;
 # KIND: crash, line-down, partition, kill-agent, freeze, cut-from-peers, mute,
-# disk-full, disk-ro, stop-writer)
+# disk-full, disk-ro, stop-writer, disk-slow)
 # --group db aims the rounds that hit a group's node at db's (the data failover
 # benchmark: --faults crash-holder --group db); --switchovers N ends each
 # topology with N clean switchovers of db (asctl move), timed.

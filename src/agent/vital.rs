@@ -15,6 +15,10 @@
 //! - **Stall**: a task holding a [`Pulse`] that has not beaten for
 //!   [`stall_limit`]: it is stuck on an await that never completes, or
 //!   blocked.
+//! - **Storage stall**: a raft storage call (an append and its fsync, a
+//!   vote, a snapshot) in progress for longer than
+//!   [`storage_stall_limit`]: the raft core neither quits nor progresses,
+//!   its log cannot take writes, while every other task looks healthy.
 //!
 //! Debug builds read `ASCTL_DEBUG_FAULT=TASK:KIND:FILE` (KIND `panic` or
 //! `stall`): every task of that name panics, or is never polled again, once
@@ -32,6 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::domain::store::InFlight;
 use futures_util::FutureExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -44,6 +49,7 @@ pub struct Vitals {
     fatal: watch::Sender<Option<String>>,
     pulses: Mutex<BTreeMap<u64, Beat>>,
     next: AtomicU64,
+    storage: Mutex<Vec<Arc<InFlight>>>,
 }
 
 #[derive(Debug)]
@@ -61,6 +67,7 @@ impl Default for Vitals {
             fatal: watch::channel(None).0,
             pulses: Mutex::new(BTreeMap::new()),
             next: AtomicU64::new(0),
+            storage: Mutex::new(Vec::new()),
         }
     }
 }
@@ -79,6 +86,20 @@ pub fn global() -> &'static Vitals {
 /// task's own periods.
 pub fn stall_limit(lease: Duration, period: Duration) -> Duration {
     (lease * 5 / 8).max(period * 2)
+}
+
+/// How long a raft storage call may stay in progress, for a lease `lease`
+/// (= `T`, the heartbeat timeout): `3T`, and at least 3 s. A slow fsync is
+/// not yet a failure — a loaded disk stalls for hundreds of milliseconds,
+/// and a journal commit can wait behind other writers — but a call still
+/// in progress after three times the time in which the peers declare a
+/// silent node failed means a log that cannot keep up with the domain:
+/// the node stops acting on a state it can no longer follow. Nothing waits
+/// on this bound for safety (the node still heartbeats and holds its lease
+/// meanwhile, and the domain moves nothing of a node it hears without that
+/// node's report), so it can be generous.
+pub fn storage_stall_limit(lease: Duration) -> Duration {
+    (lease * 3).max(Duration::from_secs(3))
 }
 
 impl Vitals {
@@ -109,10 +130,43 @@ impl Vitals {
         self.pulses.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The first stalled task at `now`, for a lease `lease`, counting no
-    /// silence before `since` (the end of a freeze of the whole process,
-    /// which is the lease guard's business, not a task's stall).
+    /// Watches the storage calls of `calls` (see [`storage_stall_limit`]).
+    pub fn watch_storage(&self, calls: Arc<InFlight>) {
+        self.storage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(calls);
+    }
+
+    /// The first stalled task or storage call at `now`, for a lease
+    /// `lease`, counting no silence before `since` (the end of a freeze of
+    /// the whole process, which is the lease guard's business, not a
+    /// task's stall).
     pub fn stalled(&self, now: Instant, since: Instant, lease: Duration) -> Option<String> {
+        self.stalled_task(now, since, lease)
+            .or_else(|| self.stalled_storage(now, since, lease))
+    }
+
+    fn stalled_storage(&self, now: Instant, since: Instant, lease: Duration) -> Option<String> {
+        let limit = storage_stall_limit(lease);
+        let storage = self.storage.lock().unwrap_or_else(|e| e.into_inner());
+        storage.iter().find_map(|calls| {
+            let (what, began) = calls.oldest()?;
+            let waited = now.saturating_duration_since(began.max(since));
+            (waited > limit).then(|| {
+                format!(
+                    "the raft storage call {what} in {} has not returned for {} ms (limit {} ms): \
+                     the disk under the data directory is too slow or hung to keep the \
+                     domain's log",
+                    calls.dir().display(),
+                    waited.as_millis(),
+                    limit.as_millis()
+                )
+            })
+        })
+    }
+
+    fn stalled_task(&self, now: Instant, since: Instant, lease: Duration) -> Option<String> {
         let from_ms = since.saturating_duration_since(self.base).as_millis() as u64;
         let now_ms = now.saturating_duration_since(self.base).as_millis() as u64;
         self.lock().values().find_map(|b| {
@@ -384,6 +438,43 @@ mod tests {
         assert_eq!(v.stalled(woke + Duration::from_millis(100), woke, L), None);
         drop(p);
         assert_eq!(v.stalled(t0 + Duration::from_secs(60), t0, L), None);
+    }
+
+    #[test]
+    fn a_storage_call_in_progress_past_its_limit_is_a_stall() {
+        let v = leaked();
+        let calls = InFlight::new(std::path::Path::new("/data/raft"));
+        v.watch_storage(calls.clone());
+        let limit = storage_stall_limit(L);
+        assert_eq!(limit, Duration::from_secs(3), "at least 3 s");
+        assert_eq!(
+            storage_stall_limit(Duration::from_secs(2)),
+            Duration::from_secs(6),
+            "3T"
+        );
+        // Idle: nothing in progress is never a stall, however long.
+        let t0 = Instant::now();
+        assert_eq!(v.stalled(t0 + Duration::from_secs(60), t0, L), None);
+        let append = calls.begin("appending to log.jsonl");
+        let began = Instant::now();
+        assert_eq!(v.stalled(began + limit, began, L), None);
+        let cause = v
+            .stalled(began + limit + Duration::from_millis(5), began, L)
+            .expect("a storage stall");
+        assert!(
+            cause.contains(
+                "the raft storage call appending to log.jsonl in /data/raft has not returned"
+            ),
+            "{cause}"
+        );
+        // Time before the end of a whole-process freeze does not count.
+        let woke = began + Duration::from_secs(10);
+        assert_eq!(v.stalled(woke + Duration::from_millis(100), woke, L), None);
+        // A call that returned is no stall, and the next starts afresh.
+        drop(append);
+        assert_eq!(v.stalled(began + Duration::from_secs(60), began, L), None);
+        let _vote = calls.begin("writing vote.json");
+        assert_eq!(v.stalled(Instant::now() + limit / 2, began, L), None);
     }
 
     #[test]

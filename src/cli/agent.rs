@@ -39,12 +39,18 @@ pub fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(daemon::run(
+    let result = rt.block_on(daemon::run(
         cfg,
         RunOptions {
             leave_running: args.leave_running,
         },
-    ))?;
+    ));
+    if result.is_err() {
+        // A fail-stop may leave a thread in a storage call that does not
+        // return (a hung disk): exit without waiting for it.
+        rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    }
+    result?;
     Ok(ExitCode::from(EXIT_OK))
 }
 

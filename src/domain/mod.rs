@@ -139,6 +139,8 @@ pub struct Replica {
     /// The raft timing this member runs with (until its next start).
     pub timing: RaftTiming,
     log: LogStore,
+    /// The log's and the state machine's writing calls in progress.
+    storage: [Arc<store::InFlight>; 2],
 }
 
 impl fmt::Debug for Replica {
@@ -152,6 +154,7 @@ impl Replica {
     pub async fn open(dir: &Path, me: Member, client: Client) -> Result<Replica, DomainError> {
         let log = LogStore::open(dir)?;
         let (sm, applied) = StateMachine::open(dir)?;
+        let storage = [log.calls(), sm.calls()];
         let id = node_id(&me.name);
         let contact = Arc::new(contact::Contact::new());
         let network = network::Network {
@@ -174,7 +177,14 @@ impl Replica {
             contact,
             timing,
             log,
+            storage,
         })
+    }
+
+    /// The raft storage calls in progress (the log's, the state
+    /// machine's): what tells a raft core stuck in a write.
+    pub fn storage_calls(&self) -> &[Arc<store::InFlight>] {
+        &self.storage
     }
 
     /// Forms the domain with `members` if this member has never been part

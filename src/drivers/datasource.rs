@@ -247,6 +247,7 @@ fn mount_spec(
         path: PathBuf::from(path),
         fs_type,
         options: spec.options.clone(),
+        fsck: ctx.fsck.clone(),
         stop_timeout: spec.stop_timeout.map_or(DEFAULT_STOP_TIMEOUT, |d| d.get()),
         node: ctx.node.clone(),
         record_in: Some((ctx.data_dir.clone(), ctx.group.clone())),

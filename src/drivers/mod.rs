@@ -104,6 +104,32 @@ impl ResourceHealth {
     }
 }
 
+/// Kills a child's process group when dropped, unless disarmed once the
+/// child has exited: a caller that drops the future waiting for the child
+/// (a newer want, a fence, a timeout) takes down whatever the child
+/// started too. The child must lead its own group (`process_group(0)`).
+pub(crate) struct GroupKill(Option<nix::unistd::Pid>);
+
+impl GroupKill {
+    pub(crate) fn of(child: &tokio::process::Child) -> Self {
+        GroupKill(child.id().map(|id| nix::unistd::Pid::from_raw(id as i32)))
+    }
+
+    /// The child has exited (and so has the group's work): nothing to kill.
+    pub(crate) fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // Already gone is fine.
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 /// What every driver of one group on one node shares.
 #[derive(Debug, Clone)]
 pub struct GroupContext {
@@ -119,6 +145,8 @@ pub struct GroupContext {
     pub asctl_exe: Option<PathBuf>,
     /// The `systemctl` program (a path, or a name looked up in `PATH`).
     pub systemctl: PathBuf,
+    /// The `fsck` program a mount point runs before mounting (likewise).
+    pub fsck: PathBuf,
     /// Processes start through `asctl exec-gate` and run only once recorded
     /// and allowed (`process::ExecGate`); `None` starts them directly.
     pub exec_gate: Option<process::ExecGate>,
@@ -132,6 +160,7 @@ impl GroupContext {
             data_dir,
             asctl_exe: None,
             systemctl: PathBuf::from("systemctl"),
+            fsck: PathBuf::from("fsck"),
             exec_gate: None,
         }
     }
@@ -225,6 +254,17 @@ impl Resource {
             Resource::Ocf(d) => d.start().await,
             Resource::Process(d) => d.start().await,
         }
+    }
+
+    /// Whether a start in progress may be abandoned half way (its future
+    /// dropped) and then undone by [`Resource::stop`]: storage — a mount
+    /// point's check, an OCF agent's `start` — whose commands die with their
+    /// process group when dropped, and whose record, written before they
+    /// ran, lets the stop find what they left. Not processes: one dropped
+    /// between its spawn and its pid file would be stopped by nobody; the
+    /// other kinds start in milliseconds.
+    pub fn start_may_be_cancelled(&self) -> bool {
+        matches!(self, Resource::DataSource(_) | Resource::Ocf(_))
     }
 
     /// Takes the resource offline. Idempotent: stopping what is not running

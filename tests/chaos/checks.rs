@@ -25,6 +25,18 @@ pub(crate) fn switchovers(lab: &Lab, watch: &Watch) -> Result<Vec<f64>, String> 
         .unwrap_or(1);
     let mut out = Vec::new();
     for i in 0..n {
+        // A switchover starts from a healthy db: mounted on one node and
+        // answering. A local restart (its probe failed on a loaded machine)
+        // can be under way when the rounds end.
+        let since = Instant::now();
+        wait_until("db to be mounted once and answering", LIMIT, || {
+            (db::mounts(&lab.node_pairs(), &lab.lun.devnums).len() == 1
+                && watch.db.answered_after(since).is_some())
+            .then_some(())
+        })
+        .ok_or_else(|| {
+            format!("switchover {i}: db not mounted once and answering within {LIMIT:?}")
+        })?;
         let move_db = |node: &str| {
             let out = lab.asctl(&["move", "db", node], lab.nodes[0].host);
             let out = if out.status.success() {

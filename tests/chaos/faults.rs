@@ -1,5 +1,6 @@
-//! The fault kinds a round draws from, their names in `CHAOS_FAULTS`,
-//! the seeded draw, and the packet filtering that cuts or mutes a node.
+//! The fault kinds a round draws from ([`ARMS`]: names in `CHAOS_FAULTS`,
+//! weights, and each kind's inject and heal, in `arms.rs`) and the seeded
+//! draw.
 
 use super::*;
 
@@ -85,69 +86,127 @@ pub(crate) enum Fault {
     /// application holding the mount. Its probe fails, the stop must kill
     /// it and unmount, and db comes back on a new mount (`db.rs`).
     StopWriter,
+    /// The agent's own writes to its data device throttled (blkio cgroup)
+    /// so that each fsync of the raft log takes seconds: its raft core
+    /// neither fails nor progresses. The agent must fail-stop on the stall
+    /// (`storage.rs`).
+    DiskSlow,
+}
+
+/// One fault kind: its name in `CHAOS_FAULTS`, how often `all` draws it,
+/// where it applies, and how a round injects and heals it. Adding a kind
+/// is one entry in [`ARMS`] (its place there is its place in `all`'s list,
+/// which CI's seed draws from: see `ci_run_draws_every_fault_kind`).
+pub(crate) struct Arm {
+    pub(crate) fault: Fault,
+    /// The name `CHAOS_FAULTS` accepts for this kind alone.
+    pub(crate) name: &'static str,
+    /// How many times it is in `all`'s list (in `safe`'s too, if `safe`).
+    pub(crate) weight: usize,
+    /// In `CHAOS_FAULTS=safe`: faults that rely on nothing but detection.
+    pub(crate) safe: bool,
+    /// Drawn on topology `two`.
+    pub(crate) on_two: bool,
+    /// Its victim is the node running db's writer, whatever the draw.
+    pub(crate) on_writer: bool,
+    /// Strikes, holds the fault as long as it lasts and checks or measures
+    /// what the node must do meanwhile.
+    pub(crate) inject: fn(&mut Round) -> Result<(), String>,
+    /// Ends the fault: the node's links, filtering, agent or storage as
+    /// before (a storage fault's repair is part of its injection: its
+    /// verdict needs the restarted agent).
+    pub(crate) heal: fn(&mut Round) -> Result<(), String>,
+}
+
+/// Every fault kind, in the order of `all`'s list.
+pub(crate) const ARMS: [Arm; 11] = [
+    Arm::new(Fault::CrashNode, "crash", crash, reboot)
+        .weight(2)
+        .safe(),
+    Arm::new(Fault::LineDown, "line-down", line_down, line_up).safe(),
+    Arm::new(Fault::Partition, "partition", partition, links_up).safe(),
+    Arm::new(Fault::KillAgent, "kill-agent", agent_gone, agent_back),
+    Arm::new(Fault::Freeze, "freeze", agent_gone, agent_back),
+    Arm::new(Fault::CutFromPeers, "cut-from-peers", cut, uncut_node).not_on_two(),
+    Arm::new(Fault::Mute, "mute", cut, uncut_node),
+    Arm::new(Fault::DiskFull, "disk-full", disk_full, nothing),
+    Arm::new(Fault::DiskRo, "disk-ro", disk_ro, nothing),
+    Arm::new(Fault::StopWriter, "stop-writer", stop_writer, nothing).on_writer(),
+    Arm::new(Fault::DiskSlow, "disk-slow", disk_slow, nothing),
+];
+
+impl Arm {
+    const fn new(
+        fault: Fault,
+        name: &'static str,
+        inject: fn(&mut Round) -> Result<(), String>,
+        heal: fn(&mut Round) -> Result<(), String>,
+    ) -> Arm {
+        Arm {
+            fault,
+            name,
+            weight: 1,
+            safe: false,
+            on_two: true,
+            on_writer: false,
+            inject,
+            heal,
+        }
+    }
+    const fn weight(mut self, w: usize) -> Arm {
+        self.weight = w;
+        self
+    }
+    const fn safe(mut self) -> Arm {
+        self.safe = true;
+        self
+    }
+    const fn not_on_two(mut self) -> Arm {
+        self.on_two = false;
+        self
+    }
+    const fn on_writer(mut self) -> Arm {
+        self.on_writer = true;
+        self
+    }
 }
 
 impl Fault {
     /// Every kind, in the order of `all`'s list.
-    pub(crate) const KINDS: [Fault; 10] = [
-        Fault::CrashNode,
-        Fault::LineDown,
-        Fault::Partition,
-        Fault::KillAgent,
-        Fault::Freeze,
-        Fault::CutFromPeers,
-        Fault::Mute,
-        Fault::DiskFull,
-        Fault::DiskRo,
-        Fault::StopWriter,
-    ];
+    pub(crate) fn kinds() -> impl Iterator<Item = Fault> {
+        ARMS.iter().map(|a| a.fault)
+    }
+
+    /// This kind's entry in [`ARMS`].
+    pub(crate) fn arm(self) -> &'static Arm {
+        ARMS.iter()
+            .find(|a| a.fault == self)
+            .expect("every kind has an entry in ARMS")
+    }
 
     /// The name `CHAOS_FAULTS` accepts for this kind alone.
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            Fault::CrashNode => "crash",
-            Fault::LineDown => "line-down",
-            Fault::Partition => "partition",
-            Fault::KillAgent => "kill-agent",
-            Fault::Freeze => "freeze",
-            Fault::CutFromPeers => "cut-from-peers",
-            Fault::Mute => "mute",
-            Fault::DiskFull => "disk-full",
-            Fault::DiskRo => "disk-ro",
-            Fault::StopWriter => "stop-writer",
-        }
+        self.arm().name
     }
 
     /// Whether the kind is drawn on `topology`.
     pub(crate) fn applies_to(self, topology: Topology) -> bool {
-        !(self == Fault::CutFromPeers && topology == Topology::Two)
+        topology != Topology::Two || self.arm().on_two
     }
 }
 
 /// The faults `CHAOS_FAULTS` names, as the list a round draws from (a kind
 /// listed twice is drawn twice as often). `None` is unset.
 pub(crate) fn parse_faults(spec: Option<&str>) -> Vec<Fault> {
-    let safe = [
-        Fault::CrashNode,
-        Fault::CrashNode,
-        Fault::LineDown,
-        Fault::Partition,
-    ];
+    let weighted = |keep: fn(&Arm) -> bool| -> Vec<Fault> {
+        ARMS.iter()
+            .filter(|a| keep(a))
+            .flat_map(|a| std::iter::repeat_n(a.fault, a.weight))
+            .collect()
+    };
     match spec {
-        None | Some("all") => {
-            let mut f = safe.to_vec();
-            f.extend([
-                Fault::KillAgent,
-                Fault::Freeze,
-                Fault::CutFromPeers,
-                Fault::Mute,
-                Fault::DiskFull,
-                Fault::DiskRo,
-                Fault::StopWriter,
-            ]);
-            f
-        }
-        Some("safe") => safe.to_vec(),
+        None | Some("all") => weighted(|_| true),
+        Some("safe") => weighted(|a| a.safe),
         // The failover benchmarks: node crashes of the group's holder or
         // of the raft leader only.
         Some("crash-holder" | "crash-leader") => vec![Fault::CrashNode],
@@ -155,14 +214,13 @@ pub(crate) fn parse_faults(spec: Option<&str>) -> Vec<Fault> {
             .split(',')
             .map(|name| {
                 let name = name.trim();
-                Fault::KINDS
-                    .into_iter()
+                Fault::kinds()
                     .find(|f| f.name() == name)
                     .unwrap_or_else(|| {
                         panic!(
                             "CHAOS_FAULTS: `all`, `safe`, `crash-holder`, `crash-leader` or a \
-                             comma list of {:?}, not `{name}`",
-                            Fault::KINDS.map(Fault::name)
+                         comma list of {:?}, not `{name}`",
+                            Fault::kinds().map(Fault::name).collect::<Vec<_>>()
                         )
                     })
             })
@@ -174,109 +232,6 @@ pub(crate) fn parse_faults(spec: Option<&str>) -> Vec<Fault> {
 pub(crate) const SETTLE: Duration = Duration::from_secs(4);
 /// How long `CutFromPeers` keeps a node cut from its peers.
 pub(crate) const CUT: Duration = Duration::from_secs(4);
-/// The table `CutFromPeers` adds inside the cut node's namespace.
-pub(crate) const CUT_TABLE: &str = "chaos_cut";
-
-/// Whether `cmd` is on the PATH.
-pub(crate) fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", "command -v \"$1\"", "sh", cmd])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Drops, inside namespace `ns`, every packet to or from `peers` (nftables
-/// when `nft` is there, else iptables); other traffic (the isolation
-/// router, the client) passes. Panics if neither tool works: the fault
-/// must not silently do nothing.
-pub(crate) fn cut_from(ns: &str, peers: &[String]) {
-    filter_peers(ns, peers, true);
-}
-
-/// `Mute`: only what the node sends to `peers` is dropped.
-pub(crate) fn mute(ns: &str, peers: &[String]) {
-    filter_peers(ns, peers, false);
-}
-
-/// Drops, in namespace `ns`, what goes to `peers` and, with `inbound`,
-/// what comes from them.
-pub(crate) fn filter_peers(ns: &str, peers: &[String], inbound: bool) {
-    let set = peers.join(", ");
-    let out = if have("nft") {
-        let input = if inbound {
-            "\tchain input { type filter hook input priority 0; policy accept; ip saddr @peers drop; }\n"
-        } else {
-            ""
-        };
-        let script = format!(
-            "table inet {CUT_TABLE} {{\n\
-             \tset peers {{ type ipv4_addr; elements = {{ {set} }}; }}\n\
-             {input}\
-             \tchain output {{ type filter hook output priority 0; policy accept; ip daddr @peers drop; }}\n\
-             }}\n"
-        );
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run nft");
-        child
-            .stdin
-            .take()
-            .expect("nft stdin")
-            .write_all(script.as_bytes())
-            .expect("write nft script");
-        child.wait_with_output().expect("nft")
-    } else if have("iptables") {
-        let mut out = None;
-        let chains: &[(&str, &str)] = if inbound {
-            &[("INPUT", "-s"), ("OUTPUT", "-d")]
-        } else {
-            &[("OUTPUT", "-d")]
-        };
-        for p in peers {
-            for &(chain, dir) in chains {
-                let o = run(Command::new("ip").args([
-                    "netns", "exec", ns, "iptables", "-A", chain, dir, p, "-j", "DROP",
-                ]));
-                assert!(o.status.success(), "cutting {ns} from {p}: {}", text(&o));
-                out = Some(o);
-            }
-        }
-        out.expect("at least one peer")
-    } else {
-        panic!(
-            "CutFromPeers needs `nft` (package nftables) or `iptables` in the PATH; \
-             .ci/run installs nftables"
-        )
-    };
-    assert!(
-        out.status.success(),
-        "cutting {ns} from {peers:?}: {}",
-        text(&out)
-    );
-}
-
-/// Removes what `cut_from` added in `ns`.
-pub(crate) fn uncut(ns: &str) {
-    let out = if have("nft") {
-        run(Command::new("ip").args([
-            "netns", "exec", ns, "nft", "delete", "table", "inet", CUT_TABLE,
-        ]))
-    } else {
-        let o = run(Command::new("ip").args(["netns", "exec", ns, "iptables", "-F", "INPUT"]));
-        if o.status.success() {
-            run(Command::new("ip").args(["netns", "exec", ns, "iptables", "-F", "OUTPUT"]))
-        } else {
-            o
-        }
-    };
-    assert!(out.status.success(), "uncutting {ns}: {}", text(&out));
-}
 
 /// One round's draw: the fault, its victim (a node index) and, for a line
 /// cut, the line.

@@ -24,6 +24,8 @@ pub(crate) struct Lab {
     pub(crate) nodes: Vec<Node>,
     pub(crate) witness: Option<Node>,
     pub(crate) client: Netns,
+    /// `CHAOS_STARVE`: the cgroup that caps the node processes' CPU.
+    pub(crate) starve: Option<starve::Starve>,
     /// Holds the bridges and the router; dropped last.
     pub(crate) _sw: Netns,
 }
@@ -107,6 +109,7 @@ impl Lab {
             nodes,
             witness,
             client,
+            starve: starve::Starve::from_env(topology.nodes()),
             _sw: sw,
         };
         lab.write_files();
@@ -230,6 +233,9 @@ impl Lab {
                 c
             }
         };
+        if let (Some(s), Some(i)) = (&self.starve, idx) {
+            s.enter(i, &mut cmd);
+        }
         let child = cmd
             .args([ASCTL, "agent", "--config"])
             .arg(d.join("agent.yaml"))
@@ -346,6 +352,16 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         self.halt();
+        if let Some(s) = &self.starve {
+            for i in 0..s.nodes() {
+                eprintln!(
+                    "chaos: node{}'s cgroup at {} %: {}",
+                    i + 1,
+                    s.pct,
+                    s.stat(i)
+                );
+            }
+        }
     }
 }
 
@@ -380,6 +396,38 @@ impl Lab {
 }
 
 impl Lab {
+    /// `CHAOS_STARVE`: node `i` starved from now (a round's victim).
+    pub(crate) fn starve(&mut self, i: usize) {
+        if let Some(s) = &mut self.starve {
+            s.starve(i);
+        }
+    }
+
+    /// `CHAOS_STARVE`: node `i` no longer starved (unless all are).
+    pub(crate) fn relieve(&mut self, i: usize) {
+        if let Some(s) = &mut self.starve {
+            s.relieve(i);
+        }
+    }
+
+    /// Starts node `i`'s agent again if it has exited: a frozen agent that
+    /// held `db`'s file system open (its monitor's write check) is one of
+    /// the users the guard's fence SIGKILLs to unmount it, and a real node's
+    /// service manager would restart it.
+    pub(crate) fn restart_if_gone(&mut self, i: usize) {
+        let gone = self.nodes[i]
+            .agent
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+        if gone {
+            eprintln!(
+                "chaos: {}'s agent exited while frozen (its guard killed it as a user of db's mount): started again",
+                self.nodes[i].name
+            );
+            self.start_agent(Some(i));
+        }
+    }
+
     /// Every member's processes killed and reaped: with the last process
     /// of a node, its mount namespace and its mounts are gone.
     pub(crate) fn halt(&mut self) {

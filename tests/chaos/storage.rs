@@ -7,7 +7,10 @@
 //! append, and the agent must fail-stop (its groups fenced, exit non-zero)
 //! rather than keep running its groups while the others start them; the
 //! harness repairs the storage and starts it again, as an operator (or a
-//! service manager after the operator) would.
+//! service manager after the operator) would. `DiskSlow` throttles the
+//! agent's own writes to the device so that every fsync takes seconds: the
+//! raft core neither fails nor progresses, and the agent must fail-stop on
+//! the stall.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -16,6 +19,7 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use super::{Lab, run};
+use std::os::unix::fs::MetadataExt;
 
 /// Each node's data file system: large enough for many rounds' raft log.
 const SIZE: u64 = 64 << 20;
@@ -183,7 +187,7 @@ pub fn disk_full(lab: &mut Lab, victim: usize) -> Result<(), String> {
     let data = lab.path(&format!("nodes/{name}/data"));
     fill(&data);
     let t0 = Instant::now();
-    let exited = write_until_exit(lab, victim);
+    let exited = write_until_exit(lab, victim, HOLD);
     let _ = std::fs::remove_file(data.join("filler"));
     let Some(status) = exited else {
         eprintln!("chaos disk-full: {name}'s agent kept running ({HOLD:?} on a full disk)");
@@ -228,8 +232,8 @@ fn shut_down(dir: &Path) -> Result<(), String> {
 }
 
 /// Makes the domain write (`asctl clear web`: one append on every member)
-/// until `victim`'s agent exits or [`HOLD`] passed; how it exited.
-fn write_until_exit(lab: &mut Lab, victim: usize) -> Option<ExitStatus> {
+/// until `victim`'s agent exits or `hold` passed; how it exited.
+fn write_until_exit(lab: &mut Lab, victim: usize, hold: Duration) -> Option<ExitStatus> {
     let name = lab.nodes[victim].name.clone();
     let other = lab
         .nodes
@@ -238,7 +242,7 @@ fn write_until_exit(lab: &mut Lab, victim: usize) -> Option<ExitStatus> {
         .map(|n| n.host)
         .expect("another node");
     let t0 = Instant::now();
-    while t0.elapsed() < HOLD {
+    while t0.elapsed() < hold {
         let agent = lab.nodes[victim].agent.as_mut();
         if let Some(status) = agent.and_then(|c| c.try_wait().ok().flatten()) {
             lab.nodes[victim].agent = None;
@@ -248,6 +252,19 @@ fn write_until_exit(lab: &mut Lab, victim: usize) -> Option<ExitStatus> {
         std::thread::sleep(Duration::from_millis(200));
     }
     None
+}
+
+/// Whether the guard's fence, in `log`, removed the service address (among
+/// others: the node may hold db's too).
+fn guard_fenced_vip(log: &str) -> bool {
+    let vip = format!("\"{}/24\"", super::VIP);
+    log.lines().any(|l| {
+        l.contains("asctl guard: fenced")
+            && l.split_once("removed addresses [")
+                .is_some_and(|(_, removed)| {
+                    removed.split(']').next().is_some_and(|r| r.contains(&vip))
+                })
+    })
 }
 
 /// `DiskRo` on node `victim`: its data file system shut down
@@ -262,16 +279,13 @@ pub fn disk_ro(lab: &mut Lab, victim: usize, holder: bool) -> Result<(), String>
     let before = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
     let t0 = Instant::now();
     shut_down(&lab.data_fs(victim).mount)?;
-    let exited = write_until_exit(lab, victim);
+    let exited = write_until_exit(lab, victim, HOLD);
     let log = std::fs::read(&log_path).unwrap_or_default();
     let log = String::from_utf8_lossy(log.get(before..).unwrap_or_default()).into_owned();
     // The guard fences first, from the records it read before the file
     // system failed (reading them now fails too): the address must be in
     // its fence, not left to the agent's own stop.
-    let vip = format!("removed addresses [\"{}/24\"]", super::VIP);
-    let guard_fenced = log
-        .lines()
-        .any(|l| l.contains("asctl guard: fenced") && l.contains(&vip));
+    let guard_fenced = guard_fenced_vip(&log);
     let verdict = match exited {
         None => {
             if let Some(mut c) = lab.nodes[victim].agent.take() {
@@ -299,6 +313,129 @@ pub fn disk_ro(lab: &mut Lab, victim: usize, holder: bool) -> Result<(), String>
         }
     };
     lab.data_fs(victim).repair()?;
+    lab.start_agent(Some(victim));
+    verdict
+}
+
+/// The blkio (cgroup v1) hierarchy `DiskSlow` throttles in.
+const BLKIO: &str = "/sys/fs/cgroup/blkio";
+/// `DiskSlow`'s limit on the agent's writes to its data device: a raft
+/// append's fdatasync writes at least one block, so it takes seconds
+/// (about 5 s on the kernel the harness was written on).
+const SLOW_BPS: u32 = 200;
+/// How long `DiskSlow` waits for the agent to fail-stop: its stall limit
+/// (`max(3T, 3 s)`), the fail-stop's bounded waits, and the exit, which
+/// waits for the write in flight.
+const SLOW_HOLD: Duration = Duration::from_secs(25);
+
+/// A blkio cgroup whose members' writes to one device are throttled.
+/// What is slowed, honestly: the write requests the member processes
+/// submit themselves — the data an fsync or fdatasync writes back, and
+/// direct I/O. Not slowed: ext4's journal commit (the jbd2 kernel thread
+/// is not a member) and the kernel's background writeback of buffered
+/// writes (cgroup v1 does not charge it to the writer). So every raft
+/// append, vote or snapshot (each fsyncs its data) waits; a write that
+/// nothing fsyncs does not.
+struct Throttle {
+    dir: PathBuf,
+    device: String,
+}
+
+impl Throttle {
+    /// Throttles process `pid`'s writes to the device under `data` (the
+    /// process's threads, and those it starts later, go into the cgroup;
+    /// its lease guard and group processes, started before, stay out).
+    fn start(data: &Path, pid: u32) -> Result<Throttle, String> {
+        let knob = Path::new(BLKIO).join("blkio.throttle.write_bps_device");
+        if !knob.exists() {
+            return Err(format!(
+                "DiskSlow needs the cgroup v1 blkio controller ({} is missing)",
+                knob.display()
+            ));
+        }
+        let dev = std::fs::metadata(data)
+            .map_err(|e| format!("{}: {e}", data.display()))?
+            .dev();
+        let device = format!("{}:{}", libc::major(dev), libc::minor(dev));
+        let dir = Path::new(BLKIO).join(format!("asctl-chaos-slow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let t = Throttle { dir, device };
+        t.write(
+            "blkio.throttle.write_bps_device",
+            &format!("{} {SLOW_BPS}", t.device),
+        )?;
+        t.write("cgroup.procs", &pid.to_string())?;
+        Ok(t)
+    }
+
+    fn write(&self, file: &str, value: &str) -> Result<(), String> {
+        let path = self.dir.join(file);
+        std::fs::write(&path, value).map_err(|e| format!("{} <- {value}: {e}", path.display()))
+    }
+}
+
+impl Drop for Throttle {
+    /// Lifts the limit (the writes it held go through at once), moves any
+    /// process left back to the root cgroup and removes the cgroup.
+    fn drop(&mut self) {
+        let _ = self.write(
+            "blkio.throttle.write_bps_device",
+            &format!("{} 0", self.device),
+        );
+        let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.split_whitespace() {
+            let _ = std::fs::write(Path::new(BLKIO).join("cgroup.procs"), pid);
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// `DiskSlow` on node `victim`: its agent's writes to its data device
+/// throttled ([`Throttle`]) while the domain writes. Its raft core's next
+/// append waits for an fsync of seconds: the agent must fail-stop on the
+/// stall — exit non-zero, its log naming the storage call that did not
+/// return, its guard fencing what it held — within [`SLOW_HOLD`]; then the
+/// limit is lifted and the agent started again.
+pub fn disk_slow(lab: &mut Lab, victim: usize, holder: bool) -> Result<(), String> {
+    let name = lab.nodes[victim].name.clone();
+    let log_path = lab.path(&format!("nodes/{name}/agent.log"));
+    let before = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+    let pid = lab.nodes[victim]
+        .agent
+        .as_ref()
+        .map(|c| c.id())
+        .ok_or_else(|| format!("{name} has no agent to slow down"))?;
+    let t0 = Instant::now();
+    let throttle = Throttle::start(&lab.data_fs(victim).mount, pid)?;
+    let exited = write_until_exit(lab, victim, SLOW_HOLD);
+    drop(throttle);
+    let log = std::fs::read(&log_path).unwrap_or_default();
+    let log = String::from_utf8_lossy(log.get(before..).unwrap_or_default()).into_owned();
+    let verdict = match exited {
+        None => {
+            if let Some(mut c) = lab.nodes[victim].agent.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            Err(format!(
+                "{name}'s agent kept running {SLOW_HOLD:?} while its raft log's fsyncs took seconds"
+            ))
+        }
+        Some(status) if status.success() || !log.contains("has not returned") => Err(format!(
+            "{name}'s agent exited on a slow disk with {status}, its log not naming the stalled \
+             storage call"
+        )),
+        Some(_) if holder && !guard_fenced_vip(&log) => Err(format!(
+            "{name}'s lease guard did not remove the address of the group it held"
+        )),
+        Some(status) => {
+            eprintln!(
+                "chaos disk-slow: {name}'s agent stopped after {:.2} s ({status})",
+                t0.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+    };
     lab.start_agent(Some(victim));
     verdict
 }

@@ -2,6 +2,8 @@
 //! certificates are used for real by tests/root/demo.rs (agents on
 //! 10.220.1.x, the CLI verifying them against the CA).
 
+use std::path::Path;
+
 use assert_cmd::Command;
 
 fn config(dir: &std::path::Path, node2_agent: bool) -> std::path::PathBuf {
@@ -20,17 +22,28 @@ fn config(dir: &std::path::Path, node2_agent: bool) -> std::path::PathBuf {
     p
 }
 
+/// `asctl credentials CFG [--force] --out OUT`, not yet asserted on.
+fn credentials(cfg: &Path, out: &Path, force: bool) -> assert_cmd::assert::Assert {
+    let mut cmd = Command::cargo_bin("asctl").expect("binary");
+    cmd.args(["credentials", cfg.to_str().expect("utf-8")]);
+    if force {
+        cmd.arg("--force");
+    }
+    cmd.arg("--out").arg(out).assert()
+}
+
+/// The token and node1's certificate written in `out`.
+fn token_and_cert(out: &Path) -> (String, String) {
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).expect(f);
+    (read("token"), read("tls/node1.crt"))
+}
+
 #[test]
 fn writes_a_token_a_ca_and_a_certificate_per_member_and_keeps_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), true);
     let out = dir.path().join("creds");
-    Command::cargo_bin("asctl")
-        .expect("binary")
-        .args(["credentials", cfg.to_str().expect("utf-8"), "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    credentials(&cfg, &out, false).success();
     for f in [
         "token",
         "tls/ca.crt",
@@ -60,41 +73,13 @@ fn writes_a_token_a_ca_and_a_certificate_per_member_and_keeps_them() {
     assert_eq!(mode & 0o077, 0, "the token is private");
 
     // Again: nothing replaced (running agents keep working) unless --force.
-    let token = std::fs::read_to_string(out.join("token")).expect("token");
-    let cert = std::fs::read_to_string(out.join("tls/node1.crt")).expect("cert");
-    Command::cargo_bin("asctl")
-        .expect("binary")
-        .args(["credentials", cfg.to_str().expect("utf-8"), "--out"])
-        .arg(&out)
-        .assert()
-        .success();
-    assert_eq!(
-        std::fs::read_to_string(out.join("token")).expect("token"),
-        token
-    );
-    assert_eq!(
-        std::fs::read_to_string(out.join("tls/node1.crt")).expect("cert"),
-        cert
-    );
-    Command::cargo_bin("asctl")
-        .expect("binary")
-        .args([
-            "credentials",
-            cfg.to_str().expect("utf-8"),
-            "--force",
-            "--out",
-        ])
-        .arg(&out)
-        .assert()
-        .success();
-    assert_ne!(
-        std::fs::read_to_string(out.join("token")).expect("token"),
-        token
-    );
-    assert_ne!(
-        std::fs::read_to_string(out.join("tls/node1.crt")).expect("cert"),
-        cert
-    );
+    let (token, cert) = token_and_cert(&out);
+    credentials(&cfg, &out, false).success();
+    assert_eq!(token_and_cert(&out), (token.clone(), cert.clone()));
+    credentials(&cfg, &out, true).success();
+    let (new_token, new_cert) = token_and_cert(&out);
+    assert_ne!(new_token, token);
+    assert_ne!(new_cert, cert);
 }
 
 #[test]
@@ -102,12 +87,7 @@ fn a_node_without_an_agent_address_is_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path(), false);
     let out = dir.path().join("creds");
-    let assert = Command::cargo_bin("asctl")
-        .expect("binary")
-        .args(["credentials", cfg.to_str().expect("utf-8"), "--out"])
-        .arg(&out)
-        .assert()
-        .code(2);
+    let assert = credentials(&cfg, &out, false).code(2);
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert!(
         stderr.contains("node node2 has no agent address"),

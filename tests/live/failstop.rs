@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{LiveDomain, alive, demo_answer, eventually, recorded_pid};
+use crate::support::{LiveDomain, alive};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -61,13 +61,7 @@ fn a_full_disk_stops_the_agent_and_its_groups_before_they_run_elsewhere() {
     std::os::unix::fs::symlink(&fs.0, &data).expect("node1's data dir on the tmpfs");
     d.start();
     d.apply();
-    let web_port = d.ports.demo[0];
-    let pid = eventually("web to run on node1", LONG, || {
-        demo_answer(web_port)?;
-        (d.placed_on("web")? == "node1")
-            .then(|| recorded_pid(&d, "node1", "web", "server"))
-            .flatten()
-    });
+    let pid = d.web_running_on_node1();
     assert!(alive(pid));
 
     fs.fill();
@@ -93,11 +87,7 @@ fn a_full_disk_stops_the_agent_and_its_groups_before_they_run_elsewhere() {
     assert!(log.contains("No space left on device"), "{log}");
     // Gone by the time the agent exited: the domain may start it elsewhere.
     assert!(!alive(pid), "web's process outlived its agent");
-    let to = eventually("web to move to another node", LONG, || {
-        d.placed_on("web").filter(|n| n != "node1")
-    });
-    eventually("web to answer again", LONG, || demo_answer(web_port));
-    assert_ne!(to, "node1");
+    d.web_moved_from_node1();
     d.stop();
     drop(d);
 }

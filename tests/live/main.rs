@@ -24,6 +24,7 @@ mod guard;
 mod leader;
 mod membership;
 mod ocf;
+mod ocf_cancel;
 mod ocf_guard;
 mod operate;
 mod readiness;

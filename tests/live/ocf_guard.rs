@@ -9,8 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{LiveDomain, alive, recorded_pid, text};
-use crate::unclean::start_agents;
+use crate::support::{LiveDomain, alive, recorded_pid};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -56,10 +55,8 @@ fn a_frozen_agents_guard_stops_its_ocf_resources_in_reverse_order_before_a_takeo
         ),
     )
     .expect("group file");
-    start_agents(&mut d);
-    let cfg = d.config.display().to_string();
-    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
-    assert!(out.status.success(), "{}\n{}", text(&out), d.agent_logs());
+    d.start_agents_with_test_ocf();
+    d.apply();
     d.eventually("store on node1", LONG, || {
         (placed(&d).as_deref() == Some("node1") && lower.exists() && upper.exists()).then_some(())
     });

@@ -34,6 +34,32 @@ fn apply(d: &LiveDomain, timeout: &str) -> (std::process::Output, Duration) {
     (out, started.elapsed())
 }
 
+/// `asctl apply` (5 min timeout) that must fail (exit 1): its output and
+/// how long it took.
+fn failed_apply(d: &LiveDomain) -> (String, Duration) {
+    let (out, took) = apply(d, "5m");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        text(&out),
+        d.agent_logs()
+    );
+    (String::from_utf8_lossy(&out.stdout).into_owned(), took)
+}
+
+/// The status (JSON) and the error `node` reported for `group`'s process
+/// `server`.
+fn process_error(
+    d: &LiveDomain,
+    node: &str,
+    group: &str,
+) -> (serde_json::Value, serde_json::Value) {
+    let json = d.status_json().expect("status json");
+    let error = json["nodes"][node]["report"]["groups"][group]["errors"]["process server"].clone();
+    (json, error)
+}
+
 #[test]
 fn a_slow_starter_converges_within_its_start_timeout_and_answers_when_apply_returns() {
     let mut d = LiveDomain::prepare();
@@ -75,15 +101,7 @@ fn a_start_that_fails_everywhere_ends_apply_early_with_the_reason() {
     std::fs::write(&api, broken).expect("write api");
     d.start();
 
-    let (out, took) = apply(&d, "5m");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}\n{}",
-        text(&out),
-        d.agent_logs()
-    );
+    let (stdout, took) = failed_apply(&d);
     // Early: the domain has no node left long before the timeout.
     assert!(took < Duration::from_secs(60), "took {took:?}: {stdout}");
     // Said as it happened, per node, with the driver's error.
@@ -117,8 +135,7 @@ fn a_start_that_fails_everywhere_ends_apply_early_with_the_reason() {
         );
     }
     // And the JSON carries it in the node's report.
-    let json = d.status_json().expect("status json");
-    let error = &json["nodes"]["node2"]["report"]["groups"]["api"]["errors"]["process server"];
+    let (json, error) = process_error(&d, "node2", "api");
     assert!(
         error["error"]
             .as_str()
@@ -130,15 +147,7 @@ fn a_start_that_fails_everywhere_ends_apply_early_with_the_reason() {
     // A slow starter whose grace is too short: never ready, a failed start
     // on each node, with the probe's answer and the log's last lines.
     write_web(&d, &slow_server(), "2s");
-    let (out, took) = apply(&d, "5m");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}\n{}",
-        text(&out),
-        d.agent_logs()
-    );
+    let (stdout, took) = failed_apply(&d);
     assert!(took < Duration::from_secs(90), "took {took:?}: {stdout}");
     assert!(
         stdout.contains("✗ web failed on node1: process server: not ready within its startTimeout of 2s: http probe"),
@@ -149,8 +158,7 @@ fn a_start_that_fails_everywhere_ends_apply_early_with_the_reason() {
         stdout.contains("✗ web: failed on node1, node2, node3; no node is left to try"),
         "{stdout}"
     );
-    let json = d.status_json().expect("status json");
-    let error = &json["nodes"]["node1"]["report"]["groups"]["web"]["errors"]["process server"];
+    let (_, error) = process_error(&d, "node1", "web");
     assert!(
         error["probe"]
             .as_str()
@@ -182,7 +190,6 @@ fn an_ocf_resource_is_online_only_once_its_first_monitor_passed() {
     );
     std::fs::write(d.config.join("group-store.yaml"), group).expect("write store");
     d.start_agents_with_test_ocf();
-    d.wait_formed();
     let (out, _) = apply(&d, "90s");
     let returned = std::time::SystemTime::now();
     assert!(out.status.success(), "{}\n{}", text(&out), d.agent_logs());
@@ -236,7 +243,6 @@ fn a_start_stops_between_resources_once_the_group_is_no_longer_wanted() {
     };
     std::fs::write(d.config.join("group-store.yaml"), group("")).expect("write store");
     d.start_agents_with_test_ocf();
-    d.wait_formed();
     // Commits the group and returns long before the 4 s start is over.
     let _ = apply(&d, "1s");
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -8,35 +8,14 @@
 //! anywhere) fails its group on every node at once.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{ASCTL, LiveDomain, text};
+use crate::support::{LiveDomain, text};
 
 const LONG: Duration = Duration::from_secs(60);
 /// How long "nowhere" must hold: past the heartbeat timeout (4 s) and the
 /// takeover wait, so that a node's death would have moved the group.
 const HOLD: Duration = Duration::from_secs(8);
-
-pub(crate) fn start_agents(d: &mut LiveDomain) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
-    for node in d.nodes.clone() {
-        let nd = d.state.join("nodes").join(&node);
-        let log = std::fs::File::create(nd.join("agent.log")).expect("log");
-        let child = Command::new(ASCTL)
-            .arg("agent")
-            .arg("--config")
-            .arg(nd.join("agent.yaml"))
-            .env("OCF_ROOT", &root)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("agent");
-        d.agents.insert(node, child);
-    }
-    d.wait_formed();
-}
 
 fn placed(d: &LiveDomain) -> Option<Option<String>> {
     let s = d.status_json()?;
@@ -94,10 +73,8 @@ fn a_group_whose_stop_failed_starts_nowhere_until_released_or_confirmed_down() {
         ),
     )
     .expect("group file");
-    start_agents(&mut d);
-    let cfg = d.config.display().to_string();
-    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "60s"]);
-    assert!(out.status.success(), "{}\n{}", text(&out), d.agent_logs());
+    d.start_agents_with_test_ocf();
+    d.apply();
     d.eventually("store on node1", LONG, || {
         (placed(&d) == Some(Some("node1".into())) && state.exists()).then_some(())
     });
@@ -159,7 +136,7 @@ fn a_resource_configured_wrong_everywhere_fails_on_every_node_at_once() {
         ),
     )
     .expect("group file");
-    start_agents(&mut d);
+    d.start_agents_with_test_ocf();
     let cfg = d.config.display().to_string();
     // The apply's convergence wait reports the failure; what matters is
     // what the domain does next.

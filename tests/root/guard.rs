@@ -5,7 +5,9 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::agent::n;
@@ -136,26 +138,77 @@ impl Drop for Node {
     }
 }
 
+/// Renews the guard's lease every quarter lease from a thread of its own,
+/// as the agent's renewal task does, until [`Renewer::stop`]: whatever the
+/// test does meanwhile (spawning `ip` takes hundreds of milliseconds on a
+/// loaded machine) happens under a lease that is kept, not in a gap after
+/// the last renewal.
+struct Renewer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Renewals>,
+}
+
+/// What a [`Renewer`] did: when it last renewed (before the write: the
+/// guard got it no earlier) and the longest time between two renewals.
+struct Renewals {
+    pipe: ChildStdin,
+    last: Instant,
+    longest_gap: Duration,
+}
+
+impl Renewer {
+    fn start(mut pipe: ChildStdin) -> Renewer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            // One write a renewal: the guard sees whole lines at once.
+            let line = format!("renew {LEASE_MS}\n");
+            let mut last = Instant::now();
+            let mut longest_gap = Duration::ZERO;
+            loop {
+                longest_gap = longest_gap.max(last.elapsed());
+                last = Instant::now();
+                pipe.write_all(line.as_bytes()).expect("renew");
+                std::thread::sleep(Duration::from_millis(LEASE_MS / 4));
+                if stopped.load(Ordering::SeqCst) {
+                    return Renewals {
+                        pipe,
+                        last,
+                        longest_gap,
+                    };
+                }
+            }
+        });
+        Renewer { stop, thread }
+    }
+
+    /// Stops renewing (after the renewal in progress, if any).
+    fn stop(self) -> Renewals {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("renewer thread")
+    }
+}
+
 #[test]
 #[ignore = "needs root: run with --include-ignored"]
 fn a_lease_that_runs_out_fences_the_node() {
     crate::support::require_root();
     let mut node = node("gla", 1);
     let mut guard = node.guard();
-    let mut pipe = guard.stdin.take().expect("stdin");
-    // Renewals keep everything up past several lease lengths.
-    let mut last = Instant::now();
-    let mut longest_gap = Duration::ZERO;
-    for _ in 0..10 {
-        longest_gap = longest_gap.max(last.elapsed());
-        last = Instant::now();
-        writeln!(pipe, "renew {LEASE_MS}").expect("renew");
-        std::thread::sleep(Duration::from_millis(LEASE_MS / 4));
-    }
-    // A gap of a whole lease between this test's own renewals (a starved
-    // test thread) makes a fence right, not a fault: the message says so.
+    let renewer = Renewer::start(guard.stdin.take().expect("stdin"));
+    // Renewals keep everything up past several lease lengths, and while
+    // this test looks.
+    std::thread::sleep(Duration::from_millis(LEASE_MS * 5 / 2));
+    let kept = node.address_present() && !node.app_gone();
+    let Renewals {
+        pipe,
+        last,
+        longest_gap,
+    } = renewer.stop();
+    // A gap of a whole lease between the renewals (a starved renewer
+    // thread) makes a fence right, not a fault: the message says so.
     assert!(
-        node.address_present() && !node.app_gone(),
+        kept,
         "fenced while renewed every {} ms (longest gap between renewals here: {} ms, \
          lease {LEASE_MS} ms)",
         LEASE_MS / 4,

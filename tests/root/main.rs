@@ -4,7 +4,9 @@
 //! address, the README's walk-through of `scripts/netns-domain.sh`) and
 //! block devices (`storage.rs`: shared disks and mount points on loop
 //! devices over ext4 and xfs; `storage_group.rs`: a group with its data
-//! through the node reconciler).
+//! through the node reconciler; `storage_guard.rs` and `storage_fence.rs`:
+//! the lease guard and the node's own fence releasing storage, a file
+//! system check under way included).
 //!
 //! Every test here is `#[ignore = "needs root: run with --include-ignored"]`,
 //! so a plain `cargo test` reports it as ignored, never as passed; without
@@ -25,5 +27,6 @@ mod heartbeat;
 mod ip;
 mod isolation;
 mod storage;
+mod storage_fence;
 mod storage_group;
 mod storage_guard;

@@ -38,6 +38,7 @@ fn mount_point(dev: &Path, path: &Path, fs_type: &str, stop_timeout: Duration) -
             path: path.to_path_buf(),
             fs_type: fs_type.into(),
             options: Some("noatime".into()),
+            fsck: "fsck".into(),
             stop_timeout,
             node: name("node1"),
             record_in: None,

@@ -16,24 +16,24 @@ use crate::storage_support::{Lun, Watch, ack, db_group, live};
 use asctl::agent::detection::detector::takeover_wait;
 
 const ASCTL: &str = env!("CARGO_BIN_EXE_asctl");
-const INTERVAL: Duration = Duration::from_millis(250);
-const TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(1);
 
-fn free_tcp() -> u16 {
+pub(crate) fn free_tcp() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port()
 }
 
-fn free_udp() -> u16 {
+pub(crate) fn free_udp() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .expect("free port")
         .port()
 }
 
-fn write_config(dir: &Path, dev: &Path, mnt: &Path, api: u16, hb: u16, port: u16) {
+pub(crate) fn write_config(dir: &Path, dev: &Path, mnt: &Path, api: u16, hb: u16, port: u16) {
     let files = [
         (
             "domain.yaml",
@@ -64,12 +64,12 @@ fn write_config(dir: &Path, dev: &Path, mnt: &Path, api: u16, hb: u16, port: u16
     }
 }
 
-fn asctl(args: &[&str]) -> std::process::Output {
+pub(crate) fn asctl(args: &[&str]) -> std::process::Output {
     Command::new(ASCTL).args(args).output().expect("asctl")
 }
 
 /// Whether `path` is a mount point in the mount namespace of `pid`.
-fn mounted_in(pid: u32, path: &Path) -> bool {
+pub(crate) fn mounted_in(pid: u32, path: &Path) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
         .unwrap_or_default()
         .lines()
@@ -77,7 +77,7 @@ fn mounted_in(pid: u32, path: &Path) -> bool {
 }
 
 /// The pids whose parent is `parent`.
-fn children(parent: u32) -> Vec<u32> {
+pub(crate) fn children(parent: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -95,13 +95,13 @@ fn children(parent: u32) -> Vec<u32> {
     out
 }
 
-fn cmdline(pid: u32) -> String {
+pub(crate) fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
         .unwrap_or_default()
 }
 
-fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let t0 = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -114,9 +114,40 @@ fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
 
 /// The agent in its own mount namespace; killed (and its namespace with its
 /// last process) on drop.
-struct NodeAgent {
-    unshare: Child,
-    log: PathBuf,
+pub(crate) struct NodeAgent {
+    pub(crate) unshare: Child,
+    pub(crate) log: PathBuf,
+}
+
+impl NodeAgent {
+    /// Starts node1's agent of the domain in `state`, with `env` added to
+    /// its environment.
+    pub(crate) fn start(state: &Path, env: &[(&str, &std::ffi::OsStr)]) -> NodeAgent {
+        let log = state.join("nodes/node1/agent.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        // `unshare` execs the agent: the child's pid is the agent's.
+        let unshare = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                ASCTL,
+                "agent",
+                "--config",
+            ])
+            .arg(state.join("nodes/node1/agent.yaml"))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("unshare");
+        NodeAgent { unshare, log }
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.unshare.id()
+    }
 }
 
 impl Drop for NodeAgent {
@@ -152,26 +183,8 @@ fn a_frozen_agents_guard_unmounts_before_the_others_may_take_the_disk() {
     let out = asctl(&["up", cfg, "--state-dir", st, "--init-only"]);
     assert!(out.status.success(), "{out:?}");
 
-    let log = state.join("nodes/node1/agent.log");
-    let log_file = std::fs::File::create(&log).unwrap();
-    // `unshare` execs the agent: the child's pid is the agent's.
-    let unshare = Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            ASCTL,
-            "agent",
-            "--config",
-        ])
-        .arg(state.join("nodes/node1/agent.yaml"))
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .expect("unshare");
-    let agent = NodeAgent { unshare, log };
-    let pid = agent.unshare.id();
+    let agent = NodeAgent::start(&state, &[]);
+    let pid = agent.pid();
 
     // The agent answers before the apply is sent (on a loaded machine it
     // takes a while to open its API).
@@ -264,7 +277,7 @@ fn a_frozen_agents_guard_unmounts_before_the_others_may_take_the_disk() {
 }
 
 /// The first file under `dir` whose name ends with `suffix`.
-fn walk_find(dir: &Path, suffix: &str) -> Option<PathBuf> {
+pub(crate) fn walk_find(dir: &Path, suffix: &str) -> Option<PathBuf> {
     for e in std::fs::read_dir(dir).ok()?.flatten() {
         let p = e.path();
         if p.is_dir() {

@@ -199,6 +199,11 @@ fn node_name(cfg: &AgentConfig, name: &str) -> Result<Option<Name>, AgentError> 
 /// groups elsewhere; so does a vital task that died or stalls (the
 /// heartbeats, the detector, the lease renewal, ...: `agent::vital`).
 async fn until_stop_or_failure(domain: &Replica, shutdown: &Shutdown) -> Option<AgentError> {
+    // A raft core stuck in a storage call (a disk whose fsync takes
+    // seconds) neither quits nor progresses: its calls' age shows it.
+    for calls in domain.storage_calls() {
+        vital::global().watch_storage(calls.clone());
+    }
     let stalls = {
         let domain = domain.clone();
         tokio::spawn(vital::global().watch_stalls(move || {
@@ -233,18 +238,24 @@ impl MemberTasks {
     /// fenced after a `fatal` failure, which the fencing journal records),
     /// then the leader loop, the server and raft.
     async fn stop(self, leave_running: bool, fatal: Option<&AgentError>) {
-        if let (Some(cause), Some(node)) = (fatal, &self.node) {
-            node.journal_fail_stop(cause);
-        }
         let _ = self.stop.send(true);
         let failed = fatal.is_some();
         if let Some(node) = self.node {
-            node.stop(leave_running, failed).await;
+            node.stop(leave_running, fatal).await;
         }
         let _ = settle(self.leader, failed).await;
         self.server.stop(failed).await;
-        if let Err(e) = self.domain.raft.shutdown().await {
-            warn!("raft did not stop cleanly: {e}");
+        // A raft core stuck in a storage call answers the shutdown only
+        // once the call returns: after a fatal failure, do not wait for it.
+        match settle(
+            tokio::spawn(async move { self.domain.raft.shutdown().await }),
+            failed,
+        )
+        .await
+        {
+            Some(Err(e)) => warn!("raft did not stop cleanly: {e}"),
+            Some(Ok(())) => {}
+            None => warn!("raft did not stop within {FAILED_TASK_WAIT:?}; leaving it"),
         }
     }
 }

@@ -136,39 +136,29 @@ impl NodeTasks {
         })
     }
 
-    /// A fail-stop fences this node (the guard, below) while the agent
-    /// is about to exit: recorded for the domain's history, which the next
-    /// agent of this node submits.
-    pub(super) fn journal_fail_stop(&self, cause: &AgentError) {
-        let groups = policy::held_groups(&self.reports.borrow());
-        if groups.is_empty() {
-            return;
-        }
-        let now = std::time::SystemTime::now();
-        let cause = format!("fail-stop: {cause}");
-        if let Err(e) = self.journal.record(now, now, &cause, groups) {
-            warn!("cannot write the fencing journal: {e}");
-        }
-    }
-
     /// Once the agent's stop signal went out: the reconciler's feeders end,
     /// the groups go offline (or are left running for the next agent), and
     /// only then may the guard go without fencing.
     ///
-    /// After a fatal failure (`failed`) the guard fences first — it kills
+    /// After a fatal failure (`fatal`) the guard fences first — it kills
     /// the node's processes and removes its addresses now, from its own
-    /// process, whichever task is stuck — and the rest is waited for only
+    /// process, whichever task is stuck — then the fail-stop is recorded in
+    /// the fencing journal, and the rest is waited for only
     /// [`FAILED_TASK_WAIT`] each. If the lease renewal itself is the stuck
     /// task, no renewal follows and the guard fences when the lease runs
     /// out, as for a frozen agent.
-    pub(super) async fn stop(self, leave_running: bool, failed: bool) {
+    pub(super) async fn stop(self, leave_running: bool, fatal: Option<&AgentError>) {
+        let failed = fatal.is_some();
         let mut guard = Some(self.guard);
-        if failed {
+        if let Some(cause) = fatal {
+            // What ran here, read before the fence changes it.
+            let held = policy::held_groups(&self.reports.borrow());
             let _ = self.guard_stop.send(true);
             if let Some(Some(g)) = settle_opt(guard.take(), failed).await {
                 g.fence().await;
                 info!("the lease guard fenced this node's groups");
             }
+            journal_fail_stop(self.journal.clone(), held, cause).await;
         }
         let reconciler = match self.reconciling {
             Some(r) => {
@@ -192,6 +182,30 @@ impl NodeTasks {
         if let Some(Some(g)) = settle_opt(guard, failed).await {
             g.detach().await;
         }
+    }
+}
+
+/// Records a fail-stop, and the groups it fenced, in the fencing journal,
+/// for the domain's history (the node's next agent submits it). After the
+/// fence, not before: the journal is on the data disk, which a storage
+/// failure may have left hung, so the write is not waited for past
+/// [`FAILED_TASK_WAIT`].
+async fn journal_fail_stop(journal: Journal, groups: Vec<Name>, cause: &AgentError) {
+    if groups.is_empty() {
+        return;
+    }
+    let cause = format!("fail-stop: {cause}");
+    let write = tokio::task::spawn_blocking(move || {
+        let now = std::time::SystemTime::now();
+        journal.record(now, now, &cause, groups)
+    });
+    match tokio::time::timeout(FAILED_TASK_WAIT, write).await {
+        Ok(Ok(Ok(_))) => {}
+        Ok(Ok(Err(e))) => warn!("cannot write the fencing journal: {e}"),
+        Ok(Err(e)) => warn!("cannot write the fencing journal: {e}"),
+        Err(_) => warn!(
+            "the fencing journal was not written within {FAILED_TASK_WAIT:?} (a hung data disk?); leaving it"
+        ),
     }
 }
 

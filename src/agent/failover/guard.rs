@@ -64,12 +64,31 @@ pub fn lease_time(timeout: Duration) -> Duration {
     timeout
 }
 
+/// How long a whole fence may take for the survivors' takeover wait to
+/// cover it: the guard fires by `f + L + ε` after a freeze at `f`, and a
+/// survivor starts no earlier than `f − I + T + W`
+/// ([`crate::agent::detection::detector::fence_budget`]).
+fn fence_budget(timeout: Duration, interval: Duration) -> Duration {
+    crate::agent::detection::detector::fence_budget(timeout, interval, lease_time(timeout))
+}
+
 // ----------------------------------------------------------------------------
 // The guard process.
 
 /// `asctl guard --data-dir DIR`: serves the lease on stdin until `detach`
 /// or end of input. Returns when it may exit.
 pub fn serve(data_dir: &Path) {
+    // First, so that every thread the guard starts (the runtime's, the
+    // unmount's) runs at its priority too.
+    match super::realtime::make_realtime() {
+        Ok(prio) => super::fence::say(format_args!(
+            "running at real-time priority {prio} (SCHED_RR), memory locked"
+        )),
+        Err(e) => super::fence::say(format_args!(
+            "cannot run at real-time priority ({e}): under CPU starvation the fence may come \
+             late or take long (docs/ha.md)"
+        )),
+    }
     // Built up front so that the fence does not pay for it.
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -77,7 +96,7 @@ pub fn serve(data_dir: &Path) {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("asctl guard: cannot start: {e}");
+            super::fence::say(format_args!("cannot start: {e}"));
             return;
         }
     };
@@ -85,6 +104,7 @@ pub fn serve(data_dir: &Path) {
     let mut known = OnRecord::default();
     known.refresh(data_dir);
     let mut lease: Option<(Instant, Duration)> = None;
+    let mut budget: Option<Duration> = None;
     let mut pending = Vec::new();
     let mut buf = [0u8; 512];
     loop {
@@ -102,16 +122,16 @@ pub fn serve(data_dir: &Path) {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            fence(&rt, data_dir, &known, "cannot wait for renewals");
+            fence(&rt, data_dir, &known, budget, "cannot wait for renewals");
             return;
         }
         if ready == 0 {
-            fence(
-                &rt,
-                data_dir,
-                &known,
-                "the lease ran out: the agent is frozen or starved",
+            let late = lease.map_or(Duration::ZERO, |(r, len)| r.elapsed().saturating_sub(len));
+            let why = format!(
+                "the lease ran out {} ms ago: the agent is frozen or starved",
+                late.as_millis()
             );
+            fence(&rt, data_dir, &known, budget, &why);
             // Disarmed until the agent renews again; it knows it lapsed and
             // starts nothing until it has caught up with the domain.
             lease = None;
@@ -123,7 +143,13 @@ pub fn serve(data_dir: &Path) {
             if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            fence(&rt, data_dir, &known, "the pipe from the agent failed");
+            fence(
+                &rt,
+                data_dir,
+                &known,
+                budget,
+                "the pipe from the agent failed",
+            );
             return;
         }
         if n == 0 {
@@ -131,13 +157,16 @@ pub fn serve(data_dir: &Path) {
                 &rt,
                 data_dir,
                 &known,
+                budget,
                 "the agent went away without detaching",
             );
             return;
         }
         pending.extend_from_slice(&buf[..n as usize]);
-        if let Detached::Yes = read_commands(&mut pending, &mut lease) {
-            eprintln!("asctl guard: the agent detached; leaving the groups running");
+        if let Detached::Yes = read_commands(&mut pending, &mut lease, &mut budget) {
+            super::fence::say(format_args!(
+                "the agent detached; leaving the groups running"
+            ));
             return;
         }
         known.refresh(data_dir);
@@ -154,10 +183,10 @@ pub fn serve(data_dir: &Path) {
 /// one costs nothing (a process is checked by its start time, an absent
 /// address or mount is left as it is).
 #[derive(Debug, Default, Clone)]
-struct OnRecord {
-    processes: Vec<drivers::process::Recorded>,
-    addresses: Vec<String>,
-    mounts: Vec<records::MountRecord>,
+pub(super) struct OnRecord {
+    pub(super) processes: Vec<drivers::process::Recorded>,
+    pub(super) addresses: Vec<String>,
+    pub(super) mounts: Vec<records::MountRecord>,
 }
 
 impl OnRecord {
@@ -198,6 +227,17 @@ impl OnRecord {
     }
 }
 
+/// Fences from what was read last and what can be read now.
+fn fence(
+    rt: &tokio::runtime::Runtime,
+    data_dir: &Path,
+    known: &OnRecord,
+    budget: Option<Duration>,
+    why: &str,
+) {
+    super::fence::fence(rt, data_dir, known.with_current(data_dir), budget, why);
+}
+
 /// How long `poll` may wait: until the lease is over, rounded up so that
 /// the guard never fires before it is; forever while disarmed.
 fn poll_timeout_ms(lease: Option<(Instant, Duration)>) -> i32 {
@@ -215,76 +255,31 @@ enum Detached {
     No,
 }
 
-/// Carries out every whole line in `pending` (`renew <ms>` renews the
-/// lease from now; `detach` ends the guard without fencing) and keeps the
-/// unfinished rest.
-fn read_commands(pending: &mut Vec<u8>, lease: &mut Option<(Instant, Duration)>) -> Detached {
+/// Carries out every whole line in `pending` (`renew <ms> [<budget ms>]`
+/// renews the lease from now and sets the fence's storage budget;
+/// `detach` ends the guard without fencing) and keeps the unfinished rest.
+fn read_commands(
+    pending: &mut Vec<u8>,
+    lease: &mut Option<(Instant, Duration)>,
+    budget: &mut Option<Duration>,
+) -> Detached {
     while let Some(end) = pending.iter().position(|b| *b == b'\n') {
         let line: Vec<u8> = pending.drain(..=end).collect();
         let line = String::from_utf8_lossy(&line);
-        let mut words = line.split_whitespace();
-        match (
-            words.next(),
-            words.next().and_then(|w| w.parse::<u64>().ok()),
-        ) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let number = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok());
+        match (words.first().copied(), number(1)) {
             (Some("renew"), Some(ms)) => {
                 *lease = Some((Instant::now(), Duration::from_millis(ms)));
+                if let Some(b) = number(2) {
+                    *budget = Some(Duration::from_millis(b));
+                }
             }
             (Some("detach"), _) => return Detached::Yes,
-            _ => eprintln!("asctl guard: ignoring `{}`", line.trim()),
+            _ => super::fence::say(format_args!("ignoring `{}`", line.trim())),
         }
     }
     Detached::No
-}
-
-/// Kills every recorded process group, removes every recorded address,
-/// then releases the storage (mounts on record and OCF resources, newest
-/// first): the processes go first because they are the storage's main
-/// users.
-fn fence(rt: &tokio::runtime::Runtime, data_dir: &Path, known: &OnRecord, why: &str) {
-    let t = Instant::now();
-    let at = std::time::SystemTime::now();
-    let on_record = known.with_current(data_dir);
-    let killed = drivers::process::kill(data_dir, &on_record.processes);
-    let groups = fenced_groups(&on_record.processes, &killed);
-    let removed = rt.block_on(drivers::ip::remove_addresses(
-        data_dir,
-        &on_record.addresses,
-    ));
-    let storage = rt.block_on(super::guard_storage::release(data_dir, on_record.mounts));
-    for f in &storage.failed {
-        eprintln!("asctl guard: could not release {f}; this node still holds it");
-    }
-    eprintln!(
-        "asctl guard: fenced the node ({why}): killed process groups {killed:?}, removed \
-         addresses {removed:?}, unmounted {:?}, stopped OCF resources {:?} in {} ms",
-        storage.unmounted,
-        storage.stopped,
-        t.elapsed().as_millis()
-    );
-    // Only a fence that took something down is the domain's business.
-    let took_storage = !(storage.unmounted.is_empty() && storage.stopped.is_empty());
-    if !(killed.is_empty() && removed.is_empty()) || took_storage {
-        let cause = format!("its lease guard fenced it: {why}");
-        if let Err(e) = super::journal::Journal::new(data_dir).record(at, at, &cause, groups) {
-            eprintln!("asctl guard: cannot write the fencing journal: {e}");
-        }
-    }
-}
-
-/// The groups of the processes the fence killed, for the fencing journal.
-fn fenced_groups(
-    processes: &[drivers::process::Recorded],
-    killed: &[i32],
-) -> Vec<crate::model::Name> {
-    let mut groups: Vec<crate::model::Name> = processes
-        .iter()
-        .filter(|p| killed.contains(&p.pid))
-        .filter_map(|p| p.group.parse().ok())
-        .collect();
-    groups.sort();
-    groups.dedup();
-    groups
 }
 
 // ----------------------------------------------------------------------------
@@ -395,15 +390,19 @@ impl Guard {
             stdin,
             lease: Arc::new(Lease::default()),
         };
-        g.renew(DEFAULT_LEASE).await;
+        let budget = fence_budget(
+            DEFAULT_LEASE,
+            crate::model::Heartbeat::default().interval.get(),
+        );
+        g.renew(DEFAULT_LEASE, budget).await;
         info!(pid = g.child.id(), "lease guard running");
         Ok(g)
     }
 
-    async fn renew(&mut self, length: Duration) {
+    async fn renew(&mut self, length: Duration, budget: Duration) {
         let now = Instant::now();
         self.lease.before_renewal(now);
-        let msg = format!("renew {}\n", length.as_millis());
+        let msg = format!("renew {} {}\n", length.as_millis(), budget.as_millis());
         if let Err(e) = self.stdin.write_all(msg.as_bytes()).await {
             // The guard died (killed by hand?): nothing fences this node now,
             // so start another one. A guard that fenced is still there (it
@@ -442,7 +441,8 @@ impl Guard {
             let hb = domain.state().heartbeat().unwrap_or_default();
             let interval = hb.interval.get();
             let length = lease_time(hb.timeout.get());
-            self.renew(length).await;
+            self.renew(length, fence_budget(hb.timeout.get(), interval))
+                .await;
             tokio::select! {
                 _ = tokio::time::sleep(interval / 4) => {}
                 _ = stop.changed() => return self,

@@ -13,6 +13,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, Vote};
 
 use super::disk::{self, LOG_FILE};
+use super::inflight::{InFlight, blocking, debug_stall};
 use super::{StoreError, to_raft};
 use crate::domain::{NodeId, TypeConfig};
 
@@ -28,7 +29,9 @@ pub(crate) struct LogInner {
     vote: Option<Vote<NodeId>>,
     committed: Option<LogId<NodeId>>,
     purged: Option<LogId<NodeId>>,
-    file: File,
+    /// Shared so that an append writes and fsyncs without the lock: the
+    /// log's readers (replication) must not wait for the disk.
+    file: Arc<File>,
 }
 
 fn sealed_entries<'a>(entries: impl IntoIterator<Item = &'a Ent>) -> std::io::Result<Vec<u8>> {
@@ -45,39 +48,47 @@ impl LogInner {
         self.dir.join(LOG_FILE)
     }
 
-    /// Appends `entries` to the file and fsyncs it (what
-    /// [`RaftLogStorage::append`] reports durable). On an error (disk full,
-    /// EIO) nothing of the batch is kept, in memory or on disk: openraft
-    /// hears of the failure and stops its core (and the agent with it).
+    /// Appends `entries` to the file and fsyncs it, as
+    /// [`RaftLogStorage::append`] does (which writes outside the lock). On
+    /// an error (disk full, EIO) nothing of the batch is kept, in memory or
+    /// on disk: openraft hears of the failure and stops its core (and the
+    /// agent with it).
+    #[cfg(test)]
     pub(crate) fn append(&mut self, entries: impl IntoIterator<Item = Ent>) -> std::io::Result<()> {
         let entries: Vec<Ent> = entries.into_iter().collect();
-        let text = sealed_entries(&entries)?;
-        let before = self.file.metadata()?.len();
-        if let Err(e) = self
-            .file
-            .write_all(&text)
-            .and_then(|()| self.file.sync_data())
-        {
-            // Whatever part of the batch reached the file goes too (cutting
-            // needs no space), so that disk and memory agree; if even that
-            // fails, the next start cuts the torn tail or keeps whole lines
-            // raft never counted, which a leader may overwrite.
-            let _ = self.file.set_len(before);
-            return Err(e);
-        }
+        append_durably(&self.file, &entries)?;
+        self.insert(entries);
+        Ok(())
+    }
+
+    fn insert(&mut self, entries: Vec<Ent>) {
         for e in entries {
             self.log.insert(e.log_id.index, e);
         }
-        Ok(())
     }
 
     /// Rewrites the log file from memory (after a truncate or purge).
     fn rewrite(&mut self) -> std::io::Result<()> {
         let text = sealed_entries(self.log.values())?;
         disk::write_atomic(&self.log_path(), &text)?;
-        self.file = disk::open_append(&self.log_path())?;
+        self.file = Arc::new(disk::open_append(&self.log_path())?);
         Ok(())
     }
+}
+
+/// Appends `entries` to `file` and fsyncs it. On an error, whatever part of
+/// the batch reached the file goes too (cutting needs no space), so that
+/// disk and memory agree; if even that fails, the next start cuts the torn
+/// tail or keeps whole lines raft never counted, which a leader may
+/// overwrite.
+fn append_durably(mut file: &File, entries: &[Ent]) -> std::io::Result<()> {
+    let text = sealed_entries(entries)?;
+    let before = file.metadata()?.len();
+    if let Err(e) = file.write_all(&text).and_then(|()| file.sync_data()) {
+        let _ = file.set_len(before);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Reads `log.jsonl`. A crash in the middle of an append can leave a torn
@@ -219,6 +230,7 @@ fn check_agree(dir: &Path, inner: &LogInner) -> Result<(), StoreError> {
 #[derive(Clone)]
 pub struct LogStore {
     inner: Arc<Mutex<LogInner>>,
+    calls: Arc<InFlight>,
 }
 
 impl LogStore {
@@ -242,11 +254,14 @@ impl LogStore {
             purged,
             dir: dir.to_owned(),
             log,
-            file: disk::open_append(&path).map_err(|e| StoreError::io(&path, "opening", e))?,
+            file: Arc::new(
+                disk::open_append(&path).map_err(|e| StoreError::io(&path, "opening", e))?,
+            ),
         };
         check_agree(dir, &inner)?;
         Ok(LogStore {
             inner: Arc::new(Mutex::new(inner)),
+            calls: InFlight::new(dir),
         })
     }
 
@@ -260,6 +275,11 @@ impl LogStore {
     pub fn is_pristine(&self) -> bool {
         let i = self.lock();
         i.log.is_empty() && i.vote.is_none() && i.purged.is_none()
+    }
+
+    /// The writing calls in progress (for the agent's stall check).
+    pub fn calls(&self) -> Arc<InFlight> {
+        self.calls.clone()
     }
 
     /// The committed log id saved before the last stop.
@@ -300,9 +320,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let mut inner = self.lock();
-        disk::write_record(&inner.dir.join(VOTE_FILE), vote).map_err(to_raft)?;
-        inner.vote = Some(*vote);
+        let _call = self.calls.begin("writing vote.json");
+        // Only the raft core writes (one call at a time): the file is
+        // written outside the lock, which the log's readers need.
+        let path = self.calls.dir().join(VOTE_FILE);
+        blocking(|| disk::write_record(&path, vote)).map_err(to_raft)?;
+        self.lock().vote = Some(*vote);
         Ok(())
     }
 
@@ -314,6 +337,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
+        let _call = self.calls.begin("writing committed.json");
         let mut inner = self.lock();
         // Losing the committed index only costs a re-apply wait after a
         // restart, so no fsync of its own per commit: it rides on the next
@@ -322,7 +346,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // start-up check relies on.
         let path = inner.dir.join(COMMITTED_FILE);
         let json = serde_json::to_vec(&committed).map_err(|e| to_raft(e.into()))?;
-        let written = disk::write_unsynced(&path, &disk::seal(&json));
+        let written = blocking(|| disk::write_unsynced(&path, &disk::seal(&json)));
         written.map_err(|e| to_raft(StoreError::io(&path, "writing", e)))?;
         inner.committed = committed;
         Ok(())
@@ -341,10 +365,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Ent> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut inner = self.lock();
-        let path = inner.log_path();
-        let result = inner.append(entries);
-        drop(inner);
+        let _call = self
+            .calls
+            .begin("appending to log.jsonl (write, fdatasync)");
+        let entries: Vec<Ent> = entries.into_iter().collect();
+        // Written and fsync'ed outside the lock (only the raft core
+        // writes, one call at a time), so that replication's reads of the
+        // log never wait for the disk.
+        let (file, path) = {
+            let inner = self.lock();
+            (inner.file.clone(), inner.log_path())
+        };
+        let result = blocking(|| {
+            debug_stall();
+            append_durably(&file, &entries)
+        });
+        if result.is_ok() {
+            self.lock().insert(entries);
+        }
         let failed = result.as_ref().err().map(|e| {
             StoreError::io(
                 &path,
@@ -360,23 +398,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let mut inner = self.lock();
-        inner.log.split_off(&log_id.index);
-        let path = inner.log_path();
-        inner
-            .rewrite()
-            .map_err(|e| to_raft(StoreError::io(&path, "rewriting", e)))
+        let _call = self.calls.begin("rewriting log.jsonl (truncate)");
+        // Rare (a conflicting leader): the rewrite keeps the lock.
+        blocking(|| {
+            let mut inner = self.lock();
+            inner.log.split_off(&log_id.index);
+            let path = inner.log_path();
+            inner
+                .rewrite()
+                .map_err(|e| StoreError::io(&path, "rewriting", e))
+        })
+        .map_err(to_raft)
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let mut inner = self.lock();
-        disk::write_record(&inner.dir.join(PURGED_FILE), &log_id).map_err(to_raft)?;
-        inner.purged = Some(log_id);
-        let keep = inner.log.split_off(&(log_id.index + 1));
-        inner.log = keep;
-        let path = inner.log_path();
-        inner
-            .rewrite()
-            .map_err(|e| to_raft(StoreError::io(&path, "rewriting", e)))
+        let _call = self.calls.begin("rewriting log.jsonl (purge)");
+        // Rare (after a snapshot): the rewrite keeps the lock.
+        blocking(|| {
+            let mut inner = self.lock();
+            disk::write_record(&inner.dir.join(PURGED_FILE), &log_id)?;
+            inner.purged = Some(log_id);
+            let keep = inner.log.split_off(&(log_id.index + 1));
+            inner.log = keep;
+            let path = inner.log_path();
+            inner
+                .rewrite()
+                .map_err(|e| StoreError::io(&path, "rewriting", e))
+        })
+        .map_err(to_raft)
     }
 }

@@ -13,6 +13,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::inflight::{InFlight, blocking};
 use super::log::Ent;
 use super::{Applied, StoreError, disk, to_raft};
 use crate::domain::state::{DomainState, Outcome};
@@ -41,6 +42,7 @@ pub(super) struct SmInner {
 pub struct StateMachine {
     inner: Arc<Mutex<SmInner>>,
     publish: Arc<watch::Sender<Applied>>,
+    calls: Arc<InFlight>,
 }
 
 impl StateMachine {
@@ -71,8 +73,14 @@ impl StateMachine {
                 snapshot_seq: 0,
             })),
             publish: Arc::new(tx),
+            calls: InFlight::new(dir),
         };
         Ok((sm, rx))
+    }
+
+    /// The writing calls in progress (for the agent's stall check).
+    pub fn calls(&self) -> Arc<InFlight> {
+        self.calls.clone()
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, SmInner> {
@@ -89,24 +97,32 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let mut inner = self.lock();
-        inner.snapshot_seq += 1;
-        let snapshot_id = match inner.last_applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, inner.snapshot_seq),
-            None => format!("none-{}", inner.snapshot_seq),
-        };
-        let file = SnapshotFile {
-            meta: SnapshotMeta {
-                last_log_id: inner.last_applied,
-                last_membership: inner.membership.clone(),
-                snapshot_id,
-            },
-            state: inner.state.clone(),
-        };
-        let data = serde_json::to_vec(&file.state).map_err(|e| to_raft(e.into()))?;
-        disk::write_record(&inner.dir.join(SNAPSHOT_FILE), &file).map_err(to_raft)?;
-        let meta = file.meta.clone();
-        inner.snapshot = Some(file);
+        let _call = self.calls.begin("writing snapshot.json (build)");
+        // Under the lock, as installs are: one snapshot file at a time, and
+        // never an older one over a newer. Rare, so applying entries may
+        // wait for it.
+        let (meta, data) = blocking(|| {
+            let mut inner = self.lock();
+            inner.snapshot_seq += 1;
+            let snapshot_id = match inner.last_applied {
+                Some(l) => format!("{}-{}-{}", l.leader_id, l.index, inner.snapshot_seq),
+                None => format!("none-{}", inner.snapshot_seq),
+            };
+            let file = SnapshotFile {
+                meta: SnapshotMeta {
+                    last_log_id: inner.last_applied,
+                    last_membership: inner.membership.clone(),
+                    snapshot_id,
+                },
+                state: inner.state.clone(),
+            };
+            let data = serde_json::to_vec(&file.state)?;
+            disk::write_record(&inner.dir.join(SNAPSHOT_FILE), &file)?;
+            let meta = file.meta.clone();
+            inner.snapshot = Some(file);
+            Ok::<_, StoreError>((meta, data))
+        })
+        .map_err(to_raft)?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -169,8 +185,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: meta.clone(),
             state: state.clone(),
         };
-        let mut inner = self.lock();
-        disk::write_record(&inner.dir.join(SNAPSHOT_FILE), &file).map_err(to_raft)?;
+        let _call = self.calls.begin("writing snapshot.json (install)");
+        let mut inner = blocking(|| {
+            let inner = self.lock();
+            disk::write_record(&inner.dir.join(SNAPSHOT_FILE), &file).map(|()| inner)
+        })
+        .map_err(to_raft)?;
         inner.state = state;
         inner.last_applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();

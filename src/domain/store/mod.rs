@@ -23,6 +23,7 @@
 //! rewrites and an in-memory log stay cheap.
 
 mod disk;
+mod inflight;
 mod log;
 mod machine;
 #[cfg(test)]
@@ -38,6 +39,7 @@ use super::NodeId;
 use super::state::DomainState;
 
 pub use disk::create_dir as create_private_dir;
+pub use inflight::InFlight;
 pub use log::LogStore;
 pub use machine::StateMachine;
 

@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::task::JoinHandle;
+
+use crate::drivers::GroupKill;
 
 /// The default `OCF_ROOT`.
 pub const DEFAULT_OCF_ROOT: &str = "/usr/lib/ocf";
@@ -106,7 +106,7 @@ impl Agent {
         // The agent leads its own group: killing the group reaches whatever
         // it started too. Armed until the agent has exited, so that a
         // caller dropping this future (a newer want) kills it as well.
-        let group = GroupKill(child.id().map(|id| Pid::from_raw(id as i32)));
+        let group = GroupKill::of(&child);
         let out = collect(child.stdout.take());
         let err = collect(child.stderr.take());
         let status = match tokio::time::timeout(timeout, child.wait()).await {
@@ -123,7 +123,7 @@ impl Agent {
         // A daemon the agent started may keep the pipes open: take what the
         // agent wrote, without waiting for the daemon to close them.
         let (out, err) = (out.finish().await, err.finish().await);
-        std::mem::forget(group);
+        group.disarm();
         let status = status.map_err(|source| RunError::Spawn {
             path: path.display().to_string(),
             err: source,
@@ -178,18 +178,6 @@ impl Collected {
             }
         }
         std::mem::take(&mut *self.1.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-/// Kills a process group when dropped.
-struct GroupKill(Option<Pid>);
-
-impl Drop for GroupKill {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.0 {
-            // Already gone is fine.
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
     }
 }
 

@@ -101,6 +101,15 @@ pub fn remove(data_dir: &Path, group: &str, instance: &str) -> std::io::Result<(
     Ok(())
 }
 
+/// The records of `group`, newest first.
+pub fn recorded_of(data_dir: &Path, group: &str) -> Vec<OcfRecord> {
+    let dir = group_dir(data_dir, group);
+    recorded(data_dir)
+        .into_iter()
+        .filter(|r| r.file.parent() == Some(dir.as_path()))
+        .collect()
+}
+
 /// Every recorded OCF resource of every group, newest first.
 pub fn recorded(data_dir: &Path) -> Vec<OcfRecord> {
     let mut out = Vec::new();
@@ -160,6 +169,38 @@ pub async fn stop(rec: &OcfRecord) -> Result<(), String> {
             out.reason.map(|r| format!(": {r}")).unwrap_or_default()
         )),
     }
+}
+
+/// The groups with OCF records (an agent starting up gives each a task,
+/// which adopts or releases what they hold, as for mount records).
+pub fn recorded_groups(data_dir: &Path) -> Vec<String> {
+    let mut groups: Vec<String> = recorded(data_dir)
+        .iter()
+        .filter_map(|r| r.file.parent()?.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+/// What an earlier agent run left on record, released by a new one: the
+/// agent's `monitor` says whether the resource still runs here; if it does
+/// (or the monitor fails: the state is unknown), its `stop`; if not (7),
+/// the record just goes. `Ok(true)` when a `stop` ran and worked.
+pub async fn release_left(rec: &OcfRecord) -> Result<bool, String> {
+    let running = match rec
+        .agent
+        .run("monitor", rec.stop_timeout, Duration::ZERO)
+        .await
+    {
+        Ok(out) => exec::verdict(out.code) != Verdict::NotRunning,
+        Err(_) => true,
+    };
+    if !running {
+        let _ = std::fs::remove_file(&rec.file);
+        return Ok(false);
+    }
+    stop(rec).await.map(|()| true)
 }
 
 #[cfg(test)]

@@ -129,8 +129,11 @@ pub fn recorded(data_dir: &Path) -> std::io::Result<Vec<Recorded>> {
 }
 
 /// Sends SIGKILL to the process group of every process in `records` (and
-/// to what is left in its cgroup) and waits (briefly) for them to be gone:
-/// the lease guard's fence, for an agent that was killed or frozen.
+/// to what is left in its cgroup), gives the killed process groups a
+/// real-time priority to exit with (`hasten_group_exit`: a starved CPU would
+/// otherwise keep them, and the files and mounts they hold, for hundreds of
+/// milliseconds), and waits (briefly) for them to be gone: the lease
+/// guard's fence, for an agent that was killed or frozen.
 /// Synchronous and without a runtime, so the guard stays small. The pid
 /// files stay: the next agent run finds the processes gone and acts from
 /// its placement. Returns the process groups signalled.
@@ -146,6 +149,9 @@ pub fn kill(data_dir: &Path, records: &[Recorded]) -> Vec<i32> {
             signal_group(rec.pid, Signal::SIGKILL);
             killed.push(rec.pid);
         }
+    }
+    hasten_group_exit(&killed);
+    for rec in records {
         // What left the process group is in the cgroup.
         if let Some(cg) = Cgroup::for_process(data_dir, &rec.group, &rec.process) {
             cg.kill_all(KILL_GRACE);

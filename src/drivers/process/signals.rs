@@ -124,6 +124,38 @@ pub(super) fn same_process(pid: i32, start_time: u64) -> bool {
     proc_stat(pid).is_some_and(|s| s.is_live() && s.start_time == start_time)
 }
 
+/// Gives every live process of the process groups `pgids`, already sent
+/// SIGKILL, a real-time priority to exit with ([`hasten_exit`]).
+pub(super) fn hasten_group_exit(pgids: &[i32]) {
+    if pgids.is_empty() {
+        return;
+    }
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    let pids: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+        .filter(|pid| proc_stat(*pid).is_some_and(|s| pgids.contains(&s.pgrp) && s.is_live()))
+        .collect();
+    hasten_exit(&pids);
+}
+
+/// Gives the processes `pids`, already sent SIGKILL (none of them returns
+/// to user space again), the lowest real-time priority, so that each exits
+/// at once rather than when a starved CPU gets round to it: until it has
+/// exited it still holds its files and mounts, and a fence waits for them.
+/// Best effort: a process that is gone, or a refusal (no privilege, a
+/// cgroup without real-time time), leaves it to exit when scheduled.
+pub fn hasten_exit(pids: &[i32]) {
+    let param = libc::sched_param { sched_priority: 1 };
+    for &pid in pids {
+        // SAFETY: a system call on a pid with a valid sched_param; ESRCH
+        // (gone meanwhile) is harmless.
+        unsafe { libc::sched_setscheduler(pid, libc::SCHED_RR, &param) };
+    }
+}
+
 pub(super) fn group_alive(pgid: i32) -> bool {
     let Ok(entries) = fs::read_dir("/proc") else {
         return false;

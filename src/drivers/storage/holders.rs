@@ -6,8 +6,12 @@
 //! across mount namespaces: `/proc/<pid>/fd/<n>` is a link the kernel
 //! resolves to the open file itself, so `stat` through it gives the file's
 //! device even when its path means nothing in this namespace.
+//!
+//! [`openers`] finds the other kind of user: a process that has the block
+//! device itself open (a file system check, `mkfs`, `dd`), which writes to
+//! the disk without any mount.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 /// A process that uses the file system, and how (for messages).
@@ -37,6 +41,34 @@ pub fn find(proc_root: &Path, dev: u64, skip: i32) -> Vec<Holder> {
         .filter(|&pid| pid != skip)
         .filter_map(|pid| {
             uses(&proc_root.join(pid.to_string()), dev).map(|how| Holder { pid, how })
+        })
+        .collect();
+    out.sort_by_key(|h| h.pid);
+    out
+}
+
+/// Every process under `proc_root` that has the block device `rdev` (its
+/// `st_rdev`, as [`dev_number`] encodes it) open, except the pids in
+/// `skip`. Matched by device number, not by path, so a device node bound
+/// elsewhere or seen from another mount namespace is found as well.
+pub fn openers(proc_root: &Path, rdev: u64, skip: &[i32]) -> Vec<Holder> {
+    let Ok(dir) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let opens = |fd: &Path| {
+        std::fs::metadata(fd).is_ok_and(|m| m.file_type().is_block_device() && m.rdev() == rdev)
+    };
+    let mut out: Vec<Holder> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| !skip.contains(pid))
+        .filter(|pid| {
+            std::fs::read_dir(proc_root.join(pid.to_string()).join("fd"))
+                .is_ok_and(|fds| fds.flatten().any(|fd| opens(&fd.path())))
+        })
+        .map(|pid| Holder {
+            pid,
+            how: "the device open",
         })
         .collect();
     out.sort_by_key(|h| h.pid);
@@ -107,6 +139,38 @@ mod tests {
         );
         assert!(!maps_use(maps, dev_number(7, 41)));
         assert!(!maps_use("garbage\n\n", dev_number(7, 40)));
+    }
+
+    /// A fake /proc whose processes have device nodes open: only a block
+    /// device of the right number counts (a character device with the same
+    /// number does not), and skipped pids are passed over.
+    #[test]
+    fn finds_the_openers_of_a_block_device() {
+        let proc_root = tempfile::tempdir().unwrap();
+        let fd_dir = |pid: &str| {
+            let d = proc_root.path().join(pid).join("fd");
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        };
+        let null = std::fs::metadata("/dev/null").unwrap().rdev();
+        symlink("/dev/null", fd_dir("20").join("0")).unwrap();
+        assert!(openers(proc_root.path(), null, &[]).is_empty());
+        // A block device of this machine, where it has one.
+        let block = std::fs::read_dir("/dev")
+            .unwrap()
+            .flatten()
+            .find(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.file_type().is_block_device()));
+        if let Some(b) = block {
+            let rdev = std::fs::metadata(b.path()).unwrap().rdev();
+            symlink(b.path(), fd_dir("21").join("4")).unwrap();
+            symlink(b.path(), fd_dir("22").join("5")).unwrap();
+            let found: Vec<i32> = openers(proc_root.path(), rdev, &[22])
+                .iter()
+                .map(|h| h.pid)
+                .collect();
+            assert_eq!(found, [21]);
+            assert!(openers(proc_root.path(), rdev + 1, &[]).is_empty());
+        }
     }
 
     /// A fake /proc: process 10 has a file of the target file system open,

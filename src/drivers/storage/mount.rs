@@ -1,14 +1,16 @@
 //! `mountPoint`: a file system on a shared disk, mounted where the group
 //! expects its data.
 //!
-//! Start: check the file system where a crash may have left it dirty, create
-//! the directory, mount. Monitor: still mounted there, and a write, fsync
+//! Start: record the device as held, check the file system where a crash
+//! may have left it dirty, create the directory, mount. Monitor: still mounted there, and a write, fsync
 //! and read of a hidden file completes within the timeout. Stop: unmount
 //! what is mounted below first, then unmount; while the kernel says busy,
 //! signal every process still using the file system (TERM for the first
 //! half of the stop timeout, KILL for the second) and retry. A mount that
 //! is still there at the deadline is a stop failure: this node still holds
-//! the disk and must not be reported clean.
+//! the disk and must not be reported clean. So is a process that still has
+//! the block device itself open (a check whose start was cancelled, killed
+//! but not gone yet).
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -20,7 +22,7 @@ use nix::unistd::Pid;
 use tokio::process::Command;
 use tokio::time::Instant;
 
-use crate::drivers::{DriverError, ResourceHealth};
+use crate::drivers::{DriverError, GroupKill, ResourceHealth};
 use crate::model::Name;
 
 use super::io_check::{IoCheck, bounded};
@@ -34,6 +36,8 @@ pub struct MountSpec {
     pub path: PathBuf,
     pub fs_type: String,
     pub options: Option<String>,
+    /// The `fsck` program (a path, or a name looked up in `PATH`).
+    pub fsck: PathBuf,
     pub stop_timeout: Duration,
     /// This node's name: the monitor's file is per node, so two nodes that
     /// (wrongly) both mount the disk do not read each other's writes.
@@ -109,11 +113,12 @@ impl MountPoint {
                 m.mount_point.display()
             )));
         }
-        fsck(s).await?;
-        // Recorded before the mount, so the guard knows of it at every instant
-        // it may exist.
+        // Recorded before the check: from here on this node writes to the
+        // disk (the check repairs, the mount replays the journal), so the
+        // guard must know of the device at every instant either may run.
         self.record(dev)?;
         let s = &self.spec;
+        fsck(s).await?;
         std::fs::create_dir_all(&s.path)
             .map_err(|e| DriverError::io(format!("creating {}", s.path.display()), e))?;
         let mut cmd = Command::new("mount");
@@ -157,16 +162,25 @@ impl MountPoint {
 
     pub async fn stop(&mut self) -> Result<(), DriverError> {
         self.stop_mount().await?;
+        if let Some(dev) = self.device_number() {
+            let deadline = Instant::now() + self.spec.stop_timeout;
+            release_device(dev, deadline, STOP_RETRY).await?;
+        }
         self.forget()
     }
 
-    async fn stop_mount(&mut self) -> Result<(), DriverError> {
-        let dev = match std::fs::metadata(&self.spec.device) {
+    /// The device's number now, else the one it had at the start.
+    fn device_number(&self) -> Option<(u32, u32)> {
+        match std::fs::metadata(&self.spec.device) {
             Ok(m) if m.file_type().is_block_device() => {
                 Some((libc::major(m.rdev()), libc::minor(m.rdev())))
             }
             _ => self.dev,
-        };
+        }
+    }
+
+    async fn stop_mount(&mut self) -> Result<(), DriverError> {
+        let dev = self.device_number();
         let deadline = Instant::now() + self.spec.stop_timeout;
         let entries = mountinfo::read().map_err(|e| DriverError::io("reading mountinfo", e))?;
         let ours = |e: &mountinfo::MountEntry| dev.is_none_or(|d| e.dev == d);
@@ -217,13 +231,19 @@ async fn fsck(s: &MountSpec) -> Result<(), DriverError> {
     if !matches!(s.fs_type.as_str(), "ext2" | "ext3" | "ext4") {
         return Ok(());
     }
-    let mut cmd = Command::new("fsck");
+    let mut cmd = Command::new(&s.fsck);
     cmd.arg("-t").arg(&s.fs_type).arg("-p").arg(&s.device);
     let (code, out) = run(cmd, "fsck").await?;
     match code {
         // 0: clean; 1: errors corrected; 2: corrected, reboot advised (only
         // meaningful for the root file system).
         0..=2 => Ok(()),
+        // Killed (by the lease guard's fence, or the step timeout): the file
+        // system was not found wanting, the check just did not finish.
+        -1 => Err(DriverError::Failed(format!(
+            "the check of {} was killed before it finished: {out}",
+            s.device.display()
+        ))),
         _ => Err(DriverError::Unavailable(format!(
             "the file system on {} has errors `fsck -p` does not repair safely (exit {code}): \
              check it by hand (`fsck -t {} {}`) before the group can start: {out}",
@@ -235,20 +255,32 @@ async fn fsck(s: &MountSpec) -> Result<(), DriverError> {
 }
 
 /// Runs a start-up command, killed at [`START_STEP_TIMEOUT`]: its exit code
-/// (-1 for a signal) and its output for messages.
+/// (-1 for a signal) and its output for messages. The command leads a
+/// process group of its own, killed whole at the timeout or when the caller
+/// drops this future (a start cancelled by a fence): `fsck` runs the
+/// checker (`e2fsck`) as its child, which must not outlive it.
 async fn run(mut cmd: Command, what: &str) -> Result<(i32, String), DriverError> {
-    cmd.kill_on_drop(true).stdin(std::process::Stdio::null());
-    let out = tokio::time::timeout(START_STEP_TIMEOUT, cmd.output())
+    use std::process::Stdio;
+    cmd.kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let spawn_error = |e| DriverError::Spawn {
+        what: what.into(),
+        err: e,
+    };
+    let child = cmd.spawn().map_err(spawn_error)?;
+    let group = GroupKill::of(&child);
+    let out = tokio::time::timeout(START_STEP_TIMEOUT, child.wait_with_output())
         .await
         .map_err(|_| {
             DriverError::Failed(format!(
                 "{what} did not finish within {START_STEP_TIMEOUT:?}"
             ))
         })?
-        .map_err(|e| DriverError::Spawn {
-            what: what.into(),
-            err: e,
-        })?;
+        .map_err(spawn_error)?;
+    group.disarm();
     let text = String::from_utf8_lossy(&out.stderr).trim().to_string();
     let text = if text.is_empty() {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -325,6 +357,53 @@ pub(super) async fn unmount(
         for h in &last_holders {
             // Already gone is fine; anything else shows in the final error.
             let _ = kill(Pid::from_raw(h.pid), signal);
+        }
+        if signal == Signal::SIGKILL {
+            let pids: Vec<i32> = last_holders.iter().map(|h| h.pid).collect();
+            crate::drivers::process::hasten_exit(&pids);
+        }
+        tokio::time::sleep(retry).await;
+    }
+}
+
+/// Waits until no process of this node has the block device `dev` open,
+/// SIGKILLing every one that does, retrying every `retry` until `deadline`;
+/// returns the pids it signalled.
+/// Such a process writes to the disk without a mount (a file system check,
+/// `mkfs`), so the disk is released only once it is gone; its exit also
+/// flushes what it left in the device's page cache (the kernel writes a
+/// block device back on its last close). Skipped: this process, and its
+/// parent — the lease guard's parent is the agent, which opens the raw
+/// device only to read (the shared disk's monitor) and must survive a fence
+/// to be woken.
+pub(super) async fn release_device(
+    dev: (u32, u32),
+    deadline: Instant,
+    retry: Duration,
+) -> Result<Vec<i32>, DriverError> {
+    let skip = [std::process::id() as i32, nix::unistd::getppid().as_raw()];
+    let rdev = holders::dev_number(dev.0, dev.1);
+    let mut killed = Vec::new();
+    loop {
+        let left = holders::openers(Path::new("/proc"), rdev, &skip);
+        if left.is_empty() {
+            return Ok(killed);
+        }
+        if Instant::now() >= deadline {
+            let pids: Vec<String> = left.iter().map(|h| h.pid.to_string()).collect();
+            return Err(DriverError::Failed(format!(
+                "the device {}:{} is still open after SIGKILL, by pid {}",
+                dev.0,
+                dev.1,
+                pids.join(", ")
+            )));
+        }
+        for h in &left {
+            // Already gone is fine; one that stays shows at the deadline.
+            let _ = kill(Pid::from_raw(h.pid), Signal::SIGKILL);
+            if !killed.contains(&h.pid) {
+                killed.push(h.pid);
+            }
         }
         tokio::time::sleep(retry).await;
     }

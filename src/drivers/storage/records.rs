@@ -8,17 +8,22 @@
 //! epoch, zero-padded) orders a group's mounts by start, so the reverse of
 //! that order is the reverse dependency order that a stop follows.
 //!
+//! The record is written before the file system check, not only before the
+//! mount: the check writes to the disk too (repairs, the journal replay).
+//!
 //! [`release_recorded`] is the guard's half: after the group processes are
-//! killed, every recorded mount, newest first, has its remaining users
-//! SIGKILLed and is unmounted (what is mounted below it first), with the
-//! same code the driver's stop uses.
+//! killed, every recorded device, newest first, has the processes that hold
+//! the block device itself open SIGKILLed (a check under way), and its
+//! mount, if there is one, has its remaining users SIGKILLed and is
+//! unmounted (what is mounted below it first), with the same code the
+//! driver's stop uses.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::mount::unmount;
+use super::mount::{release_device, unmount};
 use super::mountinfo;
 
 /// How long the guard keeps killing a mount's users and retrying its
@@ -109,6 +114,15 @@ pub fn parse(text: &str) -> Option<((u32, u32), PathBuf)> {
         .then_some(((major.parse().ok()?, minor.parse().ok()?), path))
 }
 
+/// The records of `group`, newest first.
+pub fn recorded_of(data_dir: &Path, group: &str) -> Vec<MountRecord> {
+    let dir = group_dir(data_dir, group);
+    recorded(data_dir)
+        .into_iter()
+        .filter(|r| r.file.parent() == Some(dir.as_path()))
+        .collect()
+}
+
 /// Every recorded mount of every group, newest first (the order to release
 /// them in).
 pub fn recorded(data_dir: &Path) -> Vec<MountRecord> {
@@ -164,6 +178,9 @@ pub fn sort_newest_first(records: &mut [MountRecord]) {
 pub enum Released {
     /// Unmounted now.
     Unmounted(PathBuf),
+    /// Processes that had the recorded block device itself open (a file
+    /// system check under way), SIGKILLed and gone.
+    Killed(PathBuf, Vec<i32>),
     /// Not mounted (any more) from the recorded device.
     NotMounted(PathBuf),
     /// Still mounted: the node still holds the disk.
@@ -183,17 +200,14 @@ pub async fn release_fenced(records: Vec<MountRecord>) -> Vec<Released> {
     release(records, Duration::ZERO, FENCE_UNMOUNT_LIMIT, FENCE_RETRY).await
 }
 
-/// The agent's release of what an earlier run of it recorded for `group`
-/// and did not unmount: users get SIGTERM for `term`, then SIGKILL for as
-/// long again (at least [`FENCE_UNMOUNT_LIMIT`]).
-pub async fn release_group(data_dir: &Path, group: &str) -> Vec<Released> {
-    let dir = group_dir(data_dir, group);
-    let mine = recorded(data_dir)
-        .into_iter()
-        .filter(|r| r.file.parent() == Some(dir.as_path()))
-        .collect();
+/// The agent's release of `records` (newest first) that an earlier run of
+/// it left: users get SIGTERM for [`RESTART_TERM`], then SIGKILL for as
+/// long again (at least [`FENCE_UNMOUNT_LIMIT`]). The agent's caller picks
+/// the records (`agent::failover::guard_storage::release_group`, which
+/// orders them with the group's OCF records).
+pub async fn release_agent(records: Vec<MountRecord>) -> Vec<Released> {
     let limit = RESTART_TERM.max(FENCE_UNMOUNT_LIMIT) * 2;
-    release(mine, RESTART_TERM, limit, Duration::from_millis(200)).await
+    release(records, RESTART_TERM, limit, Duration::from_millis(200)).await
 }
 
 /// SIGTERM time for the users of a mount found on record at start-up.
@@ -207,45 +221,67 @@ async fn release(
 ) -> Vec<Released> {
     let mut out = Vec::new();
     for rec in records {
-        let entries = match mountinfo::read() {
-            Ok(e) => e,
-            Err(e) => {
-                out.push(Released::Failed(
-                    rec.path.clone(),
-                    format!("reading mountinfo: {e}"),
-                ));
-                continue;
-            }
-        };
-        let ours = mountinfo::mounted_at(&entries, &rec.path)
-            .iter()
-            .any(|e| e.dev == rec.dev);
-        if !ours {
-            let _ = std::fs::remove_file(&rec.file);
-            out.push(Released::NotMounted(rec.path));
-            continue;
-        }
-        let now = Instant::now();
-        let (half, deadline) = (now + term, now + limit);
-        let mut result = Ok(());
-        for sub in mountinfo::below(&entries, &rec.path) {
-            result = unmount(&sub.mount_point, sub.dev, half, deadline, retry).await;
-            if result.is_err() {
-                break;
-            }
-        }
-        if result.is_ok() {
-            result = unmount(&rec.path, rec.dev, half, deadline, retry).await;
-        }
-        match result {
-            Ok(()) => {
-                let _ = std::fs::remove_file(&rec.file);
-                out.push(Released::Unmounted(rec.path));
-            }
-            Err(e) => out.push(Released::Failed(rec.path, e.to_string())),
-        }
+        release_one(rec, term, limit, retry, &mut out).await;
     }
     out
+}
+
+/// Releases one recorded device: first every process that has the device
+/// itself open (a check or `mkfs` a start was running: it writes without a
+/// mount), then the mount, if it is there.
+async fn release_one(
+    rec: MountRecord,
+    term: Duration,
+    limit: Duration,
+    retry: Duration,
+    out: &mut Vec<Released>,
+) {
+    let now = Instant::now();
+    let (half, deadline) = (now + term, now + limit);
+    match release_device(rec.dev, deadline, retry).await {
+        Ok(killed) if killed.is_empty() => {}
+        Ok(killed) => out.push(Released::Killed(rec.path.clone(), killed)),
+        Err(e) => return out.push(Released::Failed(rec.path, e.to_string())),
+    }
+    out.push(release_mount(rec, half, deadline, retry).await);
+}
+
+/// Unmounts a recorded mount, if it is there; the record goes once it is
+/// not.
+async fn release_mount(
+    rec: MountRecord,
+    half: Instant,
+    deadline: Instant,
+    retry: Duration,
+) -> Released {
+    let entries = match mountinfo::read() {
+        Ok(e) => e,
+        Err(e) => return Released::Failed(rec.path, format!("reading mountinfo: {e}")),
+    };
+    let ours = mountinfo::mounted_at(&entries, &rec.path)
+        .iter()
+        .any(|e| e.dev == rec.dev);
+    if !ours {
+        let _ = std::fs::remove_file(&rec.file);
+        return Released::NotMounted(rec.path);
+    }
+    let mut result = Ok(());
+    for sub in mountinfo::below(&entries, &rec.path) {
+        result = unmount(&sub.mount_point, sub.dev, half, deadline, retry).await;
+        if result.is_err() {
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = unmount(&rec.path, rec.dev, half, deadline, retry).await;
+    }
+    match result {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&rec.file);
+            Released::Unmounted(rec.path)
+        }
+        Err(e) => Released::Failed(rec.path, e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -71,11 +70,9 @@ async fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> boo
     }
 }
 
+/// A port nothing listens on (and no other test of this process uses).
 fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    drop(l);
-    port
+    crate::support::free_port()
 }
 
 mod gate;

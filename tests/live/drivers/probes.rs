@@ -5,7 +5,7 @@ use super::*;
 /// A one-shot HTTP responder on a thread: answers every connection with
 /// `response`, or never answers when `None`.
 fn responder(response: Option<&'static str>) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let l = crate::support::listener();
     let port = l.local_addr().expect("addr").port();
     std::thread::spawn(move || {
         let mut held = Vec::new();
@@ -55,7 +55,7 @@ async fn exec_probe_times_out() {
 
 #[tokio::test]
 async fn tcp_probe_passes_on_a_listener_and_fails_on_a_closed_port() {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let l = crate::support::listener();
     let port = l.local_addr().expect("addr").port();
     let open = Probe::Tcp(Endpoint {
         host: "127.0.0.1".into(),

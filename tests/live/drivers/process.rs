@@ -226,6 +226,19 @@ async fn a_start_refused_as_too_large_names_the_process_and_the_limit() {
     }
 }
 
+/// What the driver's check says once the process it runs has exited (within
+/// 5 s, checked every 20 ms).
+async fn until_unhealthy(driver: &mut ProcessDriver) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let ResourceHealth::Unhealthy(why) = driver.check().await {
+            return why;
+        }
+        assert!(Instant::now() < deadline, "exit not noticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_process_that_exits_is_unhealthy_and_reaped() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -235,14 +248,7 @@ async fn a_process_that_exits_is_unhealthy_and_reaped() {
     );
     driver.start().await.expect("starts");
     let pid = driver.pid().expect("a pid");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let why = loop {
-        if let ResourceHealth::Unhealthy(why) = driver.check().await {
-            break why;
-        }
-        assert!(Instant::now() < deadline, "exit not noticed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let why = until_unhealthy(&mut driver).await;
     assert!(why.contains("exited"), "{why}");
     assert!(stat(pid).is_none(), "reaped by the check");
     driver.stop().await.expect("stop after exit");
@@ -267,7 +273,7 @@ async fn a_missing_program_is_a_spawn_error_naming_it() {
 #[tokio::test]
 async fn a_probe_runs_at_its_interval_and_reports_failure() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listener = crate::support::listener();
     let port = listener.local_addr().expect("addr").port();
     let mut driver = ProcessDriver::new(
         ctx(dir.path()),
@@ -348,14 +354,7 @@ async fn a_dead_process_reports_its_exit_status_and_log_tail() {
         ),
     );
     driver.start().await.expect("starts");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let why = loop {
-        if let ResourceHealth::Unhealthy(why) = driver.check().await {
-            break why;
-        }
-        assert!(Instant::now() < deadline, "exit not noticed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let why = until_unhealthy(&mut driver).await;
     assert!(why.contains("exit status: 3"), "{why}");
     let details = driver.failure_details();
     assert_eq!(details.exit.as_deref(), Some("exit status: 3"));

@@ -15,6 +15,8 @@ use asctl::model::{Config, Name};
 use asctl::wire::{GroupState, LocalGroupStatus, NodeReport};
 use tokio::sync::watch;
 
+use crate::support::free_port;
+
 const DEADLINE: Duration = Duration::from_secs(15);
 
 fn name(s: &str) -> Name {
@@ -142,11 +144,6 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// The head and body of `GET /`, or `None` while nothing answers.
 fn http_get(port: u16) -> Option<(String, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -160,4 +157,5 @@ fn http_get(port: u16) -> Option<(String, String)> {
 
 mod changes;
 mod failures;
+mod leftovers;
 mod run;

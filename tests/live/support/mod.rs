@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -13,21 +13,53 @@ use std::time::{Duration, Instant};
 
 pub const ASCTL: &str = env!("CARGO_BIN_EXE_asctl");
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// The ports this test process has handed out, TCP and UDP. The kernel
+/// gives a port to whoever binds port 0 next once it is closed, and the
+/// tests of this binary run at once: a domain's ports are only bound
+/// seconds after they were picked (when its agents, or its groups after
+/// the apply, start), so without this record another test could be handed
+/// the same port in between, and one of the two agents would fail to bind.
+static HANDED: std::sync::Mutex<(BTreeSet<u16>, BTreeSet<u16>)> =
+    std::sync::Mutex::new((BTreeSet::new(), BTreeSet::new()));
+
+/// Whether `port` (of TCP, or of UDP) was not handed out before; records it.
+fn first_time(udp: bool, port: u16) -> bool {
+    let mut handed = HANDED.lock().unwrap_or_else(|e| e.into_inner());
+    let set = if udp { &mut handed.1 } else { &mut handed.0 };
+    set.insert(port)
 }
 
-/// A UDP port free on every address now: the heartbeat port of one test
-/// domain, so that domains of tests running at once never share one (a
-/// second agent on an address cannot bind the port).
+/// A listener on 127.0.0.1, on a port no other test of this process was
+/// given ([`HANDED`]).
+pub fn listener() -> TcpListener {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        if first_time(false, l.local_addr().expect("its address").port()) {
+            return l;
+        }
+    }
+}
+
+/// A TCP port free now on 127.0.0.1 and given to no other test of this
+/// process: for a listener something else starts later.
+pub fn free_port() -> u16 {
+    listener().local_addr().expect("its address").port()
+}
+
+/// A UDP port free on every address now, given to no other test of this
+/// process: the heartbeat port of one test domain, so that domains of tests
+/// running at once never share one (a second agent on an address cannot
+/// bind the port).
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("0.0.0.0:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free UDP port")
+    loop {
+        let port = UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .expect("a free UDP port");
+        if first_time(true, port) {
+            return port;
+        }
+    }
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
@@ -174,14 +206,16 @@ impl LiveDomain {
         self.start_agent_env(node, &[]);
     }
 
-    /// Every node's agent, with `OCF_ROOT` at the test agents of
-    /// `tests/fixtures/ocf` (asctl-test:Probe and the others).
+    /// [`Self::start`] with `OCF_ROOT` at the test agents of
+    /// `tests/fixtures/ocf` (asctl-test:Probe and the others): every node's
+    /// agent, then the wait for the domain to form.
     pub fn start_agents_with_test_ocf(&mut self) {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf");
         let root = root.to_string_lossy().into_owned();
         for node in self.nodes.clone() {
             self.start_agent_env(&node, &[("OCF_ROOT", &root)]);
         }
+        self.wait_formed();
     }
 
     /// [`Self::start_agent`] with extra environment variables.
@@ -308,6 +342,32 @@ impl LiveDomain {
     /// The node `group` is placed on, per the domain's status.
     pub fn placed_on(&self, group: &str) -> Option<String> {
         placed_on(&self.status_json()?, group)
+    }
+
+    /// Waits until `web` runs on node1 (placed there, answering on node1's
+    /// demo port) and returns the pid node1 recorded for its server.
+    pub fn web_running_on_node1(&self) -> i32 {
+        let port = self.ports.demo[0];
+        self.eventually("web to run on node1", Duration::from_secs(60), || {
+            demo_answer(port)?;
+            (self.placed_on("web")? == "node1")
+                .then(|| recorded_pid(self, "node1", "web", "server"))
+                .flatten()
+        })
+    }
+
+    /// Waits until `web` is placed on another node than node1 and answers
+    /// again on node1's demo port (the quickstart's web answers on the
+    /// same port wherever it runs); returns that node.
+    pub fn web_moved_from_node1(&self) -> String {
+        let long = Duration::from_secs(60);
+        let to = self.eventually("web to move to another node", long, || {
+            self.placed_on("web").filter(|n| n != "node1")
+        });
+        self.eventually("web to answer again", long, || {
+            demo_answer(self.ports.demo[0])
+        });
+        to
     }
 
     pub fn generation(&self) -> u64 {
@@ -514,4 +574,16 @@ pub fn placed_on(status: &serde_json::Value, group: &str) -> Option<String> {
     status["placement"][group]["node"]
         .as_str()
         .map(str::to_owned)
+}
+
+/// The kernel hands out a closed port again (500 picks of port 0 repeat one
+/// almost surely: about 14,000 ports to pick from); the record does not.
+#[test]
+fn no_port_is_handed_out_twice() {
+    let tcp: Vec<u16> = (0..500).map(|_| free_port()).collect();
+    let udp: Vec<u16> = (0..500).map(|_| free_udp_port()).collect();
+    for ports in [tcp, udp] {
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "a port handed out twice");
+    }
 }

@@ -51,7 +51,8 @@ use crate::wire::PeerState;
 
 pub use setup::{DetectorConfig, IsolationTarget, PeerLines, TieBreak};
 pub use timing::{
-    GUARD_KILL_BOUND, ISOLATION_STOP_BOUND, SCHEDULING_SLACK, quorum_lease, takeover_wait,
+    GUARD_KILL_BOUND, ISOLATION_STOP_BOUND, SCHEDULING_SLACK, fence_budget, quorum_lease,
+    takeover_wait,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -303,6 +303,32 @@ fn the_survivor_waits_for_the_lease_guard() {
 }
 
 #[test]
+fn a_fence_within_its_budget_ends_before_the_survivor_starts() {
+    // From a freeze at f: the guard fires by f + L + ε and its fence ends
+    // by f + L + ε + budget; the survivor starts no earlier than
+    // f − I + T + W. The budget is exactly the gap, and covers the kill.
+    for i_ms in [50u64, 100, 250, 500, 1000] {
+        for t_mult in [2u32, 4, 8] {
+            let i = ms(i_ms);
+            let t = i * t_mult;
+            let l = crate::agent::failover::guard::lease_time(t);
+            let b = fence_budget(t, i, l);
+            assert_eq!(
+                l + SCHEDULING_SLACK + b,
+                t + takeover_wait(i) - i,
+                "I={i:?} T={t:?}"
+            );
+            assert!(b >= GUARD_KILL_BOUND, "I={i:?} T={t:?}: {b:?}");
+        }
+    }
+    // The defaults: I/4 + S.
+    assert_eq!(
+        fence_budget(ms(1000), ms(250), ms(1000)),
+        ms(62) + std::time::Duration::from_micros(500) + ISOLATION_STOP_BOUND
+    );
+}
+
+#[test]
 fn a_gap_between_ticks_of_a_whole_timeout_is_a_stall() {
     let t0 = Instant::now();
     let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);

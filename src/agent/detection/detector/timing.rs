@@ -35,6 +35,18 @@ pub fn takeover_wait(interval: Duration) -> Duration {
     cut_off.max(frozen)
 }
 
+/// How long the lease guard's whole fence — kill, addresses, and the
+/// release of the node's storage — may take for the survivors' wait to
+/// cover it (docs/ha.md, "Storage in the guard's budget"): the guard fires
+/// by `f + L + ε` after the agent froze at `f`, a survivor starts no earlier
+/// than `f − I + T + W`, so the fence must be over within
+/// `T + W − I − L − ε`: `I/4 + S` (162 ms) with `L = T` and the defaults.
+/// The kill and the addresses take a few milliseconds; the rest is the
+/// storage's. A fence that takes longer may overlap the survivor's start.
+pub fn fence_budget(timeout: Duration, interval: Duration, lease: Duration) -> Duration {
+    (timeout + takeover_wait(interval)).saturating_sub(interval + lease + SCHEDULING_SLACK)
+}
+
 /// The quorum lease `Lq` of docs/ha.md: how long a node's evidence of being
 /// in touch with a quorum of the domain database lasts. `T` where the nodes
 /// alone can hear a majority; with a witness (which sends no heartbeats) the

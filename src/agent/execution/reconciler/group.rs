@@ -11,8 +11,8 @@ use tracing::{info, warn};
 
 use super::Want;
 use crate::agent::failover::guard::Lease;
+use crate::agent::failover::guard_storage;
 use crate::drivers::datasource::DataSources;
-use crate::drivers::storage::records::{self, Released};
 use crate::drivers::{self, GroupContext, Resource, ResourceHealth};
 use crate::model::{Name, ResourceGroupSpec};
 use crate::wire::{GroupState, LocalGroupStatus, NodeReport, ResourceError};
@@ -226,13 +226,17 @@ impl GroupWorker {
                 // itself or the group moved, and the next resource would be
                 // a second copy of what another node is starting.
                 info!(group = %self.ctx.group, "start abandoned: no longer wanted here as it was");
-                let started: Vec<Resource> = resources.drain(..i).collect();
-                if let Some(err) = self.stop_resources(started).await {
-                    warn!(group = %self.ctx.group, "{err}");
-                }
-                return;
+                return self.abandon(resources.drain(..i).collect()).await;
             }
-            if let Err(e) = resources[i].start().await {
+            let Some(result) = self.start_one(&mut resources[i], &spec, &sources).await else {
+                // Fenced, or moved, while this resource was starting: its
+                // start is cut short (a file system check killed with its
+                // process group) and undone with what started before it.
+                let resource = resources[i].label();
+                info!(group = %self.ctx.group, %resource, "start cancelled: no longer wanted here as it was");
+                return self.abandon(resources.drain(..=i).collect()).await;
+            };
+            if let Err(e) = result {
                 let why = format!("{}: {e}", resources[i].label());
                 warn!(group = %self.ctx.group, "cannot start {why}");
                 let details = resources[i].failure_details();
@@ -259,14 +263,48 @@ impl GroupWorker {
         self.check_running(&spec).await;
     }
 
+    /// Stops what an abandoned start had started, newest first.
+    async fn abandon(&mut self, started: Vec<Resource>) {
+        if let Some(err) = self.stop_resources(started).await {
+            warn!(group = %self.ctx.group, "{err}");
+        }
+    }
+
     /// The group is still wanted online here with this spec and these data
     /// sources, and the lease lets this node start it.
     fn still_wanted(&self, spec: &Arc<ResourceGroupSpec>, sources: &Arc<DataSources>) -> bool {
-        let wanted = matches!(
-            &*self.want.borrow(),
-            Want::Online(s, d) if s == spec && d == sources
+        wanted(&self.want, self.lease.as_deref(), spec, sources)
+    }
+
+    /// Starts one resource; `None` when the group stopped being wanted here
+    /// (the node fenced itself, the group moved) before the start was over
+    /// and the start was cancelled: a file system check can take minutes,
+    /// and the node's fence must not wait for it while another node takes
+    /// the disk over.
+    async fn start_one(
+        &self,
+        resource: &mut Resource,
+        spec: &Arc<ResourceGroupSpec>,
+        sources: &Arc<DataSources>,
+    ) -> Option<Result<(), drivers::DriverError>> {
+        if !resource.start_may_be_cancelled() {
+            return Some(resource.start().await);
+        }
+        let unwanted = until_unwanted(
+            self.want.clone(),
+            self.lease.clone(),
+            Arc::clone(spec),
+            Arc::clone(sources),
         );
-        wanted && self.lease.as_ref().is_none_or(|l| l.may_start())
+        tokio::select! {
+            // A start that ended because the fence killed its command (the
+            // guard, while this agent was frozen) ends at the same moment as
+            // the wait for the fence: the fence wins, so the end is not
+            // taken for a failure of the resource here.
+            biased;
+            () = unwanted => None,
+            result = resource.start() => Some(result),
+        }
     }
 
     /// After a failure (everything already stopped): restart within the
@@ -312,17 +350,15 @@ impl GroupWorker {
             warn!(group = %self.ctx.group, "{e}");
             message.get_or_insert_with(|| e.to_string());
         }
-        // Mounts an earlier agent run recorded and did not release (none
-        // when the stop above went well: each mount's record goes with it).
-        let left = if self.unclean.cause.is_none() {
-            records::release_group(&self.ctx.data_dir, self.ctx.group.as_str()).await
-        } else {
-            Vec::new()
-        };
-        for r in left {
-            if let Released::Failed(path, e) = r {
-                let e = format!("cannot release {}: {e}", path.display());
-                self.unclean.cause.get_or_insert_with(|| e.clone());
+        // Storage an earlier agent run recorded and did not release (none
+        // when the stop above went well: each record goes with its stop).
+        if self.unclean.cause.is_none() {
+            let left =
+                guard_storage::release_group(&self.ctx.data_dir, self.ctx.group.as_str()).await;
+            if let Some(e) = left.failed.first() {
+                let e = format!("cannot release {e}");
+                warn!(group = %self.ctx.group, "this node is unclean: {e}");
+                self.unclean.cause = Some(e.clone());
                 message.get_or_insert(e);
             }
         }
@@ -394,16 +430,15 @@ impl GroupWorker {
                 still.push(r);
             }
         }
-        let dir = &self.ctx.data_dir;
-        if records::release_group(dir, self.ctx.group.as_str())
-            .await
-            .iter()
-            .any(|r| matches!(r, Released::Failed(..)))
-        {
-            return false;
-        }
         self.unclean.resources = still;
         if !self.unclean.resources.is_empty() {
+            return false;
+        }
+        // What is left on record (an earlier run's, or the guard's stop that
+        // failed): released the same way.
+        let left = guard_storage::release_group(&self.ctx.data_dir, self.ctx.group.as_str()).await;
+        if let Some(e) = left.failed.first() {
+            self.unclean.cause = Some(format!("cannot release {e}"));
             return false;
         }
         info!(group = %self.ctx.group, "the group's storage is released: clean again");
@@ -442,6 +477,45 @@ impl GroupWorker {
             r.groups.insert(self.ctx.group.clone(), next);
             true
         });
+    }
+}
+
+/// The group is wanted online here with `spec` and `sources`, and the lease
+/// (if any) lets this node start it.
+///
+/// A change of placement only (preferred nodes, failback, restart policy)
+/// changes nothing that is starting, so the start goes on (as a running
+/// group keeps running, `keep_online`).
+fn wanted(
+    want: &watch::Receiver<Want>,
+    lease: Option<&Lease>,
+    spec: &Arc<ResourceGroupSpec>,
+    sources: &Arc<DataSources>,
+) -> bool {
+    let here = matches!(
+        &*want.borrow(),
+        Want::Online(s, d) if d == sources && (s == spec || !crate::plan::needs_restart(spec, s))
+    );
+    here && lease.is_none_or(|l| l.may_start())
+}
+
+/// How often a start in progress looks at the lease: the want changes by
+/// message, the lease only with time.
+const LEASE_POLL: Duration = Duration::from_millis(20);
+
+/// Resolves once the group is no longer [`wanted`] here as `spec` and
+/// `sources`.
+async fn until_unwanted(
+    mut want: watch::Receiver<Want>,
+    lease: Option<Arc<Lease>>,
+    spec: Arc<ResourceGroupSpec>,
+    sources: Arc<DataSources>,
+) {
+    while wanted(&want, lease.as_deref(), &spec, &sources) {
+        if let Ok(Err(_)) = tokio::time::timeout(LEASE_POLL, want.changed()).await {
+            // The node task is gone: only the lease can still change.
+            tokio::time::sleep(LEASE_POLL).await;
+        }
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Options {
     pub asctl_exe: Option<PathBuf>,
     /// The `systemctl` program for services.
     pub systemctl: PathBuf,
+    /// The `fsck` program for mount points.
+    pub fsck: PathBuf,
     /// How often running groups are checked (process alive, probes due).
     pub tick: Duration,
     /// The node's lease (`crate::agent::failover::guard`): while it is not valid, no group
@@ -93,6 +95,7 @@ impl Options {
             data_dir,
             asctl_exe: None,
             systemctl: PathBuf::from("systemctl"),
+            fsck: PathBuf::from("fsck"),
             tick: Duration::from_millis(250),
             lease: None,
         }
@@ -105,6 +108,7 @@ impl Options {
             data_dir: self.data_dir.clone(),
             asctl_exe: self.asctl_exe.clone(),
             systemctl: self.systemctl.clone(),
+            fsck: self.fsck.clone(),
             // The agent's own executable is the gate; its lease, the check.
             exec_gate: self.asctl_exe.clone().map(|exe| {
                 let lease = self.lease.clone();

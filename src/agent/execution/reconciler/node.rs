@@ -52,7 +52,8 @@ impl NodeLoop {
             .collect();
         recorded.extend(
             drivers::storage::records::recorded_groups(&self.opts.data_dir)
-                .iter()
+                .into_iter()
+                .chain(drivers::ocf::records::recorded_groups(&self.opts.data_dir))
                 .filter_map(|g| g.parse::<Name>().ok()),
         );
         // Managed addresses an earlier run added for groups that are not
