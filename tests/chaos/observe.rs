@@ -14,9 +14,6 @@ pub(crate) struct Seen {
     pub(crate) db_ip_on: Vec<String>,
     /// Nodes running db's writer.
     pub(crate) writer_on: Vec<String>,
-    /// Nodes with db's file system mounted in their mount namespace (only
-    /// looked for when `devnums`, the LUN's loop devices, are given).
-    pub(crate) db_mounted_on: Vec<String>,
 }
 
 impl Seen {
@@ -27,7 +24,6 @@ impl Seen {
             ("application", &self.app_on),
             ("db's address", &self.db_ip_on),
             ("db's writer", &self.writer_on),
-            ("db's file system mounted", &self.db_mounted_on),
         ];
         let twice: Vec<String> = all
             .iter()
@@ -38,7 +34,7 @@ impl Seen {
     }
 }
 
-pub(crate) fn observe(nodes: &[(String, String)], devnums: &[String]) -> Seen {
+pub(crate) fn observe(nodes: &[(String, String)]) -> Seen {
     let mut seen = Seen::default();
     for (name, ns) in nodes {
         let o = run(Command::new("ip").args(["-n", ns, "-o", "addr", "show", "up"]));
@@ -61,9 +57,6 @@ pub(crate) fn observe(nodes: &[(String, String)], devnums: &[String]) -> Seen {
         if pids.iter().any(|p| db::is_writer(*p)) {
             seen.writer_on.push(name.clone());
         }
-        if !devnums.is_empty() && db::mounted_among(&pids, devnums).is_some() {
-            seen.db_mounted_on.push(name.clone());
-        }
     }
     seen
 }
@@ -78,20 +71,19 @@ pub(crate) fn observe(nodes: &[(String, String)], devnums: &[String]) -> Seen {
 /// its last with B's two reads in between: both held at once unless the
 /// resource moved back and forth within the passes. Overlaps shorter than
 /// the passes are the event-driven watch's ([`addr_watch`]).
-pub(crate) fn observe_twice(nodes: &[(String, String)], devnums: &[String]) -> Seen {
-    let first = observe(nodes, devnums);
+pub(crate) fn observe_twice(nodes: &[(String, String)]) -> Seen {
+    let first = observe(nodes);
     if first.doubles().is_none() {
         return first;
     }
     let reversed: Vec<(String, String)> = nodes.iter().rev().cloned().collect();
-    let second = observe(&reversed, devnums);
+    let second = observe(&reversed);
     let both = |a: Vec<String>, b: &[String]| a.into_iter().filter(|n| b.contains(n)).collect();
     Seen {
         ip_on: both(first.ip_on, &second.ip_on),
         app_on: both(first.app_on, &second.app_on),
         db_ip_on: both(first.db_ip_on, &second.db_ip_on),
         writer_on: both(first.writer_on, &second.writer_on),
-        db_mounted_on: both(first.db_mounted_on, &second.db_mounted_on),
     }
 }
 
@@ -107,7 +99,7 @@ pub(crate) fn fenced_after(
     limit: Duration,
 ) -> Option<Duration> {
     while t0.elapsed() < limit {
-        let seen = observe(std::slice::from_ref(node), &[]);
+        let seen = observe(std::slice::from_ref(node));
         if seen.ip_on.is_empty() && seen.app_on.is_empty() {
             return Some(t0.elapsed());
         }
@@ -187,7 +179,7 @@ impl Watch {
             threads.push(std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     // The mounts are the mount watch's, on every change.
-                    let s = observe_twice(&nodes, &[]);
+                    let s = observe_twice(&nodes);
                     if let Some(doubles) = s.doubles() {
                         // The wall clock, to line up with the agents' logs.
                         violations.lock().expect("violations").push(format!(
