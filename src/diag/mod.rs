@@ -148,6 +148,11 @@ impl Sources {
         self.files.len() - 1
     }
 
+    /// Room for `additional` more files.
+    pub fn reserve_exact(&mut self, additional: usize) {
+        self.files.reserve_exact(additional);
+    }
+
     pub fn name(&self, file: FileId) -> &str {
         &self.files[file].name
     }

@@ -10,7 +10,6 @@
 //! file are those of a sequential read.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -25,7 +24,7 @@ use super::{Content, LoadError, MAX_FILE_BYTES, STDIN_NAME};
 #[derive(Default)]
 pub(super) struct Files {
     pub read: Vec<(String, Content<'static>)>,
-    seen: HashSet<(u64, u64)>,
+    seen: foldhash::HashSet<(u64, u64)>,
 }
 
 /// A file found by the walk; `regular` when its directory entry says it is
@@ -165,13 +164,37 @@ fn read_file(f: &Found) -> Result<Read1, LoadError> {
         return Ok(skipped);
     }
     let size = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-    let mut bytes = Vec::with_capacity(size.min(MAX_FILE_BYTES) + 1);
-    file.take(MAX_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+    let bytes = read_bytes(file, size).map_err(io)?;
     Ok((
         shown,
         (meta.dev(), meta.ino()),
         Content::Bytes(Cow::Owned(bytes)),
     ))
+}
+
+/// The bytes of a regular file of `size` bytes (as its metadata says), up
+/// to one past the size limit. A file is read until it has `size` bytes,
+/// without a last read that would only confirm the end: one system call
+/// for a small file. A size of 0 (files of `/proc` say so) or past the
+/// limit reads to the end, or to the limit.
+fn read_bytes(mut file: std::fs::File, size: usize) -> std::io::Result<Vec<u8>> {
+    if size == 0 || size > MAX_FILE_BYTES {
+        let mut bytes = Vec::with_capacity(size.min(MAX_FILE_BYTES) + 1);
+        file.take(MAX_FILE_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)?;
+        return Ok(bytes);
+    }
+    let mut bytes = vec![0; size];
+    let mut filled = 0;
+    while filled < size {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // A file that shrank since its size was read is what is left of it.
+    bytes.truncate(filled);
+    Ok(bytes)
 }

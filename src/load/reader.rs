@@ -82,14 +82,22 @@ impl FileLoader {
             self.incomplete = true;
             return;
         };
-        let parsed = yaml::parse(&text);
-        self.text = text;
-        self.problems(parsed.problems);
-        // Exactly: a typed object is large, and most files hold one.
-        self.docs.reserve_exact(parsed.documents.len());
-        for (index, document) in parsed.documents.into_iter().enumerate() {
+        // Each document is checked and typed as soon as it is parsed, and
+        // its tree dropped: a file of a thousand documents never holds a
+        // thousand trees.
+        let start = self.findings.len();
+        let mut index = 0;
+        let problems = yaml::parse_each(&text, |document| {
             self.add_document(index, document);
-        }
+            index += 1;
+        });
+        // A typed object is large, and most files hold one.
+        self.docs.shrink_to_fit();
+        self.text = text;
+        // The file's syntax problems come before its documents' findings.
+        let documents_end = self.findings.len();
+        self.problems(problems);
+        self.findings[start..].rotate_left(documents_end - start);
     }
 
     /// A one-character location at the start of a line and column.
@@ -388,6 +396,11 @@ fn deserialize<'de, T: serde::Deserialize<'de>>(
     node: &'de yaml::Node,
     base: &str,
 ) -> Result<T, (String, String)> {
+    // Following the path costs on every value; it is needed only when a
+    // value fails, and reading the same tree again fails the same way.
+    if let Ok(value) = yaml::from_node(node) {
+        return Ok(value);
+    }
     serde_path_to_error::deserialize(node).map_err(|e| {
         let mut pointer = base.to_owned();
         for seg in e.path().iter() {

@@ -1,7 +1,9 @@
 //! A whole configuration: every object of every kind, typed, with the
 //! document each one came from (for locating findings).
 
-use std::collections::HashMap;
+// Names are looked up once per reference in the rules: a fast hasher, still
+// seeded per process.
+use foldhash::HashMap;
 
 use serde::Serialize;
 
@@ -38,7 +40,7 @@ impl<S> Default for Objects<S> {
     fn default() -> Self {
         Objects {
             items: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
         }
     }
 }
@@ -51,6 +53,13 @@ impl<S> Objects<S> {
             .entry(obj.metadata.name.clone())
             .or_insert(self.items.len());
         self.items.push(obj);
+    }
+
+    /// Room for `additional` more objects, exactly: the loader knows how
+    /// many there are, and an object is large.
+    pub fn reserve_exact(&mut self, additional: usize) {
+        self.items.reserve_exact(additional);
+        self.by_name.reserve(additional);
     }
 
     pub fn get(&self, name: &str) -> Option<&Object<S>> {
@@ -97,6 +106,19 @@ impl Config {
             .as_ref()
             .map(|d| d.spec.qualification)
             .unwrap_or_default()
+    }
+
+    /// Room for `additional` more objects of `kind` (see
+    /// [`Objects::reserve_exact`]).
+    pub fn reserve_exact(&mut self, kind: Kind, additional: usize) {
+        match kind {
+            Kind::Domain => {}
+            Kind::Host => self.hosts.reserve_exact(additional),
+            Kind::Node => self.nodes.reserve_exact(additional),
+            Kind::NetworkLine => self.lines.reserve_exact(additional),
+            Kind::DataSource => self.data_sources.reserve_exact(additional),
+            Kind::ResourceGroup => self.groups.reserve_exact(additional),
+        }
     }
 
     /// Whether an object of `kind` named `name` exists.

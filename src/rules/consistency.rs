@@ -2,7 +2,7 @@
 //! whatever the qualification — addresses, node placement, the fields each
 //! data source type needs, split brain.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::IpAddr;
 
 use super::Ctx;
@@ -161,7 +161,7 @@ fn duplicate_addresses(ctx: &mut Ctx) {
             .enumerate()
             .map(move |(i, ip)| (ip.address.addr(), AddressUse::Managed(group, i)))
     });
-    let mut seen: HashMap<IpAddr, AddressUse> = HashMap::new();
+    let mut seen: HashMap<IpAddr, AddressUse> = HashMap::default();
     let mut found = Vec::new();
     for (ip, use_) in members.chain(managed) {
         match seen.get(&ip) {

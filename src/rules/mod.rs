@@ -34,7 +34,7 @@ pub use crate::catalog::*;
 
 use crate::diag::{Finding, Location, sort_findings};
 use crate::load::{Loaded, Unit};
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use crate::model::{
@@ -61,7 +61,7 @@ pub struct Index<'a> {
 
 impl<'a> Index<'a> {
     pub fn new(config: &'a Config) -> Self {
-        let mut groups_by_node: HashMap<&str, Vec<_>> = HashMap::new();
+        let mut groups_by_node: HashMap<&str, Vec<_>> = HashMap::default();
         for g in &config.groups {
             for n in &g.spec.preferred_nodes {
                 let list = groups_by_node.entry(n.as_str()).or_default();
@@ -74,7 +74,7 @@ impl<'a> Index<'a> {
                 }
             }
         }
-        let mut lines_by_node: HashMap<&str, Vec<_>> = HashMap::new();
+        let mut lines_by_node: HashMap<&str, Vec<_>> = HashMap::default();
         for l in &config.lines {
             for n in l.spec.members.keys() {
                 lines_by_node.entry(n.as_str()).or_default().push(l);
@@ -220,18 +220,19 @@ fn check_unit(
 ) -> Vec<Finding> {
     let config = loaded.config_of(unit);
     let index = Arc::new(Index::new(config));
-    // The checks are independent of each other: two halves, one per core,
-    // their findings in the same order as one after the other.
+    // The checks are independent of each other: two halves of about the
+    // same cost on a large domain, one per core (the findings are sorted
+    // afterwards, so which half reports one does not matter).
     let (mut first, second) = rayon::join(
         || {
             let mut ctx = Ctx::with_index(loaded, unit, Arc::clone(&index));
-            structure::check(&mut ctx);
             topology::check(&mut ctx);
             prose(&mut ctx);
             ctx.into_findings()
         },
         || {
             let mut ctx = Ctx::with_index(loaded, unit, Arc::clone(&index));
+            structure::check(&mut ctx);
             consistency::check(&mut ctx);
             exec_limits::check(&mut ctx);
             datasources::check(&mut ctx, ocf);

@@ -1,7 +1,7 @@
 //! Rules about the configuration as a whole: unique names, one Domain,
 //! references that resolve.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use super::Ctx;
 use crate::catalog as cat;
@@ -16,7 +16,7 @@ pub fn check(ctx: &mut Ctx) {
 }
 
 fn duplicate_names(ctx: &mut Ctx) {
-    let mut first: HashMap<(Kind, &str), DocId> = HashMap::new();
+    let mut first: HashMap<(Kind, &str), DocId> = HashMap::default();
     for (id, doc) in ctx.docs() {
         let Some(name) = doc.name.as_deref() else {
             continue;
@@ -101,28 +101,32 @@ fn references(ctx: &mut Ctx) {
         return;
     }
     let cfg = ctx.config;
-    let mut refs: Vec<Ref> = Vec::new();
-    node_refs(cfg, &mut refs);
-    for l in &cfg.lines {
-        let from = (Kind::NetworkLine, l.name());
-        refs.extend(l.spec.members.keys().map(|m| Ref {
-            from,
-            doc: l.doc,
-            at: Field::Key("/spec/members/", m.as_str()),
-            target: Kind::Node,
-            name: m.as_str(),
-        }));
-    }
-    data_source_refs(cfg, &mut refs);
-    group_refs(cfg, &mut refs);
-    for r in refs {
+    // Each reference is judged as it is met: the configuration holds
+    // several per object, and a list of them all would be a large share
+    // of the memory of a large domain.
+    let mut judge = |r: Ref| {
         if !ctx.declares(r.target, r.name) {
             dangling(ctx, r);
         }
+    };
+    node_refs(cfg, &mut judge);
+    for l in &cfg.lines {
+        let from = (Kind::NetworkLine, l.name());
+        for m in l.spec.members.keys() {
+            judge(Ref {
+                from,
+                doc: l.doc,
+                at: Field::Key("/spec/members/", m.as_str()),
+                target: Kind::Node,
+                name: m.as_str(),
+            });
+        }
     }
+    data_source_refs(cfg, &mut judge);
+    group_refs(cfg, &mut judge);
 }
 
-fn node_refs<'a>(cfg: &'a Config, refs: &mut Vec<Ref<'a>>) {
+fn node_refs<'a>(cfg: &'a Config, refs: &mut impl FnMut(Ref<'a>)) {
     for n in &cfg.nodes {
         let from = (Kind::Node, n.name());
         let to_host = |at, h: &'a Name| Ref {
@@ -133,17 +137,17 @@ fn node_refs<'a>(cfg: &'a Config, refs: &mut Vec<Ref<'a>>) {
             name: h.as_str(),
         };
         if let Some(h) = &n.spec.host {
-            refs.push(to_host(Field::Fixed("/spec/host"), h));
+            refs(to_host(Field::Fixed("/spec/host"), h));
         }
         if let crate::model::Vmotion::Targets(hosts) = &n.spec.vmotion {
             for (i, h) in hosts.iter().enumerate() {
-                refs.push(to_host(Field::Item("/spec/vmotion/", i, ""), h));
+                refs(to_host(Field::Item("/spec/vmotion/", i, ""), h));
             }
         }
     }
 }
 
-fn data_source_refs<'a>(cfg: &'a Config, refs: &mut Vec<Ref<'a>>) {
+fn data_source_refs<'a>(cfg: &'a Config, refs: &mut impl FnMut(Ref<'a>)) {
     for d in &cfg.data_sources {
         let from = (Kind::DataSource, d.name());
         let to_source = |at, name: &'a Name| Ref {
@@ -154,18 +158,18 @@ fn data_source_refs<'a>(cfg: &'a Config, refs: &mut Vec<Ref<'a>>) {
             name: name.as_str(),
         };
         if let Some(on) = &d.spec.on {
-            refs.push(to_source(Field::Fixed("/spec/on"), on));
+            refs(to_source(Field::Fixed("/spec/on"), on));
         }
         if let Some(p) = &d.spec.paired_with {
-            refs.push(to_source(Field::Fixed("/spec/pairedWith"), p));
+            refs(to_source(Field::Fixed("/spec/pairedWith"), p));
         }
         for (i, m) in d.spec.members.iter().enumerate() {
-            refs.push(to_source(Field::Item("/spec/members/", i, ""), m));
+            refs(to_source(Field::Item("/spec/members/", i, ""), m));
         }
     }
 }
 
-fn group_refs<'a>(cfg: &'a Config, refs: &mut Vec<Ref<'a>>) {
+fn group_refs<'a>(cfg: &'a Config, refs: &mut impl FnMut(Ref<'a>)) {
     for g in &cfg.groups {
         let from = (Kind::ResourceGroup, g.name());
         let to = |at, target, name: &'a Name| Ref {
@@ -176,7 +180,7 @@ fn group_refs<'a>(cfg: &'a Config, refs: &mut Vec<Ref<'a>>) {
             name: name.as_str(),
         };
         for (i, n) in g.spec.preferred_nodes.iter().enumerate() {
-            refs.push(to(
+            refs(to(
                 Field::Item("/spec/preferredNodes/", i, ""),
                 Kind::Node,
                 n,
@@ -184,11 +188,11 @@ fn group_refs<'a>(cfg: &'a Config, refs: &mut Vec<Ref<'a>>) {
         }
         for (i, d) in g.spec.data_sources.iter().enumerate() {
             let at = Field::Item("/spec/dataSources/", i, "");
-            refs.push(to(at, Kind::DataSource, d));
+            refs(to(at, Kind::DataSource, d));
         }
         for (i, ip) in g.spec.ip_addresses.iter().enumerate() {
             let at = Field::Item("/spec/ipAddresses/", i, "/line");
-            refs.push(to(at, Kind::NetworkLine, &ip.line));
+            refs(to(at, Kind::NetworkLine, &ip.line));
         }
     }
 }

@@ -39,9 +39,22 @@ impl Frame {
 
 /// Parses every document of `text`.
 pub fn parse(text: &str) -> Parsed {
+    let mut documents = Vec::new();
+    let problems = parse_each(text, |d| documents.push(d));
+    Parsed {
+        documents,
+        problems,
+    }
+}
+
+/// Parses `text`, handing each document to `each` as soon as it ends, so
+/// that a file of many documents never holds more than one tree; returns
+/// the problems met.
+pub fn parse_each(text: &str, each: impl FnMut(Document)) -> Vec<Problem> {
     let mut builder = Builder {
         text,
-        out: Parsed::default(),
+        each,
+        problems: Vec::new(),
         stack: Vec::new(),
         anchors: Vec::new(),
         alias_budget: MAX_ALIAS_NODES,
@@ -56,16 +69,17 @@ pub fn parse(text: &str) -> Parsed {
             Err(e) => Err(builder.scan_error(&e)),
         };
         if let Err(problem) = step {
-            builder.out.problems.push(problem);
+            builder.problems.push(problem);
             break;
         }
     }
-    builder.out
+    builder.problems
 }
 
-struct Builder<'t> {
+struct Builder<'t, F> {
     text: &'t str,
-    out: Parsed,
+    each: F,
+    problems: Vec<Problem>,
     stack: Vec<Frame>,
     anchors: Vec<Option<(Node, usize)>>,
     alias_budget: usize,
@@ -74,7 +88,7 @@ struct Builder<'t> {
     doc_has_duplicate: bool,
 }
 
-impl Builder<'_> {
+impl<F: FnMut(Document)> Builder<'_, F> {
     /// Takes one event; a problem that stops the reading is the error.
     fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), Problem> {
         let node = match event {
@@ -87,7 +101,7 @@ impl Builder<'_> {
                 return Ok(());
             }
             Event::DocumentEnd => {
-                self.out.documents.push(Document {
+                (self.each)(Document {
                     start: self.doc_start,
                     root: self.root.take(),
                     duplicate_keys: self.doc_has_duplicate,
@@ -218,7 +232,7 @@ impl Builder<'_> {
                         })
                         .flatten();
                     if let Some((first, _)) = first {
-                        self.out.problems.push(Problem {
+                        self.problems.push(Problem {
                             kind: ProblemKind::DuplicateKey,
                             message: format!("duplicate key `{}`", node.key_text()),
                             span: node.span,

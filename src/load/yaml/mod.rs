@@ -16,7 +16,7 @@ use saphyr_parser::Span as YSpan;
 
 use crate::diag::Pos;
 
-pub use build::parse;
+pub use build::{parse, parse_each};
 pub use de::{DeError, from_node};
 pub use json::YamlJson;
 
