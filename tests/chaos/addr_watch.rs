@@ -77,13 +77,71 @@ pub fn parse(line: &str, vip: &str) -> Option<Change> {
     None
 }
 
+/// Whether something that must be on at most one node is on more: fed the
+/// nodes holding it after every event, it reports an overlap as it starts
+/// (a violation) and prints its length as it ends. Shared with the mount
+/// watch ([`super::mount_watch`]).
+pub struct Overlap {
+    /// What is held, for the messages (`the address 10.210.1.100`).
+    what: String,
+    /// Where the events come from (`address events`).
+    source: &'static str,
+    /// Since when (wall clock) and on which nodes it is on more than one.
+    since: Option<(SystemTime, Instant, Vec<String>)>,
+    violations: Arc<Mutex<Vec<String>>>,
+}
+
+impl Overlap {
+    pub fn new(what: String, source: &'static str, violations: Arc<Mutex<Vec<String>>>) -> Self {
+        Overlap {
+            what,
+            source,
+            since: None,
+            violations,
+        }
+    }
+
+    /// After an event: `holders` hold it now.
+    pub fn update(&mut self, holders: Vec<String>) {
+        match (&self.since, holders.len() > 1) {
+            (None, true) => {
+                let wall = SystemTime::now();
+                // Counted at once, so a round's check sees it even while
+                // the overlap lasts.
+                self.violations.lock().expect("violations").push(format!(
+                    "split brain at {} ({}): {} on {holders:?}",
+                    humantime::format_rfc3339_millis(wall),
+                    self.source,
+                    self.what,
+                ));
+                self.since = Some((wall, Instant::now(), holders));
+            }
+            (Some(_), false) => self.close(),
+            _ => {}
+        }
+    }
+
+    /// Ends an overlap, saying how long it lasted.
+    pub fn close(&mut self) {
+        if let Some((wall, t, on)) = self.since.take() {
+            eprintln!(
+                "{} was on {on:?} from {} for {} ms",
+                self.what,
+                humantime::format_rfc3339_millis(wall),
+                t.elapsed().as_millis()
+            );
+        }
+    }
+
+    pub fn violations(&self) -> &Arc<Mutex<Vec<String>>> {
+        &self.violations
+    }
+}
+
 struct Shared {
     vip: String,
     nodes: BTreeMap<String, NodeAddr>,
-    /// Since when (wall clock) and on which nodes the address is on more
-    /// than one node.
-    overlap: Option<(SystemTime, Instant, Vec<String>)>,
-    violations: Arc<Mutex<Vec<String>>>,
+    overlap: Overlap,
 }
 
 impl Shared {
@@ -108,33 +166,7 @@ impl Shared {
             .filter(|(_, n)| n.holds())
             .map(|(name, _)| name.clone())
             .collect();
-        match (&self.overlap, holders.len() > 1) {
-            (None, true) => {
-                let wall = SystemTime::now();
-                // Counted at once, so a round's check sees it even while
-                // the overlap lasts.
-                self.violations.lock().expect("violations").push(format!(
-                    "split brain at {} (address events): the address {} on {holders:?}",
-                    humantime::format_rfc3339_millis(wall),
-                    self.vip,
-                ));
-                self.overlap = Some((wall, Instant::now(), holders));
-            }
-            (Some(_), false) => self.close(),
-            _ => {}
-        }
-    }
-
-    /// Ends an overlap, saying how long it lasted.
-    fn close(&mut self) {
-        if let Some((wall, t, on)) = self.overlap.take() {
-            eprintln!(
-                "the address {} was on {on:?} from {} for {} ms",
-                self.vip,
-                humantime::format_rfc3339_millis(wall),
-                t.elapsed().as_millis()
-            );
-        }
+        self.overlap.update(holders);
     }
 }
 
@@ -160,8 +192,7 @@ impl AddrWatch {
         let shared = Arc::new(Mutex::new(Shared {
             vip: vip.to_owned(),
             nodes: BTreeMap::new(),
-            overlap: None,
-            violations,
+            overlap: Overlap::new(format!("the address {vip}"), "address events", violations),
         }));
         let stopping = Arc::new(AtomicBool::new(false));
         let mut children = Vec::new();
@@ -189,7 +220,8 @@ impl AddrWatch {
                 }
                 if !stopping.load(Ordering::SeqCst) {
                     let s = shared.lock().expect("addr watch");
-                    s.violations
+                    s.overlap
+                        .violations()
                         .lock()
                         .expect("violations")
                         .push(format!("the address monitor of {name} ended: not watched"));
@@ -234,7 +266,7 @@ impl Drop for AddrWatch {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        self.shared.lock().expect("addr watch").close();
+        self.shared.lock().expect("addr watch").overlap.close();
     }
 }
 
@@ -298,8 +330,11 @@ mod tests {
         let mut s = Shared {
             vip: VIP.into(),
             nodes: BTreeMap::new(),
-            overlap: None,
-            violations: violations.clone(),
+            overlap: Overlap::new(
+                format!("the address {VIP}"),
+                "address events",
+                violations.clone(),
+            ),
         };
         let add = |ifname: &str, added| Change::Address {
             ifname: ifname.into(),

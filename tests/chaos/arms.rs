@@ -212,7 +212,7 @@ pub(crate) fn cut(r: &mut Round) -> Result<(), String> {
     let mut fenced = None;
     while r.t0.elapsed() < CUT {
         if fenced.is_none() && r.holds_web() {
-            let seen = observe(std::slice::from_ref(&node), &[]);
+            let seen = observe(std::slice::from_ref(&node));
             if seen.ip_on.is_empty() && seen.app_on.is_empty() {
                 fenced = Some(r.t0.elapsed());
             }

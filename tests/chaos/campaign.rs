@@ -161,7 +161,7 @@ impl Campaign {
         figures: &mut Figures,
     ) -> (Fault, String) {
         let lab = &mut self.lab;
-        let seen = observe(&lab.node_pairs(), &[]);
+        let seen = observe(&lab.node_pairs());
         let holder = seen.app_on.first().cloned();
         let db_holder = seen.writer_on.first().cloned();
         // Half the faults hit the holder (a failover), half another node;

@@ -15,8 +15,8 @@
 //!
 //! Group `db` = shared disk + mount point + `asctl demo-writer` + the
 //! managed address [`DB_VIP`]. The observer checks that the file system is
-//! mounted in at most one node's mount namespace (every 100 ms, through
-//! `/proc/PID/mountinfo` of each node's processes), that every write the
+//! mounted in at most one node's mount namespace (on every change of a
+//! node's mount table: `mount_watch`), that every write the
 //! client saw acknowledged is in the log after each round, and, at the
 //! end, that `e2fsck -fn` finds the file system clean.
 

@@ -95,7 +95,7 @@ fn holder(lab: &Lab) -> Option<usize> {
         .iter()
         .map(|n| (n.name.clone(), n.ns.name.clone()))
         .collect();
-    let on = observe(&nodes, &[]).app_on.first().cloned()?;
+    let on = observe(&nodes).app_on.first().cloned()?;
     lab.nodes.iter().position(|n| n.name == on)
 }
 
@@ -287,7 +287,7 @@ fn a_removed_holder_drops_the_address_before_the_new_node_adds_it() {
     });
     assert!(status["nodes"].get(&gone).is_none(), "{status:#}");
     let removed = (gone.clone(), lab.nodes[h].ns.name.clone());
-    let seen = observe(std::slice::from_ref(&removed), &[]);
+    let seen = observe(std::slice::from_ref(&removed));
     assert!(
         seen.ip_on.is_empty() && seen.app_on.is_empty(),
         "the removed {gone} still has {seen:?}"

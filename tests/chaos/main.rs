@@ -31,7 +31,8 @@
 //! The modules: `lab.rs` (namespaces, bridges, nodes, agents), `faults.rs`
 //! (the fault kinds' table and the draw), `arms.rs` (each kind's inject and
 //! heal), `netfilter.rs` (the packet filtering that cuts or mutes a node),
-//! `observe.rs` (the observer outside the nodes and the figures),
+//! `observe.rs` (the observer outside the nodes and the figures; its
+//! event-driven halves `addr_watch.rs` and `mount_watch.rs`),
 //! `campaign.rs` (the rounds, one loop for every kind, and the invariants
 //! after each), `checks.rs` (commits, `asctl clear`,
 //! switchovers). Group `db` (shared disk, mount point, writer, address) and
@@ -48,6 +49,7 @@ mod db;
 mod failback;
 mod faults;
 mod lab;
+mod mount_watch;
 mod netfilter;
 mod observe;
 mod starve;
@@ -251,7 +253,7 @@ fn chaos() {
             fmt(&mut f.db_switchover)
         );
         eprintln!(
-            "chaos {t:?}: db: {} acknowledged writes, 0 lost; mounted on two nodes at once: never (checked every 100 ms); e2fsck -fn at the end: clean",
+            "chaos {t:?}: db: {} acknowledged writes, 0 lost; mounted on two nodes at once: never (checked on every change of a mount table); e2fsck -fn at the end: clean",
             f.db_acked
         );
     }

@@ -14,9 +14,6 @@ pub(crate) struct Seen {
     pub(crate) db_ip_on: Vec<String>,
     /// Nodes running db's writer.
     pub(crate) writer_on: Vec<String>,
-    /// Nodes with db's file system mounted in their mount namespace (only
-    /// looked for when `devnums`, the LUN's loop devices, are given).
-    pub(crate) db_mounted_on: Vec<String>,
 }
 
 impl Seen {
@@ -27,7 +24,6 @@ impl Seen {
             ("application", &self.app_on),
             ("db's address", &self.db_ip_on),
             ("db's writer", &self.writer_on),
-            ("db's file system mounted", &self.db_mounted_on),
         ];
         let twice: Vec<String> = all
             .iter()
@@ -38,7 +34,7 @@ impl Seen {
     }
 }
 
-pub(crate) fn observe(nodes: &[(String, String)], devnums: &[String]) -> Seen {
+pub(crate) fn observe(nodes: &[(String, String)]) -> Seen {
     let mut seen = Seen::default();
     for (name, ns) in nodes {
         let o = run(Command::new("ip").args(["-n", ns, "-o", "addr", "show", "up"]));
@@ -61,9 +57,6 @@ pub(crate) fn observe(nodes: &[(String, String)], devnums: &[String]) -> Seen {
         if pids.iter().any(|p| db::is_writer(*p)) {
             seen.writer_on.push(name.clone());
         }
-        if !devnums.is_empty() && db::mounted_among(&pids, devnums).is_some() {
-            seen.db_mounted_on.push(name.clone());
-        }
     }
     seen
 }
@@ -78,20 +71,19 @@ pub(crate) fn observe(nodes: &[(String, String)], devnums: &[String]) -> Seen {
 /// its last with B's two reads in between: both held at once unless the
 /// resource moved back and forth within the passes. Overlaps shorter than
 /// the passes are the event-driven watch's ([`addr_watch`]).
-pub(crate) fn observe_twice(nodes: &[(String, String)], devnums: &[String]) -> Seen {
-    let first = observe(nodes, devnums);
+pub(crate) fn observe_twice(nodes: &[(String, String)]) -> Seen {
+    let first = observe(nodes);
     if first.doubles().is_none() {
         return first;
     }
     let reversed: Vec<(String, String)> = nodes.iter().rev().cloned().collect();
-    let second = observe(&reversed, devnums);
+    let second = observe(&reversed);
     let both = |a: Vec<String>, b: &[String]| a.into_iter().filter(|n| b.contains(n)).collect();
     Seen {
         ip_on: both(first.ip_on, &second.ip_on),
         app_on: both(first.app_on, &second.app_on),
         db_ip_on: both(first.db_ip_on, &second.db_ip_on),
         writer_on: both(first.writer_on, &second.writer_on),
-        db_mounted_on: both(first.db_mounted_on, &second.db_mounted_on),
     }
 }
 
@@ -107,7 +99,7 @@ pub(crate) fn fenced_after(
     limit: Duration,
 ) -> Option<Duration> {
     while t0.elapsed() < limit {
-        let seen = observe(std::slice::from_ref(node), &[]);
+        let seen = observe(std::slice::from_ref(node));
         if seen.ip_on.is_empty() && seen.app_on.is_empty() {
             return Some(t0.elapsed());
         }
@@ -132,8 +124,9 @@ pub(crate) fn get_service() -> Option<String> {
 }
 
 /// Background watchers: the client polls the service every 50 ms; the
-/// observer checks the invariants every 100 ms, and the address on every
-/// change the kernel reports ([`addr_watch`]).
+/// observer checks the address, the application and the writer every
+/// 100 ms, and the addresses and `db`'s mount on every change the kernel
+/// reports ([`addr_watch`], [`mount_watch`]).
 /// Each poll of the service: when, and which node answered.
 pub(crate) type Answers = Arc<Mutex<Vec<(Instant, Option<String>)>>>;
 
@@ -141,6 +134,8 @@ pub(crate) struct Watch {
     /// Dropped last (after the pollers stopped).
     pub(crate) _addresses: addr_watch::AddrWatch,
     pub(crate) _db_addresses: addr_watch::AddrWatch,
+    /// `db`'s file system, when the lab has its LUN.
+    pub(crate) _db_mounts: Option<mount_watch::MountWatch>,
     /// Group db's client: its acknowledged writes.
     pub(crate) db: db::Client,
     pub(crate) stop: Arc<AtomicBool>,
@@ -177,11 +172,14 @@ impl Watch {
         let addresses = addr_watch::AddrWatch::start(&nodes, VIP, violations.clone());
         let db_addresses = addr_watch::AddrWatch::start(&nodes, db::DB_VIP, violations.clone());
         let devnums = lab.lun.devnums.clone();
+        let db_mounts = (!devnums.is_empty())
+            .then(|| mount_watch::MountWatch::start(&nodes, devnums, violations.clone()));
         {
             let (stop, violations) = (stop.clone(), violations.clone());
             threads.push(std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let s = observe_twice(&nodes, &devnums);
+                    // The mounts are the mount watch's, on every change.
+                    let s = observe_twice(&nodes);
                     if let Some(doubles) = s.doubles() {
                         // The wall clock, to line up with the agents' logs.
                         violations.lock().expect("violations").push(format!(
@@ -196,6 +194,7 @@ impl Watch {
         Watch {
             _addresses: addresses,
             _db_addresses: db_addresses,
+            _db_mounts: db_mounts,
             db: db::Client::start(&lab.client.name),
             stop,
             answers,

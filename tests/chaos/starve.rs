@@ -14,11 +14,24 @@
 //! Kernel threads (the loop devices' workers, the journal's) are not in the
 //! cgroup: the lab starves the node's user space, not its kernel.
 //!
-//! The cgroup gets a small real-time budget (`cpu.rt_runtime_us`) as the
-//! root cgroup has one: on a kernel built with real-time group scheduling a
-//! new cgroup has none, and a task in it could not be given a real-time
-//! policy at all — on a host without that option (most distributions) every
-//! process may have one.
+//! Each node's cgroup gets a real-time budget (`cpu.rt_runtime_us`) of
+//! its own: on a kernel built with real-time group scheduling (this one
+//! is) a new cgroup has none, and a task in it could not be given a
+//! real-time policy at all. The budget must be a realistic one. A node's
+//! lease guard runs at `SCHED_RR` and its fence makes the processes it
+//! kills real-time too; once their real-time work in a period (1 s) passes
+//! the cgroup's budget, the kernel throttles every real-time task of the
+//! cgroup until the next period begins, whatever the CPUs are doing. With
+//! 100 ms per node (the first budget given here) a starved node's fence hit
+//! it and stalled for the rest of its second: unmounts of 30 ms or of
+//! 0.6-1.3 s, nothing in between, and `db` on two nodes (measured by
+//! sampling the kernel's `rt_rq` of the node's cgroup during the fence:
+//! `rt_throttled` 1 at `rt_time` 100 ms, the guard runnable and not run
+//! until the period's end). On a real machine the guard lives in the root
+//! cgroup, whose budget is the kernel's global one (95 % of each second).
+//! So each node gets as much as the root's budget allows when shared among
+//! the nodes, at most [`NODE_RT_RUNTIME_US`] (the children's sum must fit
+//! in the parent's, and the root's is the ceiling).
 
 use std::ffi::CString;
 use std::os::unix::process::CommandExt;
@@ -27,11 +40,21 @@ use std::process::{Child, Command, Stdio};
 
 const CPU_ROOT: &str = "/sys/fs/cgroup/cpu";
 const PERIOD_US: u64 = 100_000;
-/// The real-time budget per second given to each node's cgroup (the lab's
-/// own has one per node). Generous, as on a host without real-time group
-/// scheduling, where the only limit is the kernel's global one (95 %): a
-/// small one would throttle the lease guard itself.
-const RT_RUNTIME_US: u64 = 100_000;
+/// The real-time budget per period (1 s) given to each node's cgroup when
+/// the root's allows it: three nodes take 900 ms of the root's 950 ms,
+/// far more than a fence's real-time work (the guard's and its killed
+/// processes' exits: 100 to 200 ms of CPU when starved, measured).
+const NODE_RT_RUNTIME_US: u64 = 300_000;
+
+/// Each node's real-time budget: [`NODE_RT_RUNTIME_US`], or the root
+/// cgroup's budget shared equally when that is less.
+fn node_rt_runtime(nodes: usize) -> u64 {
+    let root = std::fs::read_to_string(Path::new(CPU_ROOT).join("cpu.rt_runtime_us"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(950_000);
+    NODE_RT_RUNTIME_US.min(root / nodes.max(1) as u64)
+}
 
 /// One node's cgroup, and the busy loops in it while it is starved.
 struct NodeCgroup {
@@ -54,6 +77,23 @@ fn set(dir: &Path, file: &str, v: &str) {
         .unwrap_or_else(|e| panic!("{}/{file} = {v}: {e}", dir.display()))
 }
 
+/// Gives the lab's cgroup its real-time budget. A cgroup just removed
+/// (the previous run's) still counts against the root's budget for a
+/// moment — the kernel frees it after its last reference goes — and the
+/// write fails with `EINVAL` until then.
+fn set_budget(dir: &Path, us: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match std::fs::write(dir.join("cpu.rt_runtime_us"), us.to_string()) {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() >= deadline => {
+                panic!("{}/cpu.rt_runtime_us = {us}: {e}", dir.display())
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
 impl Starve {
     /// From `CHAOS_STARVE` (`PCT:LOOPS[:all]`, e.g. `40:6`); `None` when
     /// unset.
@@ -69,12 +109,9 @@ impl Starve {
         let dir = PathBuf::from(CPU_ROOT).join(format!("asctl-chaos-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the lab's cpu cgroup (cgroup v1 `cpu`)");
         let rt = dir.join("cpu.rt_runtime_us").exists();
+        let rt_runtime = node_rt_runtime(n);
         if rt {
-            set(
-                &dir,
-                "cpu.rt_runtime_us",
-                &(RT_RUNTIME_US * n as u64).to_string(),
-            );
+            set_budget(&dir, rt_runtime * n as u64);
         }
         let nodes = (1..=n)
             .map(|i| {
@@ -82,7 +119,7 @@ impl Starve {
                 std::fs::create_dir_all(&dir).expect("create a node's cpu cgroup");
                 set(&dir, "cpu.cfs_period_us", &PERIOD_US.to_string());
                 if rt {
-                    set(&dir, "cpu.rt_runtime_us", &RT_RUNTIME_US.to_string());
+                    set(&dir, "cpu.rt_runtime_us", &rt_runtime.to_string());
                 }
                 let procs = CString::new(
                     dir.join("cgroup.procs")
@@ -108,12 +145,14 @@ impl Starve {
             (0..n).for_each(|i| s.starve(i));
         }
         eprintln!(
-            "chaos: starved lab: {} at {pct} % of one CPU with {loops} busy loops ({})",
+            "chaos: starved lab: {} at {pct} % of one CPU with {loops} busy loops, a \
+             real-time budget of {} ms per second per node ({})",
             if all {
                 "every node"
             } else {
                 "each round's victim during its fault"
             },
+            if rt { rt_runtime / 1000 } else { 0 },
             s.dir.display()
         );
         s
@@ -173,8 +212,10 @@ impl Starve {
 }
 
 /// The cgroups of earlier runs that ended without removing theirs (a
-/// failed run exits before its lab is dropped): their real-time budget
-/// would leave none for this one.
+/// failed run exits before its lab is dropped, and a lab's last processes
+/// may still be exiting when the next run starts): their real-time budget
+/// would leave none for this one. A cgroup goes only once its processes
+/// have, so each is retried for a while.
 fn remove_stale() {
     let Ok(entries) = std::fs::read_dir(CPU_ROOT) else {
         return;
@@ -187,13 +228,21 @@ fn remove_stale() {
         if Path::new("/proc").join(pid).exists() {
             continue;
         }
-        if let Ok(nodes) = std::fs::read_dir(e.path()) {
-            for n in nodes.flatten().filter(|n| n.path().is_dir()) {
-                let _ = std::fs::remove_dir(n.path());
-            }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !remove_lab_cgroup(&e.path()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        let _ = std::fs::remove_dir(e.path());
     }
+}
+
+/// Removes a lab's cgroup and its nodes'; whether it is gone.
+fn remove_lab_cgroup(dir: &Path) -> bool {
+    if let Ok(nodes) = std::fs::read_dir(dir) {
+        for n in nodes.flatten().filter(|n| n.path().is_dir()) {
+            let _ = std::fs::remove_dir(n.path());
+        }
+    }
+    std::fs::remove_dir(dir).is_ok() || !dir.exists()
 }
 
 fn stop_loops(n: &mut NodeCgroup) {

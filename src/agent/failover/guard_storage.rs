@@ -8,16 +8,19 @@
 //! started before it, after).
 //!
 //! Two callers, one order: the lease guard's fence ([`release`]: no SIGTERM
-//! grace, every OCF `stop` run), and an agent that starts up and finds what
-//! an earlier run of it recorded for a group not wanted here
+//! grace, every OCF `stop` run), and an agent that finds what an earlier
+//! run of it recorded for a group — all of it when the group is not wanted
+//! here, what the group's current spec no longer names when it starts
 //! ([`release_group`]: SIGTERM first for a mount's users, an OCF resource
 //! stopped only if its `monitor` says it runs).
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::Path;
 
 use crate::drivers::ocf::records::{self as ocf_records, OcfRecord};
 use crate::drivers::storage::records::{self, MountRecord, Released};
+use crate::model::Name;
 
 /// One piece of storage the node may hold.
 enum Held {
@@ -75,13 +78,21 @@ pub async fn release(data_dir: &Path, mounts: Vec<MountRecord>) -> StorageReleas
 }
 
 /// The agent's release of what an earlier run of it recorded for `group`
-/// and did not release (a `stop` that failed, or the guard's): mounts with
-/// their users SIGTERMed first (`records::release_agent`'s timing), OCF
-/// resources by `monitor`, then `stop` if they still run. Nothing in
-/// `failed`: the group's storage is released on this node.
-pub async fn release_group(data_dir: &Path, group: &str) -> StorageReleased {
-    let mounts = records::recorded_of(data_dir, group);
-    let ocf = ocf_records::recorded_of(data_dir, group);
+/// and did not release (a `stop` that failed, or the guard's), except the
+/// records of the data sources and OCF resources `keep` names (which a
+/// start adopts): mounts with their users SIGTERMed first
+/// (`records::release_agent`'s timing), OCF resources by `monitor`, then
+/// `stop` if they still run. Nothing in `failed`: what was to be released
+/// is released on this node.
+pub async fn release_group(data_dir: &Path, group: &str, keep: &BTreeSet<Name>) -> StorageReleased {
+    let mounts = records::recorded_of(data_dir, group)
+        .into_iter()
+        .filter(|m| !record_name(&m.file).is_some_and(|n| keep.contains(n)))
+        .collect();
+    let ocf = ocf_records::recorded_of(data_dir, group)
+        .into_iter()
+        .filter(|o| !keep.contains(o.agent.instance.as_str()))
+        .collect();
     release_held(newest_first(mounts, ocf), By::Agent).await
 }
 
@@ -132,6 +143,12 @@ async fn release_held(held: Vec<Held>, by: By) -> StorageReleased {
         }
     }
     out
+}
+
+/// The data source or resource a record is for: its file name
+/// (`STAMP-NAME`) after the stamp.
+fn record_name(file: &Path) -> Option<&str> {
+    file.file_name()?.to_str()?.split_once('-').map(|(_, n)| n)
 }
 
 /// A record's file name, which starts with its stamp.

@@ -353,17 +353,57 @@ pub(super) async fn unmount(
         } else {
             Signal::SIGKILL
         };
-        last_holders = holders::find(Path::new("/proc"), dev_number, me);
+        last_holders = holders::find_without_maps(Path::new("/proc"), dev_number, me);
+        if last_holders.is_empty() {
+            last_holders = holders::find(Path::new("/proc"), dev_number, me);
+        }
         for h in &last_holders {
             // Already gone is fine; anything else shows in the final error.
             let _ = kill(Pid::from_raw(h.pid), signal);
         }
+        let pids: Vec<i32> = last_holders.iter().map(|h| h.pid).collect();
         if signal == Signal::SIGKILL {
-            let pids: Vec<i32> = last_holders.iter().map(|h| h.pid).collect();
             crate::drivers::process::hasten_exit(&pids);
         }
-        tokio::time::sleep(retry).await;
+        let until = if signal == Signal::SIGTERM {
+            half
+        } else {
+            deadline
+        };
+        wait_gone(&pids, until, retry).await;
     }
+}
+
+/// Sleeps `retry`, then on until every process in `pids` has exited
+/// (checked every `retry`) or `until` has passed. The unmount is retried
+/// only then: a new search for holders reads every process's memory map (tens
+/// to hundreds of milliseconds of CPU on a busy machine), and the lease
+/// guard runs it at real-time priority, where repeating it every `retry`
+/// while a killed process is still exiting would take the CPU from
+/// everything else the unmount needs — and, in a cgroup with a real-time
+/// budget, exhaust it and stall the guard until the next period.
+async fn wait_gone(pids: &[i32], until: Instant, retry: Duration) {
+    loop {
+        tokio::time::sleep(retry).await;
+        if pids.iter().all(|&pid| gone(pid)) || Instant::now() >= until {
+            return;
+        }
+    }
+}
+
+/// Whether process `pid` has exited: gone, or a zombie (which holds no
+/// file and no mount).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat_state(&stat).is_some_and(|s| s == "Z" || s == "X"),
+    }
+}
+
+/// The state field of a `/proc/<pid>/stat` line (after the command, which
+/// may itself hold spaces and parentheses).
+fn stat_state(stat: &str) -> Option<&str> {
+    stat.rsplit_once(')')?.1.split_whitespace().next()
 }
 
 /// Waits until no process of this node has the block device `dev` open,
@@ -405,7 +445,9 @@ pub(super) async fn release_device(
                 killed.push(h.pid);
             }
         }
-        tokio::time::sleep(retry).await;
+        let pids: Vec<i32> = left.iter().map(|h| h.pid).collect();
+        crate::drivers::process::hasten_exit(&pids);
+        wait_gone(&pids, deadline, retry).await;
     }
 }
 
@@ -433,5 +475,41 @@ fn write_fsync_read(file: &Path) -> Result<(), String> {
             "{} reads back other data than written",
             file.display()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_state_reads_past_a_command_with_parentheses() {
+        assert_eq!(stat_state("42 (a) b) Z 1 42 42"), Some("Z"));
+        assert_eq!(stat_state("42 (sh) S 1 42 42 0"), Some("S"));
+        assert_eq!(stat_state("garbage"), None);
+    }
+
+    #[test]
+    fn a_live_process_is_not_gone_and_a_reaped_one_is() {
+        assert!(!gone(std::process::id() as i32));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        assert!(gone(pid));
+    }
+
+    #[tokio::test]
+    async fn waiting_for_no_process_ends_after_one_step_and_a_live_one_at_the_bound() {
+        let t = Instant::now();
+        wait_gone(&[], t + Duration::from_secs(5), Duration::from_millis(5)).await;
+        assert!(t.elapsed() < Duration::from_secs(5));
+        let me = std::process::id() as i32;
+        wait_gone(
+            &[me],
+            t + Duration::from_millis(50),
+            Duration::from_millis(5),
+        )
+        .await;
+        assert!(t.elapsed() >= Duration::from_millis(50));
     }
 }

@@ -217,6 +217,15 @@ impl GroupWorker {
         for e in drivers::process::stop_stale(&self.ctx, &keep).await {
             warn!(group = %self.ctx.group, "{e}");
         }
+        // Likewise storage: mounts and OCF resources of data sources and
+        // resources the spec no longer has. Those it has are adopted.
+        let keep: BTreeSet<Name> = (self.sources.keys())
+            .chain(spec.resources.iter().map(|r| &r.name))
+            .cloned()
+            .collect();
+        if let Some(e) = self.release_recorded(&keep).await {
+            return self.on_failure(&spec, e, true);
+        }
         let sources = Arc::clone(&self.sources);
         let mut resources = Resource::for_group(&self.ctx, &spec, &sources);
         for i in 0..resources.len() {
@@ -261,6 +270,21 @@ impl GroupWorker {
         });
         // Online at once when nothing has a probe to wait for.
         self.check_running(&spec).await;
+    }
+
+    /// Releases the storage an earlier agent run recorded for the group and
+    /// `keep` does not name; one that stays makes the node unclean for the
+    /// group (the error is returned).
+    async fn release_recorded(&mut self, keep: &BTreeSet<Name>) -> Option<String> {
+        let group = self.ctx.group.as_str();
+        let left = guard_storage::release_group(&self.ctx.data_dir, group, keep).await;
+        if left.took_something() {
+            info!(group = %self.ctx.group, "released what an earlier run left: {left}");
+        }
+        let e = format!("cannot release {}", left.failed.first()?);
+        warn!(group = %self.ctx.group, "this node is unclean: {e}");
+        self.unclean.cause = Some(e.clone());
+        Some(e)
     }
 
     /// Stops what an abandoned start had started, newest first.
@@ -352,15 +376,10 @@ impl GroupWorker {
         }
         // Storage an earlier agent run recorded and did not release (none
         // when the stop above went well: each record goes with its stop).
-        if self.unclean.cause.is_none() {
-            let left =
-                guard_storage::release_group(&self.ctx.data_dir, self.ctx.group.as_str()).await;
-            if let Some(e) = left.failed.first() {
-                let e = format!("cannot release {e}");
-                warn!(group = %self.ctx.group, "this node is unclean: {e}");
-                self.unclean.cause = Some(e.clone());
-                message.get_or_insert(e);
-            }
+        if self.unclean.cause.is_none()
+            && let Some(e) = self.release_recorded(&BTreeSet::new()).await
+        {
+            message.get_or_insert(e);
         }
         self.retry_release().await;
         if let Some(m) = &message {
@@ -436,7 +455,12 @@ impl GroupWorker {
         }
         // What is left on record (an earlier run's, or the guard's stop that
         // failed): released the same way.
-        let left = guard_storage::release_group(&self.ctx.data_dir, self.ctx.group.as_str()).await;
+        let left = guard_storage::release_group(
+            &self.ctx.data_dir,
+            self.ctx.group.as_str(),
+            &BTreeSet::new(),
+        )
+        .await;
         if let Some(e) = left.failed.first() {
             self.unclean.cause = Some(format!("cannot release {e}"));
             return false;

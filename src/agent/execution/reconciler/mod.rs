@@ -26,8 +26,9 @@
 //!
 //! Agent restarts: processes record themselves under `<data_dir>/run/`; on
 //! start-up, a group still placed here adopts its processes that still run
-//! from the same spec (see `crate::drivers::process`), and everything
-//! recorded for groups not placed here is stopped. So the first [`Desired`]
+//! from the same spec (see `crate::drivers::process`) and the mounts and OCF
+//! resources its spec still names, and releases the rest before it starts;
+//! everything recorded for groups not placed here is stopped. So the first [`Desired`]
 //! must be the real one (the placement the agent persisted), not an empty
 //! placeholder, or a restart would stop what it should adopt.
 //!
