@@ -251,13 +251,18 @@ impl Lab {
 
     /// `asctl ARGS` from the client namespace, against the first node.
     pub(crate) fn asctl(&self, args: &[&str], endpoint_host: u8) -> Output {
+        run(&mut self.asctl_command(args, endpoint_host))
+    }
+
+    /// The command [`Lab::asctl`] runs, for a caller that must not wait for it.
+    pub(crate) fn asctl_command(&self, args: &[&str], endpoint_host: u8) -> Command {
         let endpoint = format!("10.210.1.{endpoint_host}:{API_PORT}");
-        let ca = self.path("tls/ca.crt");
-        run(Command::new("ip")
-            .args(["netns", "exec", &self.client.name, ASCTL])
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.client.name, ASCTL])
             .args(args)
             .args(["--endpoint", &endpoint, "--token", &self.token, "--ca"])
-            .arg(ca))
+            .arg(self.path("tls/ca.crt"));
+        c
     }
 
     /// Status from any node that answers.

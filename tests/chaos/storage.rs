@@ -242,16 +242,36 @@ fn write_until_exit(lab: &mut Lab, victim: usize, hold: Duration) -> Option<Exit
         .map(|n| n.host)
         .expect("another node");
     let t0 = Instant::now();
+    // One write at a time, never waited for here: in a domain of two nodes
+    // a write blocks while the victim is down (no quorum), and the agent's
+    // exit must still be seen within `hold`.
+    let mut write: Option<std::process::Child> = None;
+    let mut exited = None;
     while t0.elapsed() < hold {
         let agent = lab.nodes[victim].agent.as_mut();
         if let Some(status) = agent.and_then(|c| c.try_wait().ok().flatten()) {
             lab.nodes[victim].agent = None;
-            return Some(status);
+            exited = Some(status);
+            break;
         }
-        let _ = lab.asctl(&["clear", "web"], other);
-        std::thread::sleep(Duration::from_millis(200));
+        if write
+            .as_mut()
+            .is_none_or(|w| w.try_wait().ok().flatten().is_some())
+        {
+            write = lab
+                .asctl_command(&["clear", "web"], other)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .ok();
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    None
+    if let Some(mut w) = write {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    exited
 }
 
 /// Whether the guard's fence, in `log`, removed the service address (among
