@@ -234,6 +234,16 @@ fn shut_down(dir: &Path) -> Result<(), String> {
 /// Makes the domain write (`asctl clear web`: one append on every member)
 /// until `victim`'s agent exits or `hold` passed; how it exited.
 fn write_until_exit(lab: &mut Lab, victim: usize, hold: Duration) -> Option<ExitStatus> {
+    write_until(lab, victim, hold, &|| false)
+}
+
+/// [`write_until_exit`], also ending (with `None`) once `done` holds.
+fn write_until(
+    lab: &mut Lab,
+    victim: usize,
+    hold: Duration,
+    done: &dyn Fn() -> bool,
+) -> Option<ExitStatus> {
     let name = lab.nodes[victim].name.clone();
     let other = lab
         .nodes
@@ -247,7 +257,7 @@ fn write_until_exit(lab: &mut Lab, victim: usize, hold: Duration) -> Option<Exit
     // exit must still be seen within `hold`.
     let mut write: Option<std::process::Child> = None;
     let mut exited = None;
-    while t0.elapsed() < hold {
+    while t0.elapsed() < hold && !done() {
         let agent = lab.nodes[victim].agent.as_mut();
         if let Some(status) = agent.and_then(|c| c.try_wait().ok().flatten()) {
             lab.nodes[victim].agent = None;
@@ -414,8 +424,8 @@ impl Drop for Throttle {
 /// throttled ([`Throttle`]) while the domain writes. Its raft core's next
 /// append waits for an fsync of seconds: the agent must fail-stop on the
 /// stall — exit non-zero, its log naming the storage call that did not
-/// return, its guard fencing what it held — within [`SLOW_HOLD`]; then the
-/// limit is lifted and the agent started again.
+/// return, its guard fencing what it held — within [`SLOW_HOLD`], and be
+/// gone within [`HOLD`] of the limit being lifted; then it is started again.
 pub fn disk_slow(lab: &mut Lab, victim: usize, holder: bool) -> Result<(), String> {
     let name = lab.nodes[victim].name.clone();
     let log_path = lab.path(&format!("nodes/{name}/agent.log"));
@@ -427,10 +437,23 @@ pub fn disk_slow(lab: &mut Lab, victim: usize, holder: bool) -> Result<(), Strin
         .ok_or_else(|| format!("{name} has no agent to slow down"))?;
     let t0 = Instant::now();
     let throttle = Throttle::start(&lab.data_fs(victim).mount, pid)?;
-    let exited = write_until_exit(lab, victim, SLOW_HOLD);
+    let log_since = || {
+        let log = std::fs::read(&log_path).unwrap_or_default();
+        String::from_utf8_lossy(log.get(before..).unwrap_or_default()).into_owned()
+    };
+    let fail_stopped = || log_since().contains("fail-stop:");
+    let mut exited = write_until(lab, victim, SLOW_HOLD, &fail_stopped);
+    // The agent has fail-stopped (its guard fenced at once), but a thread
+    // of it may still be in the throttled fsync, in the kernel's
+    // uninterruptible sleep, and no process exits before such a call
+    // returns — at 200 B/s, seconds or minutes, depending on what the
+    // file system had to write. The disk recovers (the limit is lifted),
+    // and the agent must then be gone at once.
     drop(throttle);
-    let log = std::fs::read(&log_path).unwrap_or_default();
-    let log = String::from_utf8_lossy(log.get(before..).unwrap_or_default()).into_owned();
+    if exited.is_none() && fail_stopped() {
+        exited = write_until_exit(lab, victim, HOLD);
+    }
+    let log = log_since();
     let verdict = match exited {
         None => {
             if let Some(mut c) = lab.nodes[victim].agent.take() {
