@@ -284,6 +284,20 @@ fn write_until(
     exited
 }
 
+/// What the agent logged at `path` after its first `before` bytes.
+fn log_since(path: &Path, before: usize) -> String {
+    let log = std::fs::read(path).unwrap_or_default();
+    String::from_utf8_lossy(log.get(before..).unwrap_or_default()).into_owned()
+}
+
+/// Kills the victim's agent that a disk fault did not stop.
+fn kill_agent(lab: &mut Lab, victim: usize) {
+    if let Some(mut c) = lab.nodes[victim].agent.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 /// Whether the guard's fence, in `log`, removed the service address (among
 /// others: the node may hold db's too).
 fn guard_fenced_vip(log: &str) -> bool {
@@ -310,18 +324,14 @@ pub fn disk_ro(lab: &mut Lab, victim: usize, holder: bool) -> Result<(), String>
     let t0 = Instant::now();
     shut_down(&lab.data_fs(victim).mount)?;
     let exited = write_until_exit(lab, victim, HOLD);
-    let log = std::fs::read(&log_path).unwrap_or_default();
-    let log = String::from_utf8_lossy(log.get(before..).unwrap_or_default()).into_owned();
+    let log = log_since(&log_path, before);
     // The guard fences first, from the records it read before the file
     // system failed (reading them now fails too): the address must be in
     // its fence, not left to the agent's own stop.
     let guard_fenced = guard_fenced_vip(&log);
     let verdict = match exited {
         None => {
-            if let Some(mut c) = lab.nodes[victim].agent.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            kill_agent(lab, victim);
             Err(format!(
                 "{name}'s agent kept running {HOLD:?} on a shut-down data file system"
             ))
@@ -437,11 +447,7 @@ pub fn disk_slow(lab: &mut Lab, victim: usize, holder: bool) -> Result<(), Strin
         .ok_or_else(|| format!("{name} has no agent to slow down"))?;
     let t0 = Instant::now();
     let throttle = Throttle::start(&lab.data_fs(victim).mount, pid)?;
-    let log_since = || {
-        let log = std::fs::read(&log_path).unwrap_or_default();
-        String::from_utf8_lossy(log.get(before..).unwrap_or_default()).into_owned()
-    };
-    let fail_stopped = || log_since().contains("fail-stop:");
+    let fail_stopped = || log_since(&log_path, before).contains("fail-stop:");
     let mut exited = write_until(lab, victim, SLOW_HOLD, &fail_stopped);
     // The agent has fail-stopped (its guard fenced at once), but a thread
     // of it may still be in the throttled fsync, in the kernel's
@@ -453,13 +459,10 @@ pub fn disk_slow(lab: &mut Lab, victim: usize, holder: bool) -> Result<(), Strin
     if exited.is_none() && fail_stopped() {
         exited = write_until_exit(lab, victim, HOLD);
     }
-    let log = log_since();
+    let log = log_since(&log_path, before);
     let verdict = match exited {
         None => {
-            if let Some(mut c) = lab.nodes[victim].agent.take() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            kill_agent(lab, victim);
             Err(format!(
                 "{name}'s agent kept running {SLOW_HOLD:?} while its raft log's fsyncs took seconds"
             ))
