@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use asctl::agent::server::tls;
-use asctl::domain::{Client, ClientError, Command, Outcome, WriteAnswer};
+use asctl::domain::{Client, ClientError, Command, NO_LEADER, Outcome, WriteAnswer};
 use asctl::model::Config;
 use asctl::plan::LiveState;
 use asctl::wire::StatusView;
@@ -120,6 +120,15 @@ const STATUS: &str = "/v1/status";
 /// Whether `s` is the leader's own answer.
 fn leads(s: &StatusView) -> bool {
     s.leader.as_deref() == Some(s.answered_by.as_str())
+}
+
+/// A member's answer that it found no leader for a write: nothing was handed
+/// to a leader through it, and another member may know one. (A write that a
+/// leader did commit meanwhile is refused the second time: an apply names
+/// the generation it was planned on.)
+fn knows_no_leader(err: &ClientError) -> bool {
+    matches!(err, ClientError::Status { status, body, .. }
+        if status.as_u16() == 503 && body.contains(NO_LEADER))
 }
 
 /// The address of the leader `s` names, from its member list.
@@ -280,13 +289,22 @@ impl Remote {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let leader = self.leader_status().await.ok();
-        let mut targets: Vec<String> = leader
+        let status = self.leader_status().await.ok();
+        let mut targets: Vec<String> = status
             .as_ref()
             .and_then(leader_address)
             .into_iter()
             .collect();
-        for e in &self.endpoints {
+        // The members the answering member knows of before the other
+        // endpoints (a removed member among those last).
+        let known = |e: &&String| {
+            status
+                .as_ref()
+                .is_some_and(|s| s.members.iter().any(|m| m.address == **e))
+        };
+        let (members, others): (Vec<&String>, Vec<&String>) =
+            self.endpoints.iter().partition(known);
+        for e in members.into_iter().chain(others) {
             if !targets.contains(e) {
                 targets.push(e.clone());
             }
@@ -298,7 +316,7 @@ impl Remote {
                     self.answered(e);
                     return Ok(v);
                 }
-                Err(err) if err.is_unreachable() => last = Some(err),
+                Err(err) if err.is_unreachable() || knows_no_leader(&err) => last = Some(err),
                 Err(err) => return Err(err),
             }
         }
