@@ -429,3 +429,32 @@ mod props {
         }
     }
 }
+
+#[test]
+fn a_packet_handled_after_a_later_tick_does_not_bring_back_silent_lines() {
+    let t0 = Instant::now();
+    let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+    d.heard(t0 + ms(100), "b", "d1");
+    d.heard(t0 + ms(100), "b", "d2");
+    d.heard(t0 + ms(100) + T - ms(60), "b", "v");
+    // Both domain lines fall silent at their deadline...
+    let at_deadline = d.tick(t0 + ms(100) + T + ms(1));
+    assert_eq!(
+        peer_events(&at_deadline),
+        vec![(PeerState::Up, PeerState::Suspected)]
+    );
+    // ...and a verification packet received just before it is handled just
+    // after: it keeps the peer alive on the verification line, but says
+    // nothing of the domain lines.
+    let late = d.heard(t0 + ms(100) + T - ms(5), "b", "v");
+    assert_eq!(late, vec![]);
+    assert_eq!(d.peer_state("b"), Some(PeerState::Suspected));
+    assert_eq!(d.line_up("b", "d1"), Some(false));
+    assert_eq!(d.line_up("b", "d2"), Some(false));
+    // It still counts as evidence of the verification line from its own
+    // instant on.
+    assert_eq!(
+        d.next_deadline(t0 + ms(100) + T + ms(1)),
+        Some(t0 + ms(100) + T - ms(5) + T)
+    );
+}
