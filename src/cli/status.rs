@@ -59,6 +59,9 @@ pub fn render(s: &StatusView, now: SystemTime) -> String {
         s.leader.as_deref().unwrap_or("none"),
         s.answered_by
     );
+    if let Some(r) = &s.removed {
+        let _ = writeln!(out, "REMOVED at generation {}: {}", r.generation, r.message);
+    }
     render_members(&mut out, s);
     render_groups(&mut out, s, now);
     render_not_placed(&mut out, s, now);

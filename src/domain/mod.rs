@@ -22,6 +22,7 @@ pub mod client;
 pub mod contact;
 pub mod leader;
 pub mod network;
+pub mod removal;
 pub mod state;
 pub mod status;
 pub mod store;
@@ -106,6 +107,8 @@ pub enum DomainError {
     Forward(#[from] ClientError),
     #[error("the domain database stopped: {0}")]
     Fatal(String),
+    #[error("{}", removal::removal_message(*.0))]
+    Removed(u64),
 }
 
 /// The answer of `/raft/read-index`: the leader's commit point, confirmed
@@ -147,6 +150,9 @@ pub struct Replica {
     log: LogStore,
     /// The log's and the state machine's writing calls in progress.
     storage: [Arc<store::InFlight>; 2],
+    /// Set, with the generation that removed it, once this member was
+    /// removed from the domain ([`removal`]): it writes nothing after that.
+    pub removed: Arc<std::sync::OnceLock<u64>>,
 }
 
 impl fmt::Debug for Replica {
@@ -184,6 +190,7 @@ impl Replica {
             timing,
             log,
             storage,
+            removed: Arc::default(),
         })
     }
 
@@ -350,6 +357,9 @@ impl Replica {
     /// Commits `cmd` through the leader, wherever it is. Retries while an
     /// election is under way, for a few seconds.
     pub async fn write(&self, cmd: Command) -> Result<Outcome, DomainError> {
+        if let Some(generation) = self.removed.get() {
+            return Err(DomainError::Removed(*generation));
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
         loop {
             let answer = match self.leader() {

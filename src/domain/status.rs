@@ -2,6 +2,7 @@
 //! ([`StatusView`] is a wire type).
 
 use crate::plan::FORMAT_VERSION;
+use crate::wire::api::RemovedView;
 use crate::wire::{MemberView, NodeView, StatusView};
 
 use super::{DomainState, Replica};
@@ -23,12 +24,24 @@ pub fn status_of(domain: &Replica) -> StatusView {
             .into(),
         })
         .collect();
-    status_from_state(
+    let mut view = status_from_state(
         &state,
         domain.me.name.clone(),
         domain.leader().map(|(_, m)| m.name),
         members,
-    )
+    );
+    view.removed = domain.removed.get().map(|&generation| RemovedView {
+        generation,
+        message: super::removal::removal_message(generation),
+    });
+    if view.removed.is_some() {
+        // Its raft core stopped: the leader it last knew is hearsay, and a
+        // client following it would take this member for part of the
+        // domain.
+        view.leader = None;
+    }
+    view.term = Some(domain.raft.metrics().borrow().current_term);
+    view
 }
 
 /// The status as `answered_by` sees `state`.
@@ -64,5 +77,7 @@ pub fn status_from_state(
         lines: None,
         overrides: state.overrides.clone(),
         now_ms: super::now_ms(),
+        removed: None,
+        term: None,
     }
 }

@@ -66,6 +66,26 @@ pub struct StatusView {
     /// epoch): what an override's expiry is judged by.
     #[serde(default)]
     pub now_ms: u64,
+    /// Set when the answering member was removed from the domain: what it
+    /// shows is its copy from the moment it left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<RemovedView>,
+    /// The answering member's raft term: a term that keeps rising while
+    /// the leader stays is a member disturbing the domain with elections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
+}
+
+/// A member removed from the domain by a configuration that no longer
+/// names it: it stopped its groups and its raft core, and answers only
+/// `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedView {
+    /// The generation of the configuration that removed it.
+    pub generation: u64,
+    /// What the operator can do about it.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

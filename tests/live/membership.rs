@@ -311,6 +311,42 @@ fn membership_follows_the_configurations_nodes() {
     let s3: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(s3["answeredBy"], "node3", "{s3:#}");
     assert_eq!(s3["generation"], 4, "{s3:#}");
+    // ... and says it was removed, at generation 4, and what to do.
+    assert_eq!(s3["removed"]["generation"], 4, "{s3:#}");
+    let why = s3["removed"]["message"].as_str().unwrap_or_default();
+    assert!(why.contains("Stop this agent"), "{s3:#}");
+    // A write sent to it is refused with that explanation.
+    let out = d.asctl(&[
+        "apply",
+        &cfg,
+        "--auto-approve",
+        "--endpoint",
+        &format!("127.0.0.1:{}", l.agents[2]),
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("removed from the domain"),
+        "{}",
+        text(&out)
+    );
+    // Its raft core stopped: no elections of its disturb the members that
+    // remain, whose term and leader stay as they are for many election
+    // timeouts.
+    let term_and_leader = |port: u16| {
+        let out = d.asctl(&[
+            "status",
+            "--format",
+            "json",
+            "--endpoint",
+            &format!("127.0.0.1:{port}"),
+        ]);
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        (s["term"].as_u64().expect("term"), s["leader"].clone())
+    };
+    let before = [term_and_leader(l.agents[0]), term_and_leader(l.agents[1])];
+    std::thread::sleep(Duration::from_secs(6));
+    let after = [term_and_leader(l.agents[0]), term_and_leader(l.agents[1])];
+    assert_eq!(before, after, "a removed member disturbs the domain");
 
     // node4's agent moves to another port: the configuration says so, the
     // agent restarts there, and the raft member follows (its record gets

@@ -15,6 +15,7 @@
 mod config;
 mod feed;
 mod node;
+mod removed;
 
 use node::{NodeStart, NodeTasks};
 
@@ -93,9 +94,16 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     };
     let app = api::router(state, members.clone(), Arc::new(creds));
     let server = Server::start(&cfg, &name, app).await?;
+    if let Some(generation) = crate::domain::removal::marked(&cfg.data_dir.join("raft")) {
+        // Removed in an earlier run: no raft core, no groups, only `status`.
+        domain.removed.get_or_init(|| generation);
+        removed::stop_raft(&domain).await;
+        return removed::stay(&name, server, &shutdown).await;
+    }
 
     join_domain(&cfg, &me, &domain, &shutdown).await?;
 
+    let inbound = members.clone();
     let (stop, stop_rx) = watch::channel(false);
     let leader = spawn_leader(&domain, detector_health.clone(), &members, stop_rx.clone());
     let node = match node_name(&cfg, &name)? {
@@ -122,7 +130,14 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
         domain: domain.clone(),
     };
 
-    let fatal = until_stop_or_failure(&domain, &shutdown).await;
+    let fatal = match until_stop_or_failure(&domain, &shutdown).await {
+        Ending::Removed(generation) => {
+            let server = tasks.leave(generation, &cfg.data_dir, &inbound).await;
+            return removed::stay(&name, server, &shutdown).await;
+        }
+        Ending::Stop => None,
+        Ending::Failed(e) => Some(e),
+    };
     match &fatal {
         None => info!("{name}: stopping"),
         Some(cause) => error!("{name}: {cause}: fencing this node's groups and exiting"),
@@ -192,13 +207,23 @@ fn node_name(cfg: &AgentConfig, name: &str) -> Result<Option<Name>, AgentError> 
     Ok(Some(node))
 }
 
-/// Returns when the agent is to stop: `None` when asked to (SIGTERM or
-/// SIGINT), else the fatal failure. Fail-stop: a raft core that quits on
+/// Why the agent's member tasks end.
+enum Ending {
+    /// Asked to (SIGTERM or SIGINT).
+    Stop,
+    /// Fail-stop: the fatal failure.
+    Failed(AgentError),
+    /// This member was removed from the domain by the configuration of
+    /// this generation ([`crate::domain::removal`]).
+    Removed(u64),
+}
+
+/// Returns when the agent is to stop or leave ([`Ending`]). Fail-stop: a raft core that quits on
 /// its own (a storage error: disk full, EIO, a read-only file system)
 /// leaves this node unable to hear the domain, which is about to start its
 /// groups elsewhere; so does a vital task that died or stalls (the
 /// heartbeats, the detector, the lease renewal, ...: `agent::vital`).
-async fn until_stop_or_failure(domain: &Replica, shutdown: &Shutdown) -> Option<AgentError> {
+async fn until_stop_or_failure(domain: &Replica, shutdown: &Shutdown) -> Ending {
     // A raft core stuck in a storage call (a disk whose fsync takes
     // seconds) neither quits nor progresses: its calls' age shows it.
     for calls in domain.storage_calls() {
@@ -211,15 +236,16 @@ async fn until_stop_or_failure(domain: &Replica, shutdown: &Shutdown) -> Option<
             guard::lease_time(hb.timeout.get())
         }))
     };
-    let fatal = tokio::select! {
-        () = shutdown.requested() => None,
-        cause = raft_stopped(domain) => Some(AgentError::RaftStopped(cause)),
-        cause = vital::global().failed() => Some(AgentError::TaskFailed(cause)),
+    let ending = tokio::select! {
+        () = shutdown.requested() => Ending::Stop,
+        cause = raft_stopped(domain) => Ending::Failed(AgentError::RaftStopped(cause)),
+        cause = vital::global().failed() => Ending::Failed(AgentError::TaskFailed(cause)),
+        generation = crate::domain::removal::wait_removed(domain) => Ending::Removed(generation),
     };
     // From here on tasks end by design.
     vital::global().stopping();
     stalls.abort();
-    fatal
+    ending
 }
 
 /// What a member runs once its database is open: the HTTPS server, the

@@ -147,6 +147,11 @@ impl NodeTasks {
     /// [`FAILED_TASK_WAIT`] each. If the lease renewal itself is the stuck
     /// task, no renewal follows and the guard fences when the lease runs
     /// out, as for a frozen agent.
+    /// This node's reports (the last one is what ran here).
+    pub(super) fn reports(&self) -> watch::Receiver<crate::wire::NodeReport> {
+        self.reports.clone()
+    }
+
     pub(super) async fn stop(self, leave_running: bool, fatal: Option<&AgentError>) {
         let failed = fatal.is_some();
         let mut guard = Some(self.guard);

@@ -126,6 +126,7 @@ async fn apply(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("unexpected outcome {other:?}"),
         ),
+        Err(e @ crate::domain::DomainError::Removed(_)) => error(StatusCode::GONE, e.to_string()),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
