@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::agent::detection::detector::Event;
+use crate::agent::detection::detector::{Event, PeerSnapshot};
 use crate::agent::detection::monitor::DetectorSnapshot;
 use crate::agent::failover::takeover::{self, Clearance, Taken};
 use crate::domain::DomainState;
@@ -362,11 +362,12 @@ impl Policy {
 /// requests reach it (the peer's verification line is up here) but the
 /// peer answers none of this node's: the peer hears nothing from this node,
 /// declares it failed and takes over, so this node must stop first. A
-/// verification line down both ways (no requests either) is not this.
+/// verification line down both ways (no requests either) is not this, nor
+/// is a peer that has just restarted and not yet had the time to answer,
+/// nor requests that may have crossed this node's unanswered one (a peer
+/// that died right after answering): [`PeerSnapshot::one_way`].
 pub fn muted(view: &DetectorSnapshot) -> bool {
-    view.peers
-        .values()
-        .any(|p| p.verification == Some(true) && p.answers == Some(false))
+    view.peers.values().any(PeerSnapshot::one_way)
 }
 
 /// Whether a node of two must hold (start nothing new): a peer that is not

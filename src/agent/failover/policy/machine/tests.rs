@@ -21,6 +21,8 @@ fn peer(state: PeerState, since: Option<Instant>) -> PeerSnapshot {
         heard: true,
         answers: None,
         verification: None,
+        restarted: false,
+        crossed: false,
     }
 }
 
@@ -331,6 +333,25 @@ fn a_node_of_two_is_muted_when_its_peer_asks_but_never_answers() {
         "the line is down both ways"
     );
     assert!(!muted(&view(None, None)), "no verification line");
+}
+
+#[test]
+fn a_restarted_peer_that_has_not_answered_yet_is_no_mute() {
+    let mut b = peer(PeerState::Up, None);
+    b.verification = Some(true);
+    b.answers = Some(false);
+    b.restarted = true;
+    assert!(!muted(&view_of(b.clone())), "a new run, not answered yet");
+    b.restarted = false;
+    assert!(
+        muted(&view_of(b.clone())),
+        "its timeout to answer has passed"
+    );
+    b.crossed = true;
+    assert!(
+        !muted(&view_of(b)),
+        "its last request may have crossed this node's unanswered one"
+    );
 }
 
 #[test]
