@@ -31,6 +31,13 @@
 //! warns about that configuration. The reasoning, including the two-node
 //! tie-break, is in docs/ha.md.
 //!
+//! **One-way links.** With a verification line it also watches the peer's
+//! answers to this node's requests ([`Event::Answers`]) and whether the
+//! peer's own requests keep arriving unanswered ([`Event::OneWay`],
+//! [`PeerSnapshot::one_way`]) — not while they may have crossed this node's
+//! unanswered request, nor for a timeout after the first packet of a new
+//! run of the peer ([`Event::Restarted`]): a peer that died or came back.
+//!
 //! Files: `setup.rs`, what the detector watches ([`DetectorConfig`], from
 //! the configuration); `timing.rs`, the bounds of docs/ha.md's timing
 //! argument ([`takeover_wait`], [`quorum_lease`]); this file, the machine.
@@ -149,6 +156,53 @@ impl PeerWatch {
             self.restarted.is_some(),
             self.crossed(window),
         )
+    }
+
+    /// Re-evaluates the peer's lines, its answers, a new run's grace and
+    /// the one-way link against `silent`, pushing each change.
+    fn tick_watches(
+        &mut self,
+        name: &Name,
+        silent: &impl Fn(Instant) -> bool,
+        crossing: Duration,
+        events: &mut Vec<Event>,
+    ) {
+        if self.restarted.is_some_and(silent) {
+            self.restarted = None;
+            events.push(Event::Restarted {
+                peer: name.clone(),
+                waiting: false,
+            });
+        }
+        if let Some(a) = &mut self.answers {
+            let up = !silent(a.last);
+            if up != a.up {
+                a.up = up;
+                events.push(Event::Answers {
+                    peer: name.clone(),
+                    up,
+                });
+            }
+        }
+        for (line, lw) in &mut self.lines {
+            let up = !silent(lw.last);
+            if up != lw.up {
+                lw.up = up;
+                events.push(Event::Line {
+                    peer: name.clone(),
+                    line: line.clone(),
+                    up,
+                });
+            }
+        }
+        let one_way = self.one_way(crossing);
+        if one_way != self.one_way {
+            self.one_way = one_way;
+            events.push(Event::OneWay {
+                peer: name.clone(),
+                on: one_way,
+            });
+        }
     }
 
     fn last_heard(&self) -> Instant {
@@ -393,42 +447,7 @@ impl Detector {
         }
         self.last_input = self.last_input.max(now);
         for (name, w) in &mut self.peers {
-            if w.restarted.is_some_and(silent) {
-                w.restarted = None;
-                events.push(Event::Restarted {
-                    peer: name.clone(),
-                    waiting: false,
-                });
-            }
-            if let Some(a) = &mut w.answers {
-                let up = !silent(a.last);
-                if up != a.up {
-                    a.up = up;
-                    events.push(Event::Answers {
-                        peer: name.clone(),
-                        up,
-                    });
-                }
-            }
-            for (line, lw) in &mut w.lines {
-                let up = !silent(lw.last);
-                if up != lw.up {
-                    lw.up = up;
-                    events.push(Event::Line {
-                        peer: name.clone(),
-                        line: line.clone(),
-                        up,
-                    });
-                }
-            }
-            let one_way = w.one_way(self.crossing);
-            if one_way != w.one_way {
-                w.one_way = one_way;
-                events.push(Event::OneWay {
-                    peer: name.clone(),
-                    on: one_way,
-                });
-            }
+            w.tick_watches(name, &silent, self.crossing, &mut events);
             let domain_up = w.lines[..w.domain_count].iter().any(|(_, l)| l.up);
             let verification_up = w.lines[w.domain_count..].iter().any(|(_, l)| l.up);
             let target = if domain_up {

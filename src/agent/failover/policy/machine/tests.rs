@@ -437,3 +437,28 @@ fn only_a_group_that_was_on_the_failed_peer_counts_as_its_failover() {
     let out = p.step(report(&[("db", Online)]), t0 + 7 * WAIT);
     assert!(failovers(&out).is_empty(), "{out:?}");
 }
+
+#[test]
+fn a_node_of_two_holds_after_its_peers_takeover_ends_until_caught_up() {
+    let (t0, state, idle, mut p) = pair();
+    let view = |takeover| {
+        let mut b = peer(PeerState::Up, None);
+        b.takeover = takeover;
+        Some(view_of(b))
+    };
+    p.step(check(&state, view(true), &idle), t0);
+    assert!(p.clearance().hold, "the peer announces");
+    // The peer stopped announcing: it applied the commit adopting its
+    // copies, which this node may not have applied yet. It catches up with
+    // the leader first, holding meanwhile.
+    let out = p.step(check(&state, view(false), &idle), t0 + WAIT);
+    assert!(out.contains(&Action::CatchUp), "{out:?}");
+    assert!(p.clearance().hold);
+    let out = p.step(check(&state, view(false), &idle), t0 + 2 * WAIT);
+    assert!(!out.contains(&Action::CatchUp), "once: {out:?}");
+    assert!(p.clearance().hold);
+    p.step(Input::CaughtUp, t0 + 2 * WAIT);
+    p.step(check(&state, view(false), &idle), t0 + 3 * WAIT);
+    assert!(!p.clearance().hold);
+    assert!(!p.clearance().fenced);
+}
