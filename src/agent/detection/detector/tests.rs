@@ -2,8 +2,8 @@ use super::*;
 
 use crate::model::testing::n;
 
-const T: Duration = Duration::from_millis(1000);
-const I: Duration = Duration::from_millis(250);
+pub(super) const T: Duration = Duration::from_millis(1000);
+pub(super) const I: Duration = Duration::from_millis(250);
 
 #[test]
 fn a_peer_that_stops_answering_requests_is_an_event_and_not_a_failure() {
@@ -91,11 +91,14 @@ fn the_quorum_lease_outlasts_an_election_only_with_a_witness() {
     assert_eq!(quorum_lease(ms(10_000), true, hb, el), ms(10_000));
 }
 
-fn ms(v: u64) -> Duration {
+pub(super) fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
-fn two_lines_and_verification(isolation: Vec<IsolationTarget>, tie: TieBreak) -> DetectorConfig {
+pub(super) fn two_lines_and_verification(
+    isolation: Vec<IsolationTarget>,
+    tie: TieBreak,
+) -> DetectorConfig {
     let lines = PeerLines {
         domain: vec![n("d1"), n("d2")],
         verification: Some(n("v")),
@@ -409,6 +412,46 @@ mod props {
             }
         }
 
+        /// Packets handled late (stamped before an instant the detector
+        /// already judged at, as when a tick ran first) bring back nothing
+        /// by themselves: each line is up exactly when its newest packet is
+        /// within the timeout of the latest instant judged.
+        #[test]
+        fn late_packets_are_judged_at_the_latest_instant(
+            steps in prop::collection::vec((0u64..600, 0usize..4, 0u64..300), 1..200)
+        ) {
+            let t0 = Instant::now();
+            let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+            let names = ["d1", "d2", "v"];
+            let mut last = [t0; 3];
+            let mut now = t0;
+            let mut judged = t0;
+            for (dt, line, late) in steps {
+                now += ms(dt);
+                if line < 3 {
+                    let at = now.checked_sub(ms(late)).unwrap_or(t0).max(t0);
+                    last[line] = last[line].max(at);
+                    judged = judged.max(at);
+                    d.heard(at, "b", names[line]);
+                } else {
+                    judged = judged.max(now);
+                    d.tick(now);
+                }
+                let alive = |i: usize| judged.duration_since(last[i]) < T;
+                for (i, name) in names.iter().enumerate() {
+                    prop_assert_eq!(d.line_up("b", name), Some(alive(i)));
+                }
+                let expect = if alive(0) || alive(1) {
+                    PeerState::Up
+                } else if alive(2) {
+                    PeerState::Suspected
+                } else {
+                    PeerState::Failed
+                };
+                prop_assert_eq!(d.peer_state("b"), Some(expect));
+            }
+        }
+
         /// Isolation never holds while a peer is not Failed, and with
         /// the quorum rule never while an address answered within `timeout`.
         #[test]
@@ -433,121 +476,31 @@ mod props {
     }
 }
 
-/// `b` heard on every line at `at`, its verification requests included;
-/// with `answer`, it also answered one of this node's.
-fn hear_all(d: &mut Detector, at: Instant, answer: bool) -> Vec<Event> {
-    let mut events = Vec::new();
-    for line in ["d1", "d2", "v"] {
-        events.extend(d.heard(at, "b", line));
-    }
-    if answer {
-        events.extend(d.answered(at, "b"));
-    }
-    events
-}
-
-fn restarted(waiting: bool) -> Event {
-    Event::Restarted {
-        peer: n("b"),
-        waiting,
-    }
-}
-
 #[test]
-fn a_newer_run_of_a_peer_gets_a_timeout_to_answer_and_no_more() {
+fn a_packet_handled_after_a_later_tick_does_not_bring_back_silent_lines() {
     let t0 = Instant::now();
     let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
-    // The first run heard since this detector started: no grace (the
-    // detector's own start gave every peer a timeout already).
-    assert_eq!(d.incarnation(t0 + ms(10), "b", 7), None);
-    hear_all(&mut d, t0 + ms(10), true);
-    // b dies at 10 ms and comes back at 3 s with a newer run: it is heard
-    // at once, but has not answered this node's requests yet.
-    d.tick(t0 + ms(3000));
-    assert_eq!(d.view()["b"].answers, Some(false));
-    assert_eq!(d.incarnation(t0 + ms(3000), "b", 8), Some(restarted(true)));
-    hear_all(&mut d, t0 + ms(3000), false);
-    let v = &d.view()["b"];
+    d.heard(t0 + ms(100), "b", "d1");
+    d.heard(t0 + ms(100), "b", "d2");
+    d.heard(t0 + ms(100) + T - ms(60), "b", "v");
+    // Both domain lines fall silent at their deadline...
+    let at_deadline = d.tick(t0 + ms(100) + T + ms(1));
     assert_eq!(
-        (v.verification, v.answers, v.restarted),
-        (Some(true), Some(false), true)
+        peer_events(&at_deadline),
+        vec![(PeerState::Up, PeerState::Suspected)]
     );
-    // Packets of the same run, or an older one, change nothing.
-    assert_eq!(d.incarnation(t0 + ms(3100), "b", 8), None);
-    assert_eq!(d.incarnation(t0 + ms(3100), "b", 7), None);
-    // The grace ends when it answers...
-    let events = hear_all(&mut d, t0 + ms(3200), true);
-    assert!(events.contains(&restarted(false)), "{events:?}");
-    assert!(!d.view()["b"].restarted);
-
-    // ... or one timeout after the new run's first packet, woken at that
-    // instant, with no answer: its requests count again.
-    assert_eq!(d.incarnation(t0 + ms(5000), "b", 9), Some(restarted(true)));
-    hear_all(&mut d, t0 + ms(5000), false);
-    assert_eq!(d.next_deadline(t0 + ms(5000)), Some(t0 + ms(5000) + T));
-    hear_all(&mut d, t0 + ms(5500), false);
-    assert!(d.view()["b"].restarted);
-    let events = d.tick(t0 + ms(6000));
-    assert!(events.contains(&restarted(false)), "{events:?}");
-    assert!(!d.view()["b"].restarted);
-}
-
-#[test]
-fn a_run_heard_for_less_than_a_timeout_buys_its_successor_no_grace() {
-    let t0 = Instant::now();
-    let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
-    // At this detector's start a replayed packet of an older run may come
-    // first (the replay guard is empty): the current run right after it
-    // gets no grace. Nor does a peer that restarts again within a timeout
-    // of its previous run's first packet.
-    assert_eq!(d.incarnation(t0 + ms(10), "b", 7), None);
-    assert_eq!(d.incarnation(t0 + ms(20), "b", 8), None);
-    assert_eq!(d.incarnation(t0 + ms(1010), "b", 9), None);
-    assert_eq!(d.incarnation(t0 + ms(2010), "b", 10), Some(restarted(true)));
-    // A peer not watched (unknown) is ignored.
-    assert_eq!(d.incarnation(t0 + ms(5000), "zz", 11), None);
-}
-
-#[test]
-fn requests_within_an_interval_of_the_last_answer_prove_no_one_way_link() {
-    let t0 = Instant::now();
-    let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
-    // b answers at 100 ms, sends its own requests until 300 ms (after
-    // this node's next request went out, 250 ms after the last), and dies.
-    hear_all(&mut d, t0 + ms(100), true);
-    hear_all(&mut d, t0 + ms(300), false);
-    let events = d.tick(t0 + ms(100) + T);
-    assert_eq!(d.view()["b"].answers, Some(false));
-    assert_eq!(d.view()["b"].verification, Some(true));
-    assert!(d.view()["b"].crossed);
-    assert!(!d.view()["b"].one_way());
-    assert!(!events.iter().any(|e| matches!(e, Event::OneWay { .. })));
-}
-
-#[test]
-fn requests_still_arriving_after_an_interval_without_answers_are_a_one_way_link() {
-    let t0 = Instant::now();
-    let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
-    // This node's traffic out is cut after b's answer at 100 ms; b's
-    // packets keep arriving every interval.
-    hear_all(&mut d, t0 + ms(100), true);
-    let mut events = Vec::new();
-    let mut at = ms(100);
-    while at < ms(100) + T {
-        at += I;
-        events.extend(hear_all(&mut d, t0 + at, false));
-    }
-    events.extend(d.tick(t0 + ms(100) + T));
-    let on = Event::OneWay {
-        peer: n("b"),
-        on: true,
-    };
-    // As soon as the answers are silent for the timeout: not later.
-    assert!(events.contains(&on), "{events:?}");
-    assert!(d.view()["b"].one_way());
-    let events = hear_all(&mut d, t0 + ms(100) + T + ms(10), true);
-    assert!(events.contains(&Event::OneWay {
-        peer: n("b"),
-        on: false
-    }));
+    // ...and a verification packet received just before it is handled just
+    // after: it keeps the peer alive on the verification line, but says
+    // nothing of the domain lines.
+    let late = d.heard(t0 + ms(100) + T - ms(5), "b", "v");
+    assert_eq!(late, vec![]);
+    assert_eq!(d.peer_state("b"), Some(PeerState::Suspected));
+    assert_eq!(d.line_up("b", "d1"), Some(false));
+    assert_eq!(d.line_up("b", "d2"), Some(false));
+    // It still counts as evidence of the verification line from its own
+    // instant on.
+    assert_eq!(
+        d.next_deadline(t0 + ms(100) + T + ms(1)),
+        Some(t0 + ms(100) + T - ms(5) + T)
+    );
 }
