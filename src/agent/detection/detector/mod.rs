@@ -111,6 +111,8 @@ pub enum Event {
 struct LineWatch {
     last: Instant,
     up: bool,
+    /// The packet that last brought it up (or the detector's start).
+    since: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -141,10 +143,11 @@ struct PeerWatch {
 
 impl PeerWatch {
     /// Whether the peer's verification packets stopped within `window` of
-    /// its last answer ([`PeerSnapshot::crossed`]).
+    /// its last answer, or of the verification line coming back up
+    /// ([`PeerSnapshot::crossed`]).
     fn crossed(&self, window: Duration) -> bool {
         match (&self.answers, self.lines.get(self.domain_count)) {
-            (Some(a), Some((_, v))) => v.last <= a.last + window,
+            (Some(a), Some((_, v))) => v.last <= a.last.max(v.since) + window,
             _ => false,
         }
     }
@@ -190,6 +193,9 @@ impl PeerWatch {
             let up = !silent(lw.last);
             if up != lw.up {
                 lw.up = up;
+                if up {
+                    lw.since = lw.last;
+                }
                 events.push(Event::Line {
                     peer: name.clone(),
                     line: line.clone(),
@@ -246,10 +252,12 @@ pub struct PeerSnapshot {
     #[serde(skip)]
     pub restarted: bool,
     /// Its last verification packet arrived within an interval (plus the
-    /// scheduling slack) of its last answer: it may have been sent before
-    /// this node's first unanswered request reached the peer, so it proves
+    /// scheduling slack) of its last answer, or of the verification line
+    /// coming back up after a silence: it may have been sent before this
+    /// node's first unanswered request reached the peer, so it proves
     /// nothing about this node's traffic out. A peer that dies right after
-    /// answering leaves exactly this behind for up to an interval.
+    /// answering leaves exactly this behind for up to an interval, and so
+    /// does one heard again after a cut both ways healed.
     #[serde(skip)]
     pub crossed: bool,
 }
@@ -312,6 +320,7 @@ impl Detector {
                             LineWatch {
                                 last: now,
                                 up: true,
+                                since: now,
                             },
                         )
                     })
@@ -319,6 +328,7 @@ impl Detector {
                 let answers = has_verification.then_some(LineWatch {
                     last: now,
                     up: true,
+                    since: now,
                 });
                 let watch = PeerWatch {
                     lines,

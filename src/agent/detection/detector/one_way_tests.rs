@@ -124,3 +124,28 @@ fn requests_still_arriving_after_an_interval_without_answers_are_a_one_way_link(
         on: false
     }));
 }
+
+#[test]
+fn a_peer_heard_again_after_a_cut_both_ways_gets_an_interval_to_answer() {
+    let t0 = Instant::now();
+    let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+    hear_all(&mut d, t0 + ms(100), true);
+    // Cut both ways: b silent on every line, its answers too.
+    d.tick(t0 + ms(3000));
+    assert_eq!(d.peer_state("b"), Some(PeerState::Failed));
+    // Healed: b's request arrives before its answer to this node's next
+    // request (same run: no restart grace).
+    let events = hear_all(&mut d, t0 + ms(3000), false);
+    assert!(d.view()["b"].crossed);
+    assert!(!d.view()["b"].one_way());
+    assert!(!events.iter().any(|e| matches!(e, Event::OneWay { .. })));
+    hear_all(&mut d, t0 + ms(3100), true);
+    assert!(!d.view()["b"].one_way());
+    // Healed one way only: b's requests keep arriving past an interval
+    // (plus the slack) after the line came back, unanswered.
+    d.tick(t0 + ms(6000));
+    hear_all(&mut d, t0 + ms(6000), false);
+    assert!(!d.view()["b"].one_way());
+    let events = hear_all(&mut d, t0 + ms(6000) + I + ms(150), false);
+    assert!(d.view()["b"].one_way(), "{events:?}");
+}
