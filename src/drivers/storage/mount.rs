@@ -25,7 +25,8 @@ use tokio::time::Instant;
 use crate::drivers::{DriverError, GroupKill, ResourceHealth};
 use crate::model::Name;
 
-use super::io_check::{IoCheck, bounded};
+use super::io_check::IoCheck;
+use super::umount::umount_once;
 use super::{holders, mountinfo, records};
 
 #[derive(Debug, Clone)]
@@ -388,46 +389,6 @@ pub(super) async fn unmount(
 
 /// The least step of a busy unmount that found no user to wait for.
 const IDLE_RETRY: Duration = Duration::from_millis(20);
-
-/// One `umount2` of `path` on a thread of its own, waited for up to
-/// `left`: its result, or where its thread is stuck ([`unmount_thread`]).
-async fn umount_once(path: &Path, left: Duration) -> Result<nix::Result<()>, String> {
-    use std::sync::atomic::{AtomicI32, Ordering};
-    let p = path.to_path_buf();
-    let tid = std::sync::Arc::new(AtomicI32::new(0));
-    let tid_in = tid.clone();
-    bounded(left, move || {
-        tid_in.store(nix::unistd::gettid().as_raw(), Ordering::Relaxed);
-        nix::mount::umount2(&p, nix::mount::MntFlags::empty())
-    })
-    .await
-    .ok_or_else(|| unmount_thread(tid.load(Ordering::Relaxed)))
-}
-
-/// Where this process's thread `tid`, running an unmount that did not
-/// return, is: its state (`D` waiting on I/O in the kernel, `R` waiting for
-/// a CPU) and the innermost kernel functions of its stack (root only).
-fn unmount_thread(tid: i32) -> String {
-    if tid == 0 {
-        return "the unmount's thread never ran".into();
-    }
-    let dir = Path::new("/proc/self/task").join(tid.to_string());
-    let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, r)| r.split_whitespace().next())
-        .unwrap_or("gone");
-    let stack: Vec<String> = std::fs::read_to_string(dir.join("stack"))
-        .unwrap_or_default()
-        .lines()
-        .take(4)
-        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        .collect();
-    format!(
-        "its thread {tid}: state {state}, in [{}]",
-        stack.join(" < ")
-    )
-}
 
 /// The users of a mount that would not go, for its error: each with how it
 /// uses the file system and what its threads are doing
