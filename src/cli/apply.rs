@@ -336,7 +336,9 @@ pub async fn follow(
     let mut seen_failures = BTreeSet::new();
     let mut gave_up: Vec<(Name, String)> = Vec::new();
     loop {
-        match remote.status().await {
+        // The leader's view even with `--endpoint`: a member's own copy may
+        // have stopped (one removed from the domain by this very apply).
+        match remote.leader_status().await {
             Ok(status) => {
                 // Said the moment the domain knows, not at the timeout.
                 for line in new_failures(&status, plan, generation, &mut seen_failures) {

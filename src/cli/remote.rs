@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use asctl::agent::server::tls;
-use asctl::domain::{Client, ClientError, Command, Outcome, WriteAnswer};
+use asctl::domain::{Client, ClientError, Command, NO_LEADER, Outcome, WriteAnswer};
 use asctl::model::Config;
 use asctl::plan::LiveState;
 use asctl::wire::StatusView;
@@ -99,6 +99,9 @@ pub struct Remote {
     /// Where the member that answered last is remembered (in the state
     /// directory), so that the next command asks it first.
     memory: Option<PathBuf>,
+    /// The endpoints were named on the command line (`--endpoint`): `status`
+    /// shows the view of the member asked, not the leader's.
+    pinned: bool,
 }
 
 /// The file of a state directory naming the member that answered last.
@@ -107,6 +110,35 @@ pub const LAST_MEMBER_FILE: &str = "last-member";
 /// How long a member has to answer a read before the next one is asked as
 /// well: a member that is down or frozen costs this, not a timeout.
 const HEDGE: Duration = Duration::from_millis(300);
+
+/// How long a status read waits for the leader's answer once a member that
+/// does not lead answered first; past it, that member's answer is used.
+const LEADER_WAIT: Duration = Duration::from_secs(1);
+
+const STATUS: &str = "/v1/status";
+
+/// Whether `s` is the leader's own answer.
+fn leads(s: &StatusView) -> bool {
+    s.leader.as_deref() == Some(s.answered_by.as_str())
+}
+
+/// A member's answer that it found no leader for a write: nothing was handed
+/// to a leader through it, and another member may know one. (A write that a
+/// leader did commit meanwhile is refused the second time: an apply names
+/// the generation it was planned on.)
+fn knows_no_leader(err: &ClientError) -> bool {
+    matches!(err, ClientError::Status { status, body, .. }
+        if status.as_u16() == 503 && body.contains(NO_LEADER))
+}
+
+/// The address of the leader `s` names, from its member list.
+fn leader_address(s: &StatusView) -> Option<String> {
+    let leader = s.leader.as_deref()?;
+    s.members
+        .iter()
+        .find(|m| m.name == leader)
+        .map(|m| m.address.clone())
+}
 
 impl Remote {
     /// Resolves credentials for the domain of `config` (when known).
@@ -183,6 +215,7 @@ impl Remote {
                 .with_by(&who()),
             endpoints,
             memory,
+            pinned: !args.endpoints.is_empty(),
         })
     }
 
@@ -201,6 +234,14 @@ impl Remote {
     /// failed), and the first answer wins: a member that is down or frozen
     /// delays the answer by [`HEDGE`], not by the request timeout.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let (v, e) = self.get_from(path).await?;
+        self.answered(&e);
+        Ok(v)
+    }
+
+    /// [`Self::get`] without remembering who answered: the answer and the
+    /// endpoint it came from.
+    async fn get_from<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<(T, String)> {
         use futures_util::StreamExt;
         use futures_util::stream::FuturesUnordered;
         let ask = |e: &String| {
@@ -219,10 +260,7 @@ impl Remote {
             }
             tokio::select! {
                 Some((answer, e)) = asking.next() => match answer {
-                    Ok(v) => {
-                        self.answered(&e);
-                        return Ok(v);
-                    }
+                    Ok(v) => return Ok((v, e)),
                     Err(err) if err.is_unreachable() => {
                         last = Some(err);
                         if let Some(e) = waiting.next() {
@@ -242,20 +280,43 @@ impl Remote {
 
     /// `POST path` to the first member that answers, one after the other (a
     /// write is not sent twice): a member that is down costs at most the
-    /// client's connect timeout.
+    /// client's connect timeout. The leader, as [`Self::leader_status`]
+    /// finds it, is asked first: a member that was removed from the domain
+    /// may know no leader any more, and would answer that the domain has
+    /// none rather than forward the write.
     pub async fn post<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
+        let status = self.leader_status().await.ok();
+        let mut targets: Vec<String> = status
+            .as_ref()
+            .and_then(leader_address)
+            .into_iter()
+            .collect();
+        // The members the answering member knows of before the other
+        // endpoints (a removed member among those last).
+        let known = |e: &&String| {
+            status
+                .as_ref()
+                .is_some_and(|s| s.members.iter().any(|m| m.address == **e))
+        };
+        let (members, others): (Vec<&String>, Vec<&String>) =
+            self.endpoints.iter().partition(known);
+        for e in members.into_iter().chain(others) {
+            if !targets.contains(e) {
+                targets.push(e.clone());
+            }
+        }
         let mut last = None;
-        for e in &self.endpoints {
+        for e in &targets {
             match self.client.post(e, path, body).await {
                 Ok(v) => {
                     self.answered(e);
                     return Ok(v);
                 }
-                Err(err) if err.is_unreachable() => last = Some(err),
+                Err(err) if err.is_unreachable() || knows_no_leader(&err) => last = Some(err),
                 Err(err) => return Err(err),
             }
         }
@@ -269,8 +330,68 @@ impl Remote {
         self.get("/v1/live").await
     }
 
+    /// The domain's status: the leader's ([`Self::leader_status`]), or with
+    /// `--endpoint` the view of the first member named that answers.
     pub async fn status(&self) -> anyhow::Result<StatusView> {
-        self.get("/v1/status").await
+        if self.pinned {
+            return self.get(STATUS).await;
+        }
+        self.leader_status().await
+    }
+
+    /// The status as the leader has it, whenever the leader answers within
+    /// [`LEADER_WAIT`] of another member. Every member answers from its own
+    /// copy of the domain state, and a copy can stop for good while its
+    /// agent answers on: a member removed from the domain is no longer
+    /// replicated to (nor told that it was removed), so it shows the
+    /// generation and the node reports of the moment it left, forever. Once
+    /// remembered as the member to ask first, it was every later read's
+    /// answer, and `apply` waited on reports that member would never see.
+    /// So the first answer is kept only when it comes from the leader, or
+    /// when no leader answers (an election, a domain without a quorum);
+    /// otherwise the leader it names and every other member are asked at
+    /// once, and the leader's answer is used and remembered.
+    pub async fn leader_status(&self) -> anyhow::Result<StatusView> {
+        let (first, from) = self.get_from::<StatusView>(STATUS).await?;
+        if leads(&first) {
+            self.answered(&from);
+            return Ok(first);
+        }
+        let mut others: Vec<String> = leader_address(&first).into_iter().collect();
+        for e in &self.endpoints {
+            if *e != from && !others.contains(e) {
+                others.push(e.clone());
+            }
+        }
+        let found = tokio::time::timeout(LEADER_WAIT, self.a_leaders_status(&others)).await;
+        match found.ok().flatten() {
+            Some((s, e)) => {
+                self.answered(&e);
+                Ok(s)
+            }
+            None => {
+                self.answered(&from);
+                Ok(first)
+            }
+        }
+    }
+
+    /// The first status from `targets` (asked all at once) that comes from
+    /// the leader.
+    async fn a_leaders_status(&self, targets: &[String]) -> Option<(StatusView, String)> {
+        use futures_util::StreamExt;
+        use futures_util::stream::FuturesUnordered;
+        let mut asking: FuturesUnordered<_> = targets
+            .iter()
+            .map(|e| async move { (self.client.get::<StatusView>(e, STATUS).await, e) })
+            .collect();
+        while let Some((answer, e)) = asking.next().await {
+            match answer {
+                Ok(s) if leads(&s) => return Some((s, e.clone())),
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Commits `cmd` through the raft leader (`POST /v1/write`, which only

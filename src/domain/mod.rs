@@ -87,6 +87,12 @@ pub fn node_id(name: &str) -> NodeId {
     u64::from_be_bytes(b)
 }
 
+/// What a member answers a write with when it found no leader to commit it
+/// ([`DomainError::NoLeader`]): an election, a domain without a quorum, or a
+/// member removed from the domain, which raft no longer tells of any leader.
+/// The CLI asks the next member on it.
+pub const NO_LEADER: &str = "the domain has no leader (is a majority of its members running?)";
+
 #[derive(Debug, Error)]
 pub enum DomainError {
     /// The store's message names the file and, for damage, how to rejoin.
@@ -94,7 +100,7 @@ pub enum DomainError {
     Open(#[from] store::StoreError),
     #[error("cannot start raft: {0}")]
     Raft(String),
-    #[error("the domain has no leader (is a majority of its members running?)")]
+    #[error("{}", NO_LEADER)]
     NoLeader,
     #[error("forwarding to the leader failed: {0}")]
     Forward(#[from] ClientError),

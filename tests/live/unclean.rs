@@ -32,11 +32,17 @@ fn unclean_cause(d: &LiveDomain, node: &str) -> Option<String> {
 
 /// Makes `node`'s stop of the running resource fail: the failure file is
 /// created, then the state file removed, so its monitor says "not running"
-/// and the stop that follows fails.
+/// and the stop that follows fails. Returns once the domain has reacted:
+/// the node's report and the leader's new placement are two commits, and
+/// the leader's status shows the first before it makes the second.
 fn fail_stop_on(d: &LiveDomain, dir: &Path, node: &str) {
     std::fs::write(dir.join("stop-fails"), b"").expect("fail file");
     std::fs::remove_file(dir.join("state")).expect("the resource ran");
-    let cause = d.eventually(&format!("{node} unclean"), LONG, || unclean_cause(d, node));
+    let what = format!("{node} unclean and store placed nowhere");
+    let cause = d.eventually(&what, LONG, || {
+        let cause = unclean_cause(d, node)?;
+        placed(d)?.is_none().then_some(cause)
+    });
     assert!(cause.contains("stop failed on purpose"), "{cause}");
 }
 

@@ -18,9 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::storage_guard::{
-    INTERVAL, NodeAgent, TIMEOUT, asctl, children, cmdline, free_tcp, free_udp, mounted_in, poll,
-    walk_find, write_config,
+use crate::storage_support::node::{
+    GuardedNode, INTERVAL, assert_released_in_time, mounted_in, others_may_start, poll, walk_find,
 };
 use crate::storage_support::{Lun, Watch, db_group, mounted};
 use asctl::agent::detection::detector::takeover_wait;
@@ -174,107 +173,52 @@ async fn the_agents_own_fence_cancels_a_file_system_check_under_way() {
 #[test]
 #[ignore = "needs root: run with --include-ignored"]
 fn a_frozen_agents_guard_kills_the_file_system_check_it_was_running() {
-    let lun = Lun::new("ext4");
-    let lo = lun.attach();
-    let mnt = lun.dir("srv/db");
-    let work = tempfile::Builder::new()
-        .prefix("sf-guard")
-        .tempdir()
-        .unwrap();
-    let bin = work.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    slow_fsck(&bin);
-    let check = Check(bin.clone());
-    let config = work.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    let (api, hb, port) = (free_tcp(), free_udp(), free_tcp());
-    write_config(&config, &lo.dev, &mnt, api, hb, port);
-    let state = work.path().join("state");
-    let (cfg, st) = (config.to_str().unwrap(), state.to_str().unwrap());
-    let out = asctl(&["up", cfg, "--state-dir", st, "--init-only"]);
-    assert!(out.status.success(), "{out:?}");
-    let mut path = bin.clone().into_os_string();
-    path.push(":");
-    path.push(std::env::var_os("PATH").unwrap_or_default());
-    let agent = NodeAgent::start(&state, &[("PATH", &path)]);
-    let pid = agent.pid();
-    poll("the agent to answer", Duration::from_secs(60), || {
-        asctl(&["status", "--state-dir", st])
-            .status
-            .success()
-            .then_some(())
-    });
+    let bin = tempfile::Builder::new().prefix("sf-bin").tempdir().unwrap();
+    slow_fsck(bin.path());
+    let node = GuardedNode::start("sf-guard", Some(bin.path()));
+    let check = Check(bin.path().to_path_buf());
+    let (pid, dev) = (node.pid(), &node.lo.dev);
     // The group never comes online (its check hangs): apply only sends it.
-    let _ = asctl(&[
-        "apply",
-        cfg,
-        "--auto-approve",
-        "--timeout",
-        "1s",
-        "--state-dir",
-        st,
-    ]);
+    let _ = node.apply("1s");
     let fsck = poll(
         "the check to hold the device",
         Duration::from_secs(60),
-        || check.pid().filter(|_| !openers(&lo.dev, &[pid]).is_empty()),
+        || check.pid().filter(|_| !openers(dev, &[pid]).is_empty()),
     );
-    let guard = poll("the guard", Duration::from_secs(5), || {
-        children(pid)
-            .into_iter()
-            .find(|c| cmdline(*c).contains(" guard "))
-    });
+    let guard = node.guard();
     // The guard learns of the record at its next renewal at the latest.
     std::thread::sleep(INTERVAL);
 
-    // SAFETY: a signal to the agent this test started.
-    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
-    let frozen = Instant::now();
-    let others_may_start = TIMEOUT - INTERVAL + takeover_wait(INTERVAL);
-    let released = poll("the check to die", others_may_start * 3, || {
-        openers(&lo.dev, &[pid])
-            .is_empty()
-            .then(|| frozen.elapsed())
+    let frozen = node.freeze();
+    let released = poll("the check to die", others_may_start() * 3, || {
+        openers(dev, &[pid]).is_empty().then(|| frozen.elapsed())
     });
     eprintln!(
         "the check was killed {} ms after the freeze (the others start the group no earlier \
          than {} ms)",
         released.as_millis(),
-        others_may_start.as_millis()
+        others_may_start().as_millis()
     );
-    assert!(
-        released < others_may_start,
-        "the check must be gone before the others may take the disk"
-    );
-    assert!(
-        released >= TIMEOUT - Duration::from_millis(100),
-        "not before the lease ran out"
-    );
+    assert_released_in_time("the check", released);
     assert!(
         !crate::storage_support::live(fsck as u32),
         "the check itself is dead"
     );
-    assert!(!mounted_in(guard, &mnt), "and the disk is not mounted");
+    assert!(!mounted_in(guard, &node.mnt), "and the disk is not mounted");
     poll("the guard to log the kill", Duration::from_secs(2), || {
-        let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
-        log.contains(&format!("killed device holders [\"[{fsck}"))
+        node.log()
+            .contains(&format!("killed device holders [\"[{fsck}"))
             .then_some(())
     });
-    poll("the record to go", Duration::from_secs(2), || {
-        walk_find(&state.join("nodes/node1"), "-db-data")
-            .is_none()
-            .then_some(())
-    });
+    node.wait_mount_record_gone();
 
     // Woken, the agent does not take the check its guard killed for a file
     // system that needs a human: its start was cancelled by the fence.
-    // SAFETY: as above.
-    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    node.thaw();
     std::thread::sleep(Duration::from_secs(1));
-    let log = std::fs::read_to_string(&agent.log).unwrap_or_default();
+    let log = node.log();
     assert!(
         !log.contains("does not repair safely") && !log.contains("group failed on this node"),
         "the killed check is no verdict on the file system"
     );
-    drop(agent);
 }

@@ -296,6 +296,11 @@ async fn drive(mut detector: Detector, mut inputs: Inputs, out: Outputs) {
     loop {
         pulse.beat();
         let events = tokio::select! {
+            // Evidence before the clock: after a scheduling delay, every
+            // packet already received is fed in before a tick judges the
+            // silences, so a peer is not suspected (then up again) for want
+            // of a packet that sat in the queue.
+            biased;
             o = inputs.observations.recv() => match o {
                 Some(o) => {
                     let mut events = detector.heard(o.at, o.peer.as_str(), o.line.as_str());

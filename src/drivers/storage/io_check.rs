@@ -113,7 +113,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_hung_check_fails_at_its_timeout_and_is_not_repeated() {
-        let mut c = IoCheck::new(Duration::from_millis(10), Duration::from_millis(50));
+        // Generous against scheduling on a loaded machine: a fresh check is
+        // a thread start that must finish within the timeout, and two
+        // checks in a row must fall within one interval.
+        const INTERVAL: Duration = Duration::from_millis(800);
+        let mut c = IoCheck::new(INTERVAL, Duration::from_secs(1));
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let h = c
             .check("disk", move || {
@@ -133,15 +137,25 @@ mod tests {
             "{h:?}"
         );
         release.send(()).unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(c.check("disk", || Ok(())).await, ResourceHealth::Healthy);
+        // Once the stuck check has ended, the next call checks afresh at
+        // once, whatever the interval.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let h = loop {
+            let h = c.check("disk", || Ok(())).await;
+            let still_hung = matches!(&h, ResourceHealth::Unhealthy(w) if w.contains("still hung"));
+            if !still_hung || Instant::now() > deadline {
+                break h;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(h, ResourceHealth::Healthy);
         let h = c.check("disk", || Err("x".into())).await;
         assert_eq!(
             h,
             ResourceHealth::Healthy,
             "not due yet: the last result stands"
         );
-        tokio::time::sleep(Duration::from_millis(15)).await;
+        tokio::time::sleep(INTERVAL).await;
         let h = c.check("disk", || Err("short read".into())).await;
         assert_eq!(h, ResourceHealth::Unhealthy("disk: short read".into()));
     }

@@ -11,68 +11,124 @@ use super::*;
 use asctl::drivers::ocf::exec::Agent;
 use asctl::drivers::ocf::records;
 
-/// A `Probe` resource `instance` whose state file is in `dir` (and log
-/// `dir/ocf.log`), with `extra` parameters.
-fn probe(dir: &Path, instance: &str, extra: &[(&str, &str)]) -> Agent {
-    let mut params = vec![
-        ("state".to_owned(), dir.join(instance).display().to_string()),
-        ("log".to_owned(), dir.join("ocf.log").display().to_string()),
-    ];
-    params.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    Agent {
-        root: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf"),
-        provider: "asctl-test".into(),
-        kind: "Probe".into(),
-        instance: instance.into(),
-        params,
-    }
+/// What an earlier run left: a data directory with its OCF records, and the
+/// directory of the `Probe` resources' state files (a resource "runs" while
+/// its state file exists) and of their call log `ocf.log`.
+struct Earlier {
+    data: tempfile::TempDir,
+    ocf: tempfile::TempDir,
 }
 
-/// The agent's calls, as (action, instance), from its log.
-fn calls(dir: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(dir.join("ocf.log"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let action = w.next()?.to_owned();
-            let instance = w.next()?.strip_prefix("instance=")?.to_owned();
-            Some((action, instance))
-        })
-        .collect()
+impl Earlier {
+    fn new() -> Earlier {
+        Earlier {
+            data: tempfile::tempdir().unwrap(),
+            ocf: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A `Probe` resource `instance` with `extra` parameters.
+    fn probe(&self, instance: &str, extra: &[(&str, &str)]) -> Agent {
+        let dir = self.ocf.path();
+        let mut params = vec![
+            ("state".to_owned(), dir.join(instance).display().to_string()),
+            ("log".to_owned(), dir.join("ocf.log").display().to_string()),
+        ];
+        params.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        Agent {
+            root: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ocf"),
+            provider: "asctl-test".into(),
+            kind: "Probe".into(),
+            instance: instance.into(),
+            params,
+        }
+    }
+
+    /// `agent` recorded for `group`, as the earlier run started it.
+    fn recorded(&self, group: &str, agent: &Agent) {
+        records::write(self.data.path(), group, agent, Duration::from_secs(8)).unwrap();
+    }
+
+    /// `instance` recorded for `group`, and still running.
+    fn running(&self, group: &str, instance: &str) {
+        self.recorded(group, &self.probe(instance, &[]));
+        self.start_running(instance);
+    }
+
+    /// `instance`'s state file: it runs from now on.
+    fn start_running(&self, instance: &str) {
+        std::fs::write(self.ocf.path().join(instance), "").unwrap();
+    }
+
+    fn runs(&self, instance: &str) -> bool {
+        self.ocf.path().join(instance).exists()
+    }
+
+    /// A running resource `stuck` recorded for `group` whose `stop` fails
+    /// while the returned file exists.
+    fn stuck(&self, group: &str) -> PathBuf {
+        let failing = self.ocf.path().join("stop-fails");
+        std::fs::write(&failing, "").unwrap();
+        let fail_while = failing.display().to_string();
+        let agent = self.probe(
+            "stuck",
+            &[("fail_on", "stop"), ("fail_while", fail_while.as_str())],
+        );
+        self.recorded(group, &agent);
+        self.start_running("stuck");
+        failing
+    }
+
+    /// A reconciler starting on this data directory, with `web` (one
+    /// process) placed on the groups `here`.
+    fn start(&self, here: &[&str]) -> Node {
+        Node::start(self.data.path(), web(r#"["sleep", "1000"]"#, ""), here)
+    }
+
+    /// The instances still recorded for `group`.
+    fn records(&self, group: &str) -> Vec<String> {
+        records::recorded_of(self.data.path(), group)
+            .into_iter()
+            .map(|r| r.agent.instance)
+            .collect()
+    }
+
+    /// The agent's calls, as (action, instance), from its log.
+    fn calls(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(self.ocf.path().join("ocf.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                let action = w.next()?.to_owned();
+                let instance = w.next()?.strip_prefix("instance=")?.to_owned();
+                Some((action, instance))
+            })
+            .collect()
+    }
 }
 
 fn call(action: &str, instance: &str) -> (String, String) {
     (action.to_owned(), instance.to_owned())
 }
 
-fn records_of(data: &Path) -> Vec<String> {
-    records::recorded_of(data, "store")
-        .into_iter()
-        .map(|r| r.agent.instance)
-        .collect()
-}
-
 #[tokio::test]
 async fn a_starting_agent_stops_what_still_runs_and_forgets_what_does_not() {
-    let data = tempfile::tempdir().unwrap();
-    let ocf = tempfile::tempdir().unwrap();
-    let stop = Duration::from_secs(8);
+    let earlier = Earlier::new();
     // `gone` no longer runs (no state file); `left` does, and was recorded
     // after it.
-    records::write(data.path(), "store", &probe(ocf.path(), "gone", &[]), stop).unwrap();
-    records::write(data.path(), "store", &probe(ocf.path(), "left", &[]), stop).unwrap();
-    std::fs::write(ocf.path().join("left"), "").unwrap();
+    earlier.recorded("store", &earlier.probe("gone", &[]));
+    earlier.running("store", "left");
 
-    let mut node = Node::start(data.path(), web(r#"["sleep", "1000"]"#, ""), &[]);
-    eventually("both records to go", || records_of(data.path()).is_empty()).await;
-    assert!(!ocf.path().join("left").exists(), "`left` was stopped");
+    let mut node = earlier.start(&[]);
+    eventually("both records to go", || earlier.records("store").is_empty()).await;
+    assert!(!earlier.runs("left"), "`left` was stopped");
     assert_eq!(
-        calls(ocf.path()),
+        earlier.calls(),
         [
             call("monitor", "left"),
             call("stop", "left"),
@@ -89,22 +145,10 @@ async fn a_starting_agent_stops_what_still_runs_and_forgets_what_does_not() {
 
 #[tokio::test]
 async fn a_leftover_whose_stop_fails_makes_the_node_unclean_until_it_works() {
-    let data = tempfile::tempdir().unwrap();
-    let ocf = tempfile::tempdir().unwrap();
-    let failing = ocf.path().join("stop-fails");
-    std::fs::write(&failing, "").unwrap();
-    let agent = probe(
-        ocf.path(),
-        "stuck",
-        &[
-            ("fail_on", "stop"),
-            ("fail_while", failing.to_str().unwrap()),
-        ],
-    );
-    records::write(data.path(), "store", &agent, Duration::from_secs(8)).unwrap();
-    std::fs::write(ocf.path().join("stuck"), "").unwrap();
+    let earlier = Earlier::new();
+    let failing = earlier.stuck("store");
 
-    let mut node = Node::start(data.path(), web(r#"["sleep", "1000"]"#, ""), &[]);
+    let mut node = earlier.start(&[]);
     let report = node
         .wait("the node unclean for store", |r| {
             r.groups.get("store").is_some_and(|g| g.unclean.is_some())
@@ -116,12 +160,12 @@ async fn a_leftover_whose_stop_fails_makes_the_node_unclean_until_it_works() {
         g.unclean.as_deref().unwrap_or_default().contains("stop"),
         "the cause names the failed stop: {g:?}"
     );
-    assert_eq!(records_of(data.path()), ["stuck"], "the record stays");
+    assert_eq!(earlier.records("store"), ["stuck"], "the record stays");
 
     // The stop works again: the retry (every 2 s) releases it.
     std::fs::remove_file(&failing).unwrap();
-    eventually("the record to go", || records_of(data.path()).is_empty()).await;
-    assert!(!ocf.path().join("stuck").exists(), "stopped");
+    eventually("the record to go", || earlier.records("store").is_empty()).await;
+    assert!(!earlier.runs("stuck"), "stopped");
     node.wait("the node clean for store", |r| {
         r.groups.get("store").is_none_or(|g| g.unclean.is_none())
     })
@@ -131,27 +175,20 @@ async fn a_leftover_whose_stop_fails_makes_the_node_unclean_until_it_works() {
 
 #[tokio::test]
 async fn a_group_placed_here_releases_what_its_spec_no_longer_names() {
-    let data = tempfile::tempdir().unwrap();
-    let ocf = tempfile::tempdir().unwrap();
-    let stop = Duration::from_secs(8);
+    let earlier = Earlier::new();
     // Two OCF resources an earlier run started for `web`, which its spec
     // (one process) no longer has: both still run.
-    for instance in ["cache", "index"] {
-        records::write(data.path(), "web", &probe(ocf.path(), instance, &[]), stop).unwrap();
-        std::fs::write(ocf.path().join(instance), "").unwrap();
-    }
+    earlier.running("web", "cache");
+    earlier.running("web", "index");
 
-    let mut node = Node::start(data.path(), web(r#"["sleep", "1000"]"#, ""), &["web"]);
+    let mut node = earlier.start(&["web"]);
     node.wait_group("web", GroupState::Online).await;
-    let left: Vec<String> = records::recorded_of(data.path(), "web")
-        .into_iter()
-        .map(|r| r.agent.instance)
-        .collect();
+    let left = earlier.records("web");
     assert!(left.is_empty(), "released before the start: {left:?}");
-    assert!(!ocf.path().join("cache").exists(), "`cache` was stopped");
-    assert!(!ocf.path().join("index").exists(), "`index` was stopped");
+    assert!(!earlier.runs("cache"), "`cache` was stopped");
+    assert!(!earlier.runs("index"), "`index` was stopped");
     assert_eq!(
-        calls(ocf.path()),
+        earlier.calls(),
         [
             call("monitor", "index"),
             call("stop", "index"),
@@ -165,22 +202,10 @@ async fn a_group_placed_here_releases_what_its_spec_no_longer_names() {
 
 #[tokio::test]
 async fn a_stale_resource_whose_stop_fails_keeps_the_group_from_starting_here() {
-    let data = tempfile::tempdir().unwrap();
-    let ocf = tempfile::tempdir().unwrap();
-    let failing = ocf.path().join("stop-fails");
-    std::fs::write(&failing, "").unwrap();
-    let agent = probe(
-        ocf.path(),
-        "stuck",
-        &[
-            ("fail_on", "stop"),
-            ("fail_while", failing.to_str().unwrap()),
-        ],
-    );
-    records::write(data.path(), "web", &agent, Duration::from_secs(8)).unwrap();
-    std::fs::write(ocf.path().join("stuck"), "").unwrap();
+    let earlier = Earlier::new();
+    earlier.stuck("web");
 
-    let mut node = Node::start(data.path(), web(r#"["sleep", "1000"]"#, ""), &["web"]);
+    let mut node = earlier.start(&["web"]);
     let g = node.wait_group("web", GroupState::Failed).await;
     assert!(
         g.unclean.as_deref().unwrap_or_default().contains("stop"),
@@ -190,32 +215,25 @@ async fn a_stale_resource_whose_stop_fails_keeps_the_group_from_starting_here() 
         node.pid("web", "server").is_none(),
         "nothing started: {g:?}"
     );
-    assert!(ocf.path().join("stuck").exists(), "still held");
+    assert!(earlier.runs("stuck"), "still held");
     node.shutdown(false).await;
 }
 
 #[tokio::test]
 async fn release_group_keeps_what_it_is_told_to() {
     use asctl::agent::failover::guard_storage::release_group;
-    let data = tempfile::tempdir().unwrap();
-    let ocf = tempfile::tempdir().unwrap();
-    let stop = Duration::from_secs(8);
-    for instance in ["kept", "gone"] {
-        records::write(data.path(), "web", &probe(ocf.path(), instance, &[]), stop).unwrap();
-        std::fs::write(ocf.path().join(instance), "").unwrap();
-    }
+    let earlier = Earlier::new();
+    earlier.running("web", "kept");
+    earlier.running("web", "gone");
+
     let keep = BTreeSet::from([name("kept")]);
-    let out = release_group(data.path(), "web", &keep).await;
+    let out = release_group(earlier.data.path(), "web", &keep).await;
     assert!(out.failed.is_empty(), "{out:?}");
-    let left: Vec<String> = records::recorded_of(data.path(), "web")
-        .into_iter()
-        .map(|r| r.agent.instance)
-        .collect();
-    assert_eq!(left, ["kept"]);
-    assert!(ocf.path().join("kept").exists(), "`kept` still runs");
-    assert!(!ocf.path().join("gone").exists(), "`gone` was stopped");
+    assert_eq!(earlier.records("web"), ["kept"]);
+    assert!(earlier.runs("kept"), "`kept` still runs");
+    assert!(!earlier.runs("gone"), "`gone` was stopped");
     assert_eq!(
-        calls(ocf.path()),
+        earlier.calls(),
         [call("monitor", "gone"), call("stop", "gone")]
     );
 }

@@ -2,8 +2,11 @@
 //! direct I/O are each node's view of the LUN (distinct block devices, so
 //! distinct superblocks: a double mount is as real a hazard as with two
 //! hosts on one LUN). Needs root; every loop device is detached on drop.
+//! `node.rs`: a one-node domain whose agent holds a group on the lab.
 
 #![allow(dead_code)]
+
+pub mod node;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

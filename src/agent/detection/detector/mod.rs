@@ -266,6 +266,13 @@ impl Detector {
 
     /// Re-evaluates every silence at `now`.
     pub fn tick(&mut self, now: Instant) -> Vec<Event> {
+        // Silences are never judged at an instant earlier than the latest
+        // input's. A packet received before a deadline can reach the
+        // detector after the deadline's tick (the monitor ran the tick
+        // first); `heard` then ticks at the packet's older instant, and
+        // judging there would bring back lines already seen silent, and with
+        // them the peer, on no new evidence.
+        let now = now.max(self.last_input);
         let timeout = self.timeout;
         let silent = |last: Instant| now.saturating_duration_since(last) >= timeout;
         let mut events = Vec::new();

@@ -406,6 +406,46 @@ mod props {
             }
         }
 
+        /// Packets handled late (stamped before an instant the detector
+        /// already judged at, as when a tick ran first) bring back nothing
+        /// by themselves: each line is up exactly when its newest packet is
+        /// within the timeout of the latest instant judged.
+        #[test]
+        fn late_packets_are_judged_at_the_latest_instant(
+            steps in prop::collection::vec((0u64..600, 0usize..4, 0u64..300), 1..200)
+        ) {
+            let t0 = Instant::now();
+            let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+            let names = ["d1", "d2", "v"];
+            let mut last = [t0; 3];
+            let mut now = t0;
+            let mut judged = t0;
+            for (dt, line, late) in steps {
+                now += ms(dt);
+                if line < 3 {
+                    let at = now.checked_sub(ms(late)).unwrap_or(t0).max(t0);
+                    last[line] = last[line].max(at);
+                    judged = judged.max(at);
+                    d.heard(at, "b", names[line]);
+                } else {
+                    judged = judged.max(now);
+                    d.tick(now);
+                }
+                let alive = |i: usize| judged.duration_since(last[i]) < T;
+                for (i, name) in names.iter().enumerate() {
+                    prop_assert_eq!(d.line_up("b", name), Some(alive(i)));
+                }
+                let expect = if alive(0) || alive(1) {
+                    PeerState::Up
+                } else if alive(2) {
+                    PeerState::Suspected
+                } else {
+                    PeerState::Failed
+                };
+                prop_assert_eq!(d.peer_state("b"), Some(expect));
+            }
+        }
+
         /// Isolation never holds while a peer is not Failed, and with
         /// the quorum rule never while an address answered within `timeout`.
         #[test]
@@ -428,4 +468,33 @@ mod props {
             }
         }
     }
+}
+
+#[test]
+fn a_packet_handled_after_a_later_tick_does_not_bring_back_silent_lines() {
+    let t0 = Instant::now();
+    let mut d = Detector::new(two_lines_and_verification(vec![], TieBreak::Quorum), t0);
+    d.heard(t0 + ms(100), "b", "d1");
+    d.heard(t0 + ms(100), "b", "d2");
+    d.heard(t0 + ms(100) + T - ms(60), "b", "v");
+    // Both domain lines fall silent at their deadline...
+    let at_deadline = d.tick(t0 + ms(100) + T + ms(1));
+    assert_eq!(
+        peer_events(&at_deadline),
+        vec![(PeerState::Up, PeerState::Suspected)]
+    );
+    // ...and a verification packet received just before it is handled just
+    // after: it keeps the peer alive on the verification line, but says
+    // nothing of the domain lines.
+    let late = d.heard(t0 + ms(100) + T - ms(5), "b", "v");
+    assert_eq!(late, vec![]);
+    assert_eq!(d.peer_state("b"), Some(PeerState::Suspected));
+    assert_eq!(d.line_up("b", "d1"), Some(false));
+    assert_eq!(d.line_up("b", "d2"), Some(false));
+    // It still counts as evidence of the verification line from its own
+    // instant on.
+    assert_eq!(
+        d.next_deadline(t0 + ms(100) + T + ms(1)),
+        Some(t0 + ms(100) + T - ms(5) + T)
+    );
 }
