@@ -6,7 +6,9 @@
 //! printing the report.
 //!
 //! `cargo bench --bench validate_cli` (the binary is built with the bench
-//! profile). Target on 2 cores: 50,000 documents under 0.5 s and 100 MB in
+//! profile). `cargo bench --bench validate_cli -- --trees DIR` only writes
+//! the four trees (`DIR/one-per-file-50001`, ...) and exits, for profiling
+//! the binary on them (`perf stat`, `perf record`, `heaptrack`). Target on 2 cores: 50,000 documents under 0.5 s and 100 MB in
 //! both layouts, and 10× the documents in at most 11× the time.
 
 use std::path::Path;
@@ -56,16 +58,29 @@ fn write_tree(dir: &Path, docs: usize, per_file: usize) {
     }
 }
 
+const LAYOUTS: [(&str, usize); 2] = [("one-per-file", 1), ("1000-per-file", 1000)];
+const SIZES: [usize; 2] = [5_000, 50_000];
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--trees") {
+        let dir = Path::new(args.get(i + 1).expect("--trees DIR"));
+        for (layout, per_file) in LAYOUTS {
+            for docs in SIZES {
+                write_tree(&dir.join(format!("{layout}-{}", docs + 1)), docs, per_file);
+            }
+        }
+        return;
+    }
     // `cargo bench` passes `--bench`; a filter (a layout name) selects.
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let filter: Option<&String> = args.iter().find(|a| !a.starts_with('-'));
     println!("layout            documents  files    wall (median of {RUNS})  peak RSS");
-    for (layout, per_file) in [("one-per-file", 1), ("1000-per-file", 1000)] {
-        if filter.as_deref().is_some_and(|f| !layout.contains(f)) {
+    for (layout, per_file) in LAYOUTS {
+        if filter.is_some_and(|f| !layout.contains(f.as_str())) {
             continue;
         }
         let mut previous: Option<(usize, Duration)> = None;
-        for docs in [5_000, 50_000] {
+        for docs in SIZES {
             let dir = tempfile::tempdir().expect("tempdir");
             write_tree(dir.path(), docs, per_file);
             let files = std::fs::read_dir(dir.path().join("gen"))

@@ -12,35 +12,41 @@ use crate::catalog as cat;
 use crate::diag::{FileId, Finding, Location, Pos};
 use crate::model::{self, API_VERSION, Config, Kind, Metadata, Object};
 
-/// One typed object, before it gets its document ID.
+/// One typed object, before it gets its document ID: in the allocation it
+/// keeps in the configuration (see [`model::Objects`]).
 pub(super) enum Typed {
-    Domain(Metadata, model::DomainSpec),
-    Host(Metadata, model::HostSpec),
-    Node(Metadata, model::NodeSpec),
-    NetworkLine(Metadata, model::NetworkLineSpec),
-    DataSource(Metadata, model::DataSourceSpec),
-    ResourceGroup(Metadata, model::ResourceGroupSpec),
+    Domain(Box<Object<model::DomainSpec>>),
+    Host(Box<Object<model::HostSpec>>),
+    Node(Box<Object<model::NodeSpec>>),
+    NetworkLine(Box<Object<model::NetworkLineSpec>>),
+    DataSource(Box<Object<model::DataSourceSpec>>),
+    ResourceGroup(Box<Object<model::ResourceGroupSpec>>),
 }
 
 impl Typed {
+    fn new<S>(metadata: Metadata, spec: S, variant: fn(Box<Object<S>>) -> Typed) -> Typed {
+        variant(Box::new(Object {
+            metadata,
+            spec,
+            doc: 0,
+        }))
+    }
+
     pub(super) fn add_to(self, cfg: &mut Config, doc: model::DocId) {
-        fn obj<S>(metadata: Metadata, spec: S, doc: model::DocId) -> Object<S> {
-            Object {
-                metadata,
-                spec,
-                doc,
-            }
+        fn at<S>(mut obj: Box<Object<S>>, doc: model::DocId) -> Box<Object<S>> {
+            obj.doc = doc;
+            obj
         }
         match self {
             // A second Domain is reported by the rules (AS0013); the first wins.
-            Typed::Domain(m, s) => {
-                cfg.domain.get_or_insert(obj(m, s, doc));
+            Typed::Domain(o) => {
+                cfg.domain.get_or_insert(*at(o, doc));
             }
-            Typed::Host(m, s) => cfg.hosts.push(obj(m, s, doc)),
-            Typed::Node(m, s) => cfg.nodes.push(obj(m, s, doc)),
-            Typed::NetworkLine(m, s) => cfg.lines.push(obj(m, s, doc)),
-            Typed::DataSource(m, s) => cfg.data_sources.push(obj(m, s, doc)),
-            Typed::ResourceGroup(m, s) => cfg.groups.push(obj(m, s, doc)),
+            Typed::Host(o) => cfg.hosts.push_boxed(at(o, doc)),
+            Typed::Node(o) => cfg.nodes.push_boxed(at(o, doc)),
+            Typed::NetworkLine(o) => cfg.lines.push_boxed(at(o, doc)),
+            Typed::DataSource(o) => cfg.data_sources.push_boxed(at(o, doc)),
+            Typed::ResourceGroup(o) => cfg.groups.push_boxed(at(o, doc)),
         }
     }
 }
@@ -91,7 +97,7 @@ impl FileLoader {
             self.add_document(index, document);
             index += 1;
         });
-        // A typed object is large, and most files hold one.
+        // Most files hold one document.
         self.docs.shrink_to_fit();
         self.text = text;
         // The file's syntax problems come before its documents' findings.
@@ -358,16 +364,19 @@ impl FileLoader {
                 Err(e) => return self.serde_finding(e, root),
             };
         let spec = root.get("spec").unwrap_or(&NULL);
+        let m = metadata;
         let result = match kind {
-            Kind::Domain => deserialize(spec, "/spec").map(|s| Typed::Domain(metadata, s)),
-            Kind::Host => deserialize(spec, "/spec").map(|s| Typed::Host(metadata, s)),
-            Kind::Node => deserialize(spec, "/spec").map(|s| Typed::Node(metadata, s)),
+            Kind::Domain => deserialize(spec, "/spec").map(|s| Typed::new(m, s, Typed::Domain)),
+            Kind::Host => deserialize(spec, "/spec").map(|s| Typed::new(m, s, Typed::Host)),
+            Kind::Node => deserialize(spec, "/spec").map(|s| Typed::new(m, s, Typed::Node)),
             Kind::NetworkLine => {
-                deserialize(spec, "/spec").map(|s| Typed::NetworkLine(metadata, s))
+                deserialize(spec, "/spec").map(|s| Typed::new(m, s, Typed::NetworkLine))
             }
-            Kind::DataSource => deserialize(spec, "/spec").map(|s| Typed::DataSource(metadata, s)),
+            Kind::DataSource => {
+                deserialize(spec, "/spec").map(|s| Typed::new(m, s, Typed::DataSource))
+            }
             Kind::ResourceGroup => {
-                deserialize(spec, "/spec").map(|s| Typed::ResourceGroup(metadata, s))
+                deserialize(spec, "/spec").map(|s| Typed::new(m, s, Typed::ResourceGroup))
             }
         };
         match result {

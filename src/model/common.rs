@@ -3,8 +3,8 @@
 //! Each one is parsed into a real type when the document is read, so the rest
 //! of the program never re-parses strings.
 
+use super::SmallMap;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -309,6 +309,6 @@ pub struct Metadata {
     /// to it by this name.
     pub name: Name,
     /// Free-form labels for people and tools; asctl does not interpret them.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub labels: SmallMap<String, String>,
 }

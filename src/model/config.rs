@@ -28,10 +28,15 @@ impl<S> Object<S> {
 }
 
 /// Objects of one kind, in document order, with a name index.
+///
+/// Each object has an allocation of its own: the loader types the objects
+/// of every file in parallel and hands them over here by pointer, so a
+/// large configuration never holds its objects twice (once per file, once
+/// here), and an object takes its own size, not that of the largest kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct Objects<S> {
-    items: Vec<Object<S>>,
+    items: Vec<Box<Object<S>>>,
     #[serde(skip)]
     by_name: HashMap<Name, usize>,
 }
@@ -49,6 +54,11 @@ impl<S> Objects<S> {
     /// Adds an object. The first object of a name wins the index; the loader
     /// reports later duplicates.
     pub fn push(&mut self, obj: Object<S>) {
+        self.push_boxed(Box::new(obj));
+    }
+
+    /// [`Objects::push`] of an object already in its own allocation.
+    pub fn push_boxed(&mut self, obj: Box<Object<S>>) {
         self.by_name
             .entry(obj.metadata.name.clone())
             .or_insert(self.items.len());
@@ -56,18 +66,18 @@ impl<S> Objects<S> {
     }
 
     /// Room for `additional` more objects, exactly: the loader knows how
-    /// many there are, and an object is large.
+    /// many there are.
     pub fn reserve_exact(&mut self, additional: usize) {
         self.items.reserve_exact(additional);
         self.by_name.reserve(additional);
     }
 
     pub fn get(&self, name: &str) -> Option<&Object<S>> {
-        self.by_name.get(name).map(|&i| &self.items[i])
+        self.by_name.get(name).map(|&i| &*self.items[i])
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Object<S>> {
-        self.items.iter()
+    pub fn iter(&self) -> Iter<'_, S> {
+        Iter(self.items.iter())
     }
 
     pub fn len(&self) -> usize {
@@ -79,11 +89,42 @@ impl<S> Objects<S> {
     }
 }
 
+/// The objects of one kind, in document order.
+#[derive(Debug)]
+pub struct Iter<'a, S>(std::slice::Iter<'a, Box<Object<S>>>);
+
+impl<S> Clone for Iter<'_, S> {
+    fn clone(&self) -> Self {
+        Iter(self.0.clone())
+    }
+}
+
+impl<'a, S> Iterator for Iter<'a, S> {
+    type Item = &'a Object<S>;
+    fn next(&mut self) -> Option<&'a Object<S>> {
+        self.0.next().map(|b| &**b)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+    fn nth(&mut self, n: usize) -> Option<&'a Object<S>> {
+        self.0.nth(n).map(|b| &**b)
+    }
+}
+
+impl<S> DoubleEndedIterator for Iter<'_, S> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|b| &**b)
+    }
+}
+
+impl<S> ExactSizeIterator for Iter<'_, S> {}
+
 impl<'a, S> IntoIterator for &'a Objects<S> {
     type Item = &'a Object<S>;
-    type IntoIter = std::slice::Iter<'a, Object<S>>;
+    type IntoIter = Iter<'a, S>;
     fn into_iter(self) -> Self::IntoIter {
-        self.items.iter()
+        self.iter()
     }
 }
 

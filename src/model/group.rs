@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use super::SmallMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -137,8 +137,8 @@ pub struct Process {
     pub command: Vec<String>,
     /// Environment variables. Values are treated as secrets: plans show them
     /// as `(sensitive)`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub env: SmallMap<String, String>,
     /// Working directory of the process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,

@@ -1,10 +1,9 @@
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Cidr, Name};
+use super::{Cidr, Name, SmallMap};
 
 /// A network line between nodes: a subnet and each member node's address on it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -16,7 +15,7 @@ pub struct NetworkLineSpec {
     /// The line's subnet, e.g. `10.1.0.0/24`.
     pub subnet: Cidr,
     /// The nodes on this line and each one's address on it.
-    pub members: BTreeMap<Name, IpAddr>,
+    pub members: SmallMap<Name, IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

@@ -19,6 +19,7 @@ mod node;
 mod ocf;
 pub mod ocf_metadata;
 pub mod schema;
+mod small_map;
 
 pub use common::*;
 pub use config::*;
@@ -29,6 +30,7 @@ pub use host::*;
 pub use line::*;
 pub use node::*;
 pub use ocf::*;
+pub use small_map::SmallMap;
 
 /// Helpers for the crate's unit tests.
 #[cfg(test)]

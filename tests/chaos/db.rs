@@ -97,6 +97,7 @@ impl Lun {
     /// `e2fsck -fn` of the backing file, once no node has it mounted: `Err`
     /// with its report unless the file system is clean.
     pub fn fsck(&self) -> Result<(), String> {
+        self.wait_unmounted(Duration::from_secs(10))?;
         let o = run(Command::new("e2fsck").args(["-f", "-n"]).arg(&self.file));
         if o.status.success() {
             Ok(())
@@ -111,6 +112,38 @@ impl Lun {
 }
 
 impl Lun {
+    /// Waits until no loop device of the LUN is mounted anywhere. A mount
+    /// namespace dies with its last process, but the kernel unmounts its
+    /// file systems (journal commit, clean flag) only afterwards, on its
+    /// own time: a check run before that sees a journal still to replay.
+    /// A mounted block device refuses an exclusive open (EBUSY).
+    fn wait_unmounted(&self, limit: Duration) -> Result<(), String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let start = Instant::now();
+        loop {
+            let busy: Vec<&PathBuf> = self
+                .loops
+                .iter()
+                .filter(|dev| {
+                    std::fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_EXCL)
+                        .open(dev)
+                        .is_err()
+                })
+                .collect();
+            if busy.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "still mounted (or held) {limit:?} after every node's processes were killed: {busy:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The superblock's mount count (ext4 adds one at every mount).
     pub fn mount_count(&self) -> Result<u64, String> {
         let o = run(Command::new("dumpe2fs").arg("-h").arg(&self.file));

@@ -49,7 +49,7 @@ fn config(groups: &[(Name, GroupDef)]) -> Config {
         c.groups.push(Object {
             metadata: Metadata {
                 name: name.clone(),
-                labels: BTreeMap::new(),
+                labels: Default::default(),
             },
             spec: spec(def),
             doc: 0,

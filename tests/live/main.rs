@@ -29,6 +29,7 @@ mod ocf_guard;
 mod operate;
 mod readiness;
 mod reconciler;
+mod returning;
 mod self_fencing;
 mod supervise;
 mod terminal;

@@ -6,7 +6,8 @@
 //! devices over ext4 and xfs; `storage_group.rs`: a group with its data
 //! through the node reconciler; `storage_guard.rs` and `storage_fence.rs`:
 //! the lease guard and the node's own fence releasing storage, a file
-//! system check under way included).
+//! system check under way included; `storage_starved.rs`: the guard's
+//! unmount past a killed writer whose thread a starved CPU does not run).
 //!
 //! Every test here is `#[ignore = "needs root: run with --include-ignored"]`,
 //! so a plain `cargo test` reports it as ignored, never as passed; without
@@ -30,3 +31,4 @@ mod storage;
 mod storage_fence;
 mod storage_group;
 mod storage_guard;
+mod storage_starved;

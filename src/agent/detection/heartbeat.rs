@@ -152,6 +152,8 @@ pub struct Observation {
     pub line: Name,
     /// The packet's flags (`packet::FLAG_TAKEOVER`).
     pub flags: u8,
+    /// The sender's agent run (`packet`): a newer one means it restarted.
+    pub incarnation: u64,
     /// A verification reply: the peer heard this node's request, so the
     /// link works both ways (a heartbeat or a request proves one way only).
     pub reply: bool,
@@ -399,6 +401,7 @@ async fn receive(
                 let obs = Observation {
                     at,
                     flags: p.flags,
+                    incarnation: p.incarnation,
                     reply: p.kind == Kind::VerifyReply,
                     peer: p.sender,
                     line: line.name.clone(),

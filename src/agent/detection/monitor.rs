@@ -303,7 +303,11 @@ async fn drive(mut detector: Detector, mut inputs: Inputs, out: Outputs) {
             biased;
             o = inputs.observations.recv() => match o {
                 Some(o) => {
-                    let mut events = detector.heard(o.at, o.peer.as_str(), o.line.as_str());
+                    // The run first: a restarted peer's grace starts with
+                    // its first packet, before that packet's line counts.
+                    let mut events: Vec<Event> =
+                        detector.incarnation(o.at, o.peer.as_str(), o.incarnation).into_iter().collect();
+                    events.extend(detector.heard(o.at, o.peer.as_str(), o.line.as_str()));
                     if o.reply {
                         events.extend(detector.answered(o.at, o.peer.as_str()));
                     }
@@ -381,6 +385,24 @@ fn record(metrics: &Metrics, now: Instant, e: &Event) {
         Event::Answers { peer, up: false } => {
             warn!(%peer, "the peer stopped answering verification requests: the link may work one way only")
         }
+        Event::Restarted {
+            peer,
+            waiting: true,
+        } => info!(
+            %peer,
+            "the peer restarted (a newer incarnation): its requests are no sign of a one-way link until it answers this node's, or for a timeout"
+        ),
+        Event::Restarted {
+            peer,
+            waiting: false,
+        } => info!(%peer, "the restarted peer answered, or its timeout to answer passed"),
+        Event::OneWay { peer, on: true } => warn!(
+            %peer,
+            "the peer's verification requests arrive but it answers none of this node's: the link works one way only"
+        ),
+        Event::OneWay { peer, on: false } => {
+            info!(%peer, "the link to the peer no longer works one way only")
+        }
         Event::Stalled { gap } => {
             warn!(
                 gap_ms = gap.as_millis() as u64,
@@ -425,6 +447,8 @@ mod tests {
                         heard: true,
                         answers: None,
                         verification: None,
+                        restarted: false,
+                        crossed: false,
                     };
                     (n(&format!("p{i}")), p)
                 })
@@ -468,6 +492,8 @@ mod tests {
             heard: true,
             answers: None,
             verification: None,
+            restarted: false,
+            crossed: false,
         };
         let wait = Duration::from_millis(500);
         let mut v = DetectorSnapshot {

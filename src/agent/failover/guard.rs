@@ -26,7 +26,11 @@
 //! OCF resource recorded under `<data_dir>/ocf/` (the OCF driver records
 //! one before its `start`) is stopped with its agent's `stop`.
 //! SIGKILL, not SIGTERM: the timing argument of docs/ha.md needs a short
-//! bound, and a fence is not a stop. The records are read at every renewal
+//! bound, and a fence is not a stop. Storage the fence could not release
+//! (a mount still busy at its limit) is released again every
+//! [`super::fence::RETRY_RELEASE`] while the agent stays frozen: the node
+//! may hold the disk until it is, and nobody else will release it before
+//! the agent renews. The records are read at every renewal
 //! and kept while reading fails ([`OnRecord`]): the data directory's file
 //! system may fail before the fence is needed.
 //!
@@ -107,8 +111,14 @@ pub fn serve(data_dir: &Path) {
     let mut budget: Option<Duration> = None;
     let mut pending = Vec::new();
     let mut buf = [0u8; 512];
+    // Storage a fence could not release while the agent is frozen: when the
+    // fence was, and how many retries since.
+    let mut unreleased: Option<(Instant, u32)> = None;
     loop {
-        let timeout_ms = poll_timeout_ms(lease);
+        let timeout_ms = match unreleased {
+            Some(_) => super::fence::RETRY_RELEASE.as_millis() as i32,
+            None => poll_timeout_ms(lease),
+        };
         let mut pfd = libc::pollfd {
             fd,
             events: libc::POLLIN,
@@ -126,14 +136,13 @@ pub fn serve(data_dir: &Path) {
             return;
         }
         if ready == 0 {
-            let late = lease.map_or(Duration::ZERO, |(r, len)| r.elapsed().saturating_sub(len));
-            let why = format!(
-                "the lease ran out {} ms ago: the agent is frozen or starved",
-                late.as_millis()
-            );
-            fence(&rt, data_dir, &known, budget, &why);
+            unreleased = match unreleased {
+                Some(retrying) => super::fence::retry(&rt, data_dir, &known, retrying),
+                None => super::fence::lease_ran_out(&rt, data_dir, &known, budget, lease),
+            };
             // Disarmed until the agent renews again; it knows it lapsed and
-            // starts nothing until it has caught up with the domain.
+            // starts nothing until it has caught up with the domain. What
+            // the fence could not release is retried until then.
             lease = None;
             continue;
         }
@@ -168,6 +177,11 @@ pub fn serve(data_dir: &Path) {
                 "the agent detached; leaving the groups running"
             ));
             return;
+        }
+        if lease.is_some() && unreleased.take().is_some() {
+            super::fence::say(format_args!(
+                "the agent renews again: its own stop releases what the fence could not"
+            ));
         }
         known.refresh(data_dir);
     }
@@ -204,7 +218,7 @@ impl OnRecord {
     }
 
     /// What was read last and what can be read now, together.
-    fn with_current(&self, data_dir: &Path) -> OnRecord {
+    pub(super) fn with_current(&self, data_dir: &Path) -> OnRecord {
         let mut now = self.clone();
         now.refresh(data_dir);
         for p in &self.processes {
@@ -234,8 +248,8 @@ fn fence(
     known: &OnRecord,
     budget: Option<Duration>,
     why: &str,
-) {
-    super::fence::fence(rt, data_dir, known.with_current(data_dir), budget, why);
+) -> bool {
+    super::fence::fence(rt, data_dir, known.with_current(data_dir), budget, why)
 }
 
 /// How long `poll` may wait: until the lease is over, rounded up so that

@@ -67,8 +67,8 @@ pub use readiness::{FailureDetails, LOG_TAIL_LINES};
 use readiness::{RUN_MARKER, Readiness, read_log_tail, start_up_verdict, waiting};
 use records::*;
 pub use records::{Recorded, kill, kill_recorded, recorded, recorded_groups, stop_stale};
-pub use signals::hasten_exit;
 use signals::*;
+pub use signals::{alive, hasten_exit, threads};
 
 /// How often a probe that has not passed yet is retried during the
 /// start-up grace (or at its `interval`, when that is shorter): often enough

@@ -150,7 +150,7 @@ pub fn kill(data_dir: &Path, records: &[Recorded]) -> Vec<i32> {
             killed.push(rec.pid);
         }
     }
-    hasten_group_exit(&killed);
+    let members = hasten_group_exit(&killed);
     for rec in records {
         // What left the process group is in the cgroup.
         if let Some(cg) = Cgroup::for_process(data_dir, &rec.group, &rec.process) {
@@ -158,8 +158,16 @@ pub fn kill(data_dir: &Path, records: &[Recorded]) -> Vec<i32> {
         }
     }
     let deadline = std::time::Instant::now() + KILL_GRACE;
-    while killed.iter().any(|g| group_alive(*g)) && std::time::Instant::now() < deadline {
+    // The members found once are watched (a few small reads a step) until
+    // every thread of each has exited: a search of all of /proc at every
+    // step would run at the guard's real-time priority and take CPU that a
+    // starved node's killed threads need to exit. Then a search for
+    // anything of the groups left, which is nearly always none.
+    while members.iter().any(|&pid| alive(pid)) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
+    }
+    while killed.iter().any(|g| group_alive(*g)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
     }
     killed
 }

@@ -125,35 +125,73 @@ pub(super) fn same_process(pid: i32, start_time: u64) -> bool {
 }
 
 /// Gives every live process of the process groups `pgids`, already sent
-/// SIGKILL, a real-time priority to exit with ([`hasten_exit`]).
-pub(super) fn hasten_group_exit(pgids: &[i32]) {
+/// SIGKILL, a real-time priority to exit with ([`hasten_exit`]); returns
+/// their pids.
+pub(super) fn hasten_group_exit(pgids: &[i32]) -> Vec<i32> {
     if pgids.is_empty() {
-        return;
+        return Vec::new();
     }
     let Ok(entries) = fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
     let pids: Vec<i32> = entries
         .flatten()
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-        .filter(|pid| proc_stat(*pid).is_some_and(|s| pgids.contains(&s.pgrp) && s.is_live()))
+        .filter(|&pid| {
+            proc_stat(pid).is_some_and(|s| pgids.contains(&s.pgrp) && (s.is_live() || alive(pid)))
+        })
         .collect();
     hasten_exit(&pids);
+    pids
 }
 
 /// Gives the processes `pids`, already sent SIGKILL (none of them returns
 /// to user space again), the lowest real-time priority, so that each exits
 /// at once rather than when a starved CPU gets round to it: until it has
 /// exited it still holds its files and mounts, and a fence waits for them.
+/// Every thread of each: a scheduling policy belongs to one thread, and a
+/// process holds its files until its *last* thread has exited — a killed
+/// multithreaded process whose leader alone was hastened shows as a zombie
+/// while its other threads wait, at normal priority, for a starved CPU.
 /// Best effort: a process that is gone, or a refusal (no privilege, a
 /// cgroup without real-time time), leaves it to exit when scheduled.
 pub fn hasten_exit(pids: &[i32]) {
     let param = libc::sched_param { sched_priority: 1 };
     for &pid in pids {
-        // SAFETY: a system call on a pid with a valid sched_param; ESRCH
-        // (gone meanwhile) is harmless.
-        unsafe { libc::sched_setscheduler(pid, libc::SCHED_RR, &param) };
+        let mut tids = threads(pid);
+        if tids.is_empty() {
+            tids.push(pid);
+        }
+        for tid in tids {
+            // SAFETY: a system call on a thread id with a valid
+            // sched_param; ESRCH (gone meanwhile) is harmless.
+            unsafe { libc::sched_setscheduler(tid, libc::SCHED_RR, &param) };
+        }
     }
+}
+
+/// The thread ids of process `pid`, its leader included (empty when it is
+/// gone).
+pub fn threads(pid: i32) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Whether process `pid` has a thread that has not exited. `/proc/PID/stat`
+/// alone says "zombie" as soon as the leader thread has exited, while the
+/// other threads of a killed process may still be on their way out, holding
+/// the process's files (and so its mounts) until the last one is gone.
+pub fn alive(pid: i32) -> bool {
+    threads(pid).into_iter().any(|tid| {
+        fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+            .ok()
+            .and_then(|t| parse_stat(&t))
+            .is_some_and(|s| s.is_live())
+    })
 }
 
 pub(super) fn group_alive(pgid: i32) -> bool {
@@ -164,7 +202,40 @@ pub(super) fn group_alive(pgid: i32) -> bool {
         e.file_name()
             .to_str()
             .and_then(|n| n.parse::<i32>().ok())
-            .and_then(proc_stat)
-            .is_some_and(|s| s.pgrp == pgid && s.is_live())
+            .and_then(|pid| Some((pid, proc_stat(pid)?)))
+            .is_some_and(|(pid, s)| s.pgrp == pgid && (s.is_live() || alive(pid)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_alive_while_a_thread_is_and_a_reaped_child_is_not() {
+        let me = std::process::id() as i32;
+        // The test harness runs this on a thread of its own: two at least.
+        let tids = threads(me);
+        assert!(tids.contains(&me) && tids.len() >= 2, "{tids:?}");
+        assert!(alive(me));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        assert!(!alive(pid));
+        assert!(threads(pid).is_empty());
+    }
+
+    #[test]
+    fn an_unreaped_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let t = std::time::Instant::now();
+        while proc_stat(pid).is_some_and(|s| s.is_live()) {
+            assert!(t.elapsed() < Duration::from_secs(10), "`true` did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(threads(pid), [pid], "a zombie keeps its entry until reaped");
+        assert!(!alive(pid));
+        child.wait().unwrap();
+    }
 }

@@ -84,8 +84,10 @@ pub fn openers(proc_root: &Path, rdev: u64, skip: &[i32]) -> Vec<Holder> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| !skip.contains(pid))
         .filter(|pid| {
-            std::fs::read_dir(proc_root.join(pid.to_string()).join("fd"))
-                .is_ok_and(|fds| fds.flatten().any(|fd| opens(&fd.path())))
+            task_dirs(&proc_root.join(pid.to_string())).iter().any(|d| {
+                std::fs::read_dir(d.join("fd"))
+                    .is_ok_and(|fds| fds.flatten().any(|fd| opens(&fd.path())))
+            })
         })
         .map(|pid| Holder {
             pid,
@@ -96,8 +98,78 @@ pub fn openers(proc_root: &Path, rdev: u64, skip: &[i32]) -> Vec<Holder> {
     out
 }
 
-/// How the process at `dir` (`/proc/<pid>`) uses device `dev`, if it does.
+/// The directories to search for what process `dir` (`/proc/<pid>`) uses:
+/// its own, and — when its leader thread has exited (its working directory
+/// can no longer be read) — each of its other threads' (`task/<tid>`).
+/// A killed multithreaded process passes through that state: the leader is
+/// a zombie with no files of its own while the other threads, still on
+/// their way out, hold the process's open files, and with them the mount.
+fn task_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if std::fs::metadata(dir.join("cwd")).is_ok() {
+        return out;
+    }
+    let leader = dir.file_name();
+    if let Ok(tasks) = std::fs::read_dir(dir.join("task")) {
+        out.extend(
+            tasks
+                .flatten()
+                .filter(|t| Some(t.file_name().as_os_str()) != leader)
+                .map(|t| t.path()),
+        );
+    }
+    out
+}
+
+/// What each thread of process `pid` is doing, for the message of a mount
+/// or device that could not be released: `TID STATE [WCHAN]` per thread
+/// (`D` is uninterruptible sleep in the kernel, which no signal ends; `Z` a
+/// thread that has exited; `R` one waiting for a CPU), or `gone`.
+pub fn thread_states(proc_root: &Path, pid: i32) -> String {
+    let task = proc_root.join(pid.to_string()).join("task");
+    let Ok(dir) = std::fs::read_dir(&task) else {
+        return "gone".into();
+    };
+    let mut tids: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    let states: Vec<String> = tids
+        .iter()
+        .map(|tid| {
+            let t = task.join(tid.to_string());
+            let stat = std::fs::read_to_string(t.join("stat")).unwrap_or_default();
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next())
+                .unwrap_or("?");
+            let wchan = std::fs::read_to_string(t.join("wchan")).unwrap_or_default();
+            match wchan.trim() {
+                "" | "0" => format!("{tid} {state}"),
+                w => format!("{tid} {state} {w}"),
+            }
+        })
+        .collect();
+    if states.is_empty() {
+        "gone".into()
+    } else {
+        format!("threads {}", states.join(", "))
+    }
+}
+
+/// How the process at `dir` (`/proc/<pid>`) uses device `dev`, if it does:
+/// through its leader thread, or through another thread once the leader
+/// has exited ([`task_dirs`]).
 fn uses(dir: &Path, dev: u64, maps: Maps) -> Option<&'static str> {
+    task_dirs(dir)
+        .iter()
+        .find_map(|d| thread_uses(d, dev, maps))
+}
+
+/// How the thread at `dir` (`/proc/<pid>` or `/proc/<pid>/task/<tid>`)
+/// uses device `dev`, if it does.
+fn thread_uses(dir: &Path, dev: u64, maps: Maps) -> Option<&'static str> {
     let on_dev = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.dev() == dev);
     for (link, how) in [
         ("cwd", "working directory"),
@@ -270,5 +342,57 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// A fake /proc where process 30's leader has exited (its working
+    /// directory unreadable, no files of its own) while its thread 31 still
+    /// has a file of the file system open, as a killed multithreaded
+    /// process has until its last thread is gone; process 40 is live, its
+    /// leader using nothing and a thread holding a file (threads of a live
+    /// leader share its files, so only the leader is searched).
+    #[test]
+    fn a_zombie_leader_is_found_through_its_threads() {
+        let data = tempfile::tempdir().unwrap();
+        let file = data.path().join("log");
+        std::fs::write(&file, b"x").unwrap();
+        let dev = std::fs::metadata(&file).unwrap().dev();
+        let proc_root = tempfile::tempdir().unwrap();
+        let mk = |d: &Path| std::fs::create_dir_all(d.join("fd")).unwrap();
+        let p30 = proc_root.path().join("30");
+        mk(&p30);
+        mk(&p30.join("task/30"));
+        mk(&p30.join("task/31"));
+        symlink(data.path(), p30.join("task/31/cwd")).unwrap();
+        symlink(&file, p30.join("task/31/fd/4")).unwrap();
+        let p40 = proc_root.path().join("40");
+        mk(&p40);
+        mk(&p40.join("task/41"));
+        // Readable and elsewhere: procfs is never the test file's system.
+        symlink("/proc", p40.join("cwd")).unwrap();
+        symlink(&file, p40.join("task/41/fd/4")).unwrap();
+
+        let found = find_without_maps(proc_root.path(), dev, 0);
+        assert_eq!(
+            found,
+            [Holder {
+                pid: 30,
+                how: "working directory"
+            }]
+        );
+        // The same for the device's openers: the block device itself held
+        // by a thread of a process whose leader has exited.
+        let block = std::fs::read_dir("/dev")
+            .unwrap()
+            .flatten()
+            .find(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.file_type().is_block_device()));
+        if let Some(b) = block {
+            let rdev = std::fs::metadata(b.path()).unwrap().rdev();
+            symlink(b.path(), p30.join("task/31/fd/5")).unwrap();
+            let found: Vec<i32> = openers(proc_root.path(), rdev, &[])
+                .iter()
+                .map(|h| h.pid)
+                .collect();
+            assert_eq!(found, [30]);
+        }
     }
 }

@@ -7,3 +7,4 @@ pub mod mount;
 pub mod mountinfo;
 pub mod records;
 pub mod shared_disk;
+mod umount;

@@ -25,7 +25,8 @@ use tokio::time::Instant;
 use crate::drivers::{DriverError, GroupKill, ResourceHealth};
 use crate::model::Name;
 
-use super::io_check::{IoCheck, bounded};
+use super::io_check::IoCheck;
+use super::umount::umount_once;
 use super::{holders, mountinfo, records};
 
 #[derive(Debug, Clone)]
@@ -316,41 +317,34 @@ pub(super) async fn unmount(
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
-        let p = path.to_path_buf();
-        let result = bounded(left, move || {
-            nix::mount::umount2(&p, nix::mount::MntFlags::empty())
-        })
-        .await;
+        let result = umount_once(path, left).await;
         match result {
-            Some(Ok(())) | Some(Err(Errno::EINVAL)) | Some(Err(Errno::ENOENT)) => return Ok(()),
-            Some(Err(Errno::EBUSY)) => {}
-            Some(Err(e)) => {
+            Ok(Ok(())) | Ok(Err(Errno::EINVAL)) | Ok(Err(Errno::ENOENT)) => return Ok(()),
+            Ok(Err(Errno::EBUSY)) => {}
+            Ok(Err(e)) => {
                 return Err(DriverError::Failed(format!(
                     "cannot unmount {}: {e}",
                     path.display()
                 )));
             }
-            None => {
+            Err(stuck) => {
                 return Err(DriverError::Failed(format!(
-                    "unmounting {} hung (the storage does not answer): it is still mounted",
-                    path.display()
+                    "unmounting {} hung (the system call did not return within {} ms: the \
+                     storage does not answer, or the unmount got no CPU; {}): it is still \
+                     mounted{}",
+                    path.display(),
+                    left.as_millis(),
+                    stuck,
+                    used_by(&last_holders)
                 )));
             }
         }
         let now = Instant::now();
         if now >= deadline {
-            let who: Vec<String> = last_holders
-                .iter()
-                .map(|h: &holders::Holder| format!("{} ({})", h.pid, h.how))
-                .collect();
             return Err(DriverError::Failed(format!(
                 "cannot unmount {}: still busy at the stop timeout{}",
                 path.display(),
-                if who.is_empty() {
-                    String::new()
-                } else {
-                    format!("; used by pid {}", who.join(", "))
-                }
+                used_by(&last_holders)
             )));
         }
         let signal = if now < half {
@@ -380,8 +374,38 @@ pub(super) async fn unmount(
         } else {
             deadline
         };
-        wait_gone(&pids, until, retry).await;
+        // Busy with nobody found (a file system stays busy for a moment
+        // after its last user has gone): the next search of all of /proc
+        // waits a little longer, so that at the guard's real-time priority
+        // the search does not take the CPU the moment needs.
+        let step = if pids.is_empty() {
+            retry.max(IDLE_RETRY)
+        } else {
+            retry
+        };
+        wait_gone(&pids, until, step).await;
     }
+}
+
+/// The least step of a busy unmount that found no user to wait for.
+const IDLE_RETRY: Duration = Duration::from_millis(20);
+
+/// The users of a mount that would not go, for its error: each with how it
+/// uses the file system and what its threads are doing
+/// ([`holders::thread_states`]: in the kernel, waiting for a CPU, or
+/// exited but for a thread still holding the process's files).
+fn used_by(last: &[holders::Holder]) -> String {
+    if last.is_empty() {
+        return "; no process found using it".into();
+    }
+    let who: Vec<String> = last
+        .iter()
+        .map(|h| {
+            let threads = holders::thread_states(Path::new("/proc"), h.pid);
+            format!("{} ({}; {threads})", h.pid, h.how)
+        })
+        .collect();
+    format!("; used by pid {}", who.join(", "))
 }
 
 /// Sleeps `retry`, then on until every process in `pids` has exited
@@ -402,18 +426,10 @@ async fn wait_gone(pids: &[i32], until: Instant, retry: Duration) {
 }
 
 /// Whether process `pid` has exited: gone, or a zombie (which holds no
-/// file and no mount).
+/// file and no mount) — every thread of it, not only its leader
+/// ([`crate::drivers::process::alive`]).
 fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat_state(&stat).is_some_and(|s| s == "Z" || s == "X"),
-    }
-}
-
-/// The state field of a `/proc/<pid>/stat` line (after the command, which
-/// may itself hold spaces and parentheses).
-fn stat_state(stat: &str) -> Option<&str> {
-    stat.rsplit_once(')')?.1.split_whitespace().next()
+    !crate::drivers::process::alive(pid)
 }
 
 /// Waits until no process of this node has the block device `dev` open,
@@ -440,7 +456,13 @@ pub(super) async fn release_device(
             return Ok(killed);
         }
         if Instant::now() >= deadline {
-            let pids: Vec<String> = left.iter().map(|h| h.pid.to_string()).collect();
+            let pids: Vec<String> = left
+                .iter()
+                .map(|h| {
+                    let threads = holders::thread_states(Path::new("/proc"), h.pid);
+                    format!("{} ({threads})", h.pid)
+                })
+                .collect();
             return Err(DriverError::Failed(format!(
                 "the device {}:{} is still open after SIGKILL, by pid {}",
                 dev.0,
@@ -491,13 +513,6 @@ fn write_fsync_read(file: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_state_reads_past_a_command_with_parentheses() {
-        assert_eq!(stat_state("42 (a) b) Z 1 42 42"), Some("Z"));
-        assert_eq!(stat_state("42 (sh) S 1 42 42 0"), Some("S"));
-        assert_eq!(stat_state("garbage"), None);
-    }
 
     #[test]
     fn a_live_process_is_not_gone_and_a_reaped_one_is() {

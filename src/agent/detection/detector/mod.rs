@@ -31,10 +31,19 @@
 //! warns about that configuration. The reasoning, including the two-node
 //! tie-break, is in docs/ha.md.
 //!
+//! **One-way links.** With a verification line it also watches the peer's
+//! answers to this node's requests ([`Event::Answers`]) and whether the
+//! peer's own requests keep arriving unanswered ([`Event::OneWay`],
+//! [`PeerSnapshot::one_way`]) — not while they may have crossed this node's
+//! unanswered request, nor for a timeout after the first packet of a new
+//! run of the peer ([`Event::Restarted`]): a peer that died or came back.
+//!
 //! Files: `setup.rs`, what the detector watches ([`DetectorConfig`], from
 //! the configuration); `timing.rs`, the bounds of docs/ha.md's timing
 //! argument ([`takeover_wait`], [`quorum_lease`]); this file, the machine.
 
+#[cfg(test)]
+mod one_way_tests;
 mod setup;
 #[cfg(test)]
 mod tests;
@@ -88,12 +97,22 @@ pub enum Event {
     /// works both ways, for the quorum lease (a node that hears its peers
     /// but is not heard must not count them).
     Answers { peer: Name, up: bool },
+    /// A newer run of a peer (a higher incarnation) was heard (`waiting:
+    /// true`): until it answers one of this node's verification requests,
+    /// or for one timeout, its requests without answers are no sign of a
+    /// one-way link. `waiting: false`: it answered, or the timeout passed.
+    Restarted { peer: Name, waiting: bool },
+    /// The peer's verification requests arrive but it answers none of this
+    /// node's (`on: true`, [`PeerSnapshot::one_way`]), or no longer so.
+    OneWay { peer: Name, on: bool },
 }
 
 #[derive(Debug, Clone)]
 struct LineWatch {
     last: Instant,
     up: bool,
+    /// The packet that last brought it up (or the detector's start).
+    since: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -112,9 +131,88 @@ struct PeerWatch {
     /// With a verification line: the peer's replies to this node's
     /// requests, watched like a line.
     answers: Option<LineWatch>,
+    /// The newest incarnation (agent run) of the peer heard, and when its
+    /// first packet arrived.
+    run: Option<(u64, Instant)>,
+    /// When the first packet of a newer run arrived, while that run has
+    /// not answered yet and a timeout has not passed.
+    restarted: Option<Instant>,
+    /// [`PeerSnapshot::one_way`], as of the last tick.
+    one_way: bool,
 }
 
 impl PeerWatch {
+    /// Whether the peer's verification packets stopped within `window` of
+    /// its last answer, or of the verification line coming back up
+    /// ([`PeerSnapshot::crossed`]).
+    fn crossed(&self, window: Duration) -> bool {
+        match (&self.answers, self.lines.get(self.domain_count)) {
+            (Some(a), Some((_, v))) => v.last <= a.last.max(v.since) + window,
+            _ => false,
+        }
+    }
+
+    fn one_way(&self, window: Duration) -> bool {
+        let verification = self.lines.get(self.domain_count).map(|(_, l)| l.up);
+        let answers = self.answers.as_ref().map(|a| a.up);
+        PeerSnapshot::one_way_of(
+            verification,
+            answers,
+            self.restarted.is_some(),
+            self.crossed(window),
+        )
+    }
+
+    /// Re-evaluates the peer's lines, its answers, a new run's grace and
+    /// the one-way link against `silent`, pushing each change.
+    fn tick_watches(
+        &mut self,
+        name: &Name,
+        silent: &impl Fn(Instant) -> bool,
+        crossing: Duration,
+        events: &mut Vec<Event>,
+    ) {
+        if self.restarted.is_some_and(silent) {
+            self.restarted = None;
+            events.push(Event::Restarted {
+                peer: name.clone(),
+                waiting: false,
+            });
+        }
+        if let Some(a) = &mut self.answers {
+            let up = !silent(a.last);
+            if up != a.up {
+                a.up = up;
+                events.push(Event::Answers {
+                    peer: name.clone(),
+                    up,
+                });
+            }
+        }
+        for (line, lw) in &mut self.lines {
+            let up = !silent(lw.last);
+            if up != lw.up {
+                lw.up = up;
+                if up {
+                    lw.since = lw.last;
+                }
+                events.push(Event::Line {
+                    peer: name.clone(),
+                    line: line.clone(),
+                    up,
+                });
+            }
+        }
+        let one_way = self.one_way(crossing);
+        if one_way != self.one_way {
+            self.one_way = one_way;
+            events.push(Event::OneWay {
+                peer: name.clone(),
+                on: one_way,
+            });
+        }
+    }
+
     fn last_heard(&self) -> Instant {
         // Never empty: a peer is only watched when it shares a line.
         self.lines
@@ -149,11 +247,51 @@ pub struct PeerSnapshot {
     /// reply) within the timeout.
     #[serde(skip)]
     pub verification: Option<bool>,
+    /// A newer run of it began less than a timeout ago and has not answered
+    /// this node's requests yet ([`Event::Restarted`]).
+    #[serde(skip)]
+    pub restarted: bool,
+    /// Its last verification packet arrived within an interval (plus the
+    /// scheduling slack) of its last answer, or of the verification line
+    /// coming back up after a silence: it may have been sent before this
+    /// node's first unanswered request reached the peer, so it proves
+    /// nothing about this node's traffic out. A peer that dies right after
+    /// answering leaves exactly this behind for up to an interval, and so
+    /// does one heard again after a cut both ways healed.
+    #[serde(skip)]
+    pub crossed: bool,
+}
+
+impl PeerSnapshot {
+    /// The peer's verification requests reach this node but it answers
+    /// none of this node's: the link works one way only — unless it has
+    /// just restarted, or its requests may have crossed this node's
+    /// unanswered one in flight (docs/ha.md, "One-way links").
+    pub fn one_way(&self) -> bool {
+        Self::one_way_of(
+            self.verification,
+            self.answers,
+            self.restarted,
+            self.crossed,
+        )
+    }
+
+    fn one_way_of(
+        verification: Option<bool>,
+        answers: Option<bool>,
+        restarted: bool,
+        crossed: bool,
+    ) -> bool {
+        verification == Some(true) && answers == Some(false) && !restarted && !crossed
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Detector {
     timeout: Duration,
+    /// [`PeerSnapshot::crossed`]'s window: one interval (this node's next
+    /// request after an answer) plus the scheduling slack.
+    crossing: Duration,
     peers: BTreeMap<Name, PeerWatch>,
     isolation: Vec<(IsolationTarget, Instant)>,
     tie_break: TieBreak,
@@ -182,6 +320,7 @@ impl Detector {
                             LineWatch {
                                 last: now,
                                 up: true,
+                                since: now,
                             },
                         )
                     })
@@ -189,6 +328,7 @@ impl Detector {
                 let answers = has_verification.then_some(LineWatch {
                     last: now,
                     up: true,
+                    since: now,
                 });
                 let watch = PeerWatch {
                     lines,
@@ -198,12 +338,16 @@ impl Detector {
                     takeover: false,
                     heard: false,
                     answers,
+                    run: None,
+                    restarted: None,
+                    one_way: false,
                 };
                 (name, watch)
             })
             .collect();
         Detector {
             timeout: cfg.timeout,
+            crossing: cfg.interval + SCHEDULING_SLACK,
             peers,
             isolation: cfg.isolation.into_iter().map(|t| (t, now)).collect(),
             tie_break: cfg.tie_break,
@@ -233,10 +377,48 @@ impl Detector {
 
     /// `peer` answered one of this node's verification requests.
     pub fn answered(&mut self, now: Instant, peer: &str) -> Vec<Event> {
-        if let Some(a) = self.peers.get_mut(peer).and_then(|w| w.answers.as_mut()) {
-            a.last = a.last.max(now);
+        let mut events = Vec::new();
+        if let Some((name, w)) = self.peers.iter_mut().find(|(n, _)| n.as_str() == peer) {
+            if let Some(a) = w.answers.as_mut() {
+                a.last = a.last.max(now);
+            }
+            if w.restarted.take().is_some() {
+                events.push(Event::Restarted {
+                    peer: name.clone(),
+                    waiting: false,
+                });
+            }
         }
-        self.tick(now)
+        events.extend(self.tick(now));
+        events
+    }
+
+    /// The incarnation of a valid packet from `peer`. A newer one than
+    /// heard before is a new run of the peer, which has not had the time to
+    /// hear this node: it gets one timeout, from its first packet, to
+    /// answer before its unanswered requests count as a one-way link
+    /// (`PeerSnapshot::restarted`). Only when the run before it was heard
+    /// for a whole timeout: at this detector's start the first run heard
+    /// may be a replay of an older one (the replay guard knows nothing
+    /// yet), and a peer that lived less than that could not have taken
+    /// anything over (docs/ha.md, "One-way links").
+    pub fn incarnation(&mut self, now: Instant, peer: &str, incarnation: u64) -> Option<Event> {
+        let timeout = self.timeout;
+        let (name, w) = self.peers.iter_mut().find(|(n, _)| n.as_str() == peer)?;
+        let previous = w.run;
+        if previous.is_some_and(|(known, _)| known >= incarnation) {
+            return None;
+        }
+        w.run = Some((incarnation, now));
+        let (_, seen) = previous?;
+        if now.saturating_duration_since(seen) < timeout {
+            return None;
+        }
+        w.restarted = Some(now);
+        Some(Event::Restarted {
+            peer: name.clone(),
+            waiting: true,
+        })
     }
 
     /// The flags of `peer`'s latest packet: an event when its takeover
@@ -284,27 +466,7 @@ impl Detector {
         }
         self.last_input = self.last_input.max(now);
         for (name, w) in &mut self.peers {
-            if let Some(a) = &mut w.answers {
-                let up = !silent(a.last);
-                if up != a.up {
-                    a.up = up;
-                    events.push(Event::Answers {
-                        peer: name.clone(),
-                        up,
-                    });
-                }
-            }
-            for (line, lw) in &mut w.lines {
-                let up = !silent(lw.last);
-                if up != lw.up {
-                    lw.up = up;
-                    events.push(Event::Line {
-                        peer: name.clone(),
-                        line: line.clone(),
-                        up,
-                    });
-                }
-            }
+            w.tick_watches(name, &silent, self.crossing, &mut events);
             let domain_up = w.lines[..w.domain_count].iter().any(|(_, l)| l.up);
             let verification_up = w.lines[w.domain_count..].iter().any(|(_, l)| l.up);
             let target = if domain_up {
@@ -361,7 +523,12 @@ impl Detector {
             .filter(|l| l.up)
             .map(|l| l.last + self.timeout);
         let isolation = self.isolation.iter().map(|(_, last)| *last + self.timeout);
-        lines.chain(isolation).filter(|at| *at > now).min()
+        let restarted = self.peers.values().filter_map(|w| w.restarted);
+        lines
+            .chain(isolation)
+            .chain(restarted.map(|at| at + self.timeout))
+            .filter(|at| *at > now)
+            .min()
     }
 
     fn compute_isolated(&self, now: Instant) -> bool {
@@ -414,6 +581,8 @@ impl Detector {
                         heard: w.heard,
                         answers: w.answers.as_ref().map(|a| a.up),
                         verification: w.lines.get(w.domain_count).map(|(_, l)| l.up),
+                        restarted: w.restarted.is_some(),
+                        crossed: w.crossed(self.crossing),
                     },
                 )
             })

@@ -44,6 +44,9 @@ pub struct IsolationTarget {
 pub struct DetectorConfig {
     /// Silence after which a line, and then a peer, is given up.
     pub timeout: Duration,
+    /// The heartbeat interval: how often this node sends each peer a
+    /// verification request.
+    pub interval: Duration,
     /// Every peer that shares at least one line with this node.
     pub peers: BTreeMap<Name, PeerLines>,
     pub isolation: Vec<IsolationTarget>,
@@ -99,6 +102,9 @@ impl DetectorConfig {
         DetectorConfig {
             timeout: domain.map_or(std::time::Duration::from_secs(1), |d| {
                 d.heartbeat.timeout.get()
+            }),
+            interval: domain.map_or(std::time::Duration::from_millis(250), |d| {
+                d.heartbeat.interval.get()
             }),
             peers,
             isolation,

@@ -2,7 +2,8 @@ use super::*;
 
 use crate::model::testing::n;
 
-const T: Duration = Duration::from_millis(1000);
+pub(super) const T: Duration = Duration::from_millis(1000);
+pub(super) const I: Duration = Duration::from_millis(250);
 
 #[test]
 fn a_peer_that_stops_answering_requests_is_an_event_and_not_a_failure() {
@@ -90,17 +91,21 @@ fn the_quorum_lease_outlasts_an_election_only_with_a_witness() {
     assert_eq!(quorum_lease(ms(10_000), true, hb, el), ms(10_000));
 }
 
-fn ms(v: u64) -> Duration {
+pub(super) fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
-fn two_lines_and_verification(isolation: Vec<IsolationTarget>, tie: TieBreak) -> DetectorConfig {
+pub(super) fn two_lines_and_verification(
+    isolation: Vec<IsolationTarget>,
+    tie: TieBreak,
+) -> DetectorConfig {
     let lines = PeerLines {
         domain: vec![n("d1"), n("d2")],
         verification: Some(n("v")),
     };
     DetectorConfig {
         timeout: T,
+        interval: I,
         peers: [(n("b"), lines)].into_iter().collect(),
         isolation,
         tie_break: tie,
@@ -200,6 +205,7 @@ fn without_verification_line_silence_on_domain_lines_is_failure() {
     let t0 = Instant::now();
     let cfg = DetectorConfig {
         timeout: T,
+        interval: I,
         peers: [(
             n("b"),
             PeerLines {

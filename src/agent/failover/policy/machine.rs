@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::agent::detection::detector::Event;
+use crate::agent::detection::detector::{Event, PeerSnapshot};
 use crate::agent::detection::monitor::DetectorSnapshot;
 use crate::agent::failover::takeover::{self, Clearance, Taken};
 use crate::domain::DomainState;
@@ -148,6 +148,14 @@ pub struct Policy {
     taken: Taken,
     /// Each group's latest state here, to see it come online.
     online: BTreeMap<Name, GroupState>,
+    /// Two nodes: a peer stopped announcing a takeover, and this node holds
+    /// until a catch-up started after that is done. The peer stops once it
+    /// has applied the commit that adopts its copies; this node may not
+    /// have applied it yet, and would start those groups from its older
+    /// placement while the peer still runs them.
+    settling: bool,
+    /// The peers whose takeover announcement the last check saw.
+    announcing: BTreeSet<Name>,
 }
 
 impl Policy {
@@ -163,6 +171,8 @@ impl Policy {
             held_by: BTreeMap::new(),
             taken: Taken::default(),
             online: BTreeMap::new(),
+            settling: false,
+            announcing: BTreeSet::new(),
         }
     }
 
@@ -182,6 +192,7 @@ impl Policy {
             Input::Report(report) => self.on_report(&report, now, &mut out),
             Input::CaughtUp => {
                 self.catching_up = false;
+                self.settling = false;
                 out.push(Action::Note(Note::CaughtUp));
                 self.clearance.fenced = false;
             }
@@ -204,6 +215,30 @@ impl Policy {
     fn catch_up(&mut self, out: &mut Vec<Action>) {
         self.catching_up = true;
         out.push(Action::CatchUp);
+    }
+
+    /// Two nodes: starts `settling` when a peer's takeover
+    /// announcement seen by the last check has ended; ends it when this
+    /// node decides alone (no leader to catch up with).
+    fn settle(&mut self, view: Option<&DetectorSnapshot>, won: bool, out: &mut Vec<Action>) {
+        let announcing: BTreeSet<Name> = view
+            .iter()
+            .flat_map(|v| v.peers.iter().filter(|(_, p)| p.takeover))
+            .map(|(peer, _)| peer.clone())
+            .collect();
+        let ended = self.announcing.iter().any(|p| !announcing.contains(p));
+        self.announcing = announcing;
+        if won {
+            self.settling = false;
+        } else if ended {
+            self.settling = true;
+            // A fenced node catches up before its fence lifts anyway; one
+            // already catching up may have read the leader's index before
+            // the adopting commit, so it starts again.
+            if !self.clearance.fenced || self.catching_up {
+                self.catch_up(out);
+            }
+        }
     }
 
     fn stop_catch_up(&mut self, out: &mut Vec<Action>) {
@@ -326,6 +361,7 @@ impl Policy {
             out.push(Action::Note(Note::Alone));
             self.clearance.fenced = false;
         }
+        self.settle(view, won, out);
         let next = takeover::next(config, state, &self.me, local.as_ref(), &self.taken);
         if next != self.taken {
             out.push(Action::Note(Note::Taken(next.groups())));
@@ -345,7 +381,7 @@ impl Policy {
         self.clearance = Clearance {
             fenced: self.clearance.fenced,
             taken: self.taken.revisions(),
-            hold: view.is_some_and(|v| holds(v, local.as_ref())),
+            hold: self.settling || view.is_some_and(|v| holds(v, local.as_ref())),
             settled: view.is_some_and(|v| v.peers.iter().all(|(peer, p)| p.heard || is_down(peer))),
             down: local
                 .iter()
@@ -362,11 +398,12 @@ impl Policy {
 /// requests reach it (the peer's verification line is up here) but the
 /// peer answers none of this node's: the peer hears nothing from this node,
 /// declares it failed and takes over, so this node must stop first. A
-/// verification line down both ways (no requests either) is not this.
+/// verification line down both ways (no requests either) is not this, nor
+/// is a peer that has just restarted and not yet had the time to answer,
+/// nor requests that may have crossed this node's unanswered one (a peer
+/// that died right after answering): [`PeerSnapshot::one_way`].
 pub fn muted(view: &DetectorSnapshot) -> bool {
-    view.peers
-        .values()
-        .any(|p| p.verification == Some(true) && p.answers == Some(false))
+    view.peers.values().any(PeerSnapshot::one_way)
 }
 
 /// Whether a node of two must hold (start nothing new): a peer that is not

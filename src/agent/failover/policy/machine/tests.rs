@@ -21,6 +21,8 @@ fn peer(state: PeerState, since: Option<Instant>) -> PeerSnapshot {
         heard: true,
         answers: None,
         verification: None,
+        restarted: false,
+        crossed: false,
     }
 }
 
@@ -334,6 +336,25 @@ fn a_node_of_two_is_muted_when_its_peer_asks_but_never_answers() {
 }
 
 #[test]
+fn a_restarted_peer_that_has_not_answered_yet_is_no_mute() {
+    let mut b = peer(PeerState::Up, None);
+    b.verification = Some(true);
+    b.answers = Some(false);
+    b.restarted = true;
+    assert!(!muted(&view_of(b.clone())), "a new run, not answered yet");
+    b.restarted = false;
+    assert!(
+        muted(&view_of(b.clone())),
+        "its timeout to answer has passed"
+    );
+    b.crossed = true;
+    assert!(
+        !muted(&view_of(b)),
+        "its last request may have crossed this node's unanswered one"
+    );
+}
+
+#[test]
 fn a_node_of_two_holds_for_an_announcing_or_unheard_peer_until_it_is_down() {
     let view = |takeover, heard| {
         let mut b = peer(PeerState::Up, None);
@@ -415,4 +436,29 @@ fn only_a_group_that_was_on_the_failed_peer_counts_as_its_failover() {
     p.step(report(&[("db", Offline)]), t0 + 6 * WAIT);
     let out = p.step(report(&[("db", Online)]), t0 + 7 * WAIT);
     assert!(failovers(&out).is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_node_of_two_holds_after_its_peers_takeover_ends_until_caught_up() {
+    let (t0, state, idle, mut p) = pair();
+    let view = |takeover| {
+        let mut b = peer(PeerState::Up, None);
+        b.takeover = takeover;
+        Some(view_of(b))
+    };
+    p.step(check(&state, view(true), &idle), t0);
+    assert!(p.clearance().hold, "the peer announces");
+    // The peer stopped announcing: it applied the commit adopting its
+    // copies, which this node may not have applied yet. It catches up with
+    // the leader first, holding meanwhile.
+    let out = p.step(check(&state, view(false), &idle), t0 + WAIT);
+    assert!(out.contains(&Action::CatchUp), "{out:?}");
+    assert!(p.clearance().hold);
+    let out = p.step(check(&state, view(false), &idle), t0 + 2 * WAIT);
+    assert!(!out.contains(&Action::CatchUp), "once: {out:?}");
+    assert!(p.clearance().hold);
+    p.step(Input::CaughtUp, t0 + 2 * WAIT);
+    p.step(check(&state, view(false), &idle), t0 + 3 * WAIT);
+    assert!(!p.clearance().hold);
+    assert!(!p.clearance().fenced);
 }
