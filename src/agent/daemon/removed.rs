@@ -31,11 +31,17 @@ impl MemberTasks {
             // The leader starts a group that ran here elsewhere only once
             // this node reported it stopped (break before make): the report
             // of the groups offline goes out before the reporting ends.
+            // A removed leader leaves the others electing a new one: the
+            // report is tried again until one takes it.
             let last = reports.borrow().clone();
-            match tokio::time::timeout(REPORT_WAIT, deliver_report(inbound, last)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!("the last report was not delivered: {e}"),
-                Err(_) => warn!("the last report was not delivered within {REPORT_WAIT:?}"),
+            let deliver = async {
+                while let Err(e) = deliver_report(inbound, last.clone()).await {
+                    tracing::debug!("last report not delivered yet: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            };
+            if tokio::time::timeout(REPORT_WAIT, deliver).await.is_err() {
+                warn!("the last report was not delivered within {REPORT_WAIT:?}");
             }
         }
         let _ = self.leader.await;
@@ -45,7 +51,7 @@ impl MemberTasks {
 }
 
 /// How long the removed node tries to deliver its last report.
-const REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Stops this member's raft core: no more elections.
 pub(super) async fn stop_raft(domain: &Replica) {
