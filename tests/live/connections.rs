@@ -133,8 +133,15 @@ fn slow_and_greedy_clients_are_closed_and_the_api_keeps_answering() {
     );
     drop(many);
 
-    // The agent still serves the domain and the CLI.
-    let out = d.asctl(&["status", "--endpoint", &addr.to_string()]);
-    assert!(out.status.success(), "{}", crate::support::text(&out));
+    // The agent still serves the domain and the CLI once the greedy client
+    // is gone. The CLI shares 127.0.0.1 with it, so its first try may still
+    // meet the cap until the agent has seen the dropped connections close.
+    let mut last = String::new();
+    let served = crate::support::poll(Duration::from_secs(5), || {
+        let out = d.asctl(&["status", "--endpoint", &addr.to_string()]);
+        last = crate::support::text(&out);
+        out.status.success().then_some(())
+    });
+    assert!(served.is_some(), "status still refused 5 s after: {last}");
     d.stop();
 }
