@@ -252,7 +252,7 @@ impl Campaign {
         let at = |why: String| format!("round {round} ({fault:?} on {vname}): {why}");
         let fault_done = Instant::now();
         let healed = wait_until("the domain to heal", LIMIT, || {
-            let s = lab.status()?;
+            let s = lab.leader_status()?;
             let all_up = lab
                 .nodes
                 .iter()

@@ -284,6 +284,23 @@ impl Lab {
         None
     }
 
+    /// The leader's own status: the domain's committed state, whose
+    /// generation never goes back. Every member answers from its own copy,
+    /// and a member back from a partition may answer before it has caught
+    /// up, or while its return forces an election.
+    pub(crate) fn leader_status(&self) -> Option<serde_json::Value> {
+        self.nodes
+            .iter()
+            .chain(self.witness.as_ref())
+            .find_map(|n| {
+                let o = self.asctl(&["status", "--format", "json"], n.host);
+                let s = serde_json::from_slice::<serde_json::Value>(&o.stdout).ok()?;
+                let leads = s.get("leader").and_then(|l| l.as_str()).is_some()
+                    && s.get("leader") == s.get("answeredBy");
+                (o.status.success() && leads).then_some(s)
+            })
+    }
+
     /// Topology `two`: every node answers `asctl status` itself, names a
     /// leader, and its failure detector has its peer up.
     pub(crate) fn two_node_rejoined(&self) -> bool {
