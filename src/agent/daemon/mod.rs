@@ -119,7 +119,14 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
                 members,
                 stop: stop_rx,
             };
-            Some(NodeTasks::start(start, &shutdown).await?)
+            // The start waits until this member has caught up with the
+            // leader; a raft core that quits meanwhile (its disk failed)
+            // never lets it, and the node would wait on, unable to keep
+            // any promise, instead of failing.
+            tokio::select! {
+                started = NodeTasks::start(start, &shutdown) => Some(started?),
+                cause = raft_stopped(&domain) => return Err(AgentError::RaftStopped(cause)),
+            }
         }
     };
     let tasks = MemberTasks {
