@@ -29,4 +29,5 @@ mod rules_matrix;
 mod schema;
 mod simulate;
 mod validate_corpus;
+mod validate_parallel;
 mod validate_tree;
