@@ -368,6 +368,18 @@ mod props {
         prop::collection::vec((0u64..600, 0usize..4), 1..200)
     }
 
+    /// The peer's state the detector owes when `alive(i)` tells whether
+    /// line `i` (0, 1: domain, 2: verification) is within its timeout.
+    fn expected_state(alive: impl Fn(usize) -> bool) -> PeerState {
+        if alive(0) || alive(1) {
+            PeerState::Up
+        } else if alive(2) {
+            PeerState::Suspected
+        } else {
+            PeerState::Failed
+        }
+    }
+
     proptest! {
         /// Whatever the packet pattern, the state is exactly what the
         /// silences say, transitions chain (each `from` is the previous
@@ -397,13 +409,7 @@ mod props {
                     }
                 }
                 let alive = |i: usize| now.duration_since(last[i]) < T;
-                let expect = if alive(0) || alive(1) {
-                    PeerState::Up
-                } else if alive(2) {
-                    PeerState::Suspected
-                } else {
-                    PeerState::Failed
-                };
+                let expect = expected_state(alive);
                 prop_assert_eq!(d.peer_state("b"), Some(expect));
                 prop_assert_eq!(state, expect);
                 for (i, name) in names.iter().enumerate() {
@@ -441,13 +447,7 @@ mod props {
                 for (i, name) in names.iter().enumerate() {
                     prop_assert_eq!(d.line_up("b", name), Some(alive(i)));
                 }
-                let expect = if alive(0) || alive(1) {
-                    PeerState::Up
-                } else if alive(2) {
-                    PeerState::Suspected
-                } else {
-                    PeerState::Failed
-                };
+                let expect = expected_state(alive);
                 prop_assert_eq!(d.peer_state("b"), Some(expect));
             }
         }
