@@ -273,15 +273,19 @@ impl Lab {
     /// Status from a node other than `skip` (a crashed node would make the
     /// CLI wait for its connection timeout, spoiling the measurement).
     pub(crate) fn status_from_others(&self, skip: Option<&str>) -> Option<serde_json::Value> {
-        for n in self.nodes.iter().filter(|n| Some(n.name.as_str()) != skip) {
-            let o = self.asctl(&["status", "--format", "json"], n.host);
-            if o.status.success()
-                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&o.stdout)
-            {
-                return Some(v);
-            }
+        self.nodes
+            .iter()
+            .filter(|n| Some(n.name.as_str()) != skip)
+            .find_map(|n| self.own_status(n.host))
+    }
+
+    /// The status the member at `host` answers from its own copy.
+    fn own_status(&self, host: u8) -> Option<serde_json::Value> {
+        let o = self.asctl(&["status", "--format", "json"], host);
+        if !o.status.success() {
+            return None;
         }
-        None
+        serde_json::from_slice(&o.stdout).ok()
     }
 
     /// The leader's own status: the domain's committed state, whose
@@ -289,15 +293,19 @@ impl Lab {
     /// and a member back from a partition may answer before it has caught
     /// up, or while its return forces an election.
     pub(crate) fn leader_status(&self) -> Option<serde_json::Value> {
+        self.leader().map(|(_, s)| s)
+    }
+
+    /// The host of the member that leads, and its own status.
+    pub(crate) fn leader(&self) -> Option<(u8, serde_json::Value)> {
         self.nodes
             .iter()
             .chain(self.witness.as_ref())
             .find_map(|n| {
-                let o = self.asctl(&["status", "--format", "json"], n.host);
-                let s = serde_json::from_slice::<serde_json::Value>(&o.stdout).ok()?;
+                let s = self.own_status(n.host)?;
                 let leads = s.get("leader").and_then(|l| l.as_str()).is_some()
                     && s.get("leader") == s.get("answeredBy");
-                (o.status.success() && leads).then_some(s)
+                leads.then_some((n.host, s))
             })
     }
 
@@ -305,8 +313,7 @@ impl Lab {
     /// leader, and its failure detector has its peer up.
     pub(crate) fn two_node_rejoined(&self) -> bool {
         self.nodes.iter().all(|n| {
-            let o = self.asctl(&["status", "--format", "json"], n.host);
-            let Ok(s) = serde_json::from_slice::<serde_json::Value>(&o.stdout) else {
+            let Some(s) = self.own_status(n.host) else {
                 return false;
             };
             let leader = s.get("leader").is_some_and(|l| !l.is_null());
@@ -316,7 +323,7 @@ impl Lab {
                 .is_some_and(|p| {
                     !p.is_empty() && p.values().all(|v| v["state"].as_str() == Some("up"))
                 });
-            o.status.success() && leader && peers_up
+            leader && peers_up
         })
     }
 
