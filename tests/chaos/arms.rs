@@ -263,6 +263,13 @@ pub(crate) fn disk_slow(r: &mut Round) -> Result<(), String> {
 /// `StopWriter` (`db.rs`): db's writer SIGSTOPped on its node.
 pub(crate) fn stop_writer(r: &mut Round) -> Result<(), String> {
     let node = r.node();
+    // The fault is a hung application under a running group: wait until
+    // the victim reports db online (a start in progress would hold the
+    // stop back for the start timeout, which is not what this measures).
+    wait_until("db online on its node", LIMIT, || {
+        r.lab.group_online(&node.0, "db").then_some(())
+    })
+    .ok_or_else(|| format!("{} never reported db online", node.0))?;
     let d = db::stop_writer(&r.lab.node_pairs(), &node, &r.lab.lun, &r.watch.db)?;
     r.figures.db_stop.push(d.as_secs_f64());
     eprintln!(

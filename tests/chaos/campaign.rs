@@ -101,6 +101,17 @@ impl Campaign {
         {
             self.fail("the service never answered".into());
         }
+        // db starts after web (mount, then writer): round 0 must find it
+        // acknowledging too, or a fault aimed at it meets a start.
+        if wait_until("db to acknowledge a write", LIMIT, || {
+            watch
+                .db
+                .answered_after(Instant::now() - Duration::from_secs(1))
+        })
+        .is_none()
+        {
+            self.fail("db never acknowledged a write".into());
+        }
         watch
     }
 

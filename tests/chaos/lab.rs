@@ -309,6 +309,20 @@ impl Lab {
             })
     }
 
+    /// Whether the domain's status has `node` reporting `group` online. A
+    /// writer that answers is not yet an online group: the agent counts the
+    /// start done only when every resource's probe has passed, and a fault
+    /// that hangs the writer before then meets a start still waiting for
+    /// its timeout, not a monitor failure.
+    pub(crate) fn group_online(&self, node: &str, group: &str) -> bool {
+        self.status()
+            .and_then(|s| {
+                let state = s.pointer(&format!("/nodes/{node}/report/groups/{group}/state"))?;
+                Some(state.as_str()? == "online")
+            })
+            .unwrap_or(false)
+    }
+
     /// Topology `two`: every node answers `asctl status` itself, names a
     /// leader, and its failure detector has its peer up.
     pub(crate) fn two_node_rejoined(&self) -> bool {
