@@ -208,8 +208,37 @@ fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(EXIT_OK))
 }
 
+impl Command {
+    /// Whether the command runs for others (an agent, its guard, `up`'s
+    /// supervisor, the demo servers, the agent's `exec-gate`) or writes
+    /// files (`credentials`): those must see a closed pipe or socket
+    /// as an error to handle, not die of it. Every other command is a
+    /// client that prints: what it changes in the domain is one commit,
+    /// applied whole or not at all, so its reader going away is like Ctrl-C.
+    fn serves_or_writes(&self) -> bool {
+        matches!(
+            self,
+            Command::DemoServer(_)
+                | Command::DemoWriter(_)
+                | Command::Up(_)
+                | Command::Agent(_)
+                | Command::Credentials(_)
+                | Command::Guard(_)
+                | Command::ExecGate(_)
+        )
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     cli.color.apply();
+    if !cli.command.serves_or_writes() {
+        // Rust ignores SIGPIPE so that a server sees EPIPE on a closed
+        // socket; then `asctl rules | head` panics in `println!` once head
+        // exits. A client has nothing to serve or undo: end quietly, as
+        // every Unix filter does, when the reader has gone.
+        // SAFETY: signal(2) with SIG_DFL before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema => {

@@ -221,3 +221,44 @@ fn every_refusal_starts_with_lowercase_error() {
         assert!(!stderr.contains("Error: "), "{args:?}: {stderr}");
     }
 }
+
+/// A report piped into a reader that has gone (`asctl rules | head -1`)
+/// ends quietly by SIGPIPE, as Unix filters do, not with a panic about a
+/// broken pipe.
+#[test]
+fn a_report_whose_reader_has_gone_ends_without_a_panic() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::ExitStatusExt;
+
+    for args in [
+        &["rules", "--format", "json"][..],
+        &["schema"],
+        &["validate", "examples/"],
+    ] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) fills two descriptors that we then own.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both were just returned by pipe(2) and are owned here only.
+        let (reader, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // The reader is gone before the first byte is written.
+        drop(reader);
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("asctl"))
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked"),
+            "asctl {args:?} into a closed pipe: {stderr}"
+        );
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "asctl {args:?} into a closed pipe should end by SIGPIPE: {:?}, {stderr}",
+            out.status
+        );
+    }
+}
