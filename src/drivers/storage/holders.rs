@@ -227,6 +227,7 @@ pub fn maps_use(maps: &str, dev: u64) -> bool {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+    use std::path::PathBuf;
 
     #[test]
     fn maps_match_by_hex_device_and_skip_anonymous() {
@@ -251,43 +252,85 @@ mod tests {
         assert!(!maps_use("garbage\n\n", dev_number(7, 40)));
     }
 
+    /// A fake /proc in a temporary directory, built one task at a time: a
+    /// process ("10") or a thread of one ("30/task/31").
+    struct FakeProc(tempfile::TempDir);
+
+    impl FakeProc {
+        fn new() -> FakeProc {
+            FakeProc(tempfile::tempdir().unwrap())
+        }
+
+        fn root(&self) -> &Path {
+            self.0.path()
+        }
+
+        /// The directory of `task`, made with its `fd/` if it is new.
+        fn task(&self, task: &str) -> PathBuf {
+            let d = self.root().join(task);
+            std::fs::create_dir_all(d.join("fd")).unwrap();
+            d
+        }
+
+        /// `task` has `target` open as descriptor `fd`.
+        fn fd(&self, task: &str, fd: u32, target: &Path) -> &Self {
+            symlink(target, self.task(task).join("fd").join(fd.to_string())).unwrap();
+            self
+        }
+
+        /// `task`'s `cwd`, `root` or `exe` is `target`.
+        fn link(&self, task: &str, name: &str, target: &Path) -> &Self {
+            symlink(target, self.task(task).join(name)).unwrap();
+            self
+        }
+
+        fn maps(&self, task: &str, text: &str) -> &Self {
+            std::fs::write(self.task(task).join("maps"), text).unwrap();
+            self
+        }
+    }
+
+    /// A block device node of this machine: the kernel's, since only it can
+    /// make `metadata` say "block device". Without one (a container with a
+    /// bare /dev) the callers' device checks cannot run, and say so.
+    fn block_device() -> Option<(PathBuf, u64)> {
+        let found = std::fs::read_dir("/dev").ok()?.flatten().find_map(|e| {
+            let m = std::fs::metadata(e.path()).ok()?;
+            m.file_type()
+                .is_block_device()
+                .then(|| (e.path(), m.rdev()))
+        });
+        if found.is_none() {
+            eprintln!("no block device in /dev: the device openers are not checked");
+        }
+        found
+    }
+
     /// A fake /proc whose processes have device nodes open: only a block
     /// device of the right number counts (a character device with the same
     /// number does not), and skipped pids are passed over.
     #[test]
     fn finds_the_openers_of_a_block_device() {
-        let proc_root = tempfile::tempdir().unwrap();
-        let fd_dir = |pid: &str| {
-            let d = proc_root.path().join(pid).join("fd");
-            std::fs::create_dir_all(&d).unwrap();
-            d
-        };
+        let proc = FakeProc::new();
         let null = std::fs::metadata("/dev/null").unwrap().rdev();
-        symlink("/dev/null", fd_dir("20").join("0")).unwrap();
-        assert!(openers(proc_root.path(), null, &[]).is_empty());
-        // A block device of this machine, where it has one.
-        let block = std::fs::read_dir("/dev")
-            .unwrap()
-            .flatten()
-            .find(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.file_type().is_block_device()));
-        if let Some(b) = block {
-            let rdev = std::fs::metadata(b.path()).unwrap().rdev();
-            symlink(b.path(), fd_dir("21").join("4")).unwrap();
-            symlink(b.path(), fd_dir("22").join("5")).unwrap();
-            let found: Vec<i32> = openers(proc_root.path(), rdev, &[22])
+        proc.fd("20", 0, Path::new("/dev/null"));
+        assert!(openers(proc.root(), null, &[]).is_empty());
+        if let Some((block, rdev)) = block_device() {
+            proc.fd("21", 4, &block).fd("22", 5, &block);
+            let found: Vec<i32> = openers(proc.root(), rdev, &[22])
                 .iter()
                 .map(|h| h.pid)
                 .collect();
             assert_eq!(found, [21]);
-            assert!(openers(proc_root.path(), rdev + 1, &[]).is_empty());
+            assert!(openers(proc.root(), rdev + 1, &[]).is_empty());
         }
     }
 
     /// A fake /proc: process 10 has a file of the target file system open,
     /// 11 has its working directory there, 12 maps a library from it, 13
-    /// uses nothing of it, 14 is the caller. The "file system" is the
-    /// temporary directory's, so its device number is the real one of a
-    /// file the links point at.
+    /// uses nothing of it (its links lead elsewhere), 14 is the caller. The
+    /// "file system" is the temporary directory's, so its device number is
+    /// the real one of a file the links point at.
     #[test]
     fn finds_holders_in_a_fake_proc_tree() {
         let data = tempfile::tempdir().unwrap();
@@ -295,36 +338,28 @@ mod tests {
         std::fs::write(&file, b"x").unwrap();
         let dev = std::fs::metadata(&file).unwrap().dev();
         let (ma, mi) = (libc::major(dev), libc::minor(dev));
-        let proc_root = tempfile::tempdir().unwrap();
-        let p = |pid: &str| {
-            let d = proc_root.path().join(pid);
-            std::fs::create_dir_all(d.join("fd")).unwrap();
-            d
-        };
-        let elsewhere = Path::new("/proc/self/fake-nonexistent");
-        for pid in ["10", "11", "12", "13", "14"] {
-            let d = p(pid);
-            symlink(elsewhere, d.join("cwd")).unwrap();
-            symlink(elsewhere, d.join("root")).unwrap();
-        }
-        symlink(&file, proc_root.path().join("10/fd/3")).unwrap();
-        std::fs::remove_file(proc_root.path().join("11/cwd")).unwrap();
-        symlink(data.path(), proc_root.path().join("11/cwd")).unwrap();
-        std::fs::write(
-            proc_root.path().join("12/maps"),
-            format!("7f02-7f03 r--p 00000000 {ma:02x}:{mi:02x} 12 /x/lib.so\n"),
-        )
-        .unwrap();
-        symlink(&file, proc_root.path().join("14/fd/0")).unwrap();
-        std::fs::create_dir(proc_root.path().join("not-a-pid")).unwrap();
+        let proc = FakeProc::new();
+        // Readable and elsewhere: procfs is never the test file's system.
+        let elsewhere = Path::new("/proc");
+        proc.fd("10", 3, &file)
+            .link("11", "cwd", data.path())
+            .maps(
+                "12",
+                &format!("7f02-7f03 r--p 00000000 {ma:02x}:{mi:02x} 12 /x/lib.so\n"),
+            )
+            .link("13", "cwd", elsewhere)
+            .link("13", "root", elsewhere)
+            .fd("13", 1, Path::new("/dev/null"))
+            .fd("14", 0, &file);
+        std::fs::create_dir(proc.root().join("not-a-pid")).unwrap();
 
-        let quick = find_without_maps(proc_root.path(), dev, 14);
+        let quick = find_without_maps(proc.root(), dev, 14);
         assert_eq!(
             quick.iter().map(|h| h.pid).collect::<Vec<_>>(),
             [10, 11],
             "without the maps, the mapping process is not searched"
         );
-        let found = find(proc_root.path(), dev, 14);
+        let found = find(proc.root(), dev, 14);
         assert_eq!(
             found,
             [
@@ -356,22 +391,15 @@ mod tests {
         let file = data.path().join("log");
         std::fs::write(&file, b"x").unwrap();
         let dev = std::fs::metadata(&file).unwrap().dev();
-        let proc_root = tempfile::tempdir().unwrap();
-        let mk = |d: &Path| std::fs::create_dir_all(d.join("fd")).unwrap();
-        let p30 = proc_root.path().join("30");
-        mk(&p30);
-        mk(&p30.join("task/30"));
-        mk(&p30.join("task/31"));
-        symlink(data.path(), p30.join("task/31/cwd")).unwrap();
-        symlink(&file, p30.join("task/31/fd/4")).unwrap();
-        let p40 = proc_root.path().join("40");
-        mk(&p40);
-        mk(&p40.join("task/41"));
-        // Readable and elsewhere: procfs is never the test file's system.
-        symlink("/proc", p40.join("cwd")).unwrap();
-        symlink(&file, p40.join("task/41/fd/4")).unwrap();
+        let proc = FakeProc::new();
+        proc.task("30/task/30");
+        proc.link("30/task/31", "cwd", data.path())
+            .fd("30/task/31", 4, &file)
+            // Readable and elsewhere: procfs is never the test file's system.
+            .link("40", "cwd", Path::new("/proc"))
+            .fd("40/task/41", 4, &file);
 
-        let found = find_without_maps(proc_root.path(), dev, 0);
+        let found = find_without_maps(proc.root(), dev, 0);
         assert_eq!(
             found,
             [Holder {
@@ -381,14 +409,9 @@ mod tests {
         );
         // The same for the device's openers: the block device itself held
         // by a thread of a process whose leader has exited.
-        let block = std::fs::read_dir("/dev")
-            .unwrap()
-            .flatten()
-            .find(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.file_type().is_block_device()));
-        if let Some(b) = block {
-            let rdev = std::fs::metadata(b.path()).unwrap().rdev();
-            symlink(b.path(), p30.join("task/31/fd/5")).unwrap();
-            let found: Vec<i32> = openers(proc_root.path(), rdev, &[])
+        if let Some((block, rdev)) = block_device() {
+            proc.fd("30/task/31", 5, &block);
+            let found: Vec<i32> = openers(proc.root(), rdev, &[])
                 .iter()
                 .map(|h| h.pid)
                 .collect();
