@@ -27,6 +27,7 @@ mod ocf;
 mod ocf_cancel;
 mod ocf_guard;
 mod operate;
+mod private_files;
 mod readiness;
 mod reconciler;
 mod returning;
