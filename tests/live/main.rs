@@ -14,6 +14,7 @@
 
 mod support;
 
+mod composite;
 mod connections;
 mod credentials;
 mod domain;
