@@ -98,17 +98,31 @@ pub const NO_LEADER: &str = "the domain has no leader (is a majority of its memb
 pub enum DomainError {
     /// The store's message names the file and, for damage, how to rejoin.
     #[error("cannot open the domain database: {0}")]
-    Open(#[from] store::StoreError),
+    Open(store::StoreError),
     #[error("cannot start raft: {0}")]
     Raft(String),
     #[error("{}", NO_LEADER)]
     NoLeader,
     #[error("forwarding to the leader failed: {0}")]
-    Forward(#[from] ClientError),
+    Forward(ClientError),
     #[error("the domain database stopped: {0}")]
     Fatal(String),
     #[error("{}", removal::removal_message(*.0))]
     Removed(u64),
+}
+
+// Not `#[from]`: the message already holds the cause's text, and a `source`
+// would make a printed chain (`{:#}`) say it again.
+impl From<store::StoreError> for DomainError {
+    fn from(e: store::StoreError) -> DomainError {
+        DomainError::Open(e)
+    }
+}
+
+impl From<ClientError> for DomainError {
+    fn from(e: ClientError) -> DomainError {
+        DomainError::Forward(e)
+    }
 }
 
 /// The answer of `/raft/read-index`: the leader's commit point, confirmed

@@ -75,7 +75,7 @@ pub async fn wait_removed(domain: &Replica) -> u64 {
 /// Records that this member was removed (so that a restarted agent stays
 /// removed instead of starting elections again).
 pub fn mark(raft_dir: &Path, generation: u64) -> std::io::Result<()> {
-    std::fs::write(raft_dir.join(MARK), format!("{generation}\n"))
+    super::store::write_private(&raft_dir.join(MARK), format!("{generation}\n").as_bytes())
 }
 
 /// The generation recorded by [`mark`], if this member was removed.

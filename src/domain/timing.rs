@@ -117,11 +117,9 @@ pub(super) fn save_timing_on_change(
         loop {
             let want = RaftTiming::of_state(&applied.borrow_and_update().state);
             if let Some(want) = want.filter(|w| saved != Some(*w)) {
-                let tmp = path.with_extension("json.tmp");
                 let ok = serde_json::to_vec(&want)
                     .map_err(std::io::Error::other)
-                    .and_then(|b| std::fs::write(&tmp, b))
-                    .and_then(|()| std::fs::rename(&tmp, &path));
+                    .and_then(|b| super::store::write_private(&path, &b));
                 match ok {
                     Ok(()) => {
                         saved = Some(want);

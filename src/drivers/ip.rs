@@ -195,8 +195,10 @@ fn record_path(data_dir: &Path, address: &str) -> PathBuf {
 fn write_record(data_dir: &Path, address: &str) -> Result<(), DriverError> {
     let path = record_path(data_dir, address);
     let what = || format!("address record {}", path.display());
-    std::fs::create_dir_all(records_dir(data_dir)).map_err(|e| DriverError::io(what(), e))?;
-    std::fs::write(&path, address).map_err(|e| DriverError::io(what(), e))
+    super::private::create_dir(&records_dir(data_dir)).map_err(|e| DriverError::io(what(), e))?;
+    super::private::create_file(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, address.as_bytes()))
+        .map_err(|e| DriverError::io(what(), e))
 }
 
 fn remove_record(data_dir: &Path, address: &str) -> Result<(), DriverError> {
@@ -472,6 +474,16 @@ fn announce(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_records_are_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let data = tempfile::tempdir().unwrap();
+        write_record(data.path(), "10.1.0.100/24").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&records_dir(data.path())), 0o700);
+        assert_eq!(mode(&record_path(data.path(), "10.1.0.100/24")), 0o600);
+    }
 
     #[test]
     fn announcement_layout() {

@@ -14,6 +14,7 @@
 
 mod support;
 
+mod composite;
 mod connections;
 mod credentials;
 mod domain;
@@ -27,6 +28,7 @@ mod ocf;
 mod ocf_cancel;
 mod ocf_guard;
 mod operate;
+mod private_files;
 mod readiness;
 mod reconciler;
 mod returning;

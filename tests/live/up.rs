@@ -311,3 +311,32 @@ fn up_exits_1_and_stops_everything_when_the_apply_does_not_converge() {
     assert!(out.contains("did not converge within 20s"), "{out}");
     nothing_left(&d);
 }
+
+/// An agent whose raft data is damaged refuses to start, exit non-zero,
+/// with the store's refusal — the file, the line and how to rejoin — said
+/// once: each layer the error crossed (the store, the domain database, the
+/// agent) used to print it again as the cause of its own.
+#[test]
+fn a_damaged_raft_log_refuses_the_start_and_says_why_once() {
+    let d = LiveDomain::prepare();
+    let node = d.state.join("nodes").join("node1");
+    let raft = node.join("data").join("raft");
+    std::fs::create_dir_all(&raft).expect("raft dir");
+    // Line 1 is no record at all; line 2 keeps it from passing for a last
+    // line torn by a crash.
+    std::fs::write(raft.join("log.jsonl"), "not a record\n{}\n").expect("log");
+    let log = node.join("start.log");
+    let mut agent = spawn_logged(
+        Command::new(ASCTL)
+            .arg("agent")
+            .arg("--config")
+            .arg(node.join("agent.yaml")),
+        &log,
+    );
+    let status = agent.wait(LONG).expect("the agent exits");
+    let said = crate::support::log_text(&log);
+    assert!(!status.success(), "{said}");
+    let refusal = "log.jsonl line 1: neither sealed nor plain JSON";
+    assert_eq!(said.matches(refusal).count(), 1, "said once:\n{said}");
+    assert_eq!(said.matches("to rejoin").count(), 1, "said once:\n{said}");
+}

@@ -64,9 +64,11 @@ pub(super) fn default_listen() -> SocketAddr {
 pub enum AgentError {
     #[error("{path}: {message}")]
     Config { path: String, message: String },
-    #[error("{0}")]
+    // Transparent: a message of its own plus the same error as its source
+    // would print the cause twice in a chain.
+    #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    #[error("{0}")]
+    #[error(transparent)]
     Domain(#[from] crate::domain::DomainError),
     /// The agent exits non-zero so that a service manager restarts it.
     #[error(

@@ -61,7 +61,7 @@ impl Journal {
         cause: &str,
         groups: Vec<Name>,
     ) -> std::io::Result<Option<SelfFencing>> {
-        std::fs::create_dir_all(&self.dir)?;
+        crate::domain::store::create_private_dir(&self.dir)?;
         let _lock = self.lock()?;
         let mut entries = self.entries();
         let at_ms = ms(at);

@@ -16,9 +16,23 @@ pub enum TlsError {
     #[error("{path}: no certificate in this PEM file")]
     NoCertificate { path: String },
     #[error("TLS setup: {0}")]
-    Rustls(#[from] rustls::Error),
+    Rustls(rustls::Error),
     #[error("generating certificates: {0}")]
-    Generate(#[from] rcgen::Error),
+    Generate(rcgen::Error),
+}
+
+// Not `#[from]`: the message already holds the cause's text, and a `source`
+// would make a printed chain (`{:#}`) say it again.
+impl From<rustls::Error> for TlsError {
+    fn from(e: rustls::Error) -> TlsError {
+        TlsError::Rustls(e)
+    }
+}
+
+impl From<rcgen::Error> for TlsError {
+    fn from(e: rcgen::Error) -> TlsError {
+        TlsError::Generate(e)
+    }
 }
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> TlsError {

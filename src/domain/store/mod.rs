@@ -39,6 +39,7 @@ use super::NodeId;
 use super::state::DomainState;
 
 pub use disk::create_dir as create_private_dir;
+pub(crate) use disk::write_atomic as write_private;
 pub use inflight::InFlight;
 pub use log::LogStore;
 pub use machine::StateMachine;

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::cgroup::Cgroup;
 use super::signals::*;
 use super::{DriverError, GroupContext, KILL_GRACE, STALE_STOP_TIMEOUT};
+use crate::drivers::private;
 use crate::model::Name;
 
 /// What a pid file records.
@@ -200,20 +201,11 @@ pub(super) fn pid_path(ctx: &GroupContext, process: &Name) -> PathBuf {
     run_dir(ctx).join(format!("{process}.pid"))
 }
 
-/// Creates `dir` 0700 (and missing parents): process output and pid files
-/// are the agent's business only.
-pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
 /// Process output may print its environment: created 0600.
 pub(super) fn open_log(path: &Path) -> Result<fs::File, DriverError> {
     let what = || format!("log file {}", path.display());
     if let Some(dir) = path.parent() {
-        create_private_dir(dir).map_err(|e| DriverError::io(what(), e))?;
+        private::create_dir(dir).map_err(|e| DriverError::io(what(), e))?;
     }
     OpenOptions::new()
         .create(true)
@@ -238,7 +230,7 @@ pub(super) fn read_pid_record(path: &Path) -> Option<PidRecord> {
 pub(super) fn write_pid_record(path: &Path, rec: &PidRecord) -> Result<(), DriverError> {
     let what = || format!("pid file {}", path.display());
     if let Some(dir) = path.parent() {
-        create_private_dir(dir).map_err(|e| DriverError::io(what(), e))?;
+        private::create_dir(dir).map_err(|e| DriverError::io(what(), e))?;
     }
     let tmp = path.with_extension("pid.tmp");
     let text = serde_json::to_string(rec).map_err(|e| DriverError::Failed(e.to_string()))?;

@@ -54,7 +54,7 @@ pub fn write(
     path: &Path,
 ) -> std::io::Result<()> {
     let dir = group_dir(data_dir, group);
-    std::fs::create_dir_all(&dir)?;
+    crate::drivers::private::create_dir(&dir)?;
     remove(data_dir, group, name)?;
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -67,7 +67,7 @@ pub fn write(
     let tmp = dir.join(format!(".{name}.tmp"));
     {
         use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = crate::drivers::private::create_file(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
     }
@@ -307,6 +307,18 @@ mod tests {
         remove(d, "db", "db-data").unwrap();
         remove(d, "db", "never-recorded").unwrap();
         assert_eq!(recorded(d).len(), 2);
+    }
+
+    #[test]
+    fn records_are_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let data = tempfile::tempdir().unwrap();
+        write(data.path(), "db", "db-data", (7, 3), Path::new("/srv/db")).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for dir in [data.path().join("mounts"), group_dir(data.path(), "db")] {
+            assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        }
+        assert_eq!(mode(&recorded(data.path())[0].file), 0o600);
     }
 
     #[test]
