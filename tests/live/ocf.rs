@@ -343,3 +343,134 @@ async fn the_real_dummy_agent() {
     assert!(!state.exists());
     d.stop().await.expect("stop is idempotent");
 }
+
+/// The real `heartbeat:Dummy` whose `start` fails: its state file's
+/// directory does not exist, so its `touch` exits 1 — OCF_ERR_GENERIC, a
+/// soft error (worth a restart or another node), said with the agent's
+/// action and code.
+#[tokio::test]
+#[ignore = "needs root and resource-agents: run with --include-ignored"]
+async fn the_real_dummy_agent_s_failed_start_is_a_soft_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("missing/dummy.state");
+    let mut d = OcfDriver::new(
+        "resource dummy".into(),
+        "h4-dummy",
+        agent("heartbeat:Dummy", serde_json::json!({"state": state})),
+        DEBIAN_ROOT.into(),
+    );
+    let err = d
+        .start()
+        .await
+        .expect_err("touch in a missing directory fails");
+    assert!(!err.is_permanent(), "exit 1 is soft: {err}");
+    assert!(
+        err.to_string()
+            .contains("`start` returned 1 (OCF_ERR_GENERIC)"),
+        "{err}"
+    );
+}
+
+/// The real `heartbeat:Dummy` given less time than it needs (a start
+/// timeout of 1 ms: the agent is a shell script that sources the OCF shell
+/// library first) is stopped at the timeout and its start is an error that
+/// says so; without an override the agent's own meta-data gives 20 s.
+#[tokio::test]
+#[ignore = "needs root and resource-agents: run with --include-ignored"]
+async fn the_real_dummy_agent_past_its_timeout_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("dummy.state");
+    let mut spec = agent("heartbeat:Dummy", serde_json::json!({"state": state}));
+    let dummy = Agent {
+        root: DEBIAN_ROOT.into(),
+        provider: "heartbeat".into(),
+        kind: "Dummy".into(),
+        instance: "h4-dummy".into(),
+        params: vec![("state".into(), state.display().to_string())],
+    };
+    let md = asctl::drivers::ocf::fetch_metadata(&dummy).await.unwrap();
+    assert_eq!(md.timeout("start"), Some(Duration::from_secs(20)));
+    spec.timeouts = serde_json::from_value(serde_json::json!({"start": "1ms"})).unwrap();
+    let mut d = OcfDriver::new(
+        "resource dummy".into(),
+        "h4-dummy",
+        spec,
+        DEBIAN_ROOT.into(),
+    );
+    let err = d.start().await.expect_err("killed at the timeout");
+    assert!(
+        err.to_string()
+            .contains("`start` did not finish within 1ms"),
+        "{err}"
+    );
+}
+
+/// The real `heartbeat:Dummy` as a group's resource on a live domain: its
+/// failing start (a missing state directory) is restarted once on the
+/// group's node, then the group fails over node by node until every node
+/// has failed it, each saying why; once the directory exists, `asctl
+/// clear` brings it online on its first node.
+#[test]
+#[ignore = "needs root and resource-agents: run with --include-ignored"]
+fn the_real_dummy_agent_s_failed_start_restarts_then_fails_over() {
+    use crate::support::LiveDomain;
+
+    let mut d = LiveDomain::prepare();
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("later");
+    let state = state_dir.join("dummy.state");
+    let group = format!(
+        "apiVersion: asctl/v1\nkind: ResourceGroup\nmetadata: {{name: marker}}\nspec:\n  \
+         preferredNodes: [node1, node2, node3]\n  resources:\n    - name: dummy\n      \
+         ocf: heartbeat:Dummy\n      params: {{state: {}}}\n  restart:\n    \
+         limit: 1\n    window: 5m\n",
+        state.display()
+    );
+    std::fs::write(d.config.join("group-marker.yaml"), group).unwrap();
+    d.start();
+    let cfg = d.config.to_string_lossy().into_owned();
+    let out = d.asctl(&["apply", &cfg, "--auto-approve", "--timeout", "90s"]);
+    assert!(
+        !out.status.success(),
+        "a group failed everywhere is not converged"
+    );
+    let failed = d.eventually(
+        "marker failed on every node",
+        Duration::from_secs(90),
+        || {
+            let s = d.status_json()?;
+            let on = s.pointer("/placement/marker/failedOn")?.as_array()?.clone();
+            (on.len() == 3).then_some(s)
+        },
+    );
+    // Each node keeps why it failed there (after the group moved on too).
+    for node in ["node1", "node2", "node3"] {
+        let g = &failed["nodes"][node]["report"]["groups"]["marker"];
+        let why = g["errors"].to_string();
+        assert!(
+            why.contains("`start` returned 1 (OCF_ERR_GENERIC)") && why.contains("cannot touch"),
+            "{node}: {g}"
+        );
+    }
+    // The first node started it twice (the start and one restart) before
+    // it gave the group up.
+    let log = crate::support::log_text(&d.state.join("nodes/node1/agent.log"));
+    let starts = log
+        .lines()
+        .filter(|l| l.contains("cannot start resource dummy"))
+        .count();
+    assert_eq!(starts, 2, "{log}");
+    assert!(log.contains("restart limit reached: 1 in 5m"), "{log}");
+    std::fs::create_dir(&state_dir).unwrap();
+    let out = d.asctl(&["clear", "marker"]);
+    assert!(out.status.success(), "{}", crate::support::text(&out));
+    d.eventually("marker online", Duration::from_secs(60), || {
+        let s = d.status_json()?;
+        (s.pointer("/nodes/node1/report/groups/marker/state")?
+            .as_str()?
+            == "online")
+            .then_some(())
+    });
+    assert!(state.exists(), "Dummy's start created its state file");
+    d.stop();
+}
