@@ -212,11 +212,13 @@ fn upgrade_legacy_log(path: &Path) -> Result<bool, StoreError> {
             continue;
         }
         changed = true;
-        let parsed = serde_json::from_slice::<serde_json::Value>(text);
-        // Torn by a crash mid-append: never acknowledged.
-        if last && (!line.ends_with(b"\n") || parsed.is_err()) {
+        // Torn by a crash mid-append (its newline never written): never
+        // acknowledged. A whole line that is not JSON is damage, last or
+        // not, as the reader of sealed logs judges it.
+        if last && !line.ends_with(b"\n") {
             continue;
         }
+        let parsed = serde_json::from_slice::<serde_json::Value>(text);
         if let Err(e) = parsed {
             return Err(StoreError::damaged(
                 path,

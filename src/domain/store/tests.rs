@@ -318,6 +318,38 @@ async fn a_data_dir_without_checksums_is_sealed_once_then_checked() {
     assert!(err.contains("line 2 (entry index 1): no checksum"), "{err}");
 }
 
+/// A legacy log's last line that has its newline but is not JSON was not
+/// torn by a crash (an append writes the newline last): it is damage, and
+/// the directory is not taken for a fresh member's.
+#[tokio::test]
+async fn a_legacy_log_whose_whole_last_line_is_garbage_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut legacy: String = (0..=1)
+        .map(|i| serde_json::to_string(&blank(i)).expect("json") + "\n")
+        .collect();
+    legacy.push_str("garbage\n");
+    fs::write(dir.path().join("log.jsonl"), &legacy).expect("log");
+    fs::write(
+        dir.path().join("vote.json"),
+        serde_json::to_vec(&Vote::new(1, 0)).expect("json"),
+    )
+    .expect("vote");
+    let err = refusal(dir.path());
+    assert!(
+        err.contains("line 3") && err.contains("neither sealed nor plain JSON"),
+        "{err}"
+    );
+    // A log of that one line alone is refused too.
+    fs::write(dir.path().join("log.jsonl"), "garbage\n").expect("log");
+    let err = refusal(dir.path());
+    assert!(err.contains("line 1"), "{err}");
+    // Without its newline the last line is torn, dropped as at any start.
+    legacy.truncate(legacy.len() - 1);
+    fs::write(dir.path().join("log.jsonl"), &legacy).expect("log");
+    let store = LogStore::open(dir.path()).expect("a torn legacy line is dropped");
+    assert_eq!(indexes(&store).await, vec![0, 1]);
+}
+
 #[tokio::test]
 async fn truncate_purge_vote_and_committed_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
