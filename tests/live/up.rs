@@ -295,6 +295,13 @@ fn up_exits_1_and_stops_everything_when_an_agent_cannot_start() {
     drop(taken);
     assert_eq!(status.code(), Some(1), "{out}");
     assert!(out.contains("the agent of node3 exited"), "{out}");
+    // Its log names the cause before the supervisor's verdict.
+    let cause = out.find("the API server stopped: ");
+    let verdict = out.find("fail-stop: the API server task ended");
+    assert!(
+        cause.is_some() && (verdict.is_none() || cause < verdict),
+        "{out}"
+    );
     assert!(out.contains("the domain did not come up"), "{out}");
     assert!(out.contains("Stopped."), "{out}");
     nothing_left(&d);

@@ -352,7 +352,14 @@ impl Server {
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits.header_timeout.get());
             vital::spawn("API server", async move {
-                server.handle(handle).serve(app.into_make_service()).await
+                let served = server.handle(handle).serve(app.into_make_service()).await;
+                // Said here, before the supervisor's "the API server task
+                // ended", so that the log names the cause (a port taken)
+                // first.
+                if let Err(e) = &served {
+                    error!("the API server stopped: {e}");
+                }
+                served
             })
         };
         match tokio::time::timeout(Duration::from_secs(5), handle.listening()).await {
