@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # A three-node asctl domain in network namespaces on this machine, to watch
 # a failover happen: a group `web` with the managed address 10.220.1.100 and
-# a demo web server bound to it. Root only (namespaces, addresses).
+# a demo web server bound to it, and a group `db` that takes its data along:
+# a shared disk (one ext4 image, each node its own loop device over it, bound
+# on the same device path in the node's own mount namespace), a mount point
+# on it, `asctl demo-writer` (a record acknowledged only after its fsync) and
+# the address 10.220.1.101. Root only (namespaces, addresses, loop devices).
 #
 #   scripts/netns-domain.sh up            build asctl, create the namespaces, start the agents, apply
-#   scripts/netns-domain.sh status        asctl status (nodes, lines, where web runs)
-#   scripts/netns-domain.sh where         which node holds 10.220.1.100, and what it answers
+#   scripts/netns-domain.sh status        asctl status (nodes, lines, where the groups run)
+#   scripts/netns-domain.sh where         which node holds each group, what web answers, db's records
+#   scripts/netns-domain.sh write TEXT    one record to db; prints its acknowledgement (`ack SEQ`)
 #   scripts/netns-domain.sh crash NODE    the machine dies: every process killed, links down
 #   scripts/netns-domain.sh boot NODE     links up, its agent started again
 #   scripts/netns-domain.sh asctl ARGS... any asctl command against the domain
@@ -14,21 +19,27 @@
 # Layout: bridges d1 (10.220.1.0/24), d2 (10.220.2.0/24) and v (10.220.3.0/24)
 # in namespace asd-sw; nodes asd-node1..3 at .1/.2/.3 on each line. This
 # shell's namespace joins d1 as 10.220.1.254 (the isolation address, and
-# where `curl http://10.220.1.100:8080/` works from). State and logs in
-# $ASCTL_NETNS_DIR (default /run/asctl-netns). ASCTL=path/to/asctl skips the
-# build.
+# where `curl http://10.220.1.100:8080/` works from). Each node's processes
+# share one mount namespace, held by a `sleep` (nodes/<node>/init.pid), so a
+# crashed node's mounts go with its last process, as on a real machine.
+# State and logs in $ASCTL_NETNS_DIR (default /run/asctl-netns).
+# ASCTL=path/to/asctl skips the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${ASCTL_NETNS_DIR:-/run/asctl-netns}
 NODES=(node1 node2 node3)
 VIP=10.220.1.100
 PORT=8080
+DB_VIP=10.220.1.101
+DB_PORT=5433
 API=7401
 SW=asd-sw
 
 die() { echo "netns-domain: $*" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
 command -v ip >/dev/null || die "needs the ip command (iproute2)"
+command -v losetup >/dev/null || die "needs losetup (mount)"
+command -v mkfs.ext4 >/dev/null || die "needs mkfs.ext4 (e2fsprogs)"
 
 asctl_bin() {
   if [ -n "${ASCTL:-}" ]; then
@@ -109,6 +120,72 @@ spec:
         timeout: 500ms
         probe: {http: "http://$VIP:$PORT/health"}
 EOF
+  cat >"$c/group-db.yaml" <<EOF
+# The data: the shared disk (each node's own loop device over one image,
+# bound on $DIR/lun), its file system mounted at $DIR/db, the writer on it.
+apiVersion: asctl/v1
+kind: DataSource
+metadata: {name: db-disk}
+spec:
+  type: sharedDisk
+  device: {backing: rdm-physical, path: $DIR/lun}
+  monitor: {interval: 1s, timeout: 2s}
+---
+apiVersion: asctl/v1
+kind: DataSource
+metadata: {name: db-data}
+spec:
+  type: mountPoint
+  on: db-disk
+  path: $DIR/db
+  fsType: ext4
+  options: noatime
+  stopTimeout: 5s
+  monitor: {interval: 1s, timeout: 2s}
+---
+apiVersion: asctl/v1
+kind: ResourceGroup
+metadata: {name: db}
+spec:
+  preferredNodes: [node2, node3, node1]
+  dataSources: [db-disk, db-data]
+  ipAddresses: [{address: $DB_VIP/24, line: d1}]
+  processes:
+    - name: writer
+      command: [asctl, demo-writer, --dir, $DIR/db, --bind, "$DB_VIP", --port, "$DB_PORT"]
+      stopTimeout: 5s
+      monitor:
+        interval: 1s
+        timeout: 500ms
+        probe: {tcp: "$DB_VIP:$DB_PORT"}
+EOF
+}
+
+# The LUN: one ext4 image, one loop device per node over it (direct I/O, so
+# that no node reads another's writes from a page cache of its own).
+make_lun() {
+  truncate -s 64M "$DIR/lun.img"
+  mkfs.ext4 -q -F "$DIR/lun.img"
+  : >"$DIR/lun"
+  for n in "${NODES[@]}"; do
+    mkdir -p "$DIR/nodes/$n"
+    losetup --direct-io=on --find --show "$DIR/lun.img" >"$DIR/nodes/$n/loop"
+  done
+}
+
+# The node's machine: a mount namespace of its own inside its network
+# namespace, held by a sleep, with its loop device bound on the device path.
+boot_machine() {
+  local n=$1 d="$DIR/nodes/$1"
+  ip netns exec "asd-$n" unshare --mount --propagation slave \
+    sh -c 'mount --bind "$1" "$2" && exec sleep infinity' sh "$(cat "$d/loop")" "$DIR/lun" \
+    </dev/null >/dev/null 2>&1 &
+  echo $! >"$d/init.pid"
+  for _ in $(seq 1 100); do
+    grep -q " $DIR/lun " "/proc/$(cat "$d/init.pid")/mountinfo" 2>/dev/null && return
+    sleep 0.05
+  done
+  die "$n: its loop device was not bound on $DIR/lun"
 }
 
 write_agents() {
@@ -131,8 +208,8 @@ EOF
 
 start_agent() {
   local n=$1 d="$DIR/nodes/$1"
-  ip netns exec "asd-$n" setsid "$(asctl_bin)" agent --config "$d/agent.yaml" \
-    </dev/null >>"$d/agent.log" 2>&1 &
+  nsenter -t "$(cat "$d/init.pid")" -m -n --wd="$PWD" setsid "$(asctl_bin)" agent \
+    --config "$d/agent.yaml" </dev/null >>"$d/agent.log" 2>&1 &
   echo $! >"$d/agent.pid"
 }
 
@@ -172,7 +249,8 @@ up() {
   write_config
   ASCTL= ASCTL_STATE_DIR= "$DIR/asctl" credentials "$DIR/config" --out "$DIR/creds" >/dev/null
   write_agents
-  for n in "${NODES[@]}"; do start_agent "$n"; done
+  make_lun
+  for n in "${NODES[@]}"; do boot_machine "$n"; start_agent "$n"; done
   echo "Agents started; logs in $DIR/nodes/<node>/agent.log"
   wait_formed
   cli apply "$DIR/config" --auto-approve --timeout 60s
@@ -184,6 +262,9 @@ Try:  $0 crash node1     # the machine running web dies
       $0 where           # web and $VIP moved to node2 within about 2 s
       $0 boot node1      # node1 returns; web fails back (failback: auto)
       curl http://$VIP:$PORT/
+      $0 write hello     # a record to db (on node2): ack 1
+      $0 crash node2     # the machine running db dies, its disk mounted
+      $0 where           # db on node3: mounted there, every record kept
       $0 down
 EOF
 }
@@ -222,7 +303,25 @@ where() {
   local answer
   answer=$(curl -s --max-time 1 "http://$VIP:$PORT/" || true)
   echo "http://$VIP:$PORT/ answers: ${answer:-(nothing)}"
+  local on=0
+  for n in "${NODES[@]}"; do
+    local pid log
+    pid=$(cat "$DIR/nodes/$n/init.pid" 2>/dev/null || true)
+    [ -n "$pid" ] && grep -q " $DIR/db " "/proc/$pid/mountinfo" 2>/dev/null || continue
+    on=$((on + 1))
+    log="/proc/$pid/root$DIR/db/records.log"
+    echo "db's file system is mounted on $n: $(wc -l <"$log" 2>/dev/null || echo 0) records; the last: $(tail -n 1 "$log" 2>/dev/null)"
+  done
+  [ $on = 0 ] && echo "db's file system is mounted on no node"
   cli status | sed -n '/^GROUP /,/^$/p'
+}
+
+# One record to db's writer, which answers `ack SEQ` once it is on disk.
+write_record() {
+  local answer
+  answer=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "%s\n" "$3" >&3 && read -r a <&3 && echo "$a"' \
+    sh "$DB_VIP" "$DB_PORT" "$*" 2>/dev/null || true)
+  echo "db answered: ${answer:-(nothing: no node serves $DB_VIP:$DB_PORT now)}"
 }
 
 crash() {
@@ -231,6 +330,7 @@ crash() {
   # Every process of the machine at once, then its address and cables.
   ip netns pids "asd-$n" | xargs -r kill -9
   ip -n "asd-$n" addr del "$VIP/24" dev d1 2>/dev/null || true
+  ip -n "asd-$n" addr del "$DB_VIP/24" dev d1 2>/dev/null || true
   for l in d1 d2 v; do ip -n "asd-$n" link set "$l" down; done
   echo "$n crashed at $(date -u +%H:%M:%S.%N | cut -c1-12) UTC"
 }
@@ -239,6 +339,7 @@ boot() {
   local n=$1
   node_index "$n" >/dev/null
   for l in d1 d2 v; do ip -n "asd-$n" link set "$l" up; done
+  boot_machine "$n"
   start_agent "$n"
   echo "$n booted; its agent runs again"
 }
@@ -257,6 +358,14 @@ down() {
   done
   ip link del asd-host 2>/dev/null || true
   ip netns del $SW 2>/dev/null || true
+  # A dead mount namespace's file systems are unmounted by the kernel a
+  # moment after its last process: detach the loop devices after that.
+  sleep 1
+  for n in "${NODES[@]}"; do
+    local loop
+    loop=$(cat "$DIR/nodes/$n/loop" 2>/dev/null || true)
+    [ -n "$loop" ] && { losetup -d "$loop" 2>/dev/null || true; }
+  done
   rm -rf "$DIR"
   echo "down: namespaces removed"
 }
@@ -267,9 +376,10 @@ case "$cmd" in
   up) up ;;
   status) cli status "$@" ;;
   where) where ;;
+  write) [ $# -ge 1 ] || die "write TEXT"; write_record "$@" ;;
   crash) [ $# = 1 ] || die "crash NODE"; crash "$1" ;;
   boot) [ $# = 1 ] || die "boot NODE"; boot "$1" ;;
   asctl) cli "$@" ;;
   down) down ;;
-  *) sed -n 2,19p "$0"; exit 2 ;;
+  *) sed -n 2,27p "$0"; exit 2 ;;
 esac

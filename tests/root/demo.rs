@@ -1,7 +1,8 @@
 //! The README's walk-through of a domain in network namespaces, run as a
 //! user would: `scripts/netns-domain.sh up`, crash the node running `web`,
 //! watch the group and its address move, boot the node, watch it fail
-//! back, `down`. Root only: ignored unless run with `--include-ignored`.
+//! back; write records to `db`, crash the node running it, find every
+//! record on the survivor; `down`. Root only: ignored unless run with `--include-ignored`.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -113,7 +114,7 @@ fn until<T>(what: &str, demo: &Demo, mut f: impl FnMut() -> Option<T>) -> T {
 
 #[test]
 #[ignore = "needs root: run with --include-ignored"]
-fn a_crashed_node_s_group_and_address_move_and_fail_back() {
+fn a_crashed_node_s_groups_move_with_their_address_and_data() {
     crate::support::require_root();
     let demo = Demo::new();
     let up = demo.script(&["up"]);
@@ -149,6 +150,34 @@ fn a_crashed_node_s_group_and_address_move_and_fail_back() {
     until("web to fail back to node1", &demo, || {
         (answer().as_deref() == Some("node1") && holders() == ["node1"]).then_some(())
     });
+
+    // db takes its data along: records acknowledged on node2 are on node3
+    // after node2's crash, its file system mounted on one node only.
+    for (record, ack) in [("one", "ack 1"), ("two", "ack 2")] {
+        let w = demo.script(&["write", record]);
+        assert!(
+            text(&w).contains(&format!("db answered: {ack}")),
+            "{}\n{}",
+            text(&w),
+            demo.logs()
+        );
+    }
+    let crash = demo.script(&["crash", "node2"]);
+    assert!(crash.status.success(), "{}", text(&crash));
+    until("db to serve from node3", &demo, || {
+        let w = demo.script(&["write", "three"]);
+        text(&w).contains("db answered: ack 3").then_some(())
+    });
+    let where_ = text(&demo.script(&["where"]));
+    let mounted: Vec<&str> = where_
+        .lines()
+        .filter(|l| l.starts_with("db's file system is mounted on node"))
+        .collect();
+    assert_eq!(mounted.len(), 1, "{where_}");
+    assert!(
+        mounted[0].starts_with("db's file system is mounted on node3: 3 records"),
+        "{where_}"
+    );
 
     let down = demo.script(&["down"]);
     assert!(down.status.success(), "{}", text(&down));
