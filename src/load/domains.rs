@@ -105,14 +105,35 @@ pub(super) fn partition(files: &[FileFacts], grouping: Grouping) -> (Vec<usize>,
             }
         }
         roots.sort_by_key(|(r, _)| std::cmp::Reverse(r.components().count()));
+        // Files come directory by directory: the unit of a directory is
+        // looked for once, not once per file (a directory may hold tens of
+        // thousands).
+        let mut last: Option<(&std::ffi::OsStr, Option<usize>)> = None;
         for (id, f) in files.iter().enumerate() {
             if of_file[id] != usize::MAX {
                 continue;
             }
-            if let Some(dir) = dir_of(f.name)
-                && let Some((_, u)) = roots.iter().find(|(r, _)| dir.starts_with(r))
-            {
-                of_file[id] = *u;
+            let parent = (f.name != STDIN_NAME).then(|| {
+                Path::new(f.name)
+                    .parent()
+                    .unwrap_or(Path::new(""))
+                    .as_os_str()
+            });
+            let unit = match (last, parent) {
+                (Some((seen, unit)), Some(parent)) if seen == parent => unit,
+                _ => {
+                    let unit = dir_of(f.name).and_then(|dir| {
+                        roots
+                            .iter()
+                            .find(|(r, _)| dir.starts_with(r))
+                            .map(|&(_, u)| u)
+                    });
+                    last = parent.map(|p| (p, unit));
+                    unit
+                }
+            };
+            if let Some(u) = unit {
+                of_file[id] = u;
             }
         }
     }
