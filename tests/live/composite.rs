@@ -10,25 +10,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::LiveDomain;
+use crate::support::{LiveDomain, ocf_actions};
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// The `start` and `stop` lines of the shared log after `from` bytes, as
-/// `ACTION INSTANCE`.
-fn actions(log: &Path, from: usize) -> Vec<String> {
-    let t = std::fs::read_to_string(log).unwrap_or_default();
-    t.get(from..)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let action = w.next()?;
-            let instance = w.next()?.strip_prefix("instance=")?;
-            matches!(action, "start" | "stop").then(|| format!("{action} {instance}"))
-        })
-        .collect()
-}
 
 fn store_state(d: &LiveDomain) -> Option<String> {
     let s = d.status_json()?;
@@ -75,7 +59,7 @@ fn a_composite_starts_its_members_in_order_stops_them_in_reverse_and_is_healthy_
         (store_state(&d).as_deref() == Some("online restarts=0")).then_some(())
     });
     assert_eq!(
-        actions(&log, 0),
+        ocf_actions(&log, 0),
         ["start lower", "start upper"],
         "members online in order"
     );
@@ -88,7 +72,7 @@ fn a_composite_starts_its_members_in_order_stops_them_in_reverse_and_is_healthy_
         (store_state(&d).as_deref() == Some("online restarts=1")).then_some(())
     });
     assert_eq!(
-        actions(&log, from),
+        ocf_actions(&log, from),
         ["stop upper", "stop lower", "start lower", "start upper"],
         "offline in reverse, then online in order\n{}",
         d.agent_logs()

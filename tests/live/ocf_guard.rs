@@ -6,28 +6,11 @@
 //! driver wrote before each `start` — all before another node starts the
 //! group: the agents' shared log shows both stops before the next `start`.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{LiveDomain, alive, recorded_pid};
+use crate::support::{LiveDomain, alive, ocf_actions, recorded_pid};
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// The `start` and `stop` lines of the agents' shared log after `from`
-/// bytes, as (action, instance).
-fn actions(log: &Path, from: usize) -> Vec<(String, String)> {
-    let t = std::fs::read_to_string(log).unwrap_or_default();
-    t.get(from..)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let action = w.next()?;
-            let instance = w.next()?.strip_prefix("instance=")?;
-            matches!(action, "start" | "stop").then(|| (action.to_owned(), instance.to_owned()))
-        })
-        .collect()
-}
 
 fn placed(d: &LiveDomain) -> Option<String> {
     d.status_json()?["placement"]["store"]["node"]
@@ -84,18 +67,10 @@ fn a_frozen_agents_guard_stops_its_ocf_resources_in_reverse_order_before_a_takeo
         let elsewhere = placed(&d).is_some_and(|n| n != "node1");
         (elsewhere && lower.exists() && upper.exists()).then_some(())
     });
-    let seen = actions(&log, from);
-    let pair = |a: &str, i: &str| (a.to_owned(), i.to_owned());
+    let seen = ocf_actions(&log, from);
     assert_eq!(
         seen.get(..4),
-        Some(
-            &[
-                pair("stop", "upper"),
-                pair("stop", "lower"),
-                pair("start", "lower"),
-                pair("start", "upper"),
-            ][..]
-        ),
+        Some(&["stop upper", "stop lower", "start lower", "start upper"].map(String::from)[..]),
         "after the freeze: the guard's stops, newest first, then the takeover's starts\n{}",
         d.agent_logs()
     );

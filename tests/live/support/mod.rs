@@ -522,6 +522,22 @@ pub fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
     out
 }
 
+/// The `start` and `stop` lines that asctl's test OCF agents append to
+/// their shared log after `from` bytes, as `ACTION INSTANCE`.
+pub fn ocf_actions(log: &Path, from: usize) -> Vec<String> {
+    let t = std::fs::read_to_string(log).unwrap_or_default();
+    t.get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let action = w.next()?;
+            let instance = w.next()?.strip_prefix("instance=")?;
+            matches!(action, "start" | "stop").then(|| format!("{action} {instance}"))
+        })
+        .collect()
+}
+
 /// A log file without the ANSI colours of the agents' tracing output.
 pub fn log_text(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
