@@ -14,5 +14,6 @@ pub mod drivers;
 pub mod load;
 pub mod model;
 pub mod plan;
+pub mod private;
 pub mod rules;
 pub mod wire;

@@ -143,12 +143,5 @@ fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
 /// A saved plan holds the whole configuration, secrets included.
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
+    asctl::private::create_file(path)?.write_all(bytes)
 }

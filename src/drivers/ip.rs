@@ -195,8 +195,8 @@ fn record_path(data_dir: &Path, address: &str) -> PathBuf {
 fn write_record(data_dir: &Path, address: &str) -> Result<(), DriverError> {
     let path = record_path(data_dir, address);
     let what = || format!("address record {}", path.display());
-    super::private::create_dir(&records_dir(data_dir)).map_err(|e| DriverError::io(what(), e))?;
-    super::private::create_file(&path)
+    crate::private::create_dir(&records_dir(data_dir)).map_err(|e| DriverError::io(what(), e))?;
+    crate::private::create_file(&path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, address.as_bytes()))
         .map_err(|e| DriverError::io(what(), e))
 }

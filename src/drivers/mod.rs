@@ -19,7 +19,6 @@ pub mod datasource;
 pub mod ip;
 pub mod module;
 pub mod ocf;
-pub mod private;
 pub mod probe;
 pub mod process;
 pub mod storage;

@@ -28,9 +28,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The pure reconciler core: placement and the plan.
     ("plan", &["catalog", "diag", "load", "model", "rules"]),
     // What a driver does on a node (processes, addresses, storage).
-    ("drivers", &["model"]),
+    ("drivers", &["model", "private"]),
     // Timer helpers of the runtime's loops: names nothing.
     ("clock", &[]),
+    // Files asctl keeps to itself (0700 directories, 0600 files): names nothing.
+    ("private", &[]),
     // What crosses a process boundary: never the agent or the domain.
     (
         "wire",
@@ -42,7 +44,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "domain",
         &[
-            "catalog", "diag", "load", "model", "rules", "plan", "wire", "clock",
+            "catalog", "diag", "load", "model", "rules", "plan", "wire", "clock", "private",
         ],
     ),
     // The node agent: everything below it.
@@ -50,7 +52,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "agent",
         &[
             "catalog", "diag", "load", "model", "rules", "plan", "drivers", "domain", "wire",
-            "clock",
+            "clock", "private",
         ],
     ),
 ];

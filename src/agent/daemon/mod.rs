@@ -71,8 +71,7 @@ pub async fn run(cfg: AgentConfig, opts: RunOptions) -> Result<(), AgentError> {
     let name = cfg.member_name();
     let me = cfg.member();
     // 0700: the raft log and process output hold environment values.
-    crate::domain::store::create_private_dir(&cfg.data_dir)
-        .map_err(io_error("creating the data directory"))?;
+    crate::private::create_dir(&cfg.data_dir).map_err(io_error("creating the data directory"))?;
     // Before any process starts: what a killed previous run left behind.
     crate::drivers::cgroup::sweep_empty(&cfg.data_dir);
     let domain = Replica::open(&cfg.data_dir.join("raft"), me.clone(), client).await?;

@@ -61,7 +61,7 @@ impl Journal {
         cause: &str,
         groups: Vec<Name>,
     ) -> std::io::Result<Option<SelfFencing>> {
-        crate::domain::store::create_private_dir(&self.dir)?;
+        crate::private::create_dir(&self.dir)?;
         let _lock = self.lock()?;
         let mut entries = self.entries();
         let at_ms = ms(at);
@@ -115,12 +115,7 @@ impl Journal {
     /// journal: a crash leaves the old journal or the new one.
     fn replace(&self, entries: &[SelfFencing]) -> std::io::Result<()> {
         let tmp = self.dir.join(format!("{JOURNAL}.new"));
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = crate::private::create_file(&tmp)?;
         for e in entries {
             let line = serde_json::to_string(e).map_err(std::io::Error::other)?;
             writeln!(f, "{line}")?;

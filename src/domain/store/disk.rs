@@ -1,22 +1,16 @@
 //! How raft's files are written and read back: every record is one line,
 //! `CRC32C-HEX SPACE JSON NEWLINE`, the checksum (CRC-32C, as etcd's WAL)
-//! over the JSON bytes. Files are created 0600 in a directory created 0700:
-//! the log holds process environment values in clear.
+//! over the JSON bytes. Files are created 0600 in a directory created 0700
+//! ([`crate::private`]): the log holds process environment values in clear.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::StoreError;
-
-/// Files' mode: the log and snapshot hold environment values in clear.
-pub(crate) const FILE_MODE: u32 = 0o600;
-/// The data directory's mode, for the same reason.
-pub(crate) const DIR_MODE: u32 = 0o700;
 
 /// The marker of a data directory whose files are all sealed. A directory
 /// with raft files but no marker was written by a version without
@@ -33,32 +27,12 @@ const RECORD_FILES: [&str; 4] = [
 ];
 pub(crate) const LOG_FILE: &str = "log.jsonl";
 
-/// Creates `dir` (and missing parents) with mode 0700. An existing
-/// directory keeps its mode: tightening it is the operator's call.
-pub fn create_dir(dir: &Path) -> std::io::Result<()> {
-    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
-}
-
-/// Opens `path` for appending, creating it 0600.
-pub(crate) fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(FILE_MODE)
-        .open(path)
-}
-
 /// Writes `bytes` to `path` durably: a temporary file created 0600, fsync,
 /// rename, fsync of the directory.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&tmp)?;
+        let mut f = crate::private::create_file(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -74,13 +48,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// maybe the old one.
 pub(crate) fn write_unsynced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(FILE_MODE)
-        .open(&tmp)?
-        .write_all(bytes)?;
+    crate::private::create_file(&tmp)?.write_all(bytes)?;
     fs::rename(&tmp, path)
 }
 

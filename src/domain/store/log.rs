@@ -71,7 +71,7 @@ impl LogInner {
     fn rewrite(&mut self) -> std::io::Result<()> {
         let text = sealed_entries(self.log.values())?;
         disk::write_atomic(&self.log_path(), &text)?;
-        self.file = Arc::new(disk::open_append(&self.log_path())?);
+        self.file = Arc::new(crate::private::open_append(&self.log_path())?);
         Ok(())
     }
 }
@@ -237,7 +237,7 @@ impl LogStore {
     /// Opens (or creates) the log under `dir`, checking every record (see
     /// [`read_log`] and the module's documentation).
     pub fn open(dir: &Path) -> Result<LogStore, StoreError> {
-        disk::create_dir(dir).map_err(|e| StoreError::io(dir, "creating", e))?;
+        crate::private::create_dir(dir).map_err(|e| StoreError::io(dir, "creating", e))?;
         disk::upgrade_legacy(dir)?;
         let purged: Option<LogId<NodeId>> = disk::read_record(&dir.join(PURGED_FILE))?;
         let mut log = read_log(&dir.join(LOG_FILE))?;
@@ -255,7 +255,8 @@ impl LogStore {
             dir: dir.to_owned(),
             log,
             file: Arc::new(
-                disk::open_append(&path).map_err(|e| StoreError::io(&path, "opening", e))?,
+                crate::private::open_append(&path)
+                    .map_err(|e| StoreError::io(&path, "opening", e))?,
             ),
         };
         check_agree(dir, &inner)?;

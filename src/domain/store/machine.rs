@@ -48,7 +48,7 @@ pub struct StateMachine {
 impl StateMachine {
     /// Opens the state machine under `dir`, from its snapshot if there is one.
     pub fn open(dir: &Path) -> Result<(StateMachine, watch::Receiver<Applied>), StoreError> {
-        disk::create_dir(dir).map_err(|e| StoreError::io(dir, "creating", e))?;
+        crate::private::create_dir(dir).map_err(|e| StoreError::io(dir, "creating", e))?;
         disk::upgrade_legacy(dir)?;
         let snapshot: Option<SnapshotFile> = disk::read_record(&dir.join(SNAPSHOT_FILE))?;
         let (state, last_applied, membership) = match &snapshot {

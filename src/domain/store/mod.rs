@@ -38,7 +38,6 @@ use thiserror::Error;
 use super::NodeId;
 use super::state::DomainState;
 
-pub use disk::create_dir as create_private_dir;
 pub(crate) use disk::write_atomic as write_private;
 pub use inflight::InFlight;
 pub use log::LogStore;

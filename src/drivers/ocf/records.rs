@@ -57,7 +57,7 @@ pub fn write(
     stop_timeout: Duration,
 ) -> std::io::Result<()> {
     let dir = group_dir(data_dir, group);
-    crate::drivers::private::create_dir(&dir)?;
+    crate::private::create_dir(&dir)?;
     remove(data_dir, group, &agent.instance)?;
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -78,7 +78,7 @@ pub fn write(
     let tmp = dir.join(format!(".{}.tmp", agent.instance));
     {
         use std::io::Write;
-        let mut f = crate::drivers::private::create_file(&tmp)?;
+        let mut f = crate::private::create_file(&tmp)?;
         f.write_all(&text)?;
         f.sync_all()?;
     }

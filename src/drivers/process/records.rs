@@ -4,9 +4,8 @@
 //! spec wants, the lease guard's fence, the groups a previous run left.
 
 use std::collections::BTreeSet;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,8 +16,8 @@ use tracing::{info, warn};
 use super::cgroup::Cgroup;
 use super::signals::*;
 use super::{DriverError, GroupContext, KILL_GRACE, STALE_STOP_TIMEOUT};
-use crate::drivers::private;
 use crate::model::Name;
+use crate::private;
 
 /// What a pid file records.
 #[derive(Debug, Serialize, Deserialize)]
@@ -207,12 +206,7 @@ pub(super) fn open_log(path: &Path) -> Result<fs::File, DriverError> {
     if let Some(dir) = path.parent() {
         private::create_dir(dir).map_err(|e| DriverError::io(what(), e))?;
     }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| DriverError::io(what(), e))
+    private::open_append(path).map_err(|e| DriverError::io(what(), e))
 }
 
 pub(super) fn read_pid_record(path: &Path) -> Option<PidRecord> {
@@ -234,12 +228,7 @@ pub(super) fn write_pid_record(path: &Path, rec: &PidRecord) -> Result<(), Drive
     }
     let tmp = path.with_extension("pid.tmp");
     let text = serde_json::to_string(rec).map_err(|e| DriverError::Failed(e.to_string()))?;
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
+    private::create_file(&tmp)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| DriverError::io(what(), e))?;
     fs::rename(&tmp, path).map_err(|e| DriverError::io(what(), e))

@@ -54,7 +54,7 @@ pub fn write(
     path: &Path,
 ) -> std::io::Result<()> {
     let dir = group_dir(data_dir, group);
-    crate::drivers::private::create_dir(&dir)?;
+    crate::private::create_dir(&dir)?;
     remove(data_dir, group, name)?;
     let stamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -67,7 +67,7 @@ pub fn write(
     let tmp = dir.join(format!(".{name}.tmp"));
     {
         use std::io::Write;
-        let mut f = crate::drivers::private::create_file(&tmp)?;
+        let mut f = crate::private::create_file(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
     }
