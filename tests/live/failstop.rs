@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{LiveDomain, alive, log_text, poll};
+use crate::support::{LiveDomain, alive, guard_pid_in, log_text, poll};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -77,12 +77,12 @@ fn a_full_disk_stops_the_agent_and_its_groups_before_they_run_elsewhere() {
         assert!(
             started.elapsed() < LONG,
             "node1's agent still runs on a full disk:\n{}",
-            node1_log(&d.state)
+            node_log(&d.state, "node1")
         );
         let _ = d.asctl(&["clear", "web"]);
         std::thread::sleep(Duration::from_millis(200));
     };
-    let log = node1_log(&d.state);
+    let log = node_log(&d.state, "node1");
     assert!(!status.success(), "exits non-zero: {status:?}\n{log}");
     assert!(log.contains("the raft core stopped"), "{log}");
     assert!(log.contains("No space left on device"), "{log}");
@@ -190,18 +190,6 @@ fn a_raft_core_that_quits_while_the_agent_starts_fails_the_start() {
 /// What an agent logs when its start is over and its reconciler runs.
 const STARTED: &str = "groups wanted here at start";
 
-/// The pid in a log's `lease guard running` line.
-fn guard_pid_in(log: &str) -> Option<i32> {
-    let line = log.lines().find(|l| l.contains("lease guard running"))?;
-    let digits: String = line
-        .split("pid=")
-        .nth(1)?
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
 /// Agents stopped with SIGSTOP, continued when dropped (a failing test
 /// leaves none frozen).
 struct Frozen(Vec<i32>);
@@ -224,10 +212,6 @@ impl Drop for Frozen {
             unsafe { libc::kill(pid, libc::SIGCONT) };
         }
     }
-}
-
-fn node1_log(state: &Path) -> String {
-    node_log(state, "node1")
 }
 
 fn node_log(state: &Path, node: &str) -> String {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::domain::{expected_placement, port_of};
 use crate::support::{
-    ASCTL, LiveDomain, Owned, alive, demo_answer, eventually, processes_mentioning, text,
+    ASCTL, LiveDomain, Owned, alive, demo_answer, eventually, guard_pid_in, processes_mentioning,
+    text,
 };
 
 const LONG: Duration = Duration::from_secs(60);
@@ -101,16 +102,7 @@ fn sigterm_during_the_start_up_wait_stops_the_agent_cleanly() {
         &nd.join("agent.log"),
     );
     let guard_pid: i32 = eventually("the lease guard to start", LONG, || {
-        let log = agent_log(&d, "node1");
-        let line = log.lines().find(|l| l.contains("lease guard running"))?;
-        let digits: String = line
-            .split("pid=")
-            .nth(1)?
-            .chars()
-            .skip_while(|c| !c.is_ascii_digit())
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().ok()
+        guard_pid_in(&agent_log(&d, "node1"))
     });
     assert!(
         !agent_log(&d, "node1").contains("starting the reconciler"),

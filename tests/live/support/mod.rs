@@ -538,6 +538,20 @@ pub fn ocf_actions(log: &Path, from: usize) -> Vec<String> {
         .collect()
 }
 
+/// The pid in an agent log's `lease guard running` line (what follows
+/// `pid=` up to its first digit may be a colour code).
+pub fn guard_pid_in(log: &str) -> Option<i32> {
+    let line = log.lines().find(|l| l.contains("lease guard running"))?;
+    let digits: String = line
+        .split("pid=")
+        .nth(1)?
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 /// A log file without the ANSI colours of the agents' tracing output.
 pub fn log_text(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
