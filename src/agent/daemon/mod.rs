@@ -20,6 +20,7 @@ mod removed;
 use node::{NodeStart, NodeTasks};
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -245,7 +246,7 @@ async fn until_stop_or_failure(domain: &Replica, shutdown: &Shutdown) -> Ending 
     let ending = tokio::select! {
         () = shutdown.requested() => Ending::Stop,
         cause = raft_stopped(domain) => Ending::Failed(AgentError::RaftStopped(cause)),
-        cause = vital::global().failed() => Ending::Failed(AgentError::TaskFailed(cause)),
+        cause = vital::global().failed() => Ending::Failed(first_cause(cause, raft_stopped(domain)).await),
         generation = crate::domain::removal::wait_removed(domain) => Ending::Removed(generation),
     };
     // From here on tasks end by design.
@@ -308,6 +309,22 @@ async fn settle<T>(task: JoinHandle<T>, failed: bool) -> Option<T> {
             warn!("a task did not end within {FAILED_TASK_WAIT:?} of the fail-stop; leaving it");
             None
         }
+    }
+}
+
+/// How long a vital task's failure waits for the raft core to show that it
+/// quit: its own report lags the tasks it takes down (milliseconds).
+const RAFT_CAUSE_GRACE: Duration = Duration::from_millis(200);
+
+/// The cause to report for a vital task that failed: the raft core's, if it
+/// quits within [`RAFT_CAUSE_GRACE`]. A raft core that quits (its disk
+/// full) drops the state machine, whose channels the failover policy and
+/// the reconciler read; they end at once, often before the core's metrics
+/// say why — and "the failover policy task ended" would hide the full disk.
+async fn first_cause(task: String, raft: impl Future<Output = String>) -> AgentError {
+    match tokio::time::timeout(RAFT_CAUSE_GRACE, raft).await {
+        Ok(raft) => AgentError::RaftStopped(raft),
+        Err(_) => AgentError::TaskFailed(task),
     }
 }
 
@@ -452,5 +469,32 @@ impl Shutdown {
         // The sender lives as long as the listening task, i.e. until a
         // signal came: an error also means "requested".
         let _ = rx.wait_for(|r| *r).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_ends_as_the_raft_core_quits_reports_the_raft_cause() {
+        let raft = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            "No space left on device".to_string()
+        };
+        let cause = first_cause("the failover policy task ended".into(), raft).await;
+        assert!(
+            matches!(&cause, AgentError::RaftStopped(c) if c == "No space left on device"),
+            "{cause}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_failure_with_raft_running_reports_the_task() {
+        let cause = first_cause("the detector task stalled".into(), std::future::pending()).await;
+        assert!(
+            matches!(&cause, AgentError::TaskFailed(c) if c == "the detector task stalled"),
+            "{cause}"
+        );
     }
 }
