@@ -20,7 +20,7 @@ const EXPECTED: &[(&str, &[At])] = &[
     ("empty-document.yaml", &[("AS0004", 7, 1)]),
     ("billion-laughs.yaml", &[("AS0005", 18, 14)]),
     ("deep-nesting.yaml", &[("AS0005", 12, 73)]),
-    ("deep-flow-nesting.yaml", &[("AS0005", 20, 10)]),
+    ("deep-flow-nesting.yaml", &[("AS0005", 16, 17)]),
     ("missing-api-version.yaml", &[("AS0006", 8, 1)]),
     ("missing-kind.yaml", &[("AS0006", 8, 1)]),
     ("unknown-api-version.yaml", &[("AS0007", 8, 13)]),

@@ -1,40 +1,31 @@
-//! The tree builder: `saphyr-parser` events → spanned documents.
+//! The tree builder: `rlsp-yaml-parser` events → spanned documents.
 //!
 //! The limits (nesting depth, alias expansion) are enforced as the events
 //! arrive, so hostile input stops before it has cost anything; the first
 //! syntax error or limit ends the reading of the file.
 
-use saphyr_parser::{Event, Parser, ScanError};
+use rlsp_yaml_parser::{CollectionStyle, Event, ScalarStyle};
 
 use super::scalar::resolve_scalar;
 use super::{
-    Document, MAX_ALIAS_NODES, MAX_DEPTH, Node, Parsed, Problem, ProblemKind,
-    SCANNER_RECURSION_LIMIT, Span, Value, pos,
+    Document, MAX_ALIAS_NODES, MAX_DEPTH, Node, Parsed, Problem, ProblemKind, Span, Value,
 };
 use crate::diag::Pos;
 
-enum Frame {
+enum Frame<'t> {
     Seq {
         start: Span,
-        anchor: usize,
+        anchor: Option<&'t str>,
         items: Vec<Node>,
     },
     Map {
         start: Span,
-        anchor: usize,
+        anchor: Option<&'t str>,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
         /// The pending key repeats an earlier one: its value is dropped.
         duplicate: bool,
     },
-}
-
-impl Frame {
-    fn start(&self) -> Pos {
-        match self {
-            Frame::Seq { start, .. } | Frame::Map { start, .. } => start.start,
-        }
-    }
 }
 
 /// Parses every document of `text`.
@@ -53,20 +44,27 @@ pub fn parse(text: &str) -> Parsed {
 pub fn parse_each(text: &str, each: impl FnMut(Document)) -> Vec<Problem> {
     let mut builder = Builder {
         text,
+        lines: Lines::new(text),
+        last_end: 0,
+        flow: Vec::new(),
         each,
         problems: Vec::new(),
         stack: Vec::new(),
-        anchors: Vec::new(),
+        anchors: foldhash::HashMap::default(),
         alias_budget: MAX_ALIAS_NODES,
         doc_start: Pos { line: 1, column: 1 },
         root: None,
         doc_has_duplicate: false,
     };
-    let mut parser = Parser::new_from_str(text);
-    while let Some(next) = parser.next_event() {
+    for next in rlsp_yaml_parser::parse_events(text) {
         let step = match next {
-            Ok((event, span)) => builder.event(event, Span::from_yaml(&span)),
-            Err(e) => Err(builder.scan_error(&e)),
+            Ok((event, mut span)) => {
+                builder.flow_brackets(&event, &mut span);
+                builder.last_end = span.end as usize;
+                let span = builder.lines.span(span);
+                builder.event(event, span)
+            }
+            Err(e) => Err(builder.parse_error(&e)),
         };
         if let Err(problem) = step {
             builder.problems.push(problem);
@@ -76,31 +74,41 @@ pub fn parse_each(text: &str, each: impl FnMut(Document)) -> Vec<Problem> {
     builder.problems
 }
 
+/// What `rlsp-yaml-parser` says past its own nesting limit.
+const PARSER_DEPTH_LIMIT: &str = "collection nesting depth exceeds limit";
+
 struct Builder<'t, F> {
     text: &'t str,
+    lines: Lines<'t>,
+    /// Where the last event ended (a byte offset).
+    last_end: usize,
+    /// For each open collection, whether it is a flow one (`[...]`, `{...}`).
+    flow: Vec<bool>,
     each: F,
     problems: Vec<Problem>,
-    stack: Vec<Frame>,
-    anchors: Vec<Option<(Node, usize)>>,
+    stack: Vec<Frame<'t>>,
+    /// The anchors of the document so far, with each node's size (a name
+    /// anchored again names the later node).
+    anchors: foldhash::HashMap<&'t str, (Node, usize)>,
     alias_budget: usize,
     doc_start: Pos,
     root: Option<Node>,
     doc_has_duplicate: bool,
 }
 
-impl<F: FnMut(Document)> Builder<'_, F> {
+impl<'t, F: FnMut(Document)> Builder<'t, F> {
     /// Takes one event; a problem that stops the reading is the error.
-    fn event(&mut self, event: Event<'_>, span: Span) -> Result<(), Problem> {
+    fn event(&mut self, event: Event<'t>, span: Span) -> Result<(), Problem> {
         let node = match event {
-            Event::StreamStart | Event::StreamEnd | Event::Nothing => return Ok(()),
-            Event::DocumentStart(_) => {
+            Event::StreamStart | Event::StreamEnd | Event::Comment { .. } => return Ok(()),
+            Event::DocumentStart { .. } => {
                 self.doc_start = span.start;
                 self.root = None;
                 self.doc_has_duplicate = false;
                 self.anchors.clear();
                 return Ok(());
             }
-            Event::DocumentEnd => {
+            Event::DocumentEnd { .. } => {
                 (self.each)(Document {
                     start: self.doc_start,
                     root: self.root.take(),
@@ -108,18 +116,22 @@ impl<F: FnMut(Document)> Builder<'_, F> {
                 });
                 return Ok(());
             }
-            Event::Scalar(text, style, anchor, tag) => {
+            Event::Scalar { value, style, meta } => {
+                let (anchor, tag) = match &meta {
+                    Some(meta) => (meta.anchor, meta.tag.as_deref()),
+                    None => (None, None),
+                };
                 let node = Node {
                     span,
-                    value: resolve_scalar(text, style, tag.as_deref()),
+                    value: resolve_scalar(value, style == ScalarStyle::Plain, tag),
                 };
-                if anchor != 0 {
-                    self.remember(anchor, &node, 1);
+                if let Some(name) = anchor {
+                    self.remember(name, &node, 1);
                 }
                 node
             }
-            Event::Alias(id) => self.alias(id, span)?,
-            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+            Event::Alias { name } => self.alias(name, span)?,
+            Event::SequenceStart { ref meta, .. } | Event::MappingStart { ref meta, .. } => {
                 if self.stack.len() >= MAX_DEPTH {
                     return Err(problem(
                         ProblemKind::Limit,
@@ -127,8 +139,9 @@ impl<F: FnMut(Document)> Builder<'_, F> {
                         span,
                     ));
                 }
+                let anchor = meta.as_ref().and_then(|m| m.anchor);
                 self.stack
-                    .push(if matches!(event, Event::SequenceStart(..)) {
+                    .push(if matches!(event, Event::SequenceStart { .. }) {
                         Frame::Seq {
                             start: span,
                             anchor,
@@ -154,12 +167,38 @@ impl<F: FnMut(Document)> Builder<'_, F> {
         Ok(())
     }
 
+    /// The parser's spans of a flow collection's start and end are empty,
+    /// before each bracket: the node's span takes both brackets in.
+    fn flow_brackets(&mut self, event: &Event<'_>, span: &mut rlsp_yaml_parser::Span) {
+        match event {
+            Event::SequenceStart { style, .. } | Event::MappingStart { style, .. } => {
+                let flow = *style == CollectionStyle::Flow;
+                self.flow.push(flow);
+                // The opening bracket itself (the parser's span is empty).
+                if flow && span.end == span.start {
+                    span.end += 1;
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let flow = self.flow.pop() == Some(true);
+                let rest = &self.text.as_bytes()[(span.end as usize).min(self.text.len())..];
+                if flow
+                    && let Some(i) = rest.iter().position(|b| !b.is_ascii_whitespace())
+                    && matches!(rest[i], b']' | b'}')
+                {
+                    span.end += i as u32 + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A copy of the anchored node, within the file's expansion budget.
-    fn alias(&mut self, id: usize, span: Span) -> Result<Node, Problem> {
-        let Some(Some((node, size))) = self.anchors.get(id) else {
+    fn alias(&mut self, name: &str, span: Span) -> Result<Node, Problem> {
+        let Some((node, size)) = self.anchors.get(name) else {
             return Err(problem(
                 ProblemKind::Syntax,
-                "alias to an unknown anchor".into(),
+                format!("alias `*{name}` to an unknown anchor"),
                 span,
             ));
         };
@@ -201,9 +240,9 @@ impl<F: FnMut(Document)> Builder<'_, F> {
             },
             value,
         };
-        if anchor != 0 {
+        if let Some(name) = anchor {
             let size = node.count();
-            self.remember(anchor, &node, size);
+            self.remember(name, &node, size);
         }
         Some(node)
     }
@@ -249,71 +288,64 @@ impl<F: FnMut(Document)> Builder<'_, F> {
         }
     }
 
-    fn scan_error(&self, e: &ScanError) -> Problem {
-        let m = e.marker();
-        let p = pos(m.line(), m.col());
-        // The scanner reads flow collections ahead of the events, so very
-        // deep `[[[...` stops it (at 255 levels) before the depth limit
-        // sees the events: the same limit, said so.
-        let (kind, message, end) = if e.info() == SCANNER_RECURSION_LIMIT {
-            (
-                ProblemKind::Limit,
-                format!(
-                    "nesting deeper than {MAX_DEPTH} levels (flow collections `[` `{{` nested more than 255 deep, where the YAML parser stops)"
-                ),
-                // The bracket it stopped at.
-                Pos {
-                    column: p.column + 1,
-                    ..p
-                },
-            )
-        } else {
-            (ProblemKind::Syntax, e.info().to_owned(), p)
+    fn parse_error(&mut self, e: &rlsp_yaml_parser::Error) -> Problem {
+        let p = Pos {
+            line: e.pos.line.max(1) as u32,
+            column: e.pos.column as u32 + 1,
         };
-        // Inside an unclosed `[` or `{`, the parser notices only where the
-        // text stops making sense, often lines later: the bracket is where
-        // the user must look.
-        let open = (kind == ProblemKind::Syntax)
-            .then(|| self.innermost_flow())
-            .flatten();
-        match open {
-            Some((bracket, at)) => Problem {
-                kind,
-                message: format!(
-                    "{message}: the `{bracket}` opened here is not closed where the parser expected (it stopped at {}:{})",
-                    p.line, p.column
-                ),
-                span: at,
-                first: Some(Span { start: p, end }),
+        let at = Span {
+            start: p,
+            end: Pos {
+                column: p.column + 1,
+                ..p
             },
-            None => problem(kind, message, Span { start: p, end }),
+        };
+        let stop = e.pos.byte_offset.min(self.text.len());
+        let open = open_before(self.text, self.last_end.min(stop), stop);
+        // The parser reads a flow collection whole before its events, so
+        // a very deep `[[[...` stops it (at its own limit) before the depth
+        // limit sees the events: the same limit, at the bracket past it.
+        if e.message == PARSER_DEPTH_LIMIT {
+            let past = open.get(MAX_DEPTH.saturating_sub(self.stack.len()));
+            let start = past.map_or(p, |&(_, offset)| self.lines.pos(offset));
+            let end = Pos {
+                column: start.column + 1,
+                ..start
+            };
+            return problem(
+                ProblemKind::Limit,
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+                Span { start, end },
+            );
         }
-    }
-
-    /// The innermost open flow collection (`[` or `{`) and its bracket.
-    fn innermost_flow(&self) -> Option<(char, Span)> {
-        self.stack.iter().rev().find_map(|frame| {
-            let start = frame.start();
-            let line = self
-                .text
-                .split('\n')
-                .nth(start.line.checked_sub(1)? as usize)?;
-            let c = line.chars().nth(start.column.checked_sub(1)? as usize)?;
-            matches!(c, '[' | '{').then(|| {
+        // Inside an unclosed `[`, `{` or quote, the parser notices only
+        // where the text stops making sense, often lines later: the opening
+        // is where the user must look. The parser reads a flow collection or
+        // a quoted scalar whole before its event, so the opening lies
+        // between the last event and the error.
+        match open.last() {
+            Some(&(opening, offset)) => {
+                let start = self.lines.pos(offset);
                 let end = Pos {
                     column: start.column + 1,
                     ..start
                 };
-                (c, Span { start, end })
-            })
-        })
+                Problem {
+                    kind: ProblemKind::Syntax,
+                    message: format!(
+                        "{}: the `{opening}` opened here is not closed where the parser expected (it stopped at {}:{})",
+                        e.message, p.line, p.column
+                    ),
+                    span: Span { start, end },
+                    first: Some(at),
+                }
+            }
+            None => problem(ProblemKind::Syntax, e.message.clone(), at),
+        }
     }
 
-    fn remember(&mut self, anchor: usize, node: &Node, size: usize) {
-        if self.anchors.len() <= anchor {
-            self.anchors.resize(anchor + 1, None);
-        }
-        self.anchors[anchor] = Some((node.clone(), size));
+    fn remember(&mut self, name: &'t str, node: &Node, size: usize) {
+        self.anchors.insert(name, (node.clone(), size));
     }
 }
 
@@ -323,5 +355,145 @@ fn problem(kind: ProblemKind, message: String, span: Span) -> Problem {
         message,
         span,
         first: None,
+    }
+}
+
+/// The `[`, `{`, `'` and `"` opened in `text[from..to]` and left open,
+/// outermost first, with their offsets. A bracket or quote counts where a
+/// node can start (after `:`, `-`, `?`, `,`, an open bracket or at a
+/// line's start); `it's` or `a[1]` in a plain scalar open nothing.
+fn open_before(text: &str, from: usize, to: usize) -> Vec<(char, usize)> {
+    let bytes = &text.as_bytes()[..to];
+    let mut open: Vec<(char, usize)> = Vec::new();
+    // The last byte that is not a space or a tab ('\n' at a line's start).
+    let mut prev = b'\n';
+    let mut i = from;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let node_starts = !open.is_empty() || matches!(prev, b':' | b'-' | b'?' | b',' | b'\n');
+        match b {
+            b'#' if i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n') => {
+                i = memchr::memchr(b'\n', &bytes[i..]).map_or(bytes.len(), |n| i + n);
+                continue;
+            }
+            b'\'' | b'"' if node_starts => match closing_quote(bytes, i) {
+                Some(end) => i = end,
+                None => {
+                    open.push((b as char, i));
+                    return open;
+                }
+            },
+            b'[' | b'{' if node_starts => open.push((b as char, i)),
+            b']' | b'}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+        if !matches!(bytes[i], b' ' | b'\t') {
+            prev = bytes[i];
+        }
+        i += 1;
+    }
+    open
+}
+
+/// The offset of the quote that closes the one at `start`, if any.
+fn closing_quote(bytes: &[u8], start: usize) -> Option<usize> {
+    let quote = bytes[start];
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quote == b'"' => i += 1,
+            // `''` is a quote inside a single-quoted scalar.
+            b'\'' if quote == b'\'' && bytes.get(i + 1) == Some(&b'\'') => i += 1,
+            b if b == quote => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Byte offsets → line and column (1-based, the column in characters).
+/// The parser's offsets come almost in order, a few bytes apart: a cursor
+/// reads each byte between two of them once.
+struct Lines<'t> {
+    text: &'t str,
+    /// The offset last asked for, its line's number and where that starts.
+    at: usize,
+    line: u32,
+    start: usize,
+}
+
+impl<'t> Lines<'t> {
+    fn new(text: &'t str) -> Self {
+        Lines {
+            text,
+            at: 0,
+            line: 1,
+            start: 0,
+        }
+    }
+
+    fn span(&mut self, span: rlsp_yaml_parser::Span) -> Span {
+        Span {
+            start: self.pos(span.start as usize),
+            end: self.pos(span.end as usize),
+        }
+    }
+
+    fn pos(&mut self, offset: usize) -> Pos {
+        let bytes = self.text.as_bytes();
+        let offset = offset.min(bytes.len());
+        if offset < self.at {
+            let back = &bytes[offset..self.at];
+            self.line -= memchr::memchr_iter(b'\n', back).count() as u32;
+            self.start = memchr::memrchr(b'\n', &bytes[..offset]).map_or(0, |i| i + 1);
+        } else {
+            for (i, &b) in bytes[self.at..offset].iter().enumerate() {
+                if b == b'\n' {
+                    self.line += 1;
+                    self.start = self.at + i + 1;
+                }
+            }
+        }
+        self.at = offset;
+        let prefix = &bytes[self.start..offset];
+        let column = if prefix.is_ascii() {
+            prefix.len()
+        } else {
+            String::from_utf8_lossy(prefix).chars().count()
+        };
+        Pos {
+            line: self.line,
+            column: column as u32 + 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_answer_offsets_in_any_order() {
+        let text = "ab\ncdé\n\nfg";
+        let expected = |offset: usize| {
+            let before = &text[..offset];
+            let line = before.matches('\n').count() as u32 + 1;
+            let column = before.rsplit('\n').next().unwrap().chars().count() as u32 + 1;
+            Pos { line, column }
+        };
+        let offsets: Vec<usize> = (0..=text.len())
+            .filter(|&o| text.is_char_boundary(o))
+            .collect();
+        let mut lines = Lines::new(text);
+        for &o in offsets
+            .iter()
+            .chain(offsets.iter().rev())
+            .chain(&[0, 9, 2, 11])
+        {
+            assert_eq!(lines.pos(o), expected(o), "offset {o}");
+        }
     }
 }

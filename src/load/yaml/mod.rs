@@ -1,7 +1,7 @@
 //! YAML text → spanned trees, one per document.
 //!
-//! Built on the event parser of `saphyr-parser`, so that every node keeps
-//! the span of its text. Scalars are resolved with the YAML 1.2 core schema.
+//! Built on the event parser of `rlsp-yaml-parser`, so that every node
+//! keeps the span of its text. Scalars are resolved with the YAML 1.2 core schema.
 //! The builder enforces the safety limits (nesting depth, alias expansion)
 //! while it reads, so hostile input is rejected before it costs anything.
 
@@ -11,8 +11,6 @@ mod json;
 mod scalar;
 
 use std::borrow::Cow;
-
-use saphyr_parser::Span as YSpan;
 
 use crate::diag::Pos;
 
@@ -25,31 +23,11 @@ pub const MAX_DEPTH: usize = 64;
 /// Most nodes that alias expansion may create in one file.
 pub const MAX_ALIAS_NODES: usize = 100_000;
 
-/// What `saphyr-parser`'s scanner says when flow collections nest deeper
-/// than its 8-bit flow level.
-const SCANNER_RECURSION_LIMIT: &str = "recursion limit exceeded";
-
 /// A range in the file; `end` is exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
     pub start: Pos,
     pub end: Pos,
-}
-
-impl Span {
-    fn from_yaml(span: &YSpan) -> Span {
-        Span {
-            start: pos(span.start.line(), span.start.col()),
-            end: pos(span.end.line(), span.end.col()),
-        }
-    }
-}
-
-fn pos(line: usize, col0: usize) -> Pos {
-    Pos {
-        line: line.max(1) as u32,
-        column: col0 as u32 + 1,
-    }
 }
 
 /// A YAML node with the span of its text.
@@ -352,11 +330,72 @@ mod tests {
         assert_eq!(p.problems[0].kind, ProblemKind::Limit);
     }
 
-    /// Past the scanner's own limit (255 flow levels) it is still the
-    /// nesting limit, not a syntax error.
+    fn syntax(text: &str) -> Problem {
+        let p = parse(text);
+        assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
+        assert_eq!(p.problems[0].kind, ProblemKind::Syntax);
+        p.problems[0].clone()
+    }
+
+    #[test]
+    fn an_unclosed_bracket_or_quote_is_shown_where_it_opens() {
+        // The parser stops lines later; the finding points at the opening.
+        for (text, opening, line, column) in [
+            ("a: 1\nb: [1, 2\nc: 3\nd: 4\n", '[', 2, 4),
+            ("a: 1\nb: {x: [1, 2]\nc: 3\n", '{', 2, 4),
+            ("a: \"abc\nb: 2\n", '"', 1, 4),
+            // Brackets and quotes inside plain scalars or comments open
+            // nothing.
+            ("a: b[1]\nc: it's # [ nor this\nd: [x\ne: 1\n", '[', 3, 4),
+        ] {
+            let d = syntax(text);
+            assert_eq!(
+                d.span.start,
+                Pos { line, column },
+                "{text:?}: {}",
+                d.message
+            );
+            assert!(
+                d.message
+                    .contains(&format!("the `{opening}` opened here is not closed")),
+                "{}",
+                d.message
+            );
+            assert!(d.first.is_some(), "where the parser stopped");
+        }
+    }
+
+    #[test]
+    fn an_alias_names_the_latest_node_of_its_anchor() {
+        let n = one("a: &x 1\nb: &x [2]\nc: *x\n");
+        assert_eq!(n.get("c").unwrap().to_json(), serde_json::json!([2]));
+        assert_eq!(syntax("a: *nowhere\n").kind, ProblemKind::Syntax);
+    }
+
+    #[test]
+    fn flow_collections_span_their_brackets() {
+        let n = one("a: [1, 2]\nb: { c: d }\n");
+        let a = n.get("a").unwrap().span;
+        assert_eq!((a.start.column, a.end.column), (4, 10));
+        let b = n.get("b").unwrap().span;
+        assert_eq!((b.start.column, b.end.column), (4, 12));
+    }
+
+    #[test]
+    fn columns_count_characters_and_lines_follow_the_text() {
+        let n = one("é: ü\nname: x\nlist:\n  - 'q'\n");
+        let v = n.get("é").unwrap().span.start;
+        assert_eq!(v, Pos { line: 1, column: 4 });
+        let item = &n.lookup("/list/0").unwrap().1.span;
+        assert_eq!(item.start, Pos { line: 4, column: 5 });
+        assert_eq!(item.end, Pos { line: 4, column: 8 });
+    }
+
+    /// Past the parser's own limit (512 levels) it is still the nesting
+    /// limit, not a syntax error.
     #[test]
     fn very_deep_flow_nesting_is_a_limit_too() {
-        for depth in [256, 1000, 100_000] {
+        for depth in [256, 513, 1000, 100_000] {
             let text = "a: ".to_owned() + &"[".repeat(depth) + &"]".repeat(depth);
             let p = parse(&text);
             assert_eq!(p.problems.len(), 1, "{depth}");
@@ -367,6 +406,15 @@ mod tests {
                     .starts_with("nesting deeper than 64 levels"),
                 "{}",
                 p.problems[0].message
+            );
+            // At the bracket that goes past the limit (the 64th, under
+            // the root mapping).
+            assert_eq!(
+                p.problems[0].span.start,
+                Pos {
+                    line: 1,
+                    column: 67
+                }
             );
         }
     }

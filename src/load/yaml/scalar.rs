@@ -3,19 +3,20 @@
 
 use std::borrow::Cow;
 
-use saphyr_parser::{ScalarStyle, Tag};
-
 use super::Value;
 
-/// YAML 1.2 core schema resolution of a scalar.
-pub(super) fn resolve_scalar(text: Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Value {
-    // A string keeps the scanner's own buffer when it made one (escapes,
+/// The prefix of the YAML core schema's tags (`!!int` is
+/// `tag:yaml.org,2002:int`).
+const CORE_TAG: &str = "tag:yaml.org,2002:";
+
+/// YAML 1.2 core schema resolution of a scalar (`plain`: written without
+/// quotes or block indicators; `tag`: its resolved tag, if any).
+pub(super) fn resolve_scalar(text: Cow<'_, str>, plain: bool, tag: Option<&str>) -> Value {
+    // A string keeps the parser's own buffer when it made one (escapes,
     // folded lines); otherwise it is copied out of the file's text once.
     let string = |text: Cow<'_, str>| Value::Str(text.into_owned());
-    if let Some(tag) = tag
-        && tag.is_yaml_core_schema()
-    {
-        return match tag.suffix.as_str() {
+    if let Some(core) = tag.and_then(|t| t.strip_prefix(CORE_TAG)) {
+        return match core {
             "null" => Value::Null,
             "bool" => parse_bool(&text).map_or_else(|| string(text), Value::Bool),
             "int" => parse_int(&text).map_or_else(|| string(text), Value::Int),
@@ -23,7 +24,7 @@ pub(super) fn resolve_scalar(text: Cow<'_, str>, style: ScalarStyle, tag: Option
             _ => string(text),
         };
     }
-    if style != ScalarStyle::Plain {
+    if !plain {
         return string(text);
     }
     match &*text {
