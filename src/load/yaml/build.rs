@@ -419,10 +419,10 @@ fn closing_quote(bytes: &[u8], start: usize) -> Option<usize> {
 /// reads each byte between two of them once.
 struct Lines<'t> {
     text: &'t str,
-    /// The offset last asked for, its line's number and where that starts.
+    /// The offset last asked for, its line and column (1-based).
     at: usize,
     line: u32,
-    start: usize,
+    column: u32,
 }
 
 impl<'t> Lines<'t> {
@@ -431,7 +431,7 @@ impl<'t> Lines<'t> {
             text,
             at: 0,
             line: 1,
-            start: 0,
+            column: 1,
         }
     }
 
@@ -446,29 +446,32 @@ impl<'t> Lines<'t> {
         let bytes = self.text.as_bytes();
         let offset = offset.min(bytes.len());
         if offset < self.at {
-            let back = &bytes[offset..self.at];
-            self.line -= memchr::memchr_iter(b'\n', back).count() as u32;
-            self.start = memchr::memrchr(b'\n', &bytes[..offset]).map_or(0, |i| i + 1);
-        } else {
-            for (i, &b) in bytes[self.at..offset].iter().enumerate() {
-                if b == b'\n' {
-                    self.line += 1;
-                    self.start = self.at + i + 1;
-                }
+            // Back (rare): from the start of the offset's line.
+            let start = memchr::memrchr(b'\n', &bytes[..offset]).map_or(0, |i| i + 1);
+            self.line -= memchr::memchr_iter(b'\n', &bytes[offset..self.at]).count() as u32;
+            self.at = start;
+            self.column = 1;
+        }
+        for &b in &bytes[self.at..offset] {
+            if b == b'\n' {
+                self.line += 1;
+                self.column = 1;
+            } else if !is_utf8_continuation(b) {
+                self.column += 1;
             }
         }
         self.at = offset;
-        let prefix = &bytes[self.start..offset];
-        let column = if prefix.is_ascii() {
-            prefix.len()
-        } else {
-            String::from_utf8_lossy(prefix).chars().count()
-        };
         Pos {
             line: self.line,
-            column: column as u32 + 1,
+            column: self.column,
         }
     }
+}
+
+/// A byte that continues a UTF-8 character (`10xxxxxx`): not a character
+/// of its own.
+fn is_utf8_continuation(b: u8) -> bool {
+    b & 0xC0 == 0x80
 }
 
 #[cfg(test)]
