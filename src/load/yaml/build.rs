@@ -293,13 +293,7 @@ impl<'t, F: FnMut(Document)> Builder<'t, F> {
             line: e.pos.line.max(1) as u32,
             column: e.pos.column as u32 + 1,
         };
-        let at = Span {
-            start: p,
-            end: Pos {
-                column: p.column + 1,
-                ..p
-            },
-        };
+        let at = one_character(p);
         let stop = e.pos.byte_offset.min(self.text.len());
         let open = open_before(self.text, self.last_end.min(stop), stop);
         // The parser reads a flow collection whole before its events, so
@@ -308,14 +302,10 @@ impl<'t, F: FnMut(Document)> Builder<'t, F> {
         if e.message == PARSER_DEPTH_LIMIT {
             let past = open.get(MAX_DEPTH.saturating_sub(self.stack.len()));
             let start = past.map_or(p, |&(_, offset)| self.lines.pos(offset));
-            let end = Pos {
-                column: start.column + 1,
-                ..start
-            };
             return problem(
                 ProblemKind::Limit,
                 format!("nesting deeper than {MAX_DEPTH} levels"),
-                Span { start, end },
+                one_character(start),
             );
         }
         // Inside an unclosed `[`, `{` or quote, the parser notices only
@@ -326,17 +316,13 @@ impl<'t, F: FnMut(Document)> Builder<'t, F> {
         match open.last() {
             Some(&(opening, offset)) => {
                 let start = self.lines.pos(offset);
-                let end = Pos {
-                    column: start.column + 1,
-                    ..start
-                };
                 Problem {
                     kind: ProblemKind::Syntax,
                     message: format!(
                         "{}: the `{opening}` opened here is not closed where the parser expected (it stopped at {}:{})",
                         e.message, p.line, p.column
                     ),
-                    span: Span { start, end },
+                    span: one_character(start),
                     first: Some(at),
                 }
             }
@@ -347,6 +333,15 @@ impl<'t, F: FnMut(Document)> Builder<'t, F> {
     fn remember(&mut self, name: &'t str, node: &Node, size: usize) {
         self.anchors.insert(name, (node.clone(), size));
     }
+}
+
+/// The span of the one character at `start`.
+fn one_character(start: Pos) -> Span {
+    let end = Pos {
+        column: start.column + 1,
+        ..start
+    };
+    Span { start, end }
 }
 
 fn problem(kind: ProblemKind, message: String, span: Span) -> Problem {
