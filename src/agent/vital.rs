@@ -41,12 +41,22 @@ use futures_util::FutureExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// A vital task's fatal failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub cause: String,
+    /// The task returned (rather than panicked or stalled): what its
+    /// inputs closing does — above all the raft core quitting, which drops
+    /// the state machine they read.
+    pub ended: bool,
+}
+
 /// The deaths and stalls of one agent's vital tasks.
 #[derive(Debug)]
 pub struct Vitals {
     base: Instant,
     stopping: AtomicBool,
-    fatal: watch::Sender<Option<String>>,
+    fatal: watch::Sender<Option<Failure>>,
     pulses: Mutex<BTreeMap<u64, Beat>>,
     next: AtomicU64,
     storage: Mutex<Vec<Arc<InFlight>>>,
@@ -186,15 +196,15 @@ impl Vitals {
 
     /// Records a fatal failure; the first cause is the one kept. Ignored
     /// once the agent is stopping (its tasks end then by design).
-    pub fn fail(&self, cause: String) {
+    pub fn fail(&self, failure: Failure) {
         if self.stopping.load(Ordering::SeqCst) {
             return;
         }
         self.fatal.send_if_modified(|c| {
             let first = c.is_none();
             if first {
-                tracing::error!("fail-stop: {cause}");
-                *c = Some(cause);
+                tracing::error!("fail-stop: {}", failure.cause);
+                *c = Some(failure);
             }
             first
         });
@@ -205,11 +215,11 @@ impl Vitals {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
-    /// Resolves with the cause of the first fatal failure.
-    pub async fn failed(&self) -> String {
+    /// Resolves with the first fatal failure.
+    pub async fn failed(&self) -> Failure {
         let mut rx = self.fatal.subscribe();
         match rx.wait_for(Option::is_some).await {
-            Ok(c) => c.clone().unwrap_or_default(),
+            Ok(c) => c.clone().expect("waited for Some"),
             // The sender lives in a static: never dropped.
             Err(_) => std::future::pending().await,
         }
@@ -232,7 +242,10 @@ impl Vitals {
             }
             last = now;
             if let Some(cause) = self.stalled(now, since, l) {
-                self.fail(cause);
+                self.fail(Failure {
+                    cause,
+                    ended: false,
+                });
                 return;
             }
         }
@@ -303,12 +316,18 @@ where
         match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(out) => {
                 if end_is_fatal {
-                    vitals.fail(format!("the {task} task ended"));
+                    vitals.fail(Failure {
+                        cause: format!("the {task} task ended"),
+                        ended: true,
+                    });
                 }
                 out
             }
             Err(panic) => {
-                vitals.fail(format!("the {task} task panicked: {}", message(&*panic)));
+                vitals.fail(Failure {
+                    cause: format!("the {task} task panicked: {}", message(&*panic)),
+                    ended: false,
+                });
                 std::panic::resume_unwind(panic)
             }
         }
@@ -490,13 +509,17 @@ mod tests {
         let v = leaked();
         let h = spawn_in(v, "reconciler", async { panic!("boom") }, true);
         assert!(h.await.expect_err("panics").is_panic());
-        assert_eq!(v.failed().await, "the reconciler task panicked: boom");
+        let failure = v.failed().await;
+        assert_eq!(failure.cause, "the reconciler task panicked: boom");
+        assert!(!failure.ended);
 
         let v = leaked();
         spawn_in(v, "feed", async {}, false).await.expect("ends");
         assert!(v.fatal.borrow().is_none(), "may end");
         spawn_in(v, "feed", async {}, true).await.expect("ends");
-        assert_eq!(v.failed().await, "the feed task ended");
+        let failure = v.failed().await;
+        assert_eq!(failure.cause, "the feed task ended");
+        assert!(failure.ended);
 
         let v = leaked();
         v.stopping();

@@ -312,20 +312,24 @@ async fn settle<T>(task: JoinHandle<T>, failed: bool) -> Option<T> {
     }
 }
 
-/// How long a vital task's failure waits for the raft core to show that it
-/// quit: its own report lags the tasks it takes down (milliseconds).
-const RAFT_CAUSE_GRACE: Duration = Duration::from_millis(200);
+/// How long a vital task that ended waits for the raft core to show that
+/// it quit: its own report lags the tasks it takes down (milliseconds).
+const RAFT_CAUSE_GRACE: Duration = Duration::from_millis(100);
 
-/// The cause to report for a vital task that failed: the raft core's, if it
-/// quits within [`RAFT_CAUSE_GRACE`]. A raft core that quits (its disk
-/// full) drops the state machine, whose channels the failover policy and
-/// the reconciler read; they end at once, often before the core's metrics
-/// say why — and "the failover policy task ended" would hide the full disk.
-async fn first_cause(task: String, raft: impl Future<Output = String>) -> AgentError {
-    match tokio::time::timeout(RAFT_CAUSE_GRACE, raft).await {
-        Ok(raft) => AgentError::RaftStopped(raft),
-        Err(_) => AgentError::TaskFailed(task),
+/// The error to report for a vital task's failure. A raft core that quits
+/// (its disk full) drops the state machine, whose channels the failover
+/// policy and the reconciler read: they end at once, often before the
+/// core's metrics say why, and "the failover policy task ended" would hide
+/// the full disk. So a task that *ended* waits up to [`RAFT_CAUSE_GRACE`]
+/// for the raft core's cause. A panic or a stall is reported at once: the
+/// fence must not wait (a stall is found within its budget of the lease).
+async fn first_cause(failure: vital::Failure, raft: impl Future<Output = String>) -> AgentError {
+    if failure.ended
+        && let Ok(raft) = tokio::time::timeout(RAFT_CAUSE_GRACE, raft).await
+    {
+        return AgentError::RaftStopped(raft);
     }
+    AgentError::TaskFailed(failure.cause)
 }
 
 /// Resolves, with the cause, when the raft core has quit on its own.
@@ -476,13 +480,23 @@ impl Shutdown {
 mod tests {
     use super::*;
 
+    fn failure(cause: &str, ended: bool) -> vital::Failure {
+        vital::Failure {
+            cause: cause.into(),
+            ended,
+        }
+    }
+
+    /// The raft core's report, `after` the task's failure.
+    async fn raft_quits(after: Duration) -> String {
+        tokio::time::sleep(after).await;
+        "No space left on device".to_string()
+    }
+
     #[tokio::test]
     async fn a_task_that_ends_as_the_raft_core_quits_reports_the_raft_cause() {
-        let raft = async {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            "No space left on device".to_string()
-        };
-        let cause = first_cause("the failover policy task ended".into(), raft).await;
+        let ended = failure("the failover policy task ended", true);
+        let cause = first_cause(ended, raft_quits(Duration::from_millis(20))).await;
         assert!(
             matches!(&cause, AgentError::RaftStopped(c) if c == "No space left on device"),
             "{cause}"
@@ -490,11 +504,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_task_failure_with_raft_running_reports_the_task() {
-        let cause = first_cause("the detector task stalled".into(), std::future::pending()).await;
+    async fn a_task_that_ends_with_raft_running_reports_the_task() {
+        let ended = failure("the feed task ended", true);
+        let cause = first_cause(ended, std::future::pending()).await;
         assert!(
-            matches!(&cause, AgentError::TaskFailed(c) if c == "the detector task stalled"),
+            matches!(&cause, AgentError::TaskFailed(c) if c == "the feed task ended"),
             "{cause}"
         );
+    }
+
+    /// A stall or a panic fences at once: the raft core is not waited
+    /// for, even one that has quit already.
+    #[tokio::test]
+    async fn a_stall_or_a_panic_is_reported_as_itself() {
+        for cause in [
+            "the detector task stalled",
+            "the detector task panicked: boom",
+        ] {
+            let raft = std::future::ready("No space left on device".to_string());
+            let error = first_cause(failure(cause, false), raft).await;
+            assert!(
+                matches!(&error, AgentError::TaskFailed(c) if c == cause),
+                "{error}"
+            );
+        }
     }
 }
