@@ -147,14 +147,27 @@ impl LiveDomain {
         for e in std::fs::read_dir(&src).expect("quickstart") {
             let e = e.expect("entry");
             let mut text = std::fs::read_to_string(e.path()).expect("read");
+            // The demo ports first, and only where a port is written (quoted
+            // or after a colon): a bare "8083" also matches inside a free
+            // agent port such as 38083 put in before.
+            for (i, p) in ports.demo.iter().enumerate() {
+                let old = 8081 + i;
+                text = text
+                    .replace(&format!("\"{old}\""), &format!("\"{p}\""))
+                    .replace(&format!(":{old}"), &format!(":{p}"));
+            }
             for (i, p) in ports.agents.iter().enumerate() {
                 text = text.replace(
                     &format!("127.0.0.1:{}", 7401 + i),
                     &format!("127.0.0.1:{p}"),
                 );
             }
-            for (i, p) in ports.demo.iter().enumerate() {
-                text = text.replace(&format!("{}", 8081 + i), &p.to_string());
+            for old in [7401, 7402, 7403, 8081, 8082, 8083] {
+                assert!(
+                    !text.contains(&format!(":{old}")) && !text.contains(&format!("\"{old}\"")),
+                    "{:?} still names the fixed port {old}",
+                    e.file_name()
+                );
             }
             text = text.replace("timeout: 1s\n", "timeout: 4s\n");
             if e.file_name() == "domain.yaml" {
