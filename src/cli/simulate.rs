@@ -127,7 +127,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 fn simulate(v: &Validation, args: &SimulateArgs) -> Report {
     let unit = &v.loaded.units[0];
     let config = v.loaded.config_of(unit);
-    let ctx = Ctx::new(&v.loaded, unit);
+    let index = asctl::rules::Index::new(config, unit);
+    let ctx = Ctx::new(&v.loaded, unit, &index);
     let judge = |group: &Name, from: &Name, to: &Name| unsupported(v, &ctx, group, from, to);
     let failed: BTreeSet<Name> = args.fail.iter().cloned().collect();
     let offline = declared_offline(config);

@@ -450,7 +450,8 @@ fn seed_refusal(state: &DomainState, group: &Name, node: &Name) -> Option<String
             .map(|(n, d)| (n.as_str(), d.as_bytes())),
     );
     let unit = loaded.units.first()?;
-    let ctx = crate::rules::Ctx::new(&loaded, unit);
+    let index = crate::rules::Index::new(loaded.config_of(unit), unit);
+    let ctx = crate::rules::Ctx::new(&loaded, unit, &index);
     let g = config.groups.get(group.as_str())?;
     let (a, b) = (
         config.nodes.get(from.as_str())?,

@@ -5,14 +5,19 @@
 //! finding of its own ([`Content::NotRegular`]).
 //!
 //! The files of a directory are read in parallel (tens of thousands of
-//! small files cost more in system calls than in bytes); the results are
-//! taken in sorted order, so the first error and the first appearance of a
-//! file are those of a sequential read.
+//! small files cost more in system calls than in bytes), each opened
+//! relative to its directory; the results are taken in sorted order, so the
+//! first error and the first appearance of a file are those of a sequential
+//! read.
 
 use std::borrow::Cow;
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use rayon::prelude::*;
 
@@ -27,11 +32,22 @@ pub(super) struct Files {
     seen: foldhash::HashSet<(u64, u64)>,
 }
 
-/// A file found by the walk; `regular` when its directory entry says it is
-/// a regular file (not a link), so that no `stat` is needed before opening.
+/// A file found by the walk (or named on the command line).
 struct Found {
-    path: PathBuf,
-    regular: bool,
+    /// As shown in findings: the path's display form.
+    shown: String,
+    at: Place,
+}
+
+enum Place {
+    /// A regular file (its directory entry says so, without following a
+    /// link) in one of the walk's open directories, by its name there:
+    /// opened relative to the directory, so that the kernel resolves one
+    /// name rather than the whole path, and no `stat` comes first.
+    /// The name is the end of the shown path, from the byte offset given.
+    Entry(usize, usize),
+    /// Anything else, by its path: looked at (`stat`) before it is opened.
+    Path(PathBuf),
 }
 
 /// One file read: as shown, its identity, its bytes (or what it is, if it
@@ -58,19 +74,24 @@ impl Files {
             }
         })?;
         if !meta.is_dir() {
-            let one = read_file(&Found {
-                path: path.to_owned(),
-                regular: false,
-            })?;
+            let one = read_file(
+                Found {
+                    shown,
+                    at: Place::Path(path.to_owned()),
+                },
+                &[],
+            )?;
             self.keep(one);
             return Ok(());
         }
         let mut found = Vec::new();
-        walk(path, &mut found)?;
+        let mut dirs = Vec::new();
+        walk(path, &shown, &mut found, &mut dirs)?;
         if found.is_empty() {
             return Err(LoadError::EmptyDirectory(shown));
         }
-        let results: Vec<Result<Read1, LoadError>> = found.par_iter().map(read_file).collect();
+        let results: Vec<Result<Read1, LoadError>> =
+            found.into_par_iter().map(|f| read_file(f, &dirs)).collect();
         for r in results {
             self.keep(r?);
         }
@@ -84,32 +105,77 @@ impl Files {
     }
 }
 
+/// The most directories the walk keeps open (the usual limit of a
+/// process is 1,024 descriptors, and the reading threads open files too).
+const MAX_OPEN_DIRS: usize = 256;
+
 /// Depth first, each directory's entries sorted by name: the order of the
 /// paths compared component by component (`Path`'s order), without
-/// comparing whole paths.
-fn walk(dir: &Path, found: &mut Vec<Found>) -> Result<(), LoadError> {
+/// comparing whole paths. Each directory is kept open in `dirs` for its
+/// files to be opened relative to it.
+fn walk(
+    dir: &Path,
+    shown: &str,
+    found: &mut Vec<Found>,
+    dirs: &mut Vec<OwnedFd>,
+) -> Result<(), LoadError> {
     let io = |source| LoadError::Io {
-        path: dir.display().to_string(),
+        path: shown.to_owned(),
         err: source,
+    };
+    // A tree of thousands of directories must not run out of descriptors:
+    // past the first few hundred, files are opened by their whole path.
+    let at = if dirs.len() < MAX_OPEN_DIRS {
+        let fd = nix::fcntl::open(
+            dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io(e.into()))?;
+        dirs.push(fd);
+        Some(dirs.len() - 1)
+    } else {
+        None
     };
     let mut entries = std::fs::read_dir(dir)
         .map_err(io)?
-        .collect::<Result<Vec<_>, _>>()
+        .map(|e| {
+            let e = e?;
+            Ok((e.file_name(), e.file_type()?))
+        })
+        .collect::<Result<Vec<_>, std::io::Error>>()
         .map_err(io)?;
-    entries.sort_by_cached_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let ty = entry.file_type().map_err(io)?;
+    // Names within one directory are distinct.
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, ty) in entries {
         if ty.is_dir() {
-            walk(&path, found)?;
+            let path = dir.join(&name);
+            let shown = path.display().to_string();
+            walk(&path, &shown, found, dirs)?;
         } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
+            Path::new(&name).extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
         ) {
-            found.push(Found {
-                path,
-                regular: ty.is_file(),
-            });
+            // What `dir.join(name).display()` shows, built without
+            // converting the whole path again when the name is UTF-8.
+            let found1 = match (name.to_str(), at) {
+                (Some(n), Some(at)) if ty.is_file() => {
+                    let sep = if shown.ends_with('/') { "" } else { "/" };
+                    let path = format!("{shown}{sep}{n}");
+                    Found {
+                        at: Place::Entry(at, path.len() - n.len()),
+                        shown: path,
+                    }
+                }
+                _ => {
+                    let path = dir.join(&name);
+                    Found {
+                        shown: path.display().to_string(),
+                        at: Place::Path(path),
+                    }
+                }
+            };
+            found.push(found1);
         }
     }
     Ok(())
@@ -132,8 +198,8 @@ fn file_kind(t: std::fs::FileType) -> &'static str {
     }
 }
 
-fn read_file(f: &Found) -> Result<Read1, LoadError> {
-    let shown = f.path.display().to_string();
+fn read_file(f: Found, dirs: &[OwnedFd]) -> Result<Read1, LoadError> {
+    let shown = f.shown;
     let io = |source| LoadError::Io {
         path: shown.clone(),
         err: source,
@@ -144,21 +210,31 @@ fn read_file(f: &Found) -> Result<Read1, LoadError> {
             (shown.clone(), (meta.dev(), meta.ino()), kind)
         })
     };
-    // Checked before opening — opening a device can have effects of its
-    // own — unless the directory entry already said "regular file".
-    if !f.regular {
-        let meta = std::fs::metadata(&f.path).map_err(io)?;
-        if let Some(skipped) = not_regular(&meta) {
-            return Ok(skipped);
-        }
-    }
     // Non-blocking, and checked again on what was opened: a file swapped
     // for a FIFO in between must not hang the command.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(&f.path)
-        .map_err(io)?;
+    let file = match &f.at {
+        Place::Entry(dir, name) => nix::fcntl::openat(
+            &dirs[*dir],
+            &shown[*name..],
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map(std::fs::File::from)
+        .map_err(|e| io(e.into()))?,
+        Place::Path(path) => {
+            // Looked at before opening — opening a device can have effects
+            // of its own.
+            let meta = std::fs::metadata(path).map_err(io)?;
+            if let Some(skipped) = not_regular(&meta) {
+                return Ok(skipped);
+            }
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+                .open(path)
+                .map_err(io)?
+        }
+    };
     let meta = file.metadata().map_err(io)?;
     if let Some(skipped) = not_regular(&meta) {
         return Ok(skipped);
@@ -197,4 +273,52 @@ fn read_bytes(mut file: std::fs::File, size: usize) -> std::io::Result<Vec<u8>> 
     // A file that shrank since its size was read is what is left of it.
     bytes.truncate(filled);
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text<'a>(c: &'a Content<'a>) -> &'a [u8] {
+        match c {
+            Content::Bytes(b) => b,
+            Content::NotRegular(what) => panic!("not read: {what}"),
+        }
+    }
+
+    /// Past the directories the walk keeps open, files are opened by their
+    /// path: every file is still read, in order, under the name a user
+    /// gave.
+    #[test]
+    fn a_tree_of_more_directories_than_are_kept_open_is_read_whole() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let n = MAX_OPEN_DIRS + 20;
+        for i in 0..n {
+            let dir = tmp.path().join(format!("d{i:04}"));
+            std::fs::create_dir(&dir).expect("dir");
+            std::fs::write(dir.join("a.yaml"), format!("n: {i}\n")).expect("file");
+        }
+        let mut files = Files::default();
+        files.read_path(tmp.path()).expect("read");
+        assert_eq!(files.read.len(), n);
+        for (i, (shown, content)) in files.read.iter().enumerate() {
+            let expected = tmp.path().join(format!("d{i:04}")).join("a.yaml");
+            assert_eq!(shown, &expected.display().to_string());
+            assert_eq!(text(content), format!("n: {i}\n").as_bytes());
+        }
+    }
+
+    /// A name shown as given, whether the directory was named with a
+    /// trailing slash or not, and a link to a file read once.
+    #[test]
+    fn names_are_shown_as_joined_and_a_link_is_read_once() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(tmp.path().join("b.yaml"), "b: 1\n").expect("file");
+        std::os::unix::fs::symlink("b.yaml", tmp.path().join("c.yaml")).expect("link");
+        let root = format!("{}/", tmp.path().display());
+        let mut files = Files::default();
+        files.read_path(Path::new(&root)).expect("read");
+        let shown: Vec<&str> = files.read.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(shown, [format!("{root}b.yaml")]);
+    }
 }

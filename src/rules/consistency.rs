@@ -488,7 +488,7 @@ fn os_not_given(ctx: &mut Ctx) {
     // Windows-only resources (`windows-only-resource`) apply in every profile.
     for group in &cfg.groups {
         let unknown: Vec<_> = topology::preferred(ctx, group)
-            .into_iter()
+            .iter()
             .filter(|n| n.spec.os.is_none())
             .collect();
         if unknown.is_empty() {

@@ -75,7 +75,7 @@ fn mirrors<'a>(ctx: &Ctx<'a>) -> Vec<Mirror<'a>> {
                     m.groups.push(group);
                 }
                 m.unknown |= nodes.is_empty();
-                for &n in &nodes {
+                for &n in nodes {
                     if !m.nodes.iter().any(|(o, _, _)| std::ptr::eq(*o, n)) {
                         m.nodes.push((n, group, i));
                     }

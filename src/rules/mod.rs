@@ -35,10 +35,9 @@ pub use crate::catalog::*;
 use crate::diag::{Finding, Location, sort_findings};
 use crate::load::{Loaded, Unit};
 use foldhash::HashMap;
-use std::sync::Arc;
 
 use crate::model::{
-    Config, DocId, Kind, NetworkLineSpec, Object, Qualification, ResourceGroupSpec,
+    Config, DocId, Kind, NetworkLineSpec, NodeSpec, Object, Qualification, ResourceGroupSpec,
 };
 
 /// What a check sees: the typed configuration, spans, and a sink.
@@ -47,38 +46,32 @@ pub struct Ctx<'a> {
     /// The unit being checked: one domain, or one file alone.
     pub unit: &'a Unit,
     pub config: &'a Config,
-    index: Arc<Index<'a>>,
+    index: &'a Index<'a>,
     findings: Vec<Finding>,
 }
 
-/// Per node: the groups it is a preferred node of, and the lines it is on.
-/// Built once per unit, shared by the checks that run in parallel, so that
-/// rules stay linear in the size of the domain.
+/// Per node: the groups it is a preferred node of, and the lines it is on;
+/// per group: its preferred nodes as the rules judge them. Built once per
+/// unit, shared by the checks that run in parallel, so that rules stay
+/// linear in the size of the domain and six rules that walk a group's
+/// nodes do not each look them up again.
 pub struct Index<'a> {
     groups_by_node: HashMap<&'a str, Vec<&'a Object<ResourceGroupSpec>>>,
     lines_by_node: HashMap<&'a str, Vec<&'a Object<NetworkLineSpec>>>,
+    /// By the group's document.
+    preferred: HashMap<DocId, Vec<&'a Object<NodeSpec>>>,
 }
 
 impl<'a> Index<'a> {
-    pub fn new(config: &'a Config) -> Self {
-        // Two maps of tens of thousands of entries on a large domain, built
-        // while nothing else runs: one per core.
-        let (groups_by_node, lines_by_node) = rayon::join(
+    pub fn new(config: &'a Config, unit: &'a Unit) -> Self {
+        // Three maps of tens of thousands of entries on a large domain,
+        // built while nothing else runs, on both cores.
+        let ((groups_by_node, preferred), lines_by_node) = rayon::join(
             || {
-                let mut by_node: HashMap<&str, Vec<_>> = HashMap::default();
-                for g in &config.groups {
-                    for n in &g.spec.preferred_nodes {
-                        let list = by_node.entry(n.as_str()).or_default();
-                        // A node listed twice (AS0305) still has the group once.
-                        if !list
-                            .iter()
-                            .any(|x: &&Object<ResourceGroupSpec>| std::ptr::eq(*x, g))
-                        {
-                            list.push(g);
-                        }
-                    }
-                }
-                by_node
+                rayon::join(
+                    || groups_by_node(config),
+                    || topology::preferred_by_group(config, unit),
+                )
             },
             || {
                 let mut by_node: HashMap<&str, Vec<_>> = HashMap::default();
@@ -93,18 +86,32 @@ impl<'a> Index<'a> {
         Index {
             groups_by_node,
             lines_by_node,
+            preferred,
         }
     }
 }
 
-impl<'a> Ctx<'a> {
-    pub fn new(loaded: &'a Loaded, unit: &'a Unit) -> Self {
-        let index = Arc::new(Index::new(loaded.config_of(unit)));
-        Ctx::with_index(loaded, unit, index)
+fn groups_by_node(config: &Config) -> HashMap<&str, Vec<&Object<ResourceGroupSpec>>> {
+    let mut by_node: HashMap<&str, Vec<_>> = HashMap::default();
+    for g in &config.groups {
+        for n in &g.spec.preferred_nodes {
+            let list = by_node.entry(n.as_str()).or_default();
+            // A node listed twice (AS0305) still has the group once.
+            if !list
+                .iter()
+                .any(|x: &&Object<ResourceGroupSpec>| std::ptr::eq(*x, g))
+            {
+                list.push(g);
+            }
+        }
     }
+    by_node
+}
 
-    /// A context on an index already built (checks running in parallel).
-    pub fn with_index(loaded: &'a Loaded, unit: &'a Unit, index: Arc<Index<'a>>) -> Self {
+impl<'a> Ctx<'a> {
+    /// A context on the unit's index (`Index::new(loaded.config_of(unit),
+    /// unit)`), built once and shared by checks running in parallel.
+    pub fn new(loaded: &'a Loaded, unit: &'a Unit, index: &'a Index<'a>) -> Self {
         Ctx {
             loaded,
             unit,
@@ -119,6 +126,15 @@ impl<'a> Ctx<'a> {
         self.index
             .groups_by_node
             .get(node)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The existing, distinct preferred nodes of `group`, in order (see
+    /// [`topology::preferred`]).
+    pub fn preferred_of(&self, group: &Object<ResourceGroupSpec>) -> &'a [&'a Object<NodeSpec>] {
+        self.index
+            .preferred
+            .get(&group.doc)
             .map_or(&[], Vec::as_slice)
     }
 
@@ -229,19 +245,19 @@ fn check_unit(
     ocf: Option<&datasources::OcfCatalog>,
 ) -> Vec<Finding> {
     let config = loaded.config_of(unit);
-    let index = Arc::new(Index::new(config));
+    let index = Index::new(config, unit);
     // The checks are independent of each other: two halves of about the
     // same cost on a large domain, one per core (the findings are sorted
     // afterwards, so which half reports one does not matter).
     let (mut first, second) = rayon::join(
         || {
-            let mut ctx = Ctx::with_index(loaded, unit, Arc::clone(&index));
+            let mut ctx = Ctx::new(loaded, unit, &index);
             topology::check(&mut ctx);
             prose(&mut ctx);
             ctx.into_findings()
         },
         || {
-            let mut ctx = Ctx::with_index(loaded, unit, Arc::clone(&index));
+            let mut ctx = Ctx::new(loaded, unit, &index);
             structure::check(&mut ctx);
             consistency::check(&mut ctx);
             exec_limits::check(&mut ctx);

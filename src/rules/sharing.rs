@@ -177,7 +177,7 @@ fn sharings<'a>(ctx: &Ctx<'a>) -> Vec<Sharing<'a>> {
                     out.push(Sharing::new(d));
                     out.len() - 1
                 });
-                for &node in &nodes {
+                for &node in nodes {
                     out[idx].add(User {
                         node,
                         group,

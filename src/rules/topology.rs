@@ -7,9 +7,12 @@ use super::profile;
 use super::tables::{self, Cell, Subject, Topology};
 use crate::catalog as cat;
 use crate::diag::{Finding, Location};
+use crate::load::Unit;
 use crate::model::{
-    Backing, DataSourceSpec, DataSourceType, Kind, Name, NodeSpec, Object, ResourceGroupSpec,
+    Backing, Config, DataSourceSpec, DataSourceType, DocId, Kind, Name, NodeSpec, Object,
+    ResourceGroupSpec,
 };
+use foldhash::HashMap;
 
 /// How two nodes relate. `PhyPhy` is outside the VMware matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,26 +54,41 @@ pub fn classify(a: &NodeSpec, b: &NodeSpec) -> Option<PairKind> {
 /// others alone would be judging another group.
 pub fn preferred<'a>(
     ctx: &Ctx<'a>,
-    group: &'a Object<ResourceGroupSpec>,
-) -> Vec<&'a Object<NodeSpec>> {
-    let unknown = |n: &str| {
-        ctx.config.nodes.get(n).is_none()
-            && (ctx.unit.alone() || ctx.unit.incomplete || ctx.declares(Kind::Node, n))
-    };
-    if group
-        .spec
-        .preferred_nodes
-        .iter()
-        .any(|n| unknown(n.as_str()))
-    {
-        return Vec::new();
+    group: &Object<ResourceGroupSpec>,
+) -> &'a [&'a Object<NodeSpec>] {
+    ctx.preferred_of(group)
+}
+
+/// [`preferred`] of every group, computed once per unit.
+pub(super) fn preferred_by_group<'a>(
+    config: &'a Config,
+    unit: &Unit,
+) -> HashMap<DocId, Vec<&'a Object<NodeSpec>>> {
+    let mut by_group = HashMap::default();
+    by_group.reserve(config.groups.len());
+    for group in &config.groups {
+        by_group.insert(group.doc, judged_nodes(config, unit, group));
     }
-    let mut out: Vec<&Object<NodeSpec>> = Vec::new();
+    by_group
+}
+
+fn judged_nodes<'a>(
+    config: &'a Config,
+    unit: &Unit,
+    group: &Object<ResourceGroupSpec>,
+) -> Vec<&'a Object<NodeSpec>> {
+    let mut out: Vec<&Object<NodeSpec>> = Vec::with_capacity(group.spec.preferred_nodes.len());
     for n in &group.spec.preferred_nodes {
-        if let Some(node) = ctx.config.nodes.get(n.as_str())
-            && !out.iter().any(|o| o.name() == node.name())
-        {
-            out.push(node);
+        match config.nodes.get(n.as_str()) {
+            Some(node) if !out.iter().any(|o| o.name() == node.name()) => out.push(node),
+            Some(_) => {}
+            None if unit.alone()
+                || unit.incomplete
+                || unit.declares(config, Kind::Node, n.as_str()) =>
+            {
+                return Vec::new();
+            }
+            None => {}
         }
     }
     out
