@@ -1,11 +1,9 @@
 //! A whole configuration: every object of every kind, typed, with the
 //! document each one came from (for locating findings).
 
-use std::hash::BuildHasher;
-
 // Names are looked up once per reference in the rules: a fast hasher, still
 // seeded per process.
-use hashbrown::HashTable;
+use foldhash::HashMap;
 
 use serde::Serialize;
 
@@ -35,31 +33,19 @@ impl<S> Object<S> {
 /// of every file in parallel and hands them over here by pointer, so a
 /// large configuration never holds its objects twice (once per file, once
 /// here), and an object takes its own size, not that of the largest kind.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(transparent)]
 pub struct Objects<S> {
     items: Vec<Box<Object<S>>>,
-    /// Positions in `items` by name; the names are read from the items, not
-    /// kept twice.
     #[serde(skip)]
-    by_name: HashTable<usize>,
-    #[serde(skip)]
-    hasher: foldhash::fast::RandomState,
-}
-
-/// Equal when the objects are (the index follows from them).
-impl<S: PartialEq> PartialEq for Objects<S> {
-    fn eq(&self, other: &Self) -> bool {
-        self.items == other.items
-    }
+    by_name: HashMap<Name, usize>,
 }
 
 impl<S> Default for Objects<S> {
     fn default() -> Self {
         Objects {
             items: Vec::new(),
-            by_name: HashTable::new(),
-            hasher: foldhash::fast::RandomState::default(),
+            by_name: HashMap::default(),
         }
     }
 }
@@ -73,43 +59,21 @@ impl<S> Objects<S> {
 
     /// [`Objects::push`] of an object already in its own allocation.
     pub fn push_boxed(&mut self, obj: Box<Object<S>>) {
-        let Objects {
-            items,
-            by_name,
-            hasher,
-        } = self;
-        let name = obj.metadata.name.as_str();
-        let hash = hasher.hash_one(name);
-        if by_name
-            .find(hash, |&i| items[i].metadata.name.as_str() == name)
-            .is_none()
-        {
-            by_name.insert_unique(hash, items.len(), |&i| {
-                hasher.hash_one(items[i].metadata.name.as_str())
-            });
-        }
-        items.push(obj);
+        self.by_name
+            .entry(obj.metadata.name.clone())
+            .or_insert(self.items.len());
+        self.items.push(obj);
     }
 
     /// Room for `additional` more objects, exactly: the loader knows how
     /// many there are.
     pub fn reserve_exact(&mut self, additional: usize) {
-        let Objects {
-            items,
-            by_name,
-            hasher,
-        } = self;
-        items.reserve_exact(additional);
-        by_name.reserve(additional, |&i| {
-            hasher.hash_one(items[i].metadata.name.as_str())
-        });
+        self.items.reserve_exact(additional);
+        self.by_name.reserve(additional);
     }
 
     pub fn get(&self, name: &str) -> Option<&Object<S>> {
-        let hash = self.hasher.hash_one(name);
-        self.by_name
-            .find(hash, |&i| self.items[i].metadata.name.as_str() == name)
-            .map(|&i| &*self.items[i])
+        self.by_name.get(name).map(|&i| &*self.items[i])
     }
 
     pub fn iter(&self) -> Iter<'_, S> {
