@@ -206,6 +206,12 @@ pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
 
 /// [`load`] with a choice of grouping (`--file-only`).
 pub fn load_with(inputs: &[Input], grouping: Grouping) -> Result<Loaded, LoadError> {
+    // The schema is compiled (some milliseconds) on a worker while this
+    // thread lists the directories, rather than by the first document's
+    // parser while the other workers wait for it.
+    rayon::spawn(|| {
+        SchemaChecker::get();
+    });
     let mut files = files::Files::default();
     for input in inputs {
         match input {
