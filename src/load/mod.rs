@@ -23,7 +23,7 @@ use thiserror::Error;
 
 use crate::diag::{FileId, Finding, Location, Sources};
 use crate::model::{self, Config, Kind};
-use reader::FileLoader;
+use reader::{FileLoader, Gathered};
 
 pub use domains::{Grouping, STDIN_NAME, Unit};
 pub use schema_check::SchemaChecker;
@@ -286,17 +286,12 @@ fn assemble<'a>(
         })
         .collect();
     let (unit_of_file, mut units) = domains::partition(&facts, grouping);
-    let single = units.len() == 1;
-    if !single {
-        for u in &mut units {
-            u.config = Some(Config::default());
-        }
-    }
     let mut out = Loaded {
         trees: names.iter().map(|_| OnceLock::new()).collect(),
         ..Loaded::default()
     };
-    reserve(&results, &unit_of_file, &mut units, &mut out);
+    let mut gathered: Vec<Gathered> = units.iter().map(|_| Gathered::default()).collect();
+    reserve(&results, &unit_of_file, &mut units, &mut gathered, &mut out);
     for ((name, result), &u) in names.into_iter().zip(results).zip(&unit_of_file) {
         out.sources.add(name.into_owned(), result.text);
         out.findings.extend(result.findings);
@@ -308,8 +303,19 @@ fn assemble<'a>(
             out.docs.push(doc);
             unit.docs.push(id);
             if let Some(typed) = typed {
-                typed.add_to(unit.config.as_mut().unwrap_or(&mut out.config), id);
+                gathered[u].add(typed, id);
             }
+        }
+    }
+    let mut configs: Vec<Config> = gathered
+        .into_par_iter()
+        .map(Gathered::into_config)
+        .collect();
+    if configs.len() == 1 {
+        out.config = configs.pop().unwrap_or_default();
+    } else {
+        for (unit, config) in units.iter_mut().zip(configs) {
+            unit.config = Some(config);
         }
     }
     out.units = units;
@@ -320,7 +326,13 @@ fn assemble<'a>(
 /// Exact room for every document and typed object: lists grown by
 /// doubling would leave up to half of their room unused, and the typed
 /// objects are most of the memory of a large configuration.
-fn reserve(results: &[FileLoader], unit_of_file: &[usize], units: &mut [Unit], out: &mut Loaded) {
+fn reserve(
+    results: &[FileLoader],
+    unit_of_file: &[usize],
+    units: &mut [Unit],
+    gathered: &mut [Gathered],
+    out: &mut Loaded,
+) {
     let mut counts = vec![[0usize; Kind::ALL.len()]; units.len()];
     let mut docs = vec![0usize; units.len()];
     for (result, &u) in results.iter().zip(unit_of_file) {
@@ -333,11 +345,10 @@ fn reserve(results: &[FileLoader], unit_of_file: &[usize], units: &mut [Unit], o
     }
     out.docs.reserve_exact(docs.iter().sum());
     out.sources.reserve_exact(results.len());
-    for ((unit, counts), docs) in units.iter_mut().zip(counts).zip(docs) {
+    for (((unit, gathered), counts), docs) in units.iter_mut().zip(gathered).zip(counts).zip(docs) {
         unit.docs.reserve_exact(docs);
-        let config = unit.config.as_mut().unwrap_or(&mut out.config);
         for (kind, n) in Kind::ALL.into_iter().zip(counts) {
-            config.reserve_exact(kind, n);
+            gathered.reserve_exact(kind, n);
         }
     }
 }

@@ -31,22 +31,91 @@ impl Typed {
             doc: 0,
         }))
     }
+}
 
-    pub(super) fn add_to(self, cfg: &mut Config, doc: model::DocId) {
+/// The typed objects of one unit as the files' results are merged, in
+/// document order; indexed by name once all are in
+/// ([`Gathered::into_config`]).
+// Boxed on purpose: each object keeps the allocation it was typed in (on a
+// worker), and the configuration holds the same boxes.
+#[allow(clippy::vec_box)]
+#[derive(Default)]
+pub(super) struct Gathered {
+    domain: Option<Object<model::DomainSpec>>,
+    hosts: Vec<Box<Object<model::HostSpec>>>,
+    nodes: Vec<Box<Object<model::NodeSpec>>>,
+    lines: Vec<Box<Object<model::NetworkLineSpec>>>,
+    data_sources: Vec<Box<Object<model::DataSourceSpec>>>,
+    groups: Vec<Box<Object<model::ResourceGroupSpec>>>,
+}
+
+impl Gathered {
+    /// Room for exactly `n` more objects of `kind`: the loader counts them
+    /// first, and the typed objects are most of the memory of a large
+    /// configuration.
+    pub(super) fn reserve_exact(&mut self, kind: Kind, n: usize) {
+        match kind {
+            Kind::Domain => {}
+            Kind::Host => self.hosts.reserve_exact(n),
+            Kind::Node => self.nodes.reserve_exact(n),
+            Kind::NetworkLine => self.lines.reserve_exact(n),
+            Kind::DataSource => self.data_sources.reserve_exact(n),
+            Kind::ResourceGroup => self.groups.reserve_exact(n),
+        }
+    }
+
+    pub(super) fn add(&mut self, typed: Typed, doc: model::DocId) {
         fn at<S>(mut obj: Box<Object<S>>, doc: model::DocId) -> Box<Object<S>> {
             obj.doc = doc;
             obj
         }
-        match self {
+        match typed {
             // A second Domain is reported by the rules (AS0013); the first wins.
             Typed::Domain(o) => {
-                cfg.domain.get_or_insert(*at(o, doc));
+                self.domain.get_or_insert(*at(o, doc));
             }
-            Typed::Host(o) => cfg.hosts.push_boxed(at(o, doc)),
-            Typed::Node(o) => cfg.nodes.push_boxed(at(o, doc)),
-            Typed::NetworkLine(o) => cfg.lines.push_boxed(at(o, doc)),
-            Typed::DataSource(o) => cfg.data_sources.push_boxed(at(o, doc)),
-            Typed::ResourceGroup(o) => cfg.groups.push_boxed(at(o, doc)),
+            Typed::Host(o) => self.hosts.push(at(o, doc)),
+            Typed::Node(o) => self.nodes.push(at(o, doc)),
+            Typed::NetworkLine(o) => self.lines.push(at(o, doc)),
+            Typed::DataSource(o) => self.data_sources.push(at(o, doc)),
+            Typed::ResourceGroup(o) => self.groups.push(at(o, doc)),
+        }
+    }
+
+    /// The configuration, its five name indexes (tens of thousands of names
+    /// on a large domain) built on every core rather than one by one as the
+    /// objects were merged.
+    pub(super) fn into_config(self) -> Config {
+        use model::Objects;
+        let Gathered {
+            domain,
+            hosts,
+            nodes,
+            lines,
+            data_sources,
+            groups,
+        } = self;
+        let ((hosts, nodes), ((lines, data_sources), groups)) = rayon::join(
+            || rayon::join(|| Objects::from_boxes(hosts), || Objects::from_boxes(nodes)),
+            || {
+                rayon::join(
+                    || {
+                        rayon::join(
+                            || Objects::from_boxes(lines),
+                            || Objects::from_boxes(data_sources),
+                        )
+                    },
+                    || Objects::from_boxes(groups),
+                )
+            },
+        );
+        Config {
+            domain,
+            hosts,
+            nodes,
+            lines,
+            data_sources,
+            groups,
         }
     }
 }

@@ -65,11 +65,15 @@ impl<S> Objects<S> {
         self.items.push(obj);
     }
 
-    /// Room for `additional` more objects, exactly: the loader knows how
-    /// many there are.
-    pub fn reserve_exact(&mut self, additional: usize) {
-        self.items.reserve_exact(additional);
-        self.by_name.reserve(additional);
+    /// Objects in document order, indexed by name (the first object of a
+    /// name wins, as with [`Objects::push`]).
+    pub fn from_boxes(items: Vec<Box<Object<S>>>) -> Self {
+        let mut by_name = HashMap::default();
+        by_name.reserve(items.len());
+        for (i, obj) in items.iter().enumerate() {
+            by_name.entry(obj.metadata.name.clone()).or_insert(i);
+        }
+        Objects { items, by_name }
     }
 
     pub fn get(&self, name: &str) -> Option<&Object<S>> {
@@ -147,19 +151,6 @@ impl Config {
             .as_ref()
             .map(|d| d.spec.qualification)
             .unwrap_or_default()
-    }
-
-    /// Room for `additional` more objects of `kind` (see
-    /// [`Objects::reserve_exact`]).
-    pub fn reserve_exact(&mut self, kind: Kind, additional: usize) {
-        match kind {
-            Kind::Domain => {}
-            Kind::Host => self.hosts.reserve_exact(additional),
-            Kind::Node => self.nodes.reserve_exact(additional),
-            Kind::NetworkLine => self.lines.reserve_exact(additional),
-            Kind::DataSource => self.data_sources.reserve_exact(additional),
-            Kind::ResourceGroup => self.groups.reserve_exact(additional),
-        }
     }
 
     /// Whether an object of `kind` named `name` exists.

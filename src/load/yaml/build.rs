@@ -265,9 +265,7 @@ impl<'t, F: FnMut(Document)> Builder<'t, F> {
                         .is_scalar()
                         .then(|| {
                             let text = node.key_text();
-                            entries
-                                .iter()
-                                .find(|(k, _)| k.is_scalar() && k.key_text() == text)
+                            entries.iter().find(|(k, _)| k.is_key(&text))
                         })
                         .flatten();
                     if let Some((first, _)) = first {

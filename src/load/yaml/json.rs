@@ -76,13 +76,6 @@ pub struct Entries<'a>(&'a [(Node, Node)]);
 #[derive(Clone, Copy)]
 pub struct Items<'a>(&'a [Node]);
 
-fn key_is(k: &Node, key: &str) -> bool {
-    match &k.value {
-        Value::Str(s) => s == key,
-        _ => k.is_scalar() && k.key_text() == key,
-    }
-}
-
 impl<'a> JNode<'a, YamlJson> for &'a Node {
     type Object = Entries<'a>;
     type Array = Items<'a>;
@@ -172,7 +165,7 @@ impl<'a> Object<'a, YamlJson> for Entries<'a> {
     }
 
     fn get(&self, key: &String) -> Option<&'a Node> {
-        self.0.iter().find(|(k, _)| key_is(k, key)).map(|(_, v)| v)
+        self.0.iter().find(|(k, _)| k.is_key(key)).map(|(_, v)| v)
     }
 
     fn members(&self) -> Members<'a> {

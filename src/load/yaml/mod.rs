@@ -62,6 +62,15 @@ impl Node {
         }
     }
 
+    /// Whether this node, as a map key, is `key` (a scalar whose key text
+    /// it is; strings, nearly every key, compared without converting).
+    pub fn is_key(&self, key: &str) -> bool {
+        match &self.value {
+            Value::Str(s) => s == key,
+            _ => self.is_scalar() && self.key_text() == key,
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::Str(s) => Some(s),
@@ -74,7 +83,7 @@ impl Node {
         match &self.value {
             Value::Map(entries) => entries
                 .iter()
-                .find(|(k, _)| k.is_scalar() && k.key_text() == key)
+                .find(|(k, _)| k.is_key(key))
                 .map(|(k, v)| (k, v)),
             _ => None,
         }
@@ -158,7 +167,7 @@ impl Node {
         };
         let last = unescape_pointer(last);
         if let Some(Value::Map(entries)) = self.lookup_mut(parent).map(|n| &mut n.value) {
-            entries.retain(|(k, _)| !(k.is_scalar() && k.key_text() == last));
+            entries.retain(|(k, _)| !k.is_key(&last));
         }
     }
 
@@ -172,7 +181,7 @@ impl Node {
             node = match &mut node.value {
                 Value::Map(entries) => entries
                     .iter_mut()
-                    .find(|(k, _)| k.is_scalar() && k.key_text() == seg)
+                    .find(|(k, _)| k.is_key(&seg))
                     .map(|(_, v)| v)?,
                 Value::Seq(items) => items.get_mut(seg.parse::<usize>().ok()?)?,
                 _ => return None,
