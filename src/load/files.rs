@@ -12,8 +12,8 @@
 
 use std::borrow::Cow;
 use std::io::Read;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -213,14 +213,7 @@ fn read_file(f: Found, dirs: &[OwnedFd]) -> Result<Read1, LoadError> {
     // Non-blocking, and checked again on what was opened: a file swapped
     // for a FIFO in between must not hang the command.
     let file = match &f.at {
-        Place::Entry(dir, name) => nix::fcntl::openat(
-            &dirs[*dir],
-            &shown[*name..],
-            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map(std::fs::File::from)
-        .map_err(|e| io(e.into()))?,
+        Place::Entry(dir, name) => open_nonblocking(dirs[*dir].as_fd(), &shown[*name..]),
         Place::Path(path) => {
             // Looked at before opening — opening a device can have effects
             // of its own.
@@ -228,13 +221,10 @@ fn read_file(f: Found, dirs: &[OwnedFd]) -> Result<Read1, LoadError> {
             if let Some(skipped) = not_regular(&meta) {
                 return Ok(skipped);
             }
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-                .open(path)
-                .map_err(io)?
+            open_nonblocking(nix::fcntl::AT_FDCWD, path.as_path())
         }
-    };
+    }
+    .map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if let Some(skipped) = not_regular(&meta) {
         return Ok(skipped);
@@ -246,6 +236,18 @@ fn read_file(f: Found, dirs: &[OwnedFd]) -> Result<Read1, LoadError> {
         (meta.dev(), meta.ino()),
         Content::Bytes(Cow::Owned(bytes)),
     ))
+}
+
+/// Opens `path` (relative to `dir`) for reading, non-blocking — a FIFO
+/// without a writer must not hang the command — and never as the
+/// controlling terminal.
+fn open_nonblocking<P: nix::NixPath + ?Sized>(
+    dir: BorrowedFd,
+    path: &P,
+) -> std::io::Result<std::fs::File> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(dir, path, flags, Mode::empty())?;
+    Ok(std::fs::File::from(fd))
 }
 
 /// The bytes of a regular file of `size` bytes (as its metadata says), up

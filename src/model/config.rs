@@ -68,12 +68,15 @@ impl<S> Objects<S> {
     /// Objects in document order, indexed by name (the first object of a
     /// name wins, as with [`Objects::push`]).
     pub fn from_boxes(items: Vec<Box<Object<S>>>) -> Self {
-        let mut by_name = HashMap::default();
-        by_name.reserve(items.len());
-        for (i, obj) in items.iter().enumerate() {
-            by_name.entry(obj.metadata.name.clone()).or_insert(i);
+        let mut objects = Objects {
+            items: Vec::with_capacity(items.len()),
+            by_name: HashMap::default(),
+        };
+        objects.by_name.reserve(items.len());
+        for obj in items {
+            objects.push_boxed(obj);
         }
-        Objects { items, by_name }
+        objects
     }
 
     pub fn get(&self, name: &str) -> Option<&Object<S>> {

@@ -129,15 +129,6 @@ impl<'a> Ctx<'a> {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// The existing, distinct preferred nodes of `group`, in order (see
-    /// [`topology::preferred`]).
-    pub fn preferred_of(&self, group: &Object<ResourceGroupSpec>) -> &'a [&'a Object<NodeSpec>] {
-        self.index
-            .preferred
-            .get(&group.doc)
-            .map_or(&[], Vec::as_slice)
-    }
-
     /// The lines `node` is a member of, in document order.
     pub fn lines_of(&self, node: &str) -> &[&'a Object<NetworkLineSpec>] {
         self.index

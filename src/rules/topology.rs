@@ -56,7 +56,10 @@ pub fn preferred<'a>(
     ctx: &Ctx<'a>,
     group: &Object<ResourceGroupSpec>,
 ) -> &'a [&'a Object<NodeSpec>] {
-    ctx.preferred_of(group)
+    ctx.index
+        .preferred
+        .get(&group.doc)
+        .map_or(&[], Vec::as_slice)
 }
 
 /// [`preferred`] of every group, computed once per unit.
