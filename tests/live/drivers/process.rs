@@ -17,8 +17,6 @@ async fn a_process_runs_in_its_own_group_with_its_env_dir_and_log() {
     let pid = driver.pid().expect("a pid");
 
     assert!(live(pid));
-    // The log lines are written after exec: from then on /proc shows the
-    // program, not the forked copy of the test.
     let log = dir.path().join("logs/web/server.log");
     assert_eq!(driver.log_path(), log);
     eventually(
@@ -29,6 +27,13 @@ async fn a_process_runs_in_its_own_group_with_its_env_dir_and_log() {
             text.contains("out-line") && text.contains("err-line")
         },
     )
+    .await;
+    // The shell writes the log lines and then execs `sleep`: /proc is read
+    // once that exec is done (its environment read in the middle of an
+    // exec came back partial, without GREETING, once in CI).
+    eventually("the shell to exec sleep", Duration::from_secs(5), || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    })
     .await;
     assert_eq!(
         stat(pid).map(|s| s.1),
