@@ -6,14 +6,15 @@
 //!
 //! The files of a directory are read in parallel (tens of thousands of
 //! small files cost more in system calls than in bytes), each opened
-//! relative to its directory; the results are taken in sorted order, so the
-//! first error and the first appearance of a file are those of a sequential
-//! read.
+//! relative to its directory, in batches of one system call each where the
+//! kernel allows ([`super::uring`]); the results are taken in sorted order,
+//! so the first error and the first appearance of a file are those of a
+//! sequential read.
 
 use std::borrow::Cow;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -21,6 +22,7 @@ use nix::sys::stat::Mode;
 
 use rayon::prelude::*;
 
+use super::uring::{self, Outcome, Request};
 use super::{Content, LoadError, MAX_FILE_BYTES, STDIN_NAME};
 
 /// The files read so far, as shown and with their bytes, and the identity
@@ -44,8 +46,14 @@ enum Place {
     /// link) in one of the walk's open directories, by its name there:
     /// opened relative to the directory, so that the kernel resolves one
     /// name rather than the whole path, and no `stat` comes first.
-    /// The name is the end of the shown path, from the byte offset given.
-    Entry(usize, usize),
+    Entry {
+        /// Which of the walk's open directories.
+        dir: usize,
+        /// The name is the end of the shown path, from this byte offset.
+        name: usize,
+        /// The inode number the directory entry gives.
+        ino: u64,
+    },
     /// Anything else, by its path: looked at (`stat`) before it is opened.
     Path(PathBuf),
 }
@@ -53,6 +61,12 @@ enum Place {
 /// One file read: as shown, its identity, its bytes (or what it is, if it
 /// is not a regular file).
 type Read1 = (String, (u64, u64), Content<'static>);
+
+/// A directory the walk keeps open, and the device it is on.
+struct OpenDir {
+    fd: OwnedFd,
+    dev: u64,
+}
 
 impl Files {
     pub fn push_stdin(&mut self, bytes: Vec<u8>) {
@@ -74,13 +88,7 @@ impl Files {
             }
         })?;
         if !meta.is_dir() {
-            let one = read_file(
-                Found {
-                    shown,
-                    at: Place::Path(path.to_owned()),
-                },
-                &[],
-            )?;
+            let one = read_file(shown, &Place::Path(path.to_owned()), &[])?;
             self.keep(one);
             return Ok(());
         }
@@ -90,8 +98,7 @@ impl Files {
         if found.is_empty() {
             return Err(LoadError::EmptyDirectory(shown));
         }
-        let results: Vec<Result<Read1, LoadError>> =
-            found.into_par_iter().map(|f| read_file(f, &dirs)).collect();
+        let results = read_found(found, &dirs, Batches::Ring);
         for r in results {
             self.keep(r?);
         }
@@ -103,6 +110,68 @@ impl Files {
             self.read.push((shown, content));
         }
     }
+}
+
+/// How the walk's files are read.
+#[derive(Clone, Copy, PartialEq)]
+enum Batches {
+    /// A batch at a time through the ring where the kernel allows.
+    Ring,
+    /// One file at a time (what the ring leaves behind is read this way).
+    #[cfg(test)]
+    Ordinary,
+}
+
+/// Reads the files found, in parallel, each result in the place of its
+/// file.
+fn read_found(
+    mut found: Vec<Found>,
+    dirs: &[OpenDir],
+    batches: Batches,
+) -> Vec<Result<Read1, LoadError>> {
+    found
+        .par_chunks_mut(uring::BATCH)
+        .flat_map_iter(|chunk| {
+            // The ring reads what it can of the directory entries; an
+            // outcome for each entry, in order.
+            let outcomes = if batches == Batches::Ring {
+                let requests: Vec<Request> = chunk
+                    .iter()
+                    .filter_map(|f| match f.at {
+                        Place::Entry { dir, name, .. } => Some(Request {
+                            dir: dirs[dir].fd.as_fd(),
+                            name: &f.shown.as_bytes()[name..],
+                        }),
+                        Place::Path(_) => None,
+                    })
+                    .collect();
+                (!requests.is_empty())
+                    .then(|| uring::read_small(&requests))
+                    .flatten()
+            } else {
+                None
+            };
+            let mut outcomes = outcomes.into_iter().flatten();
+            chunk
+                .iter_mut()
+                .map(|f| {
+                    let shown = std::mem::take(&mut f.shown);
+                    if let Place::Entry { dir, ino, .. } = f.at
+                        && let Some(Outcome::Read(bytes)) = outcomes.next()
+                    {
+                        // The identity from the directory entry: the same
+                        // as the file's own (`stat`) on local file systems.
+                        return Ok((
+                            shown,
+                            (dirs[dir].dev, ino),
+                            Content::Bytes(Cow::Owned(bytes)),
+                        ));
+                    }
+                    read_file(shown, &f.at, dirs)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The most directories the walk keeps open (the usual limit of a
@@ -117,7 +186,7 @@ fn walk(
     dir: &Path,
     shown: &str,
     found: &mut Vec<Found>,
-    dirs: &mut Vec<OwnedFd>,
+    dirs: &mut Vec<OpenDir>,
 ) -> Result<(), LoadError> {
     let io = |source| LoadError::Io {
         path: shown.to_owned(),
@@ -132,7 +201,8 @@ fn walk(
             Mode::empty(),
         )
         .map_err(|e| io(e.into()))?;
-        dirs.push(fd);
+        let dev = nix::sys::stat::fstat(&fd).map_err(|e| io(e.into()))?.st_dev;
+        dirs.push(OpenDir { fd, dev });
         Some(dirs.len() - 1)
     } else {
         None
@@ -141,13 +211,13 @@ fn walk(
         .map_err(io)?
         .map(|e| {
             let e = e?;
-            Ok((e.file_name(), e.file_type()?))
+            Ok((e.file_name(), e.file_type()?, e.ino()))
         })
         .collect::<Result<Vec<_>, std::io::Error>>()
         .map_err(io)?;
     // Names within one directory are distinct.
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (name, ty) in entries {
+    for (name, ty, ino) in entries {
         if ty.is_dir() {
             let path = dir.join(&name);
             let shown = path.display().to_string();
@@ -163,7 +233,11 @@ fn walk(
                     let sep = if shown.ends_with('/') { "" } else { "/" };
                     let path = format!("{shown}{sep}{n}");
                     Found {
-                        at: Place::Entry(at, path.len() - n.len()),
+                        at: Place::Entry {
+                            dir: at,
+                            name: path.len() - n.len(),
+                            ino,
+                        },
                         shown: path,
                     }
                 }
@@ -198,8 +272,7 @@ fn file_kind(t: std::fs::FileType) -> &'static str {
     }
 }
 
-fn read_file(f: Found, dirs: &[OwnedFd]) -> Result<Read1, LoadError> {
-    let shown = f.shown;
+fn read_file(shown: String, at: &Place, dirs: &[OpenDir]) -> Result<Read1, LoadError> {
     let io = |source| LoadError::Io {
         path: shown.clone(),
         err: source,
@@ -212,8 +285,8 @@ fn read_file(f: Found, dirs: &[OwnedFd]) -> Result<Read1, LoadError> {
     };
     // Non-blocking, and checked again on what was opened: a file swapped
     // for a FIFO in between must not hang the command.
-    let file = match &f.at {
-        Place::Entry(dir, name) => open_nonblocking(dirs[*dir].as_fd(), &shown[*name..]),
+    let file = match at {
+        Place::Entry { dir, name, .. } => open_nonblocking(dirs[*dir].fd.as_fd(), &shown[*name..]),
         Place::Path(path) => {
             // Looked at before opening — opening a device can have effects
             // of its own.
@@ -308,6 +381,57 @@ mod tests {
             assert_eq!(shown, &expected.display().to_string());
             assert_eq!(text(content), format!("n: {i}\n").as_bytes());
         }
+    }
+
+    /// The batched reading and the one-file-at-a-time reading give the same
+    /// files, bytes and identities, in the same order: empty, small and
+    /// large files (past the batches' buffers), a hard link, a symbolic
+    /// link, in more files than one batch holds.
+    #[test]
+    fn batched_and_ordinary_reading_agree() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        std::fs::create_dir(root.join("sub")).expect("dir");
+        for i in 0..(3 * uring::BATCH + 5) {
+            let dir = if i % 3 == 0 {
+                root.join("sub")
+            } else {
+                root.to_owned()
+            };
+            let size = match i % 7 {
+                0 => 0,
+                1 => 100 * 1024,
+                _ => 10 * i,
+            };
+            let bytes: Vec<u8> = (0..size).map(|b| b"abc\n"[b % 4]).collect();
+            std::fs::write(dir.join(format!("f{i:03}.yaml")), bytes).expect("file");
+        }
+        std::fs::hard_link(root.join("f001.yaml"), root.join("g-hard.yaml")).expect("link");
+        std::os::unix::fs::symlink("f002.yaml", root.join("g-soft.yaml")).expect("link");
+        let read = |batches| {
+            let mut found = Vec::new();
+            let mut dirs = Vec::new();
+            walk(root, &root.display().to_string(), &mut found, &mut dirs).expect("walk");
+            read_found(found, &dirs, batches)
+                .into_iter()
+                .map(|r| {
+                    let (shown, id, content) = r.expect("read");
+                    (shown, id, text(&content).to_vec())
+                })
+                .collect::<Vec<_>>()
+        };
+        let ordinary = read(Batches::Ordinary);
+        assert_eq!(ordinary.len(), 3 * uring::BATCH + 5 + 2);
+        assert!(ordinary.iter().any(|(_, _, b)| b.len() == 100 * 1024));
+        assert_eq!(read(Batches::Ring), ordinary);
+        let id = |name: &str| {
+            ordinary
+                .iter()
+                .find(|(s, ..)| s.ends_with(name))
+                .map(|r| r.1)
+        };
+        assert_eq!(id("/g-hard.yaml"), id("/f001.yaml"));
+        assert_eq!(id("/g-soft.yaml"), id("/f002.yaml"));
     }
 
     /// A name shown as given, whether the directory was named with a

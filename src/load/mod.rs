@@ -12,6 +12,7 @@ mod domains;
 mod files;
 mod reader;
 mod schema_check;
+mod uring;
 pub mod yaml;
 
 use std::borrow::Cow;
