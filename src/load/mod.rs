@@ -100,7 +100,7 @@ pub struct Loaded {
     /// The unit of every file.
     pub unit_of_file: Vec<usize>,
     /// Per file, the documents' spanned trees, parsed again on first use.
-    trees: Vec<OnceLock<Vec<Option<yaml::Node>>>>,
+    trees: Vec<OnceLock<Vec<Option<yaml::Node<'static>>>>>,
 }
 
 impl Loaded {
@@ -121,12 +121,12 @@ impl Loaded {
 
     /// The spanned tree of a document: its file parsed again (the same text
     /// gives the same documents), once per file.
-    pub fn root(&self, doc: &Doc) -> Option<&yaml::Node> {
+    pub fn root(&self, doc: &Doc) -> Option<&yaml::Node<'_>> {
         let trees = self.trees.get(doc.file)?.get_or_init(|| {
             yaml::parse(self.sources.text(doc.file))
                 .documents
                 .into_iter()
-                .map(|d| d.root)
+                .map(|d| d.root.map(yaml::Node::into_owned))
                 .collect()
         });
         trees.get(doc.index)?.as_ref()

@@ -27,7 +27,7 @@ pub struct SchemaChecker {
 
 /// Where a schema error is, in the document and in words.
 struct At<'a> {
-    node: &'a yaml::Node,
+    node: &'a yaml::Node<'a>,
     value: Option<Location>,
     key: Option<Location>,
     /// The field as named in messages ("`nics`", "item 2 of `command`").

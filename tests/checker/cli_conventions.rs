@@ -141,11 +141,11 @@ fn short_and_long_help_describe_the_same_tool() {
     assert!(String::from_utf8_lossy(&long).contains("--color <WHEN>"));
 }
 
-fn yaml_root(path: &str) -> asctl::load::yaml::Node {
+fn yaml_root(path: &str) -> asctl::load::yaml::Node<'static> {
     let text = std::fs::read_to_string(path).unwrap();
     let parsed = asctl::load::yaml::parse(&text);
     assert!(parsed.problems.is_empty(), "{path} parses");
-    parsed.documents[0].root.clone().unwrap()
+    parsed.documents[0].root.clone().unwrap().into_owned()
 }
 
 /// The per-file hook runs `--file-only`: a file of a domain, alone, passes.

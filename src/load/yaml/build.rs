@@ -16,20 +16,20 @@ enum Frame<'t> {
     Seq {
         start: Span,
         anchor: Option<&'t str>,
-        items: Vec<Node>,
+        items: Vec<Node<'t>>,
     },
     Map {
         start: Span,
         anchor: Option<&'t str>,
-        entries: Vec<(Node, Node)>,
-        key: Option<Node>,
+        entries: Vec<(Node<'t>, Node<'t>)>,
+        key: Option<Node<'t>>,
         /// The pending key repeats an earlier one: its value is dropped.
         duplicate: bool,
     },
 }
 
 /// Parses every document of `text`.
-pub fn parse(text: &str) -> Parsed {
+pub fn parse(text: &str) -> Parsed<'_> {
     let mut documents = Vec::new();
     let problems = parse_each(text, |d| documents.push(d));
     Parsed {
@@ -41,7 +41,7 @@ pub fn parse(text: &str) -> Parsed {
 /// Parses `text`, handing each document to `each` as soon as it ends, so
 /// that a file of many documents never holds more than one tree; returns
 /// the problems met.
-pub fn parse_each(text: &str, each: impl FnMut(Document)) -> Vec<Problem> {
+pub fn parse_each<'t>(text: &'t str, each: impl FnMut(Document<'t>)) -> Vec<Problem> {
     let mut builder = Builder {
         text,
         lines: Lines::new(text),
@@ -89,14 +89,14 @@ struct Builder<'t, F> {
     stack: Vec<Frame<'t>>,
     /// The anchors of the document so far, with each node's size (a name
     /// anchored again names the later node).
-    anchors: foldhash::HashMap<&'t str, (Node, usize)>,
+    anchors: foldhash::HashMap<&'t str, (Node<'t>, usize)>,
     alias_budget: usize,
     doc_start: Pos,
-    root: Option<Node>,
+    root: Option<Node<'t>>,
     doc_has_duplicate: bool,
 }
 
-impl<'t, F: FnMut(Document)> Builder<'t, F> {
+impl<'t, F: FnMut(Document<'t>)> Builder<'t, F> {
     /// Takes one event; a problem that stops the reading is the error.
     fn event(&mut self, event: Event<'t>, span: Span) -> Result<(), Problem> {
         let node = match event {
@@ -194,7 +194,7 @@ impl<'t, F: FnMut(Document)> Builder<'t, F> {
     }
 
     /// A copy of the anchored node, within the file's expansion budget.
-    fn alias(&mut self, name: &str, span: Span) -> Result<Node, Problem> {
+    fn alias(&mut self, name: &str, span: Span) -> Result<Node<'t>, Problem> {
         let Some((node, size)) = self.anchors.get(name) else {
             return Err(problem(
                 ProblemKind::Syntax,
@@ -219,7 +219,7 @@ impl<'t, F: FnMut(Document)> Builder<'t, F> {
     }
 
     /// The collection that ends at `end`, remembered if it is anchored.
-    fn close(&mut self, end: Span) -> Option<Node> {
+    fn close(&mut self, end: Span) -> Option<Node<'t>> {
         let (start, anchor, value) = match self.stack.pop()? {
             Frame::Seq {
                 start,
@@ -248,7 +248,7 @@ impl<'t, F: FnMut(Document)> Builder<'t, F> {
     }
 
     /// Attaches a finished node to its parent (or makes it the root).
-    fn attach(&mut self, node: Node) {
+    fn attach(&mut self, node: Node<'t>) {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
@@ -328,7 +328,7 @@ impl<'t, F: FnMut(Document)> Builder<'t, F> {
         }
     }
 
-    fn remember(&mut self, name: &'t str, node: &Node, size: usize) {
+    fn remember(&mut self, name: &'t str, node: &Node<'t>, size: usize) {
         self.anchors.insert(name, (node.clone(), size));
     }
 }

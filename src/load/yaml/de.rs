@@ -28,11 +28,11 @@ impl de::Error for DeError {
 }
 
 /// Deserializes a `T` from a node.
-pub fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node) -> Result<T, DeError> {
+pub fn from_node<'de, T: de::Deserialize<'de>>(node: &'de Node<'de>) -> Result<T, DeError> {
     T::deserialize(node)
 }
 
-impl<'de> Deserializer<'de> for &'de Node {
+impl<'de> Deserializer<'de> for &'de Node<'de> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
@@ -90,7 +90,7 @@ impl<'de> Deserializer<'de> for &'de Node {
         visitor: V,
     ) -> Result<V::Value, DeError> {
         match &self.value {
-            Value::Str(s) => visitor.visit_enum(s.as_str().into_deserializer()),
+            Value::Str(s) => visitor.visit_enum(s.as_ref().into_deserializer()),
             Value::Map(entries) => {
                 let mut scalar = entries.iter().filter(|(k, _)| k.is_scalar());
                 match (scalar.next(), scalar.next()) {
@@ -115,7 +115,7 @@ impl<'de> Deserializer<'de> for &'de Node {
     }
 }
 
-fn unexpected(node: &Node) -> de::Unexpected<'_> {
+fn unexpected<'a>(node: &'a Node<'_>) -> de::Unexpected<'a> {
     match &node.value {
         Value::Null => de::Unexpected::Unit,
         Value::Bool(b) => de::Unexpected::Bool(*b),
@@ -130,7 +130,7 @@ fn unexpected(node: &Node) -> de::Unexpected<'_> {
     }
 }
 
-struct Items<'de>(std::slice::Iter<'de, Node>);
+struct Items<'de>(std::slice::Iter<'de, Node<'de>>);
 
 impl<'de> SeqAccess<'de> for Items<'de> {
     type Error = DeError;
@@ -148,8 +148,8 @@ impl<'de> SeqAccess<'de> for Items<'de> {
 }
 
 struct Entries<'de> {
-    entries: std::slice::Iter<'de, (Node, Node)>,
-    value: Option<&'de Node>,
+    entries: std::slice::Iter<'de, (Node<'de>, Node<'de>)>,
+    value: Option<&'de Node<'de>>,
 }
 
 impl<'de> MapAccess<'de> for Entries<'de> {
@@ -175,7 +175,7 @@ impl<'de> MapAccess<'de> for Entries<'de> {
 }
 
 /// A mapping key: its text, as JSON has it.
-struct Key<'de>(&'de Node);
+struct Key<'de>(&'de Node<'de>);
 
 impl<'de> Deserializer<'de> for Key<'de> {
     type Error = DeError;
@@ -203,21 +203,21 @@ impl<'de> Deserializer<'de> for Key<'de> {
 }
 
 /// An enum written as a mapping of one entry: `{variant: value}`.
-struct Variant<'de>(&'de Node, &'de Node);
+struct Variant<'de>(&'de Node<'de>, &'de Node<'de>);
 
 impl<'de> EnumAccess<'de> for Variant<'de> {
     type Error = DeError;
-    type Variant = &'de Node;
+    type Variant = &'de Node<'de>;
 
     fn variant_seed<S: DeserializeSeed<'de>>(
         self,
         seed: S,
-    ) -> Result<(S::Value, &'de Node), DeError> {
+    ) -> Result<(S::Value, &'de Node<'de>), DeError> {
         Ok((seed.deserialize(Key(self.0))?, self.1))
     }
 }
 
-impl<'de> VariantAccess<'de> for &'de Node {
+impl<'de> VariantAccess<'de> for &'de Node<'de> {
     type Error = DeError;
 
     fn unit_variant(self) -> Result<(), DeError> {

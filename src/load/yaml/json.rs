@@ -15,7 +15,7 @@ use serde_json::{Number, Value as J};
 use super::{Node, Span, Value};
 use crate::diag::Pos;
 
-impl Node {
+impl Node<'_> {
     /// Converts to JSON (the agent's own configuration, tests, and the
     /// instance of a schema error). Entries whose key is a list or mapping
     /// have no JSON form and are left out (the loader reports them, see
@@ -28,7 +28,7 @@ impl Node {
             Value::Float(f) => Number::from_f64(*f)
                 .map(J::Number)
                 .unwrap_or_else(|| J::String(f.to_string())),
-            Value::Str(s) => J::String(s.clone()),
+            Value::Str(s) => J::String(s.to_string()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
             Value::Map(entries) => J::Object(
                 entries
@@ -45,7 +45,7 @@ impl Node {
 pub struct YamlJson;
 
 impl Json for YamlJson {
-    type Node<'a> = &'a Node;
+    type Node<'a> = &'a Node<'a>;
     type PreparedKey = String;
     type StringBuffer = ();
 
@@ -58,11 +58,11 @@ impl Json for YamlJson {
         key.to_owned()
     }
 
-    fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(&Node) -> T) -> T {
+    fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(Self::Node<'_>) -> T) -> T {
         let at = Pos { line: 1, column: 1 };
         let node = Node {
             span: Span { start: at, end: at },
-            value: Value::Str(string.to_owned()),
+            value: Value::Str(Cow::Borrowed(string)),
         };
         f(&node)
     }
@@ -70,13 +70,13 @@ impl Json for YamlJson {
 
 /// A mapping's entries, complex keys skipped.
 #[derive(Clone, Copy)]
-pub struct Entries<'a>(&'a [(Node, Node)]);
+pub struct Entries<'a>(&'a [(Node<'a>, Node<'a>)]);
 
 /// A sequence's items.
 #[derive(Clone, Copy)]
-pub struct Items<'a>(&'a [Node]);
+pub struct Items<'a>(&'a [Node<'a>]);
 
-impl<'a> JNode<'a, YamlJson> for &'a Node {
+impl<'a> JNode<'a, YamlJson> for &'a Node<'a> {
     type Object = Entries<'a>;
     type Array = Items<'a>;
     type Number = Number;
@@ -156,7 +156,7 @@ impl<'a> JNode<'a, YamlJson> for &'a Node {
 }
 
 impl<'a> Object<'a, YamlJson> for Entries<'a> {
-    type Node = &'a Node;
+    type Node = &'a Node<'a>;
     type MemberName = Cow<'a, str>;
     type MembersIter = Members<'a>;
 
@@ -164,7 +164,7 @@ impl<'a> Object<'a, YamlJson> for Entries<'a> {
         self.0.iter().filter(|(k, _)| k.is_scalar()).count()
     }
 
-    fn get(&self, key: &String) -> Option<&'a Node> {
+    fn get(&self, key: &String) -> Option<&'a Node<'a>> {
         self.0.iter().find(|(k, _)| k.is_key(key)).map(|(_, v)| v)
     }
 
@@ -174,10 +174,10 @@ impl<'a> Object<'a, YamlJson> for Entries<'a> {
 }
 
 /// The entries of a mapping whose key is a scalar, with the key's text.
-pub struct Members<'a>(std::slice::Iter<'a, (Node, Node)>);
+pub struct Members<'a>(std::slice::Iter<'a, (Node<'a>, Node<'a>)>);
 
 impl<'a> Iterator for Members<'a> {
-    type Item = (Cow<'a, str>, &'a Node);
+    type Item = (Cow<'a, str>, &'a Node<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
         self.0
@@ -188,14 +188,14 @@ impl<'a> Iterator for Members<'a> {
 }
 
 impl<'a> Array<'a, YamlJson> for Items<'a> {
-    type Node = &'a Node;
-    type ElementsIter = std::slice::Iter<'a, Node>;
+    type Node = &'a Node<'a>;
+    type ElementsIter = std::slice::Iter<'a, Node<'a>>;
 
     fn len(&self) -> usize {
         self.0.len()
     }
 
-    fn elements(&self) -> std::slice::Iter<'a, Node> {
+    fn elements(&self) -> std::slice::Iter<'a, Node<'a>> {
         self.0.iter()
     }
 }

@@ -30,30 +30,54 @@ pub struct Span {
     pub end: Pos,
 }
 
-/// A YAML node with the span of its text.
+/// A YAML node with the span of its text. Its strings borrow the text
+/// they were read from (`'t`) where they are written as they are: most
+/// scalars, and nearly every key, cost no allocation of their own.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub struct Node<'t> {
     pub span: Span,
-    pub value: Value,
+    pub value: Value<'t>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'t> {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
-    Seq(Vec<Node>),
+    Str(Cow<'t, str>),
+    Seq(Vec<Node<'t>>),
     /// Keys in document order.
-    Map(Vec<(Node, Node)>),
+    Map(Vec<(Node<'t>, Node<'t>)>),
 }
 
-impl Node {
+impl<'t> Node<'t> {
+    /// The same node, owning its strings (to be kept past its text).
+    pub fn into_owned(self) -> Node<'static> {
+        let value = match self.value {
+            Value::Null => Value::Null,
+            Value::Bool(b) => Value::Bool(b),
+            Value::Int(i) => Value::Int(i),
+            Value::Float(f) => Value::Float(f),
+            Value::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
+            Value::Seq(items) => Value::Seq(items.into_iter().map(Node::into_owned).collect()),
+            Value::Map(entries) => Value::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect(),
+            ),
+        };
+        Node {
+            span: self.span,
+            value,
+        }
+    }
+
     /// The text of a scalar key or value as a map key (`true` → "true").
     pub fn key_text(&self) -> Cow<'_, str> {
         match &self.value {
-            Value::Str(s) => Cow::Borrowed(s),
+            Value::Str(s) => Cow::Borrowed(s.as_ref()),
             Value::Null => Cow::Borrowed("null"),
             Value::Bool(b) => Cow::Owned(b.to_string()),
             Value::Int(i) => Cow::Owned(i.to_string()),
@@ -73,13 +97,13 @@ impl Node {
 
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
-            Value::Str(s) => Some(s),
+            Value::Str(s) => Some(s.as_ref()),
             _ => None,
         }
     }
 
     /// The value under `key` of a mapping, with the key node.
-    pub fn entry(&self, key: &str) -> Option<(&Node, &Node)> {
+    pub fn entry(&self, key: &str) -> Option<(&Node<'t>, &Node<'t>)> {
         match &self.value {
             Value::Map(entries) => entries
                 .iter()
@@ -89,7 +113,7 @@ impl Node {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub fn get(&self, key: &str) -> Option<&Node<'t>> {
         self.entry(key).map(|(_, v)| v)
     }
 
@@ -114,9 +138,9 @@ impl Node {
 
     /// Every key that is a list or a mapping, anywhere under this node, in
     /// document order.
-    pub fn complex_keys(&self) -> Vec<&Node> {
+    pub fn complex_keys(&self) -> Vec<&Node<'t>> {
         let mut out = Vec::new();
-        fn walk<'a>(n: &'a Node, out: &mut Vec<&'a Node>) {
+        fn walk<'a, 't>(n: &'a Node<'t>, out: &mut Vec<&'a Node<'t>>) {
             match &n.value {
                 Value::Seq(items) => items.iter().for_each(|i| walk(i, out)),
                 Value::Map(entries) => {
@@ -136,7 +160,7 @@ impl Node {
 
     /// Follows a JSON pointer (`/spec/dataSources/1`). Returns the key node
     /// of the last step too, when the last step is a mapping key.
-    pub fn lookup(&self, pointer: &str) -> Option<(Option<&Node>, &Node)> {
+    pub fn lookup(&self, pointer: &str) -> Option<(Option<&Node<'t>>, &Node<'t>)> {
         let mut node = self;
         let mut key = None;
         if pointer.is_empty() {
@@ -171,7 +195,7 @@ impl Node {
         }
     }
 
-    fn lookup_mut(&mut self, pointer: &str) -> Option<&mut Node> {
+    fn lookup_mut(&mut self, pointer: &str) -> Option<&mut Node<'t>> {
         let mut node = self;
         if pointer.is_empty() {
             return Some(node);
@@ -215,11 +239,11 @@ pub fn unescape_pointer(seg: &str) -> Cow<'_, str> {
 
 /// One document of a file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Document {
+pub struct Document<'t> {
     /// Where the document starts (for findings about the whole document).
     pub start: Pos,
     /// `None` for an empty document.
-    pub root: Option<Node>,
+    pub root: Option<Node<'t>>,
     /// Some mapping of the document has a key twice. The first entry is
     /// kept (so the rest of the document is still checked), but the
     /// document's meaning is ambiguous: it takes no part in the rules.
@@ -247,8 +271,8 @@ pub enum ProblemKind {
 /// limits stop the reading; duplicate keys do not (the document is kept with
 /// the first entry of each key, and flagged).
 #[derive(Debug, Default)]
-pub struct Parsed {
-    pub documents: Vec<Document>,
+pub struct Parsed<'t> {
+    pub documents: Vec<Document<'t>>,
     pub problems: Vec<Problem>,
 }
 
@@ -256,7 +280,7 @@ pub struct Parsed {
 mod tests {
     use super::*;
 
-    fn one(text: &str) -> Node {
+    fn one(text: &str) -> Node<'_> {
         let p = parse(text);
         assert!(p.problems.is_empty(), "{:?}", p.problems);
         p.documents.into_iter().next().unwrap().root.unwrap()

@@ -11,10 +11,10 @@ const CORE_TAG: &str = "tag:yaml.org,2002:";
 
 /// YAML 1.2 core schema resolution of a scalar (`plain`: written without
 /// quotes or block indicators; `tag`: its resolved tag, if any).
-pub(super) fn resolve_scalar(text: Cow<'_, str>, plain: bool, tag: Option<&str>) -> Value {
+pub(super) fn resolve_scalar<'t>(text: Cow<'t, str>, plain: bool, tag: Option<&str>) -> Value<'t> {
     // A string keeps the parser's own buffer when it made one (escapes,
-    // folded lines); otherwise it is copied out of the file's text once.
-    let string = |text: Cow<'_, str>| Value::Str(text.into_owned());
+    // folded lines); otherwise it borrows the file's text.
+    let string = Value::Str;
     if let Some(core) = tag.and_then(|t| t.strip_prefix(CORE_TAG)) {
         return match core {
             "null" => Value::Null,
