@@ -162,6 +162,7 @@ fn duplicate_addresses(ctx: &mut Ctx) {
             .map(move |(i, ip)| (ip.address.addr(), AddressUse::Managed(group, i)))
     });
     let mut seen: HashMap<IpAddr, AddressUse> = HashMap::default();
+    seen.reserve(cfg.nodes.len() * 2 + cfg.groups.len());
     let mut found = Vec::new();
     for (ip, use_) in members.chain(managed) {
         match seen.get(&ip) {

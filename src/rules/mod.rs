@@ -75,6 +75,7 @@ impl<'a> Index<'a> {
             },
             || {
                 let mut by_node: HashMap<&str, Vec<_>> = HashMap::default();
+                by_node.reserve(config.nodes.len());
                 for l in &config.lines {
                     for n in l.spec.members.keys() {
                         by_node.entry(n.as_str()).or_default().push(l);
@@ -93,6 +94,7 @@ impl<'a> Index<'a> {
 
 fn groups_by_node(config: &Config) -> HashMap<&str, Vec<&Object<ResourceGroupSpec>>> {
     let mut by_node: HashMap<&str, Vec<_>> = HashMap::default();
+    by_node.reserve(config.nodes.len());
     for g in &config.groups {
         for n in &g.spec.preferred_nodes {
             let list = by_node.entry(n.as_str()).or_default();

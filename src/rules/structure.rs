@@ -17,6 +17,7 @@ pub fn check(ctx: &mut Ctx) {
 
 fn duplicate_names(ctx: &mut Ctx) {
     let mut first: HashMap<(Kind, &str), DocId> = HashMap::default();
+    first.reserve(ctx.unit.docs.len());
     for (id, doc) in ctx.docs() {
         let Some(name) = doc.name.as_deref() else {
             continue;
