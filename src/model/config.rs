@@ -41,6 +41,11 @@ pub struct Objects<S> {
     by_name: HashMap<Name, usize>,
 }
 
+/// Indexes the object at `i` by its name, unless an earlier object has it.
+fn index_first(by_name: &mut HashMap<Name, usize>, name: &Name, i: usize) {
+    by_name.entry(name.clone()).or_insert(i);
+}
+
 impl<S> Default for Objects<S> {
     fn default() -> Self {
         Objects {
@@ -59,24 +64,20 @@ impl<S> Objects<S> {
 
     /// [`Objects::push`] of an object already in its own allocation.
     pub fn push_boxed(&mut self, obj: Box<Object<S>>) {
-        self.by_name
-            .entry(obj.metadata.name.clone())
-            .or_insert(self.items.len());
+        index_first(&mut self.by_name, &obj.metadata.name, self.items.len());
         self.items.push(obj);
     }
 
     /// Objects in document order, indexed by name (the first object of a
-    /// name wins, as with [`Objects::push`]).
+    /// name wins, as with [`Objects::push`]). The list is kept as it is
+    /// given: tens of thousands of pointers are not copied into another.
     pub fn from_boxes(items: Vec<Box<Object<S>>>) -> Self {
-        let mut objects = Objects {
-            items: Vec::with_capacity(items.len()),
-            by_name: HashMap::default(),
-        };
-        objects.by_name.reserve(items.len());
-        for obj in items {
-            objects.push_boxed(obj);
+        let mut by_name = HashMap::default();
+        by_name.reserve(items.len());
+        for (i, obj) in items.iter().enumerate() {
+            index_first(&mut by_name, &obj.metadata.name, i);
         }
-        objects
+        Objects { items, by_name }
     }
 
     pub fn get(&self, name: &str) -> Option<&Object<S>> {
