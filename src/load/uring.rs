@@ -26,9 +26,11 @@ use io_uring::{IoUring, opcode, squeue, types};
 pub(super) const BATCH: usize = 32;
 
 /// Each slot's buffer. Configuration files are a few kilobytes; a file of
-/// this size or more is read by the ordinary path. The pages of a buffer
-/// the kernel never writes to are never made resident.
-const BUFFER_BYTES: usize = 64 * 1024;
+/// this size or more is read by the ordinary path (after this path has
+/// read its first part: a tree of large files costs each ring up to
+/// `BATCH` × this much resident memory, half a megabyte). The pages of a
+/// buffer the kernel never writes to are never made resident.
+const BUFFER_BYTES: usize = 16 * 1024;
 
 /// How long a batch may take before it is given up (and its files read
 /// the ordinary way). A file found as a regular file by the directory
