@@ -37,7 +37,11 @@ const BUFFER_BYTES: usize = 16 * 1024;
 /// listing and swapped for a FIFO with a silent writer before it is opened
 /// would otherwise hold the read for ever: the ring retries a read that
 /// would block, even on a non-blocking file.
-const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+const BATCH_TIMEOUT: Duration = if cfg!(test) {
+    Duration::from_secs(1)
+} else {
+    Duration::from_secs(10)
+};
 
 /// One file to read: its directory and its name there (without the
 /// terminating NUL).
@@ -197,6 +201,44 @@ impl Ring {
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    /// A FIFO with a writer that never writes (a regular file swapped for
+    /// one between the listing and the open) does not hold the read: the
+    /// batch gives up, and every file of it goes the ordinary way.
+    #[test]
+    fn a_silent_fifo_does_not_hold_the_batch() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let fifo = tmp.path().join("swapped.yaml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        std::fs::write(tmp.path().join("small.yaml"), "a: 1\n").expect("write");
+        // Read and write ends held by the test: the FIFO has a writer.
+        let _writer = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .expect("open fifo");
+        let dir = std::fs::File::open(tmp.path()).expect("open dir");
+        let requests = [
+            Request {
+                dir: dir.as_fd(),
+                name: b"small.yaml",
+            },
+            Request {
+                dir: dir.as_fd(),
+                name: b"swapped.yaml",
+            },
+        ];
+        // Run where a ring given up cannot affect other tests: a thread of
+        // its own.
+        let outcomes =
+            std::thread::scope(|s| s.spawn(|| read_small(&requests)).join()).expect("thread");
+        // Either the ring said at once that the read would block, or the
+        // batch timed out (`None`: all of it goes the ordinary way).
+        if let Some(outcomes) = outcomes {
+            assert!(matches!(outcomes[0], Outcome::Read(_)), "{outcomes:?}");
+            assert!(matches!(outcomes[1], Outcome::Retry), "{outcomes:?}");
+        }
+    }
 
     /// Small files come back whole; a file as long as a buffer or longer,
     /// a missing file and a directory are left to the ordinary path — and
