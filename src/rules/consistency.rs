@@ -161,8 +161,18 @@ fn duplicate_addresses(ctx: &mut Ctx) {
             .enumerate()
             .map(move |(i, ip)| (ip.address.addr(), AddressUse::Managed(group, i)))
     });
+    let addresses = cfg
+        .lines
+        .iter()
+        .map(|l| l.spec.members.len())
+        .sum::<usize>()
+        + cfg
+            .groups
+            .iter()
+            .map(|g| g.spec.ip_addresses.len())
+            .sum::<usize>();
     let mut seen: HashMap<IpAddr, AddressUse> = HashMap::default();
-    seen.reserve(cfg.nodes.len() * 2 + cfg.groups.len());
+    seen.reserve(addresses);
     let mut found = Vec::new();
     for (ip, use_) in members.chain(managed) {
         match seen.get(&ip) {
