@@ -12,9 +12,11 @@
 //! sequential read.
 
 use std::borrow::Cow;
+use std::ffi::OsStr;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{DirEntryExt, MetadataExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -194,62 +196,56 @@ fn walk(
         path: shown.to_owned(),
         err: source,
     };
+    let fd = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(e.into()))?;
     // A tree of thousands of directories must not run out of descriptors:
     // past the first few hundred, files are opened by their whole path.
     let at = if dirs.len() < MAX_OPEN_DIRS {
-        let fd = nix::fcntl::open(
-            dir,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| io(e.into()))?;
         let dev = nix::sys::stat::fstat(&fd).map_err(|e| io(e.into()))?.st_dev;
-        dirs.push(OpenDir { fd, dev });
+        let kept = fd.try_clone().map_err(io)?;
+        dirs.push(OpenDir { fd: kept, dev });
         Some(dirs.len() - 1)
     } else {
         None
     };
-    let mut entries = std::fs::read_dir(dir)
-        .map_err(io)?
-        .map(|e| {
-            let e = e?;
-            let name = e.file_name();
-            Ok((
-                name_prefix(name.as_encoded_bytes()),
-                name,
-                e.file_type()?,
-                e.ino(),
-            ))
-        })
-        .collect::<Result<Vec<_>, std::io::Error>>()
-        .map_err(io)?;
-    // Names within one directory are distinct. Their first bytes, kept
-    // beside them, nearly always decide: tens of thousands of names are
-    // sorted without reading each name's own memory at every comparison.
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    for (_, name, ty, ino) in entries {
-        if ty.is_dir() {
-            let path = dir.join(&name);
+    let listing = list(fd).map_err(io)?;
+    for entry in &listing.entries {
+        let name = listing.name(entry);
+        let ty = match entry.ty {
+            Some(ty) => ty,
+            // The file system did not say (`DT_UNKNOWN`): asked of the entry
+            // itself, without following a link, as `DirEntry::file_type`.
+            None => std::fs::symlink_metadata(dir.join(OsStr::from_bytes(name)))
+                .map_err(io)?
+                .file_type()
+                .into(),
+        };
+        if ty == EntryType::Directory {
+            let path = dir.join(OsStr::from_bytes(name));
             let shown = path.display().to_string();
             walk(&path, &shown, found, dirs)?;
-        } else if is_yaml_name(name.as_encoded_bytes()) {
+        } else if is_yaml_name(name) {
             // What `dir.join(name).display()` shows, built without
             // converting the whole path again when the name is UTF-8.
-            let found1 = match (name.to_str(), at) {
-                (Some(n), Some(at)) if ty.is_file() => {
+            let found1 = match (std::str::from_utf8(name), at) {
+                (Ok(n), Some(at)) if ty == EntryType::File => {
                     let sep = if shown.ends_with('/') { "" } else { "/" };
                     let path = format!("{shown}{sep}{n}");
                     Found {
                         at: Place::Entry {
                             dir: at,
                             name: path.len() - n.len(),
-                            ino,
+                            ino: entry.ino,
                         },
                         shown: path,
                     }
                 }
                 _ => {
-                    let path = dir.join(&name);
+                    let path = dir.join(OsStr::from_bytes(name));
                     Found {
                         shown: path.display().to_string(),
                         at: Place::Path(path),
@@ -260,6 +256,99 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// What a directory entry is, as far as the walk cares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EntryType {
+    Directory,
+    File,
+    /// A link, a FIFO, a device: opened (or not) by its path.
+    Other,
+}
+
+impl From<std::fs::FileType> for EntryType {
+    fn from(t: std::fs::FileType) -> Self {
+        if t.is_dir() {
+            EntryType::Directory
+        } else if t.is_file() {
+            EntryType::File
+        } else {
+            EntryType::Other
+        }
+    }
+}
+
+/// One directory's entries, sorted by name, their names in one buffer: a
+/// directory of tens of thousands of files is listed without an
+/// allocation per entry.
+struct Listing {
+    names: Vec<u8>,
+    entries: Vec<ListedEntry>,
+}
+
+struct ListedEntry {
+    /// The name's first bytes ([`name_prefix`]): nearly always enough to
+    /// order two names without reading the buffer.
+    prefix: u64,
+    /// The name, `names[start..end]`.
+    start: u32,
+    end: u32,
+    /// `None` when the file system does not say (`DT_UNKNOWN`).
+    ty: Option<EntryType>,
+    ino: u64,
+}
+
+impl Listing {
+    fn name(&self, e: &ListedEntry) -> &[u8] {
+        &self.names[e.start as usize..e.end as usize]
+    }
+}
+
+/// Lists the directory open at `fd` (which the listing consumes), `.` and
+/// `..` left out, sorted by name: the order of `Path`'s comparison within
+/// one directory.
+fn list(fd: OwnedFd) -> std::io::Result<Listing> {
+    use nix::dir::Type;
+    let mut stream = nix::dir::Dir::from_fd(fd)?;
+    let mut listing = Listing {
+        names: Vec::new(),
+        entries: Vec::new(),
+    };
+    for entry in stream.iter() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let start = listing.names.len();
+        listing.names.extend_from_slice(name);
+        let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(listing.names.len()))
+        else {
+            return Err(std::io::Error::other(
+                "a directory with over 4 GiB of names",
+            ));
+        };
+        listing.entries.push(ListedEntry {
+            prefix: name_prefix(name),
+            start,
+            end,
+            ty: entry.file_type().map(|t| match t {
+                Type::Directory => EntryType::Directory,
+                Type::File => EntryType::File,
+                _ => EntryType::Other,
+            }),
+            ino: entry.ino(),
+        });
+    }
+    // Names within one directory are distinct.
+    let Listing { names, entries } = &mut listing;
+    entries.sort_unstable_by(|a, b| {
+        a.prefix.cmp(&b.prefix).then_with(|| {
+            names[a.start as usize..a.end as usize].cmp(&names[b.start as usize..b.end as usize])
+        })
+    });
+    Ok(listing)
 }
 
 /// The first eight bytes of a name as a number that sorts as they do (a
