@@ -202,17 +202,16 @@ fn walk(
         Mode::empty(),
     )
     .map_err(|e| io(e.into()))?;
+    let listing = list(&fd).map_err(io)?;
     // A tree of thousands of directories must not run out of descriptors:
     // past the first few hundred, files are opened by their whole path.
     let at = if dirs.len() < MAX_OPEN_DIRS {
         let dev = nix::sys::stat::fstat(&fd).map_err(|e| io(e.into()))?.st_dev;
-        let kept = fd.try_clone().map_err(io)?;
-        dirs.push(OpenDir { fd: kept, dev });
+        dirs.push(OpenDir { fd, dev });
         Some(dirs.len() - 1)
     } else {
         None
     };
-    let listing = list(fd).map_err(io)?;
     for entry in &listing.entries {
         let name = listing.name(entry);
         let ty = match entry.ty {
@@ -234,7 +233,10 @@ fn walk(
             let found1 = match (std::str::from_utf8(name), at) {
                 (Ok(n), Some(at)) if ty == EntryType::File => {
                     let sep = if shown.ends_with('/') { "" } else { "/" };
-                    let path = format!("{shown}{sep}{n}");
+                    let mut path = String::with_capacity(shown.len() + sep.len() + n.len());
+                    path.push_str(shown);
+                    path.push_str(sep);
+                    path.push_str(n);
                     Found {
                         at: Place::Entry {
                             dir: at,
@@ -305,17 +307,19 @@ impl Listing {
     }
 }
 
-/// Lists the directory open at `fd` (which the listing consumes), `.` and
-/// `..` left out, sorted by name: the order of `Path`'s comparison within
-/// one directory.
-fn list(fd: OwnedFd) -> std::io::Result<Listing> {
-    use nix::dir::Type;
-    let mut stream = nix::dir::Dir::from_fd(fd)?;
+/// Lists the directory open at `fd`, `.` and `..` left out, sorted by
+/// name: the order of `Path`'s comparison within one directory. The
+/// kernel's entries are read straight from one buffer (`getdents64`), so
+/// a name costs no allocation of its own.
+fn list(fd: &OwnedFd) -> std::io::Result<Listing> {
+    use rustix::fs::{FileType, RawDir};
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut stream = RawDir::new(fd, buf.spare_capacity_mut());
     let mut listing = Listing {
         names: Vec::new(),
         entries: Vec::new(),
     };
-    for entry in stream.iter() {
+    while let Some(entry) = stream.next() {
         let entry = entry?;
         let name = entry.file_name().to_bytes();
         if name == b"." || name == b".." {
@@ -333,11 +337,12 @@ fn list(fd: OwnedFd) -> std::io::Result<Listing> {
             prefix: name_prefix(name),
             start,
             end,
-            ty: entry.file_type().map(|t| match t {
-                Type::Directory => EntryType::Directory,
-                Type::File => EntryType::File,
-                _ => EntryType::Other,
-            }),
+            ty: match entry.file_type() {
+                FileType::Directory => Some(EntryType::Directory),
+                FileType::RegularFile => Some(EntryType::File),
+                FileType::Unknown => None,
+                _ => Some(EntryType::Other),
+            },
             ino: entry.ino(),
         });
     }
