@@ -20,6 +20,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use compact_str::CompactString;
 use thiserror::Error;
 
 use crate::diag::{FileId, Finding, Location, Sources};
@@ -81,7 +82,7 @@ pub struct Doc {
     pub index: usize,
     pub kind: Kind,
     /// The declared name, if it is a string (valid or not).
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
 }
 
 /// Everything read: sources for rendering, documents for spans, the typed
@@ -282,7 +283,7 @@ fn assemble<'a>(
                 .docs
                 .iter()
                 .filter(|(d, _)| d.kind == Kind::Domain)
-                .map(|(d, _)| d.name.clone().unwrap_or_default())
+                .map(|(d, _)| d.name.as_deref().unwrap_or_default().to_owned())
                 .collect(),
         })
         .collect();

@@ -7,6 +7,9 @@
 
 use std::borrow::Cow;
 
+use compact_str::CompactString;
+use smallvec::SmallVec;
+
 use super::{Content, Doc, MAX_FILE_BYTES, SchemaChecker, did_you_mean, location, yaml};
 use crate::catalog as cat;
 use crate::diag::{FileId, Finding, Location, Pos};
@@ -127,7 +130,9 @@ pub(super) struct FileLoader {
     pub(super) findings: Vec<Finding>,
     pub(super) incomplete: bool,
     pub(super) invalid_names: Vec<(Kind, String)>,
-    pub(super) docs: Vec<(Doc, Option<Typed>)>,
+    /// Nearly every file holds one document: kept inline, a file's list
+    /// costs no allocation, and the merge reads it where it reads the rest.
+    pub(super) docs: SmallVec<[(Doc, Option<Typed>); 1]>,
 }
 
 /// What `metadata` or `spec` is when the document has none (the schema
@@ -148,7 +153,7 @@ impl FileLoader {
             findings: Vec::new(),
             incomplete: false,
             invalid_names: Vec::new(),
-            docs: Vec::new(),
+            docs: SmallVec::new(),
         }
     }
 
@@ -166,8 +171,6 @@ impl FileLoader {
             self.add_document(index, document);
             index += 1;
         });
-        // Most files hold one document.
-        self.docs.shrink_to_fit();
         self.text = text;
         // The file's syntax problems come before its documents' findings.
         let documents_end = self.findings.len();
@@ -301,7 +304,7 @@ impl FileLoader {
             .get("metadata")
             .and_then(|m| m.get("name"))
             .and_then(|n| n.as_str())
-            .map(str::to_owned);
+            .map(CompactString::from);
         let schema_ok = self.schema(&mut root);
         let typed = if schema_ok && !document.duplicate_keys {
             self.typed(kind, &root)
@@ -310,7 +313,7 @@ impl FileLoader {
         };
         if typed.is_none() {
             match &name {
-                Some(n) => self.invalid_names.push((kind, n.clone())),
+                Some(n) => self.invalid_names.push((kind, n.to_string())),
                 None => self.incomplete = true,
             }
         }

@@ -230,6 +230,6 @@ fn names_of(ctx: &Ctx, kind: Kind) -> Vec<String> {
     ctx.docs()
         .map(|(_, d)| d)
         .filter(|d| d.kind == kind)
-        .filter_map(|d| d.name.clone())
+        .filter_map(|d| d.name.as_deref().map(str::to_owned))
         .collect()
 }
