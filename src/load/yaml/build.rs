@@ -5,6 +5,7 @@
 //! syntax error or limit ends the reading of the file.
 
 use rlsp_yaml_parser::{CollectionStyle, Event, ScalarStyle};
+use smallvec::SmallVec;
 
 use super::scalar::resolve_scalar;
 use super::{
@@ -12,15 +13,19 @@ use super::{
 };
 use crate::diag::Pos;
 
-enum Frame<'t> {
-    Seq {
-        start: Span,
-        anchor: Option<&'t str>,
-        items: Vec<Node<'t>>,
-    },
+/// An open collection.
+struct Frame<'t> {
+    start: Span,
+    anchor: Option<&'t str>,
+    /// A flow collection (`[...]`, `{...}`), whose span takes in its
+    /// closing bracket.
+    flow: bool,
+    open: Open<'t>,
+}
+
+enum Open<'t> {
+    Seq(Vec<Node<'t>>),
     Map {
-        start: Span,
-        anchor: Option<&'t str>,
         entries: Vec<(Node<'t>, Node<'t>)>,
         key: Option<Node<'t>>,
         /// The pending key repeats an earlier one: its value is dropped.
@@ -46,10 +51,9 @@ pub fn parse_each<'t>(text: &'t str, each: impl FnMut(Document<'t>)) -> Vec<Prob
         text,
         lines: Lines::new(text),
         last_end: 0,
-        flow: Vec::new(),
         each,
         problems: Vec::new(),
-        stack: Vec::new(),
+        stack: SmallVec::new(),
         anchors: foldhash::HashMap::default(),
         alias_budget: MAX_ALIAS_NODES,
         doc_start: Pos { line: 1, column: 1 },
@@ -82,11 +86,11 @@ struct Builder<'t, F> {
     lines: Lines<'t>,
     /// Where the last event ended (a byte offset).
     last_end: usize,
-    /// For each open collection, whether it is a flow one (`[...]`, `{...}`).
-    flow: Vec<bool>,
     each: F,
     problems: Vec<Problem>,
-    stack: Vec<Frame<'t>>,
+    /// The open collections, innermost last: a document nests a few
+    /// levels, kept here without an allocation of their own.
+    stack: SmallVec<[Frame<'t>; 8]>,
     /// The anchors of the document so far, with each node's size (a name
     /// anchored again names the later node).
     anchors: foldhash::HashMap<&'t str, (Node<'t>, usize)>,
@@ -131,7 +135,7 @@ impl<'t, F: FnMut(Document<'t>)> Builder<'t, F> {
                 node
             }
             Event::Alias { name } => self.alias(name, span)?,
-            Event::SequenceStart { ref meta, .. } | Event::MappingStart { ref meta, .. } => {
+            Event::SequenceStart { ref meta, style } | Event::MappingStart { ref meta, style } => {
                 if self.stack.len() >= MAX_DEPTH {
                     return Err(problem(
                         ProblemKind::Limit,
@@ -139,23 +143,20 @@ impl<'t, F: FnMut(Document<'t>)> Builder<'t, F> {
                         span,
                     ));
                 }
-                let anchor = meta.as_ref().and_then(|m| m.anchor);
-                self.stack
-                    .push(if matches!(event, Event::SequenceStart { .. }) {
-                        Frame::Seq {
-                            start: span,
-                            anchor,
-                            items: Vec::new(),
-                        }
+                self.stack.push(Frame {
+                    start: span,
+                    anchor: meta.as_ref().and_then(|m| m.anchor),
+                    flow: style == CollectionStyle::Flow,
+                    open: if matches!(event, Event::SequenceStart { .. }) {
+                        Open::Seq(Vec::new())
                     } else {
-                        Frame::Map {
-                            start: span,
-                            anchor,
+                        Open::Map {
                             entries: Vec::new(),
                             key: None,
                             duplicate: false,
                         }
-                    });
+                    },
+                });
                 return Ok(());
             }
             Event::SequenceEnd | Event::MappingEnd => match self.close(span) {
@@ -172,15 +173,14 @@ impl<'t, F: FnMut(Document<'t>)> Builder<'t, F> {
     fn flow_brackets(&mut self, event: &Event<'_>, span: &mut rlsp_yaml_parser::Span) {
         match event {
             Event::SequenceStart { style, .. } | Event::MappingStart { style, .. } => {
-                let flow = *style == CollectionStyle::Flow;
-                self.flow.push(flow);
                 // The opening bracket itself (the parser's span is empty).
-                if flow && span.end == span.start {
+                if *style == CollectionStyle::Flow && span.end == span.start {
                     span.end += 1;
                 }
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let flow = self.flow.pop() == Some(true);
+                // The collection's frame is closed after this.
+                let flow = self.stack.last().is_some_and(|f| f.flow);
                 let rest = &self.text.as_bytes()[(span.end as usize).min(self.text.len())..];
                 if flow
                     && let Some(i) = rest.iter().position(|b| !b.is_ascii_whitespace())
@@ -220,18 +220,15 @@ impl<'t, F: FnMut(Document<'t>)> Builder<'t, F> {
 
     /// The collection that ends at `end`, remembered if it is anchored.
     fn close(&mut self, end: Span) -> Option<Node<'t>> {
-        let (start, anchor, value) = match self.stack.pop()? {
-            Frame::Seq {
-                start,
-                anchor,
-                items,
-            } => (start, anchor, Value::Seq(items)),
-            Frame::Map {
-                start,
-                anchor,
-                entries,
-                ..
-            } => (start, anchor, Value::Map(entries)),
+        let Frame {
+            start,
+            anchor,
+            open,
+            ..
+        } = self.stack.pop()?;
+        let value = match open {
+            Open::Seq(items) => Value::Seq(items),
+            Open::Map { entries, .. } => Value::Map(entries),
         };
         let node = Node {
             span: Span {
@@ -249,14 +246,13 @@ impl<'t, F: FnMut(Document<'t>)> Builder<'t, F> {
 
     /// Attaches a finished node to its parent (or makes it the root).
     fn attach(&mut self, node: Node<'t>) {
-        match self.stack.last_mut() {
+        match self.stack.last_mut().map(|f| &mut f.open) {
             None => self.root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map {
+            Some(Open::Seq(items)) => items.push(node),
+            Some(Open::Map {
                 entries,
                 key,
                 duplicate,
-                ..
             }) => match key.take() {
                 None => {
                     // Complex keys have no text to compare; the loader
