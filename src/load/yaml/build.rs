@@ -172,11 +172,11 @@ impl<'t, F: FnMut(Document<'t>)> Builder<'t, F> {
     /// before each bracket: the node's span takes both brackets in.
     fn flow_brackets(&mut self, event: &Event<'_>, span: &mut rlsp_yaml_parser::Span) {
         match event {
-            Event::SequenceStart { style, .. } | Event::MappingStart { style, .. } => {
-                // The opening bracket itself (the parser's span is empty).
-                if *style == CollectionStyle::Flow && span.end == span.start {
-                    span.end += 1;
-                }
+            // The opening bracket itself (the parser's span is empty).
+            Event::SequenceStart { style, .. } | Event::MappingStart { style, .. }
+                if *style == CollectionStyle::Flow && span.end == span.start =>
+            {
+                span.end += 1;
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 // The collection's frame is closed after this.
