@@ -142,15 +142,16 @@ pub struct SourceFile {
     pub text: String,
 }
 
+impl From<Vec<SourceFile>> for Sources {
+    fn from(files: Vec<SourceFile>) -> Self {
+        Sources { files }
+    }
+}
+
 impl Sources {
     pub fn add(&mut self, name: String, text: String) -> FileId {
         self.files.push(SourceFile { name, text });
         self.files.len() - 1
-    }
-
-    /// Room for `additional` more files.
-    pub fn reserve_exact(&mut self, additional: usize) {
-        self.files.reserve_exact(additional);
     }
 
     pub fn name(&self, file: FileId) -> &str {

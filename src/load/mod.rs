@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 use compact_str::CompactString;
 use thiserror::Error;
 
-use crate::diag::{FileId, Finding, Location, Sources};
+use crate::diag::{FileId, Finding, Location, SourceFile, Sources};
 use crate::model::{self, Config, Kind};
 use reader::{FileLoader, Gathered};
 
@@ -263,22 +263,30 @@ fn assemble<'a>(
     grouping: Grouping,
 ) -> Loaded {
     use rayon::prelude::*;
-    // The bytes are handed over (not copied) to become each file's text.
+    // The bytes are handed over (not copied) to become each file's text;
+    // each worker hands back the file's entry in the sources with its
+    // results, so that the merge below moves only what it must.
     let (names, bytes): (Vec<Cow<str>>, Vec<Content>) = files.into_iter().unzip();
-    let results: Vec<FileLoader> = bytes
+    let (files, mut results): (Vec<SourceFile>, Vec<FileLoader>) = names
         .into_par_iter()
+        .zip(bytes)
         .enumerate()
-        .map(|(file, bytes)| {
+        .map(|(file, (name, bytes))| {
             let mut loader = FileLoader::new(file);
             loader.read(bytes);
-            loader
+            let text = std::mem::take(&mut loader.text);
+            let source = SourceFile {
+                name: name.into_owned(),
+                text,
+            };
+            (source, loader)
         })
-        .collect();
-    let facts: Vec<domains::FileFacts> = names
+        .unzip();
+    let facts: Vec<domains::FileFacts> = files
         .iter()
         .zip(&results)
-        .map(|(name, r)| domains::FileFacts {
-            name,
+        .map(|(source, r)| domains::FileFacts {
+            name: &source.name,
             domains: r
                 .docs
                 .iter()
@@ -288,19 +296,20 @@ fn assemble<'a>(
         })
         .collect();
     let (unit_of_file, mut units) = domains::partition(&facts, grouping);
+    drop(facts);
     let mut out = Loaded {
-        trees: names.iter().map(|_| OnceLock::new()).collect(),
+        trees: files.iter().map(|_| OnceLock::new()).collect(),
+        sources: Sources::from(files),
         ..Loaded::default()
     };
     let mut gathered: Vec<Gathered> = units.iter().map(|_| Gathered::default()).collect();
     reserve(&results, &unit_of_file, &mut units, &mut gathered, &mut out);
-    for ((name, result), &u) in names.into_iter().zip(results).zip(&unit_of_file) {
-        out.sources.add(name.into_owned(), result.text);
-        out.findings.extend(result.findings);
+    for (result, &u) in results.iter_mut().zip(&unit_of_file) {
+        out.findings.append(&mut result.findings);
         let unit = &mut units[u];
         unit.incomplete |= result.incomplete;
-        unit.invalid_names.extend(result.invalid_names);
-        for (doc, typed) in result.docs {
+        unit.invalid_names.append(&mut result.invalid_names);
+        for (doc, typed) in result.docs.drain(..) {
             let id = out.docs.len();
             out.docs.push(doc);
             unit.docs.push(id);
@@ -346,7 +355,6 @@ fn reserve(
         }
     }
     out.docs.reserve_exact(docs.iter().sum());
-    out.sources.reserve_exact(results.len());
     for (((unit, gathered), counts), docs) in units.iter_mut().zip(gathered).zip(counts).zip(docs) {
         unit.docs.reserve_exact(docs);
         for (kind, n) in Kind::ALL.into_iter().zip(counts) {
