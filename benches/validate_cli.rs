@@ -1,9 +1,16 @@
 //! The command a user runs, end to end: `asctl validate DIR` on generated
 //! trees, in two layouts (one document per file; 1,000 per file), printing
-//! the median wall time of 5 runs and the peak resident memory of the
-//! process (from `wait4`'s rusage). Unlike `benches/load.rs` (the library,
-//! files in memory), this counts reading the files, process start-up and
-//! printing the report.
+//! the median wall time and CPU time (user + system) of 11 runs, the peak
+//! resident memory of the process (from `wait4`'s rusage), and the CPU
+//! time the hypervisor took from this machine during the runs (`steal` in
+//! `/proc/stat`): on a virtual machine, a slow series with steal is the
+//! host's doing. Unlike `benches/load.rs` (the library, files in memory),
+//! this counts reading the files, process start-up and printing the
+//! report.
+//!
+//! The tree is written, flushed to disk (`sync`) and read once before the
+//! runs are timed: the kernel's write-back of a freshly written tree would
+//! otherwise run during the first runs, and take CPU from them.
 //!
 //! `cargo bench --bench validate_cli` (the binary is built with the bench
 //! profile). `cargo bench --bench validate_cli -- --trees DIR` only writes
@@ -18,14 +25,36 @@ use std::time::{Duration, Instant};
 #[path = "support/generate.rs"]
 mod generate;
 
-const RUNS: usize = 5;
+const RUNS: usize = 11;
 
-/// Runs the binary once on `dir`: wall time and peak RSS in bytes.
+/// One run of the binary.
+struct Run {
+    wall: Duration,
+    /// User and system time.
+    cpu: Duration,
+    /// Peak resident memory, in bytes.
+    peak: u64,
+}
+
+/// The CPU time stolen from this (virtual) machine so far: the `steal`
+/// column of `/proc/stat`'s `cpu` line, in clock ticks (`None` where there
+/// is none).
+fn stolen_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?;
+    cpu.split_whitespace().nth(8)?.parse().ok()
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// Runs the binary once on `dir`.
 #[expect(
     clippy::zombie_processes,
     reason = "the child is reaped by wait4, which also gives its rusage"
 )]
-fn run_once(dir: &Path) -> (Duration, u64) {
+fn run_once(dir: &Path) -> Run {
     let start = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_asctl"))
         .args(["validate", "--format", "json"])
@@ -46,8 +75,12 @@ fn run_once(dir: &Path) -> (Duration, u64) {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "the generated domain validates without errors"
     );
-    // ru_maxrss is in KiB on Linux.
-    (wall, usage.ru_maxrss as u64 * 1024)
+    Run {
+        wall,
+        cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+        // ru_maxrss is in KiB on Linux.
+        peak: usage.ru_maxrss as u64 * 1024,
+    }
 }
 
 fn write_tree(dir: &Path, docs: usize, per_file: usize) {
@@ -74,7 +107,11 @@ fn main() {
     }
     // `cargo bench` passes `--bench`; a filter (a layout name) selects.
     let filter: Option<&String> = args.iter().find(|a| !a.starts_with('-'));
-    println!("layout            documents  files    wall (median of {RUNS})  peak RSS");
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    println!(
+        "layout            documents  files   wall (median of {RUNS})  CPU (median)  peak RSS  stolen"
+    );
     for (layout, per_file) in LAYOUTS {
         if filter.is_some_and(|f| !layout.contains(f.as_str())) {
             continue;
@@ -86,20 +123,29 @@ fn main() {
             let files = std::fs::read_dir(dir.path().join("gen"))
                 .expect("gen")
                 .count();
-            let mut walls = Vec::new();
-            let mut rss = 0;
-            for _ in 0..RUNS {
-                let (wall, peak) = run_once(dir.path());
-                walls.push(wall);
-                rss = rss.max(peak);
-            }
-            walls.sort();
-            let median = walls[RUNS / 2];
+            // SAFETY: sync has no preconditions.
+            unsafe { libc::sync() };
+            run_once(dir.path());
+            let stolen_before = stolen_ticks();
+            let runs: Vec<Run> = (0..RUNS).map(|_| run_once(dir.path())).collect();
+            let stolen = stolen_ticks()
+                .zip(stolen_before)
+                .map(|(after, before)| after.saturating_sub(before) as f64 / ticks_per_s);
+            let median_of = |f: fn(&Run) -> Duration| {
+                let mut v: Vec<Duration> = runs.iter().map(f).collect();
+                v.sort();
+                v[RUNS / 2]
+            };
+            let median = median_of(|r| r.wall);
+            let cpu = median_of(|r| r.cpu);
+            let rss = runs.iter().map(|r| r.peak).max().unwrap_or(0);
             println!(
-                "{layout:<17} {:>9}  {files:>6}  {:>10.1} ms           {:>6.1} MB",
+                "{layout:<17} {:>9}  {files:>6}  {:>10.1} ms        {:>6.1} ms  {:>6.1} MB  {}",
                 docs + 1,
                 median.as_secs_f64() * 1e3,
-                rss as f64 / 1e6
+                cpu.as_secs_f64() * 1e3,
+                rss as f64 / 1e6,
+                stolen.map_or("-".to_owned(), |s| format!("{:.2} s", s)),
             );
             if let Some((d0, t0)) = previous {
                 println!(
