@@ -9,8 +9,9 @@
 //! report.
 //!
 //! The tree is written, flushed to disk (`sync`) and read once before the
-//! runs are timed: the kernel's write-back of a freshly written tree would
-//! otherwise run during the first runs, and take CPU from them.
+//! runs are timed: the kernel's write-back of a freshly written tree (a
+//! quarter of a gigabyte of dirty pages) could otherwise start during the
+//! runs and take CPU from them.
 //!
 //! `cargo bench --bench validate_cli` (the binary is built with the bench
 //! profile). `cargo bench --bench validate_cli -- --trees DIR` only writes
