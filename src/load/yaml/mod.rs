@@ -303,6 +303,36 @@ mod tests {
         assert_eq!(get("j"), Value::Str("1.2.3".into()));
     }
 
+    /// Every form of null, boolean and number resolves by its first
+    /// character's class, and anything else is a string whatever follows.
+    #[test]
+    fn each_first_character_of_a_typed_scalar_is_recognised() {
+        let cases: [(&str, Value); 16] = [
+            ("~", Value::Null),
+            ("Null", Value::Null),
+            ("NULL", Value::Null),
+            ("TRUE", Value::Bool(true)),
+            ("False", Value::Bool(false)),
+            ("+7", Value::Int(7)),
+            ("-7", Value::Int(-7)),
+            ("0o17", Value::Int(15)),
+            (".5", Value::Float(0.5)),
+            ("-.inf", Value::Float(f64::NEG_INFINITY)),
+            ("+1e2", Value::Float(100.0)),
+            ("yes", Value::Str("yes".into())),
+            ("e5", Value::Str("e5".into())),
+            ("x0", Value::Str("x0".into())),
+            ("Inf", Value::Str("Inf".into())),
+            ("nil", Value::Str("nil".into())),
+        ];
+        for (text, want) in cases {
+            let doc = format!("v: {text}\n");
+            assert_eq!(one(&doc).get("v").unwrap().value, want, "{text}");
+        }
+        let nan = one("v: .NaN\n");
+        assert!(matches!(nan.get("v").unwrap().value, Value::Float(f) if f.is_nan()));
+    }
+
     #[test]
     fn spans_point_at_values() {
         let n = one("spec:\n  nics: two\n");
