@@ -212,6 +212,8 @@ fn walk(
     } else {
         None
     };
+    // Nearly every entry of a configuration directory is a file to read.
+    found.reserve(listing.entries.len());
     for entry in &listing.entries {
         let name = listing.name(entry);
         let ty = match entry.ty {
