@@ -158,4 +158,29 @@ fn main() {
             previous = Some((docs, median));
         }
     }
+    println!(
+        "this machine's speed at the end: a fixed loop of integer work took {:.1} ms (median of 11; larger when the machine is slower)",
+        calibration().as_secs_f64() * 1e3
+    );
+}
+
+/// The median time of a fixed, CPU-bound loop on one thread: the same
+/// work at every run, so that figures taken at different hours on a
+/// machine whose speed drifts can be told apart from changes of the code.
+fn calibration() -> Duration {
+    let mut times: Vec<Duration> = (0..11)
+        .map(|_| {
+            let start = Instant::now();
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            for _ in 0..20_000_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+            }
+            std::hint::black_box(x);
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
 }
