@@ -7,7 +7,9 @@
 //! through the node reconciler; `storage_guard.rs` and `storage_fence.rs`:
 //! the lease guard and the node's own fence releasing storage, a file
 //! system check under way included; `storage_starved.rs`: the guard's
-//! unmount past a killed writer whose thread a starved CPU does not run).
+//! unmount past a killed writer whose thread a starved CPU does not run),
+//! and the loader's walk on a file system whose directory entries carry no
+//! file type (`walk.rs`).
 //!
 //! Every test here is `#[ignore = "needs root: run with --include-ignored"]`,
 //! so a plain `cargo test` reports it as ignored, never as passed; without
@@ -32,3 +34,4 @@ mod storage_fence;
 mod storage_group;
 mod storage_guard;
 mod storage_starved;
+mod walk;
