@@ -218,20 +218,26 @@ mod tests {
             .open(&fifo)
             .expect("open fifo");
         let dir = std::fs::File::open(tmp.path()).expect("open dir");
-        let requests = [
-            Request {
-                dir: dir.as_fd(),
-                name: b"small.yaml",
-            },
-            Request {
-                dir: dir.as_fd(),
-                name: b"swapped.yaml",
-            },
-        ];
         // Run where a ring given up cannot affect other tests: a thread of
-        // its own.
-        let outcomes =
-            std::thread::scope(|s| s.spawn(|| read_small(&requests)).join()).expect("thread");
+        // its own, waited for a bounded time, so that a batch that never
+        // gives up fails this test instead of hanging it.
+        let (done, outcome) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let requests = [
+                Request {
+                    dir: dir.as_fd(),
+                    name: b"small.yaml",
+                },
+                Request {
+                    dir: dir.as_fd(),
+                    name: b"swapped.yaml",
+                },
+            ];
+            let _ = done.send(read_small(&requests));
+        });
+        let outcomes = outcome
+            .recv_timeout(3 * BATCH_TIMEOUT)
+            .expect("the batch gives up on the silent FIFO within its timeout");
         // Either the ring said at once that the read would block, or the
         // batch timed out (`None`: all of it goes the ordinary way).
         if let Some(outcomes) = outcomes {
