@@ -101,10 +101,21 @@ impl Files {
             return Err(LoadError::EmptyDirectory(shown));
         }
         let results = read_found(found, &dirs, Batches::Ring);
-        self.read.reserve(results.len());
         self.seen.reserve(results.len());
-        for r in results {
-            self.keep(r?);
+        // Filtered where the results lie (the list is reused, not copied:
+        // tens of thousands of files), stopping at the first error.
+        let seen = &mut self.seen;
+        let mut kept = results
+            .into_iter()
+            .filter_map(|r| match r {
+                Ok((shown, id, content)) => seen.insert(id).then_some(Ok((shown, content))),
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.read.is_empty() {
+            self.read = kept;
+        } else {
+            self.read.append(&mut kept);
         }
         Ok(())
     }

@@ -266,10 +266,9 @@ fn assemble<'a>(
     // The bytes are handed over (not copied) to become each file's text;
     // each worker hands back the file's entry in the sources with its
     // results, so that the merge below moves only what it must.
-    let (names, bytes): (Vec<Cow<str>>, Vec<Content>) = files.into_iter().unzip();
-    let (files, mut results): (Vec<SourceFile>, Vec<FileLoader>) = names
+    let files: Vec<(Cow<str>, Content)> = files.into_iter().collect();
+    let (files, mut results): (Vec<SourceFile>, Vec<FileLoader>) = files
         .into_par_iter()
-        .zip(bytes)
         .enumerate()
         .map(|(file, (name, bytes))| {
             let mut loader = FileLoader::new(file);
