@@ -158,29 +158,94 @@ fn main() {
             previous = Some((docs, median));
         }
     }
+    let speed = calibration();
     println!(
-        "this machine's speed at the end: a fixed loop of integer work took {:.1} ms (median of 11; larger when the machine is slower)",
-        calibration().as_secs_f64() * 1e3
+        "this machine's speed at the end (median of 11; each larger when the machine is slower): \
+         integer loop {:.1} ms, memory {:.0} ns per dependent load, {:.2} µs per page first touched",
+        speed.integer.as_secs_f64() * 1e3,
+        speed.load_ns,
+        speed.fault_us,
     );
 }
 
-/// The median time of a fixed, CPU-bound loop on one thread: the same
-/// work at every run, so that figures taken at different hours on a
-/// machine whose speed drifts can be told apart from changes of the code.
-fn calibration() -> Duration {
-    let mut times: Vec<Duration> = (0..11)
-        .map(|_| {
-            let start = Instant::now();
-            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-            for _ in 0..20_000_000 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-            }
-            std::hint::black_box(x);
-            start.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[times.len() / 2]
+/// The same work timed at every run, so that figures taken at different
+/// hours on a machine whose speed drifts can be told apart from changes
+/// of the code: a loop of integer work on one thread (the core), a chain
+/// of dependent loads over 64 MiB (the memory), and 64 MiB of fresh pages
+/// touched once (the kernel's page faults, which validating a large tree
+/// takes tens of thousands of).
+struct Speed {
+    integer: Duration,
+    load_ns: f64,
+    fault_us: f64,
+}
+
+fn calibration() -> Speed {
+    fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+        v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+        v[v.len() / 2]
+    }
+    const BYTES: usize = 64 << 20;
+    let integer = median(
+        (0..11)
+            .map(|_| {
+                let start = Instant::now();
+                let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+                for _ in 0..20_000_000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                }
+                std::hint::black_box(x);
+                start.elapsed()
+            })
+            .collect(),
+    );
+    // One cycle through every slot in a random order (Sattolo's shuffle),
+    // so that each load waits for the one before it.
+    let slots = BYTES / 8;
+    let mut next: Vec<usize> = (0..slots).collect();
+    let mut rng: u64 = 0x2545_F491_4F6C_DD1D;
+    for i in (1..slots).rev() {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let j = (rng % i as u64) as usize;
+        next.swap(i, j);
+    }
+    const LOADS: usize = 2_000_000;
+    let load_ns = median(
+        (0..11)
+            .map(|_| {
+                let start = Instant::now();
+                let mut at = 0;
+                for _ in 0..LOADS {
+                    at = next[at];
+                }
+                std::hint::black_box(at);
+                start.elapsed().as_secs_f64() * 1e9 / LOADS as f64
+            })
+            .collect(),
+    );
+    let pages = BYTES / 4096;
+    let fault_us = median(
+        (0..11)
+            .map(|_| {
+                let mut fresh: Vec<u8> = Vec::with_capacity(BYTES);
+                let start = Instant::now();
+                let spare = fresh.spare_capacity_mut();
+                for page in 0..pages {
+                    spare[page * 4096].write(1);
+                }
+                let took = start.elapsed();
+                std::hint::black_box(&mut fresh);
+                took.as_secs_f64() * 1e6 / pages as f64
+            })
+            .collect(),
+    );
+    Speed {
+        integer,
+        load_ns,
+        fault_us,
+    }
 }
