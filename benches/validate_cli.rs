@@ -170,7 +170,7 @@ fn main() {
 
 /// The same work timed at every run, so that figures taken at different
 /// hours on a machine whose speed drifts can be told apart from changes
-/// of the code: a loop of integer work on one thread (the core), a chain
+/// of the code: four chains of integer work on one thread (the core), a chain
 /// of dependent loads over 64 MiB (the memory), and 64 MiB of fresh pages
 /// touched once (the kernel's page faults, which validating a large tree
 /// takes tens of thousands of).
@@ -190,11 +190,20 @@ fn calibration() -> Speed {
         (0..11)
             .map(|_| {
                 let start = Instant::now();
-                let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+                // Four independent chains: the core's throughput, which a
+                // busy sibling thread on the same physical core shares.
+                let mut x = [
+                    0x9E37_79B9_7F4A_7C15_u64,
+                    0x2545_F491_4F6C_DD1D,
+                    0xBF58_476D_1CE4_E5B9,
+                    0x94D0_49BB_1331_11EB,
+                ];
                 for _ in 0..20_000_000 {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
+                    for v in &mut x {
+                        *v ^= *v << 13;
+                        *v ^= *v >> 7;
+                        *v ^= *v << 17;
+                    }
                 }
                 std::hint::black_box(x);
                 start.elapsed()
