@@ -305,7 +305,7 @@ impl FileLoader {
             .and_then(|m| m.get("name"))
             .and_then(|n| n.as_str())
             .map(CompactString::from);
-        let schema_ok = self.schema(&mut root);
+        let schema_ok = self.schema(&mut root, kind);
         let typed = if schema_ok && !document.duplicate_keys {
             self.typed(kind, &root)
         } else {
@@ -399,7 +399,7 @@ impl FileLoader {
 
     /// Reports the complex keys and every schema error; whether the
     /// document can still be typed. Its unknown fields are then removed.
-    fn schema(&mut self, root: &mut yaml::Node) -> bool {
+    fn schema(&mut self, root: &mut yaml::Node, kind: Kind) -> bool {
         let before = self.findings.len();
         // A key that is a list or mapping (`? [a, b]`) names no field; the
         // schema never sees it (see `to_json`), so it is reported here.
@@ -413,7 +413,7 @@ impl FileLoader {
                 .with_help("write the key as plain text: complex keys (`? [a, b]`) are not part of the format"),
             );
         }
-        let unknown = SchemaChecker::get().check(root, self.file, &mut self.findings);
+        let unknown = SchemaChecker::get().check(root, kind, self.file, &mut self.findings);
         // Unknown fields alone do not make the object unusable: without
         // them it is what the user meant, and the rules still judge it.
         let schema_ok = self.findings[before..]
