@@ -132,18 +132,13 @@ fn main() {
             let stolen = stolen_ticks()
                 .zip(stolen_before)
                 .map(|(after, before)| after.saturating_sub(before) as f64 / ticks_per_s);
-            let median_of = |f: fn(&Run) -> Duration| {
-                let mut v: Vec<Duration> = runs.iter().map(f).collect();
-                v.sort();
-                v[RUNS / 2]
-            };
-            let median = median_of(|r| r.wall);
-            let cpu = median_of(|r| r.cpu);
+            let wall = median(runs.iter().map(|r| r.wall).collect());
+            let cpu = median(runs.iter().map(|r| r.cpu).collect());
             let rss = runs.iter().map(|r| r.peak).max().unwrap_or(0);
             println!(
                 "{layout:<17} {:>9}  {files:>6}  {:>10.1} ms        {:>6.1} ms  {:>6.1} MB  {}",
                 docs + 1,
-                median.as_secs_f64() * 1e3,
+                wall.as_secs_f64() * 1e3,
                 cpu.as_secs_f64() * 1e3,
                 rss as f64 / 1e6,
                 stolen.map_or("-".to_owned(), |s| format!("{:.2} s", s)),
@@ -152,10 +147,10 @@ fn main() {
                 println!(
                     "{layout:<17} {}× the documents: {:.1}× the time",
                     docs / d0,
-                    median.as_secs_f64() / t0.as_secs_f64()
+                    wall.as_secs_f64() / t0.as_secs_f64()
                 );
             }
-            previous = Some((docs, median));
+            previous = Some((docs, wall));
         }
     }
     let speed = calibration();
@@ -166,6 +161,12 @@ fn main() {
         speed.load_ns,
         speed.fault_us,
     );
+}
+
+/// The middle value of a series of measurements.
+fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    v[v.len() / 2]
 }
 
 /// The same work timed at every run, so that figures taken at different
@@ -181,10 +182,6 @@ struct Speed {
 }
 
 fn calibration() -> Speed {
-    fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
-        v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-        v[v.len() / 2]
-    }
     const BYTES: usize = 64 << 20;
     let integer = median(
         (0..11)

@@ -149,11 +149,6 @@ impl From<Vec<SourceFile>> for Sources {
 }
 
 impl Sources {
-    pub fn add(&mut self, name: String, text: String) -> FileId {
-        self.files.push(SourceFile { name, text });
-        self.files.len() - 1
-    }
-
     pub fn name(&self, file: FileId) -> &str {
         &self.files[file].name
     }

@@ -90,9 +90,8 @@ impl Files {
             }
         })?;
         if !meta.is_dir() {
-            let one = read_file(shown, &Place::Path(path.to_owned()), &[])?;
-            self.keep(one);
-            return Ok(());
+            let one = read_file(shown, &Place::Path(path.to_owned()), &[]);
+            return self.keep(vec![one]);
         }
         let mut found = Vec::new();
         let mut dirs = Vec::new();
@@ -100,10 +99,14 @@ impl Files {
         if found.is_empty() {
             return Err(LoadError::EmptyDirectory(shown));
         }
-        let results = read_found(found, &dirs, Batches::Ring);
+        self.keep(read_found(found, &dirs, Batches::Ring))
+    }
+
+    /// Keeps the files read, in order, each the first time it is seen;
+    /// stops at the first error. Filtered where the results lie: the list
+    /// is reused, not copied (tens of thousands of files).
+    fn keep(&mut self, results: Vec<Result<Read1, LoadError>>) -> Result<(), LoadError> {
         self.seen.reserve(results.len());
-        // Filtered where the results lie (the list is reused, not copied:
-        // tens of thousands of files), stopping at the first error.
         let seen = &mut self.seen;
         let mut kept = results
             .into_iter()
@@ -118,12 +121,6 @@ impl Files {
             self.read.append(&mut kept);
         }
         Ok(())
-    }
-
-    fn keep(&mut self, (shown, id, content): Read1) {
-        if self.seen.insert(id) {
-            self.read.push((shown, content));
-        }
     }
 }
 

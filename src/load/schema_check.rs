@@ -17,7 +17,7 @@ use super::{did_you_mean, location};
 use crate::catalog as cat;
 use crate::diag::{FileId, Finding, Location};
 use crate::model::Kind;
-use crate::model::schema::root_schema;
+use crate::model::schema::{document_definition, root_schema};
 use crate::model::{DURATION_PATTERN, MULTICAST_PATTERN, NAME_PATTERN};
 
 pub struct SchemaChecker {
@@ -59,7 +59,7 @@ impl SchemaChecker {
                 .iter()
                 .map(|kind| {
                     compile(&serde_json::json!({
-                        "$ref": format!("#/definitions/{kind}Document"),
+                        "$ref": format!("#/definitions/{}", document_definition(*kind)),
                         "definitions": schema["definitions"],
                     }))
                 })
@@ -526,7 +526,7 @@ mod tests {
                 let Some(kind) = node
                     .get("kind")
                     .and_then(|k| k.as_str())
-                    .and_then(|k| Kind::ALL.into_iter().find(|x| x.as_str() == k))
+                    .and_then(Kind::parse)
                 else {
                     continue;
                 };

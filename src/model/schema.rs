@@ -14,6 +14,12 @@ use super::*;
 /// The URL editors see as the schema's `$id`.
 pub const SCHEMA_ID: &str = "https://asctl.dev/schemas/asctl.schema.json";
 
+/// The name of a kind's whole-document schema among the schema's
+/// definitions (`NodeDocument`).
+pub fn document_definition(kind: Kind) -> String {
+    format!("{kind}Document")
+}
+
 /// Builds the schema. Deterministic: the committed `schemas/asctl.schema.json`
 /// is this value pretty-printed, and a test keeps the two equal.
 pub fn root_schema() -> Value {
@@ -41,7 +47,7 @@ pub fn root_schema() -> Value {
 
     let mut branches = Vec::new();
     for (kind, spec) in specs {
-        let def = format!("{kind}Document");
+        let def = document_definition(kind);
         definitions.insert(
             def.clone(),
             json!({
