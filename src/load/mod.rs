@@ -208,12 +208,10 @@ pub fn load(inputs: &[Input]) -> Result<Loaded, LoadError> {
 
 /// [`load`] with a choice of grouping (`--file-only`).
 pub fn load_with(inputs: &[Input], grouping: Grouping) -> Result<Loaded, LoadError> {
-    // The schema is compiled (some milliseconds) on a worker while this
-    // thread lists the directories, rather than by the first document's
-    // parser while the other workers wait for it.
-    rayon::spawn(|| {
-        SchemaChecker::get();
-    });
+    // Each kind's schema is compiled (some milliseconds) on a worker while
+    // this thread lists the directories, rather than by the first
+    // documents' parsers while the other workers wait for it.
+    rayon::spawn(|| SchemaChecker::get().compile_kinds());
     let mut files = files::Files::default();
     for input in inputs {
         match input {
