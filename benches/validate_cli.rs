@@ -5,9 +5,9 @@
 //! middle one), the peak resident memory of the process (from `wait4`'s
 //! rusage), and the CPU time the hypervisor took from this machine during
 //! the runs (`steal` in `/proc/stat`): on a virtual machine, a slow series
-//! with steal is the host's doing. Unlike `benches/load.rs` (the library, files in memory),
-//! this counts reading the files, process start-up and printing the
-//! report.
+//! with steal is the host's doing. Unlike `benches/load.rs` (the library,
+//! files in memory), this counts reading the files, process start-up and
+//! printing the report.
 //!
 //! The tree is written, flushed to disk (`sync`) and read once before the
 //! runs are timed: the kernel's write-back of a freshly written tree (a
