@@ -1,5 +1,6 @@
 //! The command a user runs, end to end: `asctl validate DIR` on generated
-//! trees, in two layouts (one document per file; 1,000 per file), printing
+//! trees, in three layouts (one document per file; 1,000 per file; one per
+//! file in domains of 1,000, each in a directory of its own), printing
 //! the median wall time and CPU time (user + system) of 11 runs, the
 //! slowest run's wall time (the target is for every run, not only the
 //! middle one), the peak resident memory of the process (from `wait4`'s
@@ -16,9 +17,11 @@
 //!
 //! `cargo bench --bench validate_cli` (the binary is built with the bench
 //! profile). `cargo bench --bench validate_cli -- --trees DIR` only writes
-//! the four trees (`DIR/one-per-file-50001`, ...) and exits, for profiling
-//! the binary on them (`perf stat`, `perf record`, `heaptrack`). Target on 2 cores: 50,000 documents under 0.5 s and 100 MB in
-//! both layouts, and 10× the documents in at most 11× the time.
+//! the six trees (`DIR/one-per-file-50001`, ...) and exits, for profiling
+//! the binary on them (`perf stat`, `perf record`, `heaptrack`).
+//!
+//! Target on 2 cores: 50,000 documents under 0.5 s and 100 MB in every
+//! layout, and 10× the documents in at most 11× the time.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -85,24 +88,70 @@ fn run_once(dir: &Path) -> Run {
     }
 }
 
-fn write_tree(dir: &Path, docs: usize, per_file: usize) {
-    for (name, text) in generate::generate(docs, per_file) {
-        let path = dir.join(name);
-        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
+/// Writes a tree of `docs` (+1 per domain) documents: one domain, or
+/// `domains` of them in directories of their own (`gen/d00/`, ...), as a
+/// GitOps repository keeps them.
+fn write_tree(dir: &Path, layout: &Layout, docs: usize) {
+    let domains = layout.domains(docs);
+    for d in 0..domains {
+        for (name, text) in generate::generate(docs / domains, layout.per_file) {
+            let (name, text) = if domains == 1 {
+                (name, text)
+            } else {
+                let name = name.replacen("gen/", &format!("gen/d{d:02}/"), 1);
+                (
+                    name,
+                    text.replacen("name: bench\n", &format!("name: bench{d}\n"), 1),
+                )
+            };
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        }
     }
 }
 
-const LAYOUTS: [(&str, usize); 2] = [("one-per-file", 1), ("1000-per-file", 1000)];
+/// How a tree's documents are laid out in files and directories.
+struct Layout {
+    name: &'static str,
+    per_file: usize,
+    /// Documents per domain, where the tree holds several.
+    per_domain: Option<usize>,
+}
+
+impl Layout {
+    fn domains(&self, docs: usize) -> usize {
+        self.per_domain.map_or(1, |n| docs / n)
+    }
+}
+
+const LAYOUTS: [Layout; 3] = [
+    Layout {
+        name: "one-per-file",
+        per_file: 1,
+        per_domain: None,
+    },
+    Layout {
+        name: "1000-per-file",
+        per_file: 1000,
+        per_domain: None,
+    },
+    Layout {
+        name: "domains-of-1000",
+        per_file: 1,
+        per_domain: Some(1000),
+    },
+];
 const SIZES: [usize; 2] = [5_000, 50_000];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = args.iter().position(|a| a == "--trees") {
         let dir = Path::new(args.get(i + 1).expect("--trees DIR"));
-        for (layout, per_file) in LAYOUTS {
+        for layout in &LAYOUTS {
             for docs in SIZES {
-                write_tree(&dir.join(format!("{layout}-{}", docs + 1)), docs, per_file);
+                let total = docs + layout.domains(docs);
+                write_tree(&dir.join(format!("{}-{total}", layout.name)), layout, docs);
             }
         }
         return;
@@ -114,17 +163,17 @@ fn main() {
     println!(
         "layout            documents  files  wall (median of {RUNS})   slowest  CPU (median)  peak RSS  stolen"
     );
-    for (layout, per_file) in LAYOUTS {
-        if filter.is_some_and(|f| !layout.contains(f.as_str())) {
+    for layout in &LAYOUTS {
+        let name = layout.name;
+        if filter.is_some_and(|f| !name.contains(f.as_str())) {
             continue;
         }
         let mut previous: Option<(usize, Duration)> = None;
         for docs in SIZES {
             let dir = tempfile::tempdir().expect("tempdir");
-            write_tree(dir.path(), docs, per_file);
-            let files = std::fs::read_dir(dir.path().join("gen"))
-                .expect("gen")
-                .count();
+            write_tree(dir.path(), layout, docs);
+            let total = docs + layout.domains(docs);
+            let files = count_files(&dir.path().join("gen"));
             // SAFETY: sync has no preconditions.
             unsafe { libc::sync() };
             run_once(dir.path());
@@ -138,8 +187,7 @@ fn main() {
             let cpu = median(runs.iter().map(|r| r.cpu).collect());
             let rss = runs.iter().map(|r| r.peak).max().unwrap_or(0);
             println!(
-                "{layout:<17} {:>9}  {files:>5}  {:>16.1} ms  {:>5.1} ms  {:>9.1} ms  {:>5.1} MB  {}",
-                docs + 1,
+                "{name:<17} {total:>9}  {files:>5}  {:>16.1} ms  {:>5.1} ms  {:>9.1} ms  {:>5.1} MB  {}",
                 wall.as_secs_f64() * 1e3,
                 slowest.as_secs_f64() * 1e3,
                 cpu.as_secs_f64() * 1e3,
@@ -148,7 +196,7 @@ fn main() {
             );
             if let Some((d0, t0)) = previous {
                 println!(
-                    "{layout:<17} {}× the documents: {:.1}× the time",
+                    "{name:<17} {}× the documents: {:.1}× the time",
                     docs / d0,
                     wall.as_secs_f64() / t0.as_secs_f64()
                 );
@@ -164,6 +212,15 @@ fn main() {
         speed.load_ns,
         speed.fault_us,
     );
+}
+
+/// The files under `dir`, at any depth.
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("a generated directory")
+        .map(|e| e.expect("an entry").path())
+        .map(|p| if p.is_dir() { count_files(&p) } else { 1 })
+        .sum()
 }
 
 /// The middle value of a series of measurements.
