@@ -6,7 +6,7 @@
 //!
 //! The files of a directory are read in parallel (tens of thousands of
 //! small files cost more in system calls than in bytes), each opened
-//! relative to its directory, in batches of one system call each where the
+//! relative to its directory, in batches of two system calls each where the
 //! kernel allows ([`super::uring`]); the results are taken in sorted order,
 //! so the first error and the first appearance of a file are those of a
 //! sequential read.
