@@ -95,7 +95,7 @@ impl Files {
         }
         let mut found = Vec::new();
         let mut dirs = Vec::new();
-        walk(path, &shown, &mut found, &mut dirs)?;
+        walk(path, &shown, &mut found, &mut dirs, open_dirs_allowed())?;
         if found.is_empty() {
             return Err(LoadError::EmptyDirectory(shown));
         }
@@ -190,15 +190,29 @@ fn read_found(
 /// process is 1,024 descriptors, and the reading threads open files too).
 const MAX_OPEN_DIRS: usize = 256;
 
+/// How many directories this walk may keep open: [`MAX_OPEN_DIRS`], or a
+/// quarter of the process's limit of descriptors where a shell or a
+/// service manager has set it lower.
+fn open_dirs_allowed() -> usize {
+    use rustix::process::{Resource, getrlimit};
+    getrlimit(Resource::Nofile)
+        .current
+        .map_or(MAX_OPEN_DIRS, |limit| {
+            usize::try_from(limit / 4).unwrap_or(MAX_OPEN_DIRS)
+        })
+        .min(MAX_OPEN_DIRS)
+}
+
 /// Depth first, each directory's entries sorted by name: the order of the
 /// paths compared component by component (`Path`'s order), without
-/// comparing whole paths. Each directory is kept open in `dirs` for its
-/// files to be opened relative to it.
+/// comparing whole paths. Each directory, up to `keep_open` of them, is
+/// kept open in `dirs` for its files to be opened relative to it.
 fn walk(
     dir: &Path,
     shown: &str,
     found: &mut Vec<Found>,
     dirs: &mut Vec<OpenDir>,
+    keep_open: usize,
 ) -> Result<(), LoadError> {
     let io = |source| LoadError::Io {
         path: shown.to_owned(),
@@ -213,7 +227,7 @@ fn walk(
     let listing = list(&fd).map_err(io)?;
     // A tree of thousands of directories must not run out of descriptors:
     // past the first few hundred, files are opened by their whole path.
-    let at = if dirs.len() < MAX_OPEN_DIRS {
+    let at = if dirs.len() < keep_open {
         let dev = nix::sys::stat::fstat(&fd).map_err(|e| io(e.into()))?.st_dev;
         dirs.push(OpenDir { fd, dev });
         Some(dirs.len() - 1)
@@ -236,7 +250,7 @@ fn walk(
         if ty == EntryType::Directory {
             let path = dir.join(OsStr::from_bytes(name));
             let shown = path.display().to_string();
-            walk(&path, &shown, found, dirs)?;
+            walk(&path, &shown, found, dirs, keep_open)?;
         } else if is_yaml_name(name) {
             // What `dir.join(name).display()` shows, built without
             // converting the whole path again when the name is UTF-8.
@@ -540,7 +554,14 @@ mod tests {
         let read = |batches| {
             let mut found = Vec::new();
             let mut dirs = Vec::new();
-            walk(root, &root.display().to_string(), &mut found, &mut dirs).expect("walk");
+            walk(
+                root,
+                &root.display().to_string(),
+                &mut found,
+                &mut dirs,
+                MAX_OPEN_DIRS,
+            )
+            .expect("walk");
             read_found(found, &dirs, batches)
                 .into_iter()
                 .map(|r| {

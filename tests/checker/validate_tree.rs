@@ -217,3 +217,38 @@ fn a_clean_domain_is_parsed_once() {
         );
     }
 }
+
+/// A shell or a service manager may give a process few descriptors: a
+/// tree of more directories than that still validates whole, the walk
+/// keeping open no more of them than a quarter of the limit.
+#[test]
+fn a_tree_of_many_directories_validates_under_a_low_descriptor_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    const DIRS: usize = 300;
+    for i in 0..DIRS {
+        let dir = tmp.path().join(format!("d{i:03}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            dir.join("host.yaml"),
+            format!(
+                "apiVersion: asctl/v1\nkind: Host\nmetadata:\n  name: h{i}\nspec:\n  hypervisor: {{product: esx, version: \"4.0\"}}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\" validate --format json \"$1\"")
+        .arg(assert_cmd::cargo::cargo_bin("asctl"))
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["files"], DIRS);
+    assert_eq!(report["summary"]["errors"], 0);
+}
