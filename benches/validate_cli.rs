@@ -90,9 +90,10 @@ fn run_once(dir: &Path) -> Run {
 
 /// Writes a tree of `docs` (+1 per domain) documents: one domain, or
 /// `domains` of them in directories of their own (`gen/d00/`, ...), as a
-/// GitOps repository keeps them.
-fn write_tree(dir: &Path, layout: &Layout, docs: usize) {
+/// GitOps repository keeps them. Returns how many files it wrote.
+fn write_tree(dir: &Path, layout: &Layout, docs: usize) -> usize {
     let domains = layout.domains(docs);
+    let mut files = 0;
     for d in 0..domains {
         for (name, text) in generate::generate(docs / domains, layout.per_file) {
             let (name, text) = if domains == 1 {
@@ -107,8 +108,10 @@ fn write_tree(dir: &Path, layout: &Layout, docs: usize) {
             let path = dir.join(name);
             std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
             std::fs::write(path, text).expect("write");
+            files += 1;
         }
     }
+    files
 }
 
 /// How a tree's documents are laid out in files and directories.
@@ -122,6 +125,11 @@ struct Layout {
 impl Layout {
     fn domains(&self, docs: usize) -> usize {
         self.per_domain.map_or(1, |n| docs / n)
+    }
+
+    /// The documents of a tree of `docs`: each domain has one more.
+    fn documents(&self, docs: usize) -> usize {
+        docs + self.domains(docs)
     }
 }
 
@@ -150,8 +158,8 @@ fn main() {
         let dir = Path::new(args.get(i + 1).expect("--trees DIR"));
         for layout in &LAYOUTS {
             for docs in SIZES {
-                let total = docs + layout.domains(docs);
-                write_tree(&dir.join(format!("{}-{total}", layout.name)), layout, docs);
+                let name = format!("{}-{}", layout.name, layout.documents(docs));
+                write_tree(&dir.join(name), layout, docs);
             }
         }
         return;
@@ -171,9 +179,8 @@ fn main() {
         let mut previous: Option<(usize, Duration)> = None;
         for docs in SIZES {
             let dir = tempfile::tempdir().expect("tempdir");
-            write_tree(dir.path(), layout, docs);
-            let total = docs + layout.domains(docs);
-            let files = count_files(&dir.path().join("gen"));
+            let files = write_tree(dir.path(), layout, docs);
+            let total = layout.documents(docs);
             // SAFETY: sync has no preconditions.
             unsafe { libc::sync() };
             run_once(dir.path());
@@ -214,15 +221,6 @@ fn main() {
     );
 }
 
-/// The files under `dir`, at any depth.
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .expect("a generated directory")
-        .map(|e| e.expect("an entry").path())
-        .map(|p| if p.is_dir() { count_files(&p) } else { 1 })
-        .sum()
-}
-
 /// The middle value of a series of measurements.
 fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
     v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
@@ -241,6 +239,14 @@ struct Speed {
     fault_us: f64,
 }
 
+/// One step of a xorshift generator: cheap integer work whose every step
+/// depends on the one before.
+fn xorshift(v: &mut u64) {
+    *v ^= *v << 13;
+    *v ^= *v >> 7;
+    *v ^= *v << 17;
+}
+
 fn calibration() -> Speed {
     const BYTES: usize = 64 << 20;
     let integer = median(
@@ -256,11 +262,7 @@ fn calibration() -> Speed {
                     0x94D0_49BB_1331_11EB,
                 ];
                 for _ in 0..20_000_000 {
-                    for v in &mut x {
-                        *v ^= *v << 13;
-                        *v ^= *v >> 7;
-                        *v ^= *v << 17;
-                    }
+                    x.iter_mut().for_each(xorshift);
                 }
                 std::hint::black_box(x);
                 start.elapsed()
@@ -273,9 +275,7 @@ fn calibration() -> Speed {
     let mut next: Vec<usize> = (0..slots).collect();
     let mut rng: u64 = 0x2545_F491_4F6C_DD1D;
     for i in (1..slots).rev() {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
+        xorshift(&mut rng);
         let j = (rng % i as u64) as usize;
         next.swap(i, j);
     }

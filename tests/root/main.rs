@@ -8,8 +8,8 @@
 //! the lease guard and the node's own fence releasing storage, a file
 //! system check under way included; `storage_starved.rs`: the guard's
 //! unmount past a killed writer whose thread a starved CPU does not run),
-//! and the loader's walk on a file system whose directory entries carry no
-//! file type (`walk.rs`).
+//! and the loader's walk on loop-mounted file systems: one whose directory
+//! entries carry no file type, and one with nothing cached (`walk.rs`).
 //!
 //! Every test here is `#[ignore = "needs root: run with --include-ignored"]`,
 //! so a plain `cargo test` reports it as ignored, never as passed; without

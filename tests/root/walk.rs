@@ -72,15 +72,7 @@ fn report(dir: &Path) -> String {
 fn a_tree_without_file_types_in_its_directory_entries_validates_as_any_other() {
     assert!(is_root(), "needs root (mount)");
     let tmp = tempfile::tempdir().unwrap();
-    let image = tmp.path().join("untyped.img");
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(32 << 20)
-        .unwrap();
-    sh(
-        "mkfs.ext4",
-        &["-q", "-F", "-O", "^filetype", image.to_str().unwrap()],
-    );
+    let image = ext4_image(tmp.path(), 32, &["-O", "^filetype"]);
     let untyped = tmp.path().join("untyped");
     std::fs::create_dir(&untyped).unwrap();
     let _mounted = mount(&image, &untyped);
@@ -117,6 +109,21 @@ fn a_tree_without_file_types_in_its_directory_entries_validates_as_any_other() {
     assert_eq!(report(&untyped), expected);
 }
 
+/// A file system image of `mib` MiB in `dir`, made with `mkfs.ext4`'s
+/// `options`.
+fn ext4_image(dir: &Path, mib: u64, options: &[&str]) -> std::path::PathBuf {
+    let image = dir.join("ext4.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(mib << 20)
+        .unwrap();
+    let mut args = vec!["-q", "-F"];
+    args.extend_from_slice(options);
+    args.push(image.to_str().unwrap());
+    sh("mkfs.ext4", &args);
+    image
+}
+
 /// `image` loop-mounted on `mnt` until the result is dropped.
 fn mount<'a>(image: &Path, mnt: &'a Path) -> Mounted<'a> {
     sh(
@@ -144,12 +151,7 @@ fn uncached_files_side_by_side_are_read_in_few_requests() {
     assert!(is_root(), "needs root (mount)");
     const FILES: usize = 512;
     let tmp = tempfile::tempdir().unwrap();
-    let image = tmp.path().join("tree.img");
-    std::fs::File::create(&image)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    sh("mkfs.ext4", &["-q", "-F", image.to_str().unwrap()]);
+    let image = ext4_image(tmp.path(), 64, &[]);
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
     {
